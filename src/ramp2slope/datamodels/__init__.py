@@ -1,0 +1,21 @@
+"""Data models and FITS I/O in the official JWST layout.
+
+``open(path)`` picks the class from the primary DATAMODL keyword; raw ``*_uncal.fits``
+(Level1bModel) files open as a float32 :class:`RampModel` with zero-filled PIXELDQ and GROUPDQ.
+"""
+from . import dqflags
+from .fits_io import open, write_model
+from .models import (
+    CubeModel,
+    DarkModel,
+    DataModel,
+    ImageModel,
+    Level1bModel,
+    RampFitOutputModel,
+    RampModel,
+)
+
+__all__ = [
+    "open", "write_model", "dqflags", "DataModel", "RampModel", "Level1bModel", "ImageModel",
+    "CubeModel", "RampFitOutputModel", "DarkModel",
+]

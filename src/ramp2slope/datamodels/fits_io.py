@@ -1,0 +1,192 @@
+"""Reading and writing models as FITS files in the official JWST layout.
+
+Reading converts to the model's dtypes one integration at a time, so that a uint16 raw ramp
+becomes float32 without a second full-size temporary. Writing goes to a temporary name in the
+destination folder and is renamed into place, so a failed run never leaves a half-written file.
+"""
+import os
+import tempfile
+import warnings
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import BadInputError
+from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
+
+# Keywords that describe the HDU's own structure; astropy writes them, we never carry them.
+_STRUCTURAL = ("XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "BZERO",
+               "BSCALE", "SIMPLE", "EXTEND", "TFIELDS", "CHECKSUM", "DATASUM")
+
+
+def _clean_header(header):
+    out = fits.Header()
+    for card in header.cards:
+        key = card.keyword
+        if key in _STRUCTURAL or key.startswith("NAXIS") or key[:5] in ("TTYPE", "TFORM", "TUNIT", "TDIM"):
+            continue
+        if key in ("COMMENT", "HISTORY", ""):
+            out.add_comment(card.value) if key == "COMMENT" else (
+                out.add_history(card.value) if key == "HISTORY" else None)
+            continue
+        out.append(card)
+    return out
+
+
+def _open_hdulist(path):
+    if not os.path.exists(path):
+        raise BadInputError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hdulist = fits.open(path, memmap=False)
+            # Touching every header makes astropy notice a truncated or corrupt file now.
+            for hdu in hdulist:
+                _ = hdu.header
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise BadInputError(f"{path}: not a readable FITS file ({str(exc).splitlines()[0]})") from None
+    return hdulist
+
+
+def _read_array(path, hdu, dtype):
+    """Read an image HDU into a native-endian array of ``dtype``, plane by plane."""
+    shape = hdu.shape
+    try:
+        if len(shape) >= 4:
+            # hdu.section reads one integration at a time and applies BZERO, so the raw uint16
+            # ramp never exists in memory in full next to its float32 conversion.
+            out = np.empty(shape, dtype=dtype)
+            section = hdu.section
+            for i in range(shape[0]):
+                out[i] = section[i]
+            return out
+        return np.asarray(hdu.data, dtype=dtype)
+    except Exception as exc:  # astropy raises a variety of errors on truncated data
+        raise BadInputError(
+            f"{path}: extension {hdu.name} cannot be read, the file may be truncated "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _hdu_index(hdulist):
+    index = {}
+    for hdu in hdulist[1:]:
+        name = (hdu.name or "").upper()
+        if name and name not in index:
+            index[name] = hdu
+    return index
+
+
+def read_into(model, path):
+    """Fill ``model`` (an instance of any DataModel class) from a FITS file."""
+    with _open_hdulist(path) as hdulist:
+        index = _hdu_index(hdulist)
+        model._headers["PRIMARY"] = _clean_header(hdulist[0].header)
+        known = {"ASDF"}
+        for spec in model.arrays:
+            hdu = index.get(spec.extname)
+            if hdu is None or not hdu.shape:
+                continue
+            if len(hdu.shape) != spec.ndim:
+                if spec.attr == model.primary_array:
+                    raise BadInputError(
+                        f"{path}: {spec.extname} must have {spec.ndim} dimensions for a "
+                        f"{type(model).__name__}, found shape {hdu.shape}")
+                continue
+            known.add(spec.extname)
+            model._arrays[spec.attr] = _read_array(path, hdu, spec.dtype)
+            model._headers[spec.extname] = _clean_header(hdu.header)
+        for name in model.tables:
+            hdu = index.get(name.upper())
+            if hdu is not None and isinstance(hdu, fits.BinTableHDU):
+                known.add(name.upper())
+                model._tables[name] = hdu.data.copy() if hdu.data is not None else None
+        model._extra_hdus[:] = [hdu.copy() for hdu in hdulist[1:]
+                                if (hdu.name or "").upper() not in known
+                                and not isinstance(hdu, fits.BinTableHDU)
+                                and (hdu.name or "").upper() not in
+                                {s.extname for s in model.arrays}]
+    model._path = path
+    if model._arrays.get(model.primary_array) is None:
+        primary = model._spec(model.primary_array)
+        raise BadInputError(f"{path}: no {primary.extname} extension")
+
+
+def guess_model_class(path):
+    """The model class for a file: from DATAMODL, else from the SCI shape (as stdatamodels does)."""
+    with _open_hdulist(path) as hdulist:
+        model_type = hdulist[0].header.get("DATAMODL")
+        index = _hdu_index(hdulist)
+        sci = index.get("SCI")
+        sci_ndim = len(sci.shape) if sci is not None else None
+        has_dq = "DQ" in index
+    if model_type in ("Level1bModel", "RampModel"):
+        return RampModel
+    if model_type in MODEL_CLASSES:
+        return MODEL_CLASSES[model_type]
+    if model_type == "IFUImageModel":
+        return ImageModel
+    if sci_ndim is None:
+        raise BadInputError(f"{path}: no SCI extension")
+    if sci_ndim == 4 and not has_dq:
+        return RampModel
+    if sci_ndim == 3:
+        return CubeModel
+    if sci_ndim == 2:
+        return ImageModel
+    raise BadInputError(f"{path}: cannot tell what kind of product this is "
+                        f"(DATAMODL={model_type!r}, SCI with {sci_ndim} dimensions)")
+
+
+def open(init, **kwargs):  # noqa: A001  (same name as the official API)
+    """Open a file (or pass a model through) as the right model class.
+
+    Raw ``Level1bModel`` files open as a float32 RampModel with zero-filled PIXELDQ and GROUPDQ.
+    """
+    if isinstance(init, DataModel):
+        return init
+    if isinstance(init, (str, os.PathLike)):
+        path = os.fspath(init)
+        return guess_model_class(path)(path)
+    raise BadInputError(f"cannot open {init!r}: give a file name or a data model")
+
+
+def _image_hdu(model, spec, array):
+    header = model._headers.get(spec.extname)
+    header = header.copy() if header is not None else fits.Header()
+    if spec.extname in ("SCI", "ERR") and model.default_bunit and "BUNIT" not in header:
+        header["BUNIT"] = model.default_bunit
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    return fits.ImageHDU(data=array, header=header, name=spec.extname)
+
+
+def write_model(model, path, overwrite=True):
+    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if os.path.exists(path) and not overwrite:
+        raise BadInputError(f"{path}: exists and overwrite is off")
+    hdus = [fits.PrimaryHDU(header=model._headers["PRIMARY"].copy())]
+    for spec in model.arrays:
+        # Arrays with a default (PIXELDQ, GROUPDQ, DQ, ERR) are always written, as officially.
+        array = getattr(model, spec.attr) if spec.default is not None else model._arrays.get(spec.attr)
+        if array is not None and spec.write:
+            hdus.append(_image_hdu(model, spec, array))
+    for name in model.tables:
+        table = model._tables.get(name)
+        if table is not None:
+            hdus.append(fits.BinTableHDU(data=table, name=name.upper()))
+    hdus.extend(hdu.copy() for hdu in model._extra_hdus)
+    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="silentfix")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,79 @@
+"""The ``model.meta`` attribute tree: a view onto the FITS headers.
+
+The headers are the single source of truth: ``meta.exposure.ngroups`` reads NGROUPS from the
+primary header and assigning it writes the keyword back, so what is saved is always what the
+code saw. Attributes with no FITS keyword can still be set (they live on the node for the life of
+the model, as in the official models, but are not written to files).
+"""
+from .keywords import KEYWORDS, PREFIXES
+
+
+def _plain(value):
+    """Header values come back as numpy/astropy scalars or undefined cards; give plain Python."""
+    if value is None or type(value).__name__ == "Undefined":
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+class MetaNode:
+    """One level of the ``meta`` tree (``meta``, ``meta.exposure``, ...)."""
+
+    __slots__ = ("_model", "_path", "_extra")
+
+    def __init__(self, model, path=""):
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_extra", {})
+
+    def _full(self, name):
+        return f"{self._path}.{name}" if self._path else name
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        full = self._full(name)
+        if full in KEYWORDS:
+            hdu, keyword = KEYWORDS[full]
+            header = self._model._headers.get(hdu)
+            return None if header is None else _plain(header.get(keyword))
+        if name in self._extra:
+            return self._extra[name]
+        if full in PREFIXES:
+            node = MetaNode(self._model, full)
+            self._extra[name] = node
+            return node
+        # Unknown leaves read as None, like schema attributes that were never set.
+        return None
+
+    def __setattr__(self, name, value):
+        full = self._full(name)
+        if full in KEYWORDS:
+            hdu, keyword = KEYWORDS[full]
+            header = self._model._header(hdu)
+            if value is None:
+                header.remove(keyword, ignore_missing=True)
+            else:
+                header[keyword] = _plain(value)
+        else:
+            self._extra[name] = value
+
+    def __iter__(self):
+        for path in sorted(KEYWORDS):
+            if path.startswith(self._path):
+                yield path
+
+    def to_flat_dict(self):
+        """Every mapped attribute that has a value, as {'meta.exposure.ngroups': 10, ...}."""
+        out = {}
+        for path, (hdu, keyword) in KEYWORDS.items():
+            if self._path and not path.startswith(self._path + "."):
+                continue
+            header = self._model._headers.get(hdu)
+            if header is not None and keyword in header:
+                out[f"meta.{path}"] = _plain(header[keyword])
+        return out
+
+    def __repr__(self):
+        return f"<meta{'.' + self._path if self._path else ''}: {len(self.to_flat_dict())} values>"

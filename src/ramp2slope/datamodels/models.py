@@ -1,0 +1,316 @@
+"""Data models for the files detector1 reads and writes.
+
+Each class lists its arrays (attribute, EXTNAME, dtype) and tables; the FITS layout matches the
+official JWST data models so that ``stdatamodels`` opens our products as the right class.
+"""
+import copy as _copy
+import datetime
+import os
+
+import numpy as np
+from astropy.io import fits
+
+from .. import __version__
+from ..errors import BadInputError
+from .meta import MetaNode
+
+
+class ArraySpec:
+    """One image extension of a model: attribute name, EXTNAME, dtype, and how many dimensions."""
+
+    def __init__(self, attr, extname, dtype, ndim, write=True, default=None):
+        self.attr = attr
+        self.extname = extname
+        self.dtype = np.dtype(dtype)
+        self.ndim = ndim
+        self.write = write
+        # default(model) builds a zero array on first access, as the official models do for
+        # arrays that every step expects (PIXELDQ, GROUPDQ); None means "absent until set".
+        self.default = default
+
+
+def _zeros_like_data_2d(dtype):
+    return lambda model: np.zeros(model.data.shape[-2:], dtype=dtype)
+
+
+def _zeros_like_data(dtype):
+    return lambda model: np.zeros(model.data.shape, dtype=dtype)
+
+
+class DataModel:
+    """Common behaviour: headers, ``meta``, arrays, tables, save, copy, info."""
+
+    model_type = "DataModel"
+    arrays = ()
+    tables = ()  # attribute names of binary tables, EXTNAME = attribute upper-cased
+    primary_array = "data"
+    default_bunit = None
+
+    def __init__(self, init=None, **arrays):
+        object.__setattr__(self, "_headers", {"PRIMARY": fits.Header()})
+        object.__setattr__(self, "_arrays", {})
+        object.__setattr__(self, "_tables", {})
+        object.__setattr__(self, "_extra_hdus", [])
+        object.__setattr__(self, "meta", MetaNode(self))
+        self._path = None
+        if isinstance(init, DataModel):
+            self.update(init)
+            for spec in self.arrays:
+                value = init._arrays.get(spec.attr)
+                if value is not None and value.ndim == spec.ndim:
+                    self._arrays[spec.attr] = value
+            for name in self.tables:
+                if name in init._tables:
+                    self._tables[name] = init._tables[name]
+        elif isinstance(init, (str, os.PathLike)):
+            from .fits_io import read_into
+
+            read_into(self, os.fspath(init))
+        elif isinstance(init, tuple):
+            primary = self._spec(self.primary_array)
+            self._arrays[primary.attr] = np.zeros(init, dtype=primary.dtype)
+        elif isinstance(init, np.ndarray):
+            arrays.setdefault(self.primary_array, init)
+        elif init is not None:
+            raise TypeError(f"cannot build a {type(self).__name__} from {type(init).__name__}")
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        self.meta.model_type = self.model_type
+
+    # -- arrays -------------------------------------------------------------------------------
+    @classmethod
+    def _spec(cls, attr):
+        for spec in cls.arrays:
+            if spec.attr == attr:
+                return spec
+        return None
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        spec = self._spec(name)
+        if spec is not None:
+            value = self._arrays.get(name)
+            if value is None and spec.default is not None and self._arrays.get(self.primary_array) is not None:
+                value = spec.default(self)
+                self._arrays[name] = value
+            return value
+        if name in self.tables:
+            return self._tables.get(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        spec = self._spec(name)
+        if spec is not None:
+            if value is None:
+                self._arrays.pop(name, None)
+            else:
+                value = np.asarray(value)
+                if value.dtype != spec.dtype:
+                    value = value.astype(spec.dtype)
+                self._arrays[name] = value
+        elif name in self.tables:
+            if value is None:
+                self._tables.pop(name, None)
+            else:
+                self._tables[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def has(self, name):
+        """True when the array or table is present (without creating a default one)."""
+        return self._arrays.get(name) is not None or self._tables.get(name) is not None
+
+    @property
+    def shape(self):
+        primary = self._arrays.get(self.primary_array)
+        return None if primary is None else primary.shape
+
+    # -- headers ------------------------------------------------------------------------------
+    def _header(self, hdu):
+        header = self._headers.get(hdu)
+        if header is None:
+            header = fits.Header()
+            self._headers[hdu] = header
+        return header
+
+    @property
+    def primary_header(self):
+        return self._headers["PRIMARY"]
+
+    def update(self, other, only=None):
+        """Copy the primary-header metadata of another model (not its arrays)."""
+        header = other._headers["PRIMARY"].copy()
+        header.remove("DATAMODL", ignore_missing=True)
+        self._headers["PRIMARY"] = header
+        self.meta.model_type = self.model_type
+        return self
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def copy(self):
+        new = type(self).__new__(type(self))
+        object.__setattr__(new, "_headers", {k: h.copy() for k, h in self._headers.items()})
+        object.__setattr__(new, "_arrays", {k: v.copy() for k, v in self._arrays.items()})
+        object.__setattr__(new, "_tables", {k: v.copy() for k, v in self._tables.items()})
+        object.__setattr__(new, "_extra_hdus", [h.copy() for h in self._extra_hdus])
+        object.__setattr__(new, "meta", MetaNode(new))
+        new._path = self._path
+        for name, value in self.meta._extra.items():
+            if not isinstance(value, MetaNode):
+                new.meta._extra[name] = _copy.deepcopy(value)
+        return new
+
+    def close(self):
+        """Release the arrays (files are read fully into memory, so there is no handle)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        shape = self.shape
+        name = os.path.basename(self._path) if self._path else ""
+        return f"<{type(self).__name__}{shape if shape is not None else ''} from {name}>" if name else \
+            f"<{type(self).__name__}{shape if shape is not None else ''}>"
+
+    # -- output -------------------------------------------------------------------------------
+    def save(self, path, dir_path=None, overwrite=True):
+        """Write the model as a FITS file; the file appears complete or not at all."""
+        from .fits_io import write_model
+
+        if dir_path:
+            path = os.path.join(dir_path, path)
+        self.meta.filename = os.path.basename(path)
+        self.meta.date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        self.meta.calibration_software_version = __version__
+        self.meta.calibration_software_revision = "ramp2slope"
+        write_model(self, path, overwrite=overwrite)
+        return path
+
+    def info(self, *args, **kwargs):
+        """Print a summary of the model: file, class, and each array's shape and dtype."""
+        print(self.info_text())
+
+    def info_text(self):
+        lines = [f"root (model: {type(self).__name__})"]
+        if self._path:
+            lines[0] += f"  file: {os.path.basename(self._path)}"
+        meta = self.meta.to_flat_dict()
+        lines.append(f"├─meta ({len(meta)} keywords)")
+        for spec in self.arrays:
+            value = self._arrays.get(spec.attr)
+            if value is not None:
+                lines.append(f"├─{spec.attr} ({spec.extname}) {value.dtype.name} {value.shape}")
+        for name in self.tables:
+            value = self._tables.get(name)
+            if value is not None:
+                lines.append(f"├─{name} ({name.upper()}) table, {len(value)} rows")
+        lines[-1] = "└" + lines[-1][1:]
+        return "\n".join(lines)
+
+    def items(self):
+        """(meta path, value) pairs for every keyword-backed attribute that is set."""
+        return list(self.meta.to_flat_dict().items())
+
+
+class RampModel(DataModel):
+    """A ramp (nints, ngroups, ny, nx) with its pixel and group data-quality arrays."""
+
+    model_type = "RampModel"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 4),
+        ArraySpec("pixeldq", "PIXELDQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
+        ArraySpec("groupdq", "GROUPDQ", np.uint8, 4, default=_zeros_like_data(np.uint8)),
+        ArraySpec("zeroframe", "ZEROFRAME", np.float32, 3),
+        ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
+        # stdatamodels 6 has no ERR in a RampModel: accepted when reading old files, not written.
+        ArraySpec("err", "ERR", np.float32, 4, write=False),
+    )
+    tables = ("group", "int_times")
+
+
+class Level1bModel(DataModel):
+    """A raw exposure as stored in ``*_uncal.fits`` (uint16 SCI). ``open()`` gives a RampModel."""
+
+    model_type = "Level1bModel"
+    arrays = (
+        ArraySpec("data", "SCI", np.uint16, 4),
+        ArraySpec("zeroframe", "ZEROFRAME", np.uint16, 3),
+    )
+    tables = ("group", "int_times")
+
+
+class ImageModel(DataModel):
+    """A 2-D slope image (``_rate``)."""
+
+    model_type = "ImageModel"
+    default_bunit = "DN/s"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 2),
+        ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
+        ArraySpec("err", "ERR", np.float32, 2, default=_zeros_like_data(np.float32)),
+        ArraySpec("var_poisson", "VAR_POISSON", np.float32, 2),
+        ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 2),
+    )
+
+
+class CubeModel(DataModel):
+    """Per-integration slope images (``_rateints``)."""
+
+    model_type = "CubeModel"
+    default_bunit = "DN/s"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 3),
+        ArraySpec("dq", "DQ", np.uint32, 3, default=_zeros_like_data(np.uint32)),
+        ArraySpec("err", "ERR", np.float32, 3, default=_zeros_like_data(np.float32)),
+        ArraySpec("var_poisson", "VAR_POISSON", np.float32, 3),
+        ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 3),
+    )
+    tables = ("int_times",)
+
+
+class RampFitOutputModel(DataModel):
+    """Optional ramp-fitting output (``_fitopt``): per-segment fits, pedestal and jump sizes."""
+
+    model_type = "RampFitOutputModel"
+    primary_array = "slope"
+    arrays = (
+        ArraySpec("slope", "SLOPE", np.float32, 4),
+        ArraySpec("sigslope", "SIGSLOPE", np.float32, 4),
+        ArraySpec("var_poisson", "VAR_POISSON", np.float32, 4),
+        ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 4),
+        ArraySpec("yint", "YINT", np.float32, 4),
+        ArraySpec("sigyint", "SIGYINT", np.float32, 4),
+        ArraySpec("pedestal", "PEDESTAL", np.float32, 3),
+        ArraySpec("weights", "WEIGHTS", np.float32, 4),
+        ArraySpec("crmag", "CRMAG", np.float32, 4),
+    )
+
+
+class DarkModel(DataModel):
+    """A dark reference as used by dark_current (written for ``dark_output``)."""
+
+    model_type = "DarkModel"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 3),
+        ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
+        ArraySpec("err", "ERR", np.float32, 3),
+    )
+
+
+MODEL_CLASSES = {
+    cls.model_type: cls
+    for cls in (RampModel, Level1bModel, ImageModel, CubeModel, RampFitOutputModel, DarkModel)
+}
+
+
+def check_is_valid_ramp(model, where):
+    """Raise a one-line error unless ``model`` holds a usable 4-D ramp."""
+    data = model._arrays.get("data")
+    if data is None:
+        raise BadInputError(f"{where}: no SCI data")
+    if data.ndim != 4:
+        raise BadInputError(f"{where}: SCI must be 4-D (nints, ngroups, ny, nx), got shape {data.shape}")

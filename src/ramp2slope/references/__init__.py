@@ -1,0 +1,32 @@
+"""Finding and loading reference files (MASK, SATURATION, SUPERBIAS, LINEARITY, DARK, GAIN,
+READNOISE, IPC), with DQ_DEF translation and subarray cut-outs."""
+from .dq_def import translate_dq
+from .finder import ENV_REFDIR, NOT_APPLICABLE, find_in_directory, find_reference
+from .loaders import (
+    load_dark,
+    load_gain,
+    load_ipc,
+    load_linearity,
+    load_mask,
+    load_readnoise,
+    load_saturation,
+    load_superbias,
+)
+from .subarray import cutout, science_box, subarray_box
+
+LOADERS = {
+    "mask": load_mask,
+    "saturation": load_saturation,
+    "superbias": load_superbias,
+    "linearity": load_linearity,
+    "dark": load_dark,
+    "gain": load_gain,
+    "readnoise": load_readnoise,
+    "ipc": load_ipc,
+}
+
+__all__ = [
+    "ENV_REFDIR", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
+    "cutout", "science_box", "subarray_box", "load_mask", "load_saturation", "load_superbias",
+    "load_linearity", "load_dark", "load_gain", "load_readnoise", "load_ipc",
+]

@@ -1,0 +1,59 @@
+"""Cutting a reference array down to the science subarray (the official ``get_subarray_model``)."""
+from ..errors import ReferenceFileError
+
+FULL_SIZE = 2048
+
+
+def subarray_box(header, shape, where):
+    """(xstart, ystart, xsize, ysize), 1-based starts, from SUBSTRT/SUBSIZE or the array shape.
+
+    A file without the keywords is taken as full frame if its array is 2048x2048; a SUBSIZE that
+    disagrees with the array is replaced by the array size (the IRS2 layout relies on this).
+    """
+    ny, nx = shape[-2:]
+    values = [header.get(k) for k in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")]
+    if any(v is None for v in values):
+        if (ny, nx) == (FULL_SIZE, FULL_SIZE):
+            return 1, 1, FULL_SIZE, FULL_SIZE
+        raise ReferenceFileError(f"{where}: SUBSTRT1/2 and SUBSIZE1/2 are missing and the "
+                                 f"array ({ny}x{nx}) is not full frame")
+    xstart, ystart, xsize, ysize = (int(v) for v in values)
+    if xsize != nx:
+        xsize = nx
+    if ysize != ny:
+        ysize = ny
+    return xstart, ystart, xsize, ysize
+
+
+def science_box(model):
+    """The science exposure's subarray box, from its metadata and its data shape."""
+    sub = model.meta.subarray
+    ny, nx = model.shape[-2:]
+    values = (sub.xstart, sub.ystart, sub.xsize, sub.ysize)
+    if any(v is None for v in values):
+        if (ny, nx) == (FULL_SIZE, FULL_SIZE):
+            return 1, 1, FULL_SIZE, FULL_SIZE
+        raise ReferenceFileError(f"{model._path or 'input'}: SUBSTRT1/2 and SUBSIZE1/2 are missing "
+                                 f"and the data ({ny}x{nx}) are not full frame")
+    xstart, ystart, xsize, ysize = (int(v) for v in values)
+    return xstart, ystart, nx if xsize != nx else xsize, ny if ysize != ny else ysize
+
+
+def cutout(array, ref_box, sci_box, where):
+    """Slice ``array[..., y, x]`` so that it covers exactly the science subarray.
+
+    Returns the array itself (no copy) when the boxes are equal, otherwise a view.
+    """
+    if array is None:
+        return None
+    if tuple(ref_box) == tuple(sci_box):
+        return array
+    rx, ry, _, _ = ref_box
+    sx, sy, sxsize, sysize = sci_box
+    x0, y0 = sx - rx, sy - ry
+    ny, nx = array.shape[-2:]
+    if x0 < 0 or y0 < 0 or x0 + sxsize > nx or y0 + sysize > ny:
+        raise ReferenceFileError(
+            f"{where}: covers columns {rx}-{rx + nx - 1} and rows {ry}-{ry + ny - 1}, which do not "
+            f"contain the science subarray (columns {sx}-{sx + sxsize - 1}, rows {sy}-{sy + sysize - 1})")
+    return array[..., y0:y0 + sysize, x0:x0 + sxsize]

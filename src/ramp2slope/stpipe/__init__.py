@@ -1,0 +1,7 @@
+"""Step and Pipeline base classes with the official (stpipe) behaviour."""
+from .naming import make_output_path, split_root
+from .pipeline import Pipeline
+from .spec import Parameter, parse_spec
+from .step import Step
+
+__all__ = ["Step", "Pipeline", "Parameter", "parse_spec", "make_output_path", "split_root"]

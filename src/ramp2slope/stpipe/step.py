@@ -1,0 +1,185 @@
+"""The Step base class: parameters from a spec, run(), reference files, saving with official names.
+
+A step subclass declares ``spec`` (its own parameters, in the official format), ``class_alias``
+(its name and output suffix), ``reference_file_types`` and ``process(model)``. ``run()`` opens
+the input, calls ``process``, records timing, and saves the result when asked to.
+"""
+import logging
+import os
+import time
+
+from .. import datamodels
+from ..errors import Ramp2SlopeError
+from ..references import NOT_APPLICABLE, find_reference
+from .naming import make_output_path
+from .spec import parse_spec
+
+log = logging.getLogger("ramp2slope")
+
+# Parameters every step has, with the official names and defaults.
+COMMON_SPEC = """
+    pre_hooks = string_list(default=list())
+    post_hooks = string_list(default=list())
+    output_file = output_file(default=None)  # File to save output to.
+    output_dir = string(default=None)  # Directory path for output files
+    output_ext = string(default='.fits')  # Default type of output
+    output_use_model = boolean(default=False)  # When saving use `DataModel.meta.filename`
+    output_use_index = boolean(default=True)  # Append index.
+    save_results = boolean(default=False)  # Force save results
+    skip = boolean(default=False)  # Skip this step
+    suffix = string(default=None)  # Default suffix for output files
+    search_output_file = boolean(default=True)  # Use outputfile define in parent step
+    input_dir = string(default=None)  # Input directory
+    refdir = string(default=None)  # Directory searched for reference files (ramp2slope)
+"""
+
+
+class Step:
+    """Base class of every processing step."""
+
+    spec = ""
+    class_alias = None
+    reference_file_types = ()
+    #: name under meta.cal_step (``dark_current`` records ``dark_sub``)
+    cal_step_name = None
+
+    def __init__(self, name=None, parent=None, config_file=None, **kwargs):
+        self.name = name or self.class_alias or type(self).__name__
+        self.parent = parent
+        self._params = {p.name: p for p in self.parameters()}
+        for param in self._params.values():
+            object.__setattr__(self, param.name, param.default if not isinstance(param.default, list)
+                               else list(param.default))
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    # -- parameters -----------------------------------------------------------------------------
+    @classmethod
+    def parameters(cls):
+        """Every parameter: the common ones, the step's own, and one override per reference type."""
+        params = parse_spec(COMMON_SPEC) + parse_spec(cls.spec)
+        for reftype in cls.reference_file_types:
+            params += parse_spec(f"override_{reftype} = string(default=None)  # path to a "
+                                 f"{reftype.upper()} reference file, or N/A to skip the step")
+        return params
+
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            value = params[name].convert(value, self.name)
+        elif params is not None and not name.startswith("_") and name not in (
+                "name", "parent") and not hasattr(type(self), name):
+            raise Ramp2SlopeError(f"{self.name} has no parameter {name!r}")
+        object.__setattr__(self, name, value)
+
+    def get_pars(self):
+        """The current parameter values, as a dict."""
+        return {name: getattr(self, name) for name in self._params}
+
+    def search_attr(self, name):
+        """A parameter's value here, or else the nearest parent's (like output_dir in stpipe)."""
+        step = self
+        while step is not None:
+            value = getattr(step, name, None)
+            if value is not None:
+                return value
+            step = step.parent
+        return None
+
+    # -- running ----------------------------------------------------------------------------------
+    @classmethod
+    def call(cls, step_input, config_file=None, **kwargs):
+        """Build the step with ``kwargs`` as parameters and run it on ``step_input``."""
+        return cls(config_file=config_file, **kwargs).run(step_input)
+
+    def _open_input(self, step_input):
+        """The model to process. A model handed in by a user is copied, never modified."""
+        if isinstance(step_input, datamodels.DataModel):
+            return step_input if self.parent is not None else step_input.copy()
+        if isinstance(step_input, (str, os.PathLike)):
+            path = os.fspath(step_input)
+            if self.input_dir and not os.path.isabs(path):
+                path = os.path.join(self.input_dir, path)
+            return datamodels.open(path)
+        return step_input
+
+    def run(self, *args):
+        step_input = args[0] if args else None
+        model = self._open_input(step_input)
+        start = time.perf_counter()
+        if self.skip and self.parent is not None:
+            self.record_status(model, "SKIPPED")
+            log.info("%s skipped", self.name)
+            return model
+        log.info("%s running", self.name)
+        result = self.process(model, *args[1:])
+        elapsed = time.perf_counter() - start
+        status = self.status_of(result)
+        log.info("%s done in %.2f s%s", self.name, elapsed, f" ({status.lower()})" if status else "")
+        if self.should_save():
+            self.save_model(result, input_name=self.input_name(step_input, model))
+        return result
+
+    def process(self, model):
+        raise NotImplementedError
+
+    def status_of(self, result):
+        model = result[0] if isinstance(result, (tuple, list)) and result else result
+        if self.cal_step_name and isinstance(model, datamodels.DataModel):
+            return getattr(model.meta.cal_step, self.cal_step_name)
+        return None
+
+    def record_status(self, model, status):
+        if self.cal_step_name and isinstance(model, datamodels.DataModel):
+            setattr(model.meta.cal_step, self.cal_step_name, status)
+
+    # -- reference files --------------------------------------------------------------------------
+    def get_reference_file(self, model, reftype):
+        """The path of the reference file to use, or "N/A"; records it in ``R_<reftype>``."""
+        path = find_reference(reftype, model, getattr(self, f"override_{reftype}", None),
+                              self.search_attr("refdir"))
+        ref_node = getattr(model.meta.ref_file, reftype)
+        if ref_node is not None:
+            ref_node.name = path
+        if path != NOT_APPLICABLE:
+            log.info("%s: using %s reference %s", self.name, reftype.upper(), os.path.basename(path))
+        return path
+
+    # -- saving ----------------------------------------------------------------------------------
+    def should_save(self):
+        return bool(self.save_results or self.output_file)
+
+    def input_name(self, step_input, model):
+        if isinstance(step_input, (str, os.PathLike)):
+            return os.fspath(step_input)
+        first = model[0] if isinstance(model, (tuple, list)) and model else model
+        if isinstance(first, datamodels.DataModel):
+            return first._path or first.meta.filename
+        return None
+
+    def output_path(self, input_name, suffix=None, index=None):
+        output_file = self.output_file
+        if output_file is None and self.search_output_file:
+            parent = self.parent
+            while parent is not None and output_file is None:
+                output_file = parent.output_file
+                parent = parent.parent
+        return make_output_path(
+            input_name=input_name, output_file=output_file, output_dir=self.search_attr("output_dir"),
+            suffix=suffix or self.suffix or self.class_alias, index=index, ext=self.output_ext)
+
+    def save_model(self, result, input_name=None, suffix=None, force=False):
+        """Save ``result`` (a model, or a tuple of models numbered _0_, _1_, ...)."""
+        if isinstance(result, (tuple, list)):
+            paths = []
+            for index, model in enumerate(result):
+                if model is not None:
+                    paths.append(self._save_one(model, input_name, suffix, index))
+            return paths
+        return self._save_one(result, input_name, suffix, None)
+
+    def _save_one(self, model, input_name, suffix, index):
+        path = self.output_path(input_name or model._path or model.meta.filename, suffix, index)
+        model.save(path)
+        log.info("%s: saved %s", self.name, path)
+        return path
