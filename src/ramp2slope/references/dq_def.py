@@ -1,7 +1,5 @@
 """Translating a reference file's own DQ bits to the standard JWST flags through its DQ_DEF table."""
 import logging
-import warnings
-
 import numpy as np
 
 from ..datamodels import dqflags
@@ -21,13 +19,13 @@ def translate_dq(dq, dq_def, where=""):
     dq = np.asarray(dq, dtype=np.uint32)
     if dq_def is None or len(dq_def) == 0:
         return dq
-    names = [str(n).strip().upper() for n in dq_def["NAME"]]
+    names = [(n.decode("ascii", "replace") if isinstance(n, bytes) else str(n)).strip().upper()
+             for n in dq_def["NAME"]]
     values = [int(v) for v in dq_def["VALUE"]]
     out = np.zeros_like(dq)
     for name, value in zip(names, values):
         if name not in dqflags.pixel:
-            with warnings.catch_warnings():
-                log.warning("%s: DQ_DEF name %r is not a standard flag; ignored", where, name)
+            log.warning("%s: DQ_DEF name %r is not a standard flag; ignored", where or "reference", name)
             continue
         standard = dqflags.pixel[name]
         if standard == 0 or value == 0:

@@ -133,6 +133,22 @@ class Step:
         if self.cal_step_name and isinstance(model, datamodels.DataModel):
             setattr(model.meta.cal_step, self.cal_step_name, status)
 
+    def complete(self, model):
+        """Mark ``model`` as processed by this step and return it."""
+        self.record_status(model, "COMPLETE")
+        return model
+
+    def skipped(self, model, reason):
+        """Mark ``model`` as not processed by this step (saying why in the log) and return it."""
+        log.info("%s skipped: %s", self.name, reason)
+        self.record_status(model, "SKIPPED")
+        return model
+
+    def reference_or_skip(self, model, reftype):
+        """The reference path, or None when it is "N/A" (the caller then skips the step)."""
+        path = self.get_reference_file(model, reftype)
+        return None if path == NOT_APPLICABLE else path
+
     # -- reference files --------------------------------------------------------------------------
     def get_reference_file(self, model, reftype):
         """The path of the reference file to use, or "N/A"; records it in ``R_<reftype>``."""

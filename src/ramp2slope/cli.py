@@ -1,0 +1,219 @@
+"""The ``ramp2slope`` command: run, info, simulate, demo, report.
+
+Every user-caused problem (a bad file, a missing reference, a wrong parameter) is printed as one
+line starting with ``ramp2slope: error:`` and the command exits with status 2.
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+
+from . import __version__
+from .errors import Ramp2SlopeError
+
+log = logging.getLogger("ramp2slope")
+
+
+class _StepTimingFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__()
+        self._start = time.perf_counter()
+
+    def format(self, record):
+        return f"[{time.perf_counter() - self._start:7.2f} s] {record.getMessage()}"
+
+
+def _setup_logging(verbose=False, quiet=False):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_StepTimingFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO))
+    log.propagate = False
+
+
+def parse_step_overrides(extra):
+    """``--steps.jump.rejection_threshold=5`` arguments as {'jump': {'rejection_threshold': '5'}}."""
+    steps, pipeline = {}, {}
+    args = list(extra)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--"):
+            raise Ramp2SlopeError(f"unexpected argument {arg!r}")
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            if not args or args[0].startswith("--"):
+                raise Ramp2SlopeError(f"{arg} needs a value (--{key}=VALUE)")
+            value = args.pop(0)
+        parts = key.split(".")
+        if parts[0] == "steps" and len(parts) == 3:
+            steps.setdefault(parts[1], {})[parts[2]] = value
+        elif len(parts) == 1:
+            pipeline[key.replace("-", "_")] = value
+        else:
+            raise Ramp2SlopeError(f"cannot understand {arg!r}: use --steps.<step>.<parameter>=VALUE")
+    return steps, pipeline
+
+
+def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=None, threads=None,
+                 extra_pipeline_params=None, save_calibrated_ramp=False):
+    """Run Detector1Pipeline as the command line does; returns the list of files written."""
+    from .pipeline import Detector1Pipeline
+
+    steps = {name: dict(values) for name, values in (steps or {}).items()}
+    if save_steps:
+        for name in ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current",
+                     "jump"):
+            steps.setdefault(name, {}).setdefault("save_results", True)
+        steps.setdefault("ramp_fit", {}).setdefault("save_opt", True)
+        steps.setdefault("ramp_fit", {}).setdefault("save_results", True)
+    output_dir = output_dir or os.getcwd()
+    started = time.time() - 1
+    pipe = Detector1Pipeline(steps=steps, refdir=refdir, output_dir=output_dir, save_results=True,
+                             threads=threads, save_calibrated_ramp=save_calibrated_ramp,
+                             **(extra_pipeline_params or {}))
+    pipe.run(uncal)
+    return _written_since(output_dir, started)
+
+
+def _written_since(folder, started):
+    if not os.path.isdir(folder):
+        return []
+    paths = (os.path.join(folder, n) for n in os.listdir(folder) if n.endswith((".fits", ".asdf")))
+    return sorted(p for p in paths if os.path.getmtime(p) >= started)
+
+
+def _cmd_run(args, extra):
+    steps, pipeline_params = parse_step_overrides(extra)
+    written = run_pipeline(args.uncal, refdir=args.refdir, output_dir=args.output_dir,
+                           save_steps=args.save_steps, steps=steps, threads=args.threads,
+                           extra_pipeline_params=pipeline_params,
+                           save_calibrated_ramp=args.save_calibrated_ramp)
+    print("Products written:")
+    for path in written:
+        print(f"  {path}")
+    if args.report:
+        _write_report(args.output_dir or os.getcwd(), args.uncal, None)
+    return 0
+
+
+def _write_report(products, uncal, truth, out=None):
+    from .report import write_report
+
+    path = write_report(products, truth=truth, out=out, uncal=uncal)
+    print(f"Validation report: {path}")
+    return path
+
+
+def _cmd_info(args, extra):
+    from . import datamodels
+
+    model = datamodels.open(args.file)
+    print(model.info_text())
+    for key, value in model.meta.to_flat_dict().items():
+        print(f"  {key} = {value!r}")
+    return 0
+
+
+def _cmd_simulate(args, extra):
+    from .simulate.cli import run_from_args
+
+    return run_from_args(args) or 0
+
+
+def _cmd_demo(args, extra):
+    from .simulate import simulate_exposure
+
+    outdir = os.path.abspath(args.outdir)
+    print(f"Simulating a full-frame NIRCam exposure in {outdir} ...", flush=True)
+    start = time.perf_counter()
+    sim = simulate_exposure(outdir, ngroups=args.ngroups, nints=args.nints, seed=args.seed)
+    print(f"  simulated in {time.perf_counter() - start:.1f} s: {sim.uncal}", flush=True)
+    products = os.path.join(outdir, "products")
+    start = time.perf_counter()
+    written = run_pipeline(sim.uncal, refdir=sim.refdir, output_dir=products,
+                           save_steps=True, threads=args.threads)
+    print(f"Pipeline finished in {time.perf_counter() - start:.1f} s. Products in {products}:")
+    for path in written:
+        print(f"  {os.path.basename(path)}")
+    if not args.no_report:
+        _write_report(products, sim.uncal, sim.truth, out=os.path.join(outdir, "report.html"))
+    return 0
+
+
+def _cmd_report(args, extra):
+    _write_report(args.products, None, args.truth, out=args.out)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ramp2slope",
+        description="JWST Stage 1 (calwebb_detector1): raw ramps to count-rate images, fast.")
+    parser.add_argument("--version", action="version", version=f"ramp2slope {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="show only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run Detector1Pipeline on an _uncal.fits file",
+        description="Run the Stage 1 pipeline. Step parameters: --steps.<step>.<param>=VALUE, "
+                    "e.g. --steps.jump.rejection_threshold=5 --steps.ipc.skip=false.")
+    run.add_argument("uncal", help="raw exposure (*_uncal.fits)")
+    run.add_argument("--refdir", help="directory with the reference files (default: $RAMP2SLOPE_REFDIR)")
+    run.add_argument("--output-dir", help="where to write products (default: current directory)")
+    run.add_argument("--save-steps", action="store_true",
+                     help="also save each step's output and the ramp-fit optional output")
+    run.add_argument("--save-calibrated-ramp", action="store_true", help="save the _ramp file")
+    run.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    run.add_argument("--report", action="store_true", help="write the validation report (HTML)")
+    run.set_defaults(func=_cmd_run)
+
+    info = sub.add_parser("info", help="describe a FITS product")
+    info.add_argument("file")
+    info.set_defaults(func=_cmd_info)
+
+    sim = sub.add_parser("simulate", help="write a synthetic exposure, its reference files and truth")
+    from .simulate.cli import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(func=_cmd_simulate)
+
+    demo = sub.add_parser("demo", help="simulate a full-frame exposure and run the pipeline on it")
+    demo.add_argument("--outdir", default="ramp2slope_demo", help="folder for everything (default: %(default)s)")
+    demo.add_argument("--ngroups", type=int, default=10)
+    demo.add_argument("--nints", type=int, default=1)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--threads", type=int, default=None)
+    demo.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    demo.set_defaults(func=_cmd_demo)
+
+    rep = sub.add_parser("report", help="write the validation report for a run made with --save-steps")
+    rep.add_argument("products", help="output folder (or root name) of the run")
+    rep.add_argument("--truth", help="the simulator's truth file, for accuracy checks")
+    rep.add_argument("--out", help="HTML file to write (default: <products>/report.html)")
+    rep.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        return args.func(args, extra)
+    except Ramp2SlopeError as exc:
+        print(f"ramp2slope: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ramp2slope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Detector1Pipeline: ramps to slopes for the near-infrared detectors (official step order).
+
+group_scale → dq_init → saturation → ipc → superbias → refpix → linearity → dark_current →
+charge_migration → jump → picture_frame → clean_flicker_noise → persistence → [save _ramp] →
+ramp_fit → gain_scale (rate) → gain_scale (rateints) → save _rateints and _rate.
+"""
+import logging
+import time
+
+import numpy as np
+
+from .. import datamodels
+from ..charge_migration import ChargeMigrationStep
+from ..dark_current import DarkCurrentStep
+from ..dq_init import DQInitStep
+from ..errors import BadInputError, Ramp2SlopeError
+from ..gain_scale import GainScaleStep
+from ..group_scale import GroupScaleStep
+from ..ipc import IPCStep
+from ..jump import JumpStep
+from ..linearity import LinearityStep
+from ..persistence import PersistenceStep
+from ..ramp_fitting import RampFitStep
+from ..refpix import RefPixStep
+from ..saturation import SaturationStep
+from ..stpipe import Pipeline
+from ..stpipe.unavailable import CleanFlickerNoiseStep, PictureFrameStep
+from ..superbias import SuperBiasStep
+
+__all__ = ["Detector1Pipeline"]
+
+log = logging.getLogger("ramp2slope")
+
+
+def validate_ramp(model, where):
+    """One-line errors for inputs no step could process."""
+    data = model._arrays.get("data")
+    if data is None:
+        raise BadInputError(f"{where}: no SCI extension")
+    if data.ndim != 4:
+        raise BadInputError(f"{where}: SCI must be 4-D (nints, ngroups, ny, nx), got shape {data.shape}")
+    if model.meta.exposure.ngroups is None:
+        raise BadInputError(f"{where}: the primary header has no NGROUPS keyword")
+    if model.meta.instrument.name is None or model.meta.instrument.detector is None:
+        raise BadInputError(f"{where}: the primary header has no INSTRUME or DETECTOR keyword")
+    if str(model.meta.instrument.name).upper() == "MIRI":
+        raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
+    if model.meta.exposure.ngroups != data.shape[1]:
+        log.warning("%s: NGROUPS=%s but SCI has %d groups; the array shape is used",
+                    where, model.meta.exposure.ngroups, data.shape[1])
+    bad = int(np.count_nonzero(~np.isfinite(data[:, :1]))) if data.dtype.kind == "f" else 0
+    if bad:
+        raise BadInputError(f"{where}: SCI contains non-finite values (NaN or inf) in the first group "
+                            f"of {bad} pixels; raw ramps must be finite")
+
+
+class Detector1Pipeline(Pipeline):
+    """Stage 1 processing: an ``_uncal`` ramp to ``_rate`` and ``_rateints`` slope images."""
+
+    class_alias = "calwebb_detector1"
+    spec = """
+        save_calibrated_ramp = boolean(default=False)  # Save the ramp before ramp fitting (_ramp)
+        threads = integer(default=None)  # Threads for the numba kernels (ramp2slope; default: all cores)
+    """
+
+    step_defs = {
+        "group_scale": GroupScaleStep,
+        "dq_init": DQInitStep,
+        "saturation": SaturationStep,
+        "ipc": IPCStep,
+        "superbias": SuperBiasStep,
+        "refpix": RefPixStep,
+        "linearity": LinearityStep,
+        "dark_current": DarkCurrentStep,
+        "charge_migration": ChargeMigrationStep,
+        "jump": JumpStep,
+        "picture_frame": PictureFrameStep,
+        "clean_flicker_noise": CleanFlickerNoiseStep,
+        "persistence": PersistenceStep,
+        "ramp_fit": RampFitStep,
+        "gain_scale": GainScaleStep,
+    }
+
+    #: Operational defaults: off unless asked for.
+    _OFF_BY_DEFAULT = ("ipc", "charge_migration", "picture_frame", "clean_flicker_noise", "persistence")
+
+    def __init__(self, *args, steps=None, **kwargs):
+        steps = {name: dict(values) for name, values in (steps or {}).items()}
+        for name in self._OFF_BY_DEFAULT:
+            steps.setdefault(name, {}).setdefault("skip", True)
+        super().__init__(*args, steps=steps, **kwargs)
+
+    def _open_input(self, step_input):
+        if isinstance(step_input, datamodels.DataModel):
+            model = step_input.copy()
+            where = step_input._path or "input model"
+        else:
+            model = super()._open_input(step_input)
+            where = str(step_input)
+        if not isinstance(model, datamodels.RampModel):
+            raise BadInputError(f"{where}: is a {type(model).__name__}, not a raw ramp")
+        validate_ramp(model, where)
+        return model
+
+    def run(self, *args):
+        step_input = args[0]
+        start = time.perf_counter()
+        from ..threads import thread_limit
+
+        with thread_limit(self.threads):
+            model = self._open_input(step_input)
+            input_name = self.input_name(step_input, model)
+            log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
+                     *model.shape)
+            result = self.process(model, input_name)
+        log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
+        return result
+
+    def process(self, model, input_name=None):
+        for alias in ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
+                      "linearity", "dark_current", "charge_migration", "jump", "picture_frame",
+                      "clean_flicker_noise", "persistence"):
+            step = getattr(self, alias)
+            model = step.run(model)
+            if step.should_save() and not step.skip:
+                pass  # saved by the step itself
+        if self.save_calibrated_ramp:
+            self.save_model(model, input_name=input_name, suffix="ramp")
+
+        result = self.ramp_fit.run(model)
+        rate, rateints = result if result is not None else (None, None)
+        if rate is None:
+            log.warning("%s: ramp fitting produced no slopes (every pixel saturated in group 0); "
+                        "no rate or rateints products", self.name)
+            if self.save_results or self.output_file:
+                self.save_model(model, input_name=input_name, suffix="ramp")
+            return None
+        rate = self.gain_scale.run(rate)
+        rateints = self.gain_scale.run(rateints)
+        if self.save_results or self.output_file:
+            self.save_model(rateints, input_name=input_name, suffix="rateints")
+            self.save_model(rate, input_name=input_name, suffix="rate")
+        return rate

@@ -1,0 +1,211 @@
+"""Data models: FITS round trips, class selection, and interoperability with stdatamodels."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ramp2slope import datamodels
+from ramp2slope.datamodels import dqflags
+from ramp2slope.errors import BadInputError
+
+
+def _level1b(path, nints=2, ngroups=3, ny=6, nx=8, zeroframe=True, extra_keyword=True):
+    rng = np.random.default_rng(1)
+    sci = rng.integers(1000, 60000, size=(nints, ngroups, ny, nx), dtype=np.uint16)
+    primary = fits.PrimaryHDU()
+    h = primary.header
+    h["DATAMODL"] = "Level1bModel"
+    h["TELESCOP"] = "JWST"
+    h["INSTRUME"] = "NIRCAM"
+    h["DETECTOR"] = "NRCA1"
+    h["NINTS"], h["NGROUPS"], h["NFRAMES"], h["GROUPGAP"] = nints, ngroups, 1, 0
+    h["TFRAME"], h["TGROUP"] = 10.73677, 10.73677
+    h["ZEROFRAM"] = zeroframe
+    h["SUBARRAY"] = "FULL"
+    if extra_keyword:
+        h["MYKEY"] = ("kept", "a keyword no schema knows")
+    hdus = [primary, fits.ImageHDU(sci, name="SCI")]
+    if zeroframe:
+        hdus.append(fits.ImageHDU(sci[:, 0] // 2, name="ZEROFRAME"))
+    int_times = np.zeros(nints, dtype=[("integration_number", ">i4"), ("int_start_MJD_UTC", ">f8")])
+    int_times["integration_number"] = np.arange(1, nints + 1)
+    hdus.append(fits.BinTableHDU(int_times, name="INT_TIMES"))
+    fits.HDUList(hdus).writeto(path)
+    return sci
+
+
+def test_dqflags_values():
+    assert dqflags.pixel["DO_NOT_USE"] == 1
+    assert dqflags.pixel["SATURATED"] == 2
+    assert dqflags.pixel["JUMP_DET"] == 4
+    assert dqflags.pixel["NO_GAIN_VALUE"] == 524288
+    assert dqflags.pixel["REFERENCE_PIXEL"] == 2**31
+    assert dqflags.group["CHARGELOSS"] == 128
+    assert dqflags.interpret_bit_flags(2**31 + 3) == ["DO_NOT_USE", "SATURATED", "REFERENCE_PIXEL"]
+
+
+def test_level1b_opens_as_float32_ramp(tmp_path):
+    path = tmp_path / "jw_uncal.fits"
+    sci = _level1b(path)
+    model = datamodels.open(path)
+    assert isinstance(model, datamodels.RampModel)
+    assert model.data.dtype == np.float32 and model.data.shape == sci.shape
+    np.testing.assert_array_equal(model.data, sci.astype(np.float32))
+    assert model.zeroframe.dtype == np.float32
+    assert model.pixeldq.dtype == np.uint32 and not model.pixeldq.any()
+    assert model.groupdq.dtype == np.uint8 and model.groupdq.shape == sci.shape
+    assert model.meta.exposure.ngroups == 3
+    assert model.meta.exposure.zero_frame is True
+    assert model.meta.instrument.detector == "NRCA1"
+    assert model.meta.exposure.drop_frames1 is None
+    assert len(model.int_times) == 2
+
+
+def test_roundtrip_keeps_arrays_tables_and_unknown_keywords(tmp_path):
+    src = tmp_path / "jw_uncal.fits"
+    _level1b(src)
+    model = datamodels.open(src)
+    model.groupdq[0, 1, 2, 3] = dqflags.group["JUMP_DET"]
+    model.pixeldq[1, 1] = dqflags.pixel["REFERENCE_PIXEL"] | dqflags.pixel["HOT"]
+    model.meta.cal_step.dq_init = "COMPLETE"
+    out = model.save(str(tmp_path / "jw_dq_init.fits"))
+    again = datamodels.open(out)
+    assert isinstance(again, datamodels.RampModel)
+    np.testing.assert_array_equal(again.data, model.data)
+    np.testing.assert_array_equal(again.groupdq, model.groupdq)
+    assert again.pixeldq[1, 1] == model.pixeldq[1, 1]
+    assert again.meta.cal_step.dq_init == "COMPLETE"
+    assert again.meta.filename == "jw_dq_init.fits"
+    assert again.primary_header["MYKEY"] == "kept"
+    assert again.meta.model_type == "RampModel"
+    np.testing.assert_array_equal(again.int_times["integration_number"], [1, 2])
+
+
+def test_model_copy_is_independent():
+    model = datamodels.RampModel((1, 2, 3, 4))
+    model.meta.exposure.ngroups = 2
+    clone = model.copy()
+    clone.data[...] = 5
+    clone.meta.exposure.ngroups = 7
+    assert model.data.max() == 0 and model.meta.exposure.ngroups == 2
+
+
+def test_open_picks_class_from_datamodl_or_shape(tmp_path):
+    image = datamodels.ImageModel(np.ones((4, 5), np.float32))
+    path = image.save(str(tmp_path / "x_rate.fits"))
+    assert isinstance(datamodels.open(path), datamodels.ImageModel)
+    with fits.open(path) as hdul:
+        assert hdul["SCI"].header["BUNIT"] == "DN/s"
+    # No DATAMODL: 3-D SCI is a CubeModel
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((2, 3, 4), np.float32), name="SCI")]).writeto(
+        tmp_path / "cube.fits")
+    assert isinstance(datamodels.open(tmp_path / "cube.fits"), datamodels.CubeModel)
+
+
+@pytest.mark.parametrize("problem", ["truncated", "not_fits", "no_sci", "sci_3d", "missing"])
+def test_bad_files_give_one_line_errors(tmp_path, problem):
+    path = tmp_path / "bad_uncal.fits"
+    if problem == "truncated":
+        _level1b(path, nints=2, ngroups=4, ny=64, nx=64)
+        size = os.path.getsize(path)
+        with open(path, "r+b") as handle:
+            handle.truncate(size // 2)
+    elif problem == "not_fits":
+        path.write_text("this is not a FITS file\n" * 10)
+    elif problem == "no_sci":
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((3, 3)), name="OTHER")]).writeto(path)
+    elif problem == "sci_3d":
+        h = fits.PrimaryHDU()
+        h.header["DATAMODL"] = "RampModel"
+        fits.HDUList([h, fits.ImageHDU(np.zeros((2, 3, 3), np.float32), name="SCI")]).writeto(path)
+    with pytest.raises(BadInputError) as info:
+        datamodels.open(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
+    model = datamodels.ImageModel(np.ones((4, 5), np.float32))
+    target = tmp_path / "out_rate.fits"
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", boom)
+    with pytest.raises(RuntimeError):
+        model.save(str(target))
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- interoperability with the official data models ----------------------------------------------
+
+@pytest.mark.oracle
+def test_our_products_open_in_stdatamodels_without_warnings(tmp_path):
+    sdm = pytest.importorskip("stdatamodels.jwst.datamodels")
+    from stdatamodels.exceptions import ValidationWarning
+
+    ramp = datamodels.RampModel((1, 2, 5, 6))
+    ramp.meta.instrument.name = "NIRCAM"
+    ramp.meta.instrument.detector = "NRCA1"
+    ramp.meta.exposure.ngroups = 2
+    ramp.meta.exposure.zero_frame = False
+    ramp.meta.cal_step.superbias = "COMPLETE"
+    ramp.pixeldq[0, 0] = dqflags.pixel["REFERENCE_PIXEL"]
+    ramp.average_dark_current = np.full((5, 6), 0.5, np.float32)
+    rate = datamodels.ImageModel(np.arange(30, dtype=np.float32).reshape(5, 6))
+    rate.var_poisson = np.ones((5, 6), np.float32)
+    rate.var_rnoise = np.ones((5, 6), np.float32)
+    rate.meta.exposure.group_time = 10.5
+    cube = datamodels.CubeModel(np.zeros((2, 5, 6), np.float32))
+    fitopt = datamodels.RampFitOutputModel(slope=np.zeros((1, 1, 5, 6), np.float32),
+                                           pedestal=np.zeros((1, 5, 6), np.float32))
+    expected = {"RampModel": ramp, "ImageModel": rate, "CubeModel": cube, "RampFitOutputModel": fitopt}
+    for name, model in expected.items():
+        path = model.save(str(tmp_path / f"x_{name}.fits"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ValidationWarning)
+            theirs = sdm.open(path)
+        assert type(theirs).__name__ == name
+        ours = datamodels.open(path)
+        primary = ours.primary_array
+        np.testing.assert_array_equal(getattr(theirs, primary), getattr(ours, primary))
+    theirs = sdm.open(str(tmp_path / "x_RampModel.fits"))
+    assert theirs.meta.instrument.detector == "NRCA1"
+    assert theirs.meta.cal_step.superbias == "COMPLETE"
+    assert theirs.pixeldq[0, 0] == dqflags.pixel["REFERENCE_PIXEL"]
+    np.testing.assert_array_equal(theirs.average_dark_current, ramp.average_dark_current)
+    theirs = sdm.open(str(tmp_path / "x_ImageModel.fits"))
+    assert theirs.meta.exposure.group_time == 10.5
+    assert theirs.meta.bunit_data == "DN/s"
+
+
+@pytest.mark.oracle
+def test_stdatamodels_files_open_in_ours(tmp_path):
+    sdm = pytest.importorskip("stdatamodels.jwst.datamodels")
+    theirs = sdm.RampModel((2, 3, 5, 6))
+    theirs.data[...] = np.arange(theirs.data.size, dtype=np.float32).reshape(theirs.data.shape)
+    theirs.groupdq[1, 2, 3, 4] = 4
+    theirs.pixeldq[2, 2] = 1
+    theirs.meta.instrument.name = "NIRCAM"
+    theirs.meta.instrument.detector = "NRCBLONG"
+    theirs.meta.exposure.ngroups = 3
+    theirs.meta.exposure.nframes = 4
+    theirs.meta.exposure.group_time = 21.0
+    theirs.meta.subarray.name = "FULL"
+    path = str(tmp_path / "theirs_ramp.fits")
+    theirs.save(path)
+    ours = datamodels.open(path)
+    assert isinstance(ours, datamodels.RampModel)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
+    np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)
+    assert ours.meta.instrument.detector == "NRCBLONG"
+    assert ours.meta.exposure.nframes == 4
+    assert ours.meta.exposure.group_time == 21.0
+    assert ours.meta.subarray.name == "FULL"
+    # The ASDF extension is not carried into our products (it would go stale).
+    out = ours.save(str(tmp_path / "ours_ramp.fits"))
+    with fits.open(out) as hdul:
+        assert "ASDF" not in [h.name for h in hdul]

@@ -1,0 +1,98 @@
+"""Step framework: spec parsing, parameters, output names, saving, skipping, input safety."""
+import os
+
+import numpy as np
+import pytest
+
+from ramp2slope import datamodels
+from ramp2slope.errors import Ramp2SlopeError
+from ramp2slope.stpipe import Pipeline, Step, make_output_path, parse_spec, split_root
+
+
+class AddOne(Step):
+    class_alias = "add_one"
+    cal_step_name = "superbias"
+    spec = """
+        amount = float(default=1.0)  # what to add
+        mode = option('plain', 'fancy', default='plain')  # how
+        flags = int_list(default=None)  # some integers
+    """
+
+    def process(self, model):
+        model.data += self.amount
+        return self.complete(model)
+
+
+class TwoSteps(Pipeline):
+    class_alias = "two"
+    step_defs = {"first": AddOne, "second": AddOne}
+
+    def process(self, model):
+        model = self.first.run(model)
+        return self.second.run(model)
+
+
+def test_parse_spec_types_defaults_and_help():
+    params = {p.name: p for p in parse_spec(AddOne.spec)}
+    assert params["amount"].default == 1.0 and params["amount"].help == "what to add"
+    assert params["mode"].options == ("plain", "fancy")
+    assert params["amount"].convert("2.5") == 2.5
+    assert params["flags"].convert("1,2") == [1, 2]
+    with pytest.raises(Ramp2SlopeError, match="one of"):
+        params["mode"].convert("other")
+
+
+def test_step_parameters_are_typed_and_unknown_names_rejected():
+    step = AddOne(amount="3")
+    assert step.amount == 3.0 and step.save_results is False and step.output_dir is None
+    step.skip = "true"
+    assert step.skip is True
+    with pytest.raises(Ramp2SlopeError, match="no parameter"):
+        step.amuont = 2
+    with pytest.raises(Ramp2SlopeError, match="amount: could not convert"):
+        step.amount = "lots"
+
+
+def test_split_root_and_output_names(tmp_path):
+    assert split_root("/a/jw01_nrca1_uncal.fits") == "jw01_nrca1"
+    assert split_root("jw01_nrca1_0_ramp_fit.fits") == "jw01_nrca1"
+    assert split_root("jw01_nrca1_dark_current.fits") == "jw01_nrca1"
+    assert make_output_path("x/jw01_uncal.fits", suffix="jump") == "jw01_jump.fits"
+    assert make_output_path("jw01_uncal.fits", output_file="foo", suffix="rate") == "foo_rate.fits"
+    assert make_output_path("jw01_uncal.fits", suffix="ramp_fit", index=0,
+                            output_dir=str(tmp_path)) == os.path.join(str(tmp_path), "jw01_0_ramp_fit.fits")
+
+
+def test_run_copies_user_models_and_saves_with_suffix(tmp_path):
+    model = datamodels.RampModel((1, 2, 3, 4))
+    model.meta.filename = "jw99_nrca1_uncal.fits"
+    step = AddOne(save_results=True, output_dir=str(tmp_path))
+    result = step.run(model)
+    assert model.data.max() == 0, "the caller's model must not be modified"
+    assert result.data.min() == 1
+    assert result.meta.cal_step.superbias == "COMPLETE"
+    assert os.path.exists(tmp_path / "jw99_nrca1_add_one.fits")
+
+
+def test_pipeline_substeps_inherit_and_skip(tmp_path):
+    model = datamodels.RampModel((1, 2, 3, 4))
+    model.meta.filename = "jw99_uncal.fits"
+    pipe = TwoSteps(steps={"second": {"amount": 10, "save_results": True}}, output_dir=str(tmp_path))
+    assert pipe.second.amount == 10.0
+    pipe.first.amount = 2
+    result = pipe.run(model)
+    assert result.data.min() == 12
+    assert os.path.exists(tmp_path / "jw99_second.fits") is False  # suffix is the class alias
+    assert os.path.exists(tmp_path / "jw99_add_one.fits")
+    pipe.second.skip = True
+    result = pipe.run(model)
+    assert result.data.min() == 2
+    assert result.meta.cal_step.superbias == "SKIPPED"
+    with pytest.raises(Ramp2SlopeError, match="no step named"):
+        TwoSteps(steps={"third": {}})
+
+
+def test_standalone_step_runs_even_when_skip_is_set():
+    step = AddOne(skip=True)
+    result = step.run(datamodels.RampModel((1, 1, 2, 2)))
+    assert np.all(result.data == 1)
