@@ -51,3 +51,54 @@ def require_stcal():
 
 def require_stdatamodels():
     return pytest.importorskip("stdatamodels")
+
+
+# Steps whose products are compared, with their output suffixes.
+SAVED_STEPS = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump")
+
+
+def reference_overrides(refs, ipc=False):
+    """The ``steps`` dict that gives every reference file explicitly (refs: {reftype: path})."""
+    steps = {
+        "group_scale": {},
+        "dq_init": {"override_mask": refs["mask"]},
+        "saturation": {"override_saturation": refs["saturation"], "override_superbias": refs["superbias"]},
+        "ipc": {"override_ipc": refs.get("ipc", "N/A"), "skip": not ipc},
+        "superbias": {"override_superbias": refs["superbias"]},
+        "refpix": {"override_refpix": "N/A", "override_sirskernel": "N/A"},
+        "linearity": {"override_linearity": refs["linearity"]},
+        "dark_current": {"override_dark": refs["dark"]},
+        "jump": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
+        "ramp_fit": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
+        "gain_scale": {"override_gain": refs["gain"]},
+    }
+    return steps
+
+
+def run_official_detector1(uncal, refs, output_dir, steps=None, save_steps=SAVED_STEPS, **pipeline_kwargs):
+    """Run jwst's Detector1Pipeline offline; returns the rate model (None if no slopes)."""
+    configure_offline_crds()
+    from jwst.pipeline import Detector1Pipeline
+
+    all_steps = reference_overrides(refs)
+    for name in MIRI_ONLY_STEPS:
+        all_steps[name] = {"skip": True}
+    for name in save_steps:
+        all_steps.setdefault(name, {})["save_results"] = True
+    for name, values in (steps or {}).items():
+        all_steps.setdefault(name, {}).update(values)
+    return Detector1Pipeline.call(str(uncal), steps=all_steps, output_dir=str(output_dir),
+                                  save_results=True, **pipeline_kwargs)
+
+
+def run_ours_detector1(uncal, refs, output_dir, steps=None, save_steps=SAVED_STEPS, **pipeline_kwargs):
+    """Run our Detector1Pipeline with the same explicit reference files and saved products."""
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    all_steps = reference_overrides(refs)
+    for name in save_steps:
+        all_steps.setdefault(name, {})["save_results"] = True
+    for name, values in (steps or {}).items():
+        all_steps.setdefault(name, {}).update(values)
+    return Detector1Pipeline.call(str(uncal), steps=all_steps, output_dir=str(output_dir),
+                                  save_results=True, **pipeline_kwargs)

@@ -83,9 +83,10 @@ def parse_spec(text):
             raise ValueError(f"cannot parse spec line: {line!r}")
         default, options = None, []
         for arg in _split_args(match["args"]):
-            if arg.startswith("default="):
-                default = _literal(arg[len("default="):])
-            elif "=" not in arg.split("'")[0]:
+            keyword = re.match(r"^(\w+)\s*=\s*", arg)
+            if keyword and keyword.group(1) == "default":
+                default = _literal(arg[keyword.end():])
+            elif not keyword:
                 options.append(_literal(arg))
         params.append(Parameter(match["name"], match["type"], default, (match["help"] or "").strip(),
                                 tuple(options)))

@@ -1,0 +1,79 @@
+"""DarkCurrentStep: subtract the DARK reference, resampled to the science readout."""
+import logging
+import os
+
+import numpy as np
+
+from ..datamodels import DarkModel
+from ..references import load_dark
+from ..stpipe import Step
+from .dark_current import average_dark_current_array, dark_used, subtract_dark
+
+__all__ = ["DarkCurrentStep"]
+
+log = logging.getLogger("ramp2slope")
+
+
+class DarkCurrentStep(Step):
+    """Subtract the dark current group by group (frame-averaged for NFRAMES > 1)."""
+
+    class_alias = "dark_current"
+    cal_step_name = "dark_sub"
+    reference_file_types = ("dark",)
+    spec = """
+        dark_output = output_file(default=None)  # Dark model or averaged dark subtracted
+        average_dark_current = float(default=None)  # The average dark current for this detector in units of e-/sec.
+    """
+
+    def process(self, model):
+        path = self.reference_or_skip(model, "dark")
+        if path is None:
+            return self.skipped(model, "no DARK reference")
+        dark = load_dark(path, model)
+        try:
+            exposure = model.meta.exposure
+            nframes, groupgap = exposure.nframes or 1, exposure.groupgap or 0
+            current = model._arrays.get("average_dark_current")
+            average, source = average_dark_current_array(
+                model.shape[-2:], param=self.average_dark_current,
+                ref_array=dark.average_dark_current, ref_scalar=dark.average_dark_current_keyword,
+                current_shape=None if current is None else current.shape)
+            if average is not None:
+                model.average_dark_current = average
+            elif source == "shape mismatch":
+                log.warning("%s: the reference AVDRKCUR array does not match the science "
+                            "average_dark_current shape; not used", self.name)
+            status, plan = subtract_dark(model.data, model.pixeldq, dark.data, dark.dq, nframes,
+                                         groupgap, dark.nframes, dark.groupgap)
+            if status == "SKIPPED":
+                return self.skipped(model, plan.reason)
+            if plan.n_extend:
+                log.warning("%s: the dark has too few frames; %d planes extrapolated",
+                            self.name, plan.n_extend)
+            if self.dark_output:
+                self._save_dark_used(model, dark, nframes, groupgap)
+        finally:
+            dark.close()
+        return self.complete(model)
+
+    def _save_dark_used(self, model, dark, nframes, groupgap):
+        # dark_used may replace NaNs in place, so it gets a private native copy of the dark.
+        planes = np.array(dark.data, dtype=np.float32)
+        used = dark_used(planes, model.shape[1], nframes, groupgap, dark.nframes, dark.groupgap,
+                         dark_ngroups=dark.ngroups)
+        if used is None:
+            return
+        data, out_nframes, out_ngroups, out_groupgap = used
+        out = DarkModel(data=data, dq=dark.dq)
+        out.update(model)
+        out.meta.exposure.nframes = out_nframes
+        out.meta.exposure.ngroups = out_ngroups
+        out.meta.exposure.groupgap = out_groupgap
+        name = self.dark_output
+        folder = self.search_attr("output_dir")
+        if folder and not os.path.isabs(name):
+            name = os.path.join(folder, name)
+        if not name.endswith(".fits"):
+            name += ".fits"
+        out.save(name)
+        log.info("%s: saved the dark used to %s", self.name, name)

@@ -1,0 +1,214 @@
+"""linearity: polynomial correction of the detector's non-linear response (spec §4.7).
+
+The LINEARITY coefficients (c0 first, already cut out) are applied to every group that is not
+SATURATED. Pixels flagged NO_LIN_CORR in the reference, or with a NaN coefficient, or with
+c1 == 0 are corrected with the identity polynomial (c1 = 1, others 0), and the last two cases
+add NO_LIN_CORR to PIXELDQ. The coefficient arrays are never modified: the identity is
+evaluated on the fly for those pixels.
+
+For group-averaged data (NFRAMES > 1) with inverse coefficients in the reference and no
+explicit read times, the read-level path of stcal is used: each group is rebuilt as the mean of
+its individual reads, those are linearized one by one and averaged again (float64 throughout,
+like the official code).
+"""
+import numba
+import numpy as np
+
+from ramp2slope.datamodels import dqflags
+from ramp2slope.errors import ReferenceFileError
+from ramp2slope.saturation.saturation import make_read_pattern
+
+__all__ = ["prepare_coefficients", "use_read_level", "correct_linearity"]
+
+_SAT = dqflags.group["SATURATED"]
+_NO_LIN_CORR = dqflags.pixel["NO_LIN_CORR"]
+
+
+@numba.njit(parallel=True, cache=True)
+def _benign_pixels(coeffs, lin_dq, no_lin_corr, benign):
+    ncoef, ny, nx = coeffs.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            bad = (lin_dq[y, x] & no_lin_corr) != 0
+            if not bad:
+                for j in range(ncoef):
+                    if np.isnan(coeffs[j, y, x]):
+                        bad = True
+                        break
+            if not bad and coeffs[1, y, x] == 0:
+                bad = True
+            benign[y, x] = np.uint8(1) if bad else np.uint8(0)
+
+
+def prepare_coefficients(coeffs, lin_dq, pixeldq):
+    """Find the pixels that get the identity polynomial and update PIXELDQ, in place.
+
+    ``pixeldq |= lin_dq``, and NO_LIN_CORR is added where a coefficient is NaN or c1 == 0
+    (pixels with NO_LIN_CORR in ``lin_dq`` already carry it). Returns a uint8 (ny, nx) array,
+    1 where the identity is to be used. ``coeffs`` (ncoeffs >= 2, ny, nx) is not modified.
+    """
+    ncoef = coeffs.shape[0]
+    if coeffs.ndim != 3 or ncoef < 2:
+        raise ReferenceFileError(
+            f"linearity coefficients must be (ncoeffs >= 2, ny, nx), got {coeffs.shape}")
+    lin_dq = np.ascontiguousarray(lin_dq, dtype=np.uint32)
+    benign = np.empty(coeffs.shape[1:], dtype=np.uint8)
+    _benign_pixels(coeffs, lin_dq, np.uint32(_NO_LIN_CORR), benign)
+    pixeldq |= lin_dq
+    pixeldq[benign != 0] |= np.uint32(_NO_LIN_CORR)
+    return benign
+
+
+def use_read_level(has_inv_coeffs, nframes, has_read_times=False):
+    """The official rule for the read-level path: inverse coefficients present, NFRAMES > 1
+    and no explicit read times."""
+    return bool(has_inv_coeffs) and nframes is not None and int(nframes) > 1 and not has_read_times
+
+
+@numba.njit(cache=True)
+def _poly32(v, coeffs, benign, y, x):
+    """c0 + c1 v + ... in float32, Horner form, starting from the highest term."""
+    n = coeffs.shape[0]
+    if benign:
+        top = np.float32(1.0) if n - 1 == 1 else np.float32(0.0)
+        r = top * v
+        for j in range(n - 2, 0, -1):
+            r += np.float32(1.0) if j == 1 else np.float32(0.0)
+            r *= v
+        r += np.float32(0.0)
+        return r
+    r = coeffs[n - 1, y, x] * v
+    for j in range(n - 2, 0, -1):
+        r += coeffs[j, y, x]
+        r *= v
+    r += coeffs[0, y, x]
+    return r
+
+
+@numba.njit(cache=True)
+def _poly64(v, coeffs, benign, y, x):
+    """The same polynomial with float64 data (float32 coefficients promoted)."""
+    n = coeffs.shape[0]
+    if benign:
+        r = (1.0 if n - 1 == 1 else 0.0) * v
+        for j in range(n - 2, 0, -1):
+            r += 1.0 if j == 1 else 0.0
+            r *= v
+        r += 0.0
+        return r
+    r = np.float64(coeffs[n - 1, y, x]) * v
+    for j in range(n - 2, 0, -1):
+        r += np.float64(coeffs[j, y, x])
+        r *= v
+    r += np.float64(coeffs[0, y, x])
+    return r
+
+
+@numba.njit(parallel=True, cache=True)
+def _correct_groups(data, gdq, coeffs, benign, sat):
+    ngroups, ny, nx = data.shape
+    for y in numba.prange(ny):
+        for g in range(ngroups):
+            for x in range(nx):
+                if gdq[g, y, x] & sat:
+                    continue
+                data[g, y, x] = _poly32(data[g, y, x], coeffs, benign[y, x], y, x)
+
+
+@numba.njit(parallel=True, cache=True)
+def _correct_reads(data, gdq, coeffs, benign, icoeffs, ibenign, pattern, mean_read, sat):
+    ngroups, ny, nx = data.shape
+    nreads = pattern.shape[1]
+    for y in numba.prange(ny):
+        unlin = np.empty(nreads, dtype=np.float64)
+        for x in range(nx):
+            n_ok = 0
+            for g in range(ngroups):
+                if (gdq[g, y, x] & sat) == 0:
+                    n_ok += 1
+            # the last unsaturated group is treated as saturated; at least two groups are used
+            n_ok -= 1
+            if n_ok < 2:
+                n_ok = 2
+            last = n_ok - 1
+            bx = benign[y, x]
+            ibx = ibenign[y, x]
+            d0 = data[0, y, x]
+            first = d0 if gdq[0, y, x] & sat else _poly32(d0, coeffs, bx, y, x)
+            dl = data[last, y, x]
+            final = dl if gdq[last, y, x] & sat else _poly32(dl, coeffs, bx, y, x)
+            rate = np.float64(final - first) / (mean_read[last] - mean_read[0])  # per read
+            for g in range(ngroups):
+                if gdq[g, y, x] & sat:
+                    continue
+                total = 0.0
+                for k in range(nreads):
+                    lin = np.float64(first) + rate * (np.float64(pattern[g, k]) - mean_read[0])
+                    u = _poly64(lin, icoeffs, ibx, y, x)
+                    unlin[k] = u
+                    total = u if k == 0 else total + u
+                offset = np.float64(data[g, y, x]) - total / nreads
+                total = 0.0
+                for k in range(nreads):
+                    c = _poly64(unlin[k] + offset, coeffs, bx, y, x)
+                    total = c if k == 0 else total + c
+                data[g, y, x] = np.float32(total / nreads)
+
+
+@numba.njit(parallel=True, cache=True)
+def _correct_zero_frame(zplane, coeffs, benign):
+    ny, nx = zplane.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            z = zplane[y, x]
+            if z == 0.0:
+                zplane[y, x] = 0.0
+            else:
+                zplane[y, x] = _poly32(z, coeffs, benign[y, x], y, x)
+
+
+def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, inv_coeffs=None,
+                      nframes=1, has_read_times=False):
+    """Apply the linearity correction in place.
+
+    data: float32 (nints, ngroups, ny, nx), corrected except in SAT groups; groupdq: uint8, not
+    modified; pixeldq: uint32 (ny, nx), updated as in :func:`prepare_coefficients`;
+    coeffs: float32 (ncoeffs, ny, nx); lin_dq: uint32 (ny, nx); zeroframe: float32
+    (nints, ny, nx) or None, corrected with the plain polynomial, zeros kept at 0;
+    inv_coeffs: float32 (ncoeffs_inv, ny, nx) or None (the INV_COEFFS extension);
+    nframes: science NFRAMES; has_read_times: whether the exposure carries explicit read times.
+
+    Returns True when the read-level path was used (see :func:`use_read_level`). The inverse
+    coefficients get the same identity/NO_LIN_CORR treatment as the forward ones. With fewer
+    than two groups the read-level path is not defined (the official code fails with an
+    IndexError) and the group-by-group polynomial is used instead.
+    """
+    nints, ngroups, ny, nx = data.shape
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    if coeffs.shape[1:] != (ny, nx):
+        raise ReferenceFileError(
+            f"linearity coefficients shape {coeffs.shape} does not match {(ny, nx)}")
+    benign = prepare_coefficients(coeffs, lin_dq, pixeldq)
+    read_level = use_read_level(inv_coeffs is not None, nframes, has_read_times)
+    if read_level:
+        icoeffs = np.ascontiguousarray(inv_coeffs, dtype=np.float32)
+        if icoeffs.shape[1:] != (ny, nx):
+            raise ReferenceFileError(
+                f"inverse coefficients shape {icoeffs.shape} does not match {(ny, nx)}")
+        ibenign = prepare_coefficients(icoeffs, lin_dq, pixeldq)
+        if ngroups < 2:
+            read_level = False
+    sat = np.uint8(_SAT)
+    if read_level:
+        pattern = np.array(make_read_pattern(ngroups, int(nframes)), dtype=np.int64)
+        mean_read = np.array([np.mean(reads) for reads in pattern.tolist()], dtype=np.float64)
+        for integ in range(nints):
+            _correct_reads(data[integ], groupdq[integ], coeffs, benign, icoeffs, ibenign,
+                           pattern, mean_read, sat)
+    else:
+        for integ in range(nints):
+            _correct_groups(data[integ], groupdq[integ], coeffs, benign, sat)
+    if zeroframe is not None:
+        for integ in range(zeroframe.shape[0]):
+            _correct_zero_frame(zeroframe[integ], coeffs, benign)
+    return read_level

@@ -1,0 +1,279 @@
+"""saturation: flag saturated, A/D-floor and partially saturated groups (spec §4.3).
+
+Works on the raw ramp (DN, bias included) with the SATURATION threshold and DQ already
+DQ_DEF-translated and cut out to the science subarray, plus the (cut-out, raw) SUPERBIAS image
+for the group-2 test. Everything is done in place, one integration at a time, and matches
+``stcal.saturation.flag_saturated_pixels`` as called by jwst 3.0.0 (not the NIRSpec IRS2
+variant, which works on a different pixel layout).
+"""
+import numba
+import numpy as np
+
+from ramp2slope.datamodels import dqflags
+from ramp2slope.errors import ReferenceFileError
+
+__all__ = [
+    "ATOD_LIMIT", "make_read_pattern", "prepare_thresholds", "grow_flags", "flag_saturation",
+]
+
+#: Largest value of the 16-bit A/D converter; NO_SAT_CHECK pixels get a threshold one above it.
+ATOD_LIMIT = 65535.0
+
+_DNU = dqflags.group["DO_NOT_USE"]
+_SAT = dqflags.group["SATURATED"]
+_AD_FLOOR = dqflags.group["AD_FLOOR"]
+_NO_SAT_CHECK = dqflags.pixel["NO_SAT_CHECK"]
+
+
+def make_read_pattern(ngroups, nframes):
+    """The frames (1-based) averaged into each group: ``[[g*nframes+1, ..., g*nframes+nframes]]``.
+
+    GROUPGAP is ignored, as in the official steps (saturation and linearity build it this way).
+    """
+    return [[x + 1 + g * nframes for x in range(nframes)] for g in range(ngroups)]
+
+
+def prepare_thresholds(sat_thresh, sat_dq):
+    """Return ``(thresh, dq, no_check)`` ready for flagging; the inputs are not modified.
+
+    ``thresh`` is a float32 copy of the threshold with ATOD_LIMIT + 1 (65536) where the reference
+    DQ has NO_SAT_CHECK or the threshold is NaN; ``dq`` is a uint32 copy of the reference DQ with
+    NO_SAT_CHECK added where the threshold is NaN (this is what is OR-ed into PIXELDQ);
+    ``no_check`` is the boolean mask of those pixels.
+    """
+    thresh = np.array(sat_thresh, dtype=np.float32, copy=True)
+    dq = np.array(sat_dq, dtype=np.uint32, copy=True)
+    if thresh.shape != dq.shape:
+        raise ReferenceFileError(f"saturation threshold shape {thresh.shape} != DQ shape {dq.shape}")
+    nan = np.isnan(thresh)
+    no_check = ((dq & _NO_SAT_CHECK) == _NO_SAT_CHECK) | nan
+    dq[nan] |= np.uint32(_NO_SAT_CHECK)
+    thresh[no_check] = np.float32(ATOD_LIMIT + 1)
+    return thresh, dq, no_check
+
+
+# --------------------------------------------------------------------------------------------
+# kernels
+
+
+@numba.njit(parallel=True, cache=True)
+def _dilate_or(src, srcbit, n, hbuf, target, bit):
+    """target[y, x] |= bit wherever a pixel of the (2n+1)x(2n+1) box around (y, x), clipped at
+    the array edges, has ``src & srcbit``. Binary dilation with a square element; pixels
+    outside the array count as unflagged. ``src`` may be ``target``: it is read completely
+    before anything is written."""
+    ny, nx = src.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            lo = max(0, x - n)
+            hi = min(nx, x + n + 1)
+            hit = np.uint8(0)
+            for k in range(lo, hi):
+                if src[y, k] & srcbit:
+                    hit = np.uint8(1)
+                    break
+            hbuf[y, x] = hit
+    for y in numba.prange(ny):
+        lo = max(0, y - n)
+        hi = min(ny, y + n + 1)
+        for x in range(nx):
+            for k in range(lo, hi):
+                if hbuf[k, x]:
+                    target[y, x] |= bit
+                    break
+
+
+@numba.njit(parallel=True, cache=True)
+def _forward_group(plane, gdq, thresh, seen):
+    """First pass for one group: sticky SAT at/after the first group >= threshold, and
+    AD_FLOOR|DNU on this group where the value is <= 0."""
+    ny, nx = plane.shape
+    sat = np.uint8(2)
+    low = np.uint8(64 | 1)
+    for y in numba.prange(ny):
+        for x in range(nx):
+            v = plane[y, x]
+            if v >= thresh[y, x]:
+                seen[y, x] = 1
+            f = gdq[y, x]
+            if seen[y, x]:
+                f |= sat
+            if v <= 0:
+                f |= low
+            gdq[y, x] = f
+
+
+@numba.njit(parallel=True, cache=True)
+def _backward_flags(plane, gdq, gdq_next, thresh, no_check, dilution, flag):
+    """Second pass for one group: DNU where the value reaches the diluted threshold, the group
+    is neither SAT nor DNU and the next group is SAT. Comparisons in float64, as the official
+    float32-threshold times float64-factor product promotes them."""
+    ny, nx = plane.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            factor = 1.0 if no_check[y, x] else dilution
+            limit = np.float64(thresh[y, x]) * factor
+            hit = (np.float64(plane[y, x]) >= limit) and (gdq[y, x] & 3) == 0 \
+                and (gdq_next[y, x] & 2) != 0
+            flag[y, x] = np.uint8(1) if hit else np.uint8(0)
+
+
+@numba.njit(parallel=True, cache=True)
+def _group2_test(d0, d1, gdq1, gdq2, thresh, bias, has_bias, mean_first, last_third, nread_second):
+    """Group-2 test: DNU on group index 1 where group 0 predicts no saturation by group 2, the
+    jump from group 0 to 1 could come from a saturating last frame, and group 2 (but not 1)
+    is SAT. Arithmetic types follow the official NumPy expression."""
+    ny, nx = d0.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            t = thresh[y, x]
+            b = bias[y, x] if has_bias else np.float32(0.0)
+            first = d0[y, x] - b  # float32
+            predicted = (np.float64(first) / mean_first) * last_third + np.float64(b)
+            if not (predicted < np.float64(t)):
+                continue
+            step = d1[y, x] - d0[y, x]  # float32
+            room = (t - d0[y, x]) / nread_second  # float32
+            if not (step > room):
+                continue
+            if (gdq2[y, x] & 2) != 0 and (gdq1[y, x] & 2) == 0:
+                gdq1[y, x] |= np.uint8(1)
+
+
+@numba.njit(parallel=True, cache=True)
+def _zero_frame_flags(zplane, thresh, zflag):
+    ny, nx = zplane.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            v = zplane[y, x]
+            f = np.uint8(0)
+            if v >= thresh[y, x]:
+                f |= np.uint8(2)
+            if v <= 0:
+                f |= np.uint8(64 | 1)
+            zflag[y, x] = f
+
+
+@numba.njit(parallel=True, cache=True)
+def _zero_where_flagged(zplane, zflag):
+    ny, nx = zplane.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            if zflag[y, x] != 0:
+                zplane[y, x] = 0.0
+
+
+@numba.njit(parallel=True, cache=True)
+def _count_flagged(gdq_int, bit, anyflag):
+    """anyflag[y, x] |= 1 where any group of this integration has ``bit``."""
+    ngroups, ny, nx = gdq_int.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            for g in range(ngroups):
+                if gdq_int[g, y, x] & bit:
+                    anyflag[y, x] = 1
+                    break
+
+
+@numba.njit(parallel=True, cache=True)
+def _or_plane(target, src):
+    ny, nx = target.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            target[y, x] |= src[y, x]
+
+
+def grow_flags(plane_dq, srcbit, bit, n, target=None):
+    """Dilate the pixels of ``plane_dq`` having ``srcbit`` by a (2n+1)^2 square (edges clipped,
+    no cascading) and OR ``bit`` into ``target`` (default: ``plane_dq`` itself) there, in place.
+    ``n <= 0`` does nothing."""
+    if n <= 0:
+        return
+    if target is None:
+        target = plane_dq
+    hbuf = np.empty(plane_dq.shape, dtype=np.uint8)
+    _dilate_or(plane_dq, np.uint8(srcbit), int(n), hbuf, target, np.uint8(bit))
+
+
+def flag_saturation(data, groupdq, pixeldq, sat_thresh, sat_dq, n_pix_grow_sat=1,
+                    use_readpatt=True, nframes=1, bias=None, zeroframe=None):
+    """Flag saturation in place.
+
+    Returns ``(n_saturated, n_ad_floor)``: the numbers of pixels with SAT, resp. AD_FLOOR, in
+    any group of any integration (the official step logs them).
+
+    Parameters
+    ----------
+    data : float32 (nints, ngroups, ny, nx), raw DN (not modified)
+    groupdq : uint8, same shape; SAT, AD_FLOOR|DNU and DNU are OR-ed in
+    pixeldq : uint32 (ny, nx); the reference DQ (plus NO_SAT_CHECK where the threshold is NaN)
+        is OR-ed in
+    sat_thresh, sat_dq : (ny, nx) threshold (raw DN) and translated DQ of the SATURATION
+        reference; not modified
+    n_pix_grow_sat : int, the half-width of the square used to grow the flags
+    use_readpatt : bool, enables the frame-averaging backward pass and the group-2 test
+    nframes : int, science NFRAMES (used for the read pattern)
+    bias : (ny, nx) SUPERBIAS image (raw; NaN left as is) for the group-2 test, or None (= 0)
+    zeroframe : float32 (nints, ny, nx) or None; flagged zero-frame pixels are set to 0.0
+    """
+    nints, ngroups, ny, nx = data.shape
+    thresh, ref_dq, no_check = prepare_thresholds(sat_thresh, sat_dq)
+    if thresh.shape != (ny, nx):
+        raise ReferenceFileError(f"saturation reference shape {thresh.shape} != science pixels {(ny, nx)}")
+    no_check = no_check.view(np.uint8) if no_check.dtype == np.bool_ else no_check.astype(np.uint8)
+
+    pattern = make_read_pattern(ngroups, int(nframes)) if use_readpatt else None
+    has_bias = bias is not None
+    bias_arr = (np.ascontiguousarray(bias, dtype=np.float32) if has_bias
+                else np.zeros((1, 1), dtype=np.float32))
+    if has_bias and bias_arr.shape != (ny, nx):
+        raise ReferenceFileError(f"superbias shape {bias_arr.shape} != science pixels {(ny, nx)}")
+
+    grow = int(n_pix_grow_sat)
+    seen = np.empty((ny, nx), dtype=np.uint8)
+    flag = np.empty((ny, nx), dtype=np.uint8)
+    hbuf = np.empty((ny, nx), dtype=np.uint8)
+    sat = np.uint8(_SAT)
+    dnu = np.uint8(_DNU)
+
+    for integ in range(nints):
+        gdq_int = groupdq[integ]
+        seen[:] = 0
+        # forward pass
+        for g in range(ngroups):
+            _forward_group(data[integ, g], gdq_int[g], thresh, seen)
+            if grow > 0:
+                _dilate_or(gdq_int[g], sat, grow, hbuf, gdq_int[g], sat)
+        # backward pass for groups averaged from several frames
+        if pattern is not None:
+            for g in range(ngroups - 2, -1, -1):
+                dilution = np.mean(pattern[g]) / pattern[g][-1]
+                if dilution == 1:
+                    continue
+                _backward_flags(data[integ, g], gdq_int[g], gdq_int[g + 1], thresh, no_check,
+                                float(dilution), flag)
+                if grow > 0:
+                    _dilate_or(flag, np.uint8(1), grow, hbuf, gdq_int[g], dnu)
+                else:
+                    _or_plane(gdq_int[g], flag)  # flag holds 0 or 1 == DNU
+            # group-2 test
+            if ngroups > 2:
+                _group2_test(data[integ, 0], data[integ, 1], gdq_int[1], gdq_int[2], thresh,
+                             bias_arr, has_bias, float(np.mean(pattern[0])),
+                             float(pattern[2][-1]), np.float32(len(pattern[1])))
+        # zero frame: flagged values become 0.0, meaning "bad" from here on
+        if zeroframe is not None:
+            zplane = zeroframe[integ]
+            _zero_frame_flags(zplane, thresh, flag)
+            if grow > 0:
+                _dilate_or(flag, sat, grow, hbuf, flag, sat)
+            _zero_where_flagged(zplane, flag)
+
+    pixeldq |= ref_dq
+
+    any_sat = np.zeros((ny, nx), dtype=np.uint8)
+    any_floor = np.zeros((ny, nx), dtype=np.uint8)
+    for integ in range(nints):
+        _count_flagged(groupdq[integ], sat, any_sat)
+        _count_flagged(groupdq[integ], np.uint8(_AD_FLOOR), any_floor)
+    return int(np.count_nonzero(any_sat)), int(np.count_nonzero(any_floor))
