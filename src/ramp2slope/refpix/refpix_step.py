@@ -1,0 +1,72 @@
+"""RefPixStep: remove amplifier offsets and 1/f row noise using the reference pixels."""
+import logging
+
+from ..errors import Ramp2SlopeError, ReferenceFileError
+from ..stpipe import Step
+from .reference_pixels import correct_refpix
+from .sirs import load_sirs_coefficients, make_sirs_kernels
+
+__all__ = ["RefPixStep"]
+
+log = logging.getLogger("ramp2slope")
+
+
+class RefPixStep(Step):
+    """Reference-pixel correction for the near-infrared detectors (traditional readout)."""
+
+    class_alias = "refpix"
+    cal_step_name = "refpix"
+    reference_file_types = ("refpix", "sirskernel")
+    spec = """
+        odd_even_columns = boolean(default=True)  # Compute reference signal separately for even/odd columns
+        use_side_ref_pixels = boolean(default=True)  # Use side reference pixels for reference signal for each row
+        side_smoothing_length = integer(default=11)  # Median window smoothing height for side reference signal
+        side_gain = float(default=1.0)  # Multiplicative factor for side reference signal before subtracting from rows
+        odd_even_rows = boolean(default=True)  # Compute reference signal separately for even- and odd-numbered rows
+        ovr_corr_mitigation_ftr = float(default=3.0)  # Factor to avoid overcorrection of bad reference pixels for IRS2
+        preserve_irs2_refpix = boolean(default=False)  # Preserve reference pixels in output
+        irs2_mean_subtraction = boolean(default=False)  # Apply a mean offset subtraction before IRS2 correction
+        refpix_algorithm = option('median', 'sirs', default='median')  # NIR full-frame side pixel algorithm
+        sigreject = float(default=4.0)  # Number of sigmas to reject as outliers
+        gaussmooth = float(default=1.0)  # Width of Gaussian smoothing kernel to use as a low-pass filter
+        halfwidth = integer(default=30)  # Half-width of convolution kernel to build
+        siglimit = float(default=3.0)  # Sigma clipping limit for outlier rejection
+    """
+
+    def process(self, model):
+        header = model.primary_header
+        if header.get("MSTR_RD1") is not None or (header.get("SSTR_NST") or 0) > 0:
+            raise Ramp2SlopeError(f"{self.name}: multistripe/superstripe readouts are not supported")
+        sub = model.meta.subarray
+        if sub.fastaxis is None or sub.slowaxis is None:
+            raise Ramp2SlopeError(f"{model._path or 'input'}: FASTAXIS/SLOWAXIS keywords are missing; "
+                                  f"refpix needs them to find the detector orientation")
+        status = correct_refpix(
+            model.data, model.pixeldq, fastaxis=int(sub.fastaxis), slowaxis=int(sub.slowaxis),
+            xstart=sub.xstart or 1, ystart=sub.ystart or 1, noutputs=model.meta.exposure.noutputs,
+            odd_even_columns=self.odd_even_columns, use_side_ref_pixels=self.use_side_ref_pixels,
+            side_smoothing_length=self.side_smoothing_length, side_gain=self.side_gain,
+            siglimit=self.siglimit,
+            zeroframe=model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None,
+            subarray_name=sub.name, sirs_kernels=self._sirs_kernels(model), sigreject=self.sigreject)
+        if status == "SKIPPED":
+            return self.skipped(model, "the subarray extends beyond the detector")
+        return self.complete(model)
+
+    def _sirs_kernels(self, model):
+        """SIRS kernels when asked for and available; otherwise None (running median)."""
+        if self.refpix_algorithm != "sirs" or "FULL" not in str(model.meta.subarray.name or "").upper():
+            return None
+        try:
+            path = self.reference_or_skip(model, "sirskernel")
+        except ReferenceFileError as exc:
+            log.warning("%s: %s; using the running median", self.name, exc)
+            return None
+        if path is None:
+            return None
+        gamma, zeta = load_sirs_coefficients(path, model.meta.instrument.detector)
+        if gamma is None:
+            log.warning("%s: %s has no kernel for %s; using the running median", self.name, path,
+                        model.meta.instrument.detector)
+            return None
+        return make_sirs_kernels(gamma, zeta, gaussmooth=self.gaussmooth, halfwidth=self.halfwidth)
