@@ -1,0 +1,665 @@
+"""Numba kernels of the OLS_C ramp fit (spec §4.13), one integration at a time.
+
+Everything here works on plain arrays. ``ols_fit.py`` holds the public API and the orchestration;
+read its docstring first. The arithmetic below follows stcal 1.20's C fitter operation by
+operation (float64 throughout, with the float32 ``powf`` of the optimal weights), because the
+outputs must agree with it to float32 rounding. Each pixel is independent, so the results do not
+depend on the number of threads.
+
+Group-DQ vocabulary used in the comments:
+
+* *raw*: the GROUPDQ value as given;
+* *orig*: raw plus DO_NOT_USE outside ``[firstgroup, lastgroup]`` (the copy the CHARGELOSS
+  recomputation starts from);
+* *effective*: orig plus DO_NOT_USE on every group of a suppressed one-good-group ramp, plus the
+  ZEROFRAME substitution of group 0.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..datamodels import dqflags
+
+DNU = np.uint32(dqflags.group["DO_NOT_USE"])
+SAT = np.uint32(dqflags.group["SATURATED"])
+JUMP = np.uint32(dqflags.group["JUMP_DET"])
+PERS = np.uint32(dqflags.group["PERSISTENCE"])
+CLOSS = np.uint32(dqflags.group["CHARGELOSS"])
+NOT_PERS = np.uint32(0xFFFFFFFF ^ dqflags.group["PERSISTENCE"])
+DNU_SAT = np.uint32(DNU | SAT)
+DNU_CLOSS = np.uint32(DNU | CLOSS)
+
+#: Variances (and 1/Σ) at or above this are replaced by 0, as stcal does.
+LARGE_VARIANCE_THRESHOLD = 1.0e6
+#: stcal's truncated sqrt(2) for the sigmas of a two-group segment.
+SQRT2_TRUNCATED = 1.41421356
+
+# Bits of the per-pixel exposure flag accumulator.
+FLAG_PARTIAL_SAT = np.uint8(1)
+FLAG_CHARGELOSS = np.uint8(2)
+
+# Layout of the per-segment optional-output array (first axis of ``seg_out``).
+SEG_SLOPE, SEG_SIGSLOPE, SEG_VAR_P, SEG_VAR_R, SEG_YINT, SEG_SIGYINT, SEG_WEIGHT = range(7)
+N_SEG_FIELDS = 7
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-pixel helpers
+# ------------------------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy", inline="always")
+def _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og):
+    """Load one pixel's ramp of the current integration into ``d`` (float64), ``g`` (effective
+    DQ) and ``og`` (orig DQ). SAT groups become NaN in ``d``.
+
+    Returns (cnt_good, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs, is_0th, is_zf, d0_raw),
+    where the counts are those of the effective DQ (after a ZEROFRAME substitution) and d0_raw is
+    group 0 before any substitution (NaN if SAT).
+    """
+    ng = data.shape[0]
+    n_ok = 0
+    any_flag = np.uint32(0)
+    for k in range(ng):
+        v = np.uint32(gdq[k, y, x])
+        if k < first or k > last:
+            v |= DNU
+        og[k] = v
+        g[k] = v
+        any_flag |= v
+        if (v & NOT_PERS) == 0:
+            n_ok += 1
+        d[k] = np.float64(data[k, y, x])
+
+    cnt_good = 0
+    cnt_sat = 0
+    cnt_dnu_sat = 0
+    has_jump = False
+    has_pers = False
+    has_closs = False
+    if any_flag == 0:
+        # A clean ramp (the common case): nothing to count but the good groups.
+        cnt_good = ng
+    else:
+        extra = DNU if (suppress and n_ok == 1) else np.uint32(0)
+        for k in range(ng):
+            v = og[k] | extra
+            g[k] = v
+            if v == 0:
+                cnt_good += 1
+                continue
+            if v & JUMP:
+                has_jump = True
+            if v & PERS:
+                has_pers = True
+            if v & CLOSS:
+                has_closs = True
+            if v & DNU_SAT:
+                cnt_dnu_sat += 1
+            if v & SAT:
+                d[k] = np.nan
+                cnt_sat += 1
+    d0_raw = d[0]
+
+    is_0th = False
+    is_zf = False
+    if not suppress:
+        if cnt_good == 1 and g[0] == 0:
+            is_0th = True
+        elif cnt_good == 0 and use_zframe:
+            z = np.float64(zframe[y, x])
+            if z != 0.0:
+                d[0] = z
+                g[0] = 0
+                cnt_good = 1
+                cnt_dnu_sat -= 1
+                if cnt_sat == ng:
+                    cnt_sat -= 1
+                is_zf = True
+    return cnt_good, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs, is_0th, is_zf, d0_raw
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _segments(g, ng, seg_start, seg_len):
+    """Split a ramp into segments (spec §4.13.2) with stcal's list semantics.
+
+    Fills ``seg_start``/``seg_len`` with the kept segments and returns (n_kept, size), where
+    ``size`` is the segment count stcal reports for the fitopt NSEG axis. The two differ when
+    every segment has length 1: stcal keeps only the first one but does not update its count.
+    A one-group segment found after a longer one is never added, even before pruning.
+    """
+    n = 0
+    size = 0
+    max_len = 0
+    in_seg = False
+    start = 0
+    for idx in range(ng + 1):
+        if idx < ng:
+            good = (g[idx] & NOT_PERS) == 0
+        else:
+            good = False
+        if good:
+            if not in_seg:
+                if idx > 0 and (g[idx - 1] & NOT_PERS) == JUMP:
+                    start = idx - 1
+                else:
+                    start = idx
+                in_seg = True
+        elif in_seg:
+            length = idx - start
+            in_seg = False
+            if length == 1 and max_len > 1:
+                continue
+            seg_start[n] = start
+            seg_len[n] = length
+            n += 1
+            size += 1
+            if length > max_len:
+                max_len = length
+    if size < 2:
+        return n, size
+    if max_len < 2:
+        # Only the first one-group segment is used; stcal's count is left as it was.
+        return 1, size
+    kept = 0
+    for j in range(n):
+        if seg_len[j] != 1:
+            seg_start[kept] = seg_start[j]
+            seg_len[kept] = seg_len[j]
+            kept += 1
+        else:
+            size -= 1
+    return kept, size
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rnoise_var_default(rn, gain, tgroup, seglen):
+    if gain <= 0.0 or math.isnan(gain):
+        return 0.0
+    rnum = rn / tgroup
+    rnum = 12.0 * rnum * rnum
+    rden = seglen * seglen * seglen - seglen
+    rden = rden * gain * gain
+    return rnum / rden
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rnoise_var_short(rn, gain, timing):
+    # One- and two-group segments: 12 R^2 / (6 t^2 g^2), without a gain check.
+    rnum = rn / timing
+    rnum = 12.0 * rnum * rnum
+    rden = 6.0
+    rden = rden * gain * gain
+    return rnum / rden
+
+
+#: Fixsen et al. (2000) exponents, indexed by ``_snr_power_index``.
+POWERS = np.array([0.0, 0.4, 1.0, 3.0, 6.0, 10.0])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _snr_power_index(snr):
+    # Lower bounds inclusive; a NaN SNR falls through to the last bin, as in the C code.
+    if snr < 5.0:
+        return 0
+    if snr < 10.0:
+        return 1
+    if snr < 20.0:
+        return 2
+    if snr < 50.0:
+        return 3
+    if snr < 100.0:
+        return 4
+    return 5
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _weight_factor(k, length, power):
+    """|(k − mid)/mid|^P with stcal's operation order and its single-precision powf."""
+    mid = np.float64(length - 1) / 2.0
+    invmid = 1.0 / mid
+    w = abs((np.float64(k) - mid) * invmid)
+    return np.float64(math.pow(np.float32(w), np.float32(power)))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def weight_table(ngroups):
+    """Table[length, power index, k] of ``_weight_factor`` for every segment of ≥ 3 groups.
+
+    Saves the powf calls in the per-pixel loop; values are identical to computing them inline.
+    """
+    table = np.zeros((ngroups + 1, POWERS.size, ngroups), np.float64)
+    for length in range(3, ngroups + 1):
+        for p in range(POWERS.size):
+            for k in range(length):
+                table[length, p, k] = _weight_factor(k, length, POWERS[p])
+    return table
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _poisson_var(mrate, dcur, pden):
+    if mrate > 0.0:
+        return (mrate + dcur) / pden
+    return dcur / pden
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _fit_segment(d, start, length, rn, gain, dcur, mrate, tgroup, timing1, wtable, res):
+    """Fit one segment; ``res`` receives the 7 SEG_* values plus var_e at index 7."""
+    if length == 1:
+        slope = d[start] / timing1
+        var_p = _poisson_var(mrate, dcur, timing1 * gain)
+        var_r = _rnoise_var_short(rn, gain, timing1)
+        res[SEG_SLOPE] = slope
+        res[SEG_SIGSLOPE] = 0.0
+        res[SEG_YINT] = 0.0
+        res[SEG_SIGYINT] = 0.0
+        res[SEG_VAR_P] = var_p
+        res[SEG_VAR_R] = var_r
+        res[SEG_WEIGHT] = 1.0 / var_r
+        res[7] = var_p + var_r
+        return
+    if length == 2:
+        d0 = d[start]
+        d1 = d[start + 1]
+        res[SEG_SLOPE] = (d1 - d0) / tgroup
+        var_p = _poisson_var(mrate, dcur, tgroup * gain)
+        var_r = _rnoise_var_short(rn, gain, tgroup)
+        sig = SQRT2_TRUNCATED * rn
+        second = np.float64(start) + 1.0
+        res[SEG_SIGSLOPE] = sig
+        res[SEG_YINT] = d1 * (1.0 - second) + d0 * second
+        res[SEG_SIGYINT] = sig
+        res[SEG_VAR_P] = var_p
+        res[SEG_VAR_R] = var_r
+        res[SEG_WEIGHT] = 1.0 / var_r
+        res[7] = var_p + var_r
+        return
+
+    # Signal-to-noise ratio of the segment -> exponent of the Fixsen weights.
+    diff = d[start + length - 1] - d[start]
+    den = rn * rn + diff * gain
+    if den <= 0.0 or gain == 0.0:
+        snr = 0.0
+    else:
+        snr = (diff * gain) / math.sqrt(den)
+        if snr < 0.0:
+            snr = 0.0
+    pidx = _snr_power_index(snr)
+    use_table = length < wtable.shape[0]
+
+    invrn2 = 1.0 / (rn * rn)
+    sumw = 0.0
+    sumx = 0.0
+    sumxx = 0.0
+    sumy = 0.0
+    sumxy = 0.0
+    for k in range(length):
+        if use_table:
+            w = wtable[length, pidx, k] * invrn2
+        else:
+            w = _weight_factor(k, length, POWERS[pidx]) * invrn2
+        xval = np.float64(k) + np.float64(start)
+        val = d[start + k]
+        if math.isnan(val):
+            val = 0.0
+        xwt = xval * w
+        sumw += w
+        sumx += xwt
+        sumxx += xval * xwt
+        sumy += val * w
+        sumxy += val * xwt
+    den = sumw * sumxx - sumx * sumx
+    num = sumw * sumxy - sumx * sumy
+    invden = 1.0 / den
+    res[SEG_SLOPE] = (num * invden) / tgroup
+    res[SEG_SIGSLOPE] = math.sqrt(sumw * invden)
+    res[SEG_YINT] = (sumxx * sumy - sumx * sumxy) * invden
+    res[SEG_SIGYINT] = math.sqrt(sumxx * invden)
+    seglen = np.float64(length)
+    var_p = _poisson_var(mrate, dcur, tgroup * gain * (seglen - 1.0))
+    var_r = _rnoise_var_default(rn, gain, tgroup, seglen)
+    res[SEG_VAR_P] = var_p
+    res[SEG_VAR_R] = var_r
+    res[SEG_WEIGHT] = 1.0 / var_r
+    res[7] = var_p + var_r
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _median_prefix(vals, n):
+    """Median of ``vals[:n]`` (no NaN): the middle value, or the mean of the two middle ones.
+
+    Small counts use ranks (ties broken by position), which avoids the mispredicted branches
+    of a sort. Larger ones sort a copy. Both pick the same order statistics as stcal's qsort.
+    """
+    if n == 0:
+        return np.nan
+    half = n >> 1
+    if n <= 64:
+        hi = np.nan
+        lo = np.nan
+        for i in range(n):
+            v = vals[i]
+            rank = 0
+            for j in range(n):
+                w = vals[j]
+                rank += (w < v) | ((w == v) & (j < i))
+            if rank == half:
+                hi = v
+            elif rank == half - 1:
+                lo = v
+    else:
+        s = np.sort(vals[:n])
+        hi = s[half]
+        lo = s[half - 1]
+    if n & 1:
+        return hi
+    return (hi + lo) / 2.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _integration_median_rate(d, g, ng, tgroup, vals):
+    """NaN-median of the first differences of one integration (spec §4.13.3, default case)."""
+    n = 0
+    prev = np.nan if (g[0] & DNU) else d[0] / tgroup
+    loc0 = prev
+    for k in range(ng - 1):
+        cur = np.nan if (g[k + 1] & DNU) else d[k + 1] / tgroup
+        if not (g[k + 1] & JUMP):
+            diff = cur - prev
+            if not math.isnan(diff):
+                vals[n] = diff
+                n += 1
+        prev = cur
+    if n == 0:
+        if math.isnan(loc0):
+            return np.nan
+        return loc0
+    return _median_prefix(vals, n)
+
+
+# ------------------------------------------------------------------------------------------------
+# Kernels
+# ------------------------------------------------------------------------------------------------
+@njit(parallel=True, cache=True, error_model="numpy")
+def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
+                       tgroup, tframe, t1, accum):
+    """Add one integration's median rate (spec §4.13.3) to ``accum`` (float64, (ny, nx))."""
+    ng, ny, nx = data.shape
+    for y in prange(ny):
+        d = np.empty(ng, np.float64)
+        g = np.empty(ng, np.uint32)
+        og = np.empty(ng, np.uint32)
+        vals = np.empty(max(ng - 1, 1), np.float64)
+        for x in range(nx):
+            st = _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+            is_0th = st[6]
+            is_zf = st[7]
+            if ng == 1:
+                # No NaN check in this branch of the C code.
+                accum[y, x] += d[0] / t1
+                continue
+            if is_0th:
+                m = d[0] / t1
+            elif is_zf:
+                m = d[0] / tframe
+            else:
+                m = _integration_median_rate(d, g, ng, tgroup, vals)
+            if math.isnan(m):
+                m = 0.0
+            accum[y, x] += m
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def count_slots_kernel(data, gdq, zframe, use_zframe, first, last, suppress, nseg_rows, ncr_rows):
+    """Per row, the largest segment count (stcal's) and JUMP count of one integration."""
+    ng, ny, nx = data.shape
+    for y in prange(ny):
+        d = np.empty(ng, np.float64)
+        g = np.empty(ng, np.uint32)
+        og = np.empty(ng, np.uint32)
+        s0 = np.empty(ng, np.int64)
+        sl = np.empty(ng, np.int64)
+        best_seg = 0
+        best_cr = 0
+        for x in range(nx):
+            _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+            ncr = 0
+            for k in range(1, ng):
+                if g[k] & JUMP:
+                    ncr += 1
+            if ncr > best_cr:
+                best_cr = ncr
+            if g[0] & SAT:
+                continue
+            size = _segments(g, ng, s0, sl)[1]
+            if size > best_seg:
+                best_seg = size
+        nseg_rows[y] = best_seg
+        ncr_rows[y] = best_cr
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def fit_integration_kernel(
+    data, gdq, zframe, use_zframe, first, last, suppress,
+    gain2d, rn2d, dark2d, pixdq, mrate2d, wtable,
+    tgroup, tframe, t1, ped_factor,
+    out_slope, out_err, out_dq, out_vp, out_vr,
+    acc_num, acc_ip, acc_ir, acc_clr, acc_dq, acc_ndnu, acc_nsat, acc_flags,
+    save_opt, seg_out, ped_out, cr_out,
+):
+    """Fit one integration (spec §4.13.2–4.13.6) and accumulate the exposure sums.
+
+    ``pixdq`` already carries DNU|NO_GAIN_VALUE for bad gains; ``rn2d`` is the per-group read
+    noise in electrons (float32, as stcal computes it); ``mrate2d`` is the pixel's mean median
+    rate. Outputs for this integration go to the 2-D ``out_*`` arrays; exposure sums go to the
+    ``acc_*`` arrays. With ``save_opt``, ``seg_out`` (7, nslots, ny, nx), ``ped_out`` (ny, nx)
+    and ``cr_out`` (ncr, ny, nx) are filled (they must be zero on entry).
+    """
+    ng, ny, nx = data.shape
+    nslots = seg_out.shape[1]
+    ncr_slots = cr_out.shape[0]
+    for y in prange(ny):
+        d = np.empty(ng, np.float64)
+        g = np.empty(ng, np.uint32)
+        og = np.empty(ng, np.uint32)
+        s0 = np.empty(ng, np.int64)
+        sl = np.empty(ng, np.int64)
+        res = np.empty(8, np.float64)
+        for x in range(nx):
+            (cnt_good, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
+             is_0th, is_zf, d0_raw) = _load_ramp(
+                data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+            gain = np.float64(gain2d[y, x])
+            rn = np.float64(rn2d[y, x])
+            dcur = np.float64(dark2d[y, x])
+            mrate = mrate2d[y, x]
+            if suppress:
+                timing1 = tgroup
+            elif is_0th:
+                timing1 = t1
+            elif is_zf:
+                timing1 = tframe
+            else:
+                timing1 = tgroup
+
+            dq = np.uint32(pixdq[y, x])
+            extra = np.uint32(0)
+            if has_jump:
+                extra |= JUMP
+            if has_pers:
+                extra |= PERS
+            dq |= extra
+            acc_dq[y, x] |= extra
+
+            slope = 0.0
+            var_p = 0.0
+            var_r = 0.0
+            err = 0.0
+            nseg = 0
+            if g[0] & SAT:
+                dq |= DNU_SAT
+                slope = np.nan
+            else:
+                nseg = _segments(g, ng, s0, sl)[0]
+
+            if cnt_dnu_sat == ng:
+                dq |= DNU
+                if cnt_sat == ng:
+                    dq |= SAT
+            elif nseg > 0:
+                inv_r = 0.0
+                inv_p = 0.0
+                inv_e = 0.0
+                num = 0.0
+                for j in range(nseg):
+                    _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1, wtable,
+                                 res)
+                    inv_r += 1.0 / res[SEG_VAR_R]
+                    if res[SEG_VAR_P] > 0.0:
+                        inv_p += 1.0 / res[SEG_VAR_P]
+                    inv_e += 1.0 / res[7]
+                    num += res[SEG_SLOPE] / res[SEG_VAR_R]
+                    if save_opt and j < nslots:
+                        for f in range(N_SEG_FIELDS):
+                            seg_out[f, j, y, x] = np.float32(res[f])
+                if inv_p > 0.0:
+                    var_p = 1.0 / inv_p
+                if var_p >= LARGE_VARIANCE_THRESHOLD:
+                    var_p = 0.0
+                var_r = 1.0 / inv_r
+                if var_r >= LARGE_VARIANCE_THRESHOLD:
+                    var_r = 0.0
+                if dq & DNU_SAT:
+                    slope = np.nan
+                    var_p = 0.0
+                    var_r = 0.0
+                    err = 0.0
+                else:
+                    var_e = 1.0 / inv_e
+                    # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
+                    slope = num * var_r
+                    if var_e > LARGE_VARIANCE_THRESHOLD:
+                        err = 0.0
+                    else:
+                        err = math.sqrt(var_e)
+                if inv_p > 0.0:
+                    acc_ip[y, x] += inv_p
+                acc_ir[y, x] += inv_r
+                acc_num[y, x] += num
+
+            if dq & DNU:
+                acc_ndnu[y, x] += 1
+                slope = np.nan
+
+            if save_opt:
+                # The pedestal sees the integration DQ before the partial-saturation flag.
+                if dq & SAT:
+                    ped = 0.0
+                else:
+                    ped = d[0] - slope * ped_factor
+                    if math.isnan(ped):
+                        ped = 0.0
+                ped_out[y, x] = np.float32(ped)
+                icr = 0
+                for k in range(1, ng):
+                    if g[k] & JUMP:
+                        prev = d0_raw if k == 1 else d[k - 1]
+                        if icr < ncr_slots:
+                            cr_out[icr, y, x] = np.float32(d[k] - prev)
+                        icr += 1
+
+            if dq & SAT:
+                acc_nsat[y, x] += 1
+                slope = np.nan
+            if cnt_sat > 0:
+                dq |= SAT
+                acc_flags[y, x] |= FLAG_PARTIAL_SAT
+
+            # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
+            if has_closs:
+                acc_flags[y, x] |= FLAG_CHARGELOSS
+                for k in range(ng):
+                    if og[k] & CLOSS:
+                        og[k] ^= DNU_CLOSS
+                nseg2 = _segments(og, ng, s0, sl)[0]
+                inv_r2 = 0.0
+                for j in range(nseg2):
+                    ln = sl[j]
+                    if ln == 1:
+                        sv = _rnoise_var_short(rn, gain, timing1)
+                    elif ln == 2:
+                        sv = _rnoise_var_short(rn, gain, tgroup)
+                    else:
+                        sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
+                    if sv > 0.0:
+                        inv_r2 += 1.0 / sv
+                var_r = 1.0 / inv_r2
+                if var_r >= LARGE_VARIANCE_THRESHOLD:
+                    var_r = 0.0
+                acc_clr[y, x] += inv_r2
+            elif var_r > 0.0:
+                acc_clr[y, x] += 1.0 / var_r
+
+            out_slope[y, x] = np.float32(slope)
+            out_dq[y, x] = dq
+            out_vp[y, x] = np.float32(var_p)
+            out_vr[y, x] = np.float32(var_r)
+            out_err[y, x] = np.float32(err)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def finish_rate_kernel(nints, pixdq, acc_num, acc_ip, acc_ir, acc_clr, acc_dq, acc_ndnu,
+                       acc_nsat, acc_flags, out_slope, out_err, out_dq, out_vp, out_vr):
+    """Combine the integration sums into the rate product (spec §4.13.5)."""
+    ny, nx = pixdq.shape
+    for y in prange(ny):
+        for x in range(nx):
+            dq = np.uint32(pixdq[y, x]) | acc_dq[y, x]
+            if acc_ndnu[y, x] == nints:
+                dq |= DNU
+            if acc_nsat[y, x] == nints:
+                dq |= SAT
+            var_p = acc_ip[y, x]
+            if var_p > 0.0:
+                var_p = 1.0 / var_p
+            if var_p >= LARGE_VARIANCE_THRESHOLD or var_p < 0.0:
+                var_p = 0.0
+            var_r = acc_ir[y, x]
+            if var_r > 0.0:
+                var_r = 1.0 / var_r
+            if var_r >= LARGE_VARIANCE_THRESHOLD:
+                var_r = 0.0
+            err = math.sqrt(var_p + var_r)
+            slope = acc_num[y, x]
+            if dq & DNU_SAT:
+                slope = np.nan
+                var_p = 0.0
+                var_r = 0.0
+                err = 0.0
+            flags = acc_flags[y, x]
+            if flags & FLAG_PARTIAL_SAT:
+                dq |= SAT
+            if not math.isnan(slope):
+                slope = slope * var_r
+            if flags & FLAG_CHARGELOSS:
+                # Only VAR_RNOISE is replaced, even for a pixel whose rate is invalid.
+                evar = acc_clr[y, x]
+                if evar > 0.0:
+                    var_r = 1.0 / evar
+                if var_r >= LARGE_VARIANCE_THRESHOLD:
+                    var_r = 0.0
+            out_slope[y, x] = np.float32(slope)
+            out_dq[y, x] = dq
+            out_vp[y, x] = np.float32(var_p)
+            out_vr[y, x] = np.float32(var_r)
+            out_err[y, x] = np.float32(err)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def effective_readnoise_kernel(readnoise, gain, factor, out):
+    """R = RN_cds·gain/sqrt(2·NFRAMES) in electrons, rounded to float32 like stcal's in-place
+    numpy product (float64 arithmetic, float32 storage)."""
+    ny, nx = readnoise.shape
+    for y in prange(ny):
+        for x in range(nx):
+            out[y, x] = np.float32(np.float64(readnoise[y, x]) * (np.float64(gain[y, x]) / factor))

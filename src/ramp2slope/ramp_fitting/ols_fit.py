@@ -1,0 +1,445 @@
+"""OLS_C ramp fitting (spec §4.13): rate, rateints and the optional fitopt arrays.
+
+The fit is done one integration at a time. Memory use beyond the outputs is a few 2-D
+accumulators, whatever the number of integrations. Every pixel is independent, so the results are
+bit-identical for any numba thread count. Set that count with ``numba.set_num_threads`` or pass
+``threads``.
+
+Whole exposure
+--------------
+``fit_ramps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time, frame_time,
+groupgap=0, drop_frames1=0, zeroframe=None, average_dark_current=None, suppress_one_group=True,
+firstgroup=None, lastgroup=None, save_opt=False, threads=None) -> RampFitResult | None``
+
+* ``data``: float32 ``(nints, ngroups, ny, nx)`` in DN. ``groupdq``: uint8, same shape.
+  ``pixeldq``: uint32 ``(ny, nx)``. None of these is modified.
+* ``gain`` (e⁻/DN) and ``readnoise`` (CDS read noise in DN) are float32 ``(ny, nx)``, already
+  cut out to the science subarray. ``average_dark_current`` is an optional float32 ``(ny, nx)``
+  (None means zeros). It is added to the median rate as stored, with no unit conversion.
+  ``zeroframe`` is an optional float32 ``(nints, ny, nx)``, used only when suppress_one_group is
+  off (spec §4.13.1).
+* ``nframes``, ``groupgap``, ``drop_frames1``: ints from the exposure metadata. ``group_time``
+  and ``frame_time``: seconds. Like stcal, they are rounded to float32 before use.
+* ``suppress_one_group`` is forced off when ngroups == 1. ``firstgroup``/``lastgroup`` are
+  0-based and follow jwst's RampFitStep: groups outside the range get DO_NOT_USE, a negative
+  firstgroup becomes 0, and firstgroup >= lastgroup ignores both.
+* Returns None when every pixel of every integration has SATURATED in group 0 (stcal writes no
+  product then). Otherwise returns a ``RampFitResult`` with:
+
+  - ``rate``: ``ImageProduct`` with 2-D ``data`` (DN/s, float32, NaN where invalid), ``err``,
+    ``var_poisson``, ``var_rnoise`` (float32) and ``dq`` (uint32);
+  - ``rateints``: an ``ImageProduct`` with the same fields, 3-D ``(nints, ny, nx)``;
+  - ``optional``: None unless ``save_opt``. Otherwise an ``OptionalProduct`` with ``slope``,
+    ``sigslope``, ``var_poisson``, ``var_rnoise``, ``yint``, ``sigyint``, ``weights``, each
+    float32 ``(nints, nseg_max, ny, nx)``; ``pedestal`` float32 ``(nints, ny, nx)``; and
+    ``crmag`` float32 ``(nints, ncr_max, ny, nx)``;
+  - ``nseg_max`` and ``ncr_max``, the sizes of those axes.
+
+Streaming, integration by integration
+-------------------------------------
+``fitter = OLSRampFitter(shape, gain, readnoise, pixeldq, <same keywords as fit_ramps, without
+zeroframe and threads>, has_zeroframe=False)``, where ``shape = (nints, ngroups, ny, nx)``. Then:
+
+1. ``fitter.add_median_rate(data_i, groupdq_i, zeroframe_i=None)`` once per integration, in
+   order. The arguments are ``(ngroups, ny, nx)`` and ``(ny, nx)``. With save_opt this also
+   counts the fitopt slots, and it tracks the all-saturated case.
+2. ``fitter.all_saturated`` is True when no product must be written (see above).
+3. With save_opt, ``fitter.nseg_max`` and ``fitter.ncr_max`` give the fitopt sizes once every
+   integration has been through step 1.
+4. ``fitter.fit_integration(data_i, groupdq_i, zeroframe_i=None, out=None, opt_out=None) ->
+   IntegrationFit`` once per integration, in order. ``out`` may be an ``ImageProduct`` of 2-D
+   views to write into (for example the ``[i]`` slices of the rateints cubes). ``opt_out`` may be
+   an ``IntegrationOptional`` of views: ``segments`` float32 ``(7, nslots, ny, nx)`` in
+   the order ``SEGMENT_FIELDS``, ``pedestal`` ``(ny, nx)`` and ``crmag`` ``(ncr, ny, nx)``,
+   all zero on entry. Otherwise the arrays are allocated and returned.
+5. ``fitter.finish() -> ImageProduct`` for the rate.
+
+Where the spec and the running stcal 1.20 differ, this module follows stcal:
+
+* An integration with no usable segment that is not all DNU/SAT (for example every group
+  flagged JUMP) gets slope 0 and variances 0, not NaN. The rate of such a pixel is 0 as well.
+* Slopes are ``Σ(slope/var_r)`` multiplied by the variance *after* it has been zeroed at ≥ 1e6,
+  so a combined read-noise variance ≥ 1e6 (DN/s)² gives slope 0.
+* The fitopt NSEG axis uses stcal's segment count, which is not reduced when only the first of
+  several one-group segments is kept. It can also be 0 (not "at least 1") when no pixel has a
+  segment at all.
+* CHARGELOSS recomputation toggles DNU|CHARGELOSS with XOR on each CHARGELOSS group, so a
+  CHARGELOSS group without DNU gains DNU. The rate VAR_RNOISE of such a pixel is replaced even
+  when the pixel's rate is invalid.
+* The pedestal is 0 for an integration whose DQ has SAT before the partial-saturation flag
+  (group 0 SAT or a pixel-level SAT). Otherwise it uses the float64 integration slope.
+* For ngroups == 1 the median rate is the plain mean of d0/T1, with no NaN-to-0 step. A
+  saturated group 0 therefore makes it NaN, and the Poisson terms fall back to the dark current.
+* The rateints ERR is zeroed when 1/Σ(1/var_e) is strictly above 1e6. Variances are zeroed at
+  1e6 and above.
+"""
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ..datamodels import dqflags
+from ..errors import Ramp2SlopeError
+from . import _ols_kernels as K
+
+__all__ = [
+    "SEGMENT_FIELDS",
+    "ImageProduct",
+    "IntegrationFit",
+    "IntegrationOptional",
+    "OLSRampFitter",
+    "OptionalProduct",
+    "RampFitResult",
+    "effective_readnoise",
+    "fit_ramps",
+    "group_range",
+]
+
+#: Order of the per-segment fields in ``IntegrationOptional.segments``.
+SEGMENT_FIELDS = ("slope", "sigslope", "var_poisson", "var_rnoise", "yint", "sigyint", "weights")
+
+
+@dataclass
+class ImageProduct:
+    """Rate (2-D) or rateints (3-D) arrays: SCI, ERR, DQ, VAR_POISSON, VAR_RNOISE."""
+
+    data: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+
+    @classmethod
+    def empty(cls, shape):
+        return cls(
+            data=np.zeros(shape, np.float32),
+            err=np.zeros(shape, np.float32),
+            dq=np.zeros(shape, np.uint32),
+            var_poisson=np.zeros(shape, np.float32),
+            var_rnoise=np.zeros(shape, np.float32),
+        )
+
+    def __getitem__(self, index):
+        """Views of every array at ``index`` (e.g. one integration of a rateints product)."""
+        return ImageProduct(self.data[index], self.err[index], self.dq[index],
+                            self.var_poisson[index], self.var_rnoise[index])
+
+
+@dataclass
+class IntegrationOptional:
+    """fitopt arrays of one integration: segments (7, nslots, ny, nx), pedestal, crmag."""
+
+    segments: np.ndarray
+    pedestal: np.ndarray
+    crmag: np.ndarray
+
+
+@dataclass
+class IntegrationFit:
+    """Result of ``OLSRampFitter.fit_integration``: the rateints planes and optional arrays."""
+
+    rateints: ImageProduct
+    optional: IntegrationOptional = None
+
+
+@dataclass
+class OptionalProduct:
+    """The fitopt (RampFitOutputModel) arrays, all float32."""
+
+    slope: np.ndarray
+    sigslope: np.ndarray
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+    yint: np.ndarray
+    sigyint: np.ndarray
+    weights: np.ndarray
+    pedestal: np.ndarray
+    crmag: np.ndarray
+
+
+@dataclass
+class RampFitResult:
+    rate: ImageProduct
+    rateints: ImageProduct
+    optional: OptionalProduct = None
+    nseg_max: int = 0
+    ncr_max: int = 0
+
+
+def group_range(ngroups, firstgroup=None, lastgroup=None):
+    """Return the (first, last) groups kept, applying RampFitStep's rules for the parameters."""
+    first = 0 if firstgroup is None else int(firstgroup)
+    last = ngroups - 1 if lastgroup is None else int(lastgroup)
+    if first < 0:
+        first = 0
+    if first >= last:
+        first, last = 0, ngroups - 1
+    # A lastgroup beyond the ramp marks nothing (jwst only warns).
+    return first, last
+
+
+def effective_readnoise(readnoise, gain, nframes):
+    """Per-group read noise in electrons, ``RN_cds·gain/sqrt(2·NFRAMES)``, as float32."""
+    rn = _native(readnoise, np.float32)
+    g = _native(gain, np.float32)
+    out = np.empty(rn.shape, np.float32)
+    K.effective_readnoise_kernel(rn, g, float(np.sqrt(2.0 * nframes)), out)
+    return out
+
+
+def _native(arr, dtype):
+    """The array as a C-contiguous native-endian array of ``dtype`` (no copy when it already is)."""
+    arr = np.asarray(arr)
+    dtype = np.dtype(dtype)
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr
+
+
+_DUMMY_ZF = np.zeros((1, 1), np.float32)
+_MAX_TABLE_GROUPS = 256
+
+
+class OLSRampFitter:
+    """Streaming OLS_C fitter; see the module docstring for the call sequence."""
+
+    def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, group_time, frame_time,
+                 groupgap=0, drop_frames1=0, average_dark_current=None, suppress_one_group=True,
+                 firstgroup=None, lastgroup=None, save_opt=False, has_zeroframe=False):
+        if len(shape) != 4:
+            raise Ramp2SlopeError(f"ramp fitting needs a 4-D ramp, got shape {tuple(shape)}")
+        nints, ngroups, ny, nx = (int(v) for v in shape)
+        if nints < 1 or ngroups < 1:
+            raise Ramp2SlopeError("ramp fitting needs at least one integration and one group")
+        self.shape = (nints, ngroups, ny, nx)
+        self.nints, self.ngroups, self.ny, self.nx = nints, ngroups, ny, nx
+        for name, arr in (("gain", gain), ("readnoise", readnoise), ("pixeldq", pixeldq)):
+            if np.shape(arr) != (ny, nx):
+                raise Ramp2SlopeError(
+                    f"{name} has shape {np.shape(arr)}, the science data needs {(ny, nx)}")
+        nframes = int(nframes)
+        if nframes < 1:
+            raise Ramp2SlopeError(f"NFRAMES must be at least 1, got {nframes}")
+        self.save_opt = bool(save_opt)
+        self.suppress = bool(suppress_one_group) and ngroups > 1
+        self.first, self.last = group_range(ngroups, firstgroup, lastgroup)
+        self.has_zeroframe = bool(has_zeroframe)
+
+        # stcal reads the times as C floats, then works in double.
+        self.tgroup = float(np.float32(group_time))
+        self.tframe = float(np.float32(frame_time))
+        self.t1 = (float(nframes) + 1.0) * self.tframe / 2.0
+        drop = 0 if drop_frames1 is None else int(drop_frames1)
+        self.ped_factor = ((nframes + 1) / 2.0 + drop) / (nframes + int(groupgap))
+
+        self.gain = _native(gain, np.float32)
+        self.rn = effective_readnoise(readnoise, self.gain, nframes)
+        if average_dark_current is None:
+            self.dark = np.zeros((ny, nx), np.float32)
+        else:
+            if np.shape(average_dark_current) != (ny, nx):
+                raise Ramp2SlopeError(
+                    f"average_dark_current has shape {np.shape(average_dark_current)}, "
+                    f"the science data needs {(ny, nx)}")
+            self.dark = _native(average_dark_current, np.float32)
+        pdq = np.array(pixeldq, dtype=np.uint32)
+        bad_gain = ~(self.gain > 0)  # gain <= 0 or NaN
+        pdq[bad_gain] |= np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NO_GAIN_VALUE"])
+        self.pixeldq = pdq
+        # Optimal-weight factors for every segment length; beyond _MAX_TABLE_GROUPS they are
+        # computed inline instead (same values, more powf calls).
+        if ngroups <= _MAX_TABLE_GROUPS:
+            self._wtable = K.weight_table(ngroups)
+        else:
+            self._wtable = np.zeros((0, K.POWERS.size, 0), np.float64)
+
+        self._mrate_acc = np.zeros((ny, nx), np.float64)
+        self._n_median = 0
+        self._mrate = None
+        self._any_unsat0 = False
+        self.nseg_max = 0
+        self.ncr_max = 0
+
+        self._acc_num = np.zeros((ny, nx), np.float64)
+        self._acc_ip = np.zeros((ny, nx), np.float64)
+        self._acc_ir = np.zeros((ny, nx), np.float64)
+        self._acc_clr = np.zeros((ny, nx), np.float64)
+        self._acc_dq = np.zeros((ny, nx), np.uint32)
+        self._acc_ndnu = np.zeros((ny, nx), np.int32)
+        self._acc_nsat = np.zeros((ny, nx), np.int32)
+        self._acc_flags = np.zeros((ny, nx), np.uint8)
+        self._n_fit = 0
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _integration_arrays(self, data_i, gdq_i, zeroframe_i):
+        shape = (self.ngroups, self.ny, self.nx)
+        if np.shape(data_i) != shape or np.shape(gdq_i) != shape:
+            raise Ramp2SlopeError(
+                f"integration arrays must have shape {shape}, got {np.shape(data_i)} and "
+                f"{np.shape(gdq_i)}")
+        data_i = _native(data_i, np.float32)
+        gdq_i = _native(gdq_i, np.uint8)
+        if zeroframe_i is None or not self.has_zeroframe or self.suppress:
+            return data_i, gdq_i, _DUMMY_ZF, False
+        if np.shape(zeroframe_i) != (self.ny, self.nx):
+            raise Ramp2SlopeError(
+                f"zeroframe plane has shape {np.shape(zeroframe_i)}, needs {(self.ny, self.nx)}")
+        return data_i, gdq_i, _native(zeroframe_i, np.float32), True
+
+    # -- pass 1 -------------------------------------------------------------------------------
+    def add_median_rate(self, data_i, groupdq_i, zeroframe_i=None):
+        """Pass 1 for one integration: its median rate, the SAT-in-group-0 check, slot counts."""
+        if self._n_median >= self.nints:
+            raise Ramp2SlopeError("add_median_rate called more often than there are integrations")
+        data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
+        if not self._any_unsat0:
+            sat = np.uint8(dqflags.group["SATURATED"])
+            self._any_unsat0 = not bool(np.all(gdq_i[0] & sat))
+        K.median_rate_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
+                             self.tgroup, self.tframe, self.t1, self._mrate_acc)
+        if self.save_opt:
+            nseg_rows = np.zeros(self.ny, np.int64)
+            ncr_rows = np.zeros(self.ny, np.int64)
+            K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
+                                 nseg_rows, ncr_rows)
+            if self.ny:
+                self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
+                self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
+        self._n_median += 1
+
+    @property
+    def all_saturated(self):
+        """True when every pixel of every integration seen so far is SAT in group 0."""
+        return not self._any_unsat0
+
+    @property
+    def median_rate(self):
+        """Mean over integrations of the per-integration median rates (float64, DN/s)."""
+        if self._mrate is None:
+            if self._n_median != self.nints:
+                raise Ramp2SlopeError(
+                    f"the median rate needs all {self.nints} integrations, got {self._n_median}")
+            # stcal divides by (float) nints; the integer is exact in either precision.
+            self._mrate_acc /= float(self.nints)
+            self._mrate, self._mrate_acc = self._mrate_acc, None
+        return self._mrate
+
+    # -- pass 2 -------------------------------------------------------------------------------
+    def fit_integration(self, data_i, groupdq_i, zeroframe_i=None, out=None, opt_out=None):
+        """Pass 2 for the next integration; returns its rateints planes (and fitopt arrays)."""
+        if self._n_fit >= self.nints:
+            raise Ramp2SlopeError("fit_integration called more often than there are integrations")
+        mrate = self.median_rate
+        data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
+        ny, nx = self.ny, self.nx
+        if out is None:
+            out = ImageProduct.empty((ny, nx))
+        if self.save_opt:
+            if opt_out is None:
+                opt_out = IntegrationOptional(
+                    segments=np.zeros((K.N_SEG_FIELDS, self.nseg_max, ny, nx), np.float32),
+                    pedestal=np.zeros((ny, nx), np.float32),
+                    crmag=np.zeros((self.ncr_max, ny, nx), np.float32),
+                )
+            seg_out, ped_out, cr_out = opt_out.segments, opt_out.pedestal, opt_out.crmag
+        else:
+            opt_out = None
+            seg_out = np.zeros((K.N_SEG_FIELDS, 0, 1, 1), np.float32)
+            ped_out = np.zeros((1, 1), np.float32)
+            cr_out = np.zeros((0, 1, 1), np.float32)
+        K.fit_integration_kernel(
+            data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
+            self.gain, self.rn, self.dark, self.pixeldq, mrate, self._wtable,
+            self.tgroup, self.tframe, self.t1, self.ped_factor,
+            out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
+            self._acc_num, self._acc_ip, self._acc_ir, self._acc_clr, self._acc_dq,
+            self._acc_ndnu, self._acc_nsat, self._acc_flags,
+            self.save_opt, seg_out, ped_out, cr_out,
+        )
+        self._n_fit += 1
+        return IntegrationFit(rateints=out, optional=opt_out)
+
+    def finish(self, out=None):
+        """Combine the integrations into the rate product (after every fit_integration)."""
+        if self._n_fit != self.nints:
+            raise Ramp2SlopeError(
+                f"the rate needs all {self.nints} integrations fitted, got {self._n_fit}")
+        if out is None:
+            out = ImageProduct.empty((self.ny, self.nx))
+        K.finish_rate_kernel(
+            self.nints, self.pixeldq, self._acc_num, self._acc_ip, self._acc_ir, self._acc_clr,
+            self._acc_dq, self._acc_ndnu, self._acc_nsat, self._acc_flags,
+            out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
+        )
+        return out
+
+
+def fit_ramps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time, frame_time,
+              groupgap=0, drop_frames1=0, zeroframe=None, average_dark_current=None,
+              suppress_one_group=True, firstgroup=None, lastgroup=None, save_opt=False,
+              threads=None):
+    """Fit every ramp of an exposure with OLS_C; see the module docstring for the contract."""
+    if np.ndim(data) != 4 or np.shape(groupdq) != np.shape(data):
+        raise Ramp2SlopeError(
+            f"data and groupdq must be 4-D arrays of one shape, got {np.shape(data)} and "
+            f"{np.shape(groupdq)}")
+    nints, ngroups, ny, nx = np.shape(data)
+    if zeroframe is not None and np.shape(zeroframe) != (nints, ny, nx):
+        raise Ramp2SlopeError(
+            f"zeroframe has shape {np.shape(zeroframe)}, the science data needs {(nints, ny, nx)}")
+    previous_threads = None
+    if threads is not None:
+        previous_threads = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time,
+                          frame_time, groupgap, drop_frames1, zeroframe, average_dark_current,
+                          suppress_one_group, firstgroup, lastgroup, save_opt)
+    finally:
+        if previous_threads is not None:
+            numba.set_num_threads(previous_threads)
+
+
+def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, frame_time,
+               groupgap, drop_frames1, zeroframe, average_dark_current, suppress_one_group,
+               firstgroup, lastgroup, save_opt):
+    nints, ngroups, ny, nx = np.shape(data)
+    sat = np.uint8(dqflags.group["SATURATED"])
+    if np.all(np.asarray(groupdq[:, 0]) & sat):
+        return None
+    fitter = OLSRampFitter(
+        (nints, ngroups, ny, nx), gain, readnoise, pixeldq, nframes=nframes,
+        group_time=group_time, frame_time=frame_time, groupgap=groupgap,
+        drop_frames1=drop_frames1, average_dark_current=average_dark_current,
+        suppress_one_group=suppress_one_group, firstgroup=firstgroup, lastgroup=lastgroup,
+        save_opt=save_opt, has_zeroframe=zeroframe is not None,
+    )
+
+    def zf(i):
+        return None if zeroframe is None else zeroframe[i]
+
+    for i in range(nints):
+        fitter.add_median_rate(data[i], groupdq[i], zf(i))
+
+    rateints = ImageProduct.empty((nints, ny, nx))
+    optional = None
+    if save_opt:
+        nseg, ncr = fitter.nseg_max, fitter.ncr_max
+        # One block holds the seven per-segment arrays, so each integration's kernel call writes
+        # straight into the final product through a (7, nseg, ny, nx) view.
+        segments = np.zeros((len(SEGMENT_FIELDS), nints, nseg, ny, nx), np.float32)
+        optional = OptionalProduct(
+            *(segments[f] for f in range(len(SEGMENT_FIELDS))),
+            pedestal=np.zeros((nints, ny, nx), np.float32),
+            crmag=np.zeros((nints, ncr, ny, nx), np.float32),
+        )
+    for i in range(nints):
+        opt_out = None
+        if save_opt:
+            opt_out = IntegrationOptional(segments=segments[:, i], pedestal=optional.pedestal[i],
+                                          crmag=optional.crmag[i])
+        fitter.fit_integration(data[i], groupdq[i], zf(i), out=rateints[i], opt_out=opt_out)
+    rate = fitter.finish()
+    return RampFitResult(rate=rate, rateints=rateints, optional=optional,
+                         nseg_max=fitter.nseg_max if save_opt else 0,
+                         ncr_max=fitter.ncr_max if save_opt else 0)
