@@ -11,7 +11,9 @@ import warnings
 import numpy as np
 from astropy.io import fits
 
+from .. import __version__
 from ..errors import BadInputError
+from .asdf_stub import EXTNAME as ASDF_EXTNAME, asdf_stub_records
 from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
 
 # Keywords that describe the HDU's own structure; astropy writes them, we never carry them.
@@ -178,6 +180,7 @@ def write_model(model, path, overwrite=True):
         if table is not None:
             hdus.append(fits.BinTableHDU(data=table, name=name.upper()))
     hdus.extend(hdu.copy() for hdu in model._extra_hdus)
+    hdus.append(fits.BinTableHDU(asdf_stub_records(version=__version__), name=ASDF_EXTNAME))
     handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
     os.close(handle)
     try:
