@@ -128,10 +128,11 @@ def _cmd_demo(args, extra):
     print(f"Simulating a full-frame NIRCam exposure in {outdir} ...", flush=True)
     start = time.perf_counter()
     sim = simulate_exposure(outdir, ngroups=args.ngroups, nints=args.nints, seed=args.seed)
+    refdir = os.path.dirname(sim.refs["mask"])
     print(f"  simulated in {time.perf_counter() - start:.1f} s: {sim.uncal}", flush=True)
     products = os.path.join(outdir, "products")
     start = time.perf_counter()
-    written = run_pipeline(sim.uncal, refdir=sim.refdir, output_dir=products,
+    written = run_pipeline(sim.uncal, refdir=refdir, output_dir=products,
                            save_steps=True, threads=args.threads)
     print(f"Pipeline finished in {time.perf_counter() - start:.1f} s. Products in {products}:")
     for path in written:

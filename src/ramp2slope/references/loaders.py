@@ -23,6 +23,7 @@ class _RefFile:
 
     def __init__(self, path, reftype, model, memmap=False):
         self.path = path
+        self.memmap = memmap
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -61,6 +62,10 @@ class _RefFile:
         if hdu is None:
             return None
         try:
+            if self.memmap and ("BZERO" in hdu.header or "BSCALE" in hdu.header):
+                # Scaled (unsigned) images cannot be memory-mapped; they are small (DQ).
+                with fits.open(self.path, memmap=False) as hdulist:
+                    return np.asarray(hdulist[name].data, dtype=dtype)
             return np.asarray(hdu.data, dtype=dtype)
         except Exception as exc:
             raise ReferenceFileError(f"{self.path}: extension {name} cannot be read "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import Ramp2SlopeError
 
-_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<type>[A-Za-z_]\w*)\((?P<args>.*)\)\s*(#\s*(?P<help>.*))?$")
+_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<type>[A-Za-z_]\w*)\((?P<args>.*?)\)\s*(#\s*(?P<help>.*))?$")
 
 
 @dataclass

@@ -116,7 +116,7 @@ class Step:
         elapsed = time.perf_counter() - start
         status = self.status_of(result)
         log.info("%s done in %.2f s%s", self.name, elapsed, f" ({status.lower()})" if status else "")
-        if self.should_save():
+        if self.should_save() and result is not None:
             self.save_model(result, input_name=self.input_name(step_input, model))
         return result
 
