@@ -41,7 +41,7 @@ class DarkCurrentStep(Step):
             if average is not None:
                 model.average_dark_current = average
             elif source == "shape mismatch":
-                log.warning("%s: the reference AVDRKCUR array does not match the science "
+                log.info("%s: the reference AVDRKCUR array does not match the science "
                             "average_dark_current shape; not used", self.name)
             status, plan = subtract_dark(model.data, model.pixeldq, dark.data, dark.dq, nframes,
                                          groupgap, dark.nframes, dark.groupgap)

@@ -21,6 +21,7 @@ from ..jump import JumpStep
 from ..linearity import LinearityStep
 from ..persistence import PersistenceStep
 from ..ramp_fitting import RampFitStep
+from ..references import NOT_APPLICABLE, check_reference
 from ..refpix import RefPixStep
 from ..saturation import SaturationStep
 from ..stpipe import Pipeline
@@ -112,18 +113,30 @@ class Detector1Pipeline(Pipeline):
             input_name = self.input_name(step_input, model)
             log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
                      *model.shape)
+            self.check_references(model)
             result = self.process(model, input_name)
         log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
         return result
+
+    def check_references(self, model):
+        """Find and check every reference file the enabled steps need, before any processing.
+
+        A missing, unreadable or mismatched reference stops the run here, with nothing written.
+        """
+        for step in self.steps.values():
+            if step.skip:
+                continue
+            types = step.reference_file_types if step.prefetch_types is None else step.prefetch_types
+            for reftype in types:
+                path = step.resolve_reference(model, reftype)
+                if path != NOT_APPLICABLE:
+                    check_reference(path, reftype, model)
 
     def process(self, model, input_name=None):
         for alias in ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
                       "linearity", "dark_current", "charge_migration", "jump", "picture_frame",
                       "clean_flicker_noise", "persistence"):
-            step = getattr(self, alias)
-            model = step.run(model)
-            if step.should_save() and not step.skip:
-                pass  # saved by the step itself
+            model = getattr(self, alias).run(model)
         if self.save_calibrated_ramp:
             self.save_model(model, input_name=input_name, suffix="ramp")
 

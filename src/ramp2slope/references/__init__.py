@@ -3,6 +3,7 @@ READNOISE, IPC), with DQ_DEF translation and subarray cut-outs."""
 from .dq_def import translate_dq
 from .finder import ENV_REFDIR, NOT_APPLICABLE, find_in_directory, find_reference
 from .loaders import (
+    check_reference,
     load_dark,
     load_gain,
     load_ipc,
@@ -26,7 +27,7 @@ LOADERS = {
 }
 
 __all__ = [
-    "ENV_REFDIR", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
+    "ENV_REFDIR", "check_reference", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
     "cutout", "science_box", "subarray_box", "load_mask", "load_saturation", "load_superbias",
     "load_linearity", "load_dark", "load_gain", "load_readnoise", "load_ipc",
 ]

@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from ..errors import ReferenceFileError
 from .dq_def import translate_dq
-from .subarray import cutout, science_box, subarray_box
+from .subarray import cutout, cutout_slices, science_box, subarray_box
 
 _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
 
@@ -292,3 +292,31 @@ def load_ipc(path, model):
 def describe(path):
     """The value recorded in the R_* keyword: the absolute path (or N/A)."""
     return path if path == "N/A" else os.path.abspath(path)
+
+
+# The extension whose shape tells what a reference covers.
+_PRIMARY_EXTENSION = {"mask": "DQ", "linearity": "COEFFS"}
+
+
+def check_reference(path, reftype, model):
+    """Check, from headers only, that a reference file can serve this exposure.
+
+    Catches a file of the wrong type, instrument or detector, an unreadable file, and one that
+    does not cover the science subarray, before any processing starts.
+    """
+    ref = _RefFile(path, reftype, model, memmap=True)
+    try:
+        hdu = ref.hdu(_PRIMARY_EXTENSION.get(reftype.lower(), "SCI"))
+        shape = hdu.shape
+        if reftype.lower() == "ipc":
+            return
+        if reftype.lower() == "dark":
+            if tuple(shape[-2:]) != tuple(model.shape[-2:]):
+                raise ReferenceFileError(
+                    f"{path}: dark is {shape[-2]}x{shape[-1]} but the science data are "
+                    f"{model.shape[-2]}x{model.shape[-1]} (darks are not cut out: use a dark for "
+                    f"this subarray)")
+            return
+        cutout_slices(shape, ref.box(shape), science_box(model), path)
+    finally:
+        ref.close()

@@ -39,6 +39,22 @@ def science_box(model):
     return xstart, ystart, nx if xsize != nx else xsize, ny if ysize != ny else ysize
 
 
+def cutout_slices(ref_shape, ref_box, sci_box, where):
+    """The (rows, columns) slices of a reference array that cover the science subarray.
+
+    Raises ReferenceFileError naming the file when the reference does not contain it.
+    """
+    rx, ry, _, _ = ref_box
+    sx, sy, sxsize, sysize = sci_box
+    x0, y0 = sx - rx, sy - ry
+    ny, nx = ref_shape[-2:]
+    if x0 < 0 or y0 < 0 or x0 + sxsize > nx or y0 + sysize > ny:
+        raise ReferenceFileError(
+            f"{where}: covers columns {rx}-{rx + nx - 1} and rows {ry}-{ry + ny - 1}, which do not "
+            f"contain the science subarray (columns {sx}-{sx + sxsize - 1}, rows {sy}-{sy + sysize - 1})")
+    return slice(y0, y0 + sysize), slice(x0, x0 + sxsize)
+
+
 def cutout(array, ref_box, sci_box, where):
     """Slice ``array[..., y, x]`` so that it covers exactly the science subarray.
 
@@ -48,12 +64,5 @@ def cutout(array, ref_box, sci_box, where):
         return None
     if tuple(ref_box) == tuple(sci_box):
         return array
-    rx, ry, _, _ = ref_box
-    sx, sy, sxsize, sysize = sci_box
-    x0, y0 = sx - rx, sy - ry
-    ny, nx = array.shape[-2:]
-    if x0 < 0 or y0 < 0 or x0 + sxsize > nx or y0 + sysize > ny:
-        raise ReferenceFileError(
-            f"{where}: covers columns {rx}-{rx + nx - 1} and rows {ry}-{ry + ny - 1}, which do not "
-            f"contain the science subarray (columns {sx}-{sx + sxsize - 1}, rows {sy}-{sy + sysize - 1})")
-    return array[..., y0:y0 + sysize, x0:x0 + sxsize]
+    rows, cols = cutout_slices(array.shape, ref_box, sci_box, where)
+    return array[..., rows, cols]

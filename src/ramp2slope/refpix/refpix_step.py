@@ -17,6 +17,8 @@ class RefPixStep(Step):
     class_alias = "refpix"
     cal_step_name = "refpix"
     reference_file_types = ("refpix", "sirskernel")
+    # IRS2 (REFPIX) is not supported and SIRSKERNEL is optional: nothing to check up front.
+    prefetch_types = ()
     spec = """
         odd_even_columns = boolean(default=True)  # Compute reference signal separately for even/odd columns
         use_side_ref_pixels = boolean(default=True)  # Use side reference pixels for reference signal for each row

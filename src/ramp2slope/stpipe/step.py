@@ -40,6 +40,8 @@ class Step:
     spec = ""
     class_alias = None
     reference_file_types = ()
+    #: reference types a pipeline checks before it starts (those this step always needs)
+    prefetch_types = None
     #: name under meta.cal_step (``dark_current`` records ``dark_sub``)
     cal_step_name = None
 
@@ -150,10 +152,14 @@ class Step:
         return None if path == NOT_APPLICABLE else path
 
     # -- reference files --------------------------------------------------------------------------
+    def resolve_reference(self, model, reftype):
+        """The reference path (or "N/A") this step would use, without recording or logging it."""
+        return find_reference(reftype, model, getattr(self, f"override_{reftype}", None),
+                              self.search_attr("refdir"))
+
     def get_reference_file(self, model, reftype):
         """The path of the reference file to use, or "N/A"; records it in ``R_<reftype>``."""
-        path = find_reference(reftype, model, getattr(self, f"override_{reftype}", None),
-                              self.search_attr("refdir"))
+        path = self.resolve_reference(model, reftype)
         ref_node = getattr(model.meta.ref_file, reftype)
         if ref_node is not None:
             ref_node.name = path

@@ -1,0 +1,238 @@
+"""Jump (cosmic-ray) detection for near-infrared ramps: the algorithm behind ``JumpStep``.
+
+Public API
+----------
+``detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time, **parameters)``
+    ``data``      float32 (nints, ngroups, ny, nx), DN. Read only, never copied.
+    ``groupdq``   uint8, same shape. Modified in place.
+    ``pixeldq``   uint32 (ny, nx). Modified in place (NO_GAIN_VALUE|DO_NOT_USE where the gain
+                  is <= 0 or NaN).
+    ``gain``      (ny, nx) e-/DN and ``readnoise`` (ny, nx) CDS read noise in DN, cut out to
+                  the science array; used as float32 (converted if needed).
+    ``nframes``   frames averaged per group (NFRAMES); ``group_time`` TGROUP in seconds.
+    The keyword parameters have the names and defaults of jwst 3.0.0's ``JumpStep`` (the NIR
+    ones; see :data:`STEP_DEFAULTS`). Returns a :class:`JumpResult`.
+
+``effective_minimum_groups(maximum_cores, minimum_groups, nrows)``
+    The ``minimum_groups`` stcal actually applies: when it runs in a single process (the
+    default ``maximum_cores='1'``) it always uses 3, whatever the parameter says.
+
+Algorithm (spec §4.12, as stcal 1.20 runs it)
+---------------------------------------------
+1. Nothing happens when ngroups <= 2 (``JumpResult.skipped``).
+2. Gain <= 0 or NaN: PIXELDQ |= NO_GAIN_VALUE|DO_NOT_USE (the ramp is still processed with
+   that gain, as stcal does).
+3. Everything is in electrons: D = DN·gain, RN = readnoise·gain; groups with SAT or DNU are
+   ignored. Per pixel, the median of all first differences of all integrations and
+   sigma = sqrt(|median| + RN²/nframes) are the first-pass statistics.
+4. Mode, from the groups that are DO_NOT_USE in every pixel: sigma clipping across
+   integrations (nints >= minimum_sigclip_groups with only_use_ints, otherwise when the
+   usable groups of all integrations reach it); a single pass when at least
+   ``min_diffs_single_pass`` differences per integration are usable; otherwise the iterative
+   search (one CR per pixel per pass, thresholds by the number n of usable differences pooled
+   over all integrations: rejection_threshold for n >= 4, four_group_rejection_threshold for
+   n = 3, three_group_rejection_threshold for n = 2). Too few usable groups for any mode:
+   no detection, and stcal reports -99 primary CRs.
+5. Neighbours (flag_4_neighbors) of jumps with min < significance < max; after-jump flagging
+   (after_jump_flag_dn/time 1 and 2); JUMP removed where DNU or SAT is also set.
+6. Snowballs when ``expand_large_events`` (see :mod:`ramp2slope.jump.snowballs`).
+7. PRIMECRS = 1000·N_primary/(TGROUP·Ngrp_eff·npix), EXTNCRS = 1e6·N_snowballs/(same), with
+   Ngrp_eff = nints·ngroups − (groups DO_NOT_USE in every pixel, counted after the step) −
+   nints; both None when Ngrp_eff < 1.
+
+Differences between the spec and the running stcal that matter here (stcal is followed):
+* ``minimum_groups`` is ignored by stcal in single-process mode (it uses 3), see
+  :func:`effective_minimum_groups`.
+* When no mode can run, stcal's primary-CR count is -99 (so PRIMECRS comes out negative),
+  and neighbour/after-jump flagging are skipped, while the JUMP clean-up and snowballs run.
+* After-jump flagging flags the next n groups (capped at ngroups-2) and merely skips those
+  that have SAT or DNU; it does not look further for n unflagged groups.
+* The snowball edge test compares both centroid coordinates with ``nrows - edge_size``.
+"""
+from dataclasses import dataclass
+import multiprocessing
+
+import numpy as np
+
+from ..datamodels import dqflags
+from ..errors import Ramp2SlopeError
+from . import twopoint
+from .snowballs import expand_large_events as _expand_large_events
+
+__all__ = ["detect_jumps", "JumpResult", "STEP_DEFAULTS", "effective_minimum_groups"]
+
+#: NIR-relevant JumpStep parameters of jwst 3.0.0 with their defaults.
+STEP_DEFAULTS = dict(
+    rejection_threshold=4.0,
+    three_group_rejection_threshold=6.0,
+    four_group_rejection_threshold=5.0,
+    maximum_cores="1",
+    flag_4_neighbors=True,
+    max_jump_to_flag_neighbors=1000.0,
+    min_jump_to_flag_neighbors=10.0,
+    after_jump_flag_dn1=0.0,
+    after_jump_flag_time1=0.0,
+    after_jump_flag_dn2=0.0,
+    after_jump_flag_time2=0.0,
+    expand_large_events=False,
+    min_sat_area=1.0,
+    min_jump_area=5.0,
+    expand_factor=2.0,
+    use_ellipses=False,
+    sat_required_snowball=True,
+    min_sat_radius_extend=2.5,
+    sat_expand=2,
+    edge_size=25,
+    mask_snowball_core_next_int=True,
+    snowball_time_masked_next_int=4000,
+    min_diffs_single_pass=10,
+    max_extended_radius=200,
+    minimum_groups=3,
+    minimum_sigclip_groups=100,
+    only_use_ints=True,
+)
+
+
+@dataclass
+class JumpResult:
+    """What the Step needs besides the updated DQ arrays."""
+
+    #: True when ngroups <= 2: nothing was done (S_JUMP = 'SKIPPED').
+    skipped: bool
+    #: Primary cosmic rays as stcal counts them: elements carrying JUMP_DET right after the
+    #: detection pass (before neighbours and after-jump flags); -99 if no mode could run.
+    number_primary_crs: int
+    #: Number of snowballs (0 unless expand_large_events).
+    number_snowballs: int
+    #: meta.exposure.primary_cosmic_rays (PRIMECRS) or None when not defined.
+    primecrs: float | None
+    #: meta.exposure.extended_emission_events (EXTNCRS) or None when not defined.
+    extncrs: float | None
+    #: Detection mode used: 'iterative', 'single_pass', 'sigma_clip', 'none' or 'skipped'.
+    mode: str
+
+
+_MODE_NAMES = {
+    twopoint.MODE_SKIP: "none",
+    twopoint.MODE_ITERATIVE: "iterative",
+    twopoint.MODE_SINGLE_PASS: "single_pass",
+    twopoint.MODE_SIGMA_CLIP: "sigma_clip",
+}
+
+
+def effective_minimum_groups(maximum_cores, minimum_groups, nrows):
+    """The minimum_groups stcal 1.20 applies: 3 whenever it works in a single process."""
+    available = multiprocessing.cpu_count()
+    text = str(maximum_cores)
+    if text.isnumeric():
+        slices = int(text)
+    elif text.lower() in ("none", "one"):
+        slices = 1
+    elif text == "quarter":
+        slices = available // 4 or 1
+    elif text == "half":
+        slices = available // 2 or 1
+    elif text == "all":
+        slices = available
+    else:
+        slices = 1
+    slices = min(nrows, slices, available)
+    return 3 if slices == 1 else minimum_groups
+
+
+def _check(data, groupdq, pixeldq, gain, readnoise):
+    if data.ndim != 4:
+        raise Ramp2SlopeError(f"jump: data must be 4-D (nints, ngroups, ny, nx), got {data.shape}")
+    if groupdq.shape != data.shape or groupdq.dtype != np.uint8:
+        raise Ramp2SlopeError("jump: groupdq must be uint8 with the shape of data")
+    ny, nx = data.shape[2:]
+    if pixeldq.shape != (ny, nx):
+        raise Ramp2SlopeError("jump: pixeldq must have shape (ny, nx) of the data")
+    for name, arr in (("gain", gain), ("readnoise", readnoise)):
+        if arr.shape != (ny, nx):
+            raise Ramp2SlopeError(f"jump: {name} has shape {arr.shape}, expected {(ny, nx)}")
+
+
+def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time,
+                 rejection_threshold=4.0, three_group_rejection_threshold=6.0,
+                 four_group_rejection_threshold=5.0, flag_4_neighbors=True,
+                 max_jump_to_flag_neighbors=1000.0, min_jump_to_flag_neighbors=10.0,
+                 after_jump_flag_dn1=0.0, after_jump_flag_time1=0.0,
+                 after_jump_flag_dn2=0.0, after_jump_flag_time2=0.0,
+                 expand_large_events=False, min_sat_area=1.0, min_jump_area=5.0,
+                 expand_factor=2.0, use_ellipses=False, sat_required_snowball=True,
+                 min_sat_radius_extend=2.5, sat_expand=2, edge_size=25,
+                 mask_snowball_core_next_int=True, snowball_time_masked_next_int=4000,
+                 max_extended_radius=200, minimum_groups=3, minimum_sigclip_groups=100,
+                 only_use_ints=True, min_diffs_single_pass=10):
+    """Detect jumps in place on ``groupdq``/``pixeldq``; see the module docstring.
+
+    ``use_ellipses`` is accepted for compatibility and ignored (deprecated in jwst too).
+    ``minimum_groups`` is applied as given; pass :func:`effective_minimum_groups` to mimic
+    stcal's single-process behaviour.
+    """
+    data = np.asarray(data)
+    if data.dtype != np.float32:
+        data = data.astype(np.float32)
+    _check(data, groupdq, pixeldq, np.asarray(gain), np.asarray(readnoise))
+    nints, ngroups, ny, nx = data.shape
+    if ngroups <= 2:
+        return JumpResult(True, 0, 0, None, None, "skipped")
+
+    gain = np.ascontiguousarray(gain, dtype=np.float32)
+    readnoise = np.ascontiguousarray(readnoise, dtype=np.float32)
+    bad_gain = (gain <= 0.0) | np.isnan(gain)
+    pixeldq[bad_gain] |= np.uint32(dqflags.pixel["NO_GAIN_VALUE"] | dqflags.pixel["DO_NOT_USE"])
+
+    # after-jump thresholds in electrons (float32 like stcal: a Python float times the
+    # float32 median gain stays float32) and group counts
+    median_gain = np.nanmedian(gain)
+    e1 = float(float(after_jump_flag_dn1) * median_gain)
+    e2 = float(float(after_jump_flag_dn2) * median_gain)
+    n1 = int(after_jump_flag_time1 // group_time)
+    n2 = int(after_jump_flag_time2 // group_time)
+
+    mode, skipped = twopoint.choose_mode(
+        twopoint.dnu_planes(groupdq), minimum_groups=minimum_groups,
+        minimum_sigclip_groups=minimum_sigclip_groups, only_use_ints=bool(only_use_ints),
+        min_diffs_single_pass=min_diffs_single_pass)
+
+    if skipped:
+        number_crs = -99
+    else:
+        med = np.empty((ny, nx), dtype=np.float64)
+        sig = np.empty((ny, nx), dtype=np.float64)
+        twopoint.detect(data, groupdq, gain, readnoise, float(nframes), mode,
+                        float(rejection_threshold), float(three_group_rejection_threshold),
+                        float(four_group_rejection_threshold), bool(only_use_ints), med, sig)
+        if mode == twopoint.MODE_SIGMA_CLIP:
+            twopoint.reset_all_jump_planes(groupdq)
+        number_crs = int(twopoint.count_jump_flags(groupdq))
+        if flag_4_neighbors:
+            twopoint.flag_neighbours(data, groupdq, gain, med, sig,
+                                     float(min_jump_to_flag_neighbors),
+                                     float(max_jump_to_flag_neighbors))
+        del sig
+    do_after = (not skipped) and (n1 > 0 or n2 > 0)
+    twopoint.flag_after_jumps_and_clean(
+        data, groupdq, gain, med if do_after else np.zeros((1, 1)), e1, n1, e2, n2, do_after)
+
+    number_snowballs = 0
+    if expand_large_events:
+        number_snowballs = _expand_large_events(
+            groupdq, min_jump_area=min_jump_area, min_sat_area=min_sat_area,
+            expand_factor=float(expand_factor), sat_required_snowball=sat_required_snowball,
+            min_sat_radius_extend=min_sat_radius_extend, sat_expand=int(sat_expand) * 2,
+            edge_size=edge_size, mask_snowball_core_next_int=mask_snowball_core_next_int,
+            persist_groups=int(snowball_time_masked_next_int // group_time),
+            max_extended_width=int(max_extended_radius) * 2)
+
+    all_dnu = int(twopoint.dnu_planes(groupdq).sum())
+    effective_groups = nints * ngroups - all_dnu - nints
+    primecrs = extncrs = None
+    if effective_groups >= 1:
+        exposure = group_time * effective_groups * (ny * nx)
+        primecrs = 1000 * number_crs / exposure
+        extncrs = 1e6 * number_snowballs / exposure
+    return JumpResult(False, number_crs, number_snowballs, primecrs, extncrs,
+                      _MODE_NAMES[mode] if not skipped else "none")

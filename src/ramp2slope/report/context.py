@@ -1,0 +1,255 @@
+"""What every section of the report shares: the products, the exposure's numbers, the reference
+files recorded in the headers, and per-pixel summaries computed once from the group flags."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..datamodels import dqflags
+from ..datamodels.models import ImageModel
+from ..errors import Ramp2SlopeError
+from .checks import NotRun
+
+DNU = dqflags.group["DO_NOT_USE"]
+SAT = dqflags.group["SATURATED"]
+JUMP = dqflags.group["JUMP_DET"]
+REFPIX = dqflags.pixel["REFERENCE_PIXEL"]
+
+#: reference type -> the primary-header keyword that records the file used
+REF_KEYWORDS = {
+    "mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPERB", "linearity": "R_LINEAR",
+    "dark": "R_DARK", "gain": "R_GAIN", "readnoise": "R_READNO",
+}
+
+# Latest product first: the most complete header of the run.
+_HEADER_ORDER = ("rate", "rateints", "0_ramp_fit", "1_ramp_fit", "jump", "dark_current",
+                 "linearity", "refpix", "superbias", "saturation", "dq_init", "fitopt")
+
+
+class Context:
+    """The products of one run plus lazily computed, shared per-pixel summaries."""
+
+    def __init__(self, products, truth_path=None):
+        self.products = products
+        self.truth_path = truth_path
+        self.header = None
+        self.header_source = None
+        for suffix in _HEADER_ORDER:
+            product = products.get(suffix)
+            if product is not None:
+                self.header, self.header_source = product.header, suffix
+                break
+        if self.header is None:
+            raise Ramp2SlopeError(f"{products.root}: no readable product")
+        self.ramp_shape = self._ramp_shape()
+        self.nints, self.ngroups, self.ny, self.nx = self.ramp_shape
+        self.tgroup = _float(self.header.get("TGROUP"))
+        self.tframe = _float(self.header.get("TFRAME"))
+        self.nframes = int(self.header.get("NFRAMES") or 1)
+        self.groupgap = int(self.header.get("GROUPGAP") or 0)
+        self._cache = {}
+        self._refs = {}
+
+    # -- basic facts ------------------------------------------------------------------------------
+    def _ramp_shape(self):
+        for suffix in ("jump", "dark_current", "linearity", "refpix", "superbias", "saturation",
+                       "dq_init"):
+            product = self.products.get(suffix)
+            if product is not None:
+                return product.shape("SCI")
+        nints = int(self.header.get("NINTS") or 1)
+        ngroups = int(self.header.get("NGROUPS") or 0)
+        for suffix in ("rate", "rateints", "0_ramp_fit", "1_ramp_fit"):
+            product = self.products.get(suffix)
+            if product is not None:
+                ny, nx = product.shape("SCI")[-2:]
+                return nints, ngroups, ny, nx
+        raise Ramp2SlopeError(f"{self.products.root}: cannot tell the exposure's shape")
+
+    def get(self, suffix):
+        return self.products.get(suffix)
+
+    def require(self, suffix):
+        """The product, or NotRun naming the missing file."""
+        product = self.products.get(suffix)
+        if product is None:
+            raise NotRun(f"no {self.products.rootname}_{suffix}.fits")
+        return product
+
+    def keyword(self, key):
+        """A primary-header value from the latest product that has it."""
+        for suffix in _HEADER_ORDER:
+            product = self.products.get(suffix)
+            if product is not None and product.header.get(key) is not None:
+                return product.header.get(key)
+        return None
+
+    @property
+    def xstart(self):
+        return int(self.header.get("SUBSTRT1") or 1)
+
+    @property
+    def ystart(self):
+        return int(self.header.get("SUBSTRT2") or 1)
+
+    def group_times(self):
+        """Time of each group relative to group 0 (s), as the notebook builds it."""
+        if not self.tgroup:
+            raise NotRun("the products have no TGROUP keyword")
+        return np.arange(self.ngroups) * self.tgroup
+
+    # -- pixel data quality -------------------------------------------------------------------------
+    def pixeldq(self):
+        """PIXELDQ of the latest ramp product (or the rate DQ), cached."""
+        if "pixeldq" not in self._cache:
+            value = None
+            for suffix in ("jump", "dark_current", "linearity", "refpix", "superbias", "saturation",
+                           "dq_init"):
+                product = self.products.get(suffix)
+                if product is not None and product.has("PIXELDQ"):
+                    value = product.plane("PIXELDQ").astype(np.uint32)
+                    break
+            if value is None and self.products.get("rate") is not None:
+                value = self.products.get("rate").plane("DQ").astype(np.uint32)
+            self._cache["pixeldq"] = value
+        return self._cache["pixeldq"]
+
+    def science_mask(self):
+        """True on science pixels (not REFERENCE_PIXEL)."""
+        dq = self.pixeldq()
+        if dq is None:
+            return np.ones((self.ny, self.nx), bool)
+        return (dq & REFPIX) == 0
+
+    # -- group-flag summaries ---------------------------------------------------------------------
+    def flag_summary(self, suffix):
+        """Per-pixel counts of SAT / DNU / JUMP groups (integration 0), the first SAT group of
+        every integration, the pixels with a JUMP in any integration, and total counts."""
+        key = ("flags", suffix)
+        if key not in self._cache:
+            product = self.require(suffix)
+            nints, ngroups = self.nints, self.ngroups
+            shape = (self.ny, self.nx)
+            sat0 = np.zeros(shape, np.int16)
+            dnu0 = np.zeros(shape, np.int16)
+            jump0 = np.zeros(shape, np.int16)
+            jump_any = np.zeros(shape, bool)
+            sat_any = np.zeros(shape, bool)
+            first_sat = np.full((nints,) + shape, -1, np.int16)
+            totals = {"SAT": 0, "DNU": 0, "JUMP": 0, "JUMP&DNU": 0, "JUMP&SAT": 0}
+            for i in range(nints):
+                for g in range(ngroups):
+                    gdq = product.plane("GROUPDQ", i, g)
+                    sat = (gdq & SAT) != 0
+                    dnu = (gdq & DNU) != 0
+                    jump = (gdq & JUMP) != 0
+                    totals["SAT"] += int(sat.sum())
+                    totals["DNU"] += int(dnu.sum())
+                    totals["JUMP"] += int(jump.sum())
+                    totals["JUMP&DNU"] += int((jump & dnu).sum())
+                    totals["JUMP&SAT"] += int((jump & sat).sum())
+                    jump_any |= jump
+                    sat_any |= sat
+                    first_sat[i][sat & (first_sat[i] < 0)] = g
+                    if i == 0:
+                        sat0 += sat
+                        dnu0 += dnu
+                        jump0 += jump
+            self._cache[key] = dict(sat0=sat0, dnu0=dnu0, jump0=jump0, jump_any=jump_any,
+                                    sat_any=sat_any, first_sat=first_sat, totals=totals)
+        return self._cache[key]
+
+    # -- reference files ------------------------------------------------------------------------------
+    def reference_path(self, reftype):
+        """The reference file recorded in the products' R_* keyword, found on this machine.
+
+        Looked for as recorded, then by its base name next to the products, next to the raw
+        exposure, in their ``refs/`` folders and in ``$RAMP2SLOPE_REFDIR``. Raises NotRun
+        (saying which keyword and name) when it cannot be found.
+        """
+        keyword = REF_KEYWORDS[reftype]
+        value = self.keyword(keyword)
+        if value is None:
+            raise NotRun(f"the products record no {reftype.upper()} reference ({keyword} is missing)")
+        value = str(value).strip()
+        if value.upper() == "N/A":
+            raise NotRun(f"{keyword} = N/A: the run used no {reftype.upper()} reference")
+        name = value[len("crds://"):] if value.startswith("crds://") else value
+        base = os.path.basename(name)
+        folders = [self.products.folder, os.path.join(self.products.folder, "refs"),
+                   os.path.join(os.path.dirname(os.path.abspath(self.products.folder)), "refs")]
+        if self.products.uncal:
+            folder = os.path.dirname(os.path.abspath(self.products.uncal))
+            folders += [folder, os.path.join(folder, "refs")]
+        if os.environ.get("RAMP2SLOPE_REFDIR"):
+            folders.append(os.environ["RAMP2SLOPE_REFDIR"])
+        candidates = ([name] if os.path.isabs(name) else []) + [os.path.join(f, base) for f in folders]
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return candidate
+        raise NotRun(f"the {reftype.upper()} reference {base} ({keyword}) was not found next to "
+                     f"the products, the raw exposure or in $RAMP2SLOPE_REFDIR")
+
+    def _header_model(self):
+        """A data-less model carrying the exposure's header, for the reference loaders."""
+        if "header_model" not in self._cache:
+            model = ImageModel(np.broadcast_to(np.float32(0), (self.ny, self.nx)))
+            model.primary_header.update(self.header)
+            self._cache["header_model"] = model
+        return self._cache["header_model"]
+
+    def reference(self, reftype):
+        """The loaded reference (DQ-translated, cut out to the exposure), cached; NotRun if absent."""
+        if reftype not in self._refs:
+            from ..references import LOADERS
+
+            path = self.reference_path(reftype)
+            try:
+                self._refs[reftype] = LOADERS[reftype](path, self._header_model())
+            except Ramp2SlopeError as exc:
+                raise NotRun(f"the {reftype.upper()} reference cannot be used: {exc}") from None
+        return self._refs[reftype]
+
+    def close(self):
+        for ref in self._refs.values():
+            close = getattr(ref, "close", None)
+            if close is not None:
+                close()
+        self._refs.clear()
+
+
+def _float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def wrap_index(index, count):
+    """The notebook's fixed example index, taken modulo the number of candidates available."""
+    return int(index) % int(count)
+
+
+def pick_indexes(indexes, count):
+    """The notebook's list of example indexes modulo ``count``, without repeats, order kept."""
+    seen, out = set(), []
+    for index in indexes:
+        k = wrap_index(index, count)
+        if k not in seen:
+            seen.add(k)
+            out.append(k)
+    return out
+
+
+def detector_columns(ctx):
+    """For every DMS pixel, its full-frame detector-frame column (readout amplifiers and
+    odd/even column parity are defined there). Returns a (ny, nx) int array."""
+    fast = int(ctx.header.get("FASTAXIS") or 1)
+    ys = np.arange(ctx.ny) + ctx.ystart - 1
+    xs = np.arange(ctx.nx) + ctx.xstart - 1
+    if abs(fast) == 1:
+        cols = xs if fast > 0 else 2047 - xs
+        return np.broadcast_to(cols[None, :], (ctx.ny, ctx.nx))
+    cols = ys if fast > 0 else 2047 - ys
+    return np.broadcast_to(cols[:, None], (ctx.ny, ctx.nx))

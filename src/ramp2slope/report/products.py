@@ -1,0 +1,195 @@
+"""Finding a run's products and reading them lazily (memory-mapped, one plane at a time).
+
+A full-frame ramp product is 2048 x 2048 x ngroups float32 plus a uint8 GROUPDQ of the same
+shape; the report never holds one of them whole. :class:`FitsProduct` gives planes, row bands
+and single-pixel ramps read straight from the memory-mapped file.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import Ramp2SlopeError
+
+#: Every product suffix the report reads, in pipeline order.
+STEP_SUFFIXES = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current",
+                 "jump")
+FIT_SUFFIXES = ("0_ramp_fit", "1_ramp_fit", "fitopt", "rateints", "rate")
+SUFFIXES = STEP_SUFFIXES + FIT_SUFFIXES
+# Longest first, so that "_0_ramp_fit" and "_rateints" are recognised before shorter suffixes.
+_MATCH_ORDER = tuple(sorted(SUFFIXES + ("uncal",), key=len, reverse=True))
+
+
+class FitsProduct:
+    """One FITS product; arrays are read only where asked (``hdu.section``), never whole."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.hdulist = fits.open(self.path, memmap=False, lazy_load_hdus=False)
+        except Exception as exc:  # astropy raises several types on bad files
+            raise Ramp2SlopeError(f"{self.path}: not a readable FITS file "
+                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        self.header = self.hdulist[0].header
+        self._index = {}
+        for hdu in self.hdulist[1:]:
+            self._index.setdefault((hdu.name or "").upper(), hdu)
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+    def has(self, ext):
+        hdu = self._index.get(ext)
+        return hdu is not None and bool(hdu.shape)
+
+    def hdu(self, ext):
+        hdu = self._index.get(ext)
+        if hdu is None or not hdu.shape:
+            raise Ramp2SlopeError(f"{self.name}: no {ext} extension")
+        return hdu
+
+    def ext_header(self, ext):
+        hdu = self._index.get(ext)
+        return None if hdu is None else hdu.header
+
+    def shape(self, ext="SCI"):
+        return tuple(self.hdu(ext).shape)
+
+    def read(self, ext, index=(), dtype=None):
+        """``ext[index]`` as a native-endian array (a copy), scaled like astropy does.
+
+        Arrays of 3 or more dimensions are read through ``hdu.section``, so only the requested
+        part of the file is touched (and BZERO is applied to that part only).
+        """
+        hdu = self.hdu(ext)
+        if len(hdu.shape) >= 3:
+            out = hdu.section[index if index != () else Ellipsis]
+        else:
+            out = hdu.data[index] if index != () else hdu.data
+        out = np.array(out, copy=True)
+        if dtype is None and hdu.header.get("BITPIX") == -32 and out.dtype != np.float32:
+            dtype = np.float32  # astropy returns some float32 sections as float64
+        if out.dtype.byteorder not in ("=", "|"):
+            out = out.astype(out.dtype.newbyteorder("="))
+        if dtype is not None and out.dtype != dtype:
+            out = out.astype(dtype)
+        return out
+
+    def plane(self, ext, *index, dtype=None):
+        """One 2-D plane, e.g. ``plane('SCI', integration, group)``."""
+        return self.read(ext, tuple(index), dtype)
+
+    def pixel(self, ext, integration, y, x, dtype=None):
+        """One pixel's values up the ramp (a 4-D extension) or across planes (3-D)."""
+        if len(self.shape(ext)) == 4:
+            return self.read(ext, (integration, slice(None), y, x), dtype)
+        return self.read(ext, (slice(None), y, x), dtype)
+
+    def close(self):
+        self.hdulist.close()
+
+
+def _split_root(path):
+    """(root, suffix) when ``path`` names a product file, else (None, None)."""
+    base = os.path.basename(path)
+    if not base.endswith(".fits"):
+        return None, None
+    stem = base[:-5]
+    for suffix in _MATCH_ORDER:
+        if stem.endswith("_" + suffix):
+            return os.path.join(os.path.dirname(path), stem[: -len(suffix) - 1]), suffix
+    return None, None
+
+
+class ProductSet:
+    """The products of one run: ``<root>_<suffix>.fits`` for every suffix that exists."""
+
+    def __init__(self, root, uncal=None):
+        self.root = root
+        self.folder = os.path.dirname(root) or "."
+        self.rootname = os.path.basename(root)
+        self.paths = {s: f"{root}_{s}.fits" for s in SUFFIXES if os.path.isfile(f"{root}_{s}.fits")}
+        self.uncal = self._find_uncal(uncal)
+        self._open = {}
+
+    def _find_uncal(self, uncal):
+        if uncal:
+            uncal = os.fspath(uncal)
+            if not os.path.isfile(uncal):
+                raise Ramp2SlopeError(f"{uncal}: no such file (the raw exposure given with uncal=)")
+            return uncal
+        for folder in (self.folder, os.path.dirname(os.path.abspath(self.folder))):
+            candidate = os.path.join(folder, f"{self.rootname}_uncal.fits")
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    def has(self, suffix):
+        return suffix in self.paths
+
+    def get(self, suffix):
+        """The opened product, or None when the run did not save it."""
+        if suffix not in self.paths:
+            return None
+        if suffix not in self._open:
+            self._open[suffix] = FitsProduct(self.paths[suffix])
+        return self._open[suffix]
+
+    def open_uncal(self):
+        if not self.uncal:
+            return None
+        if "uncal" not in self._open:
+            self._open["uncal"] = FitsProduct(self.uncal)
+        return self._open["uncal"]
+
+    def missing(self):
+        return [s for s in SUFFIXES if s not in self.paths]
+
+    def close(self):
+        for product in self._open.values():
+            product.close()
+        self._open.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def locate(products, uncal=None):
+    """The :class:`ProductSet` for a folder, a root-name prefix, or one product file."""
+    products = os.fspath(products)
+    if os.path.isdir(products):
+        roots = {}
+        for path in glob.glob(os.path.join(products, "*.fits")):
+            root, suffix = _split_root(path)
+            if root is not None and suffix != "uncal":
+                roots.setdefault(root, set()).add(suffix)
+        if not roots:
+            raise Ramp2SlopeError(
+                f"{products}: no pipeline products (*_rate.fits, *_jump.fits, ...) in this folder; "
+                f"run the pipeline with --save-steps to save every step's product")
+        best = max(len(s) for s in roots.values())
+        winners = sorted(r for r, s in roots.items() if len(s) == best)
+        if len(winners) > 1:
+            names = ", ".join(os.path.basename(r) for r in winners)
+            raise Ramp2SlopeError(f"{products}: products of several exposures ({names}); give the "
+                                  f"root name, e.g. {os.path.join(products, os.path.basename(winners[0]))}")
+        return ProductSet(winners[0], uncal)
+    root, suffix = _split_root(products)
+    if root is None:
+        root = products[:-5] if products.endswith(".fits") else products
+    product_set = ProductSet(root, uncal)
+    if not product_set.paths:
+        raise Ramp2SlopeError(f"{products}: no products named {os.path.basename(root)}_<step>.fits "
+                              f"(e.g. _rate.fits, _jump.fits) found")
+    return product_set

@@ -1,0 +1,121 @@
+"""The command line: a full run, info, and one-line errors (exit 2) that leave no products."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ramp2slope import cli
+
+
+@pytest.fixture(scope="module")
+def small_exposure(tmp_path_factory):
+    from ramp2slope.simulate import simulate_exposure
+
+    base = tmp_path_factory.mktemp("cli")
+    sim = simulate_exposure(base / "sim", subarray="SUB160", ngroups=4, nints=1, seed=5,
+                            detector="NRCA1", full_frame_refs=False)
+    return sim
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_run_writes_rate_products_and_info_reads_them(small_exposure, tmp_path, capsys):
+    refdir = os.path.dirname(small_exposure.refs["mask"])
+    code, out, err = _run(["run", str(small_exposure.uncal), "--refdir", refdir,
+                           "--output-dir", str(tmp_path), "--steps.jump.rejection_threshold=5",
+                           "--threads", "1"], capsys)
+    assert code == 0, err
+    rate = tmp_path / f"{small_exposure.root}_rate.fits"
+    assert rate.exists() and (tmp_path / f"{small_exposure.root}_rateints.fits").exists()
+    assert "jump done in" in err and "ramp_fit done in" in err
+    with fits.open(rate) as hdul:
+        assert hdul[0].header["S_JUMP"] == "COMPLETE"
+        assert hdul[0].header["S_IPC"] == "SKIPPED"
+        assert hdul[0].header["R_MASK"] == os.path.abspath(small_exposure.refs["mask"])
+        assert np.isfinite(hdul["SCI"].data).mean() > 0.9
+    code, out, err = _run(["info", str(rate)], capsys)
+    assert code == 0 and "ImageModel" in out and "meta.exposure.ngroups = 4" in out
+
+
+def _corrupt(kind, sim, folder):
+    """Make a bad input of the given kind; returns (uncal path, refdir)."""
+    refdir = folder / "refs"
+    shutil.copytree(os.path.dirname(sim.refs["mask"]), refdir)
+    uncal = folder / os.path.basename(sim.uncal)
+    shutil.copy(sim.uncal, uncal)
+    if kind == "truncated":
+        with open(uncal, "r+b") as handle:
+            handle.truncate(os.path.getsize(uncal) // 2)
+    elif kind == "not_fits":
+        uncal.write_bytes(b"SIMPLE = nonsense\n" * 100)
+    elif kind in ("no_sci", "sci_3d", "no_ngroups"):
+        with fits.open(sim.uncal) as hdul:
+            hdus = [h.copy() for h in hdul]
+        if kind == "no_sci":
+            hdus = [h for h in hdus if h.name != "SCI"]
+        elif kind == "sci_3d":
+            for i, h in enumerate(hdus):
+                if h.name == "SCI":
+                    hdus[i] = fits.ImageHDU(h.data[0], name="SCI")
+        else:
+            del hdus[0].header["NGROUPS"]
+        fits.HDUList(hdus).writeto(uncal, overwrite=True)
+    elif kind == "wrong_detector_ref":
+        path = refdir / os.path.basename(sim.refs["gain"])
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["DETECTOR"] = "NRCB4"
+        return uncal, refdir, f"--steps.jump.override_gain={path}"
+    elif kind == "ref_cannot_cover":
+        path = refdir / os.path.basename(sim.refs["saturation"])
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["SUBSTRT1"] = 1000  # says it starts far right of the science window
+        return uncal, refdir, None
+    return uncal, refdir, None
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", "truncated"),
+    ("not_fits", "not a readable FITS file"),
+    ("no_sci", "no SCI"),
+    ("sci_3d", "SCI must have 4 dimensions"),
+    ("no_ngroups", "NGROUPS"),
+    ("wrong_detector_ref", "DETECTOR=NRCB4"),
+    ("ref_cannot_cover", "do not contain the science subarray"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(small_exposure, tmp_path, capsys, kind, message):
+    uncal, refdir, extra = _corrupt(kind, small_exposure, tmp_path)
+    out_dir = tmp_path / "out"
+    argv = ["run", str(uncal), "--refdir", str(refdir), "--output-dir", str(out_dir)]
+    if extra:
+        argv.append(extra)
+    code, out, err = _run(argv, capsys)
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("ramp2slope: error:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_bad_step_parameter_is_a_clear_error(small_exposure, tmp_path, capsys):
+    refdir = os.path.dirname(small_exposure.refs["mask"])
+    code, out, err = _run(["run", str(small_exposure.uncal), "--refdir", refdir,
+                           "--steps.jump.rejection_threshold=lots"], capsys)
+    assert code == 2 and "rejection_threshold" in err
+    code, out, err = _run(["run", str(small_exposure.uncal), "--refdir", refdir,
+                           "--steps.nosuchstep.x=1"], capsys)
+    assert code == 2 and "nosuchstep" in err
+
+
+def test_help_everywhere():
+    for args in ([], ["run"], ["info"], ["simulate"], ["demo"], ["report"]):
+        result = subprocess.run([sys.executable, "-m", "ramp2slope.cli", *args, "--help"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "usage:" in result.stdout
