@@ -36,8 +36,9 @@ def runs(request, tmp_path_factory):
     sim = simulate_exposure(base / "sim", **CASES[request.param])
     refs = {k: str(v) for k, v in sim.refs.items()}
     theirs, ours = base / "jwst", base / "ours"
-    jwst_oracle.run_official_detector1(sim.uncal, refs, theirs)
-    jwst_oracle.run_ours_detector1(sim.uncal, refs, ours)
+    with_opt = {"ramp_fit": {"save_opt": True}}
+    jwst_oracle.run_official_detector1(sim.uncal, refs, theirs, steps=with_opt)
+    jwst_oracle.run_ours_detector1(sim.uncal, refs, ours, steps=with_opt)
     return sim, theirs, ours
 
 
@@ -72,3 +73,14 @@ def test_slope_products_match(runs, suffix):
         for ext in ("ERR", "VAR_POISSON", "VAR_RNOISE"):
             np.testing.assert_allclose(b[ext].data, a[ext].data, rtol=1e-4, atol=1e-10, err_msg=ext)
         assert b["SCI"].header["BUNIT"] == "DN/s"
+
+
+def test_fitopt_products_match(runs):
+    sim, theirs, ours = runs
+    with _product(theirs, sim.root, "fitopt") as a, _product(ours, sim.root, "fitopt") as b:
+        assert b[0].header["DATAMODL"] == "RampFitOutputModel"
+        for ext in ("SLOPE", "SIGSLOPE", "YINT", "SIGYINT", "PEDESTAL", "WEIGHTS", "CRMAG",
+                    "VAR_POISSON", "VAR_RNOISE"):
+            assert b[ext].data.shape == a[ext].data.shape, ext
+            np.testing.assert_allclose(b[ext].data, a[ext].data, rtol=1e-4, atol=1e-6,
+                                       equal_nan=True, err_msg=ext)
