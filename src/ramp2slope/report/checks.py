@@ -46,13 +46,6 @@ def run_check(section, name, requirement, function):
     return Check(section, name, requirement, PASS if ok else FAIL, measured)
 
 
-def need(value, why):
-    """``value`` itself, or raise NotRun(why) when it is None."""
-    if value is None:
-        raise NotRun(why)
-    return value
-
-
 def fmt(value, digits=4):
     """A compact number: integers as is, floats with ``digits`` significant figures."""
     if value is None:

@@ -49,7 +49,6 @@ class Context:
         self.nframes = int(self.header.get("NFRAMES") or 1)
         self.groupgap = int(self.header.get("GROUPGAP") or 0)
         self._cache = {}
-        self._refs = {}
 
     # -- basic facts ------------------------------------------------------------------------------
     def _ramp_shape(self):
@@ -200,23 +199,18 @@ class Context:
         return self._cache["header_model"]
 
     def reference(self, reftype):
-        """The loaded reference (DQ-translated, cut out to the exposure), cached; NotRun if absent."""
-        if reftype not in self._refs:
-            from ..references import LOADERS
+        """The loaded reference (DQ-translated, cut out to the exposure); NotRun if absent.
 
-            path = self.reference_path(reftype)
-            try:
-                self._refs[reftype] = LOADERS[reftype](path, self._header_model())
-            except Ramp2SlopeError as exc:
-                raise NotRun(f"the {reftype.upper()} reference cannot be used: {exc}") from None
-        return self._refs[reftype]
+        Not cached: each check loads what it needs and lets it go (a full-frame LINEARITY or
+        DARK is hundreds of MB). Close what it returns when it has a ``close`` method (DARK).
+        """
+        from ..references import LOADERS
 
-    def close(self):
-        for ref in self._refs.values():
-            close = getattr(ref, "close", None)
-            if close is not None:
-                close()
-        self._refs.clear()
+        path = self.reference_path(reftype)
+        try:
+            return LOADERS[reftype](path, self._header_model())
+        except Ramp2SlopeError as exc:
+            raise NotRun(f"the {reftype.upper()} reference cannot be used: {exc}") from None
 
 
 def _float(value):

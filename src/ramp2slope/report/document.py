@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 
 import numpy as np
 
@@ -189,5 +190,10 @@ def render(title, inputs, sections, version, elapsed=None):
         f"<li><a href='#{_e(s.id)}'>{_e(s.title)}</a></li>" for s in sections) + "</ol></nav>")
     for section in sections:
         out.append(_render_section(section))
+    # The checks again, machine-readable (for scripts and CI): a JSON list of objects.
+    payload = json.dumps([{"section": c.section, "name": c.name, "requirement": c.requirement,
+                           "status": c.status, "measured": c.measured} for c in checks], indent=0)
+    out.append('<script type="application/json" id="report-checks">'
+               + payload.replace("</", "<\\/") + "</script>")
     out.append("</body></html>")
     return "\n".join(out)

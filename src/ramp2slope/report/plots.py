@@ -128,7 +128,7 @@ def show_image(image, vmin, vmax, title=None, label="DN", xpixel=None, ypixel=No
     _note_factor(ax, factor)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)
     return to_data_uri(fig)
 
 
@@ -182,7 +182,7 @@ def ramp_plot(groups, series, title=None, marks=None, ylabel="Signal (DN)", line
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.92)
     return to_data_uri(fig)
 
 
@@ -213,7 +213,8 @@ def ramp_grid(groups, panels, title=None):
             ax.set_ylabel("Signal (DN)", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.06, top=0.95 if title else 0.97,
+                        hspace=0.35, wspace=0.28)
     return to_data_uri(fig)
 
 
@@ -234,7 +235,7 @@ def histogram(values, bins, xlabel, title=None, ylabel="Pixels", log=False, refe
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
     return to_data_uri(fig)
 
 
@@ -268,7 +269,7 @@ def scatter_binned(x, y, xlabel, ylabel, title=None, logx=True, bands=(), ylim=N
     ax.legend(fontsize=8, loc="best")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
     return to_data_uri(fig)
 
 
@@ -290,5 +291,25 @@ def fraction_plot(centres, fractions, counts, xlabel, ylabel, title=None, logx=T
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
+    return to_data_uri(fig)
+
+
+def stacked_bars(x, stacks, xlabel, ylabel, title=None, log=False):
+    """Stacked bar chart. stacks: [(values, label, colour)], bottom first."""
+    fig = new_figure(6.0, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    bottom = np.zeros(len(x), dtype=np.float64)
+    for values, label, colour in stacks:
+        values = np.asarray(values, dtype=np.float64)
+        ax.bar(x, values, bottom=bottom, color=colour, label=label, log=log)
+        bottom += values
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(x)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        ax.set_title(title)
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
     return to_data_uri(fig)

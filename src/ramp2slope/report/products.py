@@ -178,6 +178,11 @@ def locate(products, uncal=None):
             raise Ramp2SlopeError(
                 f"{products}: no pipeline products (*_rate.fits, *_jump.fits, ...) in this folder; "
                 f"run the pipeline with --save-steps to save every step's product")
+        if uncal:
+            # the products of the raw exposure given, when the folder holds several exposures
+            wanted, _ = _split_root(os.path.join(products, os.path.basename(os.fspath(uncal))))
+            if wanted in roots:
+                return ProductSet(wanted, uncal)
         best = max(len(s) for s in roots.values())
         winners = sorted(r for r, s in roots.items() if len(s) == best)
         if len(winners) > 1:
