@@ -186,11 +186,13 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
 
     # after-jump thresholds in electrons (float32 like stcal: a Python float times the
     # float32 median gain stays float32) and group counts
-    median_gain = np.nanmedian(gain)
-    e1 = float(float(after_jump_flag_dn1) * median_gain)
-    e2 = float(float(after_jump_flag_dn2) * median_gain)
     n1 = int(after_jump_flag_time1 // group_time)
     n2 = int(after_jump_flag_time2 // group_time)
+    e1 = e2 = 0.0
+    if n1 > 0 or n2 > 0:
+        median_gain = np.nanmedian(gain)
+        e1 = float(float(after_jump_flag_dn1) * median_gain)
+        e2 = float(float(after_jump_flag_dn2) * median_gain)
 
     mode, skipped = twopoint.choose_mode(
         twopoint.dnu_planes(groupdq), minimum_groups=minimum_groups,
@@ -200,22 +202,19 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
     if skipped:
         number_crs = -99
     else:
-        med = np.empty((ny, nx), dtype=np.float64)
-        sig = np.empty((ny, nx), dtype=np.float64)
         twopoint.detect(data, groupdq, gain, readnoise, float(nframes), mode,
                         float(rejection_threshold), float(three_group_rejection_threshold),
-                        float(four_group_rejection_threshold), bool(only_use_ints), med, sig)
+                        float(four_group_rejection_threshold), bool(only_use_ints))
         if mode == twopoint.MODE_SIGMA_CLIP:
             twopoint.reset_all_jump_planes(groupdq)
         number_crs = int(twopoint.count_jump_flags(groupdq))
         if flag_4_neighbors:
-            twopoint.flag_neighbours(data, groupdq, gain, med, sig,
+            twopoint.flag_neighbours(data, groupdq, gain, readnoise, float(nframes),
                                      float(min_jump_to_flag_neighbors),
                                      float(max_jump_to_flag_neighbors))
-        del sig
     do_after = (not skipped) and (n1 > 0 or n2 > 0)
-    twopoint.flag_after_jumps_and_clean(
-        data, groupdq, gain, med if do_after else np.zeros((1, 1)), e1, n1, e2, n2, do_after)
+    twopoint.flag_after_jumps_and_clean(data, groupdq, gain, readnoise, float(nframes),
+                                        e1, n1, e2, n2, do_after)
 
     number_snowballs = 0
     if expand_large_events:

@@ -231,9 +231,11 @@ def _snowball_axes(ellipse, expand_factor, max_width):
     return round(axis1 / 2) * 2, round(axis2 / 2) * 2
 
 
-def _select_snowballs(jumps, sat_points, g, ngroups_minus_1, ny, edge_size):
-    """Indices (in label order) of jump regions that are snowballs, with stcal's de-duplication
-    of identical ellipses."""
+def _select_snowballs(jumps, sat_points, ny, edge_size):
+    """Indices (in label order) of the jump regions that are snowballs: centroid within
+    edge_size of the edge (stcal compares both coordinates with ny - edge_size), or one of
+    sat_points (col, row) inside the region's ellipse. Like stcal, a region whose ellipse is
+    identical to one already chosen is not chosen again unless it is at the edge."""
     low = edge_size
     high = max(0, ny - edge_size)
     near_edge = ((jumps.cen_c < low) | (jumps.cen_r < low)
@@ -295,7 +297,7 @@ def expand_large_events(gdq, *, min_jump_area, min_sat_area, expand_factor,
                 if g < ngroups - 1:
                     next_sat = _Regions(((gdq[i, g + 1] & SAT) != 0) & ~cur_sat, min_sat_area)
                     points += list(zip(next_sat.cen_c.tolist(), next_sat.cen_r.tolist()))
-                chosen = _select_snowballs(jumps, points, g, ngroups - 1, ny, edge_size)
+                chosen = _select_snowballs(jumps, points, ny, edge_size)
 
                 grown = False
                 for j in np.nonzero(new_sat.approx_minor - 1
@@ -324,6 +326,9 @@ def expand_large_events(gdq, *, min_jump_area, min_sat_area, expand_factor,
                 sl, patch = _ellipse_patch(cc, cr, a1, a2, alpha, shape)
                 sub = plane[sl]
                 sub[patch & ((sub & SAT) == 0)] |= JUMP
+            del jumps, chosen
+            if sat_required_snowball:
+                del new_sat
 
         if mask_snowball_core_next_int and previous_core is not None and persist_groups >= 1:
             last = min(persist_groups, ngroups)

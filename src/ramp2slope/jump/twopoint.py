@@ -6,9 +6,11 @@ and the first differences ``Δ = float32(D[k+1] - D[k])`` are formed on the fly,
 the ramp and no ``(nints, ngroups-1, ny, nx)`` array of differences is ever allocated. The
 statistics pooled over integrations (the median of Δ, the iterative search where n counts the
 finite differences of *all* integrations) gather the ``nints*(ngroups-1)`` differences of one
-pixel into a small per-row buffer, so the peak extra memory is two float64 images (the median
-and sigma of the first pass, needed again for neighbour and after-jump flagging) plus buffers
-proportional to one pixel's ramp.
+pixel into a small per-row buffer, so the extra memory is a few buffers the size of one pixel's ramp
+per row being processed, plus one uint8 image for neighbour flagging.
+
+The per-pixel first-pass statistics are not stored: the few pixels that need them again
+(neighbour and after-jump flagging look only at pixels with a jump) recompute them.
 
 The arithmetic reproduces the precision of the official code (stcal 1.20): electrons and
 differences in float32, medians and sigmas in float64, the iterative search's deviation
@@ -69,77 +71,43 @@ def choose_mode(dnu_planes, *, minimum_groups, minimum_sigclip_groups, only_use_
 # small helpers (serial, inlined into the kernels)
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _sort(buf, n):
-    """Sort buf[:n] in place (insertion sort for short ramps, numpy's sort otherwise)."""
-    if n <= 32:
-        for i in range(1, n):
-            v = buf[i]
-            j = i - 1
-            while j >= 0 and buf[j] > v:
-                buf[j + 1] = buf[j]
-                j -= 1
-            buf[j + 1] = v
-    else:
-        buf[:n] = np.sort(buf[:n])
+def _order_stats(buf, n, k1, k2):
+    """The k1-th and k2-th smallest (0-based) of the non-NaN values buf[:n].
 
-
-@njit(cache=True, error_model="numpy")
-def _median_of_sorted(buf, n):
-    """numpy's median of n sorted finite values: the mean of the two middle ones."""
-    if n == 0:
-        return np.nan
-    return (buf[(n - 1) // 2] + buf[n // 2]) / 2.0
+    Short ramps use a branch-free rank count (faster than sorting a handful of values,
+    whose comparisons are unpredictable); long ones sort buf[:n] in place.
+    """
+    if n <= 24:
+        a = np.nan
+        b = np.nan
+        for i in range(n):
+            vi = buf[i]
+            rank = 0
+            for j in range(n):
+                vj = buf[j]
+                rank += (vj < vi) | ((vj == vi) & (j < i))
+            if rank == k1:
+                a = vi
+            if rank == k2:
+                b = vi
+        return a, b
+    buf[:n] = np.sort(buf[:n])
+    return buf[k1], buf[k2]
 
 
 @njit(cache=True, error_model="numpy")
 def _nanmedian(values, m, tmp):
-    """nanmedian of values[:m] (float64), using tmp as scratch."""
+    """numpy's nanmedian of values[:m] (float64): the mean of the two middle values."""
     n = 0
     for k in range(m):
         v = values[k]
         if not np.isnan(v):
             tmp[n] = v
             n += 1
-    _sort(tmp, n)
-    return _median_of_sorted(tmp, n)
-
-
-@njit(cache=True, error_model="numpy")
-def _clipped_centre(absdiff, m, tmp):
-    """Centre of the iterative search for one pixel, and the number of usable values.
-
-    n >= 4: drop every value equal to the maximum, then the median of the rest;
-    n == 3: the median; n == 2: the smaller value; otherwise NaN.
-    """
-    n = 0
-    vmax = -np.inf
-    for k in range(m):
-        v = absdiff[k]
-        if not np.isnan(v):
-            n += 1
-            if v > vmax:
-                vmax = v
-    if n >= 4:
-        c = 0
-        for k in range(m):
-            v = absdiff[k]
-            if not np.isnan(v) and v != vmax:
-                tmp[c] = v
-                c += 1
-        _sort(tmp, c)
-        return _median_of_sorted(tmp, c), n
-    if n == 3 or n == 2:
-        c = 0
-        for k in range(m):
-            v = absdiff[k]
-            if not np.isnan(v):
-                tmp[c] = v
-                c += 1
-        _sort(tmp, c)
-        if n == 2:
-            return tmp[0], n
-        return _median_of_sorted(tmp, c), n
-    return np.nan, n
+    if n == 0:
+        return np.nan
+    lo, hi = _order_stats(tmp, n, (n - 1) // 2, n // 2)
+    return (lo + hi) / 2.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -185,7 +153,8 @@ def _sigma_clip_bounds(buf, count, nsigma):
     iteration = 0
     while True:
         if count % 2 == 0:
-            # the C expression 0.5 * (kth(n/2) + kth(n/2 - 1)) evaluates the left call first
+            # astropy's 0.5 * (kth(n/2) + kth(n/2 - 1)) runs the left selection first; the
+            # order matters because each selection permutes the buffer the sums then follow
             upper = _kth_smallest(buf, count, count // 2)
             lower = _kth_smallest(buf, count, count // 2 - 1)
             med = 0.5 * (upper + lower)
@@ -256,59 +225,109 @@ def count_jump_flags(gdq):
     return per_row.sum()
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _diff(data, gdq, i, g, y, x, gain):
-    """Δ of group g-1 -> g in electrons (float32 arithmetic), NaN if either is SAT/DNU."""
-    if ((gdq[i, g, y, x] | gdq[i, g - 1, y, x]) & SAT_OR_DNU) != 0:
-        return np.nan
-    d1 = np.float32(data[i, g, y, x] * gain)
-    d0 = np.float32(data[i, g - 1, y, x] * gain)
-    return np.float64(np.float32(d1 - d0))
+@njit(cache=True, error_model="numpy")
+def _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta):
+    """First differences Δ of one pixel in electrons (into delta, integration-major; NaN
+    where either group is SAT or DNU) and the read-noise term RN²/nframes (float64)."""
+    nints, ngroups = data.shape[0], data.shape[1]
+    nd = ngroups - 1
+    gval = gain[y, x]
+    rn_e = np.float32(readnoise[y, x] * gval)
+    rn2 = np.float32(rn_e * rn_e)
+    # electrons and their differences in float32, as stcal computes them
+    for i in range(nints):
+        for g in range(ngroups):
+            if gdq[i, g, y, x] & SAT_OR_DNU:
+                elec[g] = np.nan
+            else:
+                elec[g] = np.float32(data[i, g, y, x] * gval)
+        for k in range(nd):
+            delta[i * nd + k] = np.float64(np.float32(elec[k + 1] - elec[k]))
+    return np.float64(rn2) / rn_div
+
+
+@njit(cache=True, error_model="numpy")
+def _first_pass_stats(delta, m, rn_term, tmp):
+    """Pooled median of Δ and sigma = sqrt(|median| + RN²/nframes) (NaN where 0)."""
+    med = _nanmedian(delta, m, tmp)
+    sig = math.sqrt(abs(med) * 1.0 + rn_term) / 1.0
+    if sig == 0.0:
+        sig = np.nan
+    return med, sig
+
+
+@njit(cache=True, error_model="numpy")
+def _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta, tmp):
+    """Load one pixel's differences and return its first-pass (median, sigma)."""
+    rn_term = _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta)
+    m = data.shape[0] * (data.shape[1] - 1)
+    return _first_pass_stats(delta, m, rn_term, tmp)
+
+
+@njit(cache=True, error_model="numpy")
+def _iterative_centre(absd, m, tmp, first):
+    """Centre of the iterative search and the number n of usable values, for one pixel.
+
+    n >= 4: drop every value equal to the maximum, then the median of the rest;
+    n == 3: the median; n == 2: the smaller value; otherwise NaN. After the first pass stcal
+    stores the centre in float32.
+    """
+    n = 0
+    vmax = -np.inf
+    for k in range(m):
+        v = absd[k]
+        if not np.isnan(v):
+            tmp[n] = v
+            n += 1
+            if v > vmax:
+                vmax = v
+    if n >= 4:
+        below = 0
+        for k in range(n):
+            below += tmp[k] < vmax
+        if below == 0:
+            c = np.nan
+        else:
+            lo, hi = _order_stats(tmp, n, (below - 1) // 2, below // 2)
+            c = (lo + hi) / 2.0
+    elif n == 3:
+        c = _order_stats(tmp, n, 1, 1)[0]
+    elif n == 2:
+        c = min(tmp[0], tmp[1])
+    else:
+        c = np.nan
+    if not first:
+        c = np.float64(np.float32(c))
+    return c, n
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_three_diffs,
-           only_use_ints, med_out, sig_out):
-    """First-pass statistics and primary detection for every pixel (in place on gdq).
+           only_use_ints):
+    """Primary detection for every pixel (in place on gdq).
 
-    med_out/sig_out (ny, nx) float64 receive the pooled median of Δ and its sigma
-    sqrt(|median| + RN²/nframes) (NaN where that sigma is 0). ``thr_two_diffs`` applies
-    when a pixel has 2 usable differences (3 groups), ``thr_three_diffs`` for 3 (4 groups).
+    ``thr_two_diffs`` applies when a pixel has 2 usable differences (3 groups),
+    ``thr_three_diffs`` when it has 3 (4 groups), ``rej`` otherwise.
     """
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
     m = nints * nd
     rn_div = 0.5 * (2.0 * nframes)
     for y in prange(ny):
+        elec = np.empty(ngroups, dtype=np.float32)
         delta = np.empty(m, dtype=np.float64)
         absd = np.empty(m, dtype=np.float64)
+        ratio = np.empty(m, dtype=np.float64)
         tmp = np.empty(m, dtype=np.float64)
         for x in range(nx):
-            gval = gain[y, x]
-            rn_e = np.float32(readnoise[y, x] * gval)
-            rn2 = np.float32(rn_e * rn_e)
-            rn_term = np.float64(rn2) / rn_div
-            for i in range(nints):
-                for k in range(nd):
-                    delta[i * nd + k] = _diff(data, gdq, i, k + 1, y, x, gval)
-            med = _nanmedian(delta, m, tmp)
-            sig = math.sqrt(abs(med) * 1.0 + rn_term) / 1.0
-            if sig == 0.0:
-                sig = np.nan
-            med_out[y, x] = med
-            sig_out[y, x] = sig
+            rn_term = _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta)
 
             if mode == MODE_ITERATIVE:
                 for k in range(m):
                     absd[k] = abs(delta[k])
                 first = True
                 while True:
-                    c, n = _clipped_centre(absd, m, tmp)
-                    if not first:
-                        c = np.float64(np.float32(c))
-                    s = math.sqrt(abs(c) * 1.0 + rn_term) / 1.0
-                    if s == 0.0:
-                        s = np.nan
+                    c, n = _iterative_centre(absd, m, tmp, first)
                     if n >= 4:
                         thr = rej
                     elif n == 3:
@@ -317,31 +336,27 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
                         thr = thr_two_diffs
                     else:
                         break
-                    # ratio of each difference; the largest one is the candidate
+                    s = math.sqrt(abs(c) * 1.0 + rn_term) / 1.0
+                    if s == 0.0:
+                        s = np.nan
+                    # the deviation is stored in float32 by stcal before the division
                     rmax = -np.inf
-                    anyfinite = False
                     for k in range(m):
-                        a = absd[k]
-                        if np.isnan(a):
-                            tmp[k] = np.nan
-                            continue
-                        e = np.float32(a - c)
-                        r = abs(np.float64(e)) / s
-                        tmp[k] = r
-                        if not np.isnan(r):
-                            anyfinite = True
-                            if r > rmax:
-                                rmax = r
-                    if not anyfinite or not (rmax > thr):
+                        r = abs(np.float64(np.float32(absd[k] - c))) / s
+                        ratio[k] = r
+                        if r > rmax:
+                            rmax = r
+                    if not (rmax > thr):
                         break
                     for k in range(m):
-                        if tmp[k] == rmax:
+                        if ratio[k] == rmax:
                             i = k // nd
                             gdq[i, k - i * nd + 1, y, x] |= JUMP
                             absd[k] = np.nan
                     first = False
 
             elif mode == MODE_SINGLE_PASS:
+                med, sig = _first_pass_stats(delta, m, rn_term, tmp)
                 for k in range(m):
                     d = delta[k]
                     if np.isfinite(d) and abs(d - med) / sig > rej:
@@ -406,72 +421,110 @@ def reset_all_jump_planes(gdq):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def flag_neighbours(data, gdq, gain, med, sig, min_sigma, max_sigma):
+def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma):
     """OR JUMP into the 4 edge neighbours (and the pixel itself) of each jump whose
     first-pass significance |Δ - median|/sigma lies strictly between min_sigma and max_sigma,
     where those pixels have neither SAT nor DNU. Each group is treated independently, using
-    the jumps present before any neighbour was flagged."""
+    the jumps present before any neighbour was flagged.
+
+    The (integration, group) planes are shared out between the threads (one parallel region
+    for the whole exposure: many small regions cost more than the work when nints is large).
+    """
     nints, ngroups, ny, nx = data.shape
-    trigger = np.zeros((ny, nx), dtype=np.uint8)
-    for i in range(nints):
-        for g in range(1, ngroups):
-            for y in prange(ny):
-                for x in range(nx):
-                    t = 0
-                    if gdq[i, g, y, x] & JUMP:
-                        d = _diff(data, gdq, i, g, y, x, gain[y, x])
-                        r = abs(d - med[y, x]) / sig[y, x]
-                        if r < max_sigma and r > min_sigma:
-                            t = 1
-                    trigger[y, x] = t
-            for y in prange(ny):
-                for x in range(nx):
-                    f = trigger[y, x]
-                    if y > 0:
-                        f |= trigger[y - 1, x]
-                    if y < ny - 1:
-                        f |= trigger[y + 1, x]
-                    if x > 0:
-                        f |= trigger[y, x - 1]
-                    if x < nx - 1:
-                        f |= trigger[y, x + 1]
-                    if f and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
-                        gdq[i, g, y, x] |= JUMP
+    nd = ngroups - 1
+    rn_div = 0.5 * (2.0 * nframes)
+    for plane in prange(nints * nd):
+        i = plane // nd
+        g = plane - i * nd + 1
+        trigger = np.zeros((ny, nx), dtype=np.uint8)
+        active = np.zeros(ny, dtype=np.uint8)       # rows holding a trigger
+        blank = np.zeros(nx, dtype=np.uint8)
+        where = np.empty(nx, dtype=np.int64)
+        elec = np.empty(ngroups, dtype=np.float32)
+        delta = np.empty(nints * nd, dtype=np.float64)
+        tmp = np.empty(nints * nd, dtype=np.float64)
+        for y in range(ny):
+            # list the jumps of the row first: a loop that computes under the JUMP test gets
+            # vectorised with loads of every pixel's data, which is far slower
+            row = gdq[i, g, y]
+            count = 0
+            for x in range(nx):
+                if row[x] & JUMP:
+                    where[count] = x
+                    count += 1
+            for p in range(count):
+                x = where[p]
+                med, sig = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x,
+                                        elec, delta, tmp)
+                r = abs(delta[i * nd + g - 1] - med) / sig
+                if r < max_sigma and r > min_sigma:
+                    trigger[y, x] = 1
+                    active[y] = 1
+        for y in range(ny):
+            if not (active[y] or (y > 0 and active[y - 1]) or (y < ny - 1 and active[y + 1])):
+                continue
+            cur = trigger[y]
+            above = trigger[y - 1] if y > 0 else blank
+            below = trigger[y + 1] if y < ny - 1 else blank
+            row = gdq[i, g, y]
+            for x in range(nx):
+                f = cur[x] | above[x] | below[x]
+                if x > 0:
+                    f |= cur[x - 1]
+                if x < nx - 1:
+                    f |= cur[x + 1]
+                v = row[x]
+                usable = np.uint8((v & SAT_OR_DNU) == 0)
+                row[x] = v | (np.uint8(JUMP) * (f & usable))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def flag_after_jumps_and_clean(data, gdq, gain, med, e1, n1, e2, n2, do_after):
-    """After-jump flagging, then removal of JUMP wherever DNU or SAT is also set.
+def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, n2,
+                               do_after):
+    """After-jump flagging (when do_after), then removal of JUMP wherever DNU or SAT is set.
 
     For a jump at group g whose Δ[g-1] - median reaches e1 (e2), JUMP is added to groups
     g+1 … g+min(n1, ngroups-2) (n2 respectively) that have neither SAT nor DNU.
     """
     nints, ngroups, ny, nx = gdq.shape
+    nd = ngroups - 1
+    rn_div = 0.5 * (2.0 * nframes)
     j1 = min(n1, ngroups - 2)
     j2 = min(n2, ngroups - 2)
     for y in prange(ny):
         big = np.zeros(ngroups, dtype=np.uint8)
+        elec = np.empty(ngroups, dtype=np.float32)
+        delta = np.empty(nints * nd, dtype=np.float64)
+        tmp = np.empty(nints * nd, dtype=np.float64)
         for x in range(nx):
-            for i in range(nints):
-                if do_after:
-                    for g in range(ngroups):
-                        big[g] = 0
+            if do_after:
+                has_jump = False
+                for i in range(nints):
                     for g in range(1, ngroups):
                         if gdq[i, g, y, x] & JUMP:
-                            d = _diff(data, gdq, i, g, y, x, gain[y, x])
-                            e = (d - med[y, x]) * 1.0
-                            if e >= e1:
-                                big[g] |= 1
-                            if e >= e2:
-                                big[g] |= 2
-                    until = -1
-                    for g in range(1, ngroups):
-                        if big[g] & 1:
-                            until = max(until, g + j1)
-                        if big[g] & 2:
-                            until = max(until, g + j2)
-                        if g <= until and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
-                            gdq[i, g, y, x] |= JUMP
+                            has_jump = True
+                if has_jump:
+                    med, _ = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x,
+                                          elec, delta, tmp)
+                    for i in range(nints):
+                        for g in range(ngroups):
+                            big[g] = 0
+                        for g in range(1, ngroups):
+                            if gdq[i, g, y, x] & JUMP:
+                                e = (delta[i * nd + g - 1] - med) * 1.0
+                                if e >= e1:
+                                    big[g] |= 1
+                                if e >= e2:
+                                    big[g] |= 2
+                        until = -1
+                        for g in range(1, ngroups):
+                            if big[g] & 1:
+                                until = max(until, g + j1)
+                            if big[g] & 2:
+                                until = max(until, g + j2)
+                            if g <= until and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
+                                gdq[i, g, y, x] |= JUMP
+            for i in range(nints):
                 for g in range(ngroups):
                     v = gdq[i, g, y, x]
                     if (v & JUMP) and (v & SAT_OR_DNU):
