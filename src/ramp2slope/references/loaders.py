@@ -21,7 +21,7 @@ _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
 class _RefFile:
     """An open reference file, with its checked primary header and subarray box."""
 
-    def __init__(self, path, reftype, model, memmap=False):
+    def __init__(self, path, reftype, model, memmap=True):
         self.path = path
         self.memmap = memmap
         try:
