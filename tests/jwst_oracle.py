@@ -4,7 +4,9 @@ The official ``jwst`` package asks the CRDS server for reference files and step 
 none is reachable here. A stub CRDS cache plus explicit ``override_<reftype>`` parameters lets it
 run with no network at all. Import this module (conftest does) before anything imports ``jwst``.
 """
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -25,6 +27,7 @@ def configure_offline_crds():
     if os.environ.get("RAMP2SLOPE_TEST_CRDS_READY"):
         return
     root = tempfile.mkdtemp(prefix="crds_stub_")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     config_dir = os.path.join(root, "config", "jwst")
     os.makedirs(config_dir)
     with open(os.path.join(config_dir, "server_config"), "w") as handle:
