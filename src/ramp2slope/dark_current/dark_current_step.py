@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ..datamodels import DarkModel
-from ..references import load_dark
+from ..references import load_dark, load_dark_resident
 from ..stpipe import Step
 from .dark_current import average_dark_current_array, dark_used, subtract_dark
 
@@ -26,10 +26,12 @@ class DarkCurrentStep(Step):
     """
 
     def process(self, model):
-        path = self.reference_or_skip(model, "dark")
-        if path is None:
+        # Within a pipeline run that caches references the dark is read into memory once
+        # (instead of being converted from the memory-mapped file at every call).
+        loader = load_dark if self.reference_cache() is None else load_dark_resident
+        dark = self.load_reference(model, "dark", loader)
+        if dark is None:
             return self.skipped(model, "no DARK reference")
-        dark = load_dark(path, model)
         try:
             exposure = model.meta.exposure
             nframes, groupgap = exposure.nframes or 1, exposure.groupgap or 0
@@ -50,10 +52,11 @@ class DarkCurrentStep(Step):
             if plan.n_extend:
                 log.warning("%s: the dark has too few frames; %d planes extrapolated",
                             self.name, plan.n_extend)
-            if self.dark_output:
+            # a model holding later integrations of a longer exposure has written it already
+            if self.dark_output and getattr(model, "_integration_offset", 0) == 0:
                 self._save_dark_used(model, dark, nframes, groupgap)
         finally:
-            dark.close()
+            self.release_reference(dark)
         return self.complete(model)
 
     def _save_dark_used(self, model, dark, nframes, groupgap):

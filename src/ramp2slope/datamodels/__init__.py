@@ -5,6 +5,7 @@
 """
 from . import dqflags
 from .fits_io import open, write_model
+from .incremental import IncrementalWriter
 from .models import (
     CubeModel,
     DarkModel,
@@ -16,6 +17,6 @@ from .models import (
 )
 
 __all__ = [
-    "open", "write_model", "dqflags", "DataModel", "RampModel", "Level1bModel", "ImageModel",
+    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "RampModel", "Level1bModel", "ImageModel",
     "CubeModel", "RampFitOutputModel", "DarkModel",
 ]

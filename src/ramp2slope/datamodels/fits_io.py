@@ -162,27 +162,61 @@ def _image_hdu(model, spec, array):
     return fits.ImageHDU(data=array, header=header, name=spec.extname)
 
 
-def write_model(model, path, overwrite=True):
-    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if os.path.exists(path) and not overwrite:
-        raise BadInputError(f"{path}: exists and overwrite is off")
-    hdus = [fits.PrimaryHDU(header=model._headers["PRIMARY"].copy())]
+def image_extensions(model, deferred=()):
+    """``(spec, array)`` for every image extension a product of ``model`` has, in file order.
+
+    Arrays with a default (PIXELDQ, GROUPDQ, DQ, ERR) are always written, as officially. For the
+    attributes named in ``deferred`` the extension is listed with ``array=None`` whether or not
+    the model holds that array (its data are supplied later, see ``IncrementalWriter``).
+    """
+    out = []
     for spec in model.arrays:
-        # Arrays with a default (PIXELDQ, GROUPDQ, DQ, ERR) are always written, as officially.
+        if not spec.write:
+            continue
+        if spec.attr in deferred:
+            out.append((spec, None))
+            continue
         array = getattr(model, spec.attr) if spec.default is not None else model._arrays.get(spec.attr)
-        if array is not None and spec.write:
-            hdus.append(_image_hdu(model, spec, array))
+        if array is not None:
+            out.append((spec, array))
+    return out
+
+
+def trailing_hdus(model):
+    """The HDUs that follow the images: tables, unknown extensions kept from the input, ASDF."""
+    hdus = []
     for name in model.tables:
         table = model._tables.get(name)
         if table is not None:
             hdus.append(fits.BinTableHDU(data=table, name=name.upper()))
     hdus.extend(hdu.copy() for hdu in model._extra_hdus)
     hdus.append(fits.BinTableHDU(asdf_stub_records(version=__version__), name=ASDF_EXTNAME))
-    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
+    return hdus
+
+
+def primary_hdu(model):
+    return fits.PrimaryHDU(header=model._headers["PRIMARY"].copy())
+
+
+def temporary_path(path):
+    """A new empty file next to ``path`` (same folder, hidden name) to write before renaming."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part",
+                                   dir=folder)
     os.close(handle)
+    return tmp
+
+
+def write_model(model, path, overwrite=True):
+    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise BadInputError(f"{path}: exists and overwrite is off")
+    hdus = [primary_hdu(model)]
+    hdus.extend(_image_hdu(model, spec, array) for spec, array in image_extensions(model))
+    hdus.extend(trailing_hdus(model))
+    tmp = temporary_path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)

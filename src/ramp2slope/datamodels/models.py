@@ -29,6 +29,15 @@ class ArraySpec:
         self.default = default
 
 
+def placeholder(shape, dtype=np.float32):
+    """A read-only array of ``shape`` (every element 0) that takes no memory.
+
+    It stands in for data kept elsewhere (on disk, one integration at a time), so that a model
+    that only carries metadata still reports the exposure's ``shape``.
+    """
+    return np.broadcast_to(np.zeros((), dtype=dtype), tuple(shape))
+
+
 def _zeros_like_data_2d(dtype):
     return lambda model: np.zeros(model.data.shape[-2:], dtype=dtype)
 
@@ -183,12 +192,20 @@ class DataModel:
 
         if dir_path:
             path = os.path.join(dir_path, path)
-        self.meta.filename = os.path.basename(path)
+        self.stamp_for_save(path)
+        write_model(self, path, overwrite=overwrite)
+        return path
+
+    def stamp_for_save(self, path):
+        """Record the file name, date and software in the header, as saving to ``path`` does.
+
+        ``save()`` calls it; so does :class:`~ramp2slope.datamodels.IncrementalWriter`, so that a
+        product written piece by piece gets exactly the header ``save()`` would give it.
+        """
+        self.meta.filename = os.path.basename(os.fspath(path))
         self.meta.date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         self.meta.calibration_software_version = __version__
         self.meta.calibration_software_revision = "ramp2slope"
-        write_model(self, path, overwrite=overwrite)
-        return path
 
     def info(self, *args, **kwargs):
         """Print a summary of the model: file, class, and each array's shape and dtype."""

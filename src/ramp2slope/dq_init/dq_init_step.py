@@ -20,10 +20,9 @@ class DQInitStep(Step):
     """
 
     def process(self, model):
-        path = self.reference_or_skip(model, "mask")
-        if path is None:
+        mask = self.load_reference(model, "mask", load_mask)
+        if mask is None:
             return self.skipped(model, "no MASK reference")
-        mask = load_mask(path, model)
         pixeldq, groupdq, _, _ = ensure_dq_arrays(model.data.shape, model._arrays.get("pixeldq"),
                                                   model._arrays.get("groupdq"))
         model.pixeldq, model.groupdq = pixeldq, groupdq

@@ -16,14 +16,26 @@ class GainScaleStep(Step):
     spec = ""
 
     def process(self, model):
+        factor = self.gain_factor(model)
+        if factor is None:
+            return self.skipped(model, "GAINFACT not found")
+        scale_by_gain(factor, model.data, model.err, model.var_poisson, model.var_rnoise)
+        return self.scaled(model, factor)
+
+    def gain_factor(self, model):
+        """The factor to apply (looking up the GAIN reference when the model has none), or None."""
         reference_factor = None
         if model.meta.exposure.gain_factor is None:
             path = self.reference_or_skip(model, "gain")
             if path is not None:
                 reference_factor = fits.getheader(path, 0).get("GAINFACT")
-        factor = gain_factor_to_use(model.meta.exposure.gain_factor, reference_factor)
-        if factor is None:
-            return self.skipped(model, "GAINFACT not found")
-        scale_by_gain(factor, model.data, model.err, model.var_poisson, model.var_rnoise)
+        return gain_factor_to_use(model.meta.exposure.gain_factor, reference_factor)
+
+    def scaled(self, model, factor):
+        """Record in ``model`` that its arrays were multiplied by ``factor``; returns it.
+
+        Together with :meth:`gain_factor` this lets a caller scale a product that is written
+        plane by plane (``scale_by_gain`` on each plane) and still get the step's metadata.
+        """
         model.meta.exposure.gain_factor = factor
         return self.complete(model)

@@ -15,10 +15,10 @@ class IPCStep(Step):
     spec = ""
 
     def process(self, model):
-        path = self.reference_or_skip(model, "ipc")
-        if path is None:
+        ipc = self.load_reference(model, "ipc", load_ipc)
+        if ipc is None:
             return self.skipped(model, "no IPC reference")
-        kernel = load_ipc(path, model).kernel
+        kernel = ipc.kernel
         sub = model.meta.subarray
         ipc_correct(model.data, kernel, xstart=sub.xstart or 1, ystart=sub.ystart or 1,
                     xsize=model.shape[-1], ysize=model.shape[-2])

@@ -13,6 +13,12 @@ Public API
     The keyword parameters have the names and defaults of jwst 3.0.0's ``JumpStep`` (the NIR
     ones; see :data:`STEP_DEFAULTS`). Returns a :class:`JumpResult`.
 
+``detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_time, dnu_table,
+block_rows, **parameters)``
+    The same flags for an exposure that is not held in memory: ``store`` reads and writes it in
+    blocks of rows spanning every integration (see the function's docstring). Returns the same
+    :class:`JumpResult` as ``detect_jumps`` on the whole exposure.
+
 ``effective_minimum_groups(maximum_cores, minimum_groups, nrows)``
     The ``minimum_groups`` stcal actually applies: when it runs in a single process (the
     default ``maximum_cores='1'``) it always uses 3, whatever the parameter says.
@@ -57,9 +63,11 @@ import numpy as np
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
 from . import twopoint
+from .snowballs import LargeEventFlagger
 from .snowballs import expand_large_events as _expand_large_events
 
-__all__ = ["detect_jumps", "JumpResult", "STEP_DEFAULTS", "effective_minimum_groups"]
+__all__ = ["detect_jumps", "detect_jumps_in_blocks", "JumpResult", "STEP_DEFAULTS",
+           "effective_minimum_groups"]
 
 #: NIR-relevant JumpStep parameters of jwst 3.0.0 with their defaults.
 STEP_DEFAULTS = dict(
@@ -164,12 +172,14 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
                  min_sat_radius_extend=2.5, sat_expand=2, edge_size=25,
                  mask_snowball_core_next_int=True, snowball_time_masked_next_int=4000,
                  max_extended_radius=200, minimum_groups=3, minimum_sigclip_groups=100,
-                 only_use_ints=True, min_diffs_single_pass=10):
+                 only_use_ints=True, min_diffs_single_pass=10, dnu_table=None):
     """Detect jumps in place on ``groupdq``/``pixeldq``; see the module docstring.
 
     ``use_ellipses`` is accepted for compatibility and ignored (deprecated in jwst too).
     ``minimum_groups`` is applied as given; pass :func:`effective_minimum_groups` to mimic
-    stcal's single-process behaviour.
+    stcal's single-process behaviour. ``dnu_table`` is the (nints, ngroups) table of the groups
+    that are DO_NOT_USE in every pixel, from which the mode is chosen (computed from
+    ``groupdq`` when None).
     """
     data = np.asarray(data)
     if data.dtype != np.float32:
@@ -179,23 +189,13 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
     if ngroups <= 2:
         return JumpResult(True, 0, 0, None, None, "skipped")
 
-    gain = np.ascontiguousarray(gain, dtype=np.float32)
-    readnoise = np.ascontiguousarray(readnoise, dtype=np.float32)
-    bad_gain = (gain <= 0.0) | np.isnan(gain)
-    pixeldq[bad_gain] |= np.uint32(dqflags.pixel["NO_GAIN_VALUE"] | dqflags.pixel["DO_NOT_USE"])
-
-    # after-jump thresholds in electrons (float32 like stcal: a Python float times the
-    # float32 median gain stays float32) and group counts
-    n1 = int(after_jump_flag_time1 // group_time)
-    n2 = int(after_jump_flag_time2 // group_time)
-    e1 = e2 = 0.0
-    if n1 > 0 or n2 > 0:
-        median_gain = np.nanmedian(gain)
-        e1 = float(float(after_jump_flag_dn1) * median_gain)
-        e2 = float(float(after_jump_flag_dn2) * median_gain)
-
+    gain, readnoise, n1, e1, n2, e2 = _prepare(
+        pixeldq, gain, readnoise, group_time, after_jump_flag_dn1, after_jump_flag_time1,
+        after_jump_flag_dn2, after_jump_flag_time2)
+    if dnu_table is None:
+        dnu_table = twopoint.dnu_planes(groupdq)
     mode, skipped = twopoint.choose_mode(
-        twopoint.dnu_planes(groupdq), minimum_groups=minimum_groups,
+        np.asarray(dnu_table, dtype=bool), minimum_groups=minimum_groups,
         minimum_sigclip_groups=minimum_sigclip_groups, only_use_ints=bool(only_use_ints),
         min_diffs_single_pass=min_diffs_single_pass)
 
@@ -226,7 +226,34 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
             persist_groups=int(snowball_time_masked_next_int // group_time),
             max_extended_width=int(max_extended_radius) * 2)
 
-    all_dnu = int(twopoint.dnu_planes(groupdq).sum())
+    return _result(twopoint.dnu_planes(groupdq), data.shape, group_time, number_crs,
+                   number_snowballs, mode, skipped)
+
+
+def _prepare(pixeldq, gain, readnoise, group_time, after_jump_flag_dn1, after_jump_flag_time1,
+             after_jump_flag_dn2, after_jump_flag_time2):
+    """float32 gain and read noise, bad-gain PIXELDQ flags, and the after-jump settings."""
+    gain = np.ascontiguousarray(gain, dtype=np.float32)
+    readnoise = np.ascontiguousarray(readnoise, dtype=np.float32)
+    bad_gain = (gain <= 0.0) | np.isnan(gain)
+    pixeldq[bad_gain] |= np.uint32(dqflags.pixel["NO_GAIN_VALUE"] | dqflags.pixel["DO_NOT_USE"])
+
+    # after-jump thresholds in electrons (float32 like stcal: a Python float times the
+    # float32 median gain stays float32) and group counts
+    n1 = int(after_jump_flag_time1 // group_time)
+    n2 = int(after_jump_flag_time2 // group_time)
+    e1 = e2 = 0.0
+    if n1 > 0 or n2 > 0:
+        median_gain = np.nanmedian(gain)
+        e1 = float(float(after_jump_flag_dn1) * median_gain)
+        e2 = float(float(after_jump_flag_dn2) * median_gain)
+    return gain, readnoise, n1, e1, n2, e2
+
+
+def _result(final_dnu_table, shape, group_time, number_crs, number_snowballs, mode, skipped):
+    """The JumpResult, with PRIMECRS/EXTNCRS from the DO_NOT_USE groups after the step."""
+    nints, ngroups, ny, nx = shape
+    all_dnu = int(np.asarray(final_dnu_table).sum())
     effective_groups = nints * ngroups - all_dnu - nints
     primecrs = extncrs = None
     if effective_groups >= 1:
@@ -235,3 +262,162 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
         extncrs = 1e6 * number_snowballs / exposure
     return JumpResult(False, number_crs, number_snowballs, primecrs, extncrs,
                       _MODE_NAMES[mode] if not skipped else "none")
+
+
+def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_time, dnu_table,
+                           block_rows, **parameters):
+    """:func:`detect_jumps` for an exposure read and written in blocks of rows.
+
+    ``store`` holds the exposure, of shape ``store.shape = (nints, ngroups, ny, nx)``:
+
+    * ``store.read_rows(y0, y1, data, groupdq)`` fills float32 ``data`` (or skips it when None)
+      and uint8 ``groupdq`` buffers of shape (nints, ngroups, y1 - y0, nx) with those rows;
+    * ``store.write_gdq_rows(y0, groupdq)`` stores GROUPDQ rows y0, y0 + 1, ... (``groupdq`` may
+      be a view of rows of such a buffer);
+    * ``store.read_gdq(i, out)`` and ``store.write_gdq(i, groupdq_i)``: the GROUPDQ of one
+      integration (ngroups, ny, nx), used by the snowball pass.
+
+    ``dnu_table`` is the (nints, ngroups) table of the groups that are DO_NOT_USE in every pixel
+    (:func:`twopoint.dnu_planes` of the GROUPDQ before the step). ``block_rows`` is the number of
+    rows per block (the memory used is about that many rows of every integration). The other
+    arguments are those of :func:`detect_jumps`; ``pixeldq`` is modified in place.
+
+    The flags are exactly those of :func:`detect_jumps` on the whole exposure: detection and
+    after-jump flagging only involve one pixel's ramps; neighbour flagging reaches the rows
+    next to a block, so the last row of each block is finished once the next block's triggers
+    are known; the sigma-clip mode's clearing of all-JUMP planes is decided from the whole
+    exposure before the neighbours are flagged (a detection-only pass first, which stops as
+    soon as no plane can be full); the statistics
+    (mode, PRIMECRS, EXTNCRS) come from whole-exposure tables and counts; and snowballs are
+    found integration by integration after every block.
+    """
+    unknown = set(parameters) - set(STEP_DEFAULTS)
+    if unknown:
+        raise TypeError(f"detect_jumps_in_blocks: unknown parameters {', '.join(sorted(unknown))}")
+    p = {**STEP_DEFAULTS, **parameters}
+    nints, ngroups, ny, nx = (int(n) for n in store.shape)
+    ny_nx = (ny, nx)
+    for name, arr in (("pixeldq", pixeldq), ("gain", gain), ("readnoise", readnoise)):
+        if np.shape(arr) != ny_nx:
+            raise Ramp2SlopeError(f"jump: {name} has shape {np.shape(arr)}, expected {ny_nx}")
+    if ngroups <= 2:
+        return JumpResult(True, 0, 0, None, None, "skipped")
+    gain, readnoise, n1, e1, n2, e2 = _prepare(
+        pixeldq, gain, readnoise, group_time, p["after_jump_flag_dn1"],
+        p["after_jump_flag_time1"], p["after_jump_flag_dn2"], p["after_jump_flag_time2"])
+    dnu_table = np.asarray(dnu_table, dtype=bool)
+    mode, skipped = twopoint.choose_mode(
+        dnu_table, minimum_groups=p["minimum_groups"],
+        minimum_sigclip_groups=p["minimum_sigclip_groups"],
+        only_use_ints=bool(p["only_use_ints"]), min_diffs_single_pass=p["min_diffs_single_pass"])
+    blocks = _RowBlocks(store, max(1, min(int(block_rows), ny)))
+    nframes = float(nframes)
+    detect_args = (nframes, mode, float(p["rejection_threshold"]),
+                   float(p["three_group_rejection_threshold"]),
+                   float(p["four_group_rejection_threshold"]), bool(p["only_use_ints"]))
+
+    full = None
+    if not skipped and mode == twopoint.MODE_SIGMA_CLIP:
+        # The planes where every pixel is JUMP or DNU after detection have their JUMP-only
+        # pixels cleared before anything else, so they must be known first: detect block by
+        # block (without storing anything) until every plane has a pixel that is neither,
+        # which usually happens in the first block.
+        full = np.ones((nints, ngroups), dtype=bool)
+        for y0, y1, data, gdq in blocks.read(with_data=True):
+            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args)
+            full &= twopoint.jump_or_dnu_planes(gdq)
+            if not full.any():
+                break
+
+    neighbours = (not skipped) and bool(p["flag_4_neighbors"])
+    do_after = (not skipped) and (n1 > 0 or n2 > 0)
+    after_args = (nframes, e1, n1, e2, n2, do_after)
+    no_data = np.zeros((1, 1, 1, 1), dtype=np.float32)
+    number_crs = -99 if skipped else 0
+
+    def finish(y0, data, gdq):
+        """After-jump flags and the JUMP clean-up for rows y0... of a block; store them."""
+        rows = gdq.shape[2]
+        twopoint.flag_after_jumps_and_clean(data if do_after else no_data, gdq,
+                                            gain[y0:y0 + rows], readnoise[y0:y0 + rows],
+                                            *after_args)
+        store.write_gdq_rows(y0, gdq)
+
+    # The last row of a block waits for the next block's triggers: (y, data, gdq, triggers).
+    held = None
+    no_triggers = np.zeros((nints, ngroups, nx), dtype=np.uint8)
+    for y0, y1, data, gdq in blocks.read(with_data=not skipped or do_after):
+        rows = y1 - y0
+        if not skipped:
+            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args)
+            if full is not None and full.any():
+                twopoint.reset_jump_planes(gdq, full)
+            number_crs += int(twopoint.count_jump_flags(gdq))
+        if not neighbours:
+            finish(y0, data, gdq)
+            continue
+        triggers = np.zeros(gdq.shape, dtype=np.uint8)
+        twopoint.neighbour_triggers(data, gdq, gain[y0:y1], readnoise[y0:y1], nframes,
+                                    float(p["min_jump_to_flag_neighbors"]),
+                                    float(p["max_jump_to_flag_neighbors"]), triggers)
+        above = no_triggers if held is None else np.ascontiguousarray(held[3][:, :, 0])
+        twopoint.apply_neighbour_triggers(gdq, triggers, above)
+        if held is not None:
+            # the row above this block gets the triggers of this block's first row
+            hy, hdata, hgdq, _ = held
+            twopoint.apply_neighbour_triggers(hgdq, np.zeros_like(hgdq),
+                                              np.ascontiguousarray(triggers[:, :, 0]))
+            finish(hy, hdata, hgdq)
+        held = (y1 - 1, data[:, :, rows - 1:].copy() if do_after else None,
+                gdq[:, :, rows - 1:].copy(), triggers[:, :, rows - 1:].copy())
+        if rows > 1:
+            finish(y0, data[:, :, :rows - 1], gdq[:, :, :rows - 1])
+    if held is not None:
+        finish(held[0], held[1], held[2])
+
+    number_snowballs = 0
+    final_dnu = dnu_table
+    if p["expand_large_events"]:
+        flagger = LargeEventFlagger(
+            min_jump_area=p["min_jump_area"], min_sat_area=p["min_sat_area"],
+            expand_factor=float(p["expand_factor"]),
+            sat_required_snowball=p["sat_required_snowball"],
+            min_sat_radius_extend=p["min_sat_radius_extend"], sat_expand=int(p["sat_expand"]) * 2,
+            edge_size=p["edge_size"], mask_snowball_core_next_int=p["mask_snowball_core_next_int"],
+            persist_groups=int(p["snowball_time_masked_next_int"] // group_time),
+            max_extended_width=int(p["max_extended_radius"]) * 2)
+        final_dnu = np.zeros_like(dnu_table)
+        gdq_i = np.empty((ngroups, ny, nx), dtype=np.uint8)
+        for i in range(nints):
+            store.read_gdq(i, gdq_i)
+            flagger.flag_integration(gdq_i)
+            store.write_gdq(i, gdq_i)
+            final_dnu[i] = twopoint.dnu_planes(gdq_i[np.newaxis])[0]
+        number_snowballs = flagger.total
+    # Without snowballs the step changes no DO_NOT_USE flag, so the table is the initial one.
+    return _result(final_dnu, store.shape, group_time, number_crs, number_snowballs, mode,
+                   skipped)
+
+
+class _RowBlocks:
+    """Reads an exposure from a store in blocks of rows, into reused buffers."""
+
+    def __init__(self, store, rows):
+        self.store = store
+        self.rows = rows
+        nints, ngroups, ny, nx = store.shape
+        self.ny = ny
+        self.data = np.empty((nints, ngroups, rows, nx), dtype=np.float32)
+        self.gdq = np.empty((nints, ngroups, rows, nx), dtype=np.uint8)
+
+    def read(self, with_data):
+        """Yield (y0, y1, data, groupdq) for consecutive blocks (data is None without data)."""
+        for y0 in range(0, self.ny, self.rows):
+            y1 = min(y0 + self.rows, self.ny)
+            if y1 - y0 == self.rows:
+                data, gdq = self.data, self.gdq
+            else:   # the last, shorter block gets buffers of its own (contiguous)
+                data = np.empty(self.data.shape[:2] + (y1 - y0,) + self.data.shape[3:], np.float32)
+                gdq = np.empty(data.shape, dtype=np.uint8)
+            self.store.read_rows(y0, y1, data if with_data else None, gdq)
+            yield y0, y1, (data if with_data else None), gdq

@@ -3,7 +3,7 @@ import logging
 
 from ..references import load_gain, load_readnoise
 from ..stpipe import Step
-from .detect import STEP_DEFAULTS, detect_jumps, effective_minimum_groups
+from .detect import STEP_DEFAULTS, detect_jumps, detect_jumps_in_blocks, effective_minimum_groups
 
 __all__ = ["JumpStep"]
 
@@ -55,6 +55,20 @@ class JumpStep(Step):
     """
 
     def process(self, model):
+        return self._detect(model, lambda gain, readnoise, **params: detect_jumps(
+            model.data, model.groupdq, model.pixeldq, gain, readnoise, **params))
+
+    def process_in_blocks(self, model, store, dnu_table, block_rows):
+        """``process`` for an exposure held by ``store`` (see ``detect_jumps_in_blocks``).
+
+        ``model`` carries the metadata and PIXELDQ (its data may be a stand-in of the
+        exposure's shape); ``dnu_table`` is the table of all-DO_NOT_USE groups of the GROUPDQ.
+        """
+        return self._detect(model, lambda gain, readnoise, **params: detect_jumps_in_blocks(
+            store, model.pixeldq, gain, readnoise, dnu_table=dnu_table, block_rows=block_rows,
+            **params))
+
+    def _detect(self, model, detector):
         if model.shape[1] <= 2:
             return self.skipped(model, "fewer than 3 groups")
         gain = load_gain(self.get_reference_file(model, "gain"), model)
@@ -64,9 +78,8 @@ class JumpStep(Step):
         params["minimum_groups"] = effective_minimum_groups(self.maximum_cores, self.minimum_groups,
                                                             model.shape[-2])
         exposure = model.meta.exposure
-        result = detect_jumps(model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
-                              nframes=exposure.nframes or 1, group_time=exposure.group_time,
-                              **params)
+        result = detector(gain.data, readnoise.data, nframes=exposure.nframes or 1,
+                          group_time=exposure.group_time, **params)
         if result.skipped:
             return self.skipped(model, "fewer than 3 groups")
         exposure.primary_cosmic_rays = result.primecrs

@@ -266,6 +266,96 @@ def _select_snowballs(jumps, sat_points, ny, edge_size):
     return chosen
 
 
+class LargeEventFlagger:
+    """Snowball flagging one integration at a time, in order (the state carried from one
+    integration to the next is the saturated cores to mask in it); see
+    :func:`expand_large_events` for the parameters."""
+
+    def __init__(self, *, min_jump_area, min_sat_area, expand_factor, sat_required_snowball,
+                 min_sat_radius_extend, sat_expand, edge_size, mask_snowball_core_next_int,
+                 persist_groups, max_extended_width):
+        self.min_jump_area = min_jump_area
+        self.min_sat_area = min_sat_area
+        self.expand_factor = expand_factor
+        self.sat_required_snowball = sat_required_snowball
+        self.min_sat_radius_extend = min_sat_radius_extend
+        self.sat_expand = sat_expand
+        self.edge_size = edge_size
+        self.mask_snowball_core_next_int = mask_snowball_core_next_int
+        self.persist_groups = persist_groups
+        self.max_extended_width = max_extended_width
+        self.previous_core = None
+        self.total = 0
+
+    def flag_integration(self, gdq_i):
+        """Flag the snowballs of one integration in place on ``gdq_i`` (ngroups, ny, nx) uint8,
+        then mask the previous integration's saturated cores; returns its number of snowballs."""
+        ngroups, ny, nx = gdq_i.shape
+        shape = (ny, nx)
+        sat_required_snowball = self.sat_required_snowball
+        max_extended_width = self.max_extended_width
+        count = 0
+        core = np.zeros(shape, dtype=bool) if sat_required_snowball else None
+        next_sat = None
+        for g in range(1, ngroups):
+            cur_sat = (gdq_i[g] & SAT) != 0
+            jumps = _Regions((gdq_i[g] & JUMP) != 0, self.min_jump_area)
+            if not sat_required_snowball:
+                chosen = list(range(len(jumps)))
+            else:
+                if next_sat is not None:
+                    new_sat = next_sat       # unchanged since it was computed for g-1
+                else:
+                    new_sat = _Regions(cur_sat & ((gdq_i[g - 1] & SAT) == 0), self.min_sat_area)
+                points = list(zip(new_sat.cen_c.tolist(), new_sat.cen_r.tolist()))
+                next_sat = None
+                if g < ngroups - 1:
+                    next_sat = _Regions(((gdq_i[g + 1] & SAT) != 0) & ~cur_sat, self.min_sat_area)
+                    points += list(zip(next_sat.cen_c.tolist(), next_sat.cen_r.tolist()))
+                chosen = _select_snowballs(jumps, points, ny, self.edge_size)
+
+                grown = False
+                for j in np.nonzero(new_sat.approx_minor - 1
+                                    > self.min_sat_radius_extend - _SCREEN_MARGIN)[0]:
+                    ell = new_sat.ellipse(int(j))
+                    (cc, cr), (ax0, ax1), alpha = ell
+                    if min(ax1, ax0) <= self.min_sat_radius_extend:
+                        continue
+                    a1 = min(ax0 + self.sat_expand, max_extended_width)
+                    a2 = min(ax1 + self.sat_expand, max_extended_width)
+                    sl, patch = _ellipse_patch(cc, cr, a1, a2, alpha, shape)
+                    if patch.any():
+                        gdq_i[g:][(slice(None),) + sl][:, patch] = SAT
+                        grown = True
+                    sl, patch = _ellipse_patch(cc, cr, ax0, ax1, alpha, shape)
+                    core[sl] |= patch
+                if grown:
+                    next_sat = None   # saturation changed: recompute for the next group
+
+            count += len(chosen)
+            plane = gdq_i[g]
+            for j in chosen:
+                ell = jumps.ellipse(j)
+                (cc, cr), _, alpha = ell
+                a1, a2 = _snowball_axes(ell, self.expand_factor, max_extended_width)
+                sl, patch = _ellipse_patch(cc, cr, a1, a2, alpha, shape)
+                sub = plane[sl]
+                sub[patch & ((sub & SAT) == 0)] |= JUMP
+            del jumps, chosen
+            if sat_required_snowball:
+                del new_sat
+
+        previous_core = self.previous_core
+        persist_groups = self.persist_groups
+        if self.mask_snowball_core_next_int and previous_core is not None and persist_groups >= 1:
+            last = min(persist_groups, ngroups)
+            if last > 1 and previous_core.any():
+                gdq_i[1:last][:, previous_core] |= JUMP
+        self.previous_core = core if self.mask_snowball_core_next_int else None
+        self.total += count
+        return count
+
+
 def expand_large_events(gdq, *, min_jump_area, min_sat_area, expand_factor,
                         sat_required_snowball, min_sat_radius_extend, sat_expand, edge_size,
                         mask_snowball_core_next_int, persist_groups, max_extended_width):
@@ -274,65 +364,14 @@ def expand_large_events(gdq, *, min_jump_area, min_sat_area, expand_factor,
     ``sat_expand`` and ``max_extended_width`` are full-axis lengths in pixels (the JumpStep
     parameters ``sat_expand`` and ``max_extended_radius`` times two); ``persist_groups`` is
     ``int(snowball_time_masked_next_int // group_time)``. Returns the number of snowballs.
+    The integrations are processed in order by a :class:`LargeEventFlagger`.
     """
-    nints, ngroups, ny, nx = gdq.shape
-    shape = (ny, nx)
-    total = 0
-    previous_core = None
-    for i in range(nints):
-        core = np.zeros(shape, dtype=bool) if sat_required_snowball else None
-        next_sat = None
-        for g in range(1, ngroups):
-            cur_sat = (gdq[i, g] & SAT) != 0
-            jumps = _Regions((gdq[i, g] & JUMP) != 0, min_jump_area)
-            if not sat_required_snowball:
-                chosen = list(range(len(jumps)))
-            else:
-                if next_sat is not None:
-                    new_sat = next_sat       # unchanged since it was computed for g-1
-                else:
-                    new_sat = _Regions(cur_sat & ((gdq[i, g - 1] & SAT) == 0), min_sat_area)
-                points = list(zip(new_sat.cen_c.tolist(), new_sat.cen_r.tolist()))
-                next_sat = None
-                if g < ngroups - 1:
-                    next_sat = _Regions(((gdq[i, g + 1] & SAT) != 0) & ~cur_sat, min_sat_area)
-                    points += list(zip(next_sat.cen_c.tolist(), next_sat.cen_r.tolist()))
-                chosen = _select_snowballs(jumps, points, ny, edge_size)
-
-                grown = False
-                for j in np.nonzero(new_sat.approx_minor - 1
-                                    > min_sat_radius_extend - _SCREEN_MARGIN)[0]:
-                    ell = new_sat.ellipse(int(j))
-                    (cc, cr), (ax0, ax1), alpha = ell
-                    if min(ax1, ax0) <= min_sat_radius_extend:
-                        continue
-                    a1 = min(ax0 + sat_expand, max_extended_width)
-                    a2 = min(ax1 + sat_expand, max_extended_width)
-                    sl, patch = _ellipse_patch(cc, cr, a1, a2, alpha, shape)
-                    if patch.any():
-                        gdq[i, g:][(slice(None),) + sl][:, patch] = SAT
-                        grown = True
-                    sl, patch = _ellipse_patch(cc, cr, ax0, ax1, alpha, shape)
-                    core[sl] |= patch
-                if grown:
-                    next_sat = None   # saturation changed: recompute for the next group
-
-            total += len(chosen)
-            plane = gdq[i, g]
-            for j in chosen:
-                ell = jumps.ellipse(j)
-                (cc, cr), _, alpha = ell
-                a1, a2 = _snowball_axes(ell, expand_factor, max_extended_width)
-                sl, patch = _ellipse_patch(cc, cr, a1, a2, alpha, shape)
-                sub = plane[sl]
-                sub[patch & ((sub & SAT) == 0)] |= JUMP
-            del jumps, chosen
-            if sat_required_snowball:
-                del new_sat
-
-        if mask_snowball_core_next_int and previous_core is not None and persist_groups >= 1:
-            last = min(persist_groups, ngroups)
-            if last > 1 and previous_core.any():
-                gdq[i, 1:last][:, previous_core] |= JUMP
-        previous_core = core if mask_snowball_core_next_int else None
-    return total
+    flagger = LargeEventFlagger(
+        min_jump_area=min_jump_area, min_sat_area=min_sat_area, expand_factor=expand_factor,
+        sat_required_snowball=sat_required_snowball, min_sat_radius_extend=min_sat_radius_extend,
+        sat_expand=sat_expand, edge_size=edge_size,
+        mask_snowball_core_next_int=mask_snowball_core_next_int, persist_groups=persist_groups,
+        max_extended_width=max_extended_width)
+    for i in range(gdq.shape[0]):
+        flagger.flag_integration(gdq[i])
+    return flagger.total

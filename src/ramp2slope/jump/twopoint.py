@@ -38,6 +38,10 @@ MODE_SIGMA_CLIP = 3
 #: astropy's sigma_clip default number of iterations (used by stcal with its default).
 SIGCLIP_MAXITERS = 5
 
+#: Pixels of a row handled together by one thread in the per-pixel kernels: the work is shared
+#: out in pieces of rows, so that a block of very few rows still keeps every core busy.
+ROW_CHUNK = 128
+
 
 def choose_mode(dnu_planes, *, minimum_groups, minimum_sigclip_groups, only_use_ints,
                 min_diffs_single_pass):
@@ -313,13 +317,16 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     nd = ngroups - 1
     m = nints * nd
     rn_div = 0.5 * (2.0 * nframes)
-    for y in prange(ny):
+    per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
+    for chunk in prange(ny * per_row):
+        y = chunk // per_row
+        x0 = (chunk - y * per_row) * ROW_CHUNK
         elec = np.empty(ngroups, dtype=np.float32)
         delta = np.empty(m, dtype=np.float64)
         absd = np.empty(m, dtype=np.float64)
         ratio = np.empty(m, dtype=np.float64)
         tmp = np.empty(m, dtype=np.float64)
-        for x in range(nx):
+        for x in range(x0, min(x0 + ROW_CHUNK, nx)):
             rn_term = _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta)
 
             if mode == MODE_ITERATIVE:
@@ -392,12 +399,19 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
                             gdq[i, k - i * nd + 1, y, x] |= JUMP
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
 def reset_all_jump_planes(gdq):
     """Sigma-clip mode: in a group where every pixel has JUMP or DNU, clear the pixels whose
     flag is exactly JUMP_DET."""
+    reset_jump_planes(gdq, jump_or_dnu_planes(gdq))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def jump_or_dnu_planes(gdq):
+    """(nints, ngroups) bool: True where every pixel of the group has JUMP_DET or DO_NOT_USE.
+
+    For an exposure read in blocks of rows, the table of the whole is the AND of the blocks'.
+    """
     nints, ngroups, ny, nx = gdq.shape
-    full = np.ones((nints, ngroups), dtype=np.bool_)
     missing = np.zeros((ny, nints, ngroups), dtype=np.uint8)
     for y in prange(ny):
         for i in range(nints):
@@ -406,11 +420,20 @@ def reset_all_jump_planes(gdq):
                     if (gdq[i, g, y, x] & (JUMP | DNU)) == 0:
                         missing[y, i, g] = 1
                         break
+    full = np.ones((nints, ngroups), dtype=np.bool_)
     for y in range(ny):
         for i in range(nints):
             for g in range(ngroups):
                 if missing[y, i, g]:
                     full[i, g] = False
+    return full
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def reset_jump_planes(gdq, full):
+    """Clear the pixels whose flag is exactly JUMP_DET in the (integration, group) planes where
+    ``full`` (from :func:`jump_or_dnu_planes` of the whole exposure) is True."""
+    nints, ngroups, ny, nx = gdq.shape
     for y in prange(ny):
         for i in range(nints):
             for g in range(ngroups):
@@ -418,6 +441,87 @@ def reset_all_jump_planes(gdq):
                     for x in range(nx):
                         if gdq[i, g, y, x] == JUMP:
                             gdq[i, g, y, x] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sigma, trigger,
+                    active):
+    """Set trigger[y, x] (and active[y]) where the jump of plane (i, g) at (y, x) has a
+    first-pass significance strictly between min_sigma and max_sigma."""
+    nints, ngroups, ny, nx = data.shape
+    nd = ngroups - 1
+    where = np.empty(nx, dtype=np.int64)
+    elec = np.empty(ngroups, dtype=np.float32)
+    delta = np.empty(nints * nd, dtype=np.float64)
+    tmp = np.empty(nints * nd, dtype=np.float64)
+    for y in range(ny):
+        # list the jumps of the row first: a loop that computes under the JUMP test gets
+        # vectorised with loads of every pixel's data, which is far slower
+        row = gdq[i, g, y]
+        count = 0
+        for x in range(nx):
+            if row[x] & JUMP:
+                where[count] = x
+                count += 1
+        for p in range(count):
+            x = where[p]
+            med, sig = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta, tmp)
+            r = abs(delta[i * nd + g - 1] - med) / sig
+            if r < max_sigma and r > min_sigma:
+                trigger[y, x] = 1
+                active[y] = 1
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, trigger):
+    """The triggers of :func:`flag_neighbours` for every plane, into ``trigger`` (uint8, the
+    shape of gdq, zero on entry; 1 where a jump triggers neighbour flagging).
+
+    Together with :func:`apply_neighbour_triggers` this does what flag_neighbours does, for an
+    exposure processed in blocks of rows: a block's triggers reach the rows just outside it.
+    """
+    nints, ngroups, ny, nx = data.shape
+    nd = ngroups - 1
+    rn_div = 0.5 * (2.0 * nframes)
+    for plane in prange(nints * nd):
+        i = plane // nd
+        g = plane - i * nd + 1
+        active = np.zeros(ny, dtype=np.uint8)
+        _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sigma,
+                        trigger[i, g], active)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def apply_neighbour_triggers(gdq, trigger, outside):
+    """OR JUMP into the pixels (without SAT or DNU) at or next to a trigger, in place.
+
+    ``trigger`` has the shape of ``gdq`` (a block of rows); ``outside`` (nints, ngroups, nx)
+    holds the triggers of the row adjacent to the block that is not in it (the row above it,
+    or below it for a one-row block given no triggers of its own; zeros when there is none).
+    Contributions can be applied in several calls: flagging only ORs JUMP into usable pixels.
+    """
+    nints, ngroups, ny, nx = gdq.shape
+    nd = ngroups - 1
+    for plane in prange(nints * nd):
+        i = plane // nd
+        g = plane - i * nd + 1
+        for y in range(ny):
+            cur = trigger[i, g, y]
+            up = trigger[i, g, y - 1] if y > 0 else outside[i, g]
+            down = trigger[i, g, y + 1] if y < ny - 1 else outside[i, g]
+            use_down = y < ny - 1
+            row = gdq[i, g, y]
+            for x in range(nx):
+                f = cur[x] | up[x]
+                if use_down:
+                    f |= down[x]
+                if x > 0:
+                    f |= cur[x - 1]
+                if x < nx - 1:
+                    f |= cur[x + 1]
+                v = row[x]
+                usable = np.uint8((v & SAT_OR_DNU) == 0)
+                row[x] = v | (np.uint8(JUMP) * (f & usable))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -439,27 +543,8 @@ def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma):
         trigger = np.zeros((ny, nx), dtype=np.uint8)
         active = np.zeros(ny, dtype=np.uint8)       # rows holding a trigger
         blank = np.zeros(nx, dtype=np.uint8)
-        where = np.empty(nx, dtype=np.int64)
-        elec = np.empty(ngroups, dtype=np.float32)
-        delta = np.empty(nints * nd, dtype=np.float64)
-        tmp = np.empty(nints * nd, dtype=np.float64)
-        for y in range(ny):
-            # list the jumps of the row first: a loop that computes under the JUMP test gets
-            # vectorised with loads of every pixel's data, which is far slower
-            row = gdq[i, g, y]
-            count = 0
-            for x in range(nx):
-                if row[x] & JUMP:
-                    where[count] = x
-                    count += 1
-            for p in range(count):
-                x = where[p]
-                med, sig = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x,
-                                        elec, delta, tmp)
-                r = abs(delta[i * nd + g - 1] - med) / sig
-                if r < max_sigma and r > min_sigma:
-                    trigger[y, x] = 1
-                    active[y] = 1
+        _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sigma,
+                        trigger, active)
         for y in range(ny):
             if not (active[y] or (y > 0 and active[y - 1]) or (y < ny - 1 and active[y + 1])):
                 continue
@@ -491,12 +576,15 @@ def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, 
     rn_div = 0.5 * (2.0 * nframes)
     j1 = min(n1, ngroups - 2)
     j2 = min(n2, ngroups - 2)
-    for y in prange(ny):
+    per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
+    for chunk in prange(ny * per_row):
+        y = chunk // per_row
+        x0 = (chunk - y * per_row) * ROW_CHUNK
         big = np.zeros(ngroups, dtype=np.uint8)
         elec = np.empty(ngroups, dtype=np.float32)
         delta = np.empty(nints * nd, dtype=np.float64)
         tmp = np.empty(nints * nd, dtype=np.float64)
-        for x in range(nx):
+        for x in range(x0, min(x0 + ROW_CHUNK, nx)):
             if do_after:
                 has_jump = False
                 for i in range(nints):

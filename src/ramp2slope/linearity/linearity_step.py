@@ -19,10 +19,9 @@ class LinearityStep(Step):
     spec = ""
 
     def process(self, model):
-        path = self.reference_or_skip(model, "linearity")
-        if path is None:
+        lin = self.load_reference(model, "linearity", load_linearity)
+        if lin is None:
             return self.skipped(model, "no LINEARITY reference")
-        lin = load_linearity(path, model)
         zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
         read_level = correct_linearity(
             model.data, model.groupdq, model.pixeldq, lin.coeffs, lin.dq, zeroframe=zeroframe,

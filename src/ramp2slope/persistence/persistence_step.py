@@ -31,11 +31,23 @@ class PersistenceStep(Step):
     """
 
     def process(self, model):
+        state = self.begin(model)
+        if state is None:
+            return model
+        self.flag_integrations(state, 0, model.data, model.groupdq)
+        return self.finish(model, state)
+
+    # The three parts of process(), for a caller that has the exposure one integration at a time:
+    # begin(model) once (model may hold metadata only, with the exposure's shape), then
+    # flag_integrations(state, i, data_i, groupdq_i) for every integration in order, then
+    # finish(model, state).
+    def begin(self, model):
+        """Check the parameters and set up the per-pixel windows; None when the step FAILED."""
         if self.persistence_time is None or self.persistence_time <= 0:
             log.warning("%s: persistence_time must be a positive number of seconds; step FAILED",
                         self.name)
             self.record_status(model, "FAILED")
-            return model
+            return None
         detector = model.meta.instrument.detector
         window_end = np.zeros(model.shape[-2:], np.float64)
         if self.persistence_array_file:
@@ -49,11 +61,20 @@ class PersistenceStep(Step):
         starts = integration_start_epochs(model.shape[0], int_start_mjd=starts_mjd,
                                           exposure_start_mjd=exposure.start_time,
                                           integration_time=exposure.integration_time)
-        flag_persistence(model.data, model.groupdq, window_end, self.persistence_time,
-                         exposure.group_time, starts, dn_threshold=self.dn_threshold,
-                         persistence_dnu=self.persistence_dnu)
+        return {"window_end": window_end, "starts": starts, "group_time": exposure.group_time,
+                "filename": model.meta.filename}
+
+    def flag_integrations(self, state, first, data, groupdq):
+        """Flag integrations ``first, first+1, ...`` (``data``/``groupdq`` hold them), in order."""
+        flag_persistence(data, groupdq, state["window_end"], self.persistence_time,
+                         state["group_time"], state["starts"][first:first + data.shape[0]],
+                         dn_threshold=self.dn_threshold, persistence_dnu=self.persistence_dnu)
+
+    def finish(self, model, state):
+        """Save the persistence array when asked to, and mark the step COMPLETE."""
         if self.save_persistence:
-            path = write_persistence_array(self.save_persistence, detector, window_end,
-                                           self.persistence_time, filename=model.meta.filename)
+            path = write_persistence_array(self.save_persistence, model.meta.instrument.detector,
+                                           state["window_end"], self.persistence_time,
+                                           filename=state["filename"])
             log.info("%s: saved the persistence array to %s", self.name, path)
         return self.complete(model)

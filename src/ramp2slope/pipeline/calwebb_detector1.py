@@ -3,13 +3,20 @@
 group_scale → dq_init → saturation → ipc → superbias → refpix → linearity → dark_current →
 charge_migration → jump → picture_frame → clean_flicker_noise → persistence → [save _ramp] →
 ramp_fit → gain_scale (rate) → gain_scale (rateints) → save _rateints and _rate.
+
+Given a file with more than one integration, the pipeline processes it one integration at a
+time (:mod:`ramp2slope.pipeline.streaming`), so that its memory does not grow with NINTS; the
+products are identical to those of the whole-exposure processing (``process``), which is used
+for a single integration and for a model handed in by the caller.
 """
 import logging
+import os
 import time
 
 import numpy as np
 
 from .. import datamodels
+from ..datamodels.lazy import open_ramp_source
 from ..charge_migration import ChargeMigrationStep
 from ..dark_current import DarkCurrentStep
 from ..dq_init import DQInitStep
@@ -27,14 +34,19 @@ from ..saturation import SaturationStep
 from ..stpipe import Pipeline
 from ..stpipe.unavailable import CleanFlickerNoiseStep, PictureFrameStep
 from ..superbias import SuperBiasStep
+from .streaming import run_streamed
 
 __all__ = ["Detector1Pipeline"]
 
 log = logging.getLogger("ramp2slope")
 
 
-def validate_ramp(model, where):
-    """One-line errors for inputs no step could process."""
+def validate_ramp(model, where, source=None):
+    """One-line errors for inputs no step could process.
+
+    With ``source`` (the model's :class:`~ramp2slope.datamodels.lazy.RampSource`), the ramp is
+    read from it one integration at a time for the checks on its values.
+    """
     data = model._arrays.get("data")
     if data is None:
         raise BadInputError(f"{where}: no SCI extension")
@@ -49,7 +61,13 @@ def validate_ramp(model, where):
     if model.meta.exposure.ngroups != data.shape[1]:
         log.warning("%s: NGROUPS=%s but SCI has %d groups; the array shape is used",
                     where, model.meta.exposure.ngroups, data.shape[1])
-    bad = int(np.count_nonzero(~np.isfinite(data[:, :1]))) if data.dtype.kind == "f" else 0
+    if source is None:
+        bad = int(np.count_nonzero(~np.isfinite(data[:, :1]))) if data.dtype.kind == "f" else 0
+    else:
+        bad = 0
+        if source.is_float:  # integers are always finite
+            for integration in range(source.nints):
+                bad += int(np.count_nonzero(~np.isfinite(source.read("data", integration, group=0))))
     if bad:
         raise BadInputError(f"{where}: SCI contains non-finite values (NaN or inf) in the first group "
                             f"of {bad} pixels; raw ramps must be finite")
@@ -85,6 +103,12 @@ class Detector1Pipeline(Pipeline):
     #: Operational defaults: off unless asked for.
     _OFF_BY_DEFAULT = ("ipc", "charge_migration", "picture_frame", "clean_flicker_noise", "persistence")
 
+    #: Process files with several integrations one integration at a time (False: read the
+    #: whole exposure and run ``process`` on it; the products are the same).
+    _streaming = True
+    #: Rows per jump block when streaming (None: about one integration's worth of data).
+    _jump_block_rows = None
+
     def __init__(self, *args, steps=None, **kwargs):
         steps = {name: dict(values) for name, values in (steps or {}).items()}
         for name in self._OFF_BY_DEFAULT:
@@ -103,18 +127,49 @@ class Detector1Pipeline(Pipeline):
         validate_ramp(model, where)
         return model
 
+    def _open_source(self, step_input):
+        """A RampSource for a file to process one integration at a time, else None."""
+        if not self._streaming or not isinstance(step_input, (str, os.PathLike)):
+            return None
+        path = os.fspath(step_input)
+        if self.input_dir and not os.path.isabs(path):
+            path = os.path.join(self.input_dir, path)
+        source = open_ramp_source(path)
+        if source is None:
+            return None   # not a ramp: _open_input gives the error
+        if source.nints < 2:
+            source.close()
+            return None
+        try:
+            validate_ramp(source.template, path, source)
+        except BaseException:
+            source.close()
+            raise
+        return source
+
     def run(self, *args):
         step_input = args[0]
         start = time.perf_counter()
         from ..threads import thread_limit
 
         with thread_limit(self.threads):
-            model = self._open_input(step_input)
-            input_name = self.input_name(step_input, model)
-            log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
-                     *model.shape)
-            self.check_references(model)
-            result = self.process(model, input_name)
+            source = self._open_source(step_input)
+            if source is None:
+                model = self._open_input(step_input)
+            else:
+                model = source.template
+            try:
+                input_name = self.input_name(step_input, model)
+                log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
+                         *model.shape)
+                self.check_references(model)
+                if source is None:
+                    result = self.process(model, input_name)
+                else:
+                    result = run_streamed(self, source, input_name, self._jump_block_rows)
+            finally:
+                if source is not None:
+                    source.close()
         log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
         return result
 

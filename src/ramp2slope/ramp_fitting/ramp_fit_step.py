@@ -8,7 +8,7 @@ from ..errors import Ramp2SlopeError
 from ..references import load_gain, load_readnoise
 from ..stpipe import Step
 from ..stpipe.naming import make_output_path
-from .ols_fit import fit_ramps
+from .ols_fit import OLSRampFitter, fit_ramps
 
 __all__ = ["RampFitStep"]
 
@@ -33,6 +33,34 @@ class RampFitStep(Step):
     """
 
     def process(self, model):
+        gain, readnoise = self._prepare(model)
+        result = fit_ramps(
+            model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
+            zeroframe=model.zeroframe if self.uses_zeroframe(model, model.has("zeroframe")) else None,
+            **self._fit_parameters(model))
+        if result is None:
+            return self.no_slopes(model)
+        if result.optional is not None:
+            self._save_optional(model, result.optional)
+        return self.products(model, result.rate, result.rateints)
+
+    # For a caller that has the exposure one integration at a time: begin_fit(model, ...) gives
+    # an OLSRampFitter set up as process() sets up fit_ramps (with the same checks, references
+    # and metadata); then no_slopes(model) when the fitter finds every pixel saturated, or
+    # products(model, rate, rateints) for the output models.
+    def begin_fit(self, model, has_zeroframe):
+        """An :class:`OLSRampFitter` for ``model`` (which may hold metadata only)."""
+        gain, readnoise = self._prepare(model)
+        return OLSRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
+                             has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
+                             **self._fit_parameters(model))
+
+    @staticmethod
+    def uses_zeroframe(model, has_zeroframe):
+        """Whether the fit is given the ZEROFRAME (ZEROFRAM is set and the array is present)."""
+        return bool(model.meta.exposure.zero_frame and has_zeroframe)
+
+    def _prepare(self, model):
         if self.algorithm == "LIKELY" and model.shape[1] >= 4:
             raise Ramp2SlopeError(f"{self.name}: algorithm='LIKELY' is not available in ramp2slope; "
                                   f"use the default 'OLS_C'")
@@ -40,24 +68,28 @@ class RampFitStep(Step):
         readnoise = load_readnoise(self.get_reference_file(model, "readnoise"), model)
         if gain.gain_factor is not None:
             model.meta.exposure.gain_factor = gain.gain_factor
+        return gain, readnoise
+
+    def _fit_parameters(self, model):
         exposure = model.meta.exposure
-        result = fit_ramps(
-            model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
+        return dict(
             nframes=exposure.nframes or 1, group_time=exposure.group_time,
             frame_time=exposure.frame_time, groupgap=exposure.groupgap or 0,
             drop_frames1=exposure.drop_frames1 or 0,
-            zeroframe=model.zeroframe if exposure.zero_frame and model.has("zeroframe") else None,
             average_dark_current=model._arrays.get("average_dark_current"),
             suppress_one_group=self.suppress_one_group, firstgroup=self.firstgroup,
             lastgroup=self.lastgroup, save_opt=self.save_opt)
-        if result is None:
-            log.warning("%s: every pixel is saturated in the first group; no slopes", self.name)
-            self.record_status(model, "SKIPPED")
-            return None
-        if result.optional is not None:
-            self._save_optional(model, result.optional)
-        rate = self._product(datamodels.ImageModel, model, result.rate)
-        rateints = self._product(datamodels.CubeModel, model, result.rateints)
+
+    def no_slopes(self, model):
+        """Every pixel is saturated in group 0: the step is SKIPPED and gives no products."""
+        log.warning("%s: every pixel is saturated in the first group; no slopes", self.name)
+        self.record_status(model, "SKIPPED")
+        return None
+
+    def products(self, model, rate, rateints):
+        """The (rate ImageModel, rateints CubeModel) from the fitter's ``ImageProduct``s."""
+        rate = self._product(datamodels.ImageModel, model, rate)
+        rateints = self._product(datamodels.CubeModel, model, rateints)
         rateints.int_times = model.int_times
         return rate, rateints
 
@@ -72,13 +104,23 @@ class RampFitStep(Step):
         return out
 
     def _save_optional(self, model, optional):
+        fitopt = self.optional_model(model, optional)
+        path = self.optional_path(model)
+        fitopt.save(path)
+        log.info("%s: saved %s", self.name, path)
+        return path
+
+    @staticmethod
+    def optional_model(model, optional):
+        """The fitopt RampFitOutputModel of ``model`` holding the arrays of ``optional``."""
         fitopt = datamodels.RampFitOutputModel(
             **{name: getattr(optional, name) for name in (
                 "slope", "sigslope", "var_poisson", "var_rnoise", "yint", "sigyint", "pedestal",
                 "weights", "crmag")})
         fitopt.update(model)
+        return fitopt
+
+    def optional_path(self, model):
+        """Where the fitopt product of ``model`` is saved."""
         base = self.opt_name or model._path or model.meta.filename
-        path = make_output_path(base, output_dir=self.search_attr("output_dir"), suffix="fitopt")
-        fitopt.save(path)
-        log.info("%s: saved %s", self.name, path)
-        return path
+        return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix="fitopt")

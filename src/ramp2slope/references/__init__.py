@@ -5,6 +5,7 @@ from .finder import ENV_REFDIR, NOT_APPLICABLE, find_in_directory, find_referenc
 from .loaders import (
     check_reference,
     load_dark,
+    load_dark_resident,
     load_gain,
     load_ipc,
     load_linearity,
@@ -29,5 +30,5 @@ LOADERS = {
 __all__ = [
     "ENV_REFDIR", "check_reference", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
     "cutout", "science_box", "subarray_box", "load_mask", "load_saturation", "load_superbias",
-    "load_linearity", "load_dark", "load_gain", "load_readnoise", "load_ipc",
+    "load_linearity", "load_dark", "load_dark_resident", "load_gain", "load_readnoise", "load_ipc",
 ]

@@ -236,6 +236,17 @@ def load_dark(path, model):
         _ref=ref)
 
 
+def load_dark_resident(path, model):
+    """:func:`load_dark` with the SCI planes read into memory (native float32) and the file
+    closed, for a dark that is used many times (once per integration)."""
+    dark = load_dark(path, model)
+    try:
+        dark.data = np.ascontiguousarray(dark.data, dtype=np.float32)
+    finally:
+        dark.close()
+    return dark
+
+
 @dataclass
 class GainRef:
     path: str

@@ -316,7 +316,7 @@ class _OneAmpCorrector:
 def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, noutputs=4,
                    odd_even_columns=True, use_side_ref_pixels=True, side_smoothing_length=11,
                    side_gain=1.0, siglimit=3.0, zeroframe=None, subarray_name=None,
-                   sirs_kernels=None, sigreject=4.0):
+                   sirs_kernels=None, sigreject=4.0, continuation=False):
     """Reference-pixel correction of a NIR ramp (traditional readout), in place.
 
     Parameters
@@ -344,6 +344,13 @@ def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, nou
         use_side_ref_pixels), the SIRS convolution replaces the running median. Full frame only.
     sigreject : float
         SIRS outlier rejection threshold (sigmas).
+    continuation : bool
+        True when ``data`` (and ``zeroframe``) hold later integrations of an exposure whose
+        earlier integrations were corrected by a previous call: the official working buffer is
+        then already float64 (when the side correction is on), so even the first group of
+        ``data`` is computed in float64. Correcting an exposure integration by integration, with
+        ``continuation=True`` for every call after the first, gives exactly the result of one
+        call on the whole exposure.
 
     Returns
     -------
@@ -381,7 +388,7 @@ def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, nou
         corrector = _OneAmpCorrector(geometry, det_dq, odd_even_columns, siglimit)
         widens = False
 
-    first = True
+    first = not continuation
     for integration in range(data.shape[0]):
         for group in range(data.shape[1]):
             corrector.correct(data[integration, group], widens and not first)

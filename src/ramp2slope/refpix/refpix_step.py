@@ -50,7 +50,9 @@ class RefPixStep(Step):
             side_smoothing_length=self.side_smoothing_length, side_gain=self.side_gain,
             siglimit=self.siglimit,
             zeroframe=model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None,
-            subarray_name=sub.name, sirs_kernels=self._sirs_kernels(model), sigreject=self.sigreject)
+            subarray_name=sub.name, sirs_kernels=self._sirs_kernels(model), sigreject=self.sigreject,
+            # a model holding later integrations of a longer exposure continues its correction
+            continuation=getattr(model, "_integration_offset", 0) > 0)
         if status == "SKIPPED":
             return self.skipped(model, "the subarray extends beyond the detector")
         return self.complete(model)
@@ -60,15 +62,20 @@ class RefPixStep(Step):
         if self.refpix_algorithm != "sirs" or "FULL" not in str(model.meta.subarray.name or "").upper():
             return None
         try:
-            path = self.reference_or_skip(model, "sirskernel")
+            kernels = self.load_reference(model, "sirskernel", self._load_sirs_kernels,
+                                          key=(self.gaussmooth, self.halfwidth))
         except ReferenceFileError as exc:
             log.warning("%s: %s; using the running median", self.name, exc)
             return None
-        if path is None:
+        if isinstance(kernels, str):
+            log.warning("%s: %s; using the running median", self.name, kernels)
             return None
-        gamma, zeta = load_sirs_coefficients(path, model.meta.instrument.detector)
+        return kernels
+
+    def _load_sirs_kernels(self, path, model):
+        """The SIRS kernels of the exposure's detector, or a message saying why there are none."""
+        detector = model.meta.instrument.detector
+        gamma, zeta = load_sirs_coefficients(path, detector)
         if gamma is None:
-            log.warning("%s: %s has no kernel for %s; using the running median", self.name, path,
-                        model.meta.instrument.detector)
-            return None
+            return f"{path} has no kernel for {detector}"
         return make_sirs_kernels(gamma, zeta, gaussmooth=self.gaussmooth, halfwidth=self.halfwidth)

@@ -22,14 +22,12 @@ class SaturationStep(Step):
     """
 
     def process(self, model):
-        path = self.reference_or_skip(model, "saturation")
-        if path is None:
+        sat = self.load_reference(model, "saturation", load_saturation)
+        if sat is None:
             return self.skipped(model, "no SATURATION reference")
-        sat = load_saturation(path, model)
-        bias = None
-        bias_path = self.reference_or_skip(model, "superbias")
-        if bias_path is not None:
-            bias = load_superbias(bias_path, model).data
+        bias = self.load_reference(model, "superbias", load_superbias)
+        if bias is not None:
+            bias = bias.data
         zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
         n_sat, n_floor = flag_saturation(
             model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq,

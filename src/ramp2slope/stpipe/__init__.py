@@ -2,6 +2,6 @@
 from .naming import make_output_path, split_root
 from .pipeline import Pipeline
 from .spec import Parameter, parse_spec
-from .step import Step
+from .step import ReferenceCache, Step
 
-__all__ = ["Step", "Pipeline", "Parameter", "parse_spec", "make_output_path", "split_root"]
+__all__ = ["Step", "Pipeline", "ReferenceCache", "Parameter", "parse_spec", "make_output_path", "split_root"]

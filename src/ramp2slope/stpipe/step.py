@@ -34,6 +34,44 @@ COMMON_SPEC = """
 """
 
 
+class ReferenceCache:
+    """Reference files resolved and loaded once per pipeline run.
+
+    A pipeline that runs its steps many times on parts of one exposure (one integration at a
+    time) installs one as ``_reference_cache``; :meth:`Step.load_reference` then resolves each
+    reference once, loads each file once, and the loaded objects live until :meth:`clear`,
+    which closes those that hold a file open (the memory-mapped dark).
+    """
+
+    def __init__(self):
+        self._paths = {}
+        self._values = {}
+
+    def path(self, key, resolve):
+        """``(path, first)``: the cached resolution for ``key``, and whether it was just made."""
+        if key in self._paths:
+            return self._paths[key], False
+        path = resolve()
+        self._paths[key] = path
+        return path, True
+
+    def get(self, key, load):
+        if key not in self._values:
+            self._values[key] = load()
+        return self._values[key]
+
+    def holds(self, value):
+        return any(value is held for held in self._values.values())
+
+    def clear(self):
+        """Close and forget every loaded reference (resolved paths are kept)."""
+        values, self._values = list(self._values.values()), {}
+        for value in values:
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
+
+
 class Step:
     """Base class of every processing step."""
 
@@ -159,13 +197,55 @@ class Step:
 
     def get_reference_file(self, model, reftype):
         """The path of the reference file to use, or "N/A"; records it in ``R_<reftype>``."""
-        path = self.resolve_reference(model, reftype)
+        cache = self.reference_cache()
+        if cache is None:
+            path, first = self.resolve_reference(model, reftype), True
+        else:
+            path, first = cache.path((self.name, reftype),
+                                     lambda: self.resolve_reference(model, reftype))
         ref_node = getattr(model.meta.ref_file, reftype)
         if ref_node is not None:
             ref_node.name = path
-        if path != NOT_APPLICABLE:
+        if path != NOT_APPLICABLE and first:
             log.info("%s: using %s reference %s", self.name, reftype.upper(), os.path.basename(path))
         return path
+
+    def reference_cache(self):
+        """The run-wide :class:`ReferenceCache` of this step's pipeline, or None."""
+        step = self
+        while step is not None:
+            cache = step.__dict__.get("_reference_cache")
+            if cache is not None:
+                return cache
+            step = step.parent
+        return None
+
+    def load_reference(self, model, reftype, loader, key=()):
+        """``loader(path, model)`` for this step's ``reftype`` reference; None when it is "N/A".
+
+        The path is recorded in ``R_<reftype>`` as :meth:`get_reference_file` does. Inside a
+        pipeline run with a reference cache the object is loaded once per run (per file, loader,
+        science window and ``key``) and shared: it must not be modified. Give it back with
+        :meth:`release_reference` instead of closing it.
+        """
+        path = self.reference_or_skip(model, reftype)
+        if path is None:
+            return None
+        cache = self.reference_cache()
+        if cache is None:
+            return loader(path, model)
+        sub = model.meta.subarray
+        window = (tuple(model.shape[-2:]), sub.xstart, sub.ystart, sub.xsize, sub.ysize)
+        return cache.get((reftype, path, loader, window) + tuple(key), lambda: loader(path, model))
+
+    def release_reference(self, reference):
+        """Close a reference from :meth:`load_reference`, unless the run-wide cache keeps it."""
+        cache = self.reference_cache()
+        if cache is not None and cache.holds(reference):
+            return
+        close = getattr(reference, "close", None)
+        if callable(close):
+            close()
 
     # -- saving ----------------------------------------------------------------------------------
     def should_save(self):

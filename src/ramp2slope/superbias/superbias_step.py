@@ -15,10 +15,9 @@ class SuperBiasStep(Step):
     spec = ""
 
     def process(self, model):
-        path = self.reference_or_skip(model, "superbias")
-        if path is None:
+        bias = self.load_reference(model, "superbias", load_superbias)
+        if bias is None:
             return self.skipped(model, "no SUPERBIAS reference")
-        bias = load_superbias(path, model)
         zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
         subtract_superbias(model.data, model.pixeldq, bias.data, bias.dq, zeroframe=zeroframe)
         return self.complete(model)

@@ -1,0 +1,226 @@
+"""Writing a product piece by piece: :class:`IncrementalWriter`.
+
+A product whose arrays are too large to hold at once (the ramp of a long exposure, its
+``rateints`` cube, the ``fitopt`` arrays) is laid out on disk first and filled integration by
+integration. The file is byte for byte what ``model.save()`` writes for the same model and
+arrays: the headers come from astropy (written for stand-in arrays of the same type, then given
+the real NAXISn), the data are big-endian with BZERO applied to unsigned integers, every HDU is
+padded to 2880 bytes, and the binary tables and the ASDF stub follow the images. Until
+:meth:`IncrementalWriter.close` the file has a temporary name in the destination folder, so a
+failed run never leaves a half-written product under the final name.
+
+Usage::
+
+    writer = IncrementalWriter(model, path, {"data": (nints, ngroups, ny, nx),
+                                             "groupdq": (nints, ngroups, ny, nx)})
+    for i in range(nints):
+        writer.write("data", i, data_i)          # (ngroups, ny, nx)
+        writer.write("groupdq", i, groupdq_i)
+    writer.close()                               # renames into place; abort() discards
+
+``model`` provides the headers, the tables and every array not named in ``shapes`` (written as it
+is, e.g. PIXELDQ); it is stamped with the file name and date as ``save()`` stamps it.
+"""
+import io
+import math
+import os
+import warnings
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import BadInputError, Ramp2SlopeError
+from .fits_io import _image_hdu, image_extensions, primary_hdu, temporary_path, trailing_hdus
+
+__all__ = ["IncrementalWriter"]
+
+BLOCK = 2880
+
+# BITPIX -> on-disk dtype
+_DISK_DTYPES = {8: np.dtype("u1"), 16: np.dtype(">i2"), 32: np.dtype(">i4"), 64: np.dtype(">i8"),
+                -32: np.dtype(">f4"), -64: np.dtype(">f8")}
+
+
+class _Extension:
+    """Where one deferred image's data go and how its values are encoded."""
+
+    def __init__(self, name, shape, offset, dtype, header):
+        self.name = name
+        self.shape = shape
+        self.offset = offset
+        self.dtype = dtype
+        bitpix = int(header["BITPIX"])
+        bzero = header.get("BZERO", 0)
+        bscale = header.get("BSCALE", 1)
+        self.disk = _DISK_DTYPES[bitpix]
+        self.sign_bit = None
+        if bzero or bscale != 1:
+            if dtype.kind == "u" and bitpix > 8 and bscale == 1 and bzero == 2 ** (bitpix - 1):
+                # unsigned integers are stored signed with BZERO = 2**(bits-1): flipping the
+                # top bit gives the same bytes
+                self.disk = np.dtype(f">u{bitpix // 8}")
+                self.sign_bit = dtype.type(2 ** (bitpix - 1))
+            else:
+                raise Ramp2SlopeError(f"{name}: cannot write scaled data (BZERO={bzero}, "
+                                      f"BSCALE={bscale}) incrementally")
+        self.itemsize = self.disk.itemsize
+        self.plane_bytes = math.prod(shape[1:]) * self.itemsize
+        self.written = np.zeros(shape[0], dtype=bool)
+
+    def encode(self, array):
+        array = np.asarray(array, dtype=self.dtype)
+        if self.sign_bit is not None:
+            array = array ^ self.sign_bit
+        return np.ascontiguousarray(array, dtype=self.disk)
+
+
+class IncrementalWriter:
+    """A FITS product laid out on disk and filled along its first axis; see the module docs."""
+
+    def __init__(self, model, path, shapes, overwrite=True):
+        path = os.fspath(path)
+        if os.path.exists(path) and not overwrite:
+            raise BadInputError(f"{path}: exists and overwrite is off")
+        self.path = path
+        self.model = model
+        model.stamp_for_save(path)
+        shapes = {attr: tuple(int(n) for n in shape) for attr, shape in shapes.items()}
+        hdus = [primary_hdu(model)]
+        deferred = []          # index in hdus -> (attr, full shape, dtype)
+        self._empty = set()    # deferred attributes with nothing to write (a zero-length axis)
+        for spec, array in image_extensions(model, shapes):
+            if array is None:
+                shape = shapes[spec.attr]
+                if not shape or 0 in shape:
+                    # nothing to fill in later: written with the layout
+                    array = np.zeros(shape, dtype=spec.dtype)
+                    self._empty.add(spec.attr)
+                else:
+                    deferred.append((len(hdus), spec.attr, shape, spec.dtype))
+                    array = np.zeros((1,) * len(shape), dtype=spec.dtype)
+            hdus.append(_image_hdu(model, spec, array))
+        hdus.extend(trailing_hdus(model))
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            fits.HDUList(hdus).writeto(buffer, output_verify="silentfix")
+        raw = buffer.getvalue()
+        pieces, self._extensions, self.size = self._layout(raw, len(hdus), deferred)
+        self._tmp = temporary_path(path)
+        self._fd = os.open(self._tmp, os.O_WRONLY)
+        try:
+            for offset, chunk in pieces:
+                self._pwrite(chunk, offset)
+            os.ftruncate(self._fd, self.size)
+        except BaseException:
+            self.abort()
+            raise
+
+    @staticmethod
+    def _layout(raw, nhdus, deferred):
+        """Byte pieces to write (offset, bytes), the deferred extensions, and the file size."""
+        by_index = {index: (attr, shape, dtype) for index, attr, shape, dtype in deferred}
+        pieces, extensions = [], {}
+        offset = 0
+        with fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False) as written:
+            if len(written) != nhdus:
+                raise Ramp2SlopeError("incremental writer: astropy wrote an unexpected layout")
+            for index in range(nhdus):
+                info = written.fileinfo(index)
+                start, data_start, span = info["hdrLoc"], info["datLoc"], info["datSpan"]
+                if index not in by_index:
+                    chunk = raw[start:data_start + span]
+                    pieces.append((offset, chunk))
+                    offset += len(chunk)
+                    continue
+                attr, shape, dtype = by_index[index]
+                header = written[index].header.copy()
+                for axis, length in enumerate(reversed(shape), start=1):
+                    header[f"NAXIS{axis}"] = length
+                text = header.tostring(padding=True).encode("ascii")
+                if len(text) != data_start - start:
+                    raise Ramp2SlopeError(f"incremental writer: the {attr} header changed size")
+                pieces.append((offset, text))
+                offset += len(text)
+                ext = _Extension(attr, shape, offset, dtype, header)
+                extensions[attr] = ext
+                offset += -(-ext.plane_bytes * shape[0] // BLOCK) * BLOCK
+        return pieces, extensions, offset
+
+    def _pwrite(self, data, offset):
+        view = memoryview(data).cast("B")
+        while len(view):
+            if hasattr(os, "pwrite"):
+                done = os.pwrite(self._fd, view, offset)
+            else:  # platforms without positional I/O
+                os.lseek(self._fd, offset, os.SEEK_SET)
+                done = os.write(self._fd, view)
+            view = view[done:]
+            offset += done
+
+    # -- filling ---------------------------------------------------------------------------------
+    @property
+    def deferred(self):
+        """The attributes still to be filled, with their full shapes."""
+        return {name: ext.shape for name, ext in self._extensions.items()}
+
+    def write(self, attr, index, array):
+        """Write ``array`` as ``[index]`` of the extension of ``attr`` (shape ``shape[1:]``)."""
+        ext = self._extensions.get(attr)
+        if ext is None:
+            if attr in self._empty:
+                return
+            raise Ramp2SlopeError(f"{self.path}: {attr} is not written incrementally")
+        array = np.asarray(array)
+        if array.shape != ext.shape[1:]:
+            raise Ramp2SlopeError(f"{self.path}: {attr}[{index}] must have shape {ext.shape[1:]}, "
+                                  f"got {array.shape}")
+        if not 0 <= index < ext.shape[0]:
+            raise Ramp2SlopeError(f"{self.path}: {attr} index {index} outside 0..{ext.shape[0] - 1}")
+        offset = ext.offset + index * ext.plane_bytes
+        if array.ndim >= 3:
+            # one plane at a time keeps the encoded copy small
+            step = math.prod(array.shape[1:]) * ext.itemsize
+            for k in range(array.shape[0]):
+                self._pwrite(ext.encode(array[k]), offset + k * step)
+        else:
+            self._pwrite(ext.encode(array), offset)
+        ext.written[index] = True
+
+    def write_integration(self, index, model):
+        """Write ``[index]`` of every deferred extension from a one-integration ``model``."""
+        for attr in self._extensions:
+            self.write(attr, index, getattr(model, attr)[0])
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def close(self):
+        """Finish the file and give it its final name; returns the path."""
+        if self._fd is None:
+            raise Ramp2SlopeError(f"{self.path}: writer already closed")
+        missing = [f"{name}[{int(np.argmin(ext.written))}]" for name, ext in self._extensions.items()
+                   if not ext.written.all()]
+        if missing:
+            self.abort()
+            raise Ramp2SlopeError(f"{self.path}: never written: {', '.join(missing)}")
+        os.close(self._fd)
+        self._fd = None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self):
+        """Discard the temporary file (nothing appears under the final name)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False

@@ -1,0 +1,168 @@
+"""Scratch storage for an exposure processed one integration at a time.
+
+:class:`ScratchStore` keeps the float32 ramp, the uint8 GROUPDQ and (when there is one) the
+float32 ZEROFRAME of every integration in files of a private temporary folder, and reads them
+back in pieces: one integration, or a block of rows spanning every integration (for jump
+detection). All transfers are explicit reads and writes (``os.preadv``/``os.pwrite``) between the
+files and arrays the caller owns, so the memory in use is that of those arrays, whatever the
+size of the exposure. ``close()`` removes the folder.
+"""
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from ..errors import Ramp2SlopeError
+
+__all__ = ["ScratchStore"]
+
+
+if hasattr(os, "preadv") and hasattr(os, "pwrite"):
+    def _pread_into(fd, view, offset):
+        return os.preadv(fd, [view], offset)
+
+    def _pwrite(fd, view, offset):
+        return os.pwrite(fd, view, offset)
+else:  # platforms without positional I/O
+    def _pread_into(fd, view, offset):
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.readv(fd, [view])
+
+    def _pwrite(fd, view, offset):
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.write(fd, view)
+
+
+class _ArrayFile:
+    """A C-ordered array of fixed shape and dtype in a file, read and written by pieces."""
+
+    def __init__(self, path, shape, dtype):
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        os.ftruncate(self.fd, nbytes)
+        # bytes per step along each axis
+        self.strides = tuple(int(np.prod(self.shape[k + 1:], dtype=np.int64)) * self.dtype.itemsize
+                             for k in range(len(self.shape)))
+
+    def offset(self, *index):
+        return sum(i * s for i, s in zip(index, self.strides))
+
+    def read(self, offset, out):
+        """Fill the contiguous array ``out`` from the bytes at ``offset``."""
+        if out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
+        view = memoryview(out).cast("B")
+        while len(view):
+            got = _pread_into(self.fd, view, offset)
+            if got <= 0:
+                raise Ramp2SlopeError("scratch file is shorter than expected")
+            view = view[got:]
+            offset += got
+
+    def write(self, offset, array):
+        """Store ``array`` (converted to the stored dtype) at ``offset``."""
+        array = np.ascontiguousarray(array, dtype=self.dtype)
+        view = memoryview(array).cast("B")
+        try:
+            while len(view):
+                done = _pwrite(self.fd, view, offset)
+                view = view[done:]
+                offset += done
+        except OSError as exc:  # typically a full disk
+            raise Ramp2SlopeError(f"cannot write the scratch files: {exc.strerror or exc}") from None
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class ScratchStore:
+    """The exposure between steps; see the module docstring.
+
+    ``shape`` is (nints, ngroups, ny, nx); ``zeroframe`` says whether a ZEROFRAME
+    (nints, ny, nx) is kept too. The folder is created inside ``parent``.
+    """
+
+    def __init__(self, parent, shape, zeroframe=False):
+        self.shape = tuple(int(n) for n in shape)
+        nints, ngroups, ny, nx = self.shape
+        try:
+            self.folder = tempfile.mkdtemp(prefix=".ramp2slope-scratch-", dir=parent)
+        except OSError as exc:
+            raise Ramp2SlopeError(f"cannot create scratch files in {parent}: "
+                                  f"{exc.strerror or exc}") from None
+        self._files = []
+        try:
+            self._data = self._file("sci.f32", self.shape, np.float32)
+            self._gdq = self._file("groupdq.u8", self.shape, np.uint8)
+            self._zf = self._file("zeroframe.f32", (nints, ny, nx), np.float32) if zeroframe else None
+        except OSError as exc:
+            self.close()
+            raise Ramp2SlopeError(f"cannot create scratch files in {parent}: "
+                                  f"{exc.strerror or exc}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _file(self, name, shape, dtype):
+        array_file = _ArrayFile(os.path.join(self.folder, name), shape, dtype)
+        self._files.append(array_file)
+        return array_file
+
+    @property
+    def has_zeroframe(self):
+        return self._zf is not None
+
+    # -- whole integrations ---------------------------------------------------------------------
+    def write_integration(self, i, data=None, groupdq=None, zeroframe=None):
+        """Store the (ngroups, ny, nx) ramp, GROUPDQ and (ny, nx) ZEROFRAME of integration i
+        (each one only when given)."""
+        if data is not None:
+            self._data.write(self._data.offset(i), data)
+        if groupdq is not None:
+            self._gdq.write(self._gdq.offset(i), groupdq)
+        if zeroframe is not None:
+            self._zf.write(self._zf.offset(i), zeroframe)
+
+    def read_integration(self, i, data=None, groupdq=None, zeroframe=None):
+        """Fill the given buffers with integration i."""
+        if data is not None:
+            self._data.read(self._data.offset(i), data)
+        if groupdq is not None:
+            self._gdq.read(self._gdq.offset(i), groupdq)
+        if zeroframe is not None:
+            self._zf.read(self._zf.offset(i), zeroframe)
+
+    def read_gdq(self, i, out):
+        self._gdq.read(self._gdq.offset(i), out)
+
+    def write_gdq(self, i, groupdq):
+        self._gdq.write(self._gdq.offset(i), groupdq)
+
+    # -- blocks of rows across every integration ---------------------------------------------------
+    def read_rows(self, y0, y1, data, groupdq):
+        """Fill (nints, ngroups, y1 - y0, nx) buffers with rows y0..y1-1 (``data`` may be None)."""
+        nints, ngroups = self.shape[:2]
+        for i in range(nints):
+            for g in range(ngroups):
+                if data is not None:
+                    self._data.read(self._data.offset(i, g, y0), data[i, g])
+                self._gdq.read(self._gdq.offset(i, g, y0), groupdq[i, g])
+
+    def write_gdq_rows(self, y0, groupdq):
+        """Store GROUPDQ rows y0, y0+1, ... from a (nints, ngroups, rows, nx) array or view."""
+        nints, ngroups = self.shape[:2]
+        for i in range(nints):
+            for g in range(ngroups):
+                self._gdq.write(self._gdq.offset(i, g, y0), groupdq[i, g])
+
+    def close(self):
+        """Close the files and remove the folder."""
+        for array_file in self._files:
+            array_file.close()
+        self._files = []
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,435 @@
+"""Detector1Pipeline one integration at a time: memory that does not grow with NINTS.
+
+:func:`run_streamed` gives the products of ``Detector1Pipeline.process`` on the whole exposure,
+bit for bit, while holding about one integration in memory:
+
+1. Stage A. Each integration is read from the input file on its own and goes through
+   group_scale … charge_migration as a one-integration RampModel (the same Step objects, with
+   the references loaded once per run). Its corrected ramp, GROUPDQ and ZEROFRAME go to scratch
+   files (:class:`~ramp2slope.pipeline.scratch.ScratchStore`), and the saved step products are
+   written integration by integration (:class:`~ramp2slope.datamodels.IncrementalWriter`).
+2. Jump, on blocks of rows spanning every integration read from the scratch files
+   (:func:`~ramp2slope.jump.detect.detect_jumps_in_blocks`), then snowballs per integration.
+3. One pass per integration: the ``_jump`` product, persistence (in order, carrying its
+   windows), the ``_persistence`` and ``_ramp`` products, and the ramp fit's first pass (median
+   rates).
+4. One pass per integration: the ramp fit's second pass, writing the rateints (and fitopt)
+   planes into their products; then the rate.
+
+The metadata follow exactly the path they follow in the whole-exposure run: the same step
+methods record the same keywords on a model that carries the headers (and a stand-in SCI of the
+exposure's shape), and each product's header is taken at the moment the whole-exposure run
+saves it.
+"""
+import logging
+import os
+import time
+
+import numpy as np
+
+from ..datamodels import IncrementalWriter, RampModel, dqflags
+from ..datamodels.meta import MetaNode
+from ..datamodels.models import placeholder
+from ..errors import Ramp2SlopeError
+from ..gain_scale.gain_scale import scale_by_gain
+from ..jump import twopoint
+from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
+from ..stpipe import ReferenceCache
+from .scratch import ScratchStore
+
+__all__ = ["run_streamed", "STAGE_A", "default_block_rows"]
+
+log = logging.getLogger("ramp2slope")
+
+#: The steps run on each integration on its own, in order.
+STAGE_A = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
+           "dark_current", "charge_migration")
+
+_SAT = np.uint8(dqflags.group["SATURATED"])
+_AD_FLOOR = np.uint8(dqflags.group["AD_FLOOR"])
+
+
+#: Fewest rows per jump block: thinner blocks cost more in file accesses than they save.
+MIN_BLOCK_ROWS = 4
+
+
+def default_block_rows(shape):
+    """Rows per jump block: a block of every integration is about the size of one integration
+    (at least MIN_BLOCK_ROWS rows)."""
+    nints, _, ny, _ = shape
+    return min(ny, max(MIN_BLOCK_ROWS, ny // max(1, nints)))
+
+
+class _RepeatFilter(logging.Filter):
+    """After the first integration: no INFO messages, and each warning only once."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def filter(self, record):
+        if record.levelno < logging.WARNING:
+            return False
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+class _Products:
+    """The products being written; on failure every unfinished one is discarded."""
+
+    def __init__(self):
+        self._open = []
+
+    def start(self, model, path, shapes):
+        writer = IncrementalWriter(model, path, shapes)
+        self._open.append(writer)
+        return writer
+
+    def finish(self, writer, step):
+        path = writer.close()
+        self._open.remove(writer)
+        log.info("%s: saved %s", step.name, path)
+        return path
+
+    def abort(self):
+        for writer in self._open:
+            writer.abort()
+        self._open = []
+
+
+def _ramp_shapes(model_or_shape, zeroframe):
+    shape = tuple(model_or_shape)
+    shapes = {"data": shape, "groupdq": shape}
+    if zeroframe:
+        shapes["zeroframe"] = (shape[0],) + shape[2:]
+    return shapes
+
+
+def _write_ramp(writer, i, data, groupdq, zeroframe):
+    if writer is None:
+        return
+    writer.write("data", i, data)
+    writer.write("groupdq", i, groupdq)
+    if "zeroframe" in writer.deferred:
+        writer.write("zeroframe", i, zeroframe)
+
+
+def _log_done(step, elapsed, model):
+    status = step.status_of(model)
+    log.info("%s done in %.2f s%s", step.name, elapsed, f" ({status.lower()})" if status else "")
+
+
+def run_streamed(pipe, source, input_name, block_rows=None):
+    """Run ``pipe`` (a Detector1Pipeline) on ``source`` (a RampSource); returns the rate model
+    (None when ramp fitting produces no slopes), like ``pipe.process`` on the whole model."""
+    if pipe.ramp_fit.skip:
+        raise Ramp2SlopeError(f"{pipe.name}: ramp_fit cannot be skipped")
+    folder = os.path.dirname(os.path.abspath(pipe.output_path(input_name, suffix="rate")))
+    products = _Products()
+    cache = ReferenceCache()
+    pipe._reference_cache = cache
+    store = None
+    try:
+        store = ScratchStore(folder, source.shape, zeroframe=source.has("zeroframe"))
+        shell, dnu_table = _stage_a(pipe, source, store, products)
+        cache.clear()
+        rows = block_rows or default_block_rows(source.shape)
+        return _stage_b(pipe, shell, store, products, input_name, dnu_table, rows)
+    except BaseException:
+        products.abort()
+        raise
+    finally:
+        cache.clear()
+        pipe._reference_cache = None
+        if store is not None:
+            store.close()
+
+
+def _stage_a(pipe, source, store, products):
+    """group_scale … charge_migration, integration by integration; returns the metadata model
+    of the exposure after them and the table of all-DO_NOT_USE groups."""
+    nints, ngroups, ny, nx = source.shape
+    steps = [getattr(pipe, alias) for alias in STAGE_A]
+    elapsed = {step.name: 0.0 for step in steps}
+    writers = {}
+    dnu_table = np.zeros((nints, ngroups), dtype=bool)
+    any_sat = np.zeros((ny, nx), dtype=bool)
+    any_floor = np.zeros((ny, nx), dtype=bool)
+    first = None
+    quiet = _RepeatFilter()
+    start = time.perf_counter()
+    try:
+        for i in range(nints):
+            if i == 1:
+                log.addFilter(quiet)
+            model = source.integration_model(i)
+            model._integration_offset = i
+            for step in steps:
+                if step.skip:
+                    step.record_status(model, "SKIPPED")
+                    if i == 0:
+                        log.info("%s skipped", step.name)
+                    continue
+                if i == 0:
+                    log.info("%s running", step.name)
+                t0 = time.perf_counter()
+                model = step.process(model)
+                elapsed[step.name] += time.perf_counter() - t0
+                if step.should_save():
+                    if step.name not in writers:
+                        # integration 0: the header is the one the whole exposure's has here
+                        path = step.output_path(model._path or model.meta.filename)
+                        shapes = _ramp_shapes((nints,) + model.shape[1:], model.has("zeroframe"))
+                        writers[step.name] = (products.start(model, path, shapes), step)
+                    writers[step.name][0].write_integration(i, model)
+            groupdq = model.groupdq
+            dnu_table[i] = twopoint.dnu_planes(groupdq)[0]
+            any_sat |= np.any(groupdq[0] & _SAT, axis=0)
+            any_floor |= np.any(groupdq[0] & _AD_FLOOR, axis=0)
+            store.write_integration(i, model.data[0], groupdq[0],
+                                    model.zeroframe[0] if store.has_zeroframe else None)
+            if i == 0:
+                first = model
+                first.pixeldq  # noqa: B018  (creates the default PIXELDQ if no step made one)
+                first._arrays["data"] = None
+            else:
+                if not np.array_equal(model.pixeldq, first.pixeldq):
+                    # steps may only OR constant flags into PIXELDQ (see docs/developing.md)
+                    raise Ramp2SlopeError(f"{pipe.name}: PIXELDQ of integration {i + 1} differs "
+                                          f"from that of integration 1; cannot stream this "
+                                          f"exposure (set _streaming = False)")
+                # A model refers to itself (through meta), so it is freed only by the cyclic
+                # garbage collector, which counts objects, not bytes: let go of the arrays now.
+                model._arrays.clear()
+    finally:
+        log.removeFilter(quiet)
+    for step in steps:
+        if not step.skip:
+            _log_done(step, elapsed[step.name], first)
+    if not pipe.saturation.skip:
+        log.info("%s: %d saturated pixels, %d A/D floor pixels in %d integrations",
+                 pipe.saturation.name, int(np.count_nonzero(any_sat)),
+                 int(np.count_nonzero(any_floor)), nints)
+    for writer, step in writers.values():
+        products.finish(writer, step)
+    log.info("%s: %d integrations through %s to %s in %.2f s", pipe.name, nints, STAGE_A[0],
+             STAGE_A[-1], time.perf_counter() - start)
+    return _shell(first, source.shape), dnu_table
+
+
+def _shell(first, shape):
+    """The exposure's metadata model: the headers, tables and 2-D arrays of the first
+    integration after stage A, and a stand-in SCI of the whole exposure's shape."""
+    shell = RampModel()
+    shell._headers.clear()
+    shell._headers.update(first._headers)
+    shell._tables.update(first._tables)
+    shell._extra_hdus[:] = first._extra_hdus
+    shell._path = first._path
+    for attr, value in first._arrays.items():
+        if value is not None and value.ndim == 2:
+            shell._arrays[attr] = value
+    shell._arrays["data"] = placeholder(shape, np.float32)
+    for name, value in first.meta._extra.items():
+        if not isinstance(value, MetaNode):
+            shell.meta._extra[name] = value
+    return shell
+
+
+def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
+    """jump … ramp_fit and gain_scale on the exposure held by ``store``."""
+    nints, ngroups, ny, nx = store.shape
+    has_zf = store.has_zeroframe
+    ramp_shapes = _ramp_shapes(store.shape, has_zf)
+    step_input = shell._path or shell.meta.filename
+
+    # jump
+    jump = pipe.jump
+    jump_writer = None
+    if jump.skip:
+        jump.record_status(shell, "SKIPPED")
+        log.info("%s skipped", jump.name)
+    else:
+        log.info("%s running", jump.name)
+        t0 = time.perf_counter()
+        shell = jump.process_in_blocks(shell, store, dnu_table, block_rows)
+        _log_done(jump, time.perf_counter() - t0, shell)
+        if jump.should_save():
+            jump_writer = products.start(shell, jump.output_path(step_input), ramp_shapes)
+
+    # not implemented steps: SKIPPED (or a clear error when turned on)
+    shell = pipe.picture_frame.run(shell)
+    shell = pipe.clean_flicker_noise.run(shell)
+
+    # persistence (flagging happens in the pass below)
+    persistence = pipe.persistence
+    state, pers_writer, pers_time = None, None, 0.0
+    if persistence.skip:
+        persistence.record_status(shell, "SKIPPED")
+        log.info("%s skipped", persistence.name)
+    else:
+        log.info("%s running", persistence.name)
+        t0 = time.perf_counter()
+        state = persistence.begin(shell)
+        if state is not None:
+            persistence.complete(shell)
+        pers_time += time.perf_counter() - t0
+        if persistence.should_save():
+            pers_writer = products.start(shell, persistence.output_path(step_input), ramp_shapes)
+    ramp_writer = None
+    if pipe.save_calibrated_ramp:
+        ramp_writer = products.start(shell, pipe.output_path(input_name, suffix="ramp"),
+                                     ramp_shapes)
+
+    # ramp fitting, first pass (with the products of the finished ramp)
+    ramp_fit = pipe.ramp_fit
+    log.info("%s running", ramp_fit.name)
+    fit_start = time.perf_counter()
+    fitter = ramp_fit.begin_fit(shell, has_zf)
+    use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
+    data = np.empty((ngroups, ny, nx), dtype=np.float32)
+    groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)
+    zeroframe = np.empty((ny, nx), dtype=np.float32) if has_zf else None
+    for i in range(nints):
+        store.read_integration(i, data, groupdq, zeroframe)
+        _write_ramp(jump_writer, i, data, groupdq, zeroframe)
+        if state is not None:
+            t0 = time.perf_counter()
+            persistence.flag_integrations(state, i, data[np.newaxis], groupdq[np.newaxis])
+            store.write_gdq(i, groupdq)
+            pers_time += time.perf_counter() - t0
+        _write_ramp(pers_writer, i, data, groupdq, zeroframe)
+        _write_ramp(ramp_writer, i, data, groupdq, zeroframe)
+        fitter.add_median_rate(data, groupdq, zeroframe if use_zf else None)
+    if jump_writer is not None:
+        products.finish(jump_writer, jump)
+    if not persistence.skip:
+        if state is not None:
+            persistence.finish(shell, state)
+        _log_done(persistence, pers_time, shell)
+    if pers_writer is not None:
+        products.finish(pers_writer, persistence)
+    if ramp_writer is not None:
+        products.finish(ramp_writer, pipe)
+
+    if fitter.all_saturated:
+        ramp_fit.no_slopes(shell)
+        log.info("%s done in %.2f s", ramp_fit.name, time.perf_counter() - fit_start)
+        log.warning("%s: ramp fitting produced no slopes (every pixel saturated in group 0); "
+                    "no rate or rateints products", pipe.name)
+        if pipe.save_results or pipe.output_file:
+            writer = products.start(shell, pipe.output_path(input_name, suffix="ramp"),
+                                    ramp_shapes)
+            for i in range(nints):
+                store.read_integration(i, data, groupdq, zeroframe)
+                _write_ramp(writer, i, data, groupdq, zeroframe)
+            products.finish(writer, pipe)
+        return None
+    return _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf,
+                     (data, groupdq, zeroframe), fit_start)
+
+
+def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers, fit_start):
+    """The ramp fit's second pass, the rateints/fitopt products, the rate and gain_scale."""
+    nints, ngroups, ny, nx = store.shape
+    data, groupdq, zeroframe = buffers
+    ramp_fit, gain_scale = pipe.ramp_fit, pipe.gain_scale
+    step_input = shell._path or shell.meta.filename
+    plane, cube = (ny, nx), (nints, ny, nx)
+    cube_shapes = {name: cube for name in ("data", "dq", "err", "var_poisson", "var_rnoise")}
+
+    fitopt_writer = opt_out = None
+    if ramp_fit.save_opt:
+        nseg, ncr = fitter.nseg_max, fitter.ncr_max
+        seg_shape = (nints, nseg, ny, nx)
+        stand_in = OptionalProduct(
+            *(placeholder(seg_shape) for _ in SEGMENT_FIELDS),
+            pedestal=placeholder(cube), crmag=placeholder((nints, ncr, ny, nx)))
+        fitopt = ramp_fit.optional_model(shell, stand_in)
+        shapes = {name: seg_shape for name in SEGMENT_FIELDS}
+        shapes.update(pedestal=cube, crmag=(nints, ncr, ny, nx))
+        fitopt_writer = products.start(fitopt, ramp_fit.optional_path(shell), shapes)
+        opt_out = IntegrationOptional(
+            segments=np.zeros((len(SEGMENT_FIELDS), nseg, ny, nx), dtype=np.float32),
+            pedestal=np.zeros(plane, dtype=np.float32),
+            crmag=np.zeros((ncr, ny, nx), dtype=np.float32))
+
+    def stand_in_product(shape):
+        return ImageProduct(placeholder(shape), placeholder(shape), placeholder(shape, np.uint32),
+                            placeholder(shape), placeholder(shape))
+
+    rate, rateints = ramp_fit.products(shell, stand_in_product(plane), stand_in_product(cube))
+    # The products saved from the rateints, each with its header as of its save.
+    fit_writer = None
+    if ramp_fit.should_save():
+        fit_writer = products.start(rateints, ramp_fit.output_path(step_input, None, 1),
+                                    cube_shapes)
+    factor = None
+    scaled_writer = None
+    if gain_scale.skip:
+        gain_scale.record_status(rateints, "SKIPPED")
+        log.info("%s skipped", gain_scale.name)
+    else:
+        log.info("%s running", gain_scale.name)
+        factor = gain_scale.gain_factor(rateints)
+        if factor is None:
+            gain_scale.skipped(rateints, "GAINFACT not found")
+        else:
+            gain_scale.scaled(rateints, factor)
+        _log_done(gain_scale, 0.0, rateints)
+        if gain_scale.should_save():
+            scaled_writer = products.start(rateints, gain_scale.output_path(rateints._path),
+                                           cube_shapes)
+    final_writer = None
+    if pipe.save_results or pipe.output_file:
+        final_writer = products.start(rateints, pipe.output_path(input_name, suffix="rateints"),
+                                      cube_shapes)
+
+    out = ImageProduct.empty(plane)
+    for i in range(nints):
+        store.read_integration(i, data, groupdq, zeroframe)
+        for array in (out.data, out.err, out.dq, out.var_poisson, out.var_rnoise):
+            array[...] = 0
+        if opt_out is not None:
+            for array in (opt_out.segments, opt_out.pedestal, opt_out.crmag):
+                array[...] = 0
+        fitter.fit_integration(data, groupdq, zeroframe if use_zf else None, out=out,
+                               opt_out=opt_out)
+        _write_planes(fit_writer, i, out)
+        if fitopt_writer is not None:
+            for index, name in enumerate(SEGMENT_FIELDS):
+                fitopt_writer.write(name, i, opt_out.segments[index])
+            fitopt_writer.write("pedestal", i, opt_out.pedestal)
+            fitopt_writer.write("crmag", i, opt_out.crmag)
+        if factor is not None:
+            scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
+        _write_planes(scaled_writer, i, out)
+        _write_planes(final_writer, i, out)
+    result = fitter.finish()
+    for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
+        setattr(rate, name, getattr(result, name))
+    _log_done(ramp_fit, time.perf_counter() - fit_start, rate)
+    if fitopt_writer is not None:
+        products.finish(fitopt_writer, ramp_fit)
+    if fit_writer is not None:
+        # the whole-exposure run saves (rate, rateints) as _0_ramp_fit and _1_ramp_fit
+        ramp_fit.save_model((rate, None), input_name=step_input)
+        products.finish(fit_writer, ramp_fit)
+    rate = gain_scale.run(rate)
+    if scaled_writer is not None:
+        # after the rate's product of the same name, as in the whole-exposure run
+        products.finish(scaled_writer, gain_scale)
+    if final_writer is not None:
+        products.finish(final_writer, pipe)
+        pipe.save_model(rate, input_name=input_name, suffix="rate")
+    return rate
+
+
+def _write_planes(writer, i, product):
+    if writer is None:
+        return
+    for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
+        writer.write(name, i, getattr(product, name))
