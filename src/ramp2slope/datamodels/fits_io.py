@@ -208,6 +208,15 @@ def temporary_path(path):
     return tmp
 
 
+def publish(tmp, path):
+    """Give a finished temporary file ordinary permissions (mkstemp makes it 0600) and move
+    it into place in one step."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_model(model, path, overwrite=True):
     """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = os.fspath(path)
@@ -221,7 +230,7 @@ def write_model(model, path, overwrite=True):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="silentfix")
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -30,7 +30,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import BadInputError, Ramp2SlopeError
-from .fits_io import _image_hdu, image_extensions, primary_hdu, temporary_path, trailing_hdus
+from .fits_io import _image_hdu, image_extensions, primary_hdu, publish, temporary_path, trailing_hdus
 
 __all__ = ["IncrementalWriter"]
 
@@ -204,7 +204,7 @@ class IncrementalWriter:
             raise Ramp2SlopeError(f"{self.path}: never written: {', '.join(missing)}")
         os.close(self._fd)
         self._fd = None
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         return self.path
 
     def abort(self):
