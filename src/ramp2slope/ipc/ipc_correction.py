@@ -34,34 +34,8 @@ def ipc_reference_border(xstart, ystart, xsize, ysize):
 
 
 @numba.njit(parallel=True, cache=True)
-def _convolve_2d(plane, interior, kernel, yoff, xoff):
-    ky, kx = kernel.shape
-    ny, nx = interior.shape
-    below = ky - 1 - ky // 2
-    left = kx - 1 - kx // 2
-    mid_j = ky // 2
-    mid_i = kx // 2
-    zero = np.float32(0.0)
-    for y in numba.prange(ny):
-        for x in range(nx):
-            acc = np.float32(0.0)
-            for j in range(ky):
-                sy = y + below - j
-                for i in range(kx):
-                    if j == mid_j and i == mid_i:
-                        continue
-                    sx = x + left - i
-                    if 0 <= sy < ny and 0 <= sx < nx:
-                        value = interior[sy, sx]
-                    else:
-                        value = zero
-                    acc = acc + kernel[j, i] * value
-            acc = acc + kernel[mid_j, mid_i] * interior[y, x]
-            plane[yoff + y, xoff + x] = acc
-
-
-@numba.njit(parallel=True, cache=True)
-def _convolve_4d(plane, interior, kernel, yoff, xoff):
+def _convolve(plane, interior, kernel, yoff, xoff):
+    """Per-pixel kernel (ky, kx, ny, nx); a 2-D kernel comes in broadcast with zero strides."""
     ky, kx = kernel.shape[0], kernel.shape[1]
     ny, nx = interior.shape
     below = ky - 1 - ky // 2
@@ -141,13 +115,13 @@ def ipc_correct(data, kernel, xstart=1, ystart=1, xsize=None, ysize=None):
     inx = nx - left - right
     if iny <= 0 or inx <= 0:
         return bottom, top, left, right
+    if kern.ndim == 2:
+        # One code path for both kernel kinds: the same taps for every pixel, without a copy.
+        kern = np.broadcast_to(kern[:, :, None, None], kern.shape + (ny, nx))
     interior = np.empty((iny, inx), dtype=np.float32)
     for integration in range(data.shape[0]):
         for group in range(data.shape[1]):
             plane = data[integration, group]
             interior[:] = plane[bottom:bottom + iny, left:left + inx]
-            if kern.ndim == 2:
-                _convolve_2d(plane, interior, kern, bottom, left)
-            else:
-                _convolve_4d(plane, interior, kern, bottom, left)
+            _convolve(plane, interior, kern, bottom, left)
     return bottom, top, left, right
