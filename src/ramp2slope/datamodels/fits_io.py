@@ -13,6 +13,7 @@ from astropy.io import fits
 
 from .. import __version__
 from ..errors import BadInputError
+from .raw_image import ImageLayout
 from .asdf_stub import EXTNAME as ASDF_EXTNAME, asdf_stub_records
 from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
 
@@ -51,17 +52,10 @@ def _open_hdulist(path):
 
 
 def _read_array(path, hdu, dtype):
-    """Read an image HDU into a native-endian array of ``dtype``, plane by plane."""
-    shape = hdu.shape
+    """Read an image HDU into a native-endian array of ``dtype`` (see :mod:`.raw_image`)."""
+    if isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
+        return ImageLayout(path, hdu).read(dtype)
     try:
-        if len(shape) >= 4:
-            # hdu.section reads one integration at a time and applies BZERO, so the raw uint16
-            # ramp never exists in memory in full next to its float32 conversion.
-            out = np.empty(shape, dtype=dtype)
-            section = hdu.section
-            for i in range(shape[0]):
-                out[i] = section[i]
-            return out
         return np.asarray(hdu.data, dtype=dtype)
     except Exception as exc:  # astropy raises a variety of errors on truncated data
         raise BadInputError(
@@ -218,10 +212,34 @@ def publish(tmp, path):
 
 
 def write_model(model, path, overwrite=True):
-    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    The images' data are encoded by :mod:`.raw_image` and written straight to the file
+    (through :class:`~ramp2slope.datamodels.IncrementalWriter`); the bytes are those astropy
+    writes (:func:`write_model_astropy`, used for anything the fast path does not encode).
+    """
+    from .incremental import IncrementalWriter, can_defer
+
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise BadInputError(f"{path}: exists and overwrite is off")
+    arrays = {spec.attr: array for spec, array in image_extensions(model)
+              if array.ndim >= 2 and array.size and can_defer(array.dtype)}
+    if not arrays:
+        return write_model_astropy(model, path)
+    writer = IncrementalWriter(model, path, {attr: array.shape for attr, array in arrays.items()})
+    try:
+        for attr, array in arrays.items():
+            writer.write_all(attr, array)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def write_model_astropy(model, path):
+    """Write ``model`` with astropy's writer (atomic, like :func:`write_model`)."""
+    path = os.fspath(path)
     hdus = [primary_hdu(model)]
     hdus.extend(_image_hdu(model, spec, array) for spec, array in image_extensions(model))
     hdus.extend(trailing_hdus(model))

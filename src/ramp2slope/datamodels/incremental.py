@@ -30,11 +30,15 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import BadInputError, Ramp2SlopeError
+from .raw_image import encode
 from .fits_io import _image_hdu, image_extensions, primary_hdu, publish, temporary_path, trailing_hdus
 
 __all__ = ["IncrementalWriter"]
 
 BLOCK = 2880
+
+#: Bytes encoded and written per call by write_all.
+_CHUNK_BYTES = 8 << 20
 
 # BITPIX -> on-disk dtype
 _DISK_DTYPES = {8: np.dtype("u1"), 16: np.dtype(">i2"), 32: np.dtype(">i4"), 64: np.dtype(">i8"),
@@ -68,10 +72,13 @@ class _Extension:
         self.written = np.zeros(shape[0], dtype=bool)
 
     def encode(self, array):
-        array = np.asarray(array, dtype=self.dtype)
-        if self.sign_bit is not None:
-            array = array ^ self.sign_bit
-        return np.ascontiguousarray(array, dtype=self.disk)
+        return encode(np.asarray(array, dtype=self.dtype), self.disk, self.sign_bit)
+
+
+def can_defer(dtype):
+    """True for array dtypes the writer can encode (what the models hold: floats and unsigned
+    or signed integers)."""
+    return np.dtype(dtype).kind in "fui"
 
 
 class IncrementalWriter:
@@ -186,6 +193,21 @@ class IncrementalWriter:
         else:
             self._pwrite(ext.encode(array), offset)
         ext.written[index] = True
+
+    def write_all(self, attr, array):
+        """Write the whole extension of ``attr`` at once (in chunks of a few MB)."""
+        ext = self._extensions.get(attr)
+        if ext is None:
+            raise Ramp2SlopeError(f"{self.path}: {attr} is not written incrementally")
+        array = np.asarray(array)
+        if array.shape != ext.shape:
+            raise Ramp2SlopeError(f"{self.path}: {attr} must have shape {ext.shape}, got {array.shape}")
+        rows = array.reshape(-1, array.shape[-1])
+        row_bytes = array.shape[-1] * ext.itemsize
+        step = max(1, _CHUNK_BYTES // max(row_bytes, 1))
+        for start in range(0, rows.shape[0], step):
+            self._pwrite(ext.encode(rows[start:start + step]), ext.offset + start * row_bytes)
+        ext.written[:] = True
 
     def write_integration(self, index, model):
         """Write ``[index]`` of every deferred extension from a one-integration ``model``."""

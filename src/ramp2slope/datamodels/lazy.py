@@ -19,6 +19,7 @@ from astropy.io import fits
 
 from ..errors import BadInputError
 from .fits_io import _clean_header, _hdu_index, _open_hdulist, _read_array, guess_model_class
+from .raw_image import ImageLayout
 from .models import RampModel, placeholder
 
 __all__ = ["RampSource", "open_ramp_source"]
@@ -57,6 +58,7 @@ class RampSource:
         template = RampModel()
         template._headers["PRIMARY"] = _clean_header(self._hdulist[0].header)
         self._hdus = {}
+        self._layouts = {}
         known = {"ASDF"}
         for spec in RampModel.arrays:
             hdu = index.get(spec.extname)
@@ -76,6 +78,7 @@ class RampSource:
                     f"(the file has {size} bytes, the extension ends at byte {end})")
             if spec.attr in PER_INTEGRATION:
                 self._hdus[spec.attr] = hdu
+                self._layouts[spec.attr] = ImageLayout(path, hdu)
             else:
                 template._arrays[spec.attr] = _read_array(path, hdu, spec.dtype)
             template._headers[spec.extname] = _clean_header(hdu.header)
@@ -112,19 +115,9 @@ class RampSource:
 
     def read(self, attr, integration, out=None, group=None):
         """One integration of a per-integration array (optionally one group of SCI/GROUPDQ)."""
-        hdu = self._hdus[attr]
         spec = RampModel._spec(attr)
-        key = integration if group is None else (integration, group)
-        try:
-            values = hdu.section[key]
-        except Exception as exc:  # astropy raises a variety of errors on truncated data
-            raise BadInputError(
-                f"{self.path}: extension {hdu.name} cannot be read, the file may be truncated "
-                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-        if out is None:
-            return np.asarray(values, dtype=spec.dtype)
-        out[...] = values
-        return out
+        key = (integration,) if group is None else (integration, group)
+        return self._layouts[attr].read(spec.dtype, key, out=out)
 
     def integration_model(self, integration):
         """A RampModel holding integration ``integration`` only, with its own headers."""
