@@ -62,11 +62,12 @@ def _assert_same_products(ours, reference):
             raise AssertionError(f"{name} differs:{detail}")
 
 
-def _run(uncal, refdir, out, steps, streaming, block_rows=None, **kwargs):
+def _run(uncal, refdir, out, steps, streaming, block_rows=None, scratch_memory=None, **kwargs):
     pipe = Detector1Pipeline(steps={k: dict(v) for k, v in steps.items()}, refdir=str(refdir),
                              output_dir=str(out), save_results=True, **kwargs)
     pipe._streaming = streaming
     pipe._jump_block_rows = block_rows
+    pipe._scratch_memory = scratch_memory
     return pipe.run(str(uncal))
 
 
@@ -92,15 +93,16 @@ def sub160(tmp_path_factory):
                              ngroups=5, nints=3, seed=21, cr_rate=300.0)
 
 
-@pytest.mark.parametrize("block_rows", [None, 7])
-def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_rows):
+# scratch in memory (default budget), in files (budget 0), and split (only GROUPDQ fits)
+@pytest.mark.parametrize("block_rows, scratch_memory", [(None, None), (7, 0), (None, 400_000)])
+def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_rows, scratch_memory):
     refdir = os.path.dirname(sub160.refs["mask"])
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     for out, streaming in ((streamed, True), (whole, False)):
         arrays = tmp_path / f"persistence_{streaming}"
         arrays.mkdir()
         steps = _everything_saved(arrays, expand_large_events=True, min_jump_area=4.0)
-        rate = _run(sub160.uncal, refdir, out, steps, streaming, block_rows,
+        rate = _run(sub160.uncal, refdir, out, steps, streaming, block_rows, scratch_memory,
                     save_calibrated_ramp=True)
         assert rate.meta.cal_step.ramp_fit == "COMPLETE"
     _assert_same_products(streamed, whole)
@@ -113,6 +115,54 @@ def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_r
         assert np.count_nonzero(hdul["GROUPDQ"].data & dqflags.group["JUMP_DET"]) > 0
     # the scratch folder is gone
     assert not [n for n in os.listdir(streamed) if n.startswith(".")]
+
+
+@pytest.mark.parametrize("budget, expected", [
+    (0, {"data": False, "groupdq": False, "zeroframe": False}),
+    (3 * 4 * 5 * 6, {"data": False, "groupdq": True, "zeroframe": False}),
+    (3 * 4 * 5 * 6 * 5 + 3 * 5 * 6 * 4, {"data": True, "groupdq": True, "zeroframe": True}),
+])
+def test_scratch_store_in_memory_and_in_files(tmp_path, budget, expected):
+    from ramp2slope.pipeline.scratch import ScratchStore
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(3, 4, 5, 6)).astype(np.float32)
+    gdq = rng.integers(0, 256, size=data.shape).astype(np.uint8)
+    zf = rng.normal(size=(3, 5, 6)).astype(np.float32)
+    store = ScratchStore(str(tmp_path), data.shape, zeroframe=True, memory_budget=budget)
+    try:
+        assert store.in_memory == expected
+        for i in range(3):
+            store.write_integration(i, data[i], gdq[i], zf[i])
+        block_d = np.empty((3, 4, 2, 6), np.float32)
+        block_g = np.empty((3, 4, 2, 6), np.uint8)
+        store.read_rows(2, 4, block_d, block_g)
+        assert block_d.tobytes() == data[:, :, 2:4].tobytes()
+        assert block_g.tobytes() == gdq[:, :, 2:4].tobytes()
+        store.write_gdq_rows(2, block_g ^ np.uint8(4))
+        out_d, out_g, out_z = np.empty((4, 5, 6), np.float32), np.empty((4, 5, 6), np.uint8), \
+            np.empty((5, 6), np.float32)
+        store.read_integration(1, out_d, out_g, out_z)
+        changed = gdq[1].copy()
+        changed[:, 2:4] ^= np.uint8(4)
+        assert out_d.tobytes() == data[1].tobytes() and out_z.tobytes() == zf[1].tobytes()
+        assert out_g.tobytes() == changed.tobytes()
+    finally:
+        store.close()
+    assert not os.listdir(tmp_path)
+
+
+def test_scratch_memory_budget_from_environment(monkeypatch):
+    from ramp2slope.errors import Ramp2SlopeError
+    from ramp2slope.pipeline.scratch import default_memory_budget
+
+    monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "1.5G")
+    assert default_memory_budget() == 3 << 29
+    monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "0")
+    assert default_memory_budget() == 0
+    monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "lots")
+    with pytest.raises(Ramp2SlopeError, match="RAMP2SLOPE_SCRATCH_MEMORY"):
+        default_memory_budget()
 
 
 def test_streamed_with_gain_factor_and_one_group_fits(sub160, tmp_path):

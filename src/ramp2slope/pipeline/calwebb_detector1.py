@@ -108,6 +108,9 @@ class Detector1Pipeline(Pipeline):
     _streaming = True
     #: Rows per jump block when streaming (None: about one integration's worth of data).
     _jump_block_rows = None
+    #: Bytes of scratch storage that may be held in memory when streaming (None: the default of
+    #: ``pipeline.scratch.default_memory_budget``; 0: files only).
+    _scratch_memory = None
 
     def __init__(self, *args, steps=None, **kwargs):
         steps = {name: dict(values) for name, values in (steps or {}).items()}

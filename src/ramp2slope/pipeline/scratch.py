@@ -1,11 +1,17 @@
 """Scratch storage for an exposure processed one integration at a time.
 
 :class:`ScratchStore` keeps the float32 ramp, the uint8 GROUPDQ and (when there is one) the
-float32 ZEROFRAME of every integration in files of a private temporary folder, and reads them
-back in pieces: one integration, or a block of rows spanning every integration (for jump
-detection). All transfers are explicit reads and writes (``os.preadv``/``os.pwrite``) between the
-files and arrays the caller owns, so the memory in use is that of those arrays, whatever the
-size of the exposure. ``close()`` removes the folder.
+float32 ZEROFRAME of every integration, and reads them back in pieces: one integration, or a
+block of rows spanning every integration (for jump detection). All transfers are explicit
+copies between the store and arrays the caller owns.
+
+Each of the three arrays lives in memory when it fits in what is left of a fixed budget
+(``memory_budget`` bytes, see :func:`default_memory_budget`; GROUPDQ first, it is the smallest
+and is rewritten by jump), otherwise in a file of a private temporary folder read and written
+with ``os.preadv``/``os.pwrite``. So memory is bounded by the budget whatever the number of
+integrations, and an exposure that fits is spared the file traffic: writing fresh file pages
+runs at a few hundred MB/s on a loaded machine, about as long as the processing itself.
+``close()`` frees the memory and removes the folder.
 """
 import os
 import shutil
@@ -80,16 +86,70 @@ class _ArrayFile:
             self.fd = None
 
 
+class _ArrayMemory:
+    """The same interface as :class:`_ArrayFile`, holding the bytes in memory."""
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.buffer = np.empty(nbytes, dtype=np.uint8)
+        self.strides = tuple(int(np.prod(self.shape[k + 1:], dtype=np.int64)) * self.dtype.itemsize
+                             for k in range(len(self.shape)))
+
+    def offset(self, *index):
+        return sum(i * s for i, s in zip(index, self.strides))
+
+    def read(self, offset, out):
+        if out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
+        flat = out.reshape(-1).view(np.uint8)
+        flat[...] = self.buffer[offset:offset + flat.size]
+
+    def write(self, offset, array):
+        array = np.asarray(array)
+        target = self.buffer[offset:offset + array.size * self.dtype.itemsize].view(self.dtype)
+        target.reshape(array.shape)[...] = array
+
+    def close(self):
+        self.buffer = None
+
+
+#: Default memory budget of a ScratchStore: this many bytes, or 1/8 of the memory available
+#: when that is less. The environment variable RAMP2SLOPE_SCRATCH_MEMORY (bytes, or with a
+#: K/M/G suffix) overrides it; 0 keeps everything in files.
+DEFAULT_MEMORY_BUDGET = 3 << 29
+
+
+def default_memory_budget():
+    text = os.environ.get("RAMP2SLOPE_SCRATCH_MEMORY", "").strip()
+    if text:
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+        try:
+            return int(float(text[:-1] if scale > 1 else text) * scale)
+        except ValueError:
+            raise Ramp2SlopeError(f"RAMP2SLOPE_SCRATCH_MEMORY={text!r}: give bytes, e.g. 1.5G") from None
+    budget = DEFAULT_MEMORY_BUDGET
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        budget = min(budget, available // 8)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return budget
+
+
 class ScratchStore:
     """The exposure between steps; see the module docstring.
 
     ``shape`` is (nints, ngroups, ny, nx); ``zeroframe`` says whether a ZEROFRAME
-    (nints, ny, nx) is kept too. The folder is created inside ``parent``.
+    (nints, ny, nx) is kept too. The folder is created inside ``parent``. ``memory_budget``:
+    bytes that may be held in memory (None: :func:`default_memory_budget`).
     """
 
-    def __init__(self, parent, shape, zeroframe=False):
+    def __init__(self, parent, shape, zeroframe=False, memory_budget=None):
         self.shape = tuple(int(n) for n in shape)
         nints, ngroups, ny, nx = self.shape
+        self._budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         try:
             self.folder = tempfile.mkdtemp(prefix=".ramp2slope-scratch-", dir=parent)
         except OSError as exc:
@@ -97,9 +157,9 @@ class ScratchStore:
                                   f"{exc.strerror or exc}") from None
         self._files = []
         try:
-            self._data = self._file("sci.f32", self.shape, np.float32)
             self._gdq = self._file("groupdq.u8", self.shape, np.uint8)
             self._zf = self._file("zeroframe.f32", (nints, ny, nx), np.float32) if zeroframe else None
+            self._data = self._file("sci.f32", self.shape, np.float32)
         except OSError as exc:
             self.close()
             raise Ramp2SlopeError(f"cannot create scratch files in {parent}: "
@@ -109,9 +169,21 @@ class ScratchStore:
             raise
 
     def _file(self, name, shape, dtype):
-        array_file = _ArrayFile(os.path.join(self.folder, name), shape, dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if nbytes <= self._budget:
+            self._budget -= nbytes
+            array_file = _ArrayMemory(shape, dtype)
+        else:
+            array_file = _ArrayFile(os.path.join(self.folder, name), shape, dtype)
         self._files.append(array_file)
         return array_file
+
+    @property
+    def in_memory(self):
+        """Which arrays are held in memory: {'data': bool, 'groupdq': bool, 'zeroframe': bool}."""
+        return {name: isinstance(store, _ArrayMemory)
+                for name, store in (("data", self._data), ("groupdq", self._gdq), ("zeroframe", self._zf))
+                if store is not None}
 
     @property
     def has_zeroframe(self):

@@ -133,7 +133,9 @@ def run_streamed(pipe, source, input_name, block_rows=None):
     pipe._reference_cache = cache
     store = None
     try:
-        store = ScratchStore(folder, source.shape, zeroframe=source.has("zeroframe"))
+        store = ScratchStore(folder, source.shape, zeroframe=source.has("zeroframe"),
+                             memory_budget=getattr(pipe, "_scratch_memory", None))
+        log.debug("scratch arrays in memory: %s", store.in_memory)
         shell, dnu_table = _stage_a(pipe, source, store, products)
         cache.clear()
         rows = block_rows or default_block_rows(source.shape)
