@@ -449,10 +449,11 @@ _PEAK = textwrap.dedent("""
 """)
 
 
-def _peak_rss_kib(uncal, refdir, out):
+def _peak_rss_kib(uncal, refdir, out, scratch_memory):
     command = [sys.executable, "-c", _PEAK, sys.executable, "-m", "ramp2slope.cli", "run",
                str(uncal), "--refdir", str(refdir), "--output-dir", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = dict(os.environ, RAMP2SLOPE_SCRATCH_MEMORY=scratch_memory)
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return int(result.stdout.split()[-1])
 
 
@@ -460,11 +461,14 @@ def _peak_rss_kib(uncal, refdir, out):
 def test_peak_memory_does_not_grow_with_nints(tmp_path):
     from ramp2slope.simulate import simulate_exposure
 
+    # a 40-integration ramp alone (float32 + GROUPDQ) is about 210 MB: scratch in files only,
+    # then with a 64 MiB memory budget, which may be used in full by the longer exposure
     peaks = {}
     for nints in (10, 40):
         sim = simulate_exposure(tmp_path / f"sim{nints}", size=(256, 512), ngroups=8, nints=nints,
                                 seed=1, full_frame_refs=False)
-        peaks[nints] = _peak_rss_kib(sim.uncal, os.path.dirname(sim.refs["mask"]),
-                                     tmp_path / f"out{nints}")
-        # a 40-integration ramp alone (float32 + GROUPDQ) is about 210 MB
-    assert peaks[40] <= 1.3 * peaks[10], peaks
+        for budget in ("0", "64M"):
+            peaks[nints, budget] = _peak_rss_kib(sim.uncal, os.path.dirname(sim.refs["mask"]),
+                                                 tmp_path / f"out{nints}_{budget}", budget)
+    assert peaks[40, "0"] <= 1.3 * peaks[10, "0"], peaks
+    assert peaks[40, "64M"] <= 1.3 * peaks[10, "64M"] + 64 * 1024, peaks
