@@ -20,12 +20,27 @@ non-linearity that the LINEARITY coefficients undo exactly; per-frame read noise
 averaging and skipped frames of the NIRCam read patterns; dead, low-QE and noisy pixels; and
 16-bit clipping. Everything is deterministic in the seed.
 """
-from .detector import READ_PATTERNS, SUBARRAY_NAMES, frame_time, geometry
-from .exposure import SimulationResult, simulate_exposure
-from .references import REFTYPES
-from .truth import Truth, load_truth
+import importlib
 
-__all__ = [
-    "READ_PATTERNS", "REFTYPES", "SUBARRAY_NAMES", "SimulationResult", "Truth", "frame_time",
-    "geometry", "load_truth", "simulate_exposure",
-]
+# Names resolve on first use, so that the command line can describe ``ramp2slope simulate``
+# without importing the simulator (and its kernels) on every run.
+_EXPORTS = {
+    "READ_PATTERNS": "detector", "SUBARRAY_NAMES": "detector", "frame_time": "detector",
+    "geometry": "detector", "SimulationResult": "exposure", "simulate_exposure": "exposure",
+    "REFTYPES": "references", "Truth": "truth", "load_truth": "truth",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
