@@ -84,23 +84,56 @@ def _dilate_or(src, srcbit, n, hbuf, target, bit):
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward_group(plane, gdq, thresh, seen):
-    """First pass for one group: sticky SAT at/after the first group >= threshold, and
-    AD_FLOOR|DNU on this group where the value is <= 0."""
-    ny, nx = plane.shape
-    sat = np.uint8(2)
+def _first_saturated(data_int, gdq_int, thresh, first, input_sat):
+    """Forward pass over a whole integration: ``first[y, x]`` = the first group at or above the
+    threshold (ngroups if none), AD_FLOOR|DNU on every group whose value is <= 0, and
+    ``input_sat[g]`` = 1 where group g already had SAT bits on input."""
+    ngroups, ny, nx = data_int.shape
     low = np.uint8(64 | 1)
+    sat = np.uint8(2)
     for y in numba.prange(ny):
         for x in range(nx):
-            v = plane[y, x]
-            if v >= thresh[y, x]:
-                seen[y, x] = 1
-            f = gdq[y, x]
-            if seen[y, x]:
-                f |= sat
-            if v <= 0:
-                f |= low
-            gdq[y, x] = f
+            first[y, x] = ngroups
+        for g in range(ngroups):
+            for x in range(nx):
+                v = data_int[g, y, x]
+                f = gdq_int[g, y, x]
+                if f & sat:
+                    input_sat[g] = 1
+                if v >= thresh[y, x] and first[y, x] == ngroups:
+                    first[y, x] = g
+                if v <= 0:
+                    gdq_int[g, y, x] = f | low
+
+
+@numba.njit(parallel=True, cache=True)
+def _row_min(first, n, hmin):
+    """hmin[y, x] = min of first[y, x-n .. x+n] (clipped at the edges)."""
+    ny, nx = first.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            m = first[y, x]
+            for k in range(max(0, x - n), min(nx, x + n + 1)):
+                if first[y, k] < m:
+                    m = first[y, k]
+            hmin[y, x] = m
+
+
+@numba.njit(parallel=True, cache=True)
+def _or_sat_from(gdq_int, hmin, n, sat):
+    """SAT on every group from the earliest first-saturated group of the (2n+1)^2 box around
+    each pixel (rows clipped at the edges) to the last group."""
+    ngroups, ny, nx = gdq_int.shape
+    for y in numba.prange(ny):
+        lo = max(0, y - n)
+        hi = min(ny, y + n + 1)
+        for x in range(nx):
+            m = hmin[lo, x]
+            for k in range(lo + 1, hi):
+                if hmin[k, x] < m:
+                    m = hmin[k, x]
+            for g in range(m, ngroups):
+                gdq_int[g, y, x] |= sat
 
 
 @numba.njit(parallel=True, cache=True)
@@ -230,20 +263,28 @@ def flag_saturation(data, groupdq, pixeldq, sat_thresh, sat_dq, n_pix_grow_sat=1
         raise ReferenceFileError(f"superbias shape {bias_arr.shape} != science pixels {(ny, nx)}")
 
     grow = int(n_pix_grow_sat)
-    seen = np.empty((ny, nx), dtype=np.uint8)
     flag = np.empty((ny, nx), dtype=np.uint8)
     hbuf = np.empty((ny, nx), dtype=np.uint8)
+    first = np.empty((ny, nx), dtype=np.uint16)
+    hmin = np.empty((ny, nx), dtype=np.uint16)
+    input_sat = np.zeros(ngroups, dtype=np.uint8)
     sat = np.uint8(_SAT)
     dnu = np.uint8(_DNU)
 
     for integ in range(nints):
         gdq_int = groupdq[integ]
-        seen[:] = 0
-        # forward pass
-        for g in range(ngroups):
-            _forward_group(data[integ, g], gdq_int[g], thresh, seen)
-            if grow > 0:
-                _dilate_or(gdq_int[g], sat, grow, hbuf, gdq_int[g], sat)
+        # Forward pass. SAT is sticky from the first group at the threshold, and is grown by
+        # the (2n+1)^2 box group by group; growing the sticky set of group g is the same as
+        # flagging every group from the earliest first-saturated group in the box on, so the
+        # whole integration takes three passes instead of three per group.
+        input_sat[:] = 0
+        _first_saturated(data[integ], gdq_int, thresh, first, input_sat)
+        # SAT bits present on input are grown too, in their own group only (rare)
+        pre_sat = {g: gdq_int[g] & sat for g in np.flatnonzero(input_sat)} if grow > 0 else {}
+        _row_min(first, max(grow, 0), hmin)
+        _or_sat_from(gdq_int, hmin, max(grow, 0), sat)
+        for g, plane in pre_sat.items():
+            _dilate_or(plane, sat, grow, hbuf, gdq_int[g], sat)
         # backward pass for groups averaged from several frames
         if pattern is not None:
             for g in range(ngroups - 2, -1, -1):
