@@ -106,13 +106,30 @@ def _poly64(v, coeffs, benign, y, x):
 
 @numba.njit(parallel=True, cache=True)
 def _correct_groups(data, gdq, coeffs, benign, sat):
+    # The polynomial of _poly32, evaluated a row at a time term by term so that the loops over
+    # x vectorize: the same float32 operations in the same order for every pixel, with the
+    # identity coefficients selected for benign pixels.
     ngroups, ny, nx = data.shape
+    n = coeffs.shape[0]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
     for y in numba.prange(ny):
+        acc = np.empty(nx, dtype=np.float32)
         for g in range(ngroups):
+            top = one if n - 1 == 1 else zero
             for x in range(nx):
-                if gdq[g, y, x] & sat:
-                    continue
-                data[g, y, x] = _poly32(data[g, y, x], coeffs, benign[y, x], y, x)
+                c = top if benign[y, x] else coeffs[n - 1, y, x]
+                acc[x] = c * data[g, y, x]
+            for j in range(n - 2, 0, -1):
+                unit = one if j == 1 else zero
+                for x in range(nx):
+                    c = unit if benign[y, x] else coeffs[j, y, x]
+                    acc[x] = (acc[x] + c) * data[g, y, x]
+            for x in range(nx):
+                c = zero if benign[y, x] else coeffs[0, y, x]
+                r = acc[x] + c
+                if (gdq[g, y, x] & sat) == 0:
+                    data[g, y, x] = r
 
 
 @numba.njit(parallel=True, cache=True)
