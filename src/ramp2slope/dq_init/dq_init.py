@@ -45,14 +45,6 @@ def combine_user_dq(mask, user_dq):
 
 
 @numba.njit(parallel=True, cache=True)
-def _or_pixeldq(pixeldq, mask):
-    ny, nx = pixeldq.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            pixeldq[y, x] |= mask[y, x]
-
-
-@numba.njit(parallel=True, cache=True)
 def _or_dnu_groups(gdq_int, mask, dnu):
     ngroups, ny, nx = gdq_int.shape
     for y in numba.prange(ny):
@@ -75,6 +67,6 @@ def apply_mask(pixeldq, groupdq, mask, user_dq=None):
     if mask.shape != pixeldq.shape:
         raise ReferenceFileError(
             f"the MASK reference has shape {mask.shape} but the science pixels are {pixeldq.shape}")
-    _or_pixeldq(pixeldq, mask)
+    pixeldq |= mask
     for integ in range(groupdq.shape[0]):
         _or_dnu_groups(groupdq[integ], mask, np.uint32(_DNU))

@@ -24,22 +24,6 @@ _SAT = dqflags.group["SATURATED"]
 _NO_LIN_CORR = dqflags.pixel["NO_LIN_CORR"]
 
 
-@numba.njit(parallel=True, cache=True)
-def _benign_pixels(coeffs, lin_dq, no_lin_corr, benign):
-    ncoef, ny, nx = coeffs.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            bad = (lin_dq[y, x] & no_lin_corr) != 0
-            if not bad:
-                for j in range(ncoef):
-                    if np.isnan(coeffs[j, y, x]):
-                        bad = True
-                        break
-            if not bad and coeffs[1, y, x] == 0:
-                bad = True
-            benign[y, x] = np.uint8(1) if bad else np.uint8(0)
-
-
 def prepare_coefficients(coeffs, lin_dq, pixeldq):
     """Find the pixels that get the identity polynomial and update PIXELDQ, in place.
 
@@ -52,8 +36,12 @@ def prepare_coefficients(coeffs, lin_dq, pixeldq):
         raise ReferenceFileError(
             f"linearity coefficients must be (ncoeffs >= 2, ny, nx), got {coeffs.shape}")
     lin_dq = np.ascontiguousarray(lin_dq, dtype=np.uint32)
-    benign = np.empty(coeffs.shape[1:], dtype=np.uint8)
-    _benign_pixels(coeffs, lin_dq, np.uint32(_NO_LIN_CORR), benign)
+    # 2-D, once per run: numpy is fast enough and spares compiling a kernel
+    bad = (lin_dq & np.uint32(_NO_LIN_CORR)) != 0
+    for plane in coeffs:
+        bad |= np.isnan(plane)
+    bad |= coeffs[1] == 0
+    benign = bad.view(np.uint8)
     pixeldq |= lin_dq
     pixeldq[benign != 0] |= np.uint32(_NO_LIN_CORR)
     return benign
@@ -172,18 +160,6 @@ def _correct_reads(data, gdq, coeffs, benign, icoeffs, ibenign, pattern, mean_re
                 data[g, y, x] = np.float32(total / nreads)
 
 
-@numba.njit(parallel=True, cache=True)
-def _correct_zero_frame(zplane, coeffs, benign):
-    ny, nx = zplane.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            z = zplane[y, x]
-            if z == 0.0:
-                zplane[y, x] = 0.0
-            else:
-                zplane[y, x] = _poly32(z, coeffs, benign[y, x], y, x)
-
-
 def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, inv_coeffs=None,
                       nframes=1, has_read_times=False):
     """Apply the linearity correction in place.
@@ -226,6 +202,11 @@ def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, in
         for integ in range(nints):
             _correct_groups(data[integ], groupdq[integ], coeffs, benign, sat)
     if zeroframe is not None:
+        # the zero frame goes through the group kernel as a one-group ramp; its zeros (bad
+        # values) are kept as 0.0
         for integ in range(zeroframe.shape[0]):
-            _correct_zero_frame(zeroframe[integ], coeffs, benign)
+            zplane = zeroframe[integ]
+            zero = (zplane == 0.0)[None]
+            _correct_groups(zplane[None], zero.view(np.uint8) * sat, coeffs, benign, sat)
+            zplane[zero[0]] = 0.0
     return read_level

@@ -173,49 +173,6 @@ def _group2_test(d0, d1, gdq1, gdq2, thresh, bias, has_bias, mean_first, last_th
                 gdq1[y, x] |= np.uint8(1)
 
 
-@numba.njit(parallel=True, cache=True)
-def _zero_frame_flags(zplane, thresh, zflag):
-    ny, nx = zplane.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            v = zplane[y, x]
-            f = np.uint8(0)
-            if v >= thresh[y, x]:
-                f |= np.uint8(2)
-            if v <= 0:
-                f |= np.uint8(64 | 1)
-            zflag[y, x] = f
-
-
-@numba.njit(parallel=True, cache=True)
-def _zero_where_flagged(zplane, zflag):
-    ny, nx = zplane.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            if zflag[y, x] != 0:
-                zplane[y, x] = 0.0
-
-
-@numba.njit(parallel=True, cache=True)
-def _count_flagged(gdq_int, bit, anyflag):
-    """anyflag[y, x] |= 1 where any group of this integration has ``bit``."""
-    ngroups, ny, nx = gdq_int.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            for g in range(ngroups):
-                if gdq_int[g, y, x] & bit:
-                    anyflag[y, x] = 1
-                    break
-
-
-@numba.njit(parallel=True, cache=True)
-def _or_plane(target, src):
-    ny, nx = target.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            target[y, x] |= src[y, x]
-
-
 def grow_flags(plane_dq, srcbit, bit, n, target=None):
     """Dilate the pixels of ``plane_dq`` having ``srcbit`` by a (2n+1)^2 square (edges clipped,
     no cascading) and OR ``bit`` into ``target`` (default: ``plane_dq`` itself) there, in place.
@@ -268,6 +225,7 @@ def flag_saturation(data, groupdq, pixeldq, sat_thresh, sat_dq, n_pix_grow_sat=1
     first = np.empty((ny, nx), dtype=np.uint16)
     hmin = np.empty((ny, nx), dtype=np.uint16)
     input_sat = np.zeros(ngroups, dtype=np.uint8)
+    any_flag = np.zeros((ny, nx), dtype=np.uint8)
     sat = np.uint8(_SAT)
     dnu = np.uint8(_DNU)
 
@@ -296,25 +254,23 @@ def flag_saturation(data, groupdq, pixeldq, sat_thresh, sat_dq, n_pix_grow_sat=1
                 if grow > 0:
                     _dilate_or(flag, np.uint8(1), grow, hbuf, gdq_int[g], dnu)
                 else:
-                    _or_plane(gdq_int[g], flag)  # flag holds 0 or 1 == DNU
+                    gdq_int[g] |= flag  # flag holds 0 or 1 == DNU
             # group-2 test
             if ngroups > 2:
                 _group2_test(data[integ, 0], data[integ, 1], gdq_int[1], gdq_int[2], thresh,
                              bias_arr, has_bias, float(np.mean(pattern[0])),
                              float(pattern[2][-1]), np.float32(len(pattern[1])))
-        # zero frame: flagged values become 0.0, meaning "bad" from here on
+        # zero frame: flagged values become 0.0, meaning "bad" from here on (2-D, once per
+        # integration: numpy is fast enough and spares compiling kernels)
         if zeroframe is not None:
             zplane = zeroframe[integ]
-            _zero_frame_flags(zplane, thresh, flag)
+            flag[...] = np.where(zplane >= thresh, sat, np.uint8(0))
+            flag |= np.where(zplane <= 0, np.uint8(_AD_FLOOR | _DNU), np.uint8(0))
             if grow > 0:
                 _dilate_or(flag, sat, grow, hbuf, flag, sat)
-            _zero_where_flagged(zplane, flag)
+            zplane[flag != 0] = 0.0
+        any_flag |= np.bitwise_or.reduce(gdq_int, axis=0)
 
     pixeldq |= ref_dq
-
-    any_sat = np.zeros((ny, nx), dtype=np.uint8)
-    any_floor = np.zeros((ny, nx), dtype=np.uint8)
-    for integ in range(nints):
-        _count_flagged(groupdq[integ], sat, any_sat)
-        _count_flagged(groupdq[integ], np.uint8(_AD_FLOOR), any_floor)
-    return int(np.count_nonzero(any_sat)), int(np.count_nonzero(any_floor))
+    return (int(np.count_nonzero(any_flag & sat)),
+            int(np.count_nonzero(any_flag & np.uint8(_AD_FLOOR))))

@@ -24,19 +24,11 @@ def _subtract_cube(cube, bias):
                 cube[g, y, x] = cube[g, y, x] - b
 
 
-@numba.njit(parallel=True, cache=True)
-def _subtract_zero_frame(zplane, bias):
-    ny, nx = zplane.shape
-    for y in numba.prange(ny):
-        for x in range(nx):
-            z = zplane[y, x]
-            if z == 0.0:
-                zplane[y, x] = 0.0
-            else:
-                b = bias[y, x]
-                if np.isnan(b):
-                    b = np.float32(0.0)
-                zplane[y, x] = z - b
+def _subtract_zero_frame(zplane, clean_bias):
+    # 2-D, once per integration: numpy is fast enough and spares compiling a kernel.
+    bad = zplane == 0.0
+    np.subtract(zplane, clean_bias, out=zplane, where=~bad)
+    zplane[bad] = 0.0
 
 
 def subtract_superbias(data, pixeldq, bias, bias_dq, zeroframe=None):
@@ -51,7 +43,8 @@ def subtract_superbias(data, pixeldq, bias, bias_dq, zeroframe=None):
     if bias.shape != (ny, nx):
         raise ReferenceFileError(f"superbias shape {bias.shape} != science pixels {(ny, nx)}")
     pixeldq |= np.asarray(bias_dq, dtype=np.uint32)
+    clean_bias = np.where(np.isnan(bias), np.float32(0.0), bias) if zeroframe is not None else None
     for integ in range(data.shape[0]):
         _subtract_cube(data[integ], bias)
         if zeroframe is not None:
-            _subtract_zero_frame(zeroframe[integ], bias)
+            _subtract_zero_frame(zeroframe[integ], clean_bias)
