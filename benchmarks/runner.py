@@ -180,6 +180,12 @@ def run_floor(args):
     import scipy  # noqa: F401
     import scipy.ndimage  # noqa: F401
     t_imported = time.perf_counter()
+    # The floor allocates as ramp2slope does (no huge-page advice; see ramp2slope.hugepages),
+    # so that the comparison is about processing, not about the kernel's page compaction.
+    from ramp2slope.hugepages import no_hugepage_advice
+
+    advice = no_hugepage_advice()
+    advice.__enter__()
 
     refs = _load_refs(args.refs)
     paths = [args.uncal] + sorted(set(refs.values()) - {"N/A"})

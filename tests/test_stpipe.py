@@ -96,3 +96,25 @@ def test_standalone_step_runs_even_when_skip_is_set():
     step = AddOne(skip=True)
     result = step.run(datamodels.RampModel((1, 1, 2, 2)))
     assert np.all(result.data == 1)
+
+
+def test_hugepage_advice_off_inside_runs_and_restored_after():
+    from ramp2slope import hugepages
+
+    setter = hugepages._set_madvise_hugepage
+    if setter is None:
+        pytest.skip("this numpy has no huge-page switch")
+    seen = []
+
+    class Probe(Step):
+        def process(self, model):
+            seen.append(setter(False))  # returns the setting in force
+            return model
+
+    before = setter(True)
+    try:
+        Probe().run(datamodels.ImageModel(np.zeros((2, 2), np.float32)))
+        assert seen == [False]
+        assert setter(True) is True  # restored
+    finally:
+        setter(before)

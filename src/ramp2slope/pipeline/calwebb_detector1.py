@@ -153,9 +153,10 @@ class Detector1Pipeline(Pipeline):
     def run(self, *args):
         step_input = args[0]
         start = time.perf_counter()
+        from ..hugepages import no_hugepage_advice
         from ..threads import thread_limit
 
-        with thread_limit(self.threads):
+        with thread_limit(self.threads), no_hugepage_advice():
             source = self._open_source(step_input)
             if source is None:
                 model = self._open_input(step_input)

@@ -10,6 +10,7 @@ import time
 
 from .. import datamodels
 from ..errors import Ramp2SlopeError
+from ..hugepages import no_hugepage_advice
 from ..references import NOT_APPLICABLE, find_reference
 from .naming import make_output_path
 from .spec import parse_spec
@@ -144,6 +145,10 @@ class Step:
         return step_input
 
     def run(self, *args):
+        with no_hugepage_advice():
+            return self._run(*args)
+
+    def _run(self, *args):
         step_input = args[0] if args else None
         model = self._open_input(step_input)
         start = time.perf_counter()
