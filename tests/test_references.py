@@ -120,3 +120,164 @@ def test_finder_priority_specificity_and_errors(tmp_path, monkeypatch):
                subarray="SUBX")
     with pytest.raises(ReferenceFileError, match="ambiguous"):
         references.find_reference("gain", model, refdir=str(refdir))
+
+
+# ---------------------------------------------------------------- reading straight from the file
+
+def test_dq_def_identity_keeps_defined_bits_only_and_general_case_in_one_pass():
+    dnu, hot, warm = dqflags.pixel["DO_NOT_USE"], dqflags.pixel["HOT"], dqflags.pixel["WARM"]
+    rec = [("BIT", "i4"), ("VALUE", "u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")]
+    identity = np.array([(0, dnu, "DO_NOT_USE", ""), (11, hot, "HOT", "")], dtype=rec)
+    dq = np.array([[dnu, hot | warm, warm, 0, dnu | hot]], np.uint32)
+    out = references.translate_dq(dq, identity)
+    np.testing.assert_array_equal(out, [[dnu, hot, 0, 0, dnu | hot]])  # WARM is not defined
+    assert out is not dq and dq[0, 1] == hot | warm  # the input is left alone
+    # a multi-bit VALUE sets its flag when any of its bits is set; a lowercase name is not a
+    # standard mnemonic (the official lookup is exact) and is ignored
+    general = np.array([(0, 3, "HOT", ""), (2, 4, "DO_NOT_USE", ""), (3, 8, "warm", ""),
+                        (4, 16, "GOOD", "")], dtype=rec)
+    dq = np.array([[1, 2, 3, 4, 8, 16, 5]], np.uint32)
+    out = references.translate_dq(dq, general)
+    np.testing.assert_array_equal(out, [[hot, hot, hot, dnu, 0, 0, hot | dnu]])
+    inplace = references.translate_dq(dq, general, inplace=True)
+    assert inplace is dq
+    np.testing.assert_array_equal(dq, [[hot, hot, hot, dnu, 0, 0, hot | dnu]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint16, np.uint32,
+                                   np.int32, np.uint8])
+def test_raw_reader_matches_astropy_for_windows_and_planes(tmp_path, dtype):
+    from ramp2slope.references.rawread import RefImage
+
+    rng = np.random.default_rng(3)
+    if np.dtype(dtype).kind == "f":
+        data = rng.normal(0, 1e3, (3, 30, 40)).astype(dtype)
+        data[0, 0, 0] = np.nan
+    else:
+        info = np.iinfo(dtype)
+        data = rng.integers(info.min, info.max, (3, 30, 40), endpoint=True, dtype=dtype)
+    path = tmp_path / "img.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI")]).writeto(path)
+    with fits.open(path) as hdulist:
+        expected = np.array(hdulist["SCI"].data)
+        image = RefImage(str(path), hdulist["SCI"])
+        assert image.fast
+        for target in (np.float32, expected.dtype.newbyteorder("=")):
+            got = image.read(target, rows=slice(2, 12), cols=slice(4, 16))
+            assert got.flags.c_contiguous and got.dtype == target and got.shape == (3, 10, 12)
+            np.testing.assert_array_equal(got, expected[:, 2:12, 4:16].astype(target))
+            np.testing.assert_array_equal(image.read(target, planes=1), expected[1].astype(target))
+            np.testing.assert_array_equal(image.read(target, planes=slice(1, 3), rows=slice(29, 30)),
+                                          expected[1:3, 29:30].astype(target))
+
+
+def test_loaders_read_only_the_science_window(tmp_path, monkeypatch):
+    from ramp2slope.references import rawread
+
+    model = _science()  # 10x12 at (5, 3) in a 40x30 reference
+    model.meta.exposure.nframes = 4
+    rng = np.random.default_rng(1)
+    coeffs = rng.normal(0, 1, (4, 30, 40)).astype(np.float32)
+    inv = rng.normal(0, 1, (4, 30, 40)).astype(np.float32)
+    dq = rng.integers(0, 2, (30, 40), dtype=np.uint32) * np.uint32(dqflags.pixel["REFERENCE_PIXEL"])
+    dq[5, 6] |= 1
+    path = _write_ref(tmp_path / "lin.fits", "LINEARITY", {"COEFFS": coeffs, "INV_COEFFS": inv, "DQ": dq},
+                      dq_def=[(0, 1, "DO_NOT_USE", ""), (31, 2 ** 31, "REFERENCE_PIXEL", "")])
+    mapped = []
+    real = rawread.RefImage._read_rows
+
+    def spy(self, handle, start, nrows, row_bytes, x0, out):
+        mapped.append(nrows * row_bytes)
+        return real(self, handle, start, nrows, row_bytes, x0, out)
+
+    monkeypatch.setattr(rawread.RefImage, "_read_rows", spy)
+    lin = references.load_linearity(path, model)
+    np.testing.assert_array_equal(lin.coeffs, coeffs[:, 2:12, 4:16])
+    np.testing.assert_array_equal(lin.inv_coeffs, inv[:, 2:12, 4:16])
+    np.testing.assert_array_equal(lin.dq, dq[2:12, 4:16])
+    assert lin.dq.dtype == np.uint32 and lin.dq[3, 2] & 1
+    # 10 rows of each plane (and of the DQ), never the whole extension
+    assert sum(mapped) == (4 + 4 + 1) * 10 * 40 * 4
+    # without frame averaging the inverse coefficients are not needed and not read
+    model.meta.exposure.nframes = 1
+    assert references.load_linearity(path, model).inv_coeffs is None
+
+
+def test_truncated_reference_is_a_one_line_error_naming_the_file(tmp_path):
+    model = _science()
+    path = _write_ref(tmp_path / "gain.fits", "GAIN", {"SCI": np.ones((30, 40), np.float32)})
+    size = len(open(path, "rb").read())
+    with open(path, "r+b") as handle:
+        handle.truncate(size - 2880)  # the end of the data is gone
+    with pytest.raises(ReferenceFileError) as error:
+        references.load_gain(path, model)
+    message = str(error.value)
+    assert path in message and "truncated" in message and "\n" not in message
+    dark = _write_ref(tmp_path / "dark.fits", "DARK", {"SCI": np.zeros((4, 10, 12), np.float32)},
+                      box=(5, 3, 12, 10), NFRAMES=1, GROUPGAP=0, NGROUPS=4)
+    size = len(open(dark, "rb").read())
+    with open(dark, "r+b") as handle:
+        handle.truncate(size - 2880)
+    with pytest.raises(ReferenceFileError, match="truncated"):
+        references.load_dark(dark, model)
+    # cut inside the header of the last extension (astropy would silently stop before it)
+    sat = _write_ref(tmp_path / "sat.fits", "SATURATION", {"SCI": np.ones((30, 40), np.float32),
+                                                          "DQ": np.zeros((30, 40), np.uint32)},
+                     dq_def=[(0, 1, "DO_NOT_USE", "")])
+    size = len(open(sat, "rb").read())
+    with open(sat, "r+b") as handle:
+        handle.truncate(size - 5000)
+    with pytest.raises(ReferenceFileError, match=r"sat\.fits: the file is truncated"):
+        references.load_saturation(sat, model)
+
+
+def test_dark_is_read_plane_by_plane_and_averaged_once_per_run(tmp_path):
+    from ramp2slope.dark_current import dark_used, subtract_dark
+
+    model = _science(shape=(2, 3, 10, 12))
+    rng = np.random.default_rng(5)
+    planes = rng.normal(5, 2, (14, 10, 12)).astype(np.float32)
+    planes[3, 2, 2] = np.nan
+    path = _write_ref(tmp_path / "dark.fits", "DARK", {"SCI": planes, "ERR": planes,
+                                                       "DQ": np.zeros((10, 12), np.uint32)},
+                      box=(5, 3, 12, 10), NFRAMES=1, GROUPGAP=0, NGROUPS=14)
+    dark = references.load_dark(path, model)
+    try:
+        data = rng.normal(100, 5, (2, 3, 10, 12)).astype(np.float32)
+        expected = data.copy()
+        pdq = np.zeros((10, 12), np.uint32)
+        subtract_dark(expected, pdq.copy(), planes, dark.dq, 4, 1, 1, 0)
+        got = data.copy()
+        subtract_dark(got, pdq.copy(), dark.data, dark.dq, 4, 1, 1, 0, reuse=dark.derived)
+        np.testing.assert_array_equal(got, expected)
+        assert len(dark.derived) == 1
+        # a second call (the next integration) reuses the averaged dark
+        dark.data.read_plane = None
+        again = data.copy()
+        subtract_dark(again, pdq.copy(), dark.data, dark.dq, 4, 1, 1, 0, reuse=dark.derived)
+        np.testing.assert_array_equal(again, expected)
+        del dark.data.read_plane
+        used = dark_used(dark.data, 3, 4, 1, 1, 0)
+        np.testing.assert_array_equal(used[0], dark_used(planes.copy(), 3, 4, 1, 1, 0)[0])
+        assert np.isnan(dark.data.read_plane(3)[2, 2])  # the file is untouched
+    finally:
+        dark.close()
+
+
+def test_compressed_and_scaled_images_go_through_astropy(tmp_path):
+    model = _science()
+    rng = np.random.default_rng(2)
+    primary = fits.PrimaryHDU()
+    primary.header.update(REFTYPE="GAIN", INSTRUME="NIRCAM", DETECTOR="NRCA1", SUBSTRT1=1,
+                          SUBSTRT2=1, SUBSIZE1=40, SUBSIZE2=30)
+    path = tmp_path / "gain_comp.fits"
+    fits.HDUList([primary, fits.CompImageHDU(rng.normal(2, 0.1, (30, 40)).astype(np.float32),
+                                             name="SCI")]).writeto(path)
+    expected = fits.getdata(path, 1)[2:12, 4:16]
+    np.testing.assert_array_equal(references.load_gain(str(path), model).data, expected)
+    scaled = fits.ImageHDU(rng.integers(0, 1000, (30, 40)).astype(np.int16), name="SCI")
+    scaled.header["BSCALE"], scaled.header["BZERO"] = 0.5, 3.0
+    path = tmp_path / "gain_scaled.fits"
+    fits.HDUList([primary, scaled]).writeto(path)
+    expected = fits.getdata(path, 1)[2:12, 4:16].astype(np.float32)
+    np.testing.assert_array_equal(references.load_gain(str(path), model).data, expected)

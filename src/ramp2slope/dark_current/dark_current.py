@@ -2,15 +2,19 @@
 (spec §2.4, §4.9), matching ``stcal.dark_current.dark_sub`` as jwst 3.0.0 calls it (NIR: 3-D
 darks).
 
-The dark is never copied as a whole: extension planes are computed on the fly, NaNs count as
-0, and for each science group only the dark planes that group needs are averaged into a 2-D
-buffer, which is then subtracted from every integration. ZEROFRAME is not dark-subtracted.
+The dark is never held as a whole: for each science group only the dark planes that group
+needs are read, one at a time into one buffer (from the file, through
+``references.DarkPlanes``), and accumulated into a 2-D buffer (extension planes are computed on
+the fly, NaNs count as 0), which is then subtracted from every integration. When the caller
+keeps the dark for several calls (one per integration), the per-group darks are computed once
+and reused. ZEROFRAME is not dark-subtracted.
 
 Arithmetic follows the official code. When the dark has to be extended, the official code
 builds the extension in float64 (an int64 ramp times a float32 slope), which turns the whole
 dark into float64; the subtraction (and any averaging) is then done in float64 before rounding
-to float32. Otherwise a frame average is a float32 sum divided by the count, and subtraction is
-float32.
+to float32 (a real, float32 plane subtracted in float64 rounds to the same float32 result as a
+float32 subtraction: float64 has more than twice float32's precision). Otherwise a frame average
+is a float32 sum, in plane order, divided by the count, and subtraction is float32.
 """
 from typing import NamedTuple
 
@@ -75,49 +79,52 @@ def plan_dark(sci_ngroups, sci_nframes, sci_groupgap, dark_nplanes, dark_nframes
     return DarkPlan(False, n_extend, direct, starts, ns, reason)
 
 
-@numba.njit(cache=True)
-def _plane_value(dark, p, y, x):
-    """Dark plane ``p`` at (y, x) as the official (possibly extended) array holds it, NaN -> 0.
-    Returns float64; without extension the value is a float32 one."""
-    nm = dark.shape[0]
-    if p < nm:
-        v = np.float64(dark[p, y, x])
-    else:
-        slope = dark[nm - 1, y, x] - dark[nm - 2, y, x]  # float32
-        v = np.float64(p - nm + 1) * np.float64(slope) + np.float64(dark[nm - 1, y, x])
-    if np.isnan(v):
-        v = 0.0
-    return v
+@numba.njit(parallel=True, cache=True)
+def _accumulate(plane, last, prev, k, use_ext, wide, first, acc64, acc32):
+    """Add one dark plane (NaN -> 0) to the group's accumulator.
+
+    The plane is ``plane`` (float32), or with ``use_ext`` the extrapolated plane ``k`` steps
+    after the last one, ``k * (last - prev) + last`` with a float32 slope and a float64 result
+    (the official extension). ``wide``: accumulate in float64 (``acc64``), else in float32
+    (``acc32``, the float64 value rounded first); ``first``: assign instead of adding."""
+    ny, nx = acc64.shape if wide else acc32.shape
+    kk = np.float64(k)
+    for y in numba.prange(ny):
+        for x in range(nx):
+            if use_ext:
+                slope = last[y, x] - prev[y, x]  # float32
+                v = kk * np.float64(slope) + np.float64(last[y, x])
+            else:
+                v = np.float64(plane[y, x])
+            if np.isnan(v):
+                v = 0.0
+            if wide:
+                if first:
+                    acc64[y, x] = v
+                else:
+                    acc64[y, x] = acc64[y, x] + v
+            else:
+                if first:
+                    acc32[y, x] = np.float32(v)
+                else:
+                    acc32[y, x] = acc32[y, x] + np.float32(v)
 
 
 @numba.njit(parallel=True, cache=True)
-def _group_dark(dark, start, nframes, nplanes, extended, direct, out64, out32):
-    """Fill the dark used for one science group.
-
-    direct: out64 = plane ``start`` (float64). Otherwise out32 = float32 mean of planes
-    [start, start+nframes) clipped to the ``nplanes`` available (NaN if none), averaged in
-    float64 when the dark is extended and in float32 otherwise."""
-    ny, nx = dark.shape[1], dark.shape[2]
-    end = min(start + nframes, nplanes)
-    count = end - start
+def _mean_from32(acc32, count):
+    """acc32 = float32(float64(acc32) / count): the float32 sum's mean."""
+    ny, nx = acc32.shape
     for y in numba.prange(ny):
         for x in range(nx):
-            if direct:
-                out64[y, x] = _plane_value(dark, start, y, x)
-            elif count <= 0:
-                out32[y, x] = np.float32(np.nan)
-            elif nframes == 1:
-                out32[y, x] = np.float32(_plane_value(dark, start, y, x))
-            elif extended:
-                s = _plane_value(dark, start, y, x)
-                for p in range(start + 1, end):
-                    s = s + _plane_value(dark, p, y, x)
-                out32[y, x] = np.float32(s / count)
-            else:
-                s32 = np.float32(_plane_value(dark, start, y, x))
-                for p in range(start + 1, end):
-                    s32 = s32 + np.float32(_plane_value(dark, p, y, x))
-                out32[y, x] = np.float32(np.float64(s32) / count)
+            acc32[y, x] = np.float32(np.float64(acc32[y, x]) / count)
+
+
+@numba.njit(parallel=True, cache=True)
+def _mean_from64(acc64, count, acc32):
+    ny, nx = acc32.shape
+    for y in numba.prange(ny):
+        for x in range(nx):
+            acc32[y, x] = np.float32(acc64[y, x] / count)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -136,17 +143,33 @@ def _subtract32(plane, dark32):
             plane[y, x] = plane[y, x] - dark32[y, x]
 
 
-def _native(dark):
-    """The dark as a native float32 array: no copy when it already is one (the normal case)."""
-    return np.asarray(dark, dtype=np.float32)
+def _plane_reader(dark):
+    """``read(p, buffer)``: plane ``p`` of ``dark`` as a native float32 2-D array, either
+    ``buffer`` filled with it or (for a native in-memory array) the plane itself, not a copy.
+
+    ``dark`` is an array or an object with ``read_plane(p, out)`` (a reference file read plane
+    by plane); it is never converted whole."""
+    read_plane = getattr(dark, "read_plane", None)
+    if read_plane is not None:
+        return read_plane
+
+    def read(p, out):
+        plane = dark[p]
+        if plane.dtype == np.float32 and plane.dtype.isnative and plane.flags.c_contiguous:
+            return plane
+        out[...] = plane
+        return out
+
+    return read
 
 
 def _check(dark, ny, nx):
     if dark.ndim != 3:
         raise ReferenceFileError(f"the DARK reference SCI array must be 3-D, got shape {dark.shape}")
-    if dark.shape[1:] != (ny, nx):
+    if tuple(dark.shape[1:]) != (ny, nx):
         raise ReferenceFileError(
-            f"the DARK reference has {dark.shape[1:]} pixels but the science data have {(ny, nx)}")
+            f"the DARK reference has {tuple(dark.shape[1:])} pixels but the science data have "
+            f"{(ny, nx)}")
 
 
 def _check_planes(plan, nplanes, dark):
@@ -157,40 +180,104 @@ def _check_planes(plan, nplanes, dark):
             f"the DARK reference has too few planes ({nplanes}) for the science readout")
 
 
-def _for_each_group(dark, plan, ny, nx, callback):
-    nplanes = dark.shape[0] + plan.n_extend
+def _group_darks(dark, plan, ny, nx):
+    """Yield ``(g, array)``: the dark subtracted from science group ``g``, float32 or float64
+    (float64 only for a direct subtraction of an extrapolated plane, which the official code
+    subtracts in float64). The arrays are work buffers, reused for the next group.
+
+    Planes are read one at a time into a single buffer and accumulated in file order, which
+    is the order of the official float32 sum; the two last planes are kept when the dark has
+    to be extrapolated."""
+    nm = dark.shape[0]
+    nplanes = nm + plan.n_extend
     extended = plan.n_extend > 0
-    out64 = np.empty((ny, nx), dtype=np.float64) if plan.direct else np.empty((1, 1), np.float64)
-    out32 = np.empty((1, 1), np.float32) if plan.direct else np.empty((ny, nx), dtype=np.float32)
+    read = _plane_reader(dark)
+    buffer = np.empty((ny, nx), np.float32)
+    none32 = np.empty((1, 1), np.float32)
+    none64 = np.empty((1, 1), np.float64)
+    last = prev = none32
+    if extended and any(min(s + (1 if plan.direct else plan.nframes), nplanes) > nm
+                        for s in plan.starts):
+        last = np.array(read(nm - 1, buffer), dtype=np.float32, copy=True)
+        prev = np.array(read(nm - 2, buffer), dtype=np.float32, copy=True)
+    acc32 = np.empty((ny, nx), np.float32)
+    acc64 = None
     for g, start in enumerate(plan.starts):
-        _group_dark(dark, start, plan.nframes, nplanes, extended, plan.direct, out64, out32)
-        callback(g, out64 if plan.direct else out32)
+        if plan.direct:
+            if start < nm:  # float32 plane: subtracting it in float32 or float64 is the same
+                _accumulate(read(start, buffer), none32, none32, 0, False, False, True, none64, acc32)
+                yield g, acc32
+            else:
+                if acc64 is None:
+                    acc64 = np.empty((ny, nx), np.float64)
+                _accumulate(none32, last, prev, start - nm + 1, True, True, True, acc64, none32)
+                yield g, acc64
+            continue
+        end = min(start + plan.nframes, nplanes)
+        count = end - start
+        if count <= 0:
+            acc32.fill(np.nan)
+            yield g, acc32
+            continue
+        wide = extended and plan.nframes > 1
+        if wide and acc64 is None:
+            acc64 = np.empty((ny, nx), np.float64)
+        for p in range(start, end):
+            ext = p >= nm
+            plane = none32 if ext else read(p, buffer)
+            _accumulate(plane, last, prev, p - nm + 1, ext, wide, p == start,
+                        acc64 if wide else none64, none32 if wide else acc32)
+        if plan.nframes == 1:
+            pass  # the plane's value, rounded to float32
+        elif wide:
+            _mean_from64(acc64, count, acc32)
+        else:
+            _mean_from32(acc32, count)
+        yield g, acc32
 
 
-def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes, dark_groupgap):
+def _subtract(plane, dark_plane):
+    if dark_plane.dtype == np.float64:
+        _subtract64(plane, dark_plane)
+    else:
+        _subtract32(plane, dark_plane)
+
+
+def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes, dark_groupgap,
+                  reuse=None):
     """Subtract the dark in place; returns ``(status, plan)`` with status 'COMPLETE' or 'SKIPPED'.
 
     data: float32 (nints, ngroups, ny, nx); pixeldq: uint32 (ny, nx), ``|= dark_dq`` unless
-    skipped; dark: float32 (nplanes, ny, nx), the DARK SCI array (not modified, not cut out;
-    anything but native float32 is converted, which costs a copy);
+    skipped; dark: the DARK SCI array (nplanes, ny, nx), not modified and not cut out: a
+    float32 array, or an object with ``shape`` and ``read_plane(p, out)`` reading one plane
+    (:class:`ramp2slope.references.loaders.DarkPlanes`); only the planes the science groups
+    use are read, one at a time (a non-native array is converted plane by plane);
     dark_dq: uint32 (ny, nx); nframes/groupgap: science NFRAMES/GROUPGAP; dark_nframes,
     dark_groupgap: the dark's NFRAMES/GROUPGAP keywords. When SKIPPED nothing is changed.
+
+    reuse: None, or a dict kept with the dark between calls (one per integration of an
+    exposure): the dark of each group is then computed once, stored there, and reused.
     """
     nints, ngroups, ny, nx = data.shape
-    dark = _native(dark)
     _check(dark, ny, nx)
     plan = plan_dark(ngroups, nframes, groupgap, dark.shape[0], dark_nframes, dark_groupgap)
     if plan.skip:
         return "SKIPPED", plan
     _check_planes(plan, dark.shape[0] + plan.n_extend, dark)
     pixeldq |= np.asarray(dark_dq, dtype=np.uint32)
-
-    def subtract(g, dark_plane):
-        kernel = _subtract64 if plan.direct else _subtract32
+    if reuse is not None:
+        key = ("group darks", plan, ny, nx)
+        stored = reuse.get(key)
+        if stored is None:
+            stored = [np.array(plane, copy=True) for _, plane in _group_darks(dark, plan, ny, nx)]
+            reuse[key] = stored
+        for g, dark_plane in enumerate(stored):
+            for integ in range(nints):
+                _subtract(data[integ, g], dark_plane)
+        return "COMPLETE", plan
+    for g, dark_plane in _group_darks(dark, plan, ny, nx):
         for integ in range(nints):
-            kernel(data[integ, g], dark_plane)
-
-    _for_each_group(dark, plan, ny, nx, subtract)
+            _subtract(data[integ, g], dark_plane)
     return "COMPLETE", plan
 
 
@@ -203,10 +290,10 @@ def dark_used(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dar
     * Frame averaging needed: the averaged dark (ngroups, ny, nx), with the science values.
     * Direct case: the whole reference dark with NaN -> 0, extended when needed, with the
       dark's own NFRAMES/GROUPGAP and NGROUPS = ``dark_ngroups`` (the keyword; defaults to the
-      number of planes) plus the planes added. Without extension this is ``dark`` itself,
-      with its NaNs replaced by 0 IN PLACE (no copy is made); with extension a new array.
+      number of planes) plus the planes added. Without extension, for a native float32 array
+      this is ``dark`` itself with its NaNs replaced by 0 IN PLACE (no copy is made); for a
+      plane reader (or another dtype) a new array; with extension always a new array.
     """
-    dark = _native(dark)
     ny, nx = dark.shape[1:]
     plan = plan_dark(ngroups, nframes, groupgap, dark.shape[0], dark_nframes, dark_groupgap)
     if plan.skip:
@@ -215,23 +302,18 @@ def dark_used(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dar
     if plan.direct:
         ngroups_kw = (dark.shape[0] if dark_ngroups is None else int(dark_ngroups)) + plan.n_extend
         if plan.n_extend == 0:
-            np.nan_to_num(dark, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
-            return dark, int(dark_nframes), ngroups_kw, int(dark_groupgap)
+            full = dark.read_all() if hasattr(dark, "read_all") else np.asarray(dark, np.float32)
+            np.nan_to_num(full, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+            return full, int(dark_nframes), ngroups_kw, int(dark_groupgap)
         nplanes = dark.shape[0] + plan.n_extend
         out = np.empty((nplanes, ny, nx), dtype=np.float32)
-        full = DarkPlan(False, plan.n_extend, True, tuple(range(nplanes)), 1, "")
-
-        def store(g, plane):
+        every = DarkPlan(False, plan.n_extend, True, tuple(range(nplanes)), 1, "")
+        for g, plane in _group_darks(dark, every, ny, nx):
             out[g] = plane
-
-        _for_each_group(dark, full, ny, nx, store)
         return out, int(dark_nframes), ngroups_kw, int(dark_groupgap)
     out = np.empty((int(ngroups), ny, nx), dtype=np.float32)
-
-    def keep(g, plane):
+    for g, plane in _group_darks(dark, plan, ny, nx):
         out[g] = plane
-
-    _for_each_group(dark, plan, ny, nx, keep)
     return out, int(nframes), int(ngroups), int(groupgap)
 
 

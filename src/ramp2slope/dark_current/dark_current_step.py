@@ -2,10 +2,8 @@
 import logging
 import os
 
-import numpy as np
-
 from ..datamodels import DarkModel
-from ..references import load_dark, load_dark_resident
+from ..references import load_dark
 from ..stpipe import Step
 from .dark_current import average_dark_current_array, dark_used, subtract_dark
 
@@ -26,10 +24,11 @@ class DarkCurrentStep(Step):
     """
 
     def process(self, model):
-        # Within a pipeline run that caches references the dark is read into memory once
-        # (instead of being converted from the memory-mapped file at every call).
-        loader = load_dark if self.reference_cache() is None else load_dark_resident
-        dark = self.load_reference(model, "dark", loader)
+        # The dark is read plane by plane, only the planes the science groups use. Within a
+        # pipeline run that shares references (one integration at a time) the dark of each
+        # group is computed once and kept with the shared reference (``dark.derived``).
+        shared = self.reference_cache() is not None
+        dark = self.load_reference(model, "dark", load_dark)
         if dark is None:
             return self.skipped(model, "no DARK reference")
         try:
@@ -46,7 +45,8 @@ class DarkCurrentStep(Step):
                 log.info("%s: the reference AVDRKCUR array does not match the science "
                             "average_dark_current shape; not used", self.name)
             status, plan = subtract_dark(model.data, model.pixeldq, dark.data, dark.dq, nframes,
-                                         groupgap, dark.nframes, dark.groupgap)
+                                         groupgap, dark.nframes, dark.groupgap,
+                                         reuse=dark.derived if shared else None)
             if status == "SKIPPED":
                 return self.skipped(model, plan.reason)
             if plan.n_extend:
@@ -60,9 +60,8 @@ class DarkCurrentStep(Step):
         return self.complete(model)
 
     def _save_dark_used(self, model, dark, nframes, groupgap):
-        # dark_used may replace NaNs in place, so it gets a private native copy of the dark.
-        planes = np.array(dark.data, dtype=np.float32)
-        used = dark_used(planes, model.shape[1], nframes, groupgap, dark.nframes, dark.groupgap,
+        # dark.data reads from the file: dark_used gets new arrays, the reference is untouched.
+        used = dark_used(dark.data, model.shape[1], nframes, groupgap, dark.nframes, dark.groupgap,
                          dark_ngroups=dark.ngroups)
         if used is None:
             return

@@ -3,6 +3,7 @@ READNOISE, IPC), with DQ_DEF translation and subarray cut-outs."""
 from .dq_def import translate_dq
 from .finder import ENV_REFDIR, NOT_APPLICABLE, find_in_directory, find_reference
 from .loaders import (
+    DarkPlanes,
     check_reference,
     load_dark,
     load_dark_resident,
@@ -28,7 +29,7 @@ LOADERS = {
 }
 
 __all__ = [
-    "ENV_REFDIR", "check_reference", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
+    "ENV_REFDIR", "DarkPlanes", "check_reference", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
     "cutout", "science_box", "subarray_box", "load_mask", "load_saturation", "load_superbias",
     "load_linearity", "load_dark", "load_dark_resident", "load_gain", "load_readnoise", "load_ipc",
 ]

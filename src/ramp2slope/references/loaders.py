@@ -1,8 +1,10 @@
 """Loading reference files as plain arrays, DQ-translated and cut out to the science subarray.
 
 Every loader checks that the file is of the expected type and for the exposure's instrument and
-detector, and gives a one-line error naming the file otherwise. Large arrays (the dark) are
-memory-mapped and never copied whole.
+detector, and gives a one-line error naming the file otherwise. Image data are read straight
+from the file into native arrays, only the rows and planes that are used (a subarray exposure
+reads its window of a full-frame reference, not the whole array); the dark is read plane by
+plane when the step needs it.
 """
 import os
 import warnings
@@ -13,13 +15,18 @@ from astropy.io import fits
 
 from ..errors import ReferenceFileError
 from .dq_def import translate_dq
-from .subarray import cutout, cutout_slices, science_box, subarray_box
+from .rawread import RefImage
+from .subarray import cutout_slices, science_box, subarray_box
 
 _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
 
 
 class _RefFile:
-    """An open reference file, with its checked primary header and subarray box."""
+    """An open reference file, with its checked primary header and subarray box.
+
+    astropy parses the headers; image data are read straight from the file (:mod:`.rawread`),
+    only the part that is used, unless the layout needs astropy's unscaling.
+    """
 
     def __init__(self, path, reftype, model, memmap=True):
         self.path = path
@@ -29,12 +36,39 @@ class _RefFile:
                 warnings.simplefilter("ignore")
                 self.hdulist = fits.open(path, memmap=memmap)
                 self.header = self.hdulist[0].header
+                self.index = {}
+                for hdu in self.hdulist[1:]:
+                    self.index.setdefault((hdu.name or "").upper(), hdu)
         except Exception as exc:
             raise ReferenceFileError(f"{path}: not a readable FITS file ({str(exc).splitlines()[0]})") from None
+        self._check_complete()
         self._check(reftype, model)
-        self.index = {}
-        for hdu in self.hdulist[1:]:
-            self.index.setdefault((hdu.name or "").upper(), hdu)
+
+    def _check_complete(self):
+        """astropy silently stops at a header cut short by truncation: catch that here (data cut
+        short are caught when read)."""
+        try:
+            last = len(self.hdulist) - 1
+            info = self.hdulist.fileinfo(last)
+            end = info["datLoc"] + info["datSpan"]  # padded to 2880 bytes
+            if isinstance(self.hdulist[last], fits.CompImageHDU):  # size: of the image
+                data_end = end - 2879
+            else:
+                data_end = info["datLoc"] + int(self.hdulist[last].size)
+            with open(self.path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                handle.seek(end)
+                tail = handle.read(8)
+        except Exception:
+            return
+        problem = None
+        if tail == b"XTENSION":
+            problem = f"it ends inside the header of extension {last + 1}"
+        elif size < data_end:
+            problem = f"it ends inside the data of extension {last} ({size} bytes of {data_end})"
+        if problem:
+            self.hdulist.close()
+            raise ReferenceFileError(f"{self.path}: the file is truncated ({problem})")
 
     def _check(self, reftype, model):
         got = str(self.header.get("REFTYPE", "")).strip().upper()
@@ -57,47 +91,99 @@ class _RefFile:
             return None
         return hdu
 
-    def array(self, name, dtype=np.float32, required=True):
+    def image(self, name, required=True):
+        """The :class:`RefImage` of extension ``name`` (None when absent and not required)."""
         hdu = self.hdu(name, required)
-        if hdu is None:
-            return None
-        try:
-            if self.memmap and ("BZERO" in hdu.header or "BSCALE" in hdu.header):
-                # Scaled (unsigned) images cannot be memory-mapped; they are small (DQ).
+        return None if hdu is None else RefImage(self.path, hdu)
+
+    def _astropy_data(self, name):
+        hdu = self.index[name]
+        if "BZERO" in hdu.header or "BSCALE" in hdu.header:
+            # Scaled images cannot be memory-mapped: read this extension alone, unscaled.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 with fits.open(self.path, memmap=False) as hdulist:
-                    return np.asarray(hdulist[name].data, dtype=dtype)
-            return np.asarray(hdu.data, dtype=dtype)
+                    for other in hdulist[1:]:
+                        if (other.name or "").upper() == name:
+                            return np.array(other.data)
+        return hdu.data
+
+    def read(self, name, dtype=np.float32, required=True, window=None, planes=None, out=None):
+        """Extension ``name`` as a contiguous native ``dtype`` array, None when absent.
+
+        ``window``: (rows, cols) slices of the last two axes, read alone; ``planes``: an int or a
+        slice of the first axis (see :meth:`RefImage.read`).
+        """
+        image = self.image(name, required)
+        if image is None:
+            return None
+        rows, cols = window if window is not None else (None, None)
+        try:
+            if image.fast:
+                return image.read(dtype, planes=planes, rows=rows, cols=cols, out=out)
+            data = self._astropy_data(name)
+            if planes is not None:
+                data = data[planes]
+            data = data[..., rows or slice(None), cols or slice(None)]
+            if out is not None:
+                out[...] = data
+                return out
+            return np.ascontiguousarray(data, dtype=dtype)
+        except ReferenceFileError:
+            raise
         except Exception as exc:
             raise ReferenceFileError(f"{self.path}: extension {name} cannot be read "
                                      f"({str(exc).splitlines()[0]})") from None
 
+    def array(self, name, dtype=np.float32, required=True):
+        """The whole extension (see :meth:`read`)."""
+        return self.read(name, dtype, required)
+
+    def window(self, name, model, required=True):
+        """The (rows, cols) slices of extension ``name`` that cover the science subarray (None:
+        the whole array), from the headers only."""
+        hdu = self.hdu(name, required)
+        if hdu is None:
+            return None
+        shape = hdu.shape
+        box = self.box(shape)
+        sci = science_box(model)
+        if tuple(box) == tuple(sci):
+            return None
+        return cutout_slices(shape, box, sci, self.path)
+
+    def cut(self, name, model, dtype=np.float32, required=True):
+        """Extension ``name`` cut out to the science subarray; only those rows are read."""
+        if self.hdu(name, required) is None:
+            return None
+        return self.read(name, dtype, required, window=self.window(name, model))
+
     def table(self, name):
         hdu = self.index.get(name)
-        return None if hdu is None else hdu.data
+        if hdu is None:
+            return None
+        try:
+            return hdu.data
+        except Exception as exc:
+            raise ReferenceFileError(f"{self.path}: extension {name} cannot be read "
+                                     f"({str(exc).splitlines()[0]})") from None
 
-    def dq(self):
-        """The DQ array translated to standard flags (None when the file has no DQ)."""
-        dq = self.array("DQ", np.uint32, required=False)
-        return translate_dq(dq, self.table("DQ_DEF"), self.path)
+    def dq(self, model=None, plane=None):
+        """The DQ array translated to standard flags (None when the file has no DQ), cut out to
+        the science subarray when ``model`` is given; ``plane`` selects one plane of a 3-D DQ."""
+        hdu = self.hdu("DQ", required=False)
+        if hdu is None:
+            return None
+        window = self.window("DQ", model) if model is not None else None
+        planes = plane if (plane is not None and len(hdu.shape) == 3) else None
+        dq = self.read("DQ", np.uint32, window=window, planes=planes)
+        return translate_dq(dq, self.table("DQ_DEF"), self.path, inplace=True)
 
     def box(self, shape):
         return subarray_box(self.header, shape, self.path)
 
     def close(self):
         self.hdulist.close()
-
-
-def _cut(ref, model, *arrays):
-    """Cut each array out to the science subarray, using the reference's own box."""
-    sci = science_box(model)
-    out = []
-    for array in arrays:
-        if array is None:
-            out.append(None)
-            continue
-        box = ref.box(array.shape)
-        out.append(np.ascontiguousarray(cutout(array, box, sci, ref.path)))
-    return out
 
 
 def _require_shape(ref, array, model, what):
@@ -115,7 +201,7 @@ class MaskRef:
 def load_mask(path, model):
     ref = _RefFile(path, "MASK", model)
     try:
-        (dq,) = _cut(ref, model, ref.dq())
+        dq = ref.dq(model)
         if dq is None:
             raise ReferenceFileError(f"{path}: no DQ extension")
         _require_shape(ref, dq, model, "DQ")
@@ -134,10 +220,9 @@ class SaturationRef:
 def load_saturation(path, model):
     ref = _RefFile(path, "SATURATION", model)
     try:
-        data = ref.array("SCI")
-        dq = ref.dq()
-        data, dq = _cut(ref, model, data, dq)
+        data = ref.cut("SCI", model)
         _require_shape(ref, data, model, "SCI")
+        dq = ref.dq(model)
         if dq is None:
             dq = np.zeros(data.shape, np.uint32)
         return SaturationRef(path, data, dq)
@@ -155,8 +240,9 @@ class SuperbiasRef:
 def load_superbias(path, model):
     ref = _RefFile(path, "SUPERBIAS", model)
     try:
-        data, dq = _cut(ref, model, ref.array("SCI"), ref.dq())
+        data = ref.cut("SCI", model)
         _require_shape(ref, data, model, "SCI")
+        dq = ref.dq(model)
         if dq is None:
             dq = np.zeros(data.shape, np.uint32)
         return SuperbiasRef(path, data, dq)
@@ -175,12 +261,15 @@ class LinearityRef:
 def load_linearity(path, model):
     ref = _RefFile(path, "LINEARITY", model)
     try:
-        coeffs = ref.array("COEFFS")
-        if coeffs.ndim != 3:
-            raise ReferenceFileError(f"{path}: COEFFS must be 3-D (ncoeffs, ny, nx), got {coeffs.shape}")
-        inv = ref.array("INV_COEFFS", required=False)
-        coeffs, inv, dq = _cut(ref, model, coeffs, inv, ref.dq())
+        shape = ref.hdu("COEFFS").shape
+        if len(shape) != 3:
+            raise ReferenceFileError(f"{path}: COEFFS must be 3-D (ncoeffs, ny, nx), got {shape}")
+        coeffs = ref.cut("COEFFS", model)
         _require_shape(ref, coeffs, model, "COEFFS")
+        # The inverse coefficients serve only the read-level path, for NFRAMES > 1.
+        nframes = model.meta.exposure.nframes or 1
+        inv = ref.cut("INV_COEFFS", model, required=False) if int(nframes) > 1 else None
+        dq = ref.dq(model)
         if dq is None:
             dq = np.zeros(coeffs.shape[-2:], np.uint32)
         return LinearityRef(path, coeffs, inv, dq)
@@ -188,20 +277,72 @@ def load_linearity(path, model):
         ref.close()
 
 
+class DarkPlanes:
+    """The dark's SCI array, read plane by plane from the file (never held whole).
+
+    Has ``shape``, ``ndim`` and ``dtype`` (float32) like an array; :meth:`read_plane` reads one
+    plane into a native float32 buffer, ``np.asarray`` reads everything.
+    """
+
+    def __init__(self, ref, name="SCI"):
+        self._ref = ref
+        self._name = name
+        self.path = ref.path
+        self.shape = tuple(int(n) for n in ref.hdu(name).shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float32)
+        image = ref.image(name)
+        self._image = image if image.fast else None
+
+    def read_plane(self, p, out=None):
+        """Plane ``p`` as a native float32 (ny, nx) array (``out`` when given)."""
+        if out is None:
+            out = np.empty(self.shape[1:], np.float32)
+        if self._image is not None:
+            return self._image.read(np.float32, planes=int(p), out=out)
+        # a scaled layout (not used by real darks): unscaled by astropy once, kept in memory
+        if getattr(self, "_whole", None) is None:
+            self._whole = self._ref.read(self._name, np.float32)
+        out[...] = self._whole[int(p)]
+        return out
+
+    def read_all(self):
+        if self._image is not None:
+            return self._image.read(np.float32)
+        return self._ref.read(self._name, np.float32)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self.read_plane(index)
+        return self.read_all()[index]
+
+    def __array__(self, dtype=None, copy=None):
+        data = self.read_all()
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+
 @dataclass
 class DarkRef:
-    """A dark, memory-mapped: ``data`` planes are read from disk only when used."""
+    """A dark whose ``data`` (a :class:`DarkPlanes`) is read from the file plane by plane.
+
+    ``derived`` keeps what the dark step computes from it (the dark of each science group), so
+    that a dark shared for a run (one load, several integrations) is averaged only once."""
     path: str
-    data: np.ndarray
+    data: object
     dq: np.ndarray
     nframes: int
     groupgap: int
     ngroups: int
     average_dark_current: np.ndarray = None
     average_dark_current_keyword: float = None
+    derived: dict = field(default_factory=dict, repr=False)
     _ref: object = field(default=None, repr=False)
 
     def close(self):
+        self.derived.clear()
         if self._ref is not None:
             self._ref.close()
             self._ref = None
@@ -209,42 +350,42 @@ class DarkRef:
 
 def load_dark(path, model):
     ref = _RefFile(path, "DARK", model, memmap=True)
-    hdu = ref.hdu("SCI")
-    if len(hdu.shape) != 3:
+    try:
+        hdu = ref.hdu("SCI")
+        if len(hdu.shape) != 3:
+            raise ReferenceFileError(f"{path}: SCI must be 3-D (ngroups, ny, nx), got {hdu.shape}")
+        if hdu.shape[-2:] != model.shape[-2:]:
+            raise ReferenceFileError(
+                f"{path}: dark is {hdu.shape[-2]}x{hdu.shape[-1]} but the science data are "
+                f"{model.shape[-2]}x{model.shape[-1]} (darks are not cut out: use a dark for "
+                f"this subarray)")
+        image = ref.image("SCI")
+        if image.fast:  # fail now, with the file named, rather than in the middle of the step
+            size = os.path.getsize(path)
+            if image.offset + image.nbytes > size:
+                raise image._truncated(size)
+        dq = ref.dq(plane=0)
+        if dq is None:
+            dq = np.zeros(hdu.shape[-2:], np.uint32)
+        avg = ref.read("AVDRKCUR", required=False)
+        header = ref.header
+        keyword = header.get("AVDRKCUR")
+        return DarkRef(
+            path=path, data=DarkPlanes(ref), dq=np.ascontiguousarray(dq),
+            nframes=int(header.get("NFRAMES", 1)), groupgap=int(header.get("GROUPGAP", 0)),
+            ngroups=int(header.get("NGROUPS", hdu.shape[0])),
+            average_dark_current=avg,
+            average_dark_current_keyword=None if keyword is None else float(keyword),
+            _ref=ref)
+    except BaseException:
         ref.close()
-        raise ReferenceFileError(f"{path}: SCI must be 3-D (ngroups, ny, nx), got {hdu.shape}")
-    if hdu.shape[-2:] != model.shape[-2:]:
-        ref.close()
-        raise ReferenceFileError(
-            f"{path}: dark is {hdu.shape[-2]}x{hdu.shape[-1]} but the science data are "
-            f"{model.shape[-2]}x{model.shape[-1]} (darks are not cut out: use a dark for this subarray)")
-    data = hdu.data  # memory-mapped, big-endian float32; planes are converted when used
-    dq = ref.dq()
-    if dq is None:
-        dq = np.zeros(hdu.shape[-2:], np.uint32)
-    elif dq.ndim == 3:
-        dq = dq[0]
-    avg = ref.array("AVDRKCUR", required=False)
-    header = ref.header
-    keyword = header.get("AVDRKCUR")
-    return DarkRef(
-        path=path, data=data, dq=np.ascontiguousarray(dq),
-        nframes=int(header.get("NFRAMES", 1)), groupgap=int(header.get("GROUPGAP", 0)),
-        ngroups=int(header.get("NGROUPS", hdu.shape[0])),
-        average_dark_current=avg,
-        average_dark_current_keyword=None if keyword is None else float(keyword),
-        _ref=ref)
+        raise
 
 
 def load_dark_resident(path, model):
-    """:func:`load_dark` with the SCI planes read into memory (native float32) and the file
-    closed, for a dark that is used many times (once per integration)."""
-    dark = load_dark(path, model)
-    try:
-        dark.data = np.ascontiguousarray(dark.data, dtype=np.float32)
-    finally:
-        dark.close()
-    return dark
+    """Kept for callers of the former API: the same as :func:`load_dark` (the dark is read
+    plane by plane, and what is computed from it is kept in ``DarkRef.derived``)."""
+    return load_dark(path, model)
 
 
 @dataclass
@@ -257,7 +398,7 @@ class GainRef:
 def load_gain(path, model):
     ref = _RefFile(path, "GAIN", model)
     try:
-        (data,) = _cut(ref, model, ref.array("SCI"))
+        data = ref.cut("SCI", model)
         _require_shape(ref, data, model, "SCI")
         factor = ref.header.get("GAINFACT")
         return GainRef(path, data, None if factor is None else float(factor))
@@ -274,7 +415,7 @@ class ReadnoiseRef:
 def load_readnoise(path, model):
     ref = _RefFile(path, "READNOISE", model)
     try:
-        (data,) = _cut(ref, model, ref.array("SCI"))
+        data = ref.cut("SCI", model)
         _require_shape(ref, data, model, "SCI")
         return ReadnoiseRef(path, data)
     finally:
@@ -290,11 +431,13 @@ class IPCRef:
 def load_ipc(path, model):
     ref = _RefFile(path, "IPC", model)
     try:
-        kernel = ref.array("SCI")
-        if kernel.ndim == 4 and model.shape[-2:] != kernel.shape[-2:]:
-            (kernel,) = _cut(ref, model, kernel)
-        elif kernel.ndim not in (2, 4):
-            raise ReferenceFileError(f"{path}: IPC kernel must be 2-D or 4-D, got {kernel.shape}")
+        shape = ref.hdu("SCI").shape
+        if len(shape) == 4 and tuple(model.shape[-2:]) != tuple(shape[-2:]):
+            kernel = ref.cut("SCI", model)
+        elif len(shape) in (2, 4):
+            kernel = ref.read("SCI")
+        else:
+            raise ReferenceFileError(f"{path}: IPC kernel must be 2-D or 4-D, got {shape}")
         return IPCRef(path, np.ascontiguousarray(kernel))
     finally:
         ref.close()

@@ -1,0 +1,146 @@
+"""Reading reference-file images straight from the file into native arrays.
+
+astropy hands back memory-mapped big-endian arrays (and unscales 32-bit unsigned DQ arrays only
+after reading the whole extension again without memory mapping), so every loader paid a byte
+swap, a conversion and a whole-array temporary, for the whole extension even when only a
+subarray was used. Here the data offset comes from the parsed header and only the rows of the
+planes that are needed are read: a chunk of rows at a time is mapped from the page cache,
+converted (byte swap, and sign flip for pseudo-unsigned integers) into the output columns and
+unmapped again, so the file's pages never accumulate in the resident set.
+
+:class:`RefImage` handles the layouts reference files use (float32, pseudo-unsigned 16/32-bit
+integers, unscaled integers and float64); anything scaled otherwise reports ``fast = False`` and
+the caller goes through astropy. A file that ends inside the data raises ReferenceFileError
+naming the file and the extension.
+"""
+import math
+import mmap
+import os
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import ReferenceFileError
+
+_BIG_ENDIAN = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+_CHUNK_BYTES = 32 << 20  # bytes mapped at a time
+# Populating the mapping in one call is much cheaper than one page fault per 4 kB page.
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+class RefImage:
+    """Where an image extension's data are in its file and how they are stored."""
+
+    def __init__(self, path, hdu):
+        header = hdu.header
+        self.path = path
+        self.name = hdu.name
+        self.shape = tuple(int(n) for n in hdu.shape)
+        self.bitpix = int(header["BITPIX"])
+        self.bzero = header.get("BZERO", 0)
+        self.bscale = header.get("BSCALE", 1)
+        self.offset = int(hdu.fileinfo()["datLoc"])
+        self.unsigned = (self.bscale == 1 and self.bitpix in (16, 32, 64)
+                         and self.bzero == 2 ** (self.bitpix - 1))
+        plain = self.bscale == 1 and self.bzero == 0
+        # tile-compressed images (a binary table on disk) go through astropy
+        compressed = isinstance(hdu, fits.CompImageHDU)
+        self.fast = self.bitpix in _BIG_ENDIAN and (plain or self.unsigned) and not compressed
+        self.raw_dtype = np.dtype(_BIG_ENDIAN.get(self.bitpix, ">u1"))
+        # what astropy would give: the stored type, or its unsigned twin with the BZERO offset
+        self.native_dtype = (np.dtype(f"u{self.raw_dtype.itemsize}") if self.unsigned
+                             else self.raw_dtype.newbyteorder("="))
+
+    @property
+    def nbytes(self):
+        return math.prod(self.shape) * self.raw_dtype.itemsize
+
+    def _truncated(self, size):
+        return ReferenceFileError(
+            f"{self.path}: extension {self.name} cannot be read, the file is truncated "
+            f"({size} bytes, the data end at byte {self.offset + self.nbytes})")
+
+    def read(self, dtype, planes=None, rows=None, cols=None, out=None):
+        """``data[planes, rows, cols]`` as a C-contiguous native ``dtype`` array.
+
+        ``planes``: None (every leading index; the result keeps the leading axes), an int (one
+        plane of a 3-D array; that axis is dropped) or a slice of the first axis. ``rows`` and
+        ``cols`` are slices with step 1 of the last two axes (None: all).
+        """
+        if not self.fast:
+            raise ValueError(f"{self.path}: {self.name} needs astropy to be unscaled")
+        if len(self.shape) < 2:
+            raise ReferenceFileError(f"{self.path}: extension {self.name} is not an image")
+        ny, nx = self.shape[-2:]
+        lead = self.shape[:-2]
+        nlead = math.prod(lead)
+        y0, y1, _ = (rows or slice(None)).indices(ny)
+        x0, x1, _ = (cols or slice(None)).indices(nx)
+        if planes is None:
+            indices = range(nlead)
+            out_lead = lead
+        elif isinstance(planes, slice):
+            indices = range(*planes.indices(self.shape[0]))
+            out_lead = (len(indices),) + lead[1:]
+            step = nlead // self.shape[0] if self.shape[0] else 0
+            indices = [k for i in indices for k in range(i * step, (i + 1) * step)]
+        else:
+            p = int(planes)
+            if len(self.shape) != 3 or not 0 <= p < self.shape[0]:
+                raise IndexError(f"plane {planes} out of range for shape {self.shape}")
+            indices = [p]
+            out_lead = ()
+        nrows, ncols = max(y1 - y0, 0), max(x1 - x0, 0)
+        shape = tuple(out_lead) + (nrows, ncols)
+        if out is None:
+            out = np.empty(shape, dtype=dtype)
+        elif out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous {np.dtype(dtype)} array of shape {shape}")
+        if out.size == 0:
+            return out
+        planes_out = out.reshape(-1, nrows, ncols)
+        itemsize = self.raw_dtype.itemsize
+        row_bytes = nx * itemsize
+        chunk_rows = max(1, min(nrows, _CHUNK_BYTES // row_bytes))
+        with open(self.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if self.offset + self.nbytes > size:
+                raise self._truncated(size)
+            for j, k in enumerate(indices):
+                base = self.offset + (k * ny + y0) * row_bytes
+                for r in range(0, nrows, chunk_rows):
+                    n = min(chunk_rows, nrows - r)
+                    self._read_rows(handle, base + r * row_bytes, n, row_bytes, x0,
+                                    planes_out[j, r:r + n])
+        return out
+
+    def _read_rows(self, handle, start, nrows, row_bytes, x0, out):
+        """Decode ``nrows`` full stored rows starting at byte ``start`` into ``out``.
+
+        The rows are mapped from the page cache (no copy into a buffer) and unmapped at once,
+        so that the pages do not stay in the resident set."""
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        length = start - aligned + nrows * row_bytes
+        mapped = mmap.mmap(handle.fileno(), length, flags=_MAP_FLAGS, prot=mmap.PROT_READ,
+                           offset=aligned)
+        try:
+            raw = np.frombuffer(mapped, dtype=np.uint8, count=nrows * row_bytes,
+                                offset=start - aligned).reshape(nrows, row_bytes)
+            self._convert(raw, x0, out)
+            del raw
+        finally:
+            mapped.close()
+
+    def _convert(self, raw, x0, out):
+        """Decode ``raw`` (n full rows of stored bytes) columns ``x0:x0+ncols`` into ``out``."""
+        values = raw.view(self.raw_dtype)[:, x0:x0 + out.shape[1]]
+        if self.unsigned:
+            signed = np.dtype(f"i{self.raw_dtype.itemsize}")
+            if out.dtype == self.native_dtype:
+                # the stored signed value with its top bit flipped is the unsigned value
+                np.copyto(out.view(signed), values)
+                out ^= self.native_dtype.type(1 << (self.bitpix - 1))
+                return
+            unsigned = np.dtype(f">u{self.raw_dtype.itemsize}")
+            values = values.view(unsigned) ^ unsigned.type(1 << (self.bitpix - 1))
+        np.copyto(out, values, casting="unsafe")
