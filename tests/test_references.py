@@ -147,7 +147,7 @@ def test_dq_def_identity_keeps_defined_bits_only_and_general_case_in_one_pass():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint16, np.uint32,
                                    np.int32, np.uint8])
 def test_raw_reader_matches_astropy_for_windows_and_planes(tmp_path, dtype):
-    from ramp2slope.references.rawread import RefImage
+    from ramp2slope.datamodels.raw_image import ImageLayout
 
     rng = np.random.default_rng(3)
     if np.dtype(dtype).kind == "f":
@@ -160,7 +160,7 @@ def test_raw_reader_matches_astropy_for_windows_and_planes(tmp_path, dtype):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI")]).writeto(path)
     with fits.open(path) as hdulist:
         expected = np.array(hdulist["SCI"].data)
-        image = RefImage(str(path), hdulist["SCI"])
+        image = ImageLayout(str(path), hdulist["SCI"])
         assert image.fast
         for target in (np.float32, expected.dtype.newbyteorder("=")):
             got = image.read(target, rows=slice(2, 12), cols=slice(4, 16))
@@ -172,7 +172,7 @@ def test_raw_reader_matches_astropy_for_windows_and_planes(tmp_path, dtype):
 
 
 def test_loaders_read_only_the_science_window(tmp_path, monkeypatch):
-    from ramp2slope.references import rawread
+    from ramp2slope.datamodels.raw_image import ImageLayout
 
     model = _science()  # 10x12 at (5, 3) in a 40x30 reference
     model.meta.exposure.nframes = 4
@@ -184,13 +184,13 @@ def test_loaders_read_only_the_science_window(tmp_path, monkeypatch):
     path = _write_ref(tmp_path / "lin.fits", "LINEARITY", {"COEFFS": coeffs, "INV_COEFFS": inv, "DQ": dq},
                       dq_def=[(0, 1, "DO_NOT_USE", ""), (31, 2 ** 31, "REFERENCE_PIXEL", "")])
     mapped = []
-    real = rawread.RefImage._read_rows
+    real = ImageLayout._read_rows
 
     def spy(self, handle, start, nrows, row_bytes, x0, out):
         mapped.append(nrows * row_bytes)
         return real(self, handle, start, nrows, row_bytes, x0, out)
 
-    monkeypatch.setattr(rawread.RefImage, "_read_rows", spy)
+    monkeypatch.setattr(ImageLayout, "_read_rows", spy)
     lin = references.load_linearity(path, model)
     np.testing.assert_array_equal(lin.coeffs, coeffs[:, 2:12, 4:16])
     np.testing.assert_array_equal(lin.inv_coeffs, inv[:, 2:12, 4:16])

@@ -53,10 +53,14 @@ def _open_hdulist(path):
 
 def _read_array(path, hdu, dtype):
     """Read an image HDU into a native-endian array of ``dtype`` (see :mod:`.raw_image`)."""
-    if isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
-        return ImageLayout(path, hdu).read(dtype)
     try:
+        if isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
+            layout = ImageLayout(path, hdu)
+            if layout.fast and len(layout.shape) >= 2:
+                return layout.read(dtype)
         return np.asarray(hdu.data, dtype=dtype)
+    except BadInputError:
+        raise
     except Exception as exc:  # astropy raises a variety of errors on truncated data
         raise BadInputError(
             f"{path}: extension {hdu.name} cannot be read, the file may be truncated "

@@ -70,9 +70,14 @@ class _Extension:
         self.itemsize = self.disk.itemsize
         self.plane_bytes = math.prod(shape[1:]) * self.itemsize
         self.written = np.zeros(shape[0], dtype=bool)
+        self.buffer = None  # reused for the encoded bytes of each piece
 
     def encode(self, array):
-        return encode(np.asarray(array, dtype=self.dtype), self.disk, self.sign_bit)
+        array = np.asarray(array, dtype=self.dtype)
+        nbytes = array.size * self.itemsize
+        if self.buffer is None or self.buffer.size < nbytes:
+            self.buffer = np.empty(nbytes, dtype=np.uint8)
+        return encode(array, self.disk, self.sign_bit, self.buffer)
 
 
 def can_defer(dtype):

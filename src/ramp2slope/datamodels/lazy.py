@@ -117,7 +117,14 @@ class RampSource:
         """One integration of a per-integration array (optionally one group of SCI/GROUPDQ)."""
         spec = RampModel._spec(attr)
         key = (integration,) if group is None else (integration, group)
-        return self._layouts[attr].read(spec.dtype, key, out=out)
+        layout = self._layouts[attr]
+        if not layout.fast:
+            values = self._hdus[attr].section[key]
+            if out is None:
+                return np.asarray(values, dtype=spec.dtype)
+            out[...] = values
+            return out
+        return layout.read(spec.dtype, key, out=out)
 
     def integration_model(self, integration):
         """A RampModel holding integration ``integration`` only, with its own headers."""

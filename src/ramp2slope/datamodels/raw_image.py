@@ -1,141 +1,177 @@
-"""FITS image data straight between the file and native arrays.
+"""FITS image data straight between files and native arrays.
 
-astropy hands back big-endian arrays (or scaled copies of them), so turning a raw uint16 ramp
-into float32 through it costs a byte swap, an unscaling pass and a conversion pass, all single
-threaded and each with a full-size temporary; writing swaps every array in place and back.
-Here a few planes at a time go through a small buffer, converted in one parallel pass. The common
-layouts (16-bit pseudo-unsigned raw data, 32-bit pseudo-unsigned DQ, float32, bytes) have numba
-kernels; anything else goes through numpy, with the same result.
+astropy hands back big-endian arrays (memory-mapped, or scaled copies of them), so turning a raw
+uint16 ramp into float32 through it costs a byte swap, an unscaling pass and a conversion pass,
+each with a full-size temporary, for the whole extension even when a subarray is wanted; writing
+swaps every array in place and back. Here the data offset comes from the parsed header and only
+the rows of the planes that are needed are read: a chunk of rows at a time is mapped from the
+page cache, converted (byte swap, and sign flip for pseudo-unsigned integers) into the output
+and unmapped at once, so the file's pages never accumulate in the resident set.
 
-:class:`ImageLayout` reads (a short read, i.e. a truncated file, raises
-:class:`ramp2slope.errors.BadInputError` naming the file); :func:`encode` gives the on-disk bytes
-of a native array.
+:class:`ImageLayout` reads the layouts the pipeline meets (floats, pseudo-unsigned 16/32/64-bit
+integers, unscaled integers); anything else scaled reports ``fast = False`` and the caller goes
+through astropy. A file that ends inside the data raises the layout's ``error`` class (a
+:class:`~ramp2slope.errors.Ramp2SlopeError`) naming the file and the extension.
+:func:`encode` gives the stored bytes of a native array.
 """
 import math
+import mmap
+import os
 
-import numba
 import numpy as np
+from astropy.io import fits
 
 from ..errors import BadInputError
 
 _BIG_ENDIAN = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-
-#: Bytes read per chunk: large enough to amortise the read call, small enough to stay in cache.
-_CHUNK_BYTES = 8 << 20
+_CHUNK_BYTES = 32 << 20  # bytes mapped at a time
+# Populating the mapping in one call is much cheaper than one page fault per 4 kB page.
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 class ImageLayout:
-    """Where an image HDU's data are in its file and how they are stored."""
+    """Where an image extension's data are in its file and how they are stored."""
 
-    def __init__(self, path, hdu):
+    def __init__(self, path, hdu, error=BadInputError):
         header = hdu.header
         self.path = path
         self.name = hdu.name
+        self.error = error
         self.shape = tuple(int(n) for n in hdu.shape)
         # Once astropy has scaled the data it rewrites BITPIX/BZERO/BSCALE in the header; the
         # values as stored in the file are kept in its _orig_* attributes.
         self.bitpix = int(getattr(hdu, "_orig_bitpix", None) or header["BITPIX"])
-        if self.bitpix not in _BIG_ENDIAN:
-            raise BadInputError(f"{path}: extension {hdu.name} has BITPIX={self.bitpix}, "
-                                f"which is not a FITS image type")
-        self.raw_dtype = np.dtype(_BIG_ENDIAN[self.bitpix])
         self.bzero = getattr(hdu, "_orig_bzero", header.get("BZERO", 0))
         self.bscale = getattr(hdu, "_orig_bscale", header.get("BSCALE", 1))
         self.offset = int(hdu.fileinfo()["datLoc"])
+        self.unsigned = (self.bscale == 1 and self.bitpix in (16, 32, 64)
+                         and self.bzero == 2 ** (self.bitpix - 1))
+        plain = self.bscale == 1 and self.bzero == 0
+        # tile-compressed images (a binary table on disk) go through astropy
+        compressed = isinstance(hdu, fits.CompImageHDU)
+        self.fast = self.bitpix in _BIG_ENDIAN and (plain or self.unsigned) and not compressed
+        self.raw_dtype = np.dtype(_BIG_ENDIAN.get(self.bitpix, ">u1"))
+        # what astropy would give: the stored type, or its unsigned twin with the BZERO offset
+        self.native_dtype = (np.dtype(f"u{self.raw_dtype.itemsize}") if self.unsigned
+                             else self.raw_dtype.newbyteorder("="))
 
     @property
-    def unsigned_offset(self):
-        """True when BZERO only shifts signed storage to unsigned values (uint16, uint32)."""
-        return (self.bscale == 1 and self.bitpix in (16, 32, 64)
-                and self.bzero == 2 ** (self.bitpix - 1))
+    def nbytes(self):
+        return math.prod(self.shape) * self.raw_dtype.itemsize
 
-    @property
-    def plane_items(self):
-        return math.prod(self.shape[1:]) if len(self.shape) > 1 else 1
+    def _truncated(self, size):
+        return self.error(
+            f"{self.path}: extension {self.name} cannot be read, the file is truncated "
+            f"({size} bytes, the data end at byte {self.offset + self.nbytes})")
 
-    def read(self, dtype, index=(), out=None):
-        """The data (or ``data[index]`` for a tuple of leading indices) as a native ``dtype`` array."""
-        index = tuple(int(i) for i in index)
-        sub_shape = self.shape[len(index):]
-        items = math.prod(sub_shape)
-        start = 0
-        stride = items
-        for axis, i in enumerate(index):
-            if not 0 <= i < self.shape[axis]:
-                raise IndexError(f"index {index} out of range for shape {self.shape}")
-            start += i * math.prod(self.shape[axis + 1:])
+    def read(self, dtype, planes=None, rows=None, cols=None, out=None):
+        """``data[planes, rows, cols]`` as a C-contiguous native ``dtype`` array.
+
+        ``planes``: None (every leading index; the result keeps the leading axes), an int or a
+        tuple of ints (leading indices, e.g. ``(integration,)`` or ``(integration, group)``;
+        those axes are dropped) or a slice of the first axis. ``rows`` and ``cols`` are slices
+        with step 1 of the last two axes (None: all).
+        """
+        if not self.fast:
+            raise ValueError(f"{self.path}: {self.name} needs astropy to be unscaled")
+        if len(self.shape) < 2:
+            raise self.error(f"{self.path}: extension {self.name} is not an image")
+        ny, nx = self.shape[-2:]
+        lead = self.shape[:-2]
+        nlead = math.prod(lead)
+        y0, y1, _ = (rows or slice(None)).indices(ny)
+        x0, x1, _ = (cols or slice(None)).indices(nx)
+        if planes is None:
+            indices = range(nlead)
+            out_lead = lead
+        elif isinstance(planes, slice):
+            indices = range(*planes.indices(self.shape[0]))
+            out_lead = (len(indices),) + lead[1:]
+            step = nlead // self.shape[0] if self.shape[0] else 0
+            indices = [k for i in indices for k in range(i * step, (i + 1) * step)]
+        else:
+            index = tuple(int(i) for i in (planes if isinstance(planes, tuple) else (planes,)))
+            if len(index) > len(lead) or any(not 0 <= i < n for i, n in zip(index, lead)):
+                raise IndexError(f"planes {planes} out of range for shape {self.shape}")
+            rest = lead[len(index):]
+            first = 0
+            for i, n in zip(index, lead):
+                first = first * n + i
+            count = math.prod(rest)
+            indices = range(first * count, (first + 1) * count)
+            out_lead = rest
+        nrows, ncols = max(y1 - y0, 0), max(x1 - x0, 0)
+        shape = tuple(out_lead) + (nrows, ncols)
         if out is None:
-            out = np.empty(sub_shape, dtype=dtype)
-        elif out.shape != sub_shape or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a contiguous array of shape {sub_shape}")
-        flat = out.reshape(-1)
+            out = np.empty(shape, dtype=dtype)
+        elif out.shape != shape or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous {np.dtype(dtype)} array of shape {shape}")
+        if out.size == 0:
+            return out
+        planes_out = out.reshape(-1, nrows, ncols)
         itemsize = self.raw_dtype.itemsize
-        chunk = max(1, min(stride, _CHUNK_BYTES // itemsize))
-        buffer = np.empty(chunk * itemsize, dtype=np.uint8)
+        row_bytes = nx * itemsize
+        chunk_rows = max(1, min(nrows, _CHUNK_BYTES // row_bytes))
         with open(self.path, "rb") as handle:
-            handle.seek(self.offset + start * itemsize)
-            done = 0
-            while done < items:
-                n = min(chunk, items - done)
-                view = memoryview(buffer)[: n * itemsize]
-                got = handle.readinto(view)
-                if got != n * itemsize:
-                    raise BadInputError(
-                        f"{self.path}: extension {self.name} cannot be read, the file is "
-                        f"truncated (it ends inside the data)")
-                self._convert(buffer[: n * itemsize], flat[done:done + n])
-                done += n
+            size = os.fstat(handle.fileno()).st_size
+            if self.offset + self.nbytes > size:
+                raise self._truncated(size)
+            for j, k in enumerate(indices):
+                base = self.offset + (k * ny + y0) * row_bytes
+                for r in range(0, nrows, chunk_rows):
+                    n = min(chunk_rows, nrows - r)
+                    self._read_rows(handle, base + r * row_bytes, n, row_bytes, x0,
+                                    planes_out[j, r:r + n])
         return out
 
-    def _convert(self, raw, out):
-        if self.bscale == 1 and self.bzero == 0 and self.bitpix == -32 and out.dtype == np.float32:
-            _swap32_xor(raw.view(np.uint32), out.view(np.uint32), np.uint32(0))
-            return
-        if self.unsigned_offset and self.bitpix == 32 and out.dtype == np.uint32:
-            _swap32_xor(raw.view(np.uint32), out, np.uint32(0x80000000))
-            return
-        if self.unsigned_offset and self.bitpix == 16 and out.dtype in (np.float32, np.uint16):
-            _uint16_from_offset_i16(raw, out)
-            return
-        values = raw.view(self.raw_dtype)
-        if self.unsigned_offset:
+    def _read_rows(self, handle, start, nrows, row_bytes, x0, out):
+        """Decode ``nrows`` full stored rows starting at byte ``start`` into ``out``.
+
+        The rows are mapped from the page cache (no copy into a buffer) and unmapped at once,
+        so that the pages do not stay in the resident set."""
+        aligned = start - start % mmap.ALLOCATIONGRANULARITY
+        length = start - aligned + nrows * row_bytes
+        mapped = mmap.mmap(handle.fileno(), length, flags=_MAP_FLAGS, prot=mmap.PROT_READ,
+                           offset=aligned)
+        try:
+            raw = np.frombuffer(mapped, dtype=np.uint8, count=nrows * row_bytes,
+                                offset=start - aligned).reshape(nrows, row_bytes)
+            self._convert(raw, x0, out)
+            del raw
+        finally:
+            mapped.close()
+
+    def _convert(self, raw, x0, out):
+        """Decode ``raw`` (n full rows of stored bytes) columns ``x0:x0+ncols`` into ``out``."""
+        values = raw.view(self.raw_dtype)[:, x0:x0 + out.shape[1]]
+        if self.unsigned:
+            signed = np.dtype(f"i{self.raw_dtype.itemsize}")
+            if out.dtype == self.native_dtype:
+                # the stored signed value with its top bit flipped is the unsigned value
+                np.copyto(out.view(signed), values)
+                out ^= self.native_dtype.type(1 << (self.bitpix - 1))
+                return
             unsigned = np.dtype(f">u{self.raw_dtype.itemsize}")
-            values = (values.view(unsigned) ^ unsigned.type(1 << (self.bitpix - 1)))
-        elif self.bscale != 1 or self.bzero != 0:
-            values = values * np.float64(self.bscale) + np.float64(self.bzero)
-        out[...] = values
+            values = values.view(unsigned) ^ unsigned.type(1 << (self.bitpix - 1))
+        np.copyto(out, values, casting="unsafe")
 
 
-def encode(array, disk_dtype, sign_bit=None):
+def encode(array, disk_dtype, sign_bit=None, buffer=None):
     """The bytes of ``array`` as stored in a FITS file: ``disk_dtype`` (big-endian), with the top
-    bit flipped first when ``sign_bit`` is given (unsigned integers stored with BZERO)."""
-    array = np.ascontiguousarray(array)
+    bit flipped first when ``sign_bit`` is given (unsigned integers stored with BZERO).
+
+    ``buffer`` (a uint8 array, optional) is reused for the result when it is large enough:
+    filling memory already mapped is several times faster than allocating it afresh.
+    """
+    array = np.asarray(array)
     disk_dtype = np.dtype(disk_dtype)
-    if disk_dtype.itemsize == 4 and array.dtype.itemsize == 4 and (
-            (array.dtype == np.float32 and disk_dtype == np.dtype(">f4") and sign_bit is None)
-            or (array.dtype == np.uint32 and sign_bit is not None)):
-        out = np.empty(array.shape, dtype=np.uint32)
-        # flipping the top bit of the value is flipping the top bit of the first stored byte
-        mask = np.uint32(0x80 if sign_bit is not None else 0)
-        _swap32_xor(array.reshape(-1).view(np.uint32), out.reshape(-1), mask)
-        return out
+    nbytes = array.size * disk_dtype.itemsize
+    if buffer is not None and buffer.size >= nbytes:
+        out = buffer[:nbytes].view(disk_dtype).reshape(array.shape)
+    else:
+        out = np.empty(array.shape, dtype=disk_dtype)
+    np.copyto(out, array, casting="unsafe")
     if sign_bit is not None:
-        array = array ^ sign_bit
-    return np.ascontiguousarray(array, dtype=disk_dtype)
-
-
-@numba.njit(parallel=True, cache=True)
-def _uint16_from_offset_i16(raw, out):
-    # Big-endian int16 with BZERO=32768: flip the sign bit (top bit of the first byte) and swap.
-    for k in numba.prange(out.shape[0]):
-        out[k] = ((np.uint16(raw[2 * k]) ^ np.uint16(0x80)) << np.uint16(8)) | np.uint16(raw[2 * k + 1])
-
-
-@numba.njit(parallel=True, cache=True)
-def _swap32_xor(words, out, mask):
-    # Reverse the bytes of each 32-bit word, then XOR: decoding and encoding are the same
-    # operation, only the mask differs.
-    for k in numba.prange(out.shape[0]):
-        w = words[k]
-        out[k] = ((w << np.uint32(24)) | ((w & np.uint32(0xFF00)) << np.uint32(8))
-                  | ((w >> np.uint32(8)) & np.uint32(0xFF00)) | (w >> np.uint32(24))) ^ mask
+        # the stored value is the unsigned value minus BZERO: its top bit flipped
+        out ^= out.dtype.type(sign_bit)
+    return out

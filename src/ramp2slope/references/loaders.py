@@ -15,7 +15,7 @@ from astropy.io import fits
 
 from ..errors import ReferenceFileError
 from .dq_def import translate_dq
-from .rawread import RefImage
+from ..datamodels.raw_image import ImageLayout
 from .subarray import cutout_slices, science_box, subarray_box
 
 _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
@@ -24,7 +24,7 @@ _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
 class _RefFile:
     """An open reference file, with its checked primary header and subarray box.
 
-    astropy parses the headers; image data are read straight from the file (:mod:`.rawread`),
+    astropy parses the headers; image data are read straight from the file (:mod:`ramp2slope.datamodels.raw_image`),
     only the part that is used, unless the layout needs astropy's unscaling.
     """
 
@@ -92,9 +92,9 @@ class _RefFile:
         return hdu
 
     def image(self, name, required=True):
-        """The :class:`RefImage` of extension ``name`` (None when absent and not required)."""
+        """The :class:`~ramp2slope.datamodels.raw_image.ImageLayout` of extension ``name`` (None when absent and not required)."""
         hdu = self.hdu(name, required)
-        return None if hdu is None else RefImage(self.path, hdu)
+        return None if hdu is None else ImageLayout(self.path, hdu, error=ReferenceFileError)
 
     def _astropy_data(self, name):
         hdu = self.index[name]
@@ -112,7 +112,7 @@ class _RefFile:
         """Extension ``name`` as a contiguous native ``dtype`` array, None when absent.
 
         ``window``: (rows, cols) slices of the last two axes, read alone; ``planes``: an int or a
-        slice of the first axis (see :meth:`RefImage.read`).
+        slice of the first axis (see :meth:`~ramp2slope.datamodels.raw_image.ImageLayout.read`).
         """
         image = self.image(name, required)
         if image is None:
