@@ -420,6 +420,12 @@ ORACLE_CASES = {
     "iter_1int_3grp": (1, 3, {}, {}, (0,)),
     "after_jump": (2, 8, dict(after_jump_flag_dn1=50.0, after_jump_flag_time1=30.0,
                               after_jump_flag_dn2=500.0, after_jump_flag_time2=60.0), {}, (0,)),
+    # more than 24 pooled differences: selection instead of a rank count, the sorted
+    # iterative search, and first-pass statistics kept from detection for the later passes
+    "iter_6int_6grp": (6, 6, {}, {}, (0, 1)),
+    "after_jump_many_ints": (5, 8, dict(after_jump_flag_dn1=50.0, after_jump_flag_time1=30.0,
+                                        after_jump_flag_dn2=500.0, after_jump_flag_time2=60.0),
+                             {}, (0,)),
     "single_pass": (1, 14, {}, {}, (0, 1)),
     "sigclip_ints": (100, 4, {}, dict(ny=16, nx=16, ncr=10, nstars=1, ndnu=5), (0,)),
     "sigclip_all": (20, 6, dict(only_use_ints=False), dict(ny=16, nx=16, ncr=10, nstars=1,
@@ -487,6 +493,45 @@ def test_ellipses_match_skimage_regionprops_and_draw():
                 np.testing.assert_array_equal(img == 1, patch)
             checked += 1
     assert checked > 300
+
+
+def test_order_statistics_by_rank_count_and_by_selection():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 24, 25, 40, 181):
+        for values in (rng.normal(0, 1, n), np.round(rng.normal(0, 2, n))):   # with ties
+            expected = np.sort(values)
+            for k1 in range(n):
+                for k2 in {k1, min(k1 + 1, n - 1)}:
+                    got = twopoint._order_stats(values.copy(), n, k1, k2)
+                    assert got == (expected[k1], expected[k2])
+
+
+def test_screened_detection_equals_exact_search_near_the_threshold():
+    """Pixels whose largest deviation is just below or just above the threshold: the
+    vectorised screening must leave the decision to the exact search."""
+    nints, ngroups, nx = 4, 8, 200
+    rng = np.random.default_rng(5)
+    data, gdq, pdq, gain, rn = _flat(nints, ngroups, 1, nx, step=100.0)
+    data += rng.normal(0, 3, data.shape).astype(np.float32)
+    # one difference per pixel raised by an amount that sweeps across the threshold
+    bump = np.linspace(0.0, 200.0, nx).astype(np.float32)
+    data[1, 4:, 0, :] += bump
+    expected = gdq.copy()
+    got = gdq.copy()
+    stats = np.empty((1, 2, nx))
+    twopoint.detect(data, got, gain, rn, 1.0, twopoint.MODE_ITERATIVE, 4.0, 6.0, 5.0, True,
+                    stats)
+    # the exact search for every pixel, without the screening
+    m = nints * (ngroups - 1)
+    for x in range(nx):
+        elec = np.empty(ngroups, np.float32)
+        delta = np.empty(m)
+        rn_term = twopoint._load_diffs(data, expected, gain, rn, 1.0, 0, x, elec, delta)
+        twopoint._iterative_search(delta, m, ngroups - 1, rn_term, 4.0, 6.0, 5.0, np.empty(m),
+                                   expected, 0, x)
+    np.testing.assert_array_equal(got, expected)
+    flagged = (got[1, 4, 0] & JUMP) != 0
+    assert flagged.any() and not flagged.all()
 
 
 @pytest.mark.oracle

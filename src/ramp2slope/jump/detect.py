@@ -120,6 +120,12 @@ class JumpResult:
     mode: str
 
 
+#: Number of differences per pixel above which :func:`detect_jumps` keeps the first-pass
+#: statistics of the detection pass (16 bytes per pixel) instead of computing them again.
+_KEEP_STATS_DIFFS = 24
+#: No kept statistics.
+_NO_STATS = np.zeros((0, 2, 1), dtype=np.float64)
+
 _MODE_NAMES = {
     twopoint.MODE_SKIP: "none",
     twopoint.MODE_ITERATIVE: "iterative",
@@ -199,22 +205,27 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
         minimum_sigclip_groups=minimum_sigclip_groups, only_use_ints=bool(only_use_ints),
         min_diffs_single_pass=min_diffs_single_pass)
 
+    # the first-pass statistics of the pixels with a jump, kept from the detection pass when
+    # they are expensive to compute again (a median of many differences)
+    stats = _NO_STATS
     if skipped:
         number_crs = -99
     else:
+        if nints * (ngroups - 1) > _KEEP_STATS_DIFFS:
+            stats = np.empty((ny, 2, nx), dtype=np.float64)
         twopoint.detect(data, groupdq, gain, readnoise, float(nframes), mode,
                         float(rejection_threshold), float(three_group_rejection_threshold),
-                        float(four_group_rejection_threshold), bool(only_use_ints))
+                        float(four_group_rejection_threshold), bool(only_use_ints), stats)
         if mode == twopoint.MODE_SIGMA_CLIP:
             twopoint.reset_all_jump_planes(groupdq)
         number_crs = int(twopoint.count_jump_flags(groupdq))
         if flag_4_neighbors:
             twopoint.flag_neighbours(data, groupdq, gain, readnoise, float(nframes),
                                      float(min_jump_to_flag_neighbors),
-                                     float(max_jump_to_flag_neighbors))
+                                     float(max_jump_to_flag_neighbors), stats)
     do_after = (not skipped) and (n1 > 0 or n2 > 0)
     twopoint.flag_after_jumps_and_clean(data, groupdq, gain, readnoise, float(nframes),
-                                        e1, n1, e2, n2, do_after)
+                                        e1, n1, e2, n2, do_after, stats, ny)
 
     number_snowballs = 0
     if expand_large_events:
@@ -324,7 +335,7 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
         # which usually happens in the first block.
         full = np.ones((nints, ngroups), dtype=bool)
         for y0, y1, data, gdq in blocks.read(with_data=True):
-            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args)
+            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args, _NO_STATS)
             full &= twopoint.jump_or_dnu_planes(gdq)
             if not full.any():
                 break
@@ -335,45 +346,53 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     no_data = np.zeros((1, 1, 1, 1), dtype=np.float32)
     number_crs = -99 if skipped else 0
 
-    def finish(y0, data, gdq):
-        """After-jump flags and the JUMP clean-up for rows y0... of a block; store them."""
-        rows = gdq.shape[2]
+    def finish(y0, data, gdq, stats, rows):
+        """After-jump flags and the JUMP clean-up for the first ``rows`` rows (y0...) of a
+        block; store them. (Whole buffers and a row count rather than views of their first
+        rows: the kernels see one memory layout, so they are compiled once.)"""
         twopoint.flag_after_jumps_and_clean(data if do_after else no_data, gdq,
-                                            gain[y0:y0 + rows], readnoise[y0:y0 + rows],
-                                            *after_args)
-        store.write_gdq_rows(y0, gdq)
+                                            gain[y0:y0 + gdq.shape[2]],
+                                            readnoise[y0:y0 + gdq.shape[2]], *after_args, stats,
+                                            rows)
+        store.write_gdq_rows(y0, gdq if rows == gdq.shape[2] else gdq[:, :, :rows])
 
-    # The last row of a block waits for the next block's triggers: (y, data, gdq, triggers).
+    # The last row of a block waits for the next block's triggers:
+    # (y, data, gdq, triggers, stats).
     held = None
     no_triggers = np.zeros((nints, ngroups, nx), dtype=np.uint8)
+    # first-pass statistics of the pixels with a jump, from the detection pass
+    stats_buffer = np.empty((blocks.rows, 2, nx), dtype=np.float64)
     for y0, y1, data, gdq in blocks.read(with_data=not skipped or do_after):
         rows = y1 - y0
+        stats = _NO_STATS
         if not skipped:
-            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args)
+            stats = stats_buffer[:rows]
+            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args, stats)
             if full is not None and full.any():
                 twopoint.reset_jump_planes(gdq, full)
             number_crs += int(twopoint.count_jump_flags(gdq))
         if not neighbours:
-            finish(y0, data, gdq)
+            finish(y0, data, gdq, stats, rows)
             continue
         triggers = np.zeros(gdq.shape, dtype=np.uint8)
         twopoint.neighbour_triggers(data, gdq, gain[y0:y1], readnoise[y0:y1], nframes,
                                     float(p["min_jump_to_flag_neighbors"]),
-                                    float(p["max_jump_to_flag_neighbors"]), triggers)
+                                    float(p["max_jump_to_flag_neighbors"]), triggers, stats)
         above = no_triggers if held is None else np.ascontiguousarray(held[3][:, :, 0])
         twopoint.apply_neighbour_triggers(gdq, triggers, above)
         if held is not None:
             # the row above this block gets the triggers of this block's first row
-            hy, hdata, hgdq, _ = held
+            hy, hdata, hgdq, _, hstats = held
             twopoint.apply_neighbour_triggers(hgdq, np.zeros_like(hgdq),
                                               np.ascontiguousarray(triggers[:, :, 0]))
-            finish(hy, hdata, hgdq)
+            finish(hy, hdata, hgdq, hstats, 1)
         held = (y1 - 1, data[:, :, rows - 1:].copy() if do_after else None,
-                gdq[:, :, rows - 1:].copy(), triggers[:, :, rows - 1:].copy())
+                gdq[:, :, rows - 1:].copy(), triggers[:, :, rows - 1:].copy(),
+                stats[rows - 1:].copy() if len(stats) else stats)
         if rows > 1:
-            finish(y0, data[:, :, :rows - 1], gdq[:, :, :rows - 1])
+            finish(y0, data, gdq, stats, rows - 1)
     if held is not None:
-        finish(held[0], held[1], held[2])
+        finish(held[0], held[1], held[2], held[4], 1)
 
     number_snowballs = 0
     final_dnu = dnu_table

@@ -1,16 +1,23 @@
 """Two-point-difference cosmic-ray detection kernels (numba).
 
-Every kernel works on one pixel's ramp at a time, with ``prange`` over detector rows, and reads
-the ramp straight from the caller's float32 DN array: the electrons ``D = float32(DN * gain)``
-and the first differences ``Δ = float32(D[k+1] - D[k])`` are formed on the fly, so no copy of
-the ramp and no ``(nints, ngroups-1, ny, nx)`` array of differences is ever allocated. The
-statistics pooled over integrations (the median of Δ, the iterative search where n counts the
-finite differences of *all* integrations) gather the ``nints*(ngroups-1)`` differences of one
-pixel into a small per-row buffer, so the extra memory is a few buffers the size of one pixel's ramp
-per row being processed, plus one uint8 image for neighbour flagging.
+The kernels read the ramp straight from the caller's float32 DN array: the electrons
+``D = float32(DN * gain)`` and the first differences ``Δ = float32(D[k+1] - D[k])`` are formed
+on the fly, so no copy of the ramp and no ``(nints, ngroups-1, ny, nx)`` array of differences is
+ever allocated. The work is shared out between the threads in pieces of a row
+(``ROW_CHUNK`` pixels); the differences of every integration of such a piece go to a small
+(differences, pixels) buffer, filled plane by plane along the row (vectorised).
 
-The per-pixel first-pass statistics are not stored: the few pixels that need them again
-(neighbour and after-jump flagging look only at pixels with a jump) recompute them.
+Detection (:func:`detect`) first screens the piece's pixels across the buffer (vectorised):
+in the iterative search and in sigma clipping, a pixel without a jump can be recognised with
+counts and extremes only, bounding the medians by counting values under bounds derived with
+a margin far larger than any rounding; only the other pixels (those with a jump, a few percent)
+get the exact search, which reproduces stcal operation by operation. The iterative search
+itself needs no repeated sorting: its deviation is monotonic on either side of the centre, so
+each pass removes values from the ends of a range of the values sorted once.
+
+The first-pass statistics (median of the pooled Δ) of the pixels left with a jump are kept by
+:func:`detect` when the caller gives room for them; neighbour and after-jump flagging use
+them, or recompute them for the few pixels that need them otherwise.
 
 The arithmetic reproduces the precision of the official code (stcal 1.20): electrons and
 differences in float32, medians and sigmas in float64, the iterative search's deviation
@@ -41,6 +48,9 @@ SIGCLIP_MAXITERS = 5
 #: Pixels of a row handled together by one thread in the per-pixel kernels: the work is shared
 #: out in pieces of rows, so that a block of very few rows still keeps every core busy.
 ROW_CHUNK = 128
+
+#: Pixels of a row tested together for any JUMP flag before they are looked at one by one.
+SCAN_PIECE = 64
 
 
 def choose_mode(dnu_planes, *, minimum_groups, minimum_sigclip_groups, only_use_ints,
@@ -74,46 +84,6 @@ def choose_mode(dnu_planes, *, minimum_groups, minimum_sigclip_groups, only_use_
 # ------------------------------------------------------------------------------------------
 # small helpers (serial, inlined into the kernels)
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _order_stats(buf, n, k1, k2):
-    """The k1-th and k2-th smallest (0-based) of the non-NaN values buf[:n].
-
-    Short ramps use a branch-free rank count (faster than sorting a handful of values,
-    whose comparisons are unpredictable); long ones sort buf[:n] in place.
-    """
-    if n <= 24:
-        a = np.nan
-        b = np.nan
-        for i in range(n):
-            vi = buf[i]
-            rank = 0
-            for j in range(n):
-                vj = buf[j]
-                rank += (vj < vi) | ((vj == vi) & (j < i))
-            if rank == k1:
-                a = vi
-            if rank == k2:
-                b = vi
-        return a, b
-    buf[:n] = np.sort(buf[:n])
-    return buf[k1], buf[k2]
-
-
-@njit(cache=True, error_model="numpy")
-def _nanmedian(values, m, tmp):
-    """numpy's nanmedian of values[:m] (float64): the mean of the two middle values."""
-    n = 0
-    for k in range(m):
-        v = values[k]
-        if not np.isnan(v):
-            tmp[n] = v
-            n += 1
-    if n == 0:
-        return np.nan
-    lo, hi = _order_stats(tmp, n, (n - 1) // 2, n // 2)
-    return (lo + hi) / 2.0
-
-
 @njit(cache=True, error_model="numpy")
 def _kth_smallest(a, n, k):
     """Wirth's selection, exactly as astropy's fast sigma clip performs it (permutes a)."""
@@ -141,6 +111,53 @@ def _kth_smallest(a, n, k):
         if k < i:
             hi = j
     return a[k]
+
+
+@njit(cache=True, error_model="numpy")
+def _order_stats(buf, n, k1, k2):
+    """The k1-th and k2-th smallest (0-based, k2 == k1 or k1 + 1) of the non-NaN values buf[:n].
+
+    Short ramps use a branch-free rank count (faster than sorting a handful of values,
+    whose comparisons are unpredictable); long ones a selection (buf[:n] is permuted).
+    """
+    if n <= 24:
+        a = np.nan
+        b = np.nan
+        for i in range(n):
+            vi = buf[i]
+            rank = 0
+            for j in range(n):
+                vj = buf[j]
+                rank += (vj < vi) | ((vj == vi) & (j < i))
+            if rank == k1:
+                a = vi
+            if rank == k2:
+                b = vi
+        return a, b
+    b = _kth_smallest(buf, n, k2)
+    if k1 == k2:
+        return b, b
+    # the selection leaves the values below rank k2 in front of it: k1 is their largest
+    a = buf[0]
+    for i in range(1, k2):
+        if buf[i] > a:
+            a = buf[i]
+    return a, b
+
+
+@njit(cache=True, error_model="numpy")
+def _nanmedian(values, m, tmp):
+    """numpy's nanmedian of values[:m] (float64): the mean of the two middle values."""
+    n = 0
+    for k in range(m):
+        v = values[k]
+        if not np.isnan(v):
+            tmp[n] = v
+            n += 1
+    if n == 0:
+        return np.nan
+    lo, hi = _order_stats(tmp, n, (n - 1) // 2, n // 2)
+    return (lo + hi) / 2.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -229,6 +246,15 @@ def count_jump_flags(gdq):
     return per_row.sum()
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _rn_term(gain, readnoise, rn_div, y, x):
+    """The read-noise term RN²/nframes of one pixel in electrons (float64)."""
+    gval = gain[y, x]
+    rn_e = np.float32(readnoise[y, x] * gval)
+    rn2 = np.float32(rn_e * rn_e)
+    return np.float64(rn2) / rn_div
+
+
 @njit(cache=True, error_model="numpy")
 def _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta):
     """First differences Δ of one pixel in electrons (into delta, integration-major; NaN
@@ -236,8 +262,6 @@ def _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta):
     nints, ngroups = data.shape[0], data.shape[1]
     nd = ngroups - 1
     gval = gain[y, x]
-    rn_e = np.float32(readnoise[y, x] * gval)
-    rn2 = np.float32(rn_e * rn_e)
     # electrons and their differences in float32, as stcal computes them
     for i in range(nints):
         for g in range(ngroups):
@@ -247,7 +271,32 @@ def _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta):
                 elec[g] = np.float32(data[i, g, y, x] * gval)
         for k in range(nd):
             delta[i * nd + k] = np.float64(np.float32(elec[k + 1] - elec[k]))
-    return np.float64(rn2) / rn_div
+    return _rn_term(gain, readnoise, rn_div, y, x)
+
+
+@njit(cache=True, error_model="numpy")
+def _load_chunk_diffs(data, gdq, gain, y, x0, x1, prev, diffs):
+    """_load_diffs for the pixels x0 <= x < x1 of row y at once: diffs[k, x - x0] = Δ[k]
+    (float32). Plane by plane along the row, so that the arithmetic is vectorised."""
+    nints, ngroups = data.shape[0], data.shape[1]
+    nd = ngroups - 1
+    w = x1 - x0
+    grow = gain[y, x0:x1]
+    for i in range(nints):
+        for g in range(ngroups):
+            drow = data[i, g, y, x0:x1]
+            qrow = gdq[i, g, y, x0:x1]
+            if g == 0:
+                for j in range(w):
+                    e = np.float32(drow[j] * grow[j])
+                    prev[j] = np.float32(np.nan) if qrow[j] & SAT_OR_DNU else e
+            else:
+                out = diffs[i * nd + g - 1]
+                for j in range(w):
+                    e = np.float32(drow[j] * grow[j])
+                    e = np.float32(np.nan) if qrow[j] & SAT_OR_DNU else e
+                    out[j] = np.float32(e - prev[j])
+                    prev[j] = e
 
 
 @njit(cache=True, error_model="numpy")
@@ -268,50 +317,399 @@ def _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta, tmp):
     return _first_pass_stats(delta, m, rn_term, tmp)
 
 
-@njit(cache=True, error_model="numpy")
-def _iterative_centre(absd, m, tmp, first):
-    """Centre of the iterative search and the number n of usable values, for one pixel.
+@njit(cache=True, error_model="numpy", inline="always")
+def _one_diff(data, gdq, gain, i, g, y, x):
+    """Δ[g - 1] of integration i at one pixel, exactly as :func:`_load_diffs` computes it."""
+    gval = gain[y, x]
+    if (gdq[i, g, y, x] | gdq[i, g - 1, y, x]) & SAT_OR_DNU:
+        return np.nan
+    e1 = np.float32(data[i, g, y, x] * gval)
+    e0 = np.float32(data[i, g - 1, y, x] * gval)
+    return np.float64(np.float32(e1 - e0))
 
-    n >= 4: drop every value equal to the maximum, then the median of the rest;
-    n == 3: the median; n == 2: the smaller value; otherwise NaN. After the first pass stcal
-    stores the centre in float32.
+
+@njit(cache=True, error_model="numpy")
+def _known_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta, tmp, stats):
+    """A pixel's first-pass (median, sigma): from ``stats`` when :func:`detect` stored them
+    (they depend only on the data and the SAT/DNU flags, which the step does not change),
+    otherwise computed. Returns (median, sigma, whether delta holds the pixel's differences).
+    """
+    if stats.shape[0] == gdq.shape[2] and stats[y, 1, x] == 1.0:
+        med = stats[y, 0, x]
+        sig = math.sqrt(abs(med) * 1.0 + _rn_term(gain, readnoise, rn_div, y, x)) / 1.0
+        if sig == 0.0:
+            sig = np.nan
+        return med, sig, False
+    med, sig = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta, tmp)
+    return med, sig, True
+
+
+@njit(cache=True, error_model="numpy")
+def _deviation(v, c, s):
+    """|v - c| / s with the deviation stored in float32 before the division, as stcal does."""
+    return abs(np.float64(np.float32(v - c))) / s
+
+
+@njit(cache=True, error_model="numpy")
+def _iterative_sigma(c, rn_term):
+    s = math.sqrt(abs(c) * 1.0 + rn_term) / 1.0
+    if s == 0.0:
+        s = np.nan
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def _flag_deviation(delta, m, nd, c, s, rmax, gdq, y, x):
+    """Flag JUMP at every difference whose deviation is rmax and drop it (NaN in delta)."""
+    for k in range(m):
+        if _deviation(abs(delta[k]), c, s) == rmax:
+            i = k // nd
+            gdq[i, k - i * nd + 1, y, x] |= JUMP
+            delta[k] = np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _iterative_screen(diffs, m, w, gain, readnoise, rn_div, y, x0, rej, cnt, vmin, vmax, c_lo,
+                      c_hi, below, n_lo, n_hi, todo):
+    """todo[j] = 1 for the pixels x0 + j of a chunk whose iterative search may find a jump.
+
+    Most pixels have none, and proving it needs no order statistic. With n >= 4 usable
+    values, the first pass finds a jump only if (vmax - c)/s(c) or (c - vmin)/s(c) exceeds
+    ``rej``, where s(c) = sqrt(c + RN²) and c, the median of the values below vmax, lies
+    between two order statistics. The first ratio decreases and the second increases with c,
+    so each is below the threshold (with a margin far larger than any rounding) for c above
+    c_lo, respectively below c_hi, solved from a quadratic; counting the values under c_lo
+    and c_hi then bounds the order statistics. Everything runs across the pixels of the chunk
+    (vectorised). Undecided pixels (todo = 1) get the exact search.
+    """
+    for j in range(w):
+        cnt[j] = 0
+        vmin[j] = np.inf
+        vmax[j] = -np.inf
+    for k in range(m):
+        row = diffs[k]
+        for j in range(w):
+            v = abs(row[j])
+            cnt[j] += v == v
+            vmin[j] = v if v < vmin[j] else vmin[j]
+            vmax[j] = v if v > vmax[j] else vmax[j]
+    lim = rej * (1.0 - 1e-6) - 1e-6
+    for j in range(w):
+        rn = _rn_term(gain, readnoise, rn_div, y, x0 + j)
+        c_lo[j] = np.inf
+        c_hi[j] = -np.inf
+        hi = np.float64(vmax[j])
+        if lim > 0.0 and rn > 0.0 and rn < 1e30 and hi < 1e12:
+            u = (math.sqrt(lim * lim + 4.0 * (hi + rn)) - lim) / 2.0
+            c_lo[j] = u * u - rn
+            u = (math.sqrt(lim * lim + 4.0 * (np.float64(vmin[j]) + rn)) + lim) / 2.0
+            c_hi[j] = u * u - rn
+        below[j] = 0
+        n_lo[j] = 0
+        n_hi[j] = 0
+    for k in range(m):
+        row = diffs[k]
+        for j in range(w):
+            v = abs(row[j])
+            v64 = np.float64(v)
+            below[j] += v < vmax[j]
+            n_lo[j] += v64 < c_lo[j]
+            n_hi[j] += v64 <= c_hi[j]
+    for j in range(w):
+        n = cnt[j]
+        b = below[j]
+        if n < 2:
+            todo[j] = 0
+        elif n < 4:
+            todo[j] = 1
+        elif b == 0:
+            todo[j] = 0     # no value below the maximum: the centre is NaN, nothing is flagged
+        elif n_lo[j] <= (b - 1) // 2 and n_hi[j] >= b // 2 + 1:
+            todo[j] = 0
+        else:
+            todo[j] = 1
+
+
+@njit(cache=True, error_model="numpy")
+def _sigma_clip_screen(diffs, r0, step, nrows, w, nsigma, cnt, vmin, vmax, mean, std, b_lo,
+                       b_hi, n_lo, n_hi, todo):
+    """todo[j] = 1 for the pixels x0 + j of a chunk where sigma clipping the finite values
+    diffs[r0 + step*t, j] (t < nrows) may flag something.
+
+    Nothing is flagged when every value lies within median ± nsigma·std on the first
+    iteration, i.e. when the median is at least vmax - nsigma·std and at most
+    vmin + nsigma·std. With a std lowered by a relative margin far larger than any difference
+    in rounding (the exact one is summed in another order), counting the values under those
+    two bounds brackets the median's order statistics. Vectorised across the chunk's pixels.
+    """
+    for j in range(w):
+        cnt[j] = 0
+        vmin[j] = np.inf
+        vmax[j] = -np.inf
+        mean[j] = 0.0
+    for t in range(nrows):
+        row = diffs[r0 + step * t]
+        for j in range(w):
+            v = row[j]
+            ok = abs(v) < np.inf
+            cnt[j] += ok
+            mean[j] += np.float64(v) if ok else 0.0
+            vmin[j] = v if (ok and v < vmin[j]) else vmin[j]
+            vmax[j] = v if (ok and v > vmax[j]) else vmax[j]
+    for j in range(w):
+        mean[j] = mean[j] / max(cnt[j], 1)
+        std[j] = 0.0
+    for t in range(nrows):
+        row = diffs[r0 + step * t]
+        for j in range(w):
+            v = row[j]
+            d = np.float64(v) - mean[j]
+            std[j] += d * d if abs(v) < np.inf else 0.0
+    for j in range(w):
+        half = nsigma * (math.sqrt(std[j] / max(cnt[j], 1)) * (1.0 - 1e-4))
+        b_lo[j] = np.float64(vmax[j]) - half
+        b_hi[j] = np.float64(vmin[j]) + half
+        n_lo[j] = 0
+        n_hi[j] = 0
+    for t in range(nrows):
+        row = diffs[r0 + step * t]
+        for j in range(w):
+            v = np.float64(row[j])
+            ok = abs(v) < np.inf
+            n_lo[j] += ok and v < b_lo[j]
+            n_hi[j] += ok and v <= b_hi[j]
+    for j in range(w):
+        n = cnt[j]
+        if n == 0:
+            todo[j] = 0
+        elif nsigma >= 0.0 and n_lo[j] <= (n - 1) // 2 and n_hi[j] >= n // 2 + 1:
+            todo[j] = 0
+        else:
+            todo[j] = 1
+
+
+@njit(cache=True, error_model="numpy")
+def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs, buf, gdq,
+                      y, x):
+    """stcal's iterative search for one pixel: one jump (the largest deviation |A - c|/s of
+    the usable |Δ| pooled over integrations) per pass, until none exceeds the threshold.
+
+    A pass's centre c is the median of the usable values below their maximum (n >= 4), the
+    median (n = 3) or the smaller (n = 2); the centre is rounded to float32 after the first
+    pass. The deviation is, as a function of the value, non-increasing below c and
+    non-decreasing above it (every rounding is monotonic), so its maximum is reached at the
+    smallest or the largest value and the values that reach it are the few smallest and/or
+    largest: the first pass needs only the extremes and two order statistics (a selection),
+    and a pixel with a jump sorts its values once and then shrinks a range from both ends.
+    ``delta`` is consumed (flagged differences become NaN); ``buf`` is scratch of size m.
     """
     n = 0
+    vmin = np.inf
     vmax = -np.inf
     for k in range(m):
-        v = absd[k]
+        v = abs(delta[k])
         if not np.isnan(v):
-            tmp[n] = v
+            buf[n] = v
             n += 1
-            if v > vmax:
-                vmax = v
+            vmin = min(vmin, v)
+            vmax = max(vmax, v)
+    # first pass on the unordered values
     if n >= 4:
         below = 0
         for k in range(n):
-            below += tmp[k] < vmax
+            below += buf[k] < vmax
         if below == 0:
-            c = np.nan
-        else:
-            lo, hi = _order_stats(tmp, n, (below - 1) // 2, below // 2)
-            c = (lo + hi) / 2.0
+            return
+        lo_v, hi_v = _order_stats(buf, n, (below - 1) // 2, below // 2)
+        c = (lo_v + hi_v) / 2.0
+        thr = rej
     elif n == 3:
-        c = _order_stats(tmp, n, 1, 1)[0]
+        c = _order_stats(buf, n, 1, 1)[0]
+        thr = thr_three_diffs
     elif n == 2:
-        c = min(tmp[0], tmp[1])
+        c = min(buf[0], buf[1])
+        thr = thr_two_diffs
     else:
-        c = np.nan
-    if not first:
+        return
+    s = _iterative_sigma(c, rn_term)
+    # NaN deviations never count (they only occur with a NaN centre or sigma)
+    rmax = -np.inf
+    r = _deviation(vmin, c, s)
+    if r > rmax:
+        rmax = r
+    r = _deviation(vmax, c, s)
+    if r > rmax:
+        rmax = r
+    if not (rmax > thr):
+        return
+    _flag_deviation(delta, m, nd, c, s, rmax, gdq, y, x)
+    buf[:n].sort()
+    lo = 0
+    hi = n
+    while True:
+        # drop the values just flagged: they are at the ends of the sorted range
+        while lo < hi and _deviation(buf[lo], c, s) == rmax:
+            lo += 1
+        while hi > lo and _deviation(buf[hi - 1], c, s) == rmax:
+            hi -= 1
+        n = hi - lo
+        if n >= 4:
+            top = hi - 1
+            while top > lo and buf[top - 1] == buf[hi - 1]:
+                top -= 1
+            below = top - lo
+            if below == 0:
+                return
+            c = (buf[lo + (below - 1) // 2] + buf[lo + below // 2]) / 2.0
+            thr = rej
+        elif n == 3:
+            c = buf[lo + 1]
+            thr = thr_three_diffs
+        elif n == 2:
+            c = buf[lo]
+            thr = thr_two_diffs
+        else:
+            return
         c = np.float64(np.float32(c))
-    return c, n
+        s = _iterative_sigma(c, rn_term)
+        rmax = -np.inf
+        r = _deviation(buf[lo], c, s)
+        if r > rmax:
+            rmax = r
+        r = _deviation(buf[hi - 1], c, s)
+        if r > rmax:
+            rmax = r
+        if not (rmax > thr):
+            return
+        _flag_deviation(delta, m, nd, c, s, rmax, gdq, y, x)
+
+
+@njit(cache=True, error_model="numpy")
+def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, thr_three_diffs,
+                  only_use_ints, stats, chunk, per_row):
+    """:func:`detect` for one piece of a row (a plain function: the parallel kernel that
+    calls it stays small, which keeps its compilation short)."""
+    nints, ngroups, ny, nx = data.shape
+    nd = ngroups - 1
+    m = nints * nd
+    y = chunk // per_row
+    x0 = (chunk - y * per_row) * ROW_CHUNK
+    x1 = min(x0 + ROW_CHUNK, nx)
+    prev = np.empty(ROW_CHUNK, dtype=np.float32)
+    diffs = np.empty((m, ROW_CHUNK), dtype=np.float32)
+    delta = np.empty(m, dtype=np.float64)
+    tmp = np.empty(m, dtype=np.float64)
+    cnt = np.empty(ROW_CHUNK, dtype=np.int32)
+    below = np.empty(ROW_CHUNK, dtype=np.int32)
+    n_lo = np.empty(ROW_CHUNK, dtype=np.int32)
+    n_hi = np.empty(ROW_CHUNK, dtype=np.int32)
+    todo = np.empty(ROW_CHUNK, dtype=np.uint8)
+    vmin = np.empty(ROW_CHUNK, dtype=np.float32)
+    vmax = np.empty(ROW_CHUNK, dtype=np.float32)
+    c_lo = np.empty(ROW_CHUNK, dtype=np.float64)
+    c_hi = np.empty(ROW_CHUNK, dtype=np.float64)
+    b_lo = np.empty(ROW_CHUNK, dtype=np.float64)
+    b_hi = np.empty(ROW_CHUNK, dtype=np.float64)
+    todo_k = np.empty((nd, ROW_CHUNK), dtype=np.uint8)
+    _load_chunk_diffs(data, gdq, gain, y, x0, x1, prev, diffs)
+    if mode == MODE_ITERATIVE:
+        _iterative_screen(diffs, m, x1 - x0, gain, readnoise, rn_div, y, x0, rej, cnt, vmin,
+                          vmax, c_lo, c_hi, below, n_lo, n_hi, todo)
+    elif mode == MODE_SIGMA_CLIP:
+        # todo_k[k, j]: pixel x0 + j needs the exact clipping of group k (only_use_ints)
+        # or of all its differences (row 0)
+        for j in range(x1 - x0):
+            todo[j] = 0
+        for k in range(nd if only_use_ints else 1):
+            _sigma_clip_screen(diffs, k, nd if only_use_ints else 1,
+                               nints if only_use_ints else m, x1 - x0, rej, cnt, vmin,
+                               vmax, c_lo, c_hi, b_lo, b_hi, n_lo, n_hi, todo_k[k])
+            for j in range(x1 - x0):
+                todo[j] |= todo_k[k, j]
+    for x in range(x0, x1):
+        if mode != MODE_SINGLE_PASS and todo[x - x0] == 0:
+            continue
+        for k in range(m):
+            delta[k] = np.float64(diffs[k, x - x0])
+        rn_term = _rn_term(gain, readnoise, rn_div, y, x)
+
+        if mode == MODE_ITERATIVE:
+            _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs,
+                              tmp, gdq, y, x)
+
+        elif mode == MODE_SINGLE_PASS:
+            med, sig = _first_pass_stats(delta, m, rn_term, tmp)
+            for k in range(m):
+                d = delta[k]
+                if np.isfinite(d) and abs(d - med) / sig > rej:
+                    i = k // nd
+                    gdq[i, k - i * nd + 1, y, x] |= JUMP
+
+        elif mode == MODE_SIGMA_CLIP:
+            if only_use_ints:
+                for k in range(nd):
+                    if todo_k[k, x - x0] == 0:
+                        continue
+                    nv = 0
+                    for i in range(nints):
+                        d = delta[i * nd + k]
+                        if np.isfinite(d):
+                            tmp[nv] = d
+                            nv += 1
+                    lo, hi = _sigma_clip_bounds(tmp, nv, rej)
+                    for i in range(nints):
+                        d = delta[i * nd + k]
+                        if np.isfinite(d) and (d < lo or d > hi):
+                            gdq[i, k + 1, y, x] |= JUMP
+            else:
+                nv = 0
+                for k in range(m):
+                    d = delta[k]
+                    if np.isfinite(d):
+                        tmp[nv] = d
+                        nv += 1
+                lo, hi = _sigma_clip_bounds(tmp, nv, rej)
+                for k in range(m):
+                    d = delta[k]
+                    if np.isfinite(d) and (d < lo or d > hi):
+                        i = k // nd
+                        gdq[i, k - i * nd + 1, y, x] |= JUMP
+
+    if stats.shape[0] == ny:
+        # first-pass statistics of the pixels with a jump
+        for j in range(x1 - x0):
+            todo[j] = 0
+        for i in range(nints):
+            for g in range(1, ngroups):
+                row = gdq[i, g, y, x0:x1]
+                for j in range(x1 - x0):
+                    todo[j] |= row[j]
+        for x in range(x0, x1):
+            if todo[x - x0] & JUMP:
+                for k in range(m):
+                    delta[k] = np.float64(diffs[k, x - x0])
+                stats[y, 0, x] = _nanmedian(delta, m, tmp)
+                stats[y, 1, x] = 1.0
+            else:
+                stats[y, 1, x] = 0.0
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_three_diffs,
-           only_use_ints):
+           only_use_ints, stats):
     """Primary detection for every pixel (in place on gdq).
 
     ``thr_two_diffs`` applies when a pixel has 2 usable differences (3 groups),
     ``thr_three_diffs`` when it has 3 (4 groups), ``rej`` otherwise.
+
+    ``stats`` (float64, (ny, 2, nx), or (0, 2, 1) to skip this) receives the first-pass
+    median of every pixel that has a JUMP flag afterwards (stats[y, 0, x]) and 1.0 in
+    stats[y, 1, x] there (0.0 elsewhere): the neighbour and after-jump passes need them, and
+    the pixel's differences are at hand here, while they would have to be gathered again
+    from the ramp.
+    Each pass works in pieces of a row: differences of every integration in a (differences,
+    pixels) buffer, a vectorised screening that clears most pixels (iterative search and
+    sigma clipping), then the exact search for the others, pixel by pixel.
     """
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
@@ -319,84 +717,8 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     rn_div = 0.5 * (2.0 * nframes)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
     for chunk in prange(ny * per_row):
-        y = chunk // per_row
-        x0 = (chunk - y * per_row) * ROW_CHUNK
-        elec = np.empty(ngroups, dtype=np.float32)
-        delta = np.empty(m, dtype=np.float64)
-        absd = np.empty(m, dtype=np.float64)
-        ratio = np.empty(m, dtype=np.float64)
-        tmp = np.empty(m, dtype=np.float64)
-        for x in range(x0, min(x0 + ROW_CHUNK, nx)):
-            rn_term = _load_diffs(data, gdq, gain, readnoise, rn_div, y, x, elec, delta)
-
-            if mode == MODE_ITERATIVE:
-                for k in range(m):
-                    absd[k] = abs(delta[k])
-                first = True
-                while True:
-                    c, n = _iterative_centre(absd, m, tmp, first)
-                    if n >= 4:
-                        thr = rej
-                    elif n == 3:
-                        thr = thr_three_diffs
-                    elif n == 2:
-                        thr = thr_two_diffs
-                    else:
-                        break
-                    s = math.sqrt(abs(c) * 1.0 + rn_term) / 1.0
-                    if s == 0.0:
-                        s = np.nan
-                    # the deviation is stored in float32 by stcal before the division
-                    rmax = -np.inf
-                    for k in range(m):
-                        r = abs(np.float64(np.float32(absd[k] - c))) / s
-                        ratio[k] = r
-                        if r > rmax:
-                            rmax = r
-                    if not (rmax > thr):
-                        break
-                    for k in range(m):
-                        if ratio[k] == rmax:
-                            i = k // nd
-                            gdq[i, k - i * nd + 1, y, x] |= JUMP
-                            absd[k] = np.nan
-                    first = False
-
-            elif mode == MODE_SINGLE_PASS:
-                med, sig = _first_pass_stats(delta, m, rn_term, tmp)
-                for k in range(m):
-                    d = delta[k]
-                    if np.isfinite(d) and abs(d - med) / sig > rej:
-                        i = k // nd
-                        gdq[i, k - i * nd + 1, y, x] |= JUMP
-
-            elif mode == MODE_SIGMA_CLIP:
-                if only_use_ints:
-                    for k in range(nd):
-                        cnt = 0
-                        for i in range(nints):
-                            d = delta[i * nd + k]
-                            if np.isfinite(d):
-                                tmp[cnt] = d
-                                cnt += 1
-                        lo, hi = _sigma_clip_bounds(tmp, cnt, rej)
-                        for i in range(nints):
-                            d = delta[i * nd + k]
-                            if np.isfinite(d) and (d < lo or d > hi):
-                                gdq[i, k + 1, y, x] |= JUMP
-                else:
-                    cnt = 0
-                    for k in range(m):
-                        d = delta[k]
-                        if np.isfinite(d):
-                            tmp[cnt] = d
-                            cnt += 1
-                    lo, hi = _sigma_clip_bounds(tmp, cnt, rej)
-                    for k in range(m):
-                        d = delta[k]
-                        if np.isfinite(d) and (d < lo or d > hi):
-                            i = k // nd
-                            gdq[i, k - i * nd + 1, y, x] |= JUMP
+        _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs,
+                      thr_three_diffs, only_use_ints, stats, chunk, per_row)
 
 
 def reset_all_jump_planes(gdq):
@@ -445,7 +767,7 @@ def reset_jump_planes(gdq, full):
 
 @njit(cache=True, error_model="numpy")
 def _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sigma, trigger,
-                    active):
+                    active, stats):
     """Set trigger[y, x] (and active[y]) where the jump of plane (i, g) at (y, x) has a
     first-pass significance strictly between min_sigma and max_sigma."""
     nints, ngroups, ny, nx = data.shape
@@ -456,39 +778,79 @@ def _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sig
     tmp = np.empty(nints * nd, dtype=np.float64)
     for y in range(ny):
         # list the jumps of the row first: a loop that computes under the JUMP test gets
-        # vectorised with loads of every pixel's data, which is far slower
+        # vectorised with loads of every pixel's data, which is far slower; jumps are rare,
+        # so pieces of the row are first tested for any JUMP with a vectorised OR
         row = gdq[i, g, y]
         count = 0
-        for x in range(nx):
-            if row[x] & JUMP:
-                where[count] = x
-                count += 1
+        for s0 in range(0, nx, SCAN_PIECE):
+            s1 = min(s0 + SCAN_PIECE, nx)
+            seen = np.uint8(0)
+            for x in range(s0, s1):
+                seen |= row[x]
+            if seen & JUMP:
+                for x in range(s0, s1):
+                    if row[x] & JUMP:
+                        where[count] = x
+                        count += 1
         for p in range(count):
             x = where[p]
-            med, sig = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta, tmp)
-            r = abs(delta[i * nd + g - 1] - med) / sig
+            med, sig, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta,
+                                            tmp, stats)
+            d = delta[i * nd + g - 1] if loaded else _one_diff(data, gdq, gain, i, g, y, x)
+            r = abs(d - med) / sig
             if r < max_sigma and r > min_sigma:
                 trigger[y, x] = 1
                 active[y] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, trigger):
+def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, trigger, stats):
     """The triggers of :func:`flag_neighbours` for every plane, into ``trigger`` (uint8, the
     shape of gdq, zero on entry; 1 where a jump triggers neighbour flagging).
 
     Together with :func:`apply_neighbour_triggers` this does what flag_neighbours does, for an
     exposure processed in blocks of rows: a block's triggers reach the rows just outside it.
+    Pixel by pixel (pieces of rows shared out between the threads): a pixel's first-pass
+    statistics are computed once for all its jumps.
     """
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
     rn_div = 0.5 * (2.0 * nframes)
-    for plane in prange(nints * nd):
-        i = plane // nd
-        g = plane - i * nd + 1
-        active = np.zeros(ny, dtype=np.uint8)
-        _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sigma,
-                        trigger[i, g], active)
+    per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
+    for chunk in prange(ny * per_row):
+        y = chunk // per_row
+        x0 = (chunk - y * per_row) * ROW_CHUNK
+        x1 = min(x0 + ROW_CHUNK, nx)
+        w = x1 - x0
+        # which pixels have a jump (vectorised along the row)
+        any_jump = np.zeros(ROW_CHUNK, dtype=np.uint8)
+        for i in range(nints):
+            for g in range(1, ngroups):
+                row = gdq[i, g, y, x0:x1]
+                for j in range(w):
+                    any_jump[j] |= row[j]
+        found = False
+        for j in range(w):
+            if any_jump[j] & JUMP:
+                found = True
+        if not found:
+            continue
+        elec = np.empty(ngroups, dtype=np.float32)
+        delta = np.empty(nints * nd, dtype=np.float64)
+        tmp = np.empty(nints * nd, dtype=np.float64)
+        for x in range(x0, x1):
+            if (any_jump[x - x0] & JUMP) == 0:
+                continue
+            med, sig, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta,
+                                            tmp, stats)
+            for i in range(nints):
+                for g in range(1, ngroups):
+                    if gdq[i, g, y, x] & JUMP:
+                        d = delta[i * nd + g - 1] if loaded else _one_diff(data, gdq, gain, i, g,
+                                                                             y, x)
+                        r = abs(d - med) / sig
+                        if r < max_sigma and r > min_sigma:
+                            trigger[i, g, y, x] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -525,7 +887,7 @@ def apply_neighbour_triggers(gdq, trigger, outside):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma):
+def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, stats):
     """OR JUMP into the 4 edge neighbours (and the pixel itself) of each jump whose
     first-pass significance |Δ - median|/sigma lies strictly between min_sigma and max_sigma,
     where those pixels have neither SAT nor DNU. Each group is treated independently, using
@@ -544,7 +906,7 @@ def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma):
         active = np.zeros(ny, dtype=np.uint8)       # rows holding a trigger
         blank = np.zeros(nx, dtype=np.uint8)
         _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sigma,
-                        trigger, active)
+                        trigger, active, stats)
         for y in range(ny):
             if not (active[y] or (y > 0 and active[y - 1]) or (y < ny - 1 and active[y + 1])):
                 continue
@@ -563,57 +925,76 @@ def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma):
                 row[x] = v | (np.uint8(JUMP) * (f & usable))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, n2,
-                               do_after):
-    """After-jump flagging (when do_after), then removal of JUMP wherever DNU or SAT is set.
-
-    For a jump at group g whose Δ[g-1] - median reaches e1 (e2), JUMP is added to groups
-    g+1 … g+min(n1, ngroups-2) (n2 respectively) that have neither SAT nor DNU.
-    """
+@njit(cache=True, error_model="numpy")
+def _after_chunk(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats, chunk,
+                 per_row):
+    """:func:`flag_after_jumps_and_clean` for one piece of a row."""
     nints, ngroups, ny, nx = gdq.shape
     nd = ngroups - 1
-    rn_div = 0.5 * (2.0 * nframes)
-    j1 = min(n1, ngroups - 2)
-    j2 = min(n2, ngroups - 2)
-    per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
-    for chunk in prange(ny * per_row):
-        y = chunk // per_row
-        x0 = (chunk - y * per_row) * ROW_CHUNK
+    y = chunk // per_row
+    x0 = (chunk - y * per_row) * ROW_CHUNK
+    x1 = min(x0 + ROW_CHUNK, nx)
+    w = x1 - x0
+    if do_after:
         big = np.zeros(ngroups, dtype=np.uint8)
         elec = np.empty(ngroups, dtype=np.float32)
         delta = np.empty(nints * nd, dtype=np.float64)
         tmp = np.empty(nints * nd, dtype=np.float64)
-        for x in range(x0, min(x0 + ROW_CHUNK, nx)):
-            if do_after:
-                has_jump = False
-                for i in range(nints):
-                    for g in range(1, ngroups):
-                        if gdq[i, g, y, x] & JUMP:
-                            has_jump = True
-                if has_jump:
-                    med, _ = _pixel_stats(data, gdq, gain, readnoise, rn_div, y, x,
-                                          elec, delta, tmp)
-                    for i in range(nints):
-                        for g in range(ngroups):
-                            big[g] = 0
-                        for g in range(1, ngroups):
-                            if gdq[i, g, y, x] & JUMP:
-                                e = (delta[i * nd + g - 1] - med) * 1.0
-                                if e >= e1:
-                                    big[g] |= 1
-                                if e >= e2:
-                                    big[g] |= 2
-                        until = -1
-                        for g in range(1, ngroups):
-                            if big[g] & 1:
-                                until = max(until, g + j1)
-                            if big[g] & 2:
-                                until = max(until, g + j2)
-                            if g <= until and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
-                                gdq[i, g, y, x] |= JUMP
+        # which pixels have a jump (vectorised along the row)
+        any_jump = np.zeros(ROW_CHUNK, dtype=np.uint8)
+        for i in range(nints):
+            for g in range(1, ngroups):
+                row = gdq[i, g, y, x0:x1]
+                for j in range(w):
+                    any_jump[j] |= row[j]
+        for x in range(x0, x1):
+            if (any_jump[x - x0] & JUMP) == 0:
+                continue
+            med, _, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x,
+                                          elec, delta, tmp, stats)
             for i in range(nints):
                 for g in range(ngroups):
-                    v = gdq[i, g, y, x]
-                    if (v & JUMP) and (v & SAT_OR_DNU):
-                        gdq[i, g, y, x] = v ^ JUMP
+                    big[g] = 0
+                for g in range(1, ngroups):
+                    if gdq[i, g, y, x] & JUMP:
+                        d = (delta[i * nd + g - 1] if loaded
+                             else _one_diff(data, gdq, gain, i, g, y, x))
+                        e = (d - med) * 1.0
+                        if e >= e1:
+                            big[g] |= 1
+                        if e >= e2:
+                            big[g] |= 2
+                until = -1
+                for g in range(1, ngroups):
+                    if big[g] & 1:
+                        until = max(until, g + j1)
+                    if big[g] & 2:
+                        until = max(until, g + j2)
+                    if g <= until and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
+                        gdq[i, g, y, x] |= JUMP
+    # no JUMP where SAT or DNU (vectorised along the row)
+    for i in range(nints):
+        for g in range(ngroups):
+            row = gdq[i, g, y, x0:x1]
+            for j in range(w):
+                v = row[j]
+                row[j] = v & ~(np.uint8(JUMP) * np.uint8((v & SAT_OR_DNU) != 0))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, n2,
+                               do_after, stats, rows):
+    """After-jump flagging (when do_after), then removal of JUMP wherever DNU or SAT is set,
+    in the first ``rows`` rows.
+
+    For a jump at group g whose Δ[g-1] - median reaches e1 (e2), JUMP is added to groups
+    g+1 … g+min(n1, ngroups-2) (n2 respectively) that have neither SAT nor DNU.
+    """
+    ngroups, nx = gdq.shape[1], gdq.shape[3]
+    rn_div = 0.5 * (2.0 * nframes)
+    j1 = min(n1, ngroups - 2)
+    j2 = min(n2, ngroups - 2)
+    per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
+    for chunk in prange(min(rows, gdq.shape[2]) * per_row):
+        _after_chunk(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats, chunk,
+                     per_row)
