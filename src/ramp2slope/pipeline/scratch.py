@@ -111,6 +111,10 @@ class _ArrayMemory:
         target = self.buffer[offset:offset + array.size * self.dtype.itemsize].view(self.dtype)
         target.reshape(array.shape)[...] = array
 
+    def array(self):
+        """The stored array itself (a view of the buffer)."""
+        return self.buffer.view(self.dtype).reshape(self.shape)
+
     def close(self):
         self.buffer = None
 
@@ -219,15 +223,23 @@ class ScratchStore:
     def read_rows(self, y0, y1, data, groupdq):
         """Fill (nints, ngroups, y1 - y0, nx) buffers with rows y0..y1-1 (``data`` may be None)."""
         nints, ngroups = self.shape[:2]
-        for i in range(nints):
-            for g in range(ngroups):
-                if data is not None:
-                    self._data.read(self._data.offset(i, g, y0), data[i, g])
-                self._gdq.read(self._gdq.offset(i, g, y0), groupdq[i, g])
+        rows = groupdq.shape[2]
+        for name, store, out in (("data", self._data, data), ("groupdq", self._gdq, groupdq)):
+            if out is None:
+                continue
+            if isinstance(store, _ArrayMemory):
+                out[...] = store.array()[:, :, y0:y0 + rows]
+                continue
+            for i in range(nints):
+                for g in range(ngroups):
+                    store.read(store.offset(i, g, y0), out[i, g])
 
     def write_gdq_rows(self, y0, groupdq):
         """Store GROUPDQ rows y0, y0+1, ... from a (nints, ngroups, rows, nx) array or view."""
         nints, ngroups = self.shape[:2]
+        if isinstance(self._gdq, _ArrayMemory):
+            self._gdq.array()[:, :, y0:y0 + groupdq.shape[2]] = groupdq
+            return
         for i in range(nints):
             for g in range(ngroups):
                 self._gdq.write(self._gdq.offset(i, g, y0), groupdq[i, g])
