@@ -36,7 +36,6 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy import ndimage
 
 from ..datamodels import dqflags
 
@@ -88,6 +87,8 @@ class _Regions:
     """Connected regions of one binary plane that pass the filled-area threshold."""
 
     def __init__(self, mask, min_area):
+        from scipy import ndimage  # imported here: only runs that look for snowballs need it
+
         self.labels, nlab = ndimage.label(mask, structure=_EIGHT, output=np.int32)
         area, sums, bbox = _region_stats(self.labels, nlab)
         ids = np.arange(1, nlab + 1)
