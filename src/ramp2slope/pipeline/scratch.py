@@ -40,15 +40,13 @@ else:  # platforms without positional I/O
         return os.write(fd, view)
 
 
-class _ArrayFile:
-    """A C-ordered array of fixed shape and dtype in a file, read and written by pieces."""
+class _StoredArray:
+    """A C-ordered array of fixed shape and dtype, read and written by pieces at byte offsets."""
 
-    def __init__(self, path, shape, dtype):
+    def __init__(self, shape, dtype):
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-        os.ftruncate(self.fd, nbytes)
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         # bytes per step along each axis
         self.strides = tuple(int(np.prod(self.shape[k + 1:], dtype=np.int64)) * self.dtype.itemsize
                              for k in range(len(self.shape)))
@@ -56,10 +54,22 @@ class _ArrayFile:
     def offset(self, *index):
         return sum(i * s for i, s in zip(index, self.strides))
 
-    def read(self, offset, out):
-        """Fill the contiguous array ``out`` from the bytes at ``offset``."""
+    def _check_out(self, out):
         if out.dtype != self.dtype or not out.flags.c_contiguous:
             raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
+
+
+class _ArrayFile(_StoredArray):
+    """The array in a file."""
+
+    def __init__(self, path, shape, dtype):
+        super().__init__(shape, dtype)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(self.fd, self.nbytes)
+
+    def read(self, offset, out):
+        """Fill the contiguous array ``out`` from the bytes at ``offset``."""
+        self._check_out(out)
         view = memoryview(out).cast("B")
         while len(view):
             got = _pread_into(self.fd, view, offset)
@@ -86,23 +96,15 @@ class _ArrayFile:
             self.fd = None
 
 
-class _ArrayMemory:
-    """The same interface as :class:`_ArrayFile`, holding the bytes in memory."""
+class _ArrayMemory(_StoredArray):
+    """The array in memory."""
 
     def __init__(self, shape, dtype):
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype)
-        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-        self.buffer = np.empty(nbytes, dtype=np.uint8)
-        self.strides = tuple(int(np.prod(self.shape[k + 1:], dtype=np.int64)) * self.dtype.itemsize
-                             for k in range(len(self.shape)))
-
-    def offset(self, *index):
-        return sum(i * s for i, s in zip(index, self.strides))
+        super().__init__(shape, dtype)
+        self.buffer = np.empty(self.nbytes, dtype=np.uint8)
 
     def read(self, offset, out):
-        if out.dtype != self.dtype or not out.flags.c_contiguous:
-            raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
+        self._check_out(out)
         flat = out.reshape(-1).view(np.uint8)
         flat[...] = self.buffer[offset:offset + flat.size]
 
