@@ -13,6 +13,10 @@ Group-DQ vocabulary used in the comments:
   recomputation starts from);
 * *effective*: orig plus DO_NOT_USE on every group of a suppressed one-good-group ramp, plus the
   ZEROFRAME substitution of group 0.
+
+Per-pixel helpers are inlined into the kernels (``inline="always"``; as plain calls they cost
+up to 60 % more run time). Helpers called once per block of pixels are not: inlining them only
+multiplied the compile time of the parallel kernels.
 """
 import math
 
@@ -35,9 +39,16 @@ LARGE_VARIANCE_THRESHOLD = 1.0e6
 #: stcal's truncated sqrt(2) for the sigmas of a two-group segment.
 SQRT2_TRUNCATED = 1.41421356
 
-# Bits of the per-pixel exposure flag accumulator.
-FLAG_PARTIAL_SAT = np.uint8(1)
-FLAG_CHARGELOSS = np.uint8(2)
+#: PIXELDQ flags added to a pixel whose gain is not positive (or NaN).
+BAD_GAIN_PIXDQ = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NO_GAIN_VALUE"])
+
+# Bits of the per-pixel exposure flag accumulator (one uint8 per pixel for the whole exposure).
+FLAG_PARTIAL_SAT = np.uint8(1)   # some integration has a SAT group
+FLAG_CHARGELOSS = np.uint8(2)    # some integration has a CHARGELOSS group
+FLAG_JUMP = np.uint8(4)          # some integration has a JUMP group
+FLAG_PERS = np.uint8(8)          # some integration has a PERSISTENCE group
+FLAG_SOME_USED = np.uint8(16)    # some integration's DQ lacks DO_NOT_USE
+FLAG_SOME_UNSAT = np.uint8(32)   # some integration's DQ lacks SATURATED
 
 # Layout of the per-segment optional-output array (first axis of ``seg_out``).
 SEG_SLOPE, SEG_SIGSLOPE, SEG_VAR_P, SEG_VAR_R, SEG_YINT, SEG_SIGYINT, SEG_WEIGHT = range(7)
@@ -324,57 +335,188 @@ def _fit_segment(d, start, length, rn, gain, dcur, mrate, tgroup, timing1, wtabl
     res[7] = var_p + var_r
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _median_prefix(vals, n):
-    """Median of ``vals[:n]`` (no NaN): the middle value, or the mean of the two middle ones.
+#: Pixels per block of the median-rate computation (its sorting network runs across a block).
+MEDIAN_BLOCK = 64
 
-    Small counts use ranks (ties broken by position), which avoids the mispredicted branches
-    of a sort. Larger ones sort a copy. Both pick the same order statistics as stcal's qsort.
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _median_setup(d, g, ng, is_0th, is_zf, tgroup, tframe, t1, vals, b):
+    """First half of one integration's median rate (spec §4.13.3) for a loaded pixel.
+
+    In the default case, writes the usable first differences (DN/s) to column ``b`` of ``vals``
+    ((max(ng-1, 1), MEDIAN_BLOCK)), the rest of the column +inf, and returns (count, 0.0).
+    Otherwise (one group, a 0th-group or ZEROFRAME ramp, no usable difference) returns
+    (0, rate), the rate being final.
+    """
+    if ng == 1:
+        # No NaN check in this branch of the C code.
+        return 0, d[0] / t1
+    if is_0th:
+        m = d[0] / t1
+    elif is_zf:
+        m = d[0] / tframe
+    else:
+        n = 0
+        prev = np.nan if (g[0] & DNU) else d[0] / tgroup
+        m = prev
+        for k in range(ng - 1):
+            cur = np.nan if (g[k + 1] & DNU) else d[k + 1] / tgroup
+            if not (g[k + 1] & JUMP):
+                diff = cur - prev
+                if not math.isnan(diff):
+                    vals[n, b] = diff
+                    n += 1
+            prev = cur
+        if n > 0:
+            for k in range(n, vals.shape[0]):
+                vals[k, b] = np.inf
+            return n, 0.0
+    if math.isnan(m):
+        m = 0.0
+    return 0, m
+
+
+@njit(cache=True, error_model="numpy")  # not inlined: compile time
+def _sort_columns(vals, nb):
+    """Sort each of the first ``nb`` columns of ``vals`` (no NaN): an odd-even transposition
+    network, branch-free and vectorised across the columns."""
+    m = vals.shape[0]
+    for r in range(m):
+        for i in range(r & 1, m - 1, 2):
+            for b in range(nb):
+                lo = vals[i, b]
+                hi = vals[i + 1, b]
+                vals[i, b] = lo if lo < hi else hi
+                vals[i + 1, b] = hi if lo < hi else lo
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _median_finish(vals, n, b, m):
+    """Second half of ``_median_setup`` after ``_sort_columns``: the NaN-median of the ``n``
+    differences of column ``b`` (NaN counts as 0), or ``m`` when ``n`` is 0.
+
+    The middle value, or the mean of the two middle ones: the same order statistics as stcal's
+    qsort, whatever the order of ties.
     """
     if n == 0:
-        return np.nan
+        return m
     half = n >> 1
-    if n <= 64:
-        hi = np.nan
-        lo = np.nan
-        for i in range(n):
-            v = vals[i]
-            rank = 0
-            for j in range(n):
-                w = vals[j]
-                rank += (w < v) | ((w == v) & (j < i))
-            if rank == half:
-                hi = v
-            elif rank == half - 1:
-                lo = v
-    else:
-        s = np.sort(vals[:n])
-        hi = s[half]
-        lo = s[half - 1]
     if n & 1:
-        return hi
-    return (hi + lo) / 2.0
+        m = vals[half, b]
+    else:
+        m = (vals[half, b] + vals[half - 1, b]) / 2.0
+    if math.isnan(m):
+        m = 0.0
+    return m
+
+
+@njit(cache=True, error_model="numpy")  # not inlined: compile time
+def _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last, suppress,
+                        tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og):
+    """``_median_setup`` for pixels ``x0 … x0+nb-1`` of row ``y`` (column b of ``vals``,
+    ``cnt[b]``, ``mval[b]``). Returns True when some of them is not SATURATED in group 0.
+
+    Clean ramps (no group DQ, every group in range, no NaN difference), the common case, are
+    done across the block at once; the others pixel by pixel through ``_load_ramp`` (``pfl``,
+    ``d``, ``g``, ``og`` are scratch).
+    """
+    ng = data.shape[0]
+    unsat0 = False
+    if ng >= 2 and first == 0 and last == ng - 1:
+        for b in range(nb):
+            pfl[b] = 0
+        for k in range(ng):
+            for b in range(nb):
+                pfl[b] |= np.int32(gdq[k, y, x0 + b])
+        for k in range(ng - 1):
+            for b in range(nb):
+                # With every group usable, these are the differences of _median_setup.
+                diff = (np.float64(data[k + 1, y, x0 + b]) / tgroup
+                        - np.float64(data[k, y, x0 + b]) / tgroup)
+                vals[k, b] = diff
+                pfl[b] |= np.int32(256) if math.isnan(diff) else np.int32(0)
+    else:
+        for b in range(nb):
+            pfl[b] = 1
+    for b in range(nb):
+        if pfl[b] == 0:
+            cnt[b] = ng - 1
+            unsat0 = True
+        else:
+            x = x0 + b
+            st = _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+            if not (gdq[0, y, x] & SAT):
+                unsat0 = True
+            cnt[b], mval[b] = _median_setup(d, g, ng, st[6], st[7], tgroup, tframe, t1, vals, b)
+    return unsat0
+
+
+@njit(cache=True, error_model="numpy")  # not inlined: compile time
+def _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y, x0, nb,
+                       rn_blk, mr_blk):
+    """Per-pixel terms of a block that need a division, computed across the block (vectorised,
+    much cheaper than in the per-pixel fit): the per-group read noise in electrons,
+    RN_cds·gain/sqrt(2·NFRAMES) rounded to float32 as stcal stores it, and (unless ``single``)
+    the mean median rate."""
+    for b in range(nb):
+        rn_blk[b] = np.float64(np.float32(
+            np.float64(readnoise2d[y, x0 + b]) * (np.float64(gain2d[y, x0 + b]) / rn_factor)))
+    if not single:
+        for b in range(nb):
+            mr_blk[b] = mrate_sum[y, x0 + b] / mrate_div
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _integration_median_rate(d, g, ng, tgroup, vals):
-    """NaN-median of the first differences of one integration (spec §4.13.3, default case)."""
-    n = 0
-    prev = np.nan if (g[0] & DNU) else d[0] / tgroup
-    loc0 = prev
-    for k in range(ng - 1):
-        cur = np.nan if (g[k + 1] & DNU) else d[k + 1] / tgroup
-        if not (g[k + 1] & JUMP):
-            diff = cur - prev
-            if not math.isnan(diff):
-                vals[n] = diff
-                n += 1
-        prev = cur
-    if n == 0:
-        if math.isnan(loc0):
-            return np.nan
-        return loc0
-    return _median_prefix(vals, n)
+def _pixel_dq(pixdq, gain2d, y, x):
+    """PIXELDQ with the bad-gain flags (gain <= 0 or NaN)."""
+    dq = np.uint32(pixdq[y, x])
+    if not (gain2d[y, x] > 0):
+        dq |= BAD_GAIN_PIXDQ
+    return dq
+
+
+@njit(cache=True, error_model="numpy")  # not inlined: compile time
+def _rate_values(dq, num, sum_ip, sum_ir, sum_clr, flags):
+    """The rate of one pixel from its exposure sums (spec §4.13.5).
+
+    ``dq`` is the PIXELDQ (with the bad-gain flags); returns (slope, err, dq, var_p, var_r).
+    """
+    if flags & FLAG_JUMP:
+        dq |= JUMP
+    if flags & FLAG_PERS:
+        dq |= PERS
+    if not (flags & FLAG_SOME_USED):
+        dq |= DNU
+    if not (flags & FLAG_SOME_UNSAT):
+        dq |= SAT
+    var_p = sum_ip
+    if var_p > 0.0:
+        var_p = 1.0 / var_p
+    if var_p >= LARGE_VARIANCE_THRESHOLD or var_p < 0.0:
+        var_p = 0.0
+    var_r = sum_ir
+    if var_r > 0.0:
+        var_r = 1.0 / var_r
+    if var_r >= LARGE_VARIANCE_THRESHOLD:
+        var_r = 0.0
+    err = math.sqrt(var_p + var_r)
+    slope = num
+    if dq & DNU_SAT:
+        slope = np.nan
+        var_p = 0.0
+        var_r = 0.0
+        err = 0.0
+    if flags & FLAG_PARTIAL_SAT:
+        dq |= SAT
+    if not math.isnan(slope):
+        slope = slope * var_r
+    if flags & FLAG_CHARGELOSS:
+        # Only VAR_RNOISE is replaced, even for a pixel whose rate is invalid.
+        if sum_clr > 0.0:
+            var_r = 1.0 / sum_clr
+        if var_r >= LARGE_VARIANCE_THRESHOLD:
+            var_r = 0.0
+    return slope, err, dq, var_p, var_r
 
 
 # ------------------------------------------------------------------------------------------------
@@ -382,31 +524,31 @@ def _integration_median_rate(d, g, ng, tgroup, vals):
 # ------------------------------------------------------------------------------------------------
 @njit(parallel=True, cache=True, error_model="numpy")
 def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
-                       tgroup, tframe, t1, accum):
-    """Add one integration's median rate (spec §4.13.3) to ``accum`` (float64, (ny, nx))."""
+                       tgroup, tframe, t1, accum, row_unsat0):
+    """Add one integration's median rate (spec §4.13.3) to ``accum`` (float64, (ny, nx)).
+
+    ``row_unsat0[y]`` is set to 1 when some pixel of row y is not SATURATED in group 0.
+    """
     ng, ny, nx = data.shape
     for y in prange(ny):
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
-        vals = np.empty(max(ng - 1, 1), np.float64)
-        for x in range(nx):
-            st = _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
-            is_0th = st[6]
-            is_zf = st[7]
-            if ng == 1:
-                # No NaN check in this branch of the C code.
-                accum[y, x] += d[0] / t1
-                continue
-            if is_0th:
-                m = d[0] / t1
-            elif is_zf:
-                m = d[0] / tframe
-            else:
-                m = _integration_median_rate(d, g, ng, tgroup, vals)
-            if math.isnan(m):
-                m = 0.0
-            accum[y, x] += m
+        vals = np.empty((max(ng - 1, 1), MEDIAN_BLOCK), np.float64)
+        cnt = np.empty(MEDIAN_BLOCK, np.int64)
+        mval = np.empty(MEDIAN_BLOCK, np.float64)
+        pfl = np.empty(MEDIAN_BLOCK, np.int32)
+        unsat0 = False
+        for x0 in range(0, nx, MEDIAN_BLOCK):
+            nb = min(MEDIAN_BLOCK, nx - x0)
+            if _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
+                                   suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og):
+                unsat0 = True
+            _sort_columns(vals, nb)
+            for b in range(nb):
+                accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
+        if unsat0:
+            row_unsat0[y] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -441,213 +583,239 @@ def count_slots_kernel(data, gdq, zframe, use_zframe, first, last, suppress, nse
 @njit(parallel=True, cache=True, error_model="numpy")
 def fit_integration_kernel(
     data, gdq, zframe, use_zframe, first, last, suppress,
-    gain2d, rn2d, dark2d, pixdq, mrate2d, wtable,
-    tgroup, tframe, t1, ped_factor,
+    gain2d, readnoise2d, rn_factor, dark2d, has_dark, pixdq, mrate_sum, mrate_div, single,
+    wtable, tgroup, tframe, t1, ped_factor,
     out_slope, out_err, out_dq, out_vp, out_vr,
-    acc_num, acc_ip, acc_ir, acc_clr, acc_dq, acc_ndnu, acc_nsat, acc_flags,
+    acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+    rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
     save_opt, seg_out, ped_out, cr_out,
 ):
-    """Fit one integration (spec §4.13.2–4.13.6) and accumulate the exposure sums.
+    """Fit one integration (spec §4.13.2–4.13.6).
 
-    ``pixdq`` already carries DNU|NO_GAIN_VALUE for bad gains; ``rn2d`` is the per-group read
-    noise in electrons (float32, as stcal computes it); ``mrate2d`` is the pixel's mean median
-    rate. Outputs for this integration go to the 2-D ``out_*`` arrays; exposure sums go to the
-    ``acc_*`` arrays. With ``save_opt``, ``seg_out`` (7, nslots, ny, nx), ``ped_out`` (ny, nx)
-    and ``cr_out`` (ncr, ny, nx) are filled (they must be zero on entry).
+    ``pixdq`` is the input PIXELDQ (the bad-gain flags are added here); ``readnoise2d`` is the
+    CDS read noise in DN, turned into the per-group noise in electrons with ``rn_factor`` =
+    sqrt(2·NFRAMES); ``dark2d`` is used only with ``has_dark``. The pixel's median rate is
+    ``mrate_sum / mrate_div``. Outputs for this integration go to the 2-D ``out_*`` arrays.
+
+    * ``single`` False: the exposure sums go to the ``acc_*`` arrays (``mrate_sum`` is the sum of
+      the per-integration median rates); the ``rate_*`` arrays are not used.
+    * ``single`` True (a one-integration exposure): the median rate is computed here from the
+      ramp (``mrate_sum`` is not used, ``mrate_div`` must be 1), the rate product is written to
+      the 2-D ``rate_*`` arrays and the ``acc_*`` arrays are not used.
+
+    With ``save_opt``, ``seg_out`` (7, nslots, ny, nx), ``ped_out`` (ny, nx) and ``cr_out``
+    (ncr, ny, nx) are filled (they must be zero on entry).
     """
     ng, ny, nx = data.shape
     nslots = seg_out.shape[1]
     ncr_slots = cr_out.shape[0]
     for y in prange(ny):
+        # For a single integration, the median rates of a block of pixels are computed first
+        # (the sort runs across the block), then the block is fitted pixel by pixel.
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
+        vals = np.empty((max(ng - 1, 1), MEDIAN_BLOCK), np.float64)
+        cnt = np.empty(MEDIAN_BLOCK, np.int64)
+        mval = np.empty(MEDIAN_BLOCK, np.float64)
+        pfl = np.empty(MEDIAN_BLOCK, np.int32)
+        rn_blk = np.empty(MEDIAN_BLOCK, np.float64)
+        mr_blk = np.empty(MEDIAN_BLOCK, np.float64)
         s0 = np.empty(ng, np.int64)
         sl = np.empty(ng, np.int64)
         res = np.empty(8, np.float64)
-        for x in range(nx):
-            (cnt_good, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
-             is_0th, is_zf, d0_raw) = _load_ramp(
-                data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
-            gain = np.float64(gain2d[y, x])
-            rn = np.float64(rn2d[y, x])
-            dcur = np.float64(dark2d[y, x])
-            mrate = mrate2d[y, x]
-            if suppress:
-                timing1 = tgroup
-            elif is_0th:
-                timing1 = t1
-            elif is_zf:
-                timing1 = tframe
-            else:
-                timing1 = tgroup
-
-            dq = np.uint32(pixdq[y, x])
-            extra = np.uint32(0)
-            if has_jump:
-                extra |= JUMP
-            if has_pers:
-                extra |= PERS
-            dq |= extra
-            acc_dq[y, x] |= extra
-
-            slope = 0.0
-            var_p = 0.0
-            var_r = 0.0
-            err = 0.0
-            nseg = 0
-            if g[0] & SAT:
-                dq |= DNU_SAT
-                slope = np.nan
-            else:
-                nseg = _segments(g, ng, s0, sl)[0]
-
-            if cnt_dnu_sat == ng:
-                dq |= DNU
-                if cnt_sat == ng:
-                    dq |= SAT
-            elif nseg > 0:
-                inv_r = 0.0
-                inv_p = 0.0
-                inv_e = 0.0
-                num = 0.0
-                for j in range(nseg):
-                    _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1, wtable,
-                                 res)
-                    inv_r += 1.0 / res[SEG_VAR_R]
-                    if res[SEG_VAR_P] > 0.0:
-                        inv_p += 1.0 / res[SEG_VAR_P]
-                    inv_e += 1.0 / res[7]
-                    num += res[SEG_SLOPE] / res[SEG_VAR_R]
-                    if save_opt and j < nslots:
-                        for f in range(N_SEG_FIELDS):
-                            seg_out[f, j, y, x] = np.float32(res[f])
-                if inv_p > 0.0:
-                    var_p = 1.0 / inv_p
-                if var_p >= LARGE_VARIANCE_THRESHOLD:
-                    var_p = 0.0
-                var_r = 1.0 / inv_r
-                if var_r >= LARGE_VARIANCE_THRESHOLD:
-                    var_r = 0.0
-                if dq & DNU_SAT:
-                    slope = np.nan
-                    var_p = 0.0
-                    var_r = 0.0
-                    err = 0.0
+        for x0 in range(0, nx, MEDIAN_BLOCK):
+            nb = min(MEDIAN_BLOCK, nx - x0)
+            _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
+                               x0, nb, rn_blk, mr_blk)
+            if single:
+                _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
+                                    suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og)
+                _sort_columns(vals, nb)
+            for b in range(nb):
+                x = x0 + b
+                (_, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
+                 is_0th, is_zf, d0_raw) = _load_ramp(
+                    data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+                pdq = _pixel_dq(pixdq, gain2d, y, x)
+                gain = np.float64(gain2d[y, x])
+                rn = rn_blk[b]
+                dcur = np.float64(dark2d[y, x]) if has_dark else 0.0
+                if single:
+                    # The exposure mean of one median rate: (0 + m) / 1, where / 1 is exact.
+                    mrate = 0.0 + _median_finish(vals, cnt[b], b, mval[b])
+                    a_num = 0.0
+                    a_ip = 0.0
+                    a_ir = 0.0
+                    a_clr = 0.0
+                    a_flags = np.uint8(0)
                 else:
-                    var_e = 1.0 / inv_e
-                    # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
-                    slope = num * var_r
-                    if var_e > LARGE_VARIANCE_THRESHOLD:
+                    mrate = mr_blk[b]
+                    a_num = acc_num[y, x]
+                    a_ip = acc_ip[y, x]
+                    a_ir = acc_ir[y, x]
+                    a_clr = acc_clr[y, x]
+                    a_flags = acc_flags[y, x]
+                if suppress:
+                    timing1 = tgroup
+                elif is_0th:
+                    timing1 = t1
+                elif is_zf:
+                    timing1 = tframe
+                else:
+                    timing1 = tgroup
+
+                dq = pdq
+                if has_jump:
+                    dq |= JUMP
+                    a_flags |= FLAG_JUMP
+                if has_pers:
+                    dq |= PERS
+                    a_flags |= FLAG_PERS
+
+                slope = 0.0
+                var_p = 0.0
+                var_r = 0.0
+                err = 0.0
+                nseg = 0
+                if g[0] & SAT:
+                    dq |= DNU_SAT
+                    slope = np.nan
+                else:
+                    nseg = _segments(g, ng, s0, sl)[0]
+
+                if cnt_dnu_sat == ng:
+                    dq |= DNU
+                    if cnt_sat == ng:
+                        dq |= SAT
+                elif nseg > 0:
+                    inv_r = 0.0
+                    inv_p = 0.0
+                    inv_e = 0.0
+                    num = 0.0
+                    for j in range(nseg):
+                        _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1, wtable,
+                                     res)
+                        inv_r += res[SEG_WEIGHT]  # = 1.0 / res[SEG_VAR_R]
+                        if res[SEG_VAR_P] > 0.0:
+                            inv_p += 1.0 / res[SEG_VAR_P]
+                        inv_e += 1.0 / res[7]
+                        num += res[SEG_SLOPE] / res[SEG_VAR_R]
+                        if save_opt and j < nslots:
+                            for f in range(N_SEG_FIELDS):
+                                seg_out[f, j, y, x] = np.float32(res[f])
+                    if inv_p > 0.0:
+                        var_p = 1.0 / inv_p
+                    if var_p >= LARGE_VARIANCE_THRESHOLD:
+                        var_p = 0.0
+                    var_r = 1.0 / inv_r
+                    if var_r >= LARGE_VARIANCE_THRESHOLD:
+                        var_r = 0.0
+                    if dq & DNU_SAT:
+                        slope = np.nan
+                        var_p = 0.0
+                        var_r = 0.0
                         err = 0.0
                     else:
-                        err = math.sqrt(var_e)
-                if inv_p > 0.0:
-                    acc_ip[y, x] += inv_p
-                acc_ir[y, x] += inv_r
-                acc_num[y, x] += num
+                        var_e = 1.0 / inv_e
+                        # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
+                        slope = num * var_r
+                        if var_e > LARGE_VARIANCE_THRESHOLD:
+                            err = 0.0
+                        else:
+                            err = math.sqrt(var_e)
+                    if inv_p > 0.0:
+                        a_ip += inv_p
+                    a_ir += inv_r
+                    a_num += num
 
-            if dq & DNU:
-                acc_ndnu[y, x] += 1
-                slope = np.nan
-
-            if save_opt:
-                # The pedestal sees the integration DQ before the partial-saturation flag.
-                if dq & SAT:
-                    ped = 0.0
+                if dq & DNU:
+                    slope = np.nan
                 else:
-                    ped = d[0] - slope * ped_factor
-                    if math.isnan(ped):
+                    a_flags |= FLAG_SOME_USED
+
+                if save_opt:
+                    # The pedestal sees the integration DQ before the partial-saturation flag.
+                    if dq & SAT:
                         ped = 0.0
-                ped_out[y, x] = np.float32(ped)
-                icr = 0
-                for k in range(1, ng):
-                    if g[k] & JUMP:
-                        prev = d0_raw if k == 1 else d[k - 1]
-                        if icr < ncr_slots:
-                            cr_out[icr, y, x] = np.float32(d[k] - prev)
-                        icr += 1
-
-            if dq & SAT:
-                acc_nsat[y, x] += 1
-                slope = np.nan
-            if cnt_sat > 0:
-                dq |= SAT
-                acc_flags[y, x] |= FLAG_PARTIAL_SAT
-
-            # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
-            if has_closs:
-                acc_flags[y, x] |= FLAG_CHARGELOSS
-                for k in range(ng):
-                    if og[k] & CLOSS:
-                        og[k] ^= DNU_CLOSS
-                nseg2 = _segments(og, ng, s0, sl)[0]
-                inv_r2 = 0.0
-                for j in range(nseg2):
-                    ln = sl[j]
-                    if ln == 1:
-                        sv = _rnoise_var_short(rn, gain, timing1)
-                    elif ln == 2:
-                        sv = _rnoise_var_short(rn, gain, tgroup)
                     else:
-                        sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
-                    if sv > 0.0:
-                        inv_r2 += 1.0 / sv
-                var_r = 1.0 / inv_r2
-                if var_r >= LARGE_VARIANCE_THRESHOLD:
-                    var_r = 0.0
-                acc_clr[y, x] += inv_r2
-            elif var_r > 0.0:
-                acc_clr[y, x] += 1.0 / var_r
+                        ped = d[0] - slope * ped_factor
+                        if math.isnan(ped):
+                            ped = 0.0
+                    ped_out[y, x] = np.float32(ped)
+                    icr = 0
+                    for k in range(1, ng):
+                        if g[k] & JUMP:
+                            prev = d0_raw if k == 1 else d[k - 1]
+                            if icr < ncr_slots:
+                                cr_out[icr, y, x] = np.float32(d[k] - prev)
+                            icr += 1
 
-            out_slope[y, x] = np.float32(slope)
-            out_dq[y, x] = dq
-            out_vp[y, x] = np.float32(var_p)
-            out_vr[y, x] = np.float32(var_r)
-            out_err[y, x] = np.float32(err)
+                if dq & SAT:
+                    slope = np.nan
+                else:
+                    a_flags |= FLAG_SOME_UNSAT
+                if cnt_sat > 0:
+                    dq |= SAT
+                    a_flags |= FLAG_PARTIAL_SAT
+
+                # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
+                if has_closs:
+                    a_flags |= FLAG_CHARGELOSS
+                    for k in range(ng):
+                        if og[k] & CLOSS:
+                            og[k] ^= DNU_CLOSS
+                    nseg2 = _segments(og, ng, s0, sl)[0]
+                    inv_r2 = 0.0
+                    for j in range(nseg2):
+                        ln = sl[j]
+                        if ln == 1:
+                            sv = _rnoise_var_short(rn, gain, timing1)
+                        elif ln == 2:
+                            sv = _rnoise_var_short(rn, gain, tgroup)
+                        else:
+                            sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
+                        if sv > 0.0:
+                            inv_r2 += 1.0 / sv
+                    var_r = 1.0 / inv_r2
+                    if var_r >= LARGE_VARIANCE_THRESHOLD:
+                        var_r = 0.0
+                    a_clr += inv_r2
+                elif var_r > 0.0:
+                    a_clr += 1.0 / var_r
+
+                out_slope[y, x] = np.float32(slope)
+                out_dq[y, x] = dq
+                out_vp[y, x] = np.float32(var_p)
+                out_vr[y, x] = np.float32(var_r)
+                out_err[y, x] = np.float32(err)
+
+                if single:
+                    r_slope, r_err, r_dq, r_vp, r_vr = _rate_values(pdq, a_num, a_ip, a_ir, a_clr,
+                                                                    a_flags)
+                    rate_slope[y, x] = np.float32(r_slope)
+                    rate_dq[y, x] = r_dq
+                    rate_vp[y, x] = np.float32(r_vp)
+                    rate_vr[y, x] = np.float32(r_vr)
+                    rate_err[y, x] = np.float32(r_err)
+                else:
+                    acc_num[y, x] = a_num
+                    acc_ip[y, x] = a_ip
+                    acc_ir[y, x] = a_ir
+                    acc_clr[y, x] = a_clr
+                    acc_flags[y, x] = a_flags
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def finish_rate_kernel(nints, pixdq, acc_num, acc_ip, acc_ir, acc_clr, acc_dq, acc_ndnu,
-                       acc_nsat, acc_flags, out_slope, out_err, out_dq, out_vp, out_vr):
+def finish_rate_kernel(pixdq, gain2d, acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                       out_slope, out_err, out_dq, out_vp, out_vr):
     """Combine the integration sums into the rate product (spec §4.13.5)."""
     ny, nx = pixdq.shape
     for y in prange(ny):
         for x in range(nx):
-            dq = np.uint32(pixdq[y, x]) | acc_dq[y, x]
-            if acc_ndnu[y, x] == nints:
-                dq |= DNU
-            if acc_nsat[y, x] == nints:
-                dq |= SAT
-            var_p = acc_ip[y, x]
-            if var_p > 0.0:
-                var_p = 1.0 / var_p
-            if var_p >= LARGE_VARIANCE_THRESHOLD or var_p < 0.0:
-                var_p = 0.0
-            var_r = acc_ir[y, x]
-            if var_r > 0.0:
-                var_r = 1.0 / var_r
-            if var_r >= LARGE_VARIANCE_THRESHOLD:
-                var_r = 0.0
-            err = math.sqrt(var_p + var_r)
-            slope = acc_num[y, x]
-            if dq & DNU_SAT:
-                slope = np.nan
-                var_p = 0.0
-                var_r = 0.0
-                err = 0.0
-            flags = acc_flags[y, x]
-            if flags & FLAG_PARTIAL_SAT:
-                dq |= SAT
-            if not math.isnan(slope):
-                slope = slope * var_r
-            if flags & FLAG_CHARGELOSS:
-                # Only VAR_RNOISE is replaced, even for a pixel whose rate is invalid.
-                evar = acc_clr[y, x]
-                if evar > 0.0:
-                    var_r = 1.0 / evar
-                if var_r >= LARGE_VARIANCE_THRESHOLD:
-                    var_r = 0.0
+            dq = _pixel_dq(pixdq, gain2d, y, x)
+            slope, err, dq, var_p, var_r = _rate_values(
+                dq, acc_num[y, x], acc_ip[y, x], acc_ir[y, x], acc_clr[y, x], acc_flags[y, x])
             out_slope[y, x] = np.float32(slope)
             out_dq[y, x] = dq
             out_vp[y, x] = np.float32(var_p)

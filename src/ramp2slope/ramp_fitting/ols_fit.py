@@ -1,7 +1,9 @@
 """OLS_C ramp fitting (spec §4.13): rate, rateints and the optional fitopt arrays.
 
 The fit is done one integration at a time. Memory use beyond the outputs is a few 2-D
-accumulators, whatever the number of integrations. Every pixel is independent, so the results are
+accumulators, whatever the number of integrations. ``fit_ramps`` on a one-integration exposure
+needs none: one kernel pass computes each pixel's median rate from the ramp it fits and writes
+the rate product directly. Every pixel is independent, so the results are
 bit-identical for any numba thread count. Set that count with ``numba.set_num_threads`` or pass
 ``threads``.
 
@@ -197,7 +199,14 @@ def _native(arr, dtype):
 
 
 _DUMMY_ZF = np.zeros((1, 1), np.float32)
+_DUMMY_F64 = np.zeros((1, 1), np.float64)
+_DUMMY_U8 = np.zeros((1, 1), np.uint8)
 _MAX_TABLE_GROUPS = 256
+
+
+_DUMMY_RATE = ImageProduct(np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32),
+                           np.zeros((1, 1), np.uint32), np.zeros((1, 1), np.float32),
+                           np.zeros((1, 1), np.float32))
 
 
 class OLSRampFitter:
@@ -205,7 +214,10 @@ class OLSRampFitter:
 
     def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, group_time, frame_time,
                  groupgap=0, drop_frames1=0, average_dark_current=None, suppress_one_group=True,
-                 firstgroup=None, lastgroup=None, save_opt=False, has_zeroframe=False):
+                 firstgroup=None, lastgroup=None, save_opt=False, has_zeroframe=False,
+                 _copy_pixeldq=True):
+        # _copy_pixeldq=False (fit_ramps) reads ``pixeldq`` in place: the caller must leave it
+        # unchanged until finish().
         if len(shape) != 4:
             raise Ramp2SlopeError(f"ramp fitting needs a 4-D ramp, got shape {tuple(shape)}")
         nints, ngroups, ny, nx = (int(v) for v in shape)
@@ -232,20 +244,23 @@ class OLSRampFitter:
         drop = 0 if drop_frames1 is None else int(drop_frames1)
         self.ped_factor = ((nframes + 1) / 2.0 + drop) / (nframes + int(groupgap))
 
+        # The kernels derive the per-group read noise in electrons (effective_readnoise) and the
+        # bad-gain PIXELDQ flags pixel by pixel, so neither needs a full-frame array.
         self.gain = _native(gain, np.float32)
-        self.rn = effective_readnoise(readnoise, self.gain, nframes)
+        self.readnoise = _native(readnoise, np.float32)
+        self.rn_factor = float(np.sqrt(2.0 * nframes))
         if average_dark_current is None:
-            self.dark = np.zeros((ny, nx), np.float32)
+            self.dark, self.has_dark = _DUMMY_ZF, False
         else:
             if np.shape(average_dark_current) != (ny, nx):
                 raise Ramp2SlopeError(
                     f"average_dark_current has shape {np.shape(average_dark_current)}, "
                     f"the science data needs {(ny, nx)}")
-            self.dark = _native(average_dark_current, np.float32)
-        pdq = np.array(pixeldq, dtype=np.uint32)
-        bad_gain = ~(self.gain > 0)  # gain <= 0 or NaN
-        pdq[bad_gain] |= np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NO_GAIN_VALUE"])
-        self.pixeldq = pdq
+            self.dark, self.has_dark = _native(average_dark_current, np.float32), True
+        if _copy_pixeldq:
+            self.pixeldq = np.array(pixeldq, dtype=np.uint32)
+        else:
+            self.pixeldq = _native(pixeldq, np.uint32)
         # Optimal-weight factors for every segment length; beyond _MAX_TABLE_GROUPS they are
         # computed inline instead (same values, more powf calls).
         if ngroups <= _MAX_TABLE_GROUPS:
@@ -253,21 +268,15 @@ class OLSRampFitter:
         else:
             self._wtable = np.zeros((0, K.POWERS.size, 0), np.float64)
 
-        self._mrate_acc = np.zeros((ny, nx), np.float64)
+        # Exposure sums, allocated on first use (a one-integration fit_ramps needs none).
+        self._mrate_acc = None
+        self._row_unsat0 = np.zeros(ny, np.uint8)
         self._n_median = 0
-        self._mrate = None
         self._any_unsat0 = False
         self.nseg_max = 0
         self.ncr_max = 0
 
-        self._acc_num = np.zeros((ny, nx), np.float64)
-        self._acc_ip = np.zeros((ny, nx), np.float64)
-        self._acc_ir = np.zeros((ny, nx), np.float64)
-        self._acc_clr = np.zeros((ny, nx), np.float64)
-        self._acc_dq = np.zeros((ny, nx), np.uint32)
-        self._acc_ndnu = np.zeros((ny, nx), np.int32)
-        self._acc_nsat = np.zeros((ny, nx), np.int32)
-        self._acc_flags = np.zeros((ny, nx), np.uint8)
+        self._acc = None
         self._n_fit = 0
 
     # -- helpers ------------------------------------------------------------------------------
@@ -292,71 +301,107 @@ class OLSRampFitter:
         if self._n_median >= self.nints:
             raise Ramp2SlopeError("add_median_rate called more often than there are integrations")
         data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
-        if not self._any_unsat0:
-            sat = np.uint8(dqflags.group["SATURATED"])
-            self._any_unsat0 = not bool(np.all(gdq_i[0] & sat))
+        if self._mrate_acc is None:
+            self._mrate_acc = np.zeros((self.ny, self.nx), np.float64)
         K.median_rate_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
-                             self.tgroup, self.tframe, self.t1, self._mrate_acc)
+                             self.tgroup, self.tframe, self.t1, self._mrate_acc, self._row_unsat0)
+        if not self._any_unsat0:
+            self._any_unsat0 = bool(self._row_unsat0.any())
         if self.save_opt:
-            nseg_rows = np.zeros(self.ny, np.int64)
-            ncr_rows = np.zeros(self.ny, np.int64)
-            K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
-                                 nseg_rows, ncr_rows)
-            if self.ny:
-                self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
-                self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
+            self._count_slots(data_i, gdq_i, zf, use_zf)
         self._n_median += 1
+
+    def _count_slots(self, data_i, gdq_i, zf, use_zf):
+        nseg_rows = np.zeros(self.ny, np.int64)
+        ncr_rows = np.zeros(self.ny, np.int64)
+        K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
+                             nseg_rows, ncr_rows)
+        if self.ny:
+            self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
+            self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
 
     @property
     def all_saturated(self):
         """True when every pixel of every integration seen so far is SAT in group 0."""
         return not self._any_unsat0
 
+    def _median_rate_sum(self):
+        if self._n_median != self.nints:
+            raise Ramp2SlopeError(
+                f"the median rate needs all {self.nints} integrations, got {self._n_median}")
+        return self._mrate_acc
+
     @property
     def median_rate(self):
         """Mean over integrations of the per-integration median rates (float64, DN/s)."""
-        if self._mrate is None:
-            if self._n_median != self.nints:
-                raise Ramp2SlopeError(
-                    f"the median rate needs all {self.nints} integrations, got {self._n_median}")
-            # stcal divides by (float) nints; the integer is exact in either precision.
-            self._mrate_acc /= float(self.nints)
-            self._mrate, self._mrate_acc = self._mrate_acc, None
-        return self._mrate
+        # stcal divides by (float) nints; the kernel divides each pixel's sum the same way.
+        return self._median_rate_sum() / float(self.nints)
+
+    def _accumulators(self):
+        if self._acc is None:
+            shape = (self.ny, self.nx)
+            # num, Σ 1/var_p, Σ 1/var_r, Σ 1/var_r after CHARGELOSS (float64), then the flags.
+            self._acc = tuple(np.zeros(shape, np.float64) for _ in range(4)) + (
+                np.zeros(shape, np.uint8),)
+        return self._acc
+
+    def _opt_arrays(self, opt_out):
+        """(opt_out, seg_out, ped_out, cr_out) for the kernel, allocating opt_out if needed."""
+        if not self.save_opt:
+            return (None, np.zeros((K.N_SEG_FIELDS, 0, 1, 1), np.float32),
+                    np.zeros((1, 1), np.float32), np.zeros((0, 1, 1), np.float32))
+        if opt_out is None:
+            ny, nx = self.ny, self.nx
+            opt_out = IntegrationOptional(
+                segments=np.zeros((K.N_SEG_FIELDS, self.nseg_max, ny, nx), np.float32),
+                pedestal=np.zeros((ny, nx), np.float32),
+                crmag=np.zeros((self.ncr_max, ny, nx), np.float32),
+            )
+        return opt_out, opt_out.segments, opt_out.pedestal, opt_out.crmag
+
+    def _run_fit_kernel(self, data_i, gdq_i, zf, use_zf, mrate_sum, mrate_div, single, out,
+                        acc, rate, seg_out, ped_out, cr_out):
+        K.fit_integration_kernel(
+            data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
+            self.gain, self.readnoise, self.rn_factor, self.dark, self.has_dark, self.pixeldq,
+            mrate_sum, mrate_div, single, self._wtable,
+            self.tgroup, self.tframe, self.t1, self.ped_factor,
+            out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
+            *acc,
+            rate.data, rate.err, rate.dq, rate.var_poisson, rate.var_rnoise,
+            self.save_opt, seg_out, ped_out, cr_out,
+        )
 
     # -- pass 2 -------------------------------------------------------------------------------
     def fit_integration(self, data_i, groupdq_i, zeroframe_i=None, out=None, opt_out=None):
         """Pass 2 for the next integration; returns its rateints planes (and fitopt arrays)."""
         if self._n_fit >= self.nints:
             raise Ramp2SlopeError("fit_integration called more often than there are integrations")
-        mrate = self.median_rate
+        mrate_sum = self._median_rate_sum()
         data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
-        ny, nx = self.ny, self.nx
         if out is None:
-            out = ImageProduct.empty((ny, nx))
-        if self.save_opt:
-            if opt_out is None:
-                opt_out = IntegrationOptional(
-                    segments=np.zeros((K.N_SEG_FIELDS, self.nseg_max, ny, nx), np.float32),
-                    pedestal=np.zeros((ny, nx), np.float32),
-                    crmag=np.zeros((self.ncr_max, ny, nx), np.float32),
-                )
-            seg_out, ped_out, cr_out = opt_out.segments, opt_out.pedestal, opt_out.crmag
-        else:
-            opt_out = None
-            seg_out = np.zeros((K.N_SEG_FIELDS, 0, 1, 1), np.float32)
-            ped_out = np.zeros((1, 1), np.float32)
-            cr_out = np.zeros((0, 1, 1), np.float32)
-        K.fit_integration_kernel(
-            data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
-            self.gain, self.rn, self.dark, self.pixeldq, mrate, self._wtable,
-            self.tgroup, self.tframe, self.t1, self.ped_factor,
-            out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
-            self._acc_num, self._acc_ip, self._acc_ir, self._acc_clr, self._acc_dq,
-            self._acc_ndnu, self._acc_nsat, self._acc_flags,
-            self.save_opt, seg_out, ped_out, cr_out,
-        )
+            out = ImageProduct.empty((self.ny, self.nx))
+        opt_out, seg_out, ped_out, cr_out = self._opt_arrays(opt_out)
+        self._run_fit_kernel(data_i, gdq_i, zf, use_zf, mrate_sum, float(self.nints), False,
+                             out, self._accumulators(), _DUMMY_RATE, seg_out, ped_out, cr_out)
         self._n_fit += 1
+        return IntegrationFit(rateints=out, optional=opt_out)
+
+    def _fit_only_integration(self, data_i, groupdq_i, zeroframe_i, out, rate, opt_out=None):
+        """Both passes of a one-integration exposure in one kernel call: the median rate comes
+        from the ramp being fitted, and the rate product is written straight to ``rate``
+        (an ``ImageProduct`` of 2-D arrays) without exposure sums. Replaces add_median_rate,
+        fit_integration and finish; the all-saturated case must be checked by the caller.
+        With save_opt, the slot counts must have been set (``_count_slots``)."""
+        if self.nints != 1 or self._n_median or self._n_fit:
+            raise Ramp2SlopeError("_fit_only_integration needs a fresh one-integration fitter")
+        data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
+        opt_out, seg_out, ped_out, cr_out = self._opt_arrays(opt_out)
+        acc = (_DUMMY_F64,) * 4 + (_DUMMY_U8,)
+        self._run_fit_kernel(data_i, gdq_i, zf, use_zf, _DUMMY_F64, 1.0, True, out, acc, rate,
+                             seg_out, ped_out, cr_out)
+        self._n_median = self._n_fit = 1
+        self._any_unsat0 = True
         return IntegrationFit(rateints=out, optional=opt_out)
 
     def finish(self, out=None):
@@ -367,8 +412,7 @@ class OLSRampFitter:
         if out is None:
             out = ImageProduct.empty((self.ny, self.nx))
         K.finish_rate_kernel(
-            self.nints, self.pixeldq, self._acc_num, self._acc_ip, self._acc_ir, self._acc_clr,
-            self._acc_dq, self._acc_ndnu, self._acc_nsat, self._acc_flags,
+            self.pixeldq, self.gain, *self._accumulators(),
             out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
         )
         return out
@@ -412,14 +456,19 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
         group_time=group_time, frame_time=frame_time, groupgap=groupgap,
         drop_frames1=drop_frames1, average_dark_current=average_dark_current,
         suppress_one_group=suppress_one_group, firstgroup=firstgroup, lastgroup=lastgroup,
-        save_opt=save_opt, has_zeroframe=zeroframe is not None,
+        save_opt=save_opt, has_zeroframe=zeroframe is not None, _copy_pixeldq=False,
     )
 
     def zf(i):
         return None if zeroframe is None else zeroframe[i]
 
-    for i in range(nints):
-        fitter.add_median_rate(data[i], groupdq[i], zf(i))
+    single = nints == 1
+    if single:
+        if save_opt:
+            fitter._count_slots(*fitter._integration_arrays(data[0], groupdq[0], zf(0)))
+    else:
+        for i in range(nints):
+            fitter.add_median_rate(data[i], groupdq[i], zf(i))
 
     rateints = ImageProduct.empty((nints, ny, nx))
     optional = None
@@ -433,13 +482,18 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
             pedestal=np.zeros((nints, ny, nx), np.float32),
             crmag=np.zeros((nints, ncr, ny, nx), np.float32),
         )
+    rate = ImageProduct.empty((ny, nx)) if single else None
     for i in range(nints):
         opt_out = None
         if save_opt:
             opt_out = IntegrationOptional(segments=segments[:, i], pedestal=optional.pedestal[i],
                                           crmag=optional.crmag[i])
-        fitter.fit_integration(data[i], groupdq[i], zf(i), out=rateints[i], opt_out=opt_out)
-    rate = fitter.finish()
+        if single:
+            fitter._fit_only_integration(data[0], groupdq[0], zf(0), rateints[0], rate, opt_out)
+        else:
+            fitter.fit_integration(data[i], groupdq[i], zf(i), out=rateints[i], opt_out=opt_out)
+    if not single:
+        rate = fitter.finish()
     return RampFitResult(rate=rate, rateints=rateints, optional=optional,
                          nseg_max=fitter.nseg_max if save_opt else 0,
                          ncr_max=fitter.ncr_max if save_opt else 0)
