@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .. import datamodels
+from .. import datamodels, jit_warmup
 from ..datamodels.lazy import open_ramp_source
 from ..charge_migration import ChargeMigrationStep
 from ..dark_current import DarkCurrentStep
@@ -156,24 +156,29 @@ class Detector1Pipeline(Pipeline):
         from ..hugepages import no_hugepage_advice
         from ..threads import thread_limit
 
-        with thread_limit(self.threads), no_hugepage_advice():
-            source = self._open_source(step_input)
-            if source is None:
-                model = self._open_input(step_input)
-            else:
-                model = source.template
-            try:
-                input_name = self.input_name(step_input, model)
-                log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
-                         *model.shape)
-                self.check_references(model)
+        try:
+            with thread_limit(self.threads), no_hugepage_advice():
+                source = self._open_source(step_input)
                 if source is None:
-                    result = self.process(model, input_name)
+                    model = self._open_input(step_input)
                 else:
-                    result = run_streamed(self, source, input_name, self._jump_block_rows)
-            finally:
-                if source is not None:
-                    source.close()
+                    model = source.template
+                if not self.ramp_fit.skip:
+                    jit_warmup.start(model.shape[0])
+                try:
+                    input_name = self.input_name(step_input, model)
+                    log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
+                             *model.shape)
+                    self.check_references(model)
+                    if source is None:
+                        result = self.process(model, input_name)
+                    else:
+                        result = run_streamed(self, source, input_name, self._jump_block_rows)
+                finally:
+                    if source is not None:
+                        source.close()
+        finally:
+            jit_warmup.cancel()  # only still running if the run failed before fitting
         log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
         return result
 
@@ -199,6 +204,7 @@ class Detector1Pipeline(Pipeline):
         if self.save_calibrated_ramp:
             self.save_model(model, input_name=input_name, suffix="ramp")
 
+        jit_warmup.wait()
         result = self.ramp_fit.run(model)
         rate, rateints = result if result is not None else (None, None)
         if rate is None:

@@ -35,6 +35,7 @@ from ..gain_scale.gain_scale import scale_by_gain
 from ..jump import twopoint
 from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
 from ..stpipe import ReferenceCache
+from .. import jit_warmup
 from .scratch import ScratchStore
 
 __all__ = ["run_streamed", "STAGE_A", "default_block_rows"]
@@ -290,6 +291,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     ramp_fit = pipe.ramp_fit
     log.info("%s running", ramp_fit.name)
     fit_start = time.perf_counter()
+    jit_warmup.wait()
     fitter = ramp_fit.begin_fit(shell, has_zf)
     use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
     data = np.empty((ngroups, ny, nx), dtype=np.float32)
