@@ -1,14 +1,16 @@
-"""Compiling the ramp-fitting kernels in a second process on a first run.
+"""Compiling the jump and ramp-fitting kernels in other processes on a first run.
 
 numba compiles a kernel the first time it is called and keeps the machine code in its on-disk
 cache (``cache=True``: ``__pycache__`` next to the modules, or ``NUMBA_CACHE_DIR``). With an empty
 cache a run spends most of its time compiling, one kernel after the other, on one core. The
-ramp-fitting kernels, the largest, are only needed at the end of the run; so when their cache
-is empty, :func:`start` launches ``python -m ramp2slope.jit_warmup``, which compiles them (by
-fitting a tiny synthetic ramp) while this process compiles and runs the steps before. Before
-fitting, :func:`wait` waits for that process; the kernels are then loaded from the cache.
+jump and ramp-fitting kernels are the largest and are needed only after the per-integration
+steps; so when their cache is empty, :func:`start` launches ``python -m ramp2slope.jit_warmup``
+once for each, which compiles them by running the same functions on a tiny synthetic exposure
+with the run's numbers of integrations and groups (they decide the code paths and the types),
+while this process compiles and runs the steps before. :func:`wait` is called before each of
+the two steps; the kernels are then loaded from the cache.
 
-Nothing depends on the helper process for correctness: if it fails, or compiled other types
+Nothing depends on the helper processes for correctness: if one fails, or compiled other types
 than the run needs, the kernels are compiled here as usual. ``RAMP2SLOPE_JIT_WARMUP=0`` turns
 the mechanism off.
 """
@@ -16,72 +18,146 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
+
+import numpy as np
 
 log = logging.getLogger("ramp2slope")
 
 _ENV_SWITCH = "RAMP2SLOPE_JIT_WARMUP"
 _CHILD_MARK = "RAMP2SLOPE_JIT_WARMUP_CHILD"
 
-_process = None
-_started = None
+KINDS = ("jump", "ramp_fit")
+
+_processes = {}   # kind -> (Popen, start time)
 
 
-def _cache_is_empty():
-    """True when numba's cache holds no compiled version of the main ramp-fitting kernel."""
+def _probe(kind):
+    """The kernel whose cache tells whether ``kind``'s kernels have been compiled."""
+    if kind == "jump":
+        from .jump import twopoint
+
+        return twopoint.detect
     from .ramp_fitting import _ols_kernels
 
+    return _ols_kernels.fit_integration_kernel
+
+
+def _cache_is_empty(kind):
+    """True when numba's cache holds no compiled version of ``kind``'s main kernel."""
     try:
-        cache = _ols_kernels.fit_integration_kernel._cache
+        cache = _probe(kind)._cache
         return not cache._cache_file._load_index()
     except Exception:  # an unfamiliar numba: behave as if warm, i.e. do nothing
         return False
 
 
-def start(nints):
-    """Launch the helper process when the ramp-fitting kernels are not cached yet (``nints``:
-    the exposure's number of integrations, which decides the fitting path)."""
-    global _process, _started
-    if _process is not None or os.environ.get(_ENV_SWITCH, "1") == "0" \
-            or os.environ.get(_CHILD_MARK):
+def start(shape, streamed, kinds=KINDS):
+    """Launch a helper process for each of ``kinds`` whose kernels are not cached yet.
+
+    ``shape``: the exposure's (nints, ngroups, ny, nx); ``streamed``: whether the pipeline
+    processes it one integration at a time (jump then works on blocks of rows)."""
+    if os.environ.get(_ENV_SWITCH, "1") == "0" or os.environ.get(_CHILD_MARK):
         return
-    if not _cache_is_empty():
-        return
-    env = dict(os.environ, **{_CHILD_MARK: "1"})
-    try:
-        _process = subprocess.Popen([sys.executable, "-m", "ramp2slope.jit_warmup", str(int(nints))],
-                                    env=env,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-    except OSError as exc:
-        log.debug("no JIT warm-up process: %s", exc)
-        return
-    _started = time.perf_counter()
-    log.info("first run: compiling the ramp-fitting kernels in a second process")
+    nints, ngroups = int(shape[0]), int(shape[1])
+    for kind in kinds:
+        if kind in _processes or not _cache_is_empty(kind):
+            continue
+        command = [sys.executable, "-m", "ramp2slope.jit_warmup", kind, str(nints), str(ngroups),
+                   str(int(bool(streamed)))]
+        env = dict(os.environ, **{_CHILD_MARK: "1"})
+        if kind == "jump" and "NUMBA_OPT" not in os.environ:
+            # LLVM's -O3 passes take a fifth of the compile time of these kernels and make them
+            # no faster than -O2 (measured: the full-frame jump step 0.17-0.18 s on one thread
+            # both ways; the ramp-fitting kernels do lose 10 % at -O2, so they keep -O3).
+            env["NUMBA_OPT"] = "2"
+        try:
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            log.debug("no JIT warm-up process for %s: %s", kind, exc)
+            continue
+        _processes[kind] = (process, time.perf_counter())
+        log.info("first run: compiling the %s kernels in a second process", kind)
 
 
-def wait():
-    """Wait for the helper process, if one is running."""
-    global _process
-    if _process is None:
+def wait(kind):
+    """Wait for the helper process of ``kind``, if one is running."""
+    entry = _processes.pop(kind, None)
+    if entry is None:
         return
-    code = _process.wait()
-    log.debug("JIT warm-up process finished after %.1f s (exit code %d)",
-              time.perf_counter() - _started, code)
-    _process = None
+    process, started = entry
+    code = process.wait()
+    log.debug("JIT warm-up process for %s finished after %.1f s (exit code %d)",
+              kind, time.perf_counter() - started, code)
 
 
 def cancel():
-    """Stop the helper process (the run failed before fitting)."""
-    global _process
-    if _process is None:
+    """Stop every helper process still running (the run failed before needing them)."""
+    while _processes:
+        _, (process, _) = _processes.popitem()
+        process.kill()
+        process.wait()
+
+
+# -- what the helper processes run ------------------------------------------------------------
+def _tiny_exposure(nints, ngroups, ny=4, nx=8):
+    rng = np.random.default_rng(0)
+    data = np.cumsum(rng.normal(20.0, 3.0, (nints, ngroups, ny, nx)), axis=1).astype(np.float32)
+    data[:, ngroups // 2:, 1, 2] += np.float32(5000.0)  # a jump, so that every flagging runs
+    groupdq = np.zeros(data.shape, np.uint8)
+    return data, groupdq
+
+
+def warm_jump(nints, ngroups, streamed):
+    """Detect jumps in a tiny exposure as the pipeline would (in blocks when ``streamed``)."""
+    from .jump import STEP_DEFAULTS, detect_jumps, detect_jumps_in_blocks, twopoint
+    from .jump.detect import effective_minimum_groups
+
+    data, groupdq = _tiny_exposure(nints, ngroups)
+    ny, nx = data.shape[-2:]
+    pixeldq = np.zeros((ny, nx), np.uint32)
+    gain = np.full((ny, nx), 2.0, np.float32)
+    readnoise = np.full((ny, nx), 10.0, np.float32)
+    params = {name: value for name, value in STEP_DEFAULTS.items() if name != "maximum_cores"}
+    params["minimum_groups"] = effective_minimum_groups("1", STEP_DEFAULTS["minimum_groups"], ny)
+    params.update(nframes=1, group_time=10.7)
+    if not streamed:
+        detect_jumps(data, groupdq, pixeldq, gain, readnoise, **params)
         return
-    _process.kill()
-    _process.wait()
-    _process = None
+    from .pipeline.scratch import ScratchStore
+    from .pipeline.streaming import default_block_rows
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = ScratchStore(folder, data.shape, memory_budget=1 << 30)
+        try:
+            dnu_table = np.zeros((nints, ngroups), dtype=bool)
+            for i in range(nints):
+                store.write_integration(i, data[i], groupdq[i])
+                dnu_table[i] = twopoint.dnu_planes(groupdq[i][np.newaxis])[0]
+            detect_jumps_in_blocks(store, pixeldq, gain, readnoise, dnu_table=dnu_table,
+                                   block_rows=default_block_rows(data.shape), **params)
+        finally:
+            store.close()
+
+
+def warm_ramp_fit(nints, ngroups):
+    """Fit a tiny exposure of ``nints`` integrations (1: the single-pass path; more: the
+    two-pass path) with the dtypes and layouts the pipeline passes."""
+    from .ramp_fitting.ols_fit import fit_ramps
+
+    data, groupdq = _tiny_exposure(nints, ngroups)
+    groupdq[:, ngroups // 2, 1, 2] = 4  # JUMP_DET
+    ny, nx = data.shape[-2:]
+    fit_ramps(data, groupdq, np.zeros((ny, nx), np.uint32), np.full((ny, nx), 2.0, np.float32),
+              np.full((ny, nx), 10.0, np.float32), nframes=1, group_time=10.7, frame_time=10.7,
+              zeroframe=data[:, 0] * np.float32(0.5))
 
 
 if __name__ == "__main__":
-    from .ramp_fitting.ols_fit import warm_up
-
-    warm_up(int(sys.argv[1]))
+    _kind, _nints, _ngroups, _streamed = sys.argv[1:5]
+    if _kind == "jump":
+        warm_jump(int(_nints), int(_ngroups), _streamed == "1")
+    else:
+        warm_ramp_fit(int(_nints), int(_ngroups))

@@ -163,8 +163,9 @@ class Detector1Pipeline(Pipeline):
                     model = self._open_input(step_input)
                 else:
                     model = source.template
-                if not self.ramp_fit.skip:
-                    jit_warmup.start(model.shape[0])
+                jit_warmup.start(model.shape, streamed=source is not None,
+                                 kinds=[kind for kind in jit_warmup.KINDS
+                                        if not getattr(self, kind).skip])
                 try:
                     input_name = self.input_name(step_input, model)
                     log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
@@ -200,11 +201,13 @@ class Detector1Pipeline(Pipeline):
         for alias in ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
                       "linearity", "dark_current", "charge_migration", "jump", "picture_frame",
                       "clean_flicker_noise", "persistence"):
+            if alias == "jump":
+                jit_warmup.wait("jump")
             model = getattr(self, alias).run(model)
         if self.save_calibrated_ramp:
             self.save_model(model, input_name=input_name, suffix="ramp")
 
-        jit_warmup.wait()
+        jit_warmup.wait("ramp_fit")
         result = self.ramp_fit.run(model)
         rate, rateints = result if result is not None else (None, None)
         if rate is None:

@@ -258,6 +258,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     else:
         log.info("%s running", jump.name)
         t0 = time.perf_counter()
+        jit_warmup.wait("jump")
         shell = jump.process_in_blocks(shell, store, dnu_table, block_rows)
         _log_done(jump, time.perf_counter() - t0, shell)
         if jump.should_save():
@@ -291,7 +292,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     ramp_fit = pipe.ramp_fit
     log.info("%s running", ramp_fit.name)
     fit_start = time.perf_counter()
-    jit_warmup.wait()
+    jit_warmup.wait("ramp_fit")
     fitter = ramp_fit.begin_fit(shell, has_zf)
     use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
     data = np.empty((ngroups, ny, nx), dtype=np.float32)

@@ -498,18 +498,3 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
                          nseg_max=fitter.nseg_max if save_opt else 0,
                          ncr_max=fitter.ncr_max if save_opt else 0)
 
-
-def warm_up(nints):
-    """Fit a tiny synthetic exposure of ``nints`` integrations (1: the single-pass path; more:
-    the two-pass path), so that the kernels a run of that kind calls are compiled and cached.
-    The arrays have the dtypes and layouts the pipeline passes."""
-    nints = max(1, int(nints))
-    ngroups, ny, nx = 5, 4, 4
-    rng = np.random.default_rng(0)
-    data = np.cumsum(rng.normal(20.0, 3.0, (nints, ngroups, ny, nx)), axis=1).astype(np.float32)
-    groupdq = np.zeros(data.shape, np.uint8)
-    groupdq[:, 2, 1, 1] = dqflags.group["JUMP_DET"]
-    zeroframe = data[:, 0] * np.float32(0.5)
-    fit_ramps(data, groupdq, np.zeros((ny, nx), np.uint32), np.full((ny, nx), 2.0, np.float32),
-              np.full((ny, nx), 10.0, np.float32), nframes=1, group_time=10.7, frame_time=10.7,
-              zeroframe=zeroframe)
