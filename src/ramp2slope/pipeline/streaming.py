@@ -393,16 +393,18 @@ def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers,
         final_writer = products.start(rateints, pipe.output_path(input_name, suffix="rateints"),
                                       cube_shapes)
 
+    # The kernel writes every pixel of the five output planes; only the optional arrays
+    # (segments and cosmic rays beyond a pixel's own) must start from zero.
     out = ImageProduct.empty(plane)
+    write_time = 0.0   # the products' share, logged apart from the step's own time
     for i in range(nints):
         store.read_integration(i, data, groupdq, zeroframe)
-        for array in (out.data, out.err, out.dq, out.var_poisson, out.var_rnoise):
-            array[...] = 0
         if opt_out is not None:
             for array in (opt_out.segments, opt_out.pedestal, opt_out.crmag):
                 array[...] = 0
         fitter.fit_integration(data, groupdq, zeroframe if use_zf else None, out=out,
                                opt_out=opt_out)
+        t0 = time.perf_counter()
         _write_planes(fit_writer, i, out)
         if fitopt_writer is not None:
             for index, name in enumerate(SEGMENT_FIELDS):
@@ -413,10 +415,12 @@ def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers,
             scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
         _write_planes(scaled_writer, i, out)
         _write_planes(final_writer, i, out)
+        write_time += time.perf_counter() - t0
     result = fitter.finish()
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
         setattr(rate, name, getattr(result, name))
-    _log_done(ramp_fit, time.perf_counter() - fit_start, rate)
+    _log_done(ramp_fit, time.perf_counter() - fit_start - write_time, rate)
+    log.info("%s: rateints planes written in %.2f s", pipe.name, write_time)
     if fitopt_writer is not None:
         products.finish(fitopt_writer, ramp_fit)
     if fit_writer is not None:
