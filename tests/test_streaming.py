@@ -93,8 +93,8 @@ def sub160(tmp_path_factory):
                              ngroups=5, nints=3, seed=21, cr_rate=300.0)
 
 
-# scratch in memory (default budget), in files (budget 0), and split (only GROUPDQ fits)
-@pytest.mark.parametrize("block_rows, scratch_memory", [(None, None), (7, 0), (None, 400_000)])
+# scratch in files (the default), in memory, and split (only GROUPDQ fits)
+@pytest.mark.parametrize("block_rows, scratch_memory", [(None, None), (7, 1 << 30), (None, 400_000)])
 def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_rows, scratch_memory):
     refdir = os.path.dirname(sub160.refs["mask"])
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
@@ -156,8 +156,10 @@ def test_scratch_memory_budget_from_environment(monkeypatch):
     from ramp2slope.errors import Ramp2SlopeError
     from ramp2slope.pipeline.scratch import default_memory_budget
 
-    monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "1.5G")
-    assert default_memory_budget() == 3 << 29
+    monkeypatch.delenv("RAMP2SLOPE_SCRATCH_MEMORY", raising=False)
+    assert default_memory_budget() == 0
+    monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "1M")
+    assert default_memory_budget() == 1 << 20   # well under 1/8 of any machine's memory
     monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "0")
     assert default_memory_budget() == 0
     monkeypatch.setenv("RAMP2SLOPE_SCRATCH_MEMORY", "lots")
