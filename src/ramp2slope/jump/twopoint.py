@@ -586,15 +586,13 @@ def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs
 
 @njit(cache=True, error_model="numpy")
 def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, thr_three_diffs,
-                  only_use_ints, stats, chunk, per_row):
-    """:func:`detect` for one piece of a row (a plain function: the parallel kernel that
-    calls it stays small, which keeps its compilation short)."""
+                  only_use_ints, stats, chunk_lo, chunk_hi, per_row):
+    """:func:`detect` for the pieces ``chunk_lo:chunk_hi`` of rows (a plain function: the
+    parallel kernel that calls it stays small, which keeps its compilation short). The work
+    buffers are allocated once per call, not once per piece."""
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
     m = nints * nd
-    y = chunk // per_row
-    x0 = (chunk - y * per_row) * ROW_CHUNK
-    x1 = min(x0 + ROW_CHUNK, nx)
     prev = np.empty(ROW_CHUNK, dtype=np.float32)
     diffs = np.empty((m, ROW_CHUNK), dtype=np.float32)
     delta = np.empty(m, dtype=np.float64)
@@ -611,87 +609,91 @@ def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, 
     b_lo = np.empty(ROW_CHUNK, dtype=np.float64)
     b_hi = np.empty(ROW_CHUNK, dtype=np.float64)
     todo_k = np.empty((nd, ROW_CHUNK), dtype=np.uint8)
-    _load_chunk_diffs(data, gdq, gain, y, x0, x1, prev, diffs)
-    if mode == MODE_ITERATIVE:
-        _iterative_screen(diffs, m, x1 - x0, gain, readnoise, rn_div, y, x0, rej, cnt, vmin,
-                          vmax, c_lo, c_hi, below, n_lo, n_hi, todo)
-    elif mode == MODE_SIGMA_CLIP:
-        # todo_k[k, j]: pixel x0 + j needs the exact clipping of group k (only_use_ints)
-        # or of all its differences (row 0)
-        for j in range(x1 - x0):
-            todo[j] = 0
-        for k in range(nd if only_use_ints else 1):
-            _sigma_clip_screen(diffs, k, nd if only_use_ints else 1,
-                               nints if only_use_ints else m, x1 - x0, rej, cnt, vmin,
-                               vmax, c_lo, c_hi, b_lo, b_hi, n_lo, n_hi, todo_k[k])
-            for j in range(x1 - x0):
-                todo[j] |= todo_k[k, j]
-    for x in range(x0, x1):
-        if mode != MODE_SINGLE_PASS and todo[x - x0] == 0:
-            continue
-        for k in range(m):
-            delta[k] = np.float64(diffs[k, x - x0])
-        rn_term = _rn_term(gain, readnoise, rn_div, y, x)
-
+    for chunk in range(chunk_lo, chunk_hi):
+        y = chunk // per_row
+        x0 = (chunk - y * per_row) * ROW_CHUNK
+        x1 = min(x0 + ROW_CHUNK, nx)
+        _load_chunk_diffs(data, gdq, gain, y, x0, x1, prev, diffs)
         if mode == MODE_ITERATIVE:
-            _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs,
-                              tmp, gdq, y, x)
-
-        elif mode == MODE_SINGLE_PASS:
-            med, sig = _first_pass_stats(delta, m, rn_term, tmp)
-            for k in range(m):
-                d = delta[k]
-                if np.isfinite(d) and abs(d - med) / sig > rej:
-                    i = k // nd
-                    gdq[i, k - i * nd + 1, y, x] |= JUMP
-
+            _iterative_screen(diffs, m, x1 - x0, gain, readnoise, rn_div, y, x0, rej, cnt, vmin,
+                              vmax, c_lo, c_hi, below, n_lo, n_hi, todo)
         elif mode == MODE_SIGMA_CLIP:
-            if only_use_ints:
-                for k in range(nd):
-                    if todo_k[k, x - x0] == 0:
-                        continue
+            # todo_k[k, j]: pixel x0 + j needs the exact clipping of group k (only_use_ints)
+            # or of all its differences (row 0)
+            for j in range(x1 - x0):
+                todo[j] = 0
+            for k in range(nd if only_use_ints else 1):
+                _sigma_clip_screen(diffs, k, nd if only_use_ints else 1,
+                                   nints if only_use_ints else m, x1 - x0, rej, cnt, vmin,
+                                   vmax, c_lo, c_hi, b_lo, b_hi, n_lo, n_hi, todo_k[k])
+                for j in range(x1 - x0):
+                    todo[j] |= todo_k[k, j]
+        for x in range(x0, x1):
+            if mode != MODE_SINGLE_PASS and todo[x - x0] == 0:
+                continue
+            for k in range(m):
+                delta[k] = np.float64(diffs[k, x - x0])
+            rn_term = _rn_term(gain, readnoise, rn_div, y, x)
+
+            if mode == MODE_ITERATIVE:
+                _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs,
+                                  tmp, gdq, y, x)
+
+            elif mode == MODE_SINGLE_PASS:
+                med, sig = _first_pass_stats(delta, m, rn_term, tmp)
+                for k in range(m):
+                    d = delta[k]
+                    if np.isfinite(d) and abs(d - med) / sig > rej:
+                        i = k // nd
+                        gdq[i, k - i * nd + 1, y, x] |= JUMP
+
+            elif mode == MODE_SIGMA_CLIP:
+                if only_use_ints:
+                    for k in range(nd):
+                        if todo_k[k, x - x0] == 0:
+                            continue
+                        nv = 0
+                        for i in range(nints):
+                            d = delta[i * nd + k]
+                            if np.isfinite(d):
+                                tmp[nv] = d
+                                nv += 1
+                        lo, hi = _sigma_clip_bounds(tmp, nv, rej)
+                        for i in range(nints):
+                            d = delta[i * nd + k]
+                            if np.isfinite(d) and (d < lo or d > hi):
+                                gdq[i, k + 1, y, x] |= JUMP
+                else:
                     nv = 0
-                    for i in range(nints):
-                        d = delta[i * nd + k]
+                    for k in range(m):
+                        d = delta[k]
                         if np.isfinite(d):
                             tmp[nv] = d
                             nv += 1
                     lo, hi = _sigma_clip_bounds(tmp, nv, rej)
-                    for i in range(nints):
-                        d = delta[i * nd + k]
+                    for k in range(m):
+                        d = delta[k]
                         if np.isfinite(d) and (d < lo or d > hi):
-                            gdq[i, k + 1, y, x] |= JUMP
-            else:
-                nv = 0
-                for k in range(m):
-                    d = delta[k]
-                    if np.isfinite(d):
-                        tmp[nv] = d
-                        nv += 1
-                lo, hi = _sigma_clip_bounds(tmp, nv, rej)
-                for k in range(m):
-                    d = delta[k]
-                    if np.isfinite(d) and (d < lo or d > hi):
-                        i = k // nd
-                        gdq[i, k - i * nd + 1, y, x] |= JUMP
+                            i = k // nd
+                            gdq[i, k - i * nd + 1, y, x] |= JUMP
 
-    if stats.shape[0] == ny:
-        # first-pass statistics of the pixels with a jump
-        for j in range(x1 - x0):
-            todo[j] = 0
-        for i in range(nints):
-            for g in range(1, ngroups):
-                row = gdq[i, g, y, x0:x1]
-                for j in range(x1 - x0):
-                    todo[j] |= row[j]
-        for x in range(x0, x1):
-            if todo[x - x0] & JUMP:
-                for k in range(m):
-                    delta[k] = np.float64(diffs[k, x - x0])
-                stats[y, 0, x] = _nanmedian(delta, m, tmp)
-                stats[y, 1, x] = 1.0
-            else:
-                stats[y, 1, x] = 0.0
+        if stats.shape[0] == ny:
+            # first-pass statistics of the pixels with a jump
+            for j in range(x1 - x0):
+                todo[j] = 0
+            for i in range(nints):
+                for g in range(1, ngroups):
+                    row = gdq[i, g, y, x0:x1]
+                    for j in range(x1 - x0):
+                        todo[j] |= row[j]
+            for x in range(x0, x1):
+                if todo[x - x0] & JUMP:
+                    for k in range(m):
+                        delta[k] = np.float64(diffs[k, x - x0])
+                    stats[y, 0, x] = _nanmedian(delta, m, tmp)
+                    stats[y, 1, x] = 1.0
+                else:
+                    stats[y, 1, x] = 0.0
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -716,9 +718,10 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     m = nints * nd
     rn_div = 0.5 * (2.0 * nframes)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
-    for chunk in prange(ny * per_row):
+    for y in prange(ny):
         _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs,
-                      thr_three_diffs, only_use_ints, stats, chunk, per_row)
+                      thr_three_diffs, only_use_ints, stats, y * per_row, (y + 1) * per_row,
+                      per_row)
 
 
 def reset_all_jump_planes(gdq):
@@ -817,40 +820,52 @@ def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma
     nd = ngroups - 1
     rn_div = 0.5 * (2.0 * nframes)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
-    for chunk in prange(ny * per_row):
-        y = chunk // per_row
-        x0 = (chunk - y * per_row) * ROW_CHUNK
-        x1 = min(x0 + ROW_CHUNK, nx)
-        w = x1 - x0
-        # which pixels have a jump (vectorised along the row)
-        any_jump = np.zeros(ROW_CHUNK, dtype=np.uint8)
-        for i in range(nints):
-            for g in range(1, ngroups):
-                row = gdq[i, g, y, x0:x1]
-                for j in range(w):
-                    any_jump[j] |= row[j]
-        found = False
-        for j in range(w):
-            if any_jump[j] & JUMP:
-                found = True
-        if not found:
-            continue
+    for y in prange(ny):
+        # work buffers once per row, not once per piece
+        any_jump = np.empty(ROW_CHUNK, dtype=np.uint8)
         elec = np.empty(ngroups, dtype=np.float32)
         delta = np.empty(nints * nd, dtype=np.float64)
         tmp = np.empty(nints * nd, dtype=np.float64)
-        for x in range(x0, x1):
-            if (any_jump[x - x0] & JUMP) == 0:
-                continue
-            med, sig, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta,
-                                            tmp, stats)
-            for i in range(nints):
-                for g in range(1, ngroups):
-                    if gdq[i, g, y, x] & JUMP:
-                        d = delta[i * nd + g - 1] if loaded else _one_diff(data, gdq, gain, i, g,
-                                                                             y, x)
-                        r = abs(d - med) / sig
-                        if r < max_sigma and r > min_sigma:
-                            trigger[i, g, y, x] = 1
+        for piece in range(per_row):
+            _neighbour_piece(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, trigger,
+                             stats, y, piece * ROW_CHUNK, min(piece * ROW_CHUNK + ROW_CHUNK, nx),
+                             any_jump, elec, delta, tmp)
+
+
+@njit(cache=True, error_model="numpy")
+def _neighbour_piece(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, trigger, stats,
+                     y, x0, x1, any_jump, elec, delta, tmp):
+    """:func:`neighbour_triggers` for pixels x0:x1 of row y."""
+    nints, ngroups, ny, nx = data.shape
+    nd = ngroups - 1
+    w = x1 - x0
+    # which pixels have a jump (vectorised along the row)
+    for j in range(w):
+        any_jump[j] = 0
+    for i in range(nints):
+        for g in range(1, ngroups):
+            row = gdq[i, g, y, x0:x1]
+            for j in range(w):
+                any_jump[j] |= row[j]
+    found = False
+    for j in range(w):
+        if any_jump[j] & JUMP:
+            found = True
+    if not found:
+        return
+    for x in range(x0, x1):
+        if (any_jump[x - x0] & JUMP) == 0:
+            continue
+        med, sig, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x, elec, delta,
+                                        tmp, stats)
+        for i in range(nints):
+            for g in range(1, ngroups):
+                if gdq[i, g, y, x] & JUMP:
+                    d = delta[i * nd + g - 1] if loaded else _one_diff(data, gdq, gain, i, g,
+                                                                         y, x)
+                    r = abs(d - med) / sig
+                    if r < max_sigma and r > min_sigma:
+                        trigger[i, g, y, x] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
