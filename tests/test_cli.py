@@ -119,3 +119,13 @@ def test_help_everywhere():
         result = subprocess.run([sys.executable, "-m", "ramp2slope.cli", *args, "--help"],
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_mmap_threshold_can_be_fixed():
+    import platform
+
+    from ramp2slope.malloc import fix_mmap_threshold
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert fix_mmap_threshold(1 << 20) is True
