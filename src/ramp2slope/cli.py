@@ -206,9 +206,6 @@ def main(argv=None):
     if extra and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose, args.quiet)
-    from .malloc import fix_mmap_threshold
-
-    fix_mmap_threshold()   # freed arrays leave the resident set at once (see ramp2slope.malloc)
     try:
         return args.func(args, extra)
     except Ramp2SlopeError as exc:

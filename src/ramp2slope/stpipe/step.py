@@ -11,6 +11,7 @@ import time
 from .. import datamodels
 from ..errors import Ramp2SlopeError
 from ..hugepages import no_hugepage_advice
+from ..malloc import release_free_memory
 from ..references import NOT_APPLICABLE, find_reference
 from .naming import make_output_path
 from .spec import parse_spec
@@ -146,7 +147,10 @@ class Step:
 
     def run(self, *args):
         with no_hugepage_advice():
-            return self._run(*args)
+            try:
+                return self._run(*args)
+            finally:
+                release_free_memory()   # see ramp2slope.malloc
 
     def _run(self, *args):
         step_input = args[0] if args else None
