@@ -12,7 +12,7 @@ same files with the same reference files and the same step configuration:
 and prints median wall time and peak RSS per case, the ratios, per-step times and a PASS/MISS
 line for each performance target. See docs/benchmarks.md.
 
-    python benchmarks/bench.py --quick            # about 3 minutes
+    python benchmarks/bench.py --quick            # about 2 minutes
     python benchmarks/bench.py                    # every case, 3 repetitions
     python benchmarks/bench.py --cases a,c50 --reps 5 --workdir ~/r2s-bench --json out.json
 """
@@ -683,7 +683,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Benchmark ramp2slope against jwst's Detector1Pipeline (see docs/benchmarks.md).")
     p.add_argument("--quick", action="store_true",
-                   help=f"reduced set: cases {','.join(QUICK_CASES)}, 1 repetition (about 3 minutes)")
+                   help=f"reduced set: cases {','.join(QUICK_CASES)}, 1 repetition (about 2 minutes)")
     p.add_argument("--cases", help=f"comma-separated cases from {', '.join(CASES)} "
                                    f"('c' = c50,c200; default {','.join(DEFAULT_CASES)})")
     p.add_argument("--reps", type=int, help="repetitions per case (default 3; 1 with --quick)")
