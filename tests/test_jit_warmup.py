@@ -45,6 +45,9 @@ def test_warm_up_compiles_the_types_the_pipeline_uses(small, tmp_path, nints, mo
 
 
 def test_helper_processes_run_and_are_waited_for(monkeypatch):
+    from ramp2slope import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setattr(jit_warmup, "_cache_is_empty", lambda kind: True)
     monkeypatch.delenv("RAMP2SLOPE_JIT_WARMUP", raising=False)
     jit_warmup.start((2, 4, 100, 100), streamed=True)
@@ -57,6 +60,15 @@ def test_helper_processes_run_and_are_waited_for(monkeypatch):
     jit_warmup.start((1, 4, 100, 100), streamed=False, kinds=["ramp_fit"])
     assert list(jit_warmup._processes) == ["ramp_fit"]
     jit_warmup.cancel()
+    assert not jit_warmup._processes
+
+
+def test_not_started_on_one_core(monkeypatch):
+    from ramp2slope import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 1)
+    monkeypatch.setattr(jit_warmup, "_cache_is_empty", lambda kind: True)
+    jit_warmup.start((1, 4, 100, 100), streamed=False)
     assert not jit_warmup._processes
 
 

@@ -60,6 +60,10 @@ def start(shape, streamed, kinds=KINDS):
     processes it one integration at a time (jump then works on blocks of rows)."""
     if os.environ.get(_ENV_SWITCH, "1") == "0" or os.environ.get(_CHILD_MARK):
         return
+    from .threads import available_cores
+
+    if available_cores() < 2:   # nothing to gain: the helpers would share the one core
+        return
     nints, ngroups = int(shape[0]), int(shape[1])
     for kind in kinds:
         if kind in _processes or not _cache_is_empty(kind):
