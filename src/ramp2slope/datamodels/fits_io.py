@@ -76,35 +76,50 @@ def _hdu_index(hdulist):
     return index
 
 
+def image_hdus(model, index, path):
+    """``(spec, hdu)`` for each of ``model``'s arrays present in the file (``index``: see
+    :func:`_hdu_index`). An extension of the wrong rank is skipped, except the primary array's,
+    which raises BadInputError."""
+    for spec in model.arrays:
+        hdu = index.get(spec.extname)
+        if hdu is None or not hdu.shape:
+            continue
+        if len(hdu.shape) != spec.ndim:
+            if spec.attr == model.primary_array:
+                raise BadInputError(
+                    f"{path}: {spec.extname} must have {spec.ndim} dimensions for a "
+                    f"{type(model).__name__}, found shape {hdu.shape}")
+            continue
+        yield spec, hdu
+
+
+def read_tables_and_extras(model, hdulist, index, known):
+    """Fill ``model``'s tables, and keep the extensions it does not know (to write them back).
+
+    ``known``: the names of the extensions already read (a set, updated)."""
+    for name in model.tables:
+        hdu = index.get(name.upper())
+        if hdu is not None and isinstance(hdu, fits.BinTableHDU):
+            known.add(name.upper())
+            model._tables[name] = hdu.data.copy() if hdu.data is not None else None
+    extnames = {spec.extname for spec in model.arrays}
+    model._extra_hdus[:] = [hdu.copy() for hdu in hdulist[1:]
+                            if (hdu.name or "").upper() not in known
+                            and not isinstance(hdu, fits.BinTableHDU)
+                            and (hdu.name or "").upper() not in extnames]
+
+
 def read_into(model, path):
     """Fill ``model`` (an instance of any DataModel class) from a FITS file."""
     with _open_hdulist(path) as hdulist:
         index = _hdu_index(hdulist)
         model._headers["PRIMARY"] = _clean_header(hdulist[0].header)
         known = {"ASDF"}
-        for spec in model.arrays:
-            hdu = index.get(spec.extname)
-            if hdu is None or not hdu.shape:
-                continue
-            if len(hdu.shape) != spec.ndim:
-                if spec.attr == model.primary_array:
-                    raise BadInputError(
-                        f"{path}: {spec.extname} must have {spec.ndim} dimensions for a "
-                        f"{type(model).__name__}, found shape {hdu.shape}")
-                continue
+        for spec, hdu in image_hdus(model, index, path):
             known.add(spec.extname)
             model._arrays[spec.attr] = _read_array(path, hdu, spec.dtype)
             model._headers[spec.extname] = _clean_header(hdu.header)
-        for name in model.tables:
-            hdu = index.get(name.upper())
-            if hdu is not None and isinstance(hdu, fits.BinTableHDU):
-                known.add(name.upper())
-                model._tables[name] = hdu.data.copy() if hdu.data is not None else None
-        model._extra_hdus[:] = [hdu.copy() for hdu in hdulist[1:]
-                                if (hdu.name or "").upper() not in known
-                                and not isinstance(hdu, fits.BinTableHDU)
-                                and (hdu.name or "").upper() not in
-                                {s.extname for s in model.arrays}]
+        read_tables_and_extras(model, hdulist, index, known)
     model._path = path
     if model._arrays.get(model.primary_array) is None:
         primary = model._spec(model.primary_array)

@@ -15,10 +15,10 @@ anything is processed.
 import os
 
 import numpy as np
-from astropy.io import fits
 
 from ..errors import BadInputError
-from .fits_io import _clean_header, _hdu_index, _open_hdulist, _read_array, guess_model_class
+from .fits_io import (_clean_header, _hdu_index, _open_hdulist, _read_array, guess_model_class,
+                      image_hdus, read_tables_and_extras)
 from .raw_image import ImageLayout
 from .models import RampModel, placeholder
 
@@ -60,16 +60,7 @@ class RampSource:
         self._hdus = {}
         self._layouts = {}
         known = {"ASDF"}
-        for spec in RampModel.arrays:
-            hdu = index.get(spec.extname)
-            if hdu is None or not hdu.shape:
-                continue
-            if len(hdu.shape) != spec.ndim:
-                if spec.attr == RampModel.primary_array:
-                    raise BadInputError(
-                        f"{path}: {spec.extname} must have {spec.ndim} dimensions for a "
-                        f"RampModel, found shape {hdu.shape}")
-                continue
+        for spec, hdu in image_hdus(template, index, path):
             known.add(spec.extname)
             end = hdu.fileinfo()["datLoc"] + hdu.size
             if end > size:
@@ -82,16 +73,7 @@ class RampSource:
             else:
                 template._arrays[spec.attr] = _read_array(path, hdu, spec.dtype)
             template._headers[spec.extname] = _clean_header(hdu.header)
-        for name in template.tables:
-            hdu = index.get(name.upper())
-            if hdu is not None and isinstance(hdu, fits.BinTableHDU):
-                known.add(name.upper())
-                template._tables[name] = hdu.data.copy() if hdu.data is not None else None
-        extnames = {s.extname for s in RampModel.arrays}
-        template._extra_hdus[:] = [hdu.copy() for hdu in self._hdulist[1:]
-                                   if (hdu.name or "").upper() not in known
-                                   and not isinstance(hdu, fits.BinTableHDU)
-                                   and (hdu.name or "").upper() not in extnames]
+        read_tables_and_extras(template, self._hdulist, index, known)
         template._path = path
         template.meta.model_type = RampModel.model_type
         if "data" not in self._hdus:
