@@ -330,6 +330,11 @@ def run_jwst(case, rundir, tag, ipc, cores, crds_path):
         cmd.append("--ipc")
     if cores:
         cmd += ["--cores", str(cores)]
+    return _measure_runner(cmd, rundir, tag, outdir, timing)
+
+
+def _measure_runner(cmd, rundir, tag, outdir, timing):
+    """Run one ``runner.py`` process; its wall time, peak RSS and the timing report it wrote."""
     wall, rss, code = measure(cmd, rundir / f"{tag}.log")
     result = {"wall_s": wall, "rss": rss, "ok": code == 0, "load": loadavg()[0]}
     if code == 0 and timing.exists():
@@ -347,14 +352,7 @@ def run_floor(case, rundir, tag, products_json):
     cmd = [sys.executable, str(HERE / "runner.py"), "floor", "--uncal", case["uncal"],
            "--refs", case["refs_json"], "--output-dir", str(outdir), "--timing", str(timing),
            "--products", str(products_json)]
-    wall, rss, code = measure(cmd, rundir / f"{tag}.log")
-    result = {"wall_s": wall, "rss": rss, "ok": code == 0, "load": loadavg()[0]}
-    if code == 0 and timing.exists():
-        result.update(json.loads(timing.read_text()))
-    elif code != 0:
-        result["error"] = tail(rundir / f"{tag}.log")
-    shutil.rmtree(outdir, ignore_errors=True)
-    return result
+    return _measure_runner(cmd, rundir, tag, outdir, timing)
 
 
 def product_spec(outdir):

@@ -9,6 +9,7 @@ from ramp2slope.datamodels import dqflags
 from ramp2slope.jump import STEP_DEFAULTS, detect_jumps, effective_minimum_groups
 from ramp2slope.jump import snowballs as sb
 from ramp2slope.jump import twopoint
+from jump_reference import reference_iterative
 
 DNU = dqflags.group["DO_NOT_USE"]
 SAT = dqflags.group["SATURATED"]
@@ -565,29 +566,6 @@ def test_step_defaults_match_jwst():
 
 # ---------------------------------------------------------------------------- truth
 
-def _reference_iterative(delta, rn2, thr=4.0):
-    """Spec §4.12 step 5 in plain float64 numpy on (ndiffs, npix) electrons: the flags an
-    ideal implementation of the iterative test raises (all pixels here have >= 4 diffs)."""
-    absd = np.abs(delta)
-    flags = np.zeros(absd.shape, bool)
-    active = np.arange(absd.shape[1])
-    while active.size:
-        sub = absd[:, active]
-        clipped = np.where(sub == np.nanmax(sub, axis=0), np.nan, sub)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            centre = np.nanmedian(clipped, axis=0)
-            ratio = np.abs(sub - centre) / np.sqrt(np.abs(centre) + rn2)
-            rmax = np.nanmax(ratio, axis=0)
-        hit = rmax > thr
-        new = (ratio == rmax) & hit
-        cols = active[np.nonzero(new)[1]]
-        rows = np.nonzero(new)[0]
-        flags[rows, cols] = True
-        absd[rows, cols] = np.nan
-        active = active[hit]
-    return flags
-
 
 def test_truth_completeness_and_false_positives():
     """Simulated ramps with known noise and injected CRs.
@@ -639,6 +617,6 @@ def test_truth_completeness_and_false_positives():
     mc = np.random.default_rng(7)
     n_mc = 1_000_000
     mc_e = np.cumsum(mc.poisson(rate, (ng, n_mc)), axis=0) + rn_read * mc.standard_normal((ng, n_mc))
-    expected = _reference_iterative(np.diff(mc_e, axis=0), 2 * rn_read ** 2).mean()
+    expected = reference_iterative(np.diff(mc_e, axis=0), 2 * rn_read ** 2).mean()
     assert 3e-4 > expected > 2e-4                               # the ~4x factor above
     assert abs(ours / expected - 1) < 0.2, (ours, expected)

@@ -7,6 +7,7 @@ import pytest
 
 from ramp2slope import datamodels
 from ramp2slope.datamodels import dqflags
+from jump_reference import reference_iterative
 
 pytestmark = pytest.mark.slow
 
@@ -131,28 +132,8 @@ def test_jump_false_positive_rate_matches_the_threshold(run):
     # The statistics are pooled over the integrations, as in the step.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = _reference_iterative(np.concatenate(per_int), rn_e ** 2, threshold).mean()
+        expected = reference_iterative(np.concatenate(per_int), rn_e ** 2, threshold).mean()
     assert 0.8 <= ours / expected <= 2.0, (ours, expected)
-
-
-def _reference_iterative(delta, rn2, thr=4.0):
-    """The iterative two-point rule (spec §4.12 step 5) in plain float64 numpy:
-    delta (ndiffs, npix) electrons, rn2 (npix,) e-^2."""
-    absd = np.abs(delta)
-    flags = np.zeros(absd.shape, bool)
-    active = np.arange(absd.shape[1])
-    while active.size:
-        sub = absd[:, active]
-        clipped = np.where(sub == np.nanmax(sub, axis=0), np.nan, sub)
-        centre = np.nanmedian(clipped, axis=0)
-        ratio = np.abs(sub - centre) / np.sqrt(np.abs(centre) + rn2[active])
-        rmax = np.nanmax(ratio, axis=0)
-        hit = rmax > thr
-        rows, cols = np.nonzero((ratio == rmax) & hit)
-        flags[rows, active[cols]] = True
-        absd[rows, active[cols]] = np.nan
-        active = active[hit]
-    return flags
 
 
 def test_cosmic_rays_are_removed_from_the_slopes(run):
