@@ -281,3 +281,93 @@ def test_compressed_and_scaled_images_go_through_astropy(tmp_path):
     fits.HDUList([primary, scaled]).writeto(path)
     expected = fits.getdata(path, 1)[2:12, 4:16].astype(np.float32)
     np.testing.assert_array_equal(references.load_gain(str(path), model).data, expected)
+
+
+# ---------------------------------------------------------------- folder matching, CRDS's rules
+
+def _gain(path, **keywords):
+    return _write_ref(path, "GAIN", {"SCI": np.ones((30, 40), np.float32)}, **keywords)
+
+
+def _dated_science(**kwargs):
+    model = _science(**kwargs)
+    model.meta.observation.date, model.meta.observation.time = "2023-06-01", "12:00:00.000"
+    return model
+
+
+def test_useafter_picks_the_latest_version_not_after_the_exposure(tmp_path):
+    model = _dated_science()
+    old = _gain(tmp_path / "gain_v1.fits", USEAFTER="2022-01-01T00:00:00")
+    new = _gain(tmp_path / "gain_v2.fits", USEAFTER="2023-01-01T00:00:00")
+    _gain(tmp_path / "gain_v3.fits", USEAFTER="2024-01-01T00:00:00")   # after the exposure
+    assert references.find_in_directory("gain", model, str(tmp_path)) == new
+    # The old date format of CRDS deliveries is read too.
+    _gain(tmp_path / "gain_v2b.fits", USEAFTER="Mar 01 2023 00:00:00")
+    assert references.find_in_directory("gain", model, str(tmp_path)).endswith("gain_v2b.fits")
+    # An earlier exposure gets the version that was valid then.
+    model.meta.observation.date = "2022-06-01"
+    assert references.find_in_directory("gain", model, str(tmp_path)) == old
+    # Versions only for later exposures: a one-line error that says so.
+    model.meta.observation.date = "2021-06-01"
+    with pytest.raises(ReferenceFileError, match="only after its start"):
+        references.find_in_directory("gain", model, str(tmp_path))
+
+
+def test_specific_match_beats_a_newer_wildcard_file(tmp_path):
+    model = _dated_science(readpatt="BRIGHT2")
+    specific = _gain(tmp_path / "gain_subx.fits", subarray="SUBX", USEAFTER="2022-01-01T00:00:00")
+    _gain(tmp_path / "gain_generic.fits", subarray="GENERIC", USEAFTER="2023-01-01T00:00:00")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == specific
+
+
+def test_pattern_keywords_replace_the_plain_ones(tmp_path):
+    model = _dated_science(readpatt="BRIGHT2")
+    # READPATT says RAPID but the pattern lists BRIGHT2: it applies.
+    listed = _gain(tmp_path / "gain_listed.fits", readpatt="RAPID", P_READPA="RAPID | BRIGHT2 |")
+    # A pattern that does not list the exposure's value excludes the file, whatever READPATT says.
+    _gain(tmp_path / "gain_other.fits", readpatt="BRIGHT2", P_READPA="RAPID | BRIGHT1 |",
+          subarray="SUBX")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == listed
+    # EXP_TYPE selects only as a pattern: a reference's own EXP_TYPE (the data it was made from)
+    # does not exclude it.
+    model.meta.exposure.type = "NRC_IMAGE"
+    (tmp_path / "gain_listed.fits").unlink()
+    (tmp_path / "gain_other.fits").unlink()
+    own = _gain(tmp_path / "gain_flat.fits", EXP_TYPE="NRC_FLAT")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == own
+    _gain(tmp_path / "gain_grism.fits", P_EXP_TY="NRC_WFSS | NRC_TSGRISM |", subarray="SUBX")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == own
+    image = _gain(tmp_path / "gain_image.fits", P_EXP_TY="NRC_IMAGE | NRC_WFSS |", subarray="SUBX")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == image
+    # Wildcards in a pattern match anything.
+    (tmp_path / "gain_image.fits").unlink()
+    generic = _gain(tmp_path / "gain_any.fits", P_DETECT="ANY", P_SUBARR="SUBX",
+                    P_EXP_TY="NRC_IMAGE", P_READPA="BRIGHT2", detector="NRCB5")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == generic
+
+
+def test_frame_level_dark_serves_every_read_pattern(tmp_path):
+    model = _dated_science(readpatt="MEDIUM8")
+    dark = _write_ref(tmp_path / "dark_rapid.fits", "DARK", {"SCI": np.ones((3, 30, 40), np.float32)},
+                      readpatt="RAPID", NFRAMES=1, GROUPGAP=0, EXP_TYPE="NRC_DARK")
+    assert references.find_in_directory("dark", model, str(tmp_path)) == dark
+    # A dark already averaged into groups of one read pattern does not serve another.
+    (tmp_path / "dark_rapid.fits").unlink()
+    _write_ref(tmp_path / "dark_bright2.fits", "DARK", {"SCI": np.ones((3, 30, 40), np.float32)},
+               readpatt="BRIGHT2", NFRAMES=2, GROUPGAP=0)
+    assert references.find_in_directory("dark", model, str(tmp_path)) is None
+    # A dark of the exposure's own read pattern beats a frame-level one.
+    frames = _write_ref(tmp_path / "dark_frames.fits", "DARK", {"SCI": np.ones((3, 30, 40), np.float32)},
+                        readpatt="RAPID", NFRAMES=1, GROUPGAP=0)
+    assert references.find_in_directory("dark", model, str(tmp_path)) == frames
+    medium8 = _write_ref(tmp_path / "dark_medium8.fits", "DARK", {"SCI": np.ones((3, 30, 40), np.float32)},
+                         readpatt="MEDIUM8", NFRAMES=8, GROUPGAP=2)
+    assert references.find_in_directory("dark", model, str(tmp_path)) == medium8
+
+
+def test_folder_scan_skips_junk_and_dangling_links(tmp_path):
+    model = _dated_science()
+    (tmp_path / "notes.fits").write_text("not a FITS file")
+    (tmp_path / "gone.fits").symlink_to(tmp_path / "nowhere.fits")
+    gain = _gain(tmp_path / "gain.fits")
+    assert references.find_in_directory("gain", model, str(tmp_path)) == gain
