@@ -317,3 +317,35 @@ def test_dilate_and_downsample():
     flags[6, 6] = 1024
     small, factor = downsample(flags, max_size=4, how="max")
     assert factor == 2 and small.shape == (4, 4) and small[3, 3] == 1024
+
+
+def test_unit_gaussian_overlay_has_the_histograms_area():
+    from ramp2slope.report.accuracy import unit_gaussian_counts
+
+    values = np.random.default_rng(3).standard_normal(200_000)
+    bins = np.linspace(-6, 6, 61)
+    counts, _ = np.histogram(values, bins)
+    x, y = unit_gaussian_counts(values.size, bins)
+    # The curve and the histogram hold the same pixels, and the peak bin sits on the curve.
+    assert np.trapezoid(y, x) == pytest.approx(counts.sum() * (bins[1] - bins[0]), rel=1e-3)
+    centre = counts.size // 2
+    assert counts[centre] == pytest.approx(np.interp(0.5 * (bins[centre] + bins[centre + 1]), x, y),
+                                           rel=0.03)
+
+
+def test_colour_bar_ticks_under_a_log_stretch_do_not_crowd():
+    from matplotlib.figure import Figure
+
+    from ramp2slope.report import plots
+
+    fig = Figure()
+    ax = fig.add_subplot(1, 1, 1)
+    norm = plots.log_norm(1.0, 20000.0)
+    im = ax.imshow(np.ones((4, 4)), norm=norm)
+    cbar = plots._colorbar(fig, im, ax=ax)
+    ticks = np.asarray(cbar.get_ticks())
+    positions = np.sort(np.asarray(norm(ticks), dtype=float))
+    assert ticks.size >= 4
+    assert np.diff(positions).min() > 0.1   # evenly spread along the bar, labels apart
+    labels = [t.get_text() for t in cbar.ax.get_yticklabels()]
+    assert len(set(labels)) == len(labels)

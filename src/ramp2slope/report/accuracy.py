@@ -25,6 +25,14 @@ MIN_CR_COMPLETENESS = 0.95
 MAX_FALSE_POSITIVE_RATE = 1e-3
 
 
+def unit_gaussian_counts(n, bins):
+    """(x, y): the counts per histogram bin expected of ``n`` values drawn from a unit Gaussian,
+    as a smooth curve to draw over a histogram with the (equal-width) ``bins``."""
+    x = np.linspace(bins[0], bins[-1], 4 * (len(bins) - 1) + 1)
+    width = bins[1] - bins[0]
+    return x, n * width * np.exp(-0.5 * x ** 2) / np.sqrt(2 * np.pi)
+
+
 def load_checked_truth(ctx):
     """The truth for this exposure (cached), or NotRun saying why it cannot be used."""
     if "truth" in ctx._cache:
@@ -119,12 +127,10 @@ def _slope_accuracy(ctx, sec):
                f"Normalised slope residuals against the injected rate for {fmt(result['n'])} "
                f"unflagged science pixels (clipped at +/-10): a correct ERR gives a band of unit "
                f"width about 0 at every signal level.")
-    grid = np.linspace(-6, 6, 241)
     inside = z[np.abs(z) <= 6]
-    scale = inside.size * (grid[1] - grid[0]) * 2
-    sec.figure(plots.histogram(inside, bins=np.linspace(-6, 6, 61), xlabel="(rate - truth) / ERR",
-                               reference=(grid, scale * np.exp(-0.5 * grid ** 2) / np.sqrt(2 * np.pi),
-                                          "unit Gaussian"),
+    bins = np.linspace(-6, 6, 61)
+    sec.figure(plots.histogram(inside, bins=bins, xlabel="(rate - truth) / ERR",
+                               reference=unit_gaussian_counts(inside.size, bins) + ("unit Gaussian",),
                                title="Distribution of the normalised residuals"),
                "Histogram of the normalised residuals with a unit Gaussian of the same area.")
     if bright.sum() >= 10:

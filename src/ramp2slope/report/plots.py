@@ -106,6 +106,25 @@ def _draw_image(ax, image, norm, origin=(0, 0), how="mean"):
     return im, factor
 
 
+def _colorbar(fig, im, **kwargs):
+    """A colour bar whose ticks are spread evenly along the bar.
+
+    Matplotlib places ticks evenly in data values; under a logarithmic stretch those crowd
+    into the top of the bar and their labels overlap. Ticks at evenly spaced stretched
+    positions, rounded to two significant figures, stay apart at any stretch.
+    """
+    cbar = fig.colorbar(im, **kwargs)
+    norm = im.norm
+    if hasattr(norm, "inverse"):
+        values = np.atleast_1d(norm.inverse(np.linspace(0.0, 1.0, 6))).astype(float)
+        ticks = np.unique([float(f"{v:.2g}") for v in values if np.isfinite(v)])
+        ticks = ticks[(ticks >= norm.vmin) & (ticks <= norm.vmax)] if norm.vmin is not None else ticks
+        if ticks.size >= 2:
+            cbar.set_ticks(ticks)
+            cbar.set_ticklabels([f"{t:g}" for t in ticks])
+    return cbar
+
+
 def _note_factor(ax, factor):
     if factor > 1:
         ax.text(0.01, 0.01, f"shown block-averaged {factor}x{factor}", transform=ax.transAxes,
@@ -124,7 +143,7 @@ def show_image(image, vmin, vmax, title=None, label="DN", xpixel=None, ypixel=No
         ax.plot([xpixel], [ypixel], marker="o", color="red", markersize=6, linestyle="none",
                 label="Selected pixel")
         ax.legend(loc="upper right", fontsize=8)
-    fig.colorbar(im, ax=ax, label=label)
+    _colorbar(fig, im, ax=ax, label=label)
     _note_factor(ax, factor)
     if title:
         ax.set_title(title)
@@ -148,10 +167,10 @@ def side_by_side(image1, image2, limits1, limits2=None, title1=None, title2=None
             ax.set_title(text)
         _note_factor(ax, factor)
     if limits2 is None:
-        fig.colorbar(im2, ax=list(axes), label=label, shrink=0.85)
+        _colorbar(fig, im2, ax=list(axes), label=label, shrink=0.85)
     else:
-        fig.colorbar(im1, ax=axes[0], label=label, shrink=0.85)
-        fig.colorbar(im2, ax=axes[1], label=label, shrink=0.85)
+        _colorbar(fig, im1, ax=axes[0], label=label, shrink=0.85)
+        _colorbar(fig, im2, ax=axes[1], label=label, shrink=0.85)
     if title:
         fig.suptitle(title)
     return to_data_uri(fig)
