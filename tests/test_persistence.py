@@ -214,3 +214,25 @@ def test_flagging_matches_jwst(with_int_times, dn_threshold, dnu):
     assert np.array_equal(ours, model.groupdq)
     assert np.array_equal(ours_window, official.persistence_array)
     assert np.count_nonzero(ours & PERS) > 100
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("persistence_time", [None, 0, -5])
+def test_invalid_window_fails_and_is_forgotten_as_jwst(persistence_time, caplog):
+    pytest.importorskip("jwst")
+    from jwst.persistence import PersistenceStep as TheirStep
+
+    from ramp2slope import datamodels
+    from ramp2slope.persistence import PersistenceStep
+
+    data = np.zeros((1, 3, 4, 6), np.float32)
+    theirs = TheirStep(persistence_time=persistence_time)
+    official = theirs.run(_jwst_ramp(data, np.zeros(data.shape, np.uint8)))
+    model = datamodels.RampModel(data.copy())
+    model.meta.instrument.name, model.meta.instrument.detector = "NIRCAM", "NRCA1"
+    step = PersistenceStep(persistence_time=persistence_time)
+    with caplog.at_level("INFO", logger="ramp2slope"):
+        ours = step.run(model)
+    assert ours.meta.cal_step.persistence == official.meta.cal_step.persistence == "FAILED"
+    assert step.persistence_time is theirs.persistence_time is None
+    assert "Persistence step failed due to invalid persistence_time." in caplog.text

@@ -46,6 +46,9 @@ class PersistenceStep(Step):
         if self.persistence_time is None or self.persistence_time <= 0:
             log.warning("%s: persistence_time must be a positive number of seconds; step FAILED",
                         self.name)
+            # as jwst: an unusable window is forgotten, so the step reads back as unset
+            self.persistence_time = None
+            log.info("Persistence step failed due to invalid persistence_time.")
             self.record_status(model, "FAILED")
             return None
         detector = model.meta.instrument.detector
