@@ -128,3 +128,17 @@ def test_free_memory_is_given_back_between_steps():
 
     assert release_free_memory() is (platform.system() == "Linux"
                                      and platform.libc_ver()[0] == "glibc")
+
+
+def test_info_into_a_closed_pipe_stops_quietly(small_exposure):
+    """``ramp2slope info X | head -1``: no BrokenPipeError traceback when the reader has gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)           # the reader is gone before the first line, as after head -1
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ramp2slope.cli", "info", str(small_exposure.uncal)],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert proc.returncode == 141

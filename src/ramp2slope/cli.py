@@ -214,6 +214,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("ramp2slope: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ramp2slope info X | head`): stop quietly, as other command-line
+        # tools do. stdout is pointed at devnull so that the interpreter's final flush does not
+        # raise again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
