@@ -3,6 +3,7 @@ import logging
 import os
 
 from ..datamodels import DarkModel
+from ..errors import Ramp2SlopeError
 from ..references import load_dark
 from ..stpipe import Step
 from .dark_current import average_dark_current_array, dark_used, subtract_dark
@@ -24,6 +25,11 @@ class DarkCurrentStep(Step):
     """
 
     def process(self, model):
+        if str(model.meta.instrument.name or "").upper() == "MIRI" and \
+                self.reference_or_skip(model, "dark") is not None:
+            # MIRI darks (DarkMIRIModel) hold planes per integration: not the layout read here
+            raise Ramp2SlopeError(f"{model._path or 'input'}: {self.name}: MIRI darks are not "
+                                  f"supported by ramp2slope")
         # The dark is read plane by plane, only the planes the science groups use. Within a
         # pipeline run that shares references (one integration at a time) the dark of each
         # group is computed once and kept with the shared reference (``dark.derived``).

@@ -36,6 +36,8 @@ class RefPixStep(Step):
     """
 
     def process(self, model):
+        if str(model.meta.instrument.name or "").upper() == "MIRI":
+            return self._miri(model)
         header = model.primary_header
         if header.get("MSTR_RD1") is not None or (header.get("SSTR_NST") or 0) > 0:
             raise Ramp2SlopeError(f"{self.name}: multistripe/superstripe readouts are not supported")
@@ -56,6 +58,17 @@ class RefPixStep(Step):
         if status == "SKIPPED":
             return self.skipped(model, "the subarray extends beyond the detector")
         return self.complete(model)
+
+    def _miri(self, model):
+        """MIRI has its own algorithm (reference columns, per amplifier): jwst skips subarrays,
+        which we do too, and corrects full frames, which ramp2slope cannot yet: refuse rather
+        than apply the near-infrared algorithm to a MIRI ramp."""
+        ny, nx = model.shape[-2:]
+        if nx < 1032 or ny < 1024:   # jwst's test for a MIRI subarray: smaller than full frame
+            log.warning("Refpix correction skipped for MIRI subarrays")
+            return self.skipped(model, "MIRI subarray")
+        raise Ramp2SlopeError(f"{model._path or 'input'}: {self.name}: the MIRI reference-pixel "
+                              f"correction (full frame) is not implemented in ramp2slope")
 
     def _sirs_kernels(self, model):
         """SIRS kernels when asked for and available; otherwise None (running median)."""
