@@ -371,3 +371,17 @@ def test_folder_scan_skips_junk_and_dangling_links(tmp_path):
     (tmp_path / "gone.fits").symlink_to(tmp_path / "nowhere.fits")
     gain = _gain(tmp_path / "gain.fits")
     assert references.find_in_directory("gain", model, str(tmp_path)) == gain
+
+
+def test_dq_def_without_name_column_is_a_one_line_error(tmp_path):
+    model = _science()
+    path = tmp_path / "mask.fits"
+    table = np.array([(0, 1, "DO_NOT_USE")], dtype=[("BIT", "i4"), ("VALUE", "u4"), ("DESCRIPTION", "S80")])
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((30, 40), np.uint32), name="DQ"),
+                  fits.BinTableHDU(table, name="DQ_DEF")]).writeto(path)
+    with fits.open(path, mode="update") as hdul:
+        h = hdul[0].header
+        h["REFTYPE"], h["INSTRUME"], h["DETECTOR"] = "MASK", "NIRCAM", "NRCA1"
+        h["SUBSTRT1"], h["SUBSTRT2"], h["SUBSIZE1"], h["SUBSIZE2"] = 1, 1, 40, 30
+    with pytest.raises(ReferenceFileError, match=r"mask.fits: the DQ_DEF table has no NAME column"):
+        references.load_mask(str(path), model)

@@ -5,6 +5,7 @@ import numba
 import numpy as np
 
 from ..datamodels import dqflags
+from ..errors import ReferenceFileError
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,13 @@ def dq_def_rows(dq_def, where=""):
     does (the match is exact, after stripping blanks); rows with a 0 value or mapping to GOOD
     cannot set anything and are left out.
     """
+    columns = {str(c).upper(): c for c in (dq_def.dtype.names or ())}
+    missing = [c for c in ("VALUE", "NAME") if c not in columns]
+    if missing:
+        raise ReferenceFileError(f"{where or 'reference'}: the DQ_DEF table has no "
+                                 f"{' or '.join(missing)} column, so its DQ bits cannot be read")
     rows = []
-    for name, value in zip(dq_def["NAME"], dq_def["VALUE"]):
+    for name, value in zip(dq_def[columns["NAME"]], dq_def[columns["VALUE"]]):
         name = _name(name)
         if name not in dqflags.pixel:
             log.warning("%s: DQ_DEF name %r is not a standard flag; ignored", where or "reference", name)
