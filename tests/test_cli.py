@@ -142,3 +142,25 @@ def test_info_into_a_closed_pipe_stops_quietly(small_exposure):
     err = proc.stderr.decode()
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert proc.returncode == 141
+
+
+@pytest.mark.parametrize("kind", ["folder_is_file", "product_is_folder", "step_product_is_folder"])
+def test_unwritable_outputs_are_refused_before_any_work(small_exposure, tmp_path, capsys, kind):
+    refdir = os.path.dirname(small_exposure.refs["mask"])
+    out_dir = tmp_path / "out"
+    argv = ["run", str(small_exposure.uncal), "--refdir", refdir, "--output-dir", str(out_dir)]
+    if kind == "folder_is_file":
+        out_dir.write_text("")
+        message = "exists and is not a folder"
+    else:
+        suffix = "rate" if kind == "product_is_folder" else "jump"
+        (out_dir / f"{small_exposure.root}_{suffix}.fits").mkdir(parents=True)
+        if kind == "step_product_is_folder":
+            argv.append("--save-steps")
+        message = "a folder has the product's name"
+    code, out, err = _run(argv, capsys)
+    errors = [line for line in err.splitlines() if line.startswith("ramp2slope: error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0], err
+    assert "running" not in err          # refused before the first step
+    if out_dir.is_dir():
+        assert [p.name for p in out_dir.iterdir()] == [f"{small_exposure.root}_{suffix}.fits"]

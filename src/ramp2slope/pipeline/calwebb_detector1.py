@@ -32,6 +32,7 @@ from ..references import NOT_APPLICABLE, check_reference
 from ..refpix import RefPixStep
 from ..saturation import SaturationStep
 from ..stpipe import Pipeline
+from ..stpipe.naming import check_product_path
 from ..stpipe.unavailable import CleanFlickerNoiseStep, PictureFrameStep
 from ..superbias import SuperBiasStep
 from .streaming import run_streamed
@@ -170,6 +171,7 @@ class Detector1Pipeline(Pipeline):
                     input_name = self.input_name(step_input, model)
                     log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
                              *model.shape)
+                    self.check_outputs(input_name)
                     self.check_references(model)
                     if source is None:
                         result = self.process(model, input_name)
@@ -182,6 +184,22 @@ class Detector1Pipeline(Pipeline):
             jit_warmup.cancel()  # only still running if the run failed before fitting
         log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
         return result
+
+    def check_outputs(self, input_name):
+        """One-line errors, before any processing, for products that could not be written (an
+        output folder that is a file or read-only, a product name taken by a folder)."""
+        paths = []
+        if self.save_results or self.output_file:
+            paths += [self.output_path(input_name, suffix) for suffix in ("rateints", "rate")]
+        if self.save_calibrated_ramp:
+            paths.append(self.output_path(input_name, "ramp"))
+        for alias, step in self.steps.items():
+            if step.skip or not step.should_save():
+                continue
+            indices = (0, 1) if alias == "ramp_fit" else (None,)
+            paths += [step.output_path(input_name, index=index) for index in indices]
+        for path in paths:
+            check_product_path(path)
 
     def check_references(self, model):
         """Find and check every reference file the enabled steps need, before any processing.

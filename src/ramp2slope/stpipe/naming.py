@@ -1,6 +1,8 @@
 """Output file names as the official pipeline makes them (``<root>_<suffix>.fits``)."""
 import os
 
+from ..errors import BadInputError
+
 # Suffixes that end a product name; removing one gives the exposure's root name.
 KNOWN_SUFFIXES = (
     "uncal", "ramp", "rate", "rateints", "fitopt", "trapsfilled", "calints", "cal",
@@ -41,6 +43,27 @@ def make_output_path(input_name, output_file=None, output_dir=None, suffix=None,
         parts.append(suffix)
     name = "_".join(parts) + (ext if ext.startswith(".") else "." + ext)
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
+        ensure_folder(output_dir)
         return os.path.join(output_dir, name)
     return name
+
+
+def ensure_folder(folder):
+    """Create the output folder if needed; a one-line error when it cannot be one."""
+    if os.path.isdir(folder):
+        return
+    if os.path.exists(folder):
+        raise BadInputError(f"output folder {folder}: exists and is not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"output folder {folder}: cannot be created ({exc.strerror})") from None
+
+
+def check_product_path(path):
+    """A one-line error, before any work is done, when a product cannot be written at ``path``."""
+    if os.path.isdir(path):
+        raise BadInputError(f"{path}: a folder has the product's name; the product cannot be written")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInputError(f"output folder {folder}: not writable")
