@@ -204,12 +204,18 @@ def test_streamed_sigma_clip_mode(tmp_path):
         assert hdul[0].header["PRIMECRS"] > 0
 
 
-def test_streamed_errors_leave_nothing_behind(sub160, tmp_path):
+def test_streamed_errors_leave_nothing_behind(sub160, tmp_path, monkeypatch):
+    from ramp2slope.errors import Ramp2SlopeError
+    from ramp2slope.ramp_fitting import RampFitStep
+
+    def fail(*args, **kwargs):
+        raise Ramp2SlopeError("ramp_fit failed on purpose")
+
     refdir = os.path.dirname(sub160.refs["mask"])
     out = tmp_path / "out"
     steps = _everything_saved(tmp_path)
-    steps["clean_flicker_noise"] = {"skip": False}   # not available: fails after jump
-    with pytest.raises(Exception, match="clean_flicker_noise"):
+    monkeypatch.setattr(RampFitStep, "begin_fit", fail)   # fails after jump, scratch in use
+    with pytest.raises(Ramp2SlopeError, match="on purpose"):
         _run(sub160.uncal, refdir, out, steps, True, save_calibrated_ramp=True)
     leftovers = [n for n in os.listdir(out) if n.startswith(".")]
     assert not leftovers, leftovers

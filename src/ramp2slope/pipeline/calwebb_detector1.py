@@ -171,6 +171,7 @@ class Detector1Pipeline(Pipeline):
                     input_name = self.input_name(step_input, model)
                     log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,
                              *model.shape)
+                    self.check_parameters()
                     self.check_outputs(input_name)
                     self.check_references(model)
                     if source is None:
@@ -184,6 +185,14 @@ class Detector1Pipeline(Pipeline):
             jit_warmup.cancel()  # only still running if the run failed before fitting
         log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
         return result
+
+    def check_parameters(self):
+        """Let every enabled step refuse settings it cannot honour before any step runs, so that
+        a bad choice late in the pipeline does not cost the time of the steps before it."""
+        for step in self.steps.values():
+            check = getattr(step, "check_parameters", None)
+            if not step.skip and check is not None:
+                check()
 
     def check_outputs(self, input_name):
         """One-line errors, before any processing, for products that could not be written (an

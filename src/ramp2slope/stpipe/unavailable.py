@@ -13,6 +13,10 @@ class _UnavailableStep(Step):
     def run(self, *args):
         if self.skip and self.parent is not None:
             return super().run(*args)
+        self.check_parameters()
+
+    def check_parameters(self):
+        """Refuse to be turned on (a pipeline asks this of every enabled step before it starts)."""
         raise Ramp2SlopeError(f"{self.name} is not available in ramp2slope ({self.reason}); "
                               f"leave it skipped")
 
