@@ -349,3 +349,23 @@ def test_colour_bar_ticks_under_a_log_stretch_do_not_crowd():
     assert np.diff(positions).min() > 0.1   # evenly spread along the bar, labels apart
     labels = [t.get_text() for t in cbar.ax.get_yticklabels()]
     assert len(set(labels)) == len(labels)
+
+
+def test_cli_run_report_saves_what_the_report_needs(run, tmp_path, capsys):
+    from ramp2slope.cli import main
+
+    out = tmp_path / "products"
+    refdir = os.path.dirname(run.sim.refs["mask"])
+    assert main(["run", str(run.sim.uncal), "--refdir", refdir, "--output-dir", str(out),
+                 "--report"]) == 0          # no --save-steps: --report implies the saves
+    checks, _ = read_checks(out / "report.html")
+    failed = {n: c["measured"] for n, c in checks.items() if c["status"] == FAIL}
+    assert not failed
+    capsys.readouterr()
+    # The raw exposure can be named when it is not next to the products.
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(out, moved)
+    html = tmp_path / "with_uncal.html"
+    assert main(["report", str(moved), "--uncal", str(run.sim.uncal), "--out", str(html)]) == 0
+    text = html.read_text(encoding="utf-8")
+    assert os.path.basename(run.sim.uncal) in text and "the dq_init check is not run" not in text

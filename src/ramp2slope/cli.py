@@ -85,8 +85,12 @@ def _written_since(folder, started):
 
 def _cmd_run(args, extra):
     steps, pipeline_params = parse_step_overrides(extra)
+    if args.report and not args.save_steps:
+        # the report reads every step's product: save them rather than write a failing report
+        log.info("--report: saving each step's product for the report (as --save-steps)")
     written = run_pipeline(args.uncal, refdir=args.refdir, output_dir=args.output_dir,
-                           save_steps=args.save_steps, steps=steps, threads=args.threads,
+                           save_steps=args.save_steps or args.report, steps=steps,
+                           threads=args.threads,
                            extra_pipeline_params=pipeline_params,
                            save_calibrated_ramp=args.save_calibrated_ramp)
     print("Products written:")
@@ -143,7 +147,7 @@ def _cmd_demo(args, extra):
 
 
 def _cmd_report(args, extra):
-    _write_report(args.products, None, args.truth, out=args.out)
+    _write_report(args.products, args.uncal, args.truth, out=args.out)
     return 0
 
 
@@ -167,7 +171,8 @@ def build_parser():
                      help="also save each step's output and the ramp-fit optional output")
     run.add_argument("--save-calibrated-ramp", action="store_true", help="save the _ramp file")
     run.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    run.add_argument("--report", action="store_true", help="write the validation report (HTML)")
+    run.add_argument("--report", action="store_true",
+                     help="write the validation report (HTML); implies --save-steps")
     run.set_defaults(func=_cmd_run)
 
     info = sub.add_parser("info", help="describe a FITS product")
@@ -191,6 +196,7 @@ def build_parser():
 
     rep = sub.add_parser("report", help="write the validation report for a run made with --save-steps")
     rep.add_argument("products", help="output folder (or root name) of the run")
+    rep.add_argument("--uncal", help="the raw exposure (*_uncal.fits), for the figures of the raw ramps")
     rep.add_argument("--truth", help="the simulator's truth file, for accuracy checks")
     rep.add_argument("--out", help="HTML file to write (default: <products>/report.html)")
     rep.set_defaults(func=_cmd_report)
