@@ -164,3 +164,21 @@ def test_unwritable_outputs_are_refused_before_any_work(small_exposure, tmp_path
     assert "running" not in err          # refused before the first step
     if out_dir.is_dir():
         assert [p.name for p in out_dir.iterdir()] == [f"{small_exposure.root}_{suffix}.fits"]
+
+
+def test_demo_keeps_the_rates_and_report_and_says_how_much(tmp_path, capsys):
+    outdir = tmp_path / "demo"
+    code, out, err = _run(["demo", "--outdir", str(outdir), "--size", "64x512", "--ngroups", "4",
+                           "--threads", "1"], capsys)
+    assert code == 0, err
+    products = sorted(p.name for p in (outdir / "products").iterdir())
+    assert [name.rsplit("_", 1)[1] for name in products] == ["rate.fits", "rateints.fits"]
+    assert (outdir / "report.html").is_file()
+    assert "Step products read by the report removed" in out
+    total = sum(p.stat().st_size for p in outdir.rglob("*") if p.is_file())
+    said = [line for line in out.splitlines() if line.startswith(f"The demo folder {outdir} holds")]
+    assert said and f"{total / 1e6:.0f} MB" in said[0]
+    code, out, err = _run(["demo", "--outdir", str(tmp_path / "keep"), "--size", "64x512",
+                           "--ngroups", "4", "--no-report", "--keep-steps"], capsys)
+    assert code == 0 and (tmp_path / "keep" / "products").is_dir()
+    assert len(list((tmp_path / "keep" / "products").iterdir())) > 2

@@ -125,24 +125,62 @@ def _cmd_simulate(args, extra):
     return run_from_args(args) or 0
 
 
+def _folder_bytes(folder):
+    total = 0
+    for base, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.path.getsize(os.path.join(base, name))
+            except OSError:
+                pass
+    return total
+
+
+def _size_text(nbytes):
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.0f} MB"
+
+
 def _cmd_demo(args, extra):
     from .simulate import simulate_exposure
 
     outdir = os.path.abspath(args.outdir)
-    print(f"Simulating a full-frame NIRCam exposure in {outdir} ...", flush=True)
+    size = None
+    if args.size:
+        try:
+            size = tuple(int(v) for v in args.size.lower().split("x"))
+            assert len(size) == 2
+        except (ValueError, AssertionError):
+            raise Ramp2SlopeError(f"--size {args.size!r}: give ROWSxCOLUMNS, e.g. 256x2048") from None
+    what = "full-frame" if size is None else f"{size[0]}x{size[1]}"
+    print(f"Simulating a {what} NIRCam exposure in {outdir} ...", flush=True)
     start = time.perf_counter()
-    sim = simulate_exposure(outdir, ngroups=args.ngroups, nints=args.nints, seed=args.seed)
+    sim = simulate_exposure(outdir, size=size, ngroups=args.ngroups, nints=args.nints, seed=args.seed)
     refdir = os.path.dirname(sim.refs["mask"])
     print(f"  simulated in {time.perf_counter() - start:.1f} s: {sim.uncal}", flush=True)
     products = os.path.join(outdir, "products")
     start = time.perf_counter()
+    # The report reads every step's product; without --keep-steps they are removed once it is
+    # written, so the demo leaves the exposure, its references, the rates and the report.
+    save_steps = args.keep_steps or not args.no_report
     written = run_pipeline(sim.uncal, refdir=refdir, output_dir=products,
-                           save_steps=True, threads=args.threads)
+                           save_steps=save_steps, threads=args.threads)
     print(f"Pipeline finished in {time.perf_counter() - start:.1f} s. Products in {products}:")
     for path in written:
         print(f"  {os.path.basename(path)}")
     if not args.no_report:
         _write_report(products, sim.uncal, sim.truth, out=os.path.join(outdir, "report.html"))
+    if save_steps and not args.keep_steps:
+        kept = {f"{sim.root}_rate.fits", f"{sim.root}_rateints.fits"}
+        removed = 0
+        for path in written:
+            if os.path.basename(path) not in kept and os.path.exists(path):
+                removed += os.path.getsize(path)
+                os.unlink(path)
+        print(f"Step products read by the report removed ({_size_text(removed)}; --keep-steps "
+              f"keeps them).")
+    print(f"The demo folder {outdir} holds {_size_text(_folder_bytes(outdir))}: the simulated "
+          f"exposure and truth, the reference files in {os.path.relpath(refdir, outdir)}/, the "
+          f"products" + ("" if args.no_report else " and report.html") + ".")
     return 0
 
 
@@ -192,6 +230,9 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--threads", type=int, default=None)
     demo.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    demo.add_argument("--keep-steps", action="store_true",
+                      help="keep every step's product (about 1.6 GB more for a full frame)")
+    demo.add_argument("--size", help="simulate ROWSxCOLUMNS instead of a full frame (e.g. 256x2048)")
     demo.set_defaults(func=_cmd_demo)
 
     rep = sub.add_parser("report", help="write the validation report for a run made with --save-steps")
