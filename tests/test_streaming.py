@@ -7,9 +7,11 @@ whole-exposure processing, with memory that does not grow with the number of int
 * peak RSS of a pipeline run in a fresh process with 10 and with 40 integrations.
 """
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import numpy as np
@@ -480,3 +482,43 @@ def test_peak_memory_does_not_grow_with_nints(tmp_path):
                                                  tmp_path / f"out{nints}_{budget}", budget)
     assert peaks[40, "0"] <= 1.3 * peaks[10, "0"], peaks
     assert peaks[40, "64M"] <= 1.3 * peaks[10, "64M"] + 64 * 1024, peaks
+
+
+def test_stale_scratch_of_dead_runs_is_removed_and_live_ones_kept(sub160, tmp_path):
+    from ramp2slope.pipeline import scratch
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = scratch._host()
+    stale = out / f".ramp2slope-scratch-{host}-{dead.pid}-x1"
+    live = out / f".ramp2slope-scratch-{host}-{os.getpid()}-x2"
+    other_host = out / f".ramp2slope-scratch-{host}elsewhere-{dead.pid}-x3"
+    for folder in (stale, live, other_host):
+        folder.mkdir()
+        (folder / "sci.f32").write_bytes(b"\0" * 1024)
+    _run(sub160.uncal, os.path.dirname(sub160.refs["mask"]), out, {}, True)
+    assert not stale.exists()
+    assert live.exists() and other_host.exists()
+
+
+def test_sigterm_stops_a_run_cleanly(tmp_path):
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", size=(256, 512), ngroups=6, nints=12, seed=4)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "ramp2slope.cli", "run", str(sim.uncal),
+                             "--refdir", os.path.dirname(sim.refs["mask"]), "--output-dir", str(out),
+                             "--threads", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and any(p.name.startswith(".ramp2slope-scratch-") for p in out.iterdir()):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err
+    assert "ramp2slope: terminated" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []      # no scratch, no partial product

@@ -11,6 +11,7 @@ import time
 
 from . import __version__
 from .errors import Ramp2SlopeError
+from .runtime import termination
 
 log = logging.getLogger("ramp2slope")
 
@@ -245,6 +246,7 @@ def build_parser():
 
 
 def main(argv=None):
+    termination.handle_sigterm()   # SIGTERM cleans up as Ctrl-C does
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
@@ -258,6 +260,9 @@ def main(argv=None):
     except Ramp2SlopeError as exc:
         print(f"ramp2slope: error: {exc}", file=sys.stderr)
         return 2
+    except termination.Terminated:
+        print("ramp2slope: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("ramp2slope: interrupted", file=sys.stderr)
         return 130

@@ -133,13 +133,19 @@ class ImageLayout:
         length = start - aligned + nrows * row_bytes
         mapped = mmap.mmap(handle.fileno(), length, flags=_MAP_FLAGS, prot=mmap.PROT_READ,
                            offset=aligned)
+        raw = None
         try:
             raw = np.frombuffer(mapped, dtype=np.uint8, count=nrows * row_bytes,
                                 offset=start - aligned).reshape(nrows, row_bytes)
             self._convert(raw, x0, out)
-            del raw
         finally:
-            mapped.close()
+            raw = None
+            try:
+                mapped.close()
+            except BufferError:
+                # interrupted while decoding (Ctrl-C, SIGTERM): a view of the rows lives on in
+                # the traceback; the mapping is released with it instead of now
+                pass
 
     def _convert(self, raw, x0, out):
         """Decode ``raw`` (n full rows of stored bytes) columns ``x0:x0+ncols`` into ``out``."""

@@ -15,15 +15,20 @@ test machine): 256x2048 with 20 integrations of 10 groups took 3.3 s with the 0.
 scratch in memory and 4.0 s in files (peak memory 0.87 and 0.31 GB).
 ``close()`` frees the memory and removes the folder.
 """
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 
 import numpy as np
 
 from ..errors import Ramp2SlopeError
 
-__all__ = ["ScratchStore"]
+__all__ = ["ScratchStore", "remove_stale_scratch"]
+
+log = logging.getLogger("ramp2slope")
 
 
 if hasattr(os, "preadv") and hasattr(os, "pwrite"):
@@ -148,6 +153,52 @@ def default_memory_budget():
     return budget
 
 
+_PREFIX = ".ramp2slope-scratch-"
+
+
+def _host():
+    # a folder shared between machines (a cluster's output folder) holds scratch of runs on
+    # other hosts: their processes cannot be seen from here, so the host is part of the name
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
+
+
+def _owner_prefix():
+    """The name prefix of this process's scratch folders: ``.ramp2slope-scratch-<host>-<pid>-``."""
+    return f"{_PREFIX}{_host()}-{os.getpid()}-"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_scratch(parent):
+    """Remove the scratch folders in ``parent`` left by runs of this host that are no longer
+    running (killed, or stopped by a power cut): they can hold gigabytes. Folders of live runs
+    and of other hosts are left alone. Returns the folders removed."""
+    removed = []
+    host = _host()
+    pattern = re.compile(rf"^{re.escape(_PREFIX)}{re.escape(host)}-(\d+)-")
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.match(name)
+        if match and not _alive(int(match.group(1))):
+            path = os.path.join(parent, name)
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.exists(path):
+                removed.append(path)
+                log.info("removed the scratch folder of a run that did not finish: %s", path)
+    return removed
+
+
 class ScratchStore:
     """The exposure between steps; see the module docstring.
 
@@ -161,7 +212,8 @@ class ScratchStore:
         nints, ngroups, ny, nx = self.shape
         self._budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         try:
-            self.folder = tempfile.mkdtemp(prefix=".ramp2slope-scratch-", dir=parent)
+            remove_stale_scratch(parent)
+            self.folder = tempfile.mkdtemp(prefix=_owner_prefix(), dir=parent)
         except OSError as exc:
             raise Ramp2SlopeError(f"cannot create scratch files in {parent}: "
                                   f"{exc.strerror or exc}") from None

@@ -13,6 +13,7 @@ from ..errors import Ramp2SlopeError
 from ..hugepages import no_hugepage_advice
 from ..malloc import release_free_memory
 from ..references import NOT_APPLICABLE, find_reference
+from ..runtime import termination
 from .naming import make_output_path
 from .spec import parse_spec
 
@@ -153,6 +154,7 @@ class Step:
                 release_free_memory()   # see ramp2slope.malloc
 
     def _run(self, *args):
+        termination.check()   # a stop request that arrived where it could not be raised
         step_input = args[0] if args else None
         model = self._open_input(step_input)
         start = time.perf_counter()
