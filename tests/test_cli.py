@@ -182,3 +182,60 @@ def test_demo_keeps_the_rates_and_report_and_says_how_much(tmp_path, capsys):
                            "--ngroups", "4", "--no-report", "--keep-steps"], capsys)
     assert code == 0 and (tmp_path / "keep" / "products").is_dir()
     assert len(list((tmp_path / "keep" / "products").iterdir())) > 2
+
+
+def _edited_uncal(sim, tmp_path, **cards):
+    path = tmp_path / os.path.basename(sim.uncal)
+    shutil.copy(sim.uncal, path)
+    with fits.open(path, mode="update") as hdul:
+        for key, value in cards.items():
+            if value is None:
+                del hdul[0].header[key]
+            else:
+                hdul[0].header[key] = value
+    return path
+
+
+# jwst 3.0.0 stops with a Python error on each of these (TypeError, ZeroDivisionError,
+# MemoryError): here they are one line and exit 2.
+@pytest.mark.parametrize("cards, message", [
+    (dict(TGROUP=None), "no TGROUP keyword"),
+    (dict(TGROUP=0.0), "TGROUP=0"),
+    (dict(NFRAMES=0), "NFRAMES=0"),
+    (dict(GROUPGAP=10 ** 8), "GROUPGAP=100000000 is not a plausible"),
+    (dict(NGROUPS="four"), "NGROUPS='four' is not a number"),
+    (dict(TFRAME="fast"), "TFRAME='fast' is not a number"),
+])
+def test_unusable_timing_keywords_are_one_line_errors(small_exposure, tmp_path, capsys, cards, message):
+    uncal = _edited_uncal(small_exposure, tmp_path, **cards)
+    out_dir = tmp_path / "out"
+    code, out, err = _run(["run", str(uncal), "--refdir", os.path.dirname(small_exposure.refs["mask"]),
+                           "--output-dir", str(out_dir)], capsys)
+    errors = [line for line in err.splitlines() if line.startswith("ramp2slope: error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0], err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("cards, warning", [
+    (dict(TGROUP="negative"), "opposite sign"),
+    (dict(FRMDIVSR=0), "every rate is NaN"),
+    (dict(NINTS=5), "NINTS=5 but SCI has 1 integrations"),
+])
+def test_values_jwst_accepts_give_its_numbers_with_a_warning(small_exposure, tmp_path, capsys,
+                                                             cards, warning):
+    pytest.importorskip("jwst")
+    from jwst_oracle import run_official_detector1
+
+    if cards.get("TGROUP") == "negative":
+        cards["TGROUP"] = -fits.getval(small_exposure.uncal, "TGROUP")
+    uncal = _edited_uncal(small_exposure, tmp_path, **cards)
+    refs = {k: str(v) for k, v in small_exposure.refs.items()}
+    official = run_official_detector1(uncal, refs, tmp_path / "jwst", save_steps=())
+    code, out, err = _run(["run", str(uncal), "--refdir", os.path.dirname(small_exposure.refs["mask"]),
+                           "--output-dir", str(tmp_path / "ours")], capsys)
+    assert code == 0 and warning in err, err
+    with fits.open(tmp_path / "ours" / f"{small_exposure.root}_rate.fits") as hdul:
+        np.testing.assert_allclose(hdul["SCI"].data, official.data, rtol=1e-5, equal_nan=True)
+        assert np.array_equal(hdul["DQ"].data, official.dq)
+        assert np.all(hdul["DQ"].data[np.isnan(hdul["SCI"].data)] & 1)

@@ -53,15 +53,20 @@ def validate_ramp(model, where, source=None):
         raise BadInputError(f"{where}: no SCI extension")
     if data.ndim != 4:
         raise BadInputError(f"{where}: SCI must be 4-D (nints, ngroups, ny, nx), got shape {data.shape}")
+    if 0 in data.shape:
+        raise BadInputError(f"{where}: SCI holds no data (shape {data.shape})")
     if model.meta.exposure.ngroups is None:
         raise BadInputError(f"{where}: the primary header has no NGROUPS keyword")
     if model.meta.instrument.name is None or model.meta.instrument.detector is None:
         raise BadInputError(f"{where}: the primary header has no INSTRUME or DETECTOR keyword")
     if str(model.meta.instrument.name).upper() == "MIRI":
         raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
-    if model.meta.exposure.ngroups != data.shape[1]:
-        log.warning("%s: NGROUPS=%s but SCI has %d groups; the array shape is used",
-                    where, model.meta.exposure.ngroups, data.shape[1])
+    validate_timing(model, where)
+    for keyword, axis, what in (("NGROUPS", 1, "groups"), ("NINTS", 0, "integrations")):
+        value = _number(model, keyword, where, required=keyword == "NGROUPS")
+        if value is not None and value != data.shape[axis]:
+            log.warning("%s: %s=%s but SCI has %d %s; the array shape is used", where, keyword,
+                        value, data.shape[axis], what)
     if source is None:
         bad = int(np.count_nonzero(~np.isfinite(data[:, :1]))) if data.dtype.kind == "f" else 0
     else:
@@ -72,6 +77,55 @@ def validate_ramp(model, where, source=None):
     if bad:
         raise BadInputError(f"{where}: SCI contains non-finite values (NaN or inf) in the first group "
                             f"of {bad} pixels; raw ramps must be finite")
+
+
+def _number(model, keyword, where, required=False):
+    """A primary-header number (None when absent and not required); one-line errors for a
+    value that is not a number or a card that cannot be read."""
+    try:
+        value = model.primary_header.get(keyword)
+    except Exception:   # a card astropy cannot parse (VerifyError)
+        raise BadInputError(f"{where}: the {keyword} card of the primary header cannot be read") from None
+    if value is None or type(value).__name__ == "Undefined":
+        if required:
+            raise BadInputError(f"{where}: the primary header has no {keyword} keyword")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise BadInputError(f"{where}: {keyword}={value!r} is not a number")
+    return value
+
+
+#: More frames dropped between groups than any JWST read pattern drops (DEEP8 drops 12,
+#: NIRSpec's longest patterns some tens): such a value is a corrupt header, and the dark step
+#: would need that many dark frames per group.
+MAX_GROUPGAP = 1000
+
+
+def validate_timing(model, where):
+    """The readout timing the steps divide by, checked as the official pipeline would need it.
+
+    jwst stops with a Python error on a missing or zero TGROUP, NFRAMES 0 and an absurd
+    GROUPGAP (it tries to allocate the dark frames), so they are one-line errors here; values
+    it runs with (a negative TGROUP, FRMDIVSR 0) give its numbers, with a warning that says
+    what they mean.
+    """
+    tgroup = _number(model, "TGROUP", where, required=True)
+    if tgroup == 0:
+        raise BadInputError(f"{where}: TGROUP=0: the group time is zero, so no rate can be computed")
+    if tgroup < 0:
+        log.warning("%s: TGROUP=%s is negative: the rates come out with the opposite sign "
+                    "(as jwst's do)", where, tgroup)
+    for keyword in ("TFRAME", "FRMDIVSR"):
+        _number(model, keyword, where)
+    nframes = _number(model, "NFRAMES", where)
+    if nframes is not None and nframes <= 0:
+        raise BadInputError(f"{where}: NFRAMES={nframes}: a group averages at least one frame")
+    groupgap = _number(model, "GROUPGAP", where)
+    if groupgap is not None and not 0 <= groupgap <= MAX_GROUPGAP:
+        raise BadInputError(f"{where}: GROUPGAP={groupgap} is not a plausible number of frames "
+                            f"dropped between groups (0 to {MAX_GROUPGAP})")
+    if model.primary_header.get("FRMDIVSR") == 0:
+        log.warning("%s: FRMDIVSR=0: every rate is NaN and flagged DO_NOT_USE (as jwst's are)", where)
 
 
 class Detector1Pipeline(Pipeline):
