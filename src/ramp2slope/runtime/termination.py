@@ -5,32 +5,61 @@ A batch system or ``kill`` stops a process with SIGTERM. :func:`handle_sigterm` 
 and scratch files removed) runs too.
 
 Python runs a signal handler wherever the main thread is, and an exception raised inside a
-callback from C (numba's kernel cache calls back into Python while it loads) is printed and
-dropped: the run would go on as if nothing had happened. The request is therefore also
-remembered, and :func:`check` raises it again at the next safe point (every step run calls it).
+finaliser (``__del__``) or a callback from C (numba's kernel cache calls back into Python while
+it loads; llvmlite frees its objects in finalisers) is printed and dropped: the run would go on
+as if nothing had happened. In such places the handler raises nothing and tries again a few
+milliseconds later (SIGALRM); the request is also remembered, and :func:`check` raises it at
+the next step.
 """
+import os
 import signal
 import threading
 
 __all__ = ["Terminated", "handle_sigterm", "check", "requested"]
 
 _requested = False
+_RETRY_SECONDS = 0.02
 
 
 class Terminated(KeyboardInterrupt):
     """The process was asked to stop (SIGTERM)."""
 
 
-def _on_sigterm(signum, frame):
+def _unsafe(frame):
+    """Whether an exception raised in ``frame`` would be swallowed: inside a finaliser, or in
+    the JIT compiler's own code (reached from C callbacks)."""
+    innermost = True
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__":
+            return True
+        if innermost and any(f"{os.sep}{name}{os.sep}" in code.co_filename
+                             for name in ("llvmlite", "numba")):
+            return True
+        innermost = False
+        frame = frame.f_back
+    return False
+
+
+def _on_signal(signum, frame):
     global _requested
     _requested = True
+    if _unsafe(frame):
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+        return
     raise Terminated()
+
+
+def _on_retry(signum, frame):
+    if _requested:
+        _on_signal(signum, frame)
 
 
 def handle_sigterm():
     """Install the SIGTERM handler (main thread only; a library call never does this itself)."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGALRM, _on_retry)
 
 
 def requested():
