@@ -57,9 +57,16 @@ def parse_step_overrides(extra):
 
 
 def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=None, threads=None,
-                 extra_pipeline_params=None, save_calibrated_ramp=False):
-    """Run Detector1Pipeline as the command line does; returns the list of files written."""
+                 extra_pipeline_params=None, save_calibrated_ramp=False, config_file=None,
+                 save_parameters=None, disable_crds_steppars=None):
+    """Run Detector1Pipeline as the command line does; returns the list of files written.
+
+    Parameters come, lowest first, from the defaults, the CRDS parameter files for the exposure,
+    ``config_file``, then these arguments; only the arguments given (not None or False) count.
+    ``save_parameters`` names an ASDF file to write the resulting parameters to before the run.
+    """
     from .pipeline import Detector1Pipeline
+    from .stpipe.config import configure
 
     steps = {name: dict(values) for name, values in (steps or {}).items()}
     if save_steps:
@@ -68,13 +75,18 @@ def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=No
             steps.setdefault(name, {}).setdefault("save_results", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_opt", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_results", True)
-    output_dir = output_dir or os.getcwd()
     started = time.time() - 1
-    pipe = Detector1Pipeline(steps=steps, refdir=refdir, output_dir=output_dir, save_results=True,
-                             threads=threads, save_calibrated_ramp=save_calibrated_ramp,
-                             **(extra_pipeline_params or {}))
+    given = {"refdir": refdir, "output_dir": output_dir, "threads": threads,
+             "save_calibrated_ramp": save_calibrated_ramp or None}
+    params = dict(extra_pipeline_params or {})
+    params.update({key: value for key, value in given.items() if value is not None})
+    pipe = configure(Detector1Pipeline, uncal, config_file=config_file,
+                     disable=disable_crds_steppars, steps=steps, save_results=True, **params)
+    if save_parameters:
+        pipe.export_config(save_parameters, include_metadata=True)
+        log.info("parameters saved to %s", save_parameters)
     pipe.run(uncal)
-    return _written_since(output_dir, started)
+    return _written_since(pipe.output_dir or os.getcwd(), started)
 
 
 def _written_since(folder, started):
@@ -93,7 +105,9 @@ def _cmd_run(args, extra):
                            save_steps=args.save_steps or args.report, steps=steps,
                            threads=args.threads,
                            extra_pipeline_params=pipeline_params,
-                           save_calibrated_ramp=args.save_calibrated_ramp)
+                           save_calibrated_ramp=args.save_calibrated_ramp,
+                           config_file=args.config, save_parameters=args.save_parameters,
+                           disable_crds_steppars=args.disable_crds_steppars or None)
     print("Products written:")
     for path in written:
         print(f"  {path}")
@@ -210,6 +224,14 @@ def build_parser():
                      help="also save each step's output and the ramp-fit optional output")
     run.add_argument("--save-calibrated-ramp", action="store_true", help="save the _ramp file")
     run.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    run.add_argument("--config", metavar="FILE",
+                     help="parameter file (ASDF, as jwst's strun --save-parameters writes, or .cfg); "
+                          "the command line's options override it")
+    run.add_argument("--save-parameters", metavar="FILE",
+                     help="write the parameters of this run to an ASDF parameter file")
+    run.add_argument("--disable-crds-steppars", action="store_true",
+                     help="do not apply CRDS parameter reference files (pars-*); also "
+                          "STPIPE_DISABLE_CRDS_STEPPARS=true")
     run.add_argument("--report", action="store_true",
                      help="write the validation report (HTML); implies --save-steps")
     run.set_defaults(func=_cmd_run)

@@ -21,13 +21,20 @@ class Pipeline(Step):
             raise Ramp2SlopeError(f"{self.name} has no step named {', '.join(sorted(unknown))}; "
                                   f"steps are {', '.join(self.step_defs)}")
         for alias, cls in self.step_defs.items():
-            object.__setattr__(self, alias, cls(name=alias, parent=self, **steps.get(alias, {})))
+            object.__setattr__(self, alias, cls(name=alias, parent=self, config_file=self.config_file,
+                                                **steps.get(alias, {})))
 
     def __setattr__(self, name, value):
         if name in type(self).step_defs and isinstance(value, Step):
             object.__setattr__(self, name, value)
             return
         super().__setattr__(name, value)
+
+    def get_pars(self):
+        """The pipeline's parameters, with ``steps``: {alias: that step's parameters}."""
+        pars = super().get_pars()
+        pars["steps"] = {alias: step.get_pars() for alias, step in self.steps.items()}
+        return pars
 
     @property
     def steps(self):

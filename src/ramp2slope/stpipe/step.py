@@ -14,6 +14,7 @@ from ..hugepages import no_hugepage_advice
 from ..malloc import release_free_memory
 from ..references import NOT_APPLICABLE, find_reference
 from ..runtime import termination
+from .config import ParameterFileSupport
 from .naming import make_output_path
 from .spec import parse_spec
 
@@ -75,8 +76,11 @@ class ReferenceCache:
                 close()
 
 
-class Step:
-    """Base class of every processing step."""
+class Step(ParameterFileSupport):
+    """Base class of every processing step.
+
+    Parameter files, CRDS parameter references and ``call``: :mod:`ramp2slope.stpipe.config`.
+    """
 
     spec = ""
     class_alias = None
@@ -89,6 +93,9 @@ class Step:
     def __init__(self, name=None, parent=None, config_file=None, **kwargs):
         self.name = name or self.class_alias or type(self).__name__
         self.parent = parent
+        # As officially, the file is not read here (from_config_file and call read it): it only
+        # locates the sub-step files it names.
+        object.__setattr__(self, "config_file", os.fspath(config_file) if config_file else None)
         self._params = {p.name: p for p in self.parameters()}
         for param in self._params.values():
             object.__setattr__(self, param.name, param.default if not isinstance(param.default, list)
@@ -130,11 +137,6 @@ class Step:
         return None
 
     # -- running ----------------------------------------------------------------------------------
-    @classmethod
-    def call(cls, step_input, config_file=None, **kwargs):
-        """Build the step with ``kwargs`` as parameters and run it on ``step_input``."""
-        return cls(config_file=config_file, **kwargs).run(step_input)
-
     def _open_input(self, step_input):
         """The model to process. A model handed in by a user is copied, never modified."""
         if isinstance(step_input, datamodels.DataModel):
