@@ -385,3 +385,31 @@ def test_dq_def_without_name_column_is_a_one_line_error(tmp_path):
         h["SUBSTRT1"], h["SUBSTRT2"], h["SUBSIZE1"], h["SUBSIZE2"] = 1, 1, 40, 30
     with pytest.raises(ReferenceFileError, match=r"mask.fits: the DQ_DEF table has no NAME column"):
         references.load_mask(str(path), model)
+
+
+def test_suspicious_reference_values_are_warned_once_with_their_count(tmp_path, caplog):
+    model = _science()
+    readnoise = np.full((30, 40), 5.0, np.float32)
+    readnoise[:4] = 0.0            # rows 3 and 4 fall in the science window
+    readnoise[5, :6] = np.nan
+    path = _write_ref(tmp_path / "rn.fits", "READNOISE", {"SCI": readnoise})
+    gain = np.full((30, 40), 2.0, np.float32)
+    gain[5, :7] = -1.0
+    gain_path = _write_ref(tmp_path / "gain.fits", "GAIN", {"SCI": gain})
+    coeffs = np.zeros((3, 30, 40), np.float32)
+    coeffs[1] = 1.0
+    coeffs[2, 3, :6] = np.inf
+    lin_path = _write_ref(tmp_path / "lin.fits", "LINEARITY", {"COEFFS": coeffs})
+    with caplog.at_level("WARNING", logger="ramp2slope"):
+        for _ in range(3):          # one warning however often the reference is loaded
+            references.load_readnoise(path, model)
+        references.load_gain(gain_path, model)
+        references.load_linearity(lin_path, model)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    # the science window is columns 5-16, rows 3-12 of the reference (box 1,1 40x30)
+    window = (slice(2, 12), slice(4, 16))
+    assert f"{np.count_nonzero((readnoise[window] == 0) | np.isnan(readnoise[window]))} pixel(s) " \
+           f"with a read noise that is zero or NaN" in lines[0]
+    assert f"{np.count_nonzero(gain[window] <= 0)} pixel(s) with a gain" in lines[1]
+    assert "2 pixel(s) with non-finite linearity coefficients" in lines[2]

@@ -6,6 +6,7 @@ from the file into native arrays, only the rows and planes that are used (a suba
 reads its window of a full-frame reference, not the whole array); the dark is read plane by
 plane when the step needs it.
 """
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +20,30 @@ from ..datamodels.raw_image import ImageLayout
 from .subarray import cutout_slices, science_box, subarray_box
 
 _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
+
+log = logging.getLogger("ramp2slope")
+
+# (path, mtime, cause) of every suspicious-values warning already given: once per file version,
+# however many steps and integrations load the reference.
+_WARNED = set()
+
+
+def warn_values(path, cause, count, consequence):
+    """Warn once that ``count`` pixels of a reference have values that cannot be right.
+
+    The values are used as the official pipeline uses them (the products keep its numbers);
+    the warning says how many pixels are affected and what becomes of them.
+    """
+    if not count:
+        return
+    try:
+        key = (path, os.path.getmtime(path), cause)
+    except OSError:
+        key = (path, None, cause)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    log.warning("%s: %d pixel(s) with %s; %s", path, count, cause, consequence)
 
 
 class _RefFile:
@@ -272,6 +297,9 @@ def load_linearity(path, model):
         dq = ref.dq(model)
         if dq is None:
             dq = np.zeros(coeffs.shape[-2:], np.uint32)
+        warn_values(path, "non-finite linearity coefficients (inf or NaN)",
+                    int(np.count_nonzero(~np.isfinite(coeffs).all(axis=0))),
+                    "their corrected ramps are NaN, and so are their rates (flagged DO_NOT_USE)")
         return LinearityRef(path, coeffs, inv, dq)
     finally:
         ref.close()
@@ -401,6 +429,8 @@ def load_gain(path, model):
         data = ref.cut("SCI", model)
         _require_shape(ref, data, model, "SCI")
         factor = ref.header.get("GAINFACT")
+        warn_values(path, "a gain that is zero, negative or NaN", int(np.count_nonzero(~(data > 0))),
+                    "their rates are NaN, flagged DO_NOT_USE and NO_GAIN_VALUE")
         return GainRef(path, data, None if factor is None else float(factor))
     finally:
         ref.close()
@@ -417,6 +447,9 @@ def load_readnoise(path, model):
     try:
         data = ref.cut("SCI", model)
         _require_shape(ref, data, model, "SCI")
+        warn_values(path, "a read noise that is zero or NaN",
+                    int(np.count_nonzero((data == 0) | np.isnan(data))),
+                    "their ramps cannot be weighted: NaN rates, flagged DO_NOT_USE")
         return ReadnoiseRef(path, data)
     finally:
         ref.close()
