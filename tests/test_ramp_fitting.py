@@ -533,6 +533,12 @@ def assert_matches(name, ours, ref, *, rtol, atol=0.0, frac=1.0):
         f"{np.max(np.abs(ours[valid][~good] - ref[valid][~good]))}")
 
 
+def stcal_dq_with_nan_flagged(dq, slope):
+    """stcal's DQ with the one deliberate difference of ours: DO_NOT_USE on every NaN rate
+    (stcal leaves, e.g., a NaN rate whose pixel is SATURATED in PIXELDQ without it)."""
+    return np.where(np.isnan(slope), dq | np.uint32(DNU), dq).astype(dq.dtype)
+
+
 def compare_with_stcal(exp, **kw):
     ref_image, ref_ints, ref_opt = stcal_fit(exp, **kw)
     ours = fit_ramps(**exp, **kw)
@@ -542,7 +548,7 @@ def compare_with_stcal(exp, **kw):
     for product, ref in ((ours.rate, ref_image), (ours.rateints, ref_ints)):
         # SCI: 1e-5 relative or 1e-6 DN/s, for at least 99.99 % of the valid pixels.
         assert_matches("slope", product.data, ref["slope"], rtol=1e-5, atol=1e-6, frac=0.9999)
-        assert_matches("dq", product.dq, ref["dq"], rtol=0)
+        assert_matches("dq", product.dq, stcal_dq_with_nan_flagged(ref["dq"], ref["slope"]), rtol=0)
         for name, key in (("err", "err"), ("var_poisson", "var_poisson"),
                           ("var_rnoise", "var_rnoise")):
             assert_matches(name, getattr(product, name), ref[key], rtol=1e-4)
@@ -604,3 +610,18 @@ def test_oracle_all_saturated_returns_none():
     exp = make_exposure(61, 2, 3, ny=8, nx=8)
     exp["groupdq"][:, 0] |= SAT
     assert compare_with_stcal(exp) is None
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("nints", [1, 2])
+def test_every_nan_rate_carries_do_not_use(nints):
+    """Zero or NaN read noise (and NaN ramps) give NaN rates that stcal leaves without
+    DO_NOT_USE; ours are the same numbers with DO_NOT_USE added."""
+    exp = make_exposure(11, nints, 5, ny=24, nx=24)
+    exp["readnoise"][3, :6] = 0.0
+    exp["readnoise"][4, :6] = np.nan
+    ours = compare_with_stcal(exp)
+    for product in (ours.rate, ours.rateints):
+        nan = np.isnan(product.data)
+        assert nan[..., 3:5, :6].all()
+        assert np.all(product.dq[nan] & DNU)

@@ -126,6 +126,20 @@ class ImageProduct:
         return ImageProduct(self.data[index], self.err[index], self.dq[index],
                             self.var_poisson[index], self.var_rnoise[index])
 
+    def flag_nan_do_not_use(self):
+        """Give DO_NOT_USE to every NaN rate that lacks it; returns how many were flagged.
+
+        A deliberate difference from stcal: a zero or NaN read noise, or a NaN out of the
+        earlier steps (infinite linearity coefficients), makes a NaN rate that stcal leaves
+        with its other flags only, and a user who selects pixels by DQ would take it for good.
+        """
+        dnu = np.uint32(dqflags.pixel["DO_NOT_USE"])
+        unflagged = np.isnan(self.data) & ((self.dq & dnu) == 0)
+        count = int(np.count_nonzero(unflagged))
+        if count:
+            np.bitwise_or(self.dq, dnu, out=self.dq, where=unflagged)
+        return count
+
 
 @dataclass
 class IntegrationOptional:
@@ -385,6 +399,7 @@ class OLSRampFitter:
         self._run_fit_kernel(data_i, gdq_i, zf, use_zf, mrate_sum, float(self.nints), False,
                              out, self._accumulators(), _DUMMY_RATE, seg_out, ped_out, cr_out)
         self._n_fit += 1
+        out.flag_nan_do_not_use()
         return IntegrationFit(rateints=out, optional=opt_out)
 
     def _fit_only_integration(self, data_i, groupdq_i, zeroframe_i, out, rate, opt_out=None):
@@ -402,6 +417,8 @@ class OLSRampFitter:
                              seg_out, ped_out, cr_out)
         self._n_median = self._n_fit = 1
         self._any_unsat0 = True
+        out.flag_nan_do_not_use()
+        rate.flag_nan_do_not_use()
         return IntegrationFit(rateints=out, optional=opt_out)
 
     def finish(self, out=None):
@@ -415,6 +432,7 @@ class OLSRampFitter:
             self.pixeldq, self.gain, *self._accumulators(),
             out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
         )
+        out.flag_nan_do_not_use()
         return out
 
 
