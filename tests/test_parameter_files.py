@@ -196,7 +196,8 @@ def test_call_applies_crds_then_file_then_keywords(crds_pars, exposure, tmp_path
             step.min_jump_area) == (5.5, True, 12, 3.0)
     # Step(...) and from_config_file do not ask CRDS, as officially
     assert JumpStep.from_config_file(jump_file).rejection_threshold == 4.0
-    assert JumpStep().rejection_threshold == 4.0
+    # nor does the constructor read the file it is given (it only locates sub-step files)
+    assert JumpStep(config_file=jump_file).edge_size == 25
 
 
 @pytest.mark.parametrize("value", ["true", "True", "t", "yes", "y", "1", "TRUE", "on", "false", ""])
@@ -333,6 +334,23 @@ def test_cfg_files_read_as_jwst_reads_them(tmp_path):
     assert (official.save_calibrated_ramp, official.jump.rejection_threshold,
             official.jump.minimum_groups, official.ipc.skip,
             official.refpix.odd_even_columns) == (True, 4.5, 5, True, False)
+
+
+def test_first_format_version_asdf_files(tmp_path):
+    """Files of the first ASDF format keep class, name and steps under ``parameters``."""
+    path = _write_asdf(tmp_path / "old.asdf", {"parameters": {
+        "class": PIPE_CLASS, "name": "Detector1Pipeline", "save_calibrated_ramp": True,
+        "steps": {"jump": {"class": JUMP_CLASS, "name": "jump", "rejection_threshold": 3.5},
+                  "ipc": {"skip": True}}}})
+    pipe = Step.from_config_file(path)
+    assert (pipe.save_calibrated_ramp, pipe.jump.rejection_threshold, pipe.ipc.skip) == (
+        True, 3.5, True)
+    require_jwst()
+    import stpipe
+
+    official = stpipe.Step.from_config_file(path)
+    assert (official.save_calibrated_ramp, official.jump.rejection_threshold,
+            official.ipc.skip) == (True, 3.5, True)
 
 
 # -- bad files -----------------------------------------------------------------------------------------

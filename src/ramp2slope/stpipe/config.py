@@ -186,7 +186,17 @@ def log_sources(step, node):
             collect(inner, f"{prefix}{alias}.", inner_default)
 
     collect(node, "", defaults)
-    for source, (count, changed) in by_source.items():
+    own = pars_reftype(type(step)).upper() + " "
+
+    def rank(source):   # the order of precedence: the last line has the last word
+        if source == ARGUMENTS:
+            return 3
+        if source.startswith("PARS-"):
+            return 1 if source.startswith(own) else 0
+        return 2
+
+    for source in sorted(by_source, key=rank):
+        count, changed = by_source[source]
         level = logging.DEBUG if source == ARGUMENTS else logging.INFO
         what = (f"{len(changed)} away from the defaults: {', '.join(changed)}" if changed
                 else "all at their defaults")

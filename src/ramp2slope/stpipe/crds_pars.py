@@ -11,6 +11,7 @@ The switch is the official one: ``STPIPE_DISABLE_CRDS_STEPPARS`` (true for "true
 (``CRDS_PATH`` or ``CRDS_SERVER_URL`` set): ramp2slope also runs with a folder of reference
 files and no CRDS at all, and must not then try to reach the CRDS server on every run.
 """
+import contextlib
 import logging
 import os
 
@@ -84,7 +85,8 @@ def _lookup(model, reftypes):
     found = {}
     for reftype in reftypes:
         try:
-            path = _reference_paths(model, [reftype]).get(reftype)
+            with _quiet_crds():
+                path = _reference_paths(model, [reftype]).get(reftype)
         except Ramp2SlopeError as exc:
             log.debug("%s: no parameters found (%s)", reftype.upper(), exc)
             continue
@@ -93,6 +95,23 @@ def _lookup(model, reftypes):
             continue
         found[reftype] = path
     return found
+
+
+@contextlib.contextmanager
+def _quiet_crds():
+    """CRDS logs an ERROR line of its own for each type its context lacks, which for parameter
+    files is the ordinary case; the answer is said in ramp2slope's debug log instead."""
+    try:
+        import crds  # noqa: F401  (CRDS sets its logger's level when first imported)
+    except ImportError:
+        pass
+    crds_log = logging.getLogger("CRDS")
+    level = crds_log.level
+    crds_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        crds_log.setLevel(level)
 
 
 def _reference_paths(model, reftypes):

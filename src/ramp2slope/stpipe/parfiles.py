@@ -359,8 +359,12 @@ def export_tree(step):
     for name, value in step.get_pars().items():
         if name == "steps":
             continue
+        param = step._params.get(name)
+        if param is not None and value is not None:
+            value = param.convert(value, step.name)   # a default of 0 for a float is written 0.0
         if name in RAMP2SLOPE_ONLY:
-            extra[name] = value
+            if value is not None:
+                extra[name] = value
         elif name.startswith("override_") and value is None:
             continue   # the official files leave unset overrides out
         elif name == "input_dir" and value is None:
