@@ -156,6 +156,8 @@ def test_precedence_crds_then_user_file_then_arguments_as_jwst(crds_pars, exposu
     assert "jump.min_jump_area=7.0" in crds_pipe and "saturation.n_pix_grow_sat=2" in crds_pipe
     from_user = next(m for m in messages if f"config file {user}" in m)
     assert "jump.flag_4_neighbors=False" in from_user and "rejection_threshold" not in from_user
+    # listed lowest precedence first
+    assert messages.index(crds_jump) < messages.index(crds_pipe) < messages.index(from_user)
 
     require_jwst()
     from jwst.pipeline import Detector1Pipeline as Official
