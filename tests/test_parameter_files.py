@@ -168,6 +168,36 @@ def test_precedence_crds_then_user_file_then_arguments_as_jwst(crds_pars, exposu
     assert official.saturation.n_pix_grow_sat == 2
 
 
+def test_step_files_named_in_arguments_and_in_files_as_jwst(tmp_path):
+    """A sub-step file in the arguments is beneath that section only; one named in a file is
+    beneath everything set for the step (both found beside the user's file)."""
+    _write_asdf(tmp_path / "jump.asdf", {"class": JUMP_CLASS, "name": "jump", "parameters": {
+        "edge_size": 11, "rejection_threshold": 4.4, "min_jump_area": 2.0}})
+    _write_asdf(tmp_path / "sat.asdf", {"class": "jwst.saturation.saturation_step.SaturationStep",
+                                        "name": "saturation", "parameters": {"n_pix_grow_sat": 0,
+                                                                              "use_readpatt": False}})
+    user = _write_asdf(tmp_path / "user.asdf", {
+        "class": PIPE_CLASS, "name": "Detector1Pipeline", "parameters": {},
+        "steps": [{"class": JUMP_CLASS, "name": "jump", "parameters": {"rejection_threshold": 6.0}},
+                  {"class": "jwst.saturation.saturation_step.SaturationStep",
+                   "name": "saturation", "parameters": {"config_file": "sat.asdf",
+                                                        "n_pix_grow_sat": 3}}]})
+    kwargs = {"steps": {"jump": {"config_file": "jump.asdf", "min_jump_area": 8.0}}}
+    pipe = configure(Detector1Pipeline, None, config_file=user, **kwargs)
+    ours = (pipe.jump.edge_size, pipe.jump.rejection_threshold, pipe.jump.min_jump_area,
+            pipe.saturation.n_pix_grow_sat, pipe.saturation.use_readpatt)
+    assert ours == (11, 4.4, 8.0, 3, False)
+
+    require_jwst()
+    from jwst.pipeline import Detector1Pipeline as Official
+
+    config, _ = Official.build_config(None, config_file=user, **kwargs)
+    official = Official.from_config_section(config, config_file=user)
+    assert (official.jump.edge_size, official.jump.rejection_threshold,
+            official.jump.min_jump_area, official.saturation.n_pix_grow_sat,
+            official.saturation.use_readpatt) == ours
+
+
 def test_get_config_from_reference_matches_jwst(crds_pars, exposure):
     require_jwst()
     from jwst.pipeline import Detector1Pipeline as Official
