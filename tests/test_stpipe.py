@@ -131,3 +131,31 @@ def test_unavailable_step_turned_on_is_refused_before_any_step_runs(tmp_path, ca
         with pytest.raises(Ramp2SlopeError, match="clean_flicker_noise is not available"):
             pipe.run(str(sim.uncal))
     assert "dq_init running" not in caplog.text
+
+
+def test_call_logs_each_step_at_info_like_jwst_and_run_stays_quiet(tmp_path):
+    """``Step.call`` shows INFO messages on stderr as jwst's does (``configure_log=False`` and
+    a caller's own logging turn that off); ``run`` adds nothing."""
+    import subprocess
+    import sys
+
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", size=(32, 32), ngroups=3, nints=1, seed=3)
+    refdir = os.path.dirname(sim.refs["mask"])
+    program = (
+        "import sys\n"
+        "from ramp2slope.dq_init import DQInitStep\n"
+        f"how, path, refdir = sys.argv[1], {str(sim.uncal)!r}, {refdir!r}\n"
+        "if how == 'call':\n"
+        "    DQInitStep.call(path, refdir=refdir)\n"
+        "elif how == 'quiet':\n"
+        "    DQInitStep.call(path, refdir=refdir, configure_log=False)\n"
+        "else:\n"
+        "    DQInitStep(refdir=refdir).run(path)\n")
+    def stderr(how):
+        return subprocess.run([sys.executable, "-c", program, how], capture_output=True, text=True,
+                              check=True).stderr
+    shown = stderr("call")
+    assert " - ramp2slope - INFO - dq_init running" in shown and "dq_init done in" in shown
+    assert "INFO" not in stderr("quiet") and "INFO" not in stderr("run")

@@ -14,8 +14,10 @@ file is read last, beneath everything already set for that step, which is what t
 line ask CRDS; ``Step(...)`` and ``from_config_file`` do not, as in the official pipeline. Each
 file that set parameters is named in one INFO line of the "ramp2slope" log.
 """
+import contextlib
 import logging
 import os
+import sys
 
 from ..errors import Ramp2SlopeError
 from .crds_pars import find_parameter_references
@@ -215,6 +217,35 @@ def _default_pars(cls):
         return None
 
 
+#: The official pipeline's log line format.
+LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+
+@contextlib.contextmanager
+def call_logging(configure=True):
+    """INFO messages on stderr for the duration of ``Step.call``, as the official ``call`` does.
+
+    The official ``call`` shows each step's progress unless ``configure_log=False``; ``run``
+    shows nothing unless the caller configured logging. Nothing is added when the caller has
+    already given the ``ramp2slope`` logger (or the root logger) a handler of its own.
+    """
+    logger = logging.getLogger("ramp2slope")
+    if not configure or logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 class ParameterFileSupport:
     """The official parameter-file API of a step class (mixed into Step)."""
 
@@ -244,9 +275,10 @@ class ParameterFileSupport:
 
         As in the official Step.call, an existing instance's settings play no part.
         """
-        kwargs.pop("configure_log", None)   # the official logging switch; ramp2slope's log is its own
-        node, config_file = build_node(cls, args[0] if args else None, config_file, **kwargs)
-        return instantiate(cls, node, config_file=config_file).run(*args)
+        configure_log = kwargs.pop("configure_log", True)
+        with call_logging(configure_log):
+            node, config_file = build_node(cls, args[0] if args else None, config_file, **kwargs)
+            return instantiate(cls, node, config_file=config_file).run(*args)
 
     @classmethod
     def from_config_file(cls, config_file, parent=None, name=None):
