@@ -239,3 +239,40 @@ def test_values_jwst_accepts_give_its_numbers_with_a_warning(small_exposure, tmp
         np.testing.assert_allclose(hdul["SCI"].data, official.data, rtol=1e-5, equal_nan=True)
         assert np.array_equal(hdul["DQ"].data, official.dq)
         assert np.all(hdul["DQ"].data[np.isnan(hdul["SCI"].data)] & 1)
+
+
+def test_jwst_command_line_habits(small_exposure, tmp_path, capsys, monkeypatch):
+    """jwst's spellings (--output_dir=..., --save_results=true), -v after the subcommand,
+    strun's order (`run calwebb_detector1 FILE`, `run PARS.asdf FILE`)."""
+    refdir = os.path.dirname(small_exposure.refs["mask"])
+    uncal = str(small_exposure.uncal)
+    rate = f"{small_exposure.root}_rate.fits"
+    code, out, err = _run(["run", uncal, "--refdir", refdir, f"--output_dir={tmp_path / 'a'}",
+                           "--save_results=true", "-v"], capsys)
+    assert code == 0 and (tmp_path / "a" / rate).is_file(), err
+    args, extra = cli.build_parser().parse_known_args(["run", uncal, "-v"])
+    assert args.verbose and not extra      # -v after the subcommand is understood
+    code, out, err = _run(["run", "calwebb_detector1", uncal, "--refdir", refdir,
+                           "--output-dir", str(tmp_path / "b")], capsys)
+    assert code == 0 and (tmp_path / "b" / rate).is_file(), err
+    pars = tmp_path / "pars.asdf"
+    code, out, err = _run(["run", uncal, "--refdir", refdir, "--output-dir", str(tmp_path / "c"),
+                           "--steps.jump.rejection_threshold=6.5", "--save-parameters", str(pars)],
+                          capsys)
+    assert code == 0 and pars.is_file(), err
+    code, out, err = _run(["run", str(pars), uncal, "--refdir", refdir, "--output-dir",
+                           str(tmp_path / "d")], capsys)
+    assert code == 0 and (tmp_path / "d" / rate).is_file(), err
+    assert "rejection_threshold" in err and "6.5" in err
+
+
+def test_steps_lists_every_parameter_with_default_and_meaning(capsys):
+    code, out, err = _run(["steps", "jump", "ramp_fit"], capsys)
+    assert code == 0
+    assert "jump (JumpStep): --steps.jump.<parameter>=VALUE" in out
+    assert "rejection_threshold = 4.0  # " in out and "algorithm = 'OLS_C'" in out
+    assert "dq_init" not in out
+    code, out, err = _run(["steps"], capsys)
+    assert "calwebb_detector1 (Detector1Pipeline)" in out and "persistence (PersistenceStep)" in out
+    code, out, err = _run(["steps", "nosuch"], capsys)
+    assert code == 2 and "no step named nosuch" in err

@@ -80,8 +80,9 @@ def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=No
              "save_calibrated_ramp": save_calibrated_ramp or None}
     params = dict(extra_pipeline_params or {})
     params.update({key: value for key, value in given.items() if value is not None})
+    params.setdefault("save_results", True)   # jwst's --save_results=false is honoured
     pipe = configure(Detector1Pipeline, uncal, config_file=config_file,
-                     disable=disable_crds_steppars, steps=steps, save_results=True, **params)
+                     disable=disable_crds_steppars, steps=steps, **params)
     if save_parameters:
         pipe.export_config(save_parameters, include_metadata=True)
         log.info("parameters saved to %s", save_parameters)
@@ -112,7 +113,9 @@ def _cmd_run(args, extra):
     for path in written:
         print(f"  {path}")
     if args.report:
-        _write_report(args.output_dir or os.getcwd(), args.uncal, None)
+        rate = [path for path in written if path.endswith("_rate.fits")]
+        folder = os.path.dirname(rate[0]) if rate else (args.output_dir or os.getcwd())
+        _write_report(folder, args.uncal, None)
     return 0
 
 
@@ -211,12 +214,28 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"ramp2slope {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="show only warnings and errors")
+    # the same options after the subcommand (`ramp2slope run X -v`, as strun users type them)
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                           help="show debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="show only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def add_command(*args, **kwargs):
+        return add_parser(*args, parents=[verbosity], **kwargs)
+
+    sub.add_parser = add_command
 
     run = sub.add_parser(
         "run", help="run Detector1Pipeline on an _uncal.fits file",
         description="Run the Stage 1 pipeline. Step parameters: --steps.<step>.<param>=VALUE, "
-                    "e.g. --steps.jump.rejection_threshold=5 --steps.ipc.skip=false.")
+                    "e.g. --steps.jump.rejection_threshold=5 --steps.ipc.skip=false; pipeline "
+                    "parameters: --<param>=VALUE (jwst's spellings such as --output_dir=out and "
+                    "--save_results=true work too). strun's order works as well: "
+                    "`ramp2slope run calwebb_detector1 FILE` or `ramp2slope run PARS.asdf FILE`. "
+                    "Every parameter, its default and meaning: `ramp2slope steps`.")
     run.add_argument("uncal", help="raw exposure (*_uncal.fits)")
     run.add_argument("--refdir", help="directory with the reference files (default: $RAMP2SLOPE_REFDIR)")
     run.add_argument("--output-dir", help="where to write products (default: current directory)")
@@ -235,6 +254,13 @@ def build_parser():
     run.add_argument("--report", action="store_true",
                      help="write the validation report (HTML); implies --save-steps")
     run.set_defaults(func=_cmd_run)
+
+    steps = sub.add_parser("steps", help="list the pipeline's steps and their parameters",
+                           description="The parameters of calwebb_detector1 and of each step, "
+                                       "with their defaults and meaning (the steps' specs).")
+    steps.add_argument("names", nargs="*", metavar="STEP",
+                       help="only these steps (aliases such as jump, or calwebb_detector1)")
+    steps.set_defaults(func=_cmd_steps)
 
     info = sub.add_parser("info", help="describe a FITS product")
     info.add_argument("file")
@@ -267,10 +293,60 @@ def build_parser():
     return parser
 
 
+#: Names strun accepts for this pipeline as its first argument.
+PIPELINE_NAMES = ("calwebb_detector1", "Detector1Pipeline", "jwst.pipeline.Detector1Pipeline",
+                  "jwst.pipeline.calwebb_detector1.Detector1Pipeline",
+                  "ramp2slope.pipeline.Detector1Pipeline",
+                  "ramp2slope.pipeline.calwebb_detector1.Detector1Pipeline")
+
+
+def strun_order(argv):
+    """``run calwebb_detector1 FILE`` and ``run PARS.asdf FILE`` (strun's order) as
+    ``run FILE`` and ``run FILE --config PARS.asdf``."""
+    argv = list(argv)
+    if len(argv) < 3 or argv[0] != "run" or argv[1].startswith("-"):
+        return argv
+    first, second = argv[1], argv[2]
+    if second.startswith("-"):
+        return argv
+    if first in PIPELINE_NAMES:
+        return ["run"] + argv[2:]
+    if first.lower().endswith((".asdf", ".cfg")) and not second.lower().endswith((".asdf", ".cfg")):
+        return ["run"] + argv[2:] + ["--config", first]
+    return argv
+
+
+def _cmd_steps(args, extra):
+    from .pipeline import Detector1Pipeline
+
+    pipe = Detector1Pipeline
+    chosen = set(args.names)
+    unknown = chosen - set(pipe.step_defs) - {pipe.class_alias}
+    if unknown:
+        raise Ramp2SlopeError(f"no step named {', '.join(sorted(unknown))}; the steps are "
+                              f"{pipe.class_alias}, {', '.join(pipe.step_defs)}")
+    classes = [(pipe.class_alias, pipe)] + list(pipe.step_defs.items())
+    for alias, cls in classes:
+        if chosen and alias not in chosen:
+            continue
+        print(f"{alias} ({cls.__name__})" + ("" if cls is pipe else
+                                             f": --steps.{alias}.<parameter>=VALUE"))
+        for param in cls.parameters():
+            default = "(off by default in calwebb_detector1)" if (
+                param.name == "skip" and alias in pipe._OFF_BY_DEFAULT) else ""
+            help_text = f"  # {param.help}" if param.help else ""
+            print(f"    {param.name} = {param.default!r}{help_text} {default}".rstrip())
+        print()
+    return 0
+
+
 def main(argv=None):
     termination.handle_sigterm()   # SIGTERM cleans up as Ctrl-C does
     parser = build_parser()
+    argv = strun_order(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args.verbose = getattr(args, "verbose", False)
+    args.quiet = getattr(args, "quiet", False)
     if args.command is None:
         parser.print_help()
         return 2
