@@ -180,9 +180,9 @@ def run_floor(args):
     import scipy  # noqa: F401
     import scipy.ndimage  # noqa: F401
     t_imported = time.perf_counter()
-    # The floor allocates as ramp2slope does (no huge-page advice; see ramp2slope.hugepages),
+    # The floor allocates as ramp2slope does (no huge-page advice; see ramp2slope.runtime.hugepages),
     # so that the comparison is about processing, not about the kernel's page compaction.
-    from ramp2slope.hugepages import no_hugepage_advice
+    from ramp2slope.runtime.hugepages import no_hugepage_advice
 
     advice = no_hugepage_advice()
     advice.__enter__()

@@ -124,7 +124,7 @@ def test_help_everywhere():
 def test_free_memory_is_given_back_between_steps():
     import platform
 
-    from ramp2slope.malloc import release_free_memory
+    from ramp2slope.runtime.malloc import release_free_memory
 
     assert release_free_memory() is (platform.system() == "Linux"
                                      and platform.libc_ver()[0] == "glibc")

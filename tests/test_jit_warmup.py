@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from ramp2slope import jit_warmup
+from ramp2slope.runtime import jit_warmup
 from ramp2slope.jump import twopoint
 from ramp2slope.ramp_fitting import _ols_kernels
 
@@ -45,7 +45,7 @@ def test_warm_up_compiles_the_types_the_pipeline_uses(small, tmp_path, nints, mo
 
 
 def test_helper_processes_run_and_are_waited_for(monkeypatch):
-    from ramp2slope import threads
+    from ramp2slope.runtime import threads
 
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setattr(jit_warmup, "_cache_is_empty", lambda kind: True)
@@ -64,7 +64,7 @@ def test_helper_processes_run_and_are_waited_for(monkeypatch):
 
 
 def test_not_started_on_one_core(monkeypatch):
-    from ramp2slope import threads
+    from ramp2slope.runtime import threads
 
     monkeypatch.setattr(threads, "available_cores", lambda: 1)
     monkeypatch.setattr(jit_warmup, "_cache_is_empty", lambda kind: True)

@@ -99,7 +99,7 @@ def test_standalone_step_runs_even_when_skip_is_set():
 
 
 def test_hugepage_advice_off_inside_runs_and_restored_after():
-    from ramp2slope import hugepages
+    from ramp2slope.runtime import hugepages
 
     setter = hugepages._set_madvise_hugepage
     if setter is None:

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from .. import datamodels, jit_warmup
+from .. import datamodels
+from ..runtime import jit_warmup
 from ..datamodels.lazy import open_ramp_source
 from ..charge_migration import ChargeMigrationStep
 from ..dark_current import DarkCurrentStep
@@ -208,8 +209,8 @@ class Detector1Pipeline(Pipeline):
     def run(self, *args):
         step_input = args[0]
         start = time.perf_counter()
-        from ..hugepages import no_hugepage_advice
-        from ..threads import thread_limit
+        from ..runtime.hugepages import no_hugepage_advice
+        from ..runtime.threads import thread_limit
 
         try:
             with thread_limit(self.threads), no_hugepage_advice():

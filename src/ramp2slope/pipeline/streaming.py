@@ -35,7 +35,7 @@ from ..gain_scale.gain_scale import scale_by_gain
 from ..jump import twopoint
 from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
 from ..stpipe import ReferenceCache
-from .. import jit_warmup
+from ..runtime import jit_warmup
 from .scratch import ScratchStore
 
 __all__ = ["run_streamed", "STAGE_A", "default_block_rows"]

@@ -10,8 +10,8 @@ import time
 
 from .. import datamodels
 from ..errors import Ramp2SlopeError
-from ..hugepages import no_hugepage_advice
-from ..malloc import release_free_memory
+from ..runtime.hugepages import no_hugepage_advice
+from ..runtime.malloc import release_free_memory
 from ..references import NOT_APPLICABLE, find_reference
 from ..runtime import termination
 from .config import ParameterFileSupport
@@ -153,7 +153,7 @@ class Step(ParameterFileSupport):
             try:
                 return self._run(*args)
             finally:
-                release_free_memory()   # see ramp2slope.malloc
+                release_free_memory()   # see ramp2slope.runtime.malloc
 
     def _run(self, *args):
         termination.check()   # a stop request that arrived where it could not be raised

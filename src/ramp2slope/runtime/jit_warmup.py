@@ -4,7 +4,7 @@ numba compiles a kernel the first time it is called and keeps the machine code i
 cache (``cache=True``: ``__pycache__`` next to the modules, or ``NUMBA_CACHE_DIR``). With an empty
 cache a run spends most of its time compiling, one kernel after the other, on one core. The
 jump and ramp-fitting kernels are the largest and are needed only after the per-integration
-steps; so when their cache is empty, :func:`start` launches ``python -m ramp2slope.jit_warmup``
+steps; so when their cache is empty, :func:`start` launches ``python -m ramp2slope.runtime.jit_warmup``
 once for each, which compiles them by running the same functions on a tiny synthetic exposure
 with the run's numbers of integrations and groups (they decide the code paths and the types),
 while this process compiles and runs the steps before. :func:`wait` is called before each of
@@ -36,10 +36,10 @@ _processes = {}   # kind -> (Popen, start time)
 def _probe(kind):
     """The kernel whose cache tells whether ``kind``'s kernels have been compiled."""
     if kind == "jump":
-        from .jump import twopoint
+        from ..jump import twopoint
 
         return twopoint.detect
-    from .ramp_fitting import _ols_kernels
+    from ..ramp_fitting import _ols_kernels
 
     return _ols_kernels.fit_integration_kernel
 
@@ -68,7 +68,7 @@ def start(shape, streamed, kinds=KINDS):
     for kind in kinds:
         if kind in _processes or not _cache_is_empty(kind):
             continue
-        command = [sys.executable, "-m", "ramp2slope.jit_warmup", kind, str(nints), str(ngroups),
+        command = [sys.executable, "-m", "ramp2slope.runtime.jit_warmup", kind, str(nints), str(ngroups),
                    str(int(bool(streamed)))]
         env = dict(os.environ, **{_CHILD_MARK: "1"})
         if kind == "jump" and "NUMBA_OPT" not in os.environ:
@@ -116,8 +116,8 @@ def _tiny_exposure(nints, ngroups, ny=4, nx=8):
 
 def warm_jump(nints, ngroups, streamed):
     """Detect jumps in a tiny exposure as the pipeline would (in blocks when ``streamed``)."""
-    from .jump import STEP_DEFAULTS, detect_jumps, detect_jumps_in_blocks, twopoint
-    from .jump.detect import effective_minimum_groups
+    from ..jump import STEP_DEFAULTS, detect_jumps, detect_jumps_in_blocks, twopoint
+    from ..jump.detect import effective_minimum_groups
 
     data, groupdq = _tiny_exposure(nints, ngroups)
     ny, nx = data.shape[-2:]
@@ -130,8 +130,8 @@ def warm_jump(nints, ngroups, streamed):
     if not streamed:
         detect_jumps(data, groupdq, pixeldq, gain, readnoise, **params)
         return
-    from .pipeline.scratch import ScratchStore
-    from .pipeline.streaming import default_block_rows
+    from ..pipeline.scratch import ScratchStore
+    from ..pipeline.streaming import default_block_rows
 
     with tempfile.TemporaryDirectory() as folder:
         store = ScratchStore(folder, data.shape, memory_budget=1 << 30)
@@ -149,7 +149,7 @@ def warm_jump(nints, ngroups, streamed):
 def warm_ramp_fit(nints, ngroups):
     """Fit a tiny exposure of ``nints`` integrations (1: the single-pass path; more: the
     two-pass path) with the dtypes and layouts the pipeline passes."""
-    from .ramp_fitting.ols_fit import fit_ramps
+    from ..ramp_fitting.ols_fit import fit_ramps
 
     data, groupdq = _tiny_exposure(nints, ngroups)
     groupdq[:, ngroups // 2, 1, 2] = 4  # JUMP_DET

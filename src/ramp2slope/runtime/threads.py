@@ -4,7 +4,7 @@ import os
 
 import numba
 
-from .errors import Ramp2SlopeError
+from ..errors import Ramp2SlopeError
 
 
 def available_cores():
