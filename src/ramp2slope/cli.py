@@ -119,6 +119,32 @@ def _cmd_run(args, extra):
     return 0
 
 
+def _cmd_refs(args, extra):
+    import json
+
+    from .pipeline import Detector1Pipeline
+    from .references.plan import format_plan, plan_references
+    from .stpipe.crds_pars import metadata_model
+
+    steps, pipeline_params = parse_step_overrides(extra)
+    pipe = Detector1Pipeline(steps=steps, refdir=args.refdir, **pipeline_params)
+    report = {}
+    for uncal in args.uncal:
+        if not os.path.isfile(uncal):
+            raise Ramp2SlopeError(f"{uncal}: no such file")
+        model, close = metadata_model(uncal)
+        try:
+            plan = plan_references(pipe, model, sync=args.sync)
+        finally:
+            close()
+        report[uncal] = [p.as_dict() for p in plan]
+        if not args.json:
+            print("\n".join(format_plan(uncal, plan)))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
 def _write_report(products, uncal, truth, out=None):
     from .report import write_report
 
@@ -255,6 +281,21 @@ def build_parser():
                      help="write the validation report (HTML); implies --save-steps")
     run.set_defaults(func=_cmd_run)
 
+    refs = sub.add_parser(
+        "refs", help="the reference file each step would use, and where it comes from",
+        description="For each exposure, the reference file every enabled step would use and "
+                    "its source: a step's override (--steps.<step>.override_<type>=PATH), the "
+                    "--refdir folder or $RAMP2SLOPE_REFDIR, the CRDS cache (CRDS_PATH), or the "
+                    "CRDS server (CRDS_SERVER_URL) when the cache lacks it. --sync fetches what "
+                    "CRDS chooses into the cache, so that a machine with no network can run "
+                    "them.")
+    refs.add_argument("uncal", nargs="+", help="raw exposures (*_uncal.fits)")
+    refs.add_argument("--refdir", help="folder of reference files (default: $RAMP2SLOPE_REFDIR)")
+    refs.add_argument("--sync", action="store_true",
+                      help="fetch the references CRDS chooses into the CRDS cache")
+    refs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    refs.set_defaults(func=_cmd_refs)
+
     steps = sub.add_parser("steps", help="list the pipeline's steps and their parameters",
                            description="The parameters of calwebb_detector1 and of each step, "
                                        "with their defaults and meaning (the steps' specs).")
@@ -350,7 +391,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    if extra and args.command != "run":
+    if extra and args.command not in ("run", "refs"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose, args.quiet)
     try:

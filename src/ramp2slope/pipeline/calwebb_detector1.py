@@ -29,7 +29,7 @@ from ..jump import JumpStep
 from ..linearity import LinearityStep
 from ..persistence import PersistenceStep
 from ..ramp_fitting import RampFitStep
-from ..references import NOT_APPLICABLE, check_reference
+from ..references import NOT_APPLICABLE, check_reference, crds_client
 from ..refpix import RefPixStep
 from ..saturation import SaturationStep
 from ..stpipe import Pipeline
@@ -269,15 +269,22 @@ class Detector1Pipeline(Pipeline):
         """Find and check every reference file the enabled steps need, before any processing.
 
         A missing, unreadable or mismatched reference stops the run here, with nothing written.
+        The types no override or folder supplies are asked of CRDS in one call.
         """
-        for step in self.steps.values():
-            if step.skip:
-                continue
-            types = step.reference_file_types if step.prefetch_types is None else step.prefetch_types
-            for reftype in types:
-                path = step.resolve_reference(model, reftype)
-                if path != NOT_APPLICABLE:
-                    check_reference(path, reftype, model)
+        wanted = [(step, reftype) for step in self.steps.values() if not step.skip
+                  for reftype in (step.reference_file_types if step.prefetch_types is None
+                                  else step.prefetch_types)]
+        from_crds = sorted({reftype for step, reftype in wanted
+                            if step.resolve_reference(model, reftype, use_crds=False) is None})
+        if from_crds:
+            try:
+                crds_client.get_reference_paths(model, from_crds)
+            except Ramp2SlopeError:
+                pass   # each type is asked again below, and the error names the folders searched
+        for step, reftype in wanted:
+            path = step.resolve_reference(model, reftype)
+            if path != NOT_APPLICABLE:
+                check_reference(path, reftype, model)
 
     def process(self, model, input_name=None):
         for alias in ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",

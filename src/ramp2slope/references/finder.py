@@ -2,12 +2,14 @@
 
 Sources, first hit wins: an explicit path (a step's ``override_<reftype>`` parameter, or "N/A"
 to skip the step), then a reference directory (the ``refdir`` parameter, CLI ``--refdir``), then
-the directory named by the environment variable ``RAMP2SLOPE_REFDIR``. In a directory, files are
-chosen by their primary headers with CRDS's rules (:mod:`ramp2slope.references.matching`).
+the directory named by the environment variable ``RAMP2SLOPE_REFDIR``, then CRDS. In a
+directory, files are chosen by their primary headers with CRDS's rules
+(:mod:`ramp2slope.references.matching`).
 """
 import os
 
 from ..errors import ReferenceFileError
+from . import crds_client
 from .matching import choose_in_directory
 
 ENV_REFDIR = "RAMP2SLOPE_REFDIR"
@@ -20,10 +22,12 @@ def find_in_directory(reftype, model, directory):
     return choose_in_directory(reftype, model, directory)
 
 
-def find_reference(reftype, model, override=None, refdir=None):
+def find_reference(reftype, model, override=None, refdir=None, use_crds=True):
     """Resolve the reference file of ``reftype``: a path, or "N/A" when the step must be skipped.
 
-    Raises ReferenceFileError naming the reftype and the places searched when nothing is found.
+    An override wins, then the folders, then CRDS (:mod:`ramp2slope.references.crds_client`).
+    Raises ReferenceFileError naming the reftype and the places searched when none has it.
+    With ``use_crds=False``, None when neither an override nor a folder supplies it.
     """
     if override:
         override = os.fspath(override)
@@ -42,9 +46,14 @@ def find_reference(reftype, model, override=None, refdir=None):
         found = find_in_directory(reftype, model, directory)
         if found:
             return os.path.abspath(found)
-    where = ", ".join(searched) if searched else (
-        f"nowhere: give --refdir DIR, set {ENV_REFDIR}, or override_{reftype}=PATH")
-    raise ReferenceFileError(
-        f"no {reftype.upper()} reference file for {model.meta.instrument.name}/"
-        f"{model.meta.instrument.detector} (subarray {model.meta.subarray.name}, readpatt "
-        f"{model.meta.exposure.readpatt}); searched {where}")
+    if not use_crds:
+        return None
+    try:
+        return crds_client.get_reference_paths(model, [reftype])[reftype]
+    except ReferenceFileError as exc:
+        where = ", ".join(searched) if searched else (
+            f"no folder (give --refdir DIR, set {ENV_REFDIR}, or override_{reftype}=PATH)")
+        raise ReferenceFileError(
+            f"no {reftype.upper()} reference file for {model.meta.instrument.name}/"
+            f"{model.meta.instrument.detector} (subarray {model.meta.subarray.name}, readpatt "
+            f"{model.meta.exposure.readpatt}): searched {where}; CRDS: {exc}") from None

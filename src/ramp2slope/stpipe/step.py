@@ -12,7 +12,7 @@ from .. import datamodels
 from ..errors import Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
 from ..runtime.malloc import release_free_memory
-from ..references import NOT_APPLICABLE, find_reference
+from ..references import NOT_APPLICABLE, crds_client, find_reference
 from ..runtime import termination
 from .config import ParameterFileSupport
 from .naming import make_output_path
@@ -203,10 +203,11 @@ class Step(ParameterFileSupport):
         return None if path == NOT_APPLICABLE else path
 
     # -- reference files --------------------------------------------------------------------------
-    def resolve_reference(self, model, reftype):
-        """The reference path (or "N/A") this step would use, without recording or logging it."""
+    def resolve_reference(self, model, reftype, use_crds=True):
+        """The reference path (or "N/A") this step would use, without recording or logging it
+        (None with ``use_crds=False`` when only CRDS would have it)."""
         return find_reference(reftype, model, getattr(self, f"override_{reftype}", None),
-                              self.search_attr("refdir"))
+                              self.search_attr("refdir"), use_crds=use_crds)
 
     def get_reference_file(self, model, reftype):
         """The path of the reference file to use, or "N/A"; records it in ``R_<reftype>``."""
@@ -217,8 +218,12 @@ class Step(ParameterFileSupport):
             path, first = cache.path((self.name, reftype),
                                      lambda: self.resolve_reference(model, reftype))
         ref_node = getattr(model.meta.ref_file, reftype)
+        from_crds = crds_client.is_crds_path(path)
         if ref_node is not None:
-            ref_node.name = path
+            ref_node.name = crds_client.crds_uri(path) if from_crds else path
+        if from_crds:   # as jwst records the context its CRDS references came from
+            model.meta.ref_file.crds.context_used = crds_client.context_used()
+            model.meta.ref_file.crds.sw_version = crds_client.crds_version()
         if path != NOT_APPLICABLE and first:
             log.info("%s: using %s reference %s", self.name, reftype.upper(), os.path.basename(path))
         return path

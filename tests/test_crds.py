@@ -1,0 +1,216 @@
+"""References chosen by CRDS: the same files as jwst for the same header and context, the
+products' CRDS keywords as jwst's, ``ramp2slope refs``, and one-line errors for every way CRDS
+can fail, all with a real CRDS cache made here and a server that cannot be reached."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from crds_cache import Entry, build_cache, crds_environment, forget_crds_state
+from ramp2slope import cli, datamodels
+from ramp2slope.references import find_reference
+
+DET = "META.INSTRUMENT.DETECTOR"
+SUB = "META.SUBARRAY.NAME"
+
+
+@pytest.fixture(scope="module")
+def exposure(tmp_path_factory):
+    """A SUB160 exposure with the simulator's references, and versions of them for CRDS."""
+    from ramp2slope.simulate import simulate_exposure
+
+    base = tmp_path_factory.mktemp("crds")
+    sim = simulate_exposure(base / "sim", subarray="SUB160", ngroups=4, nints=1, seed=8,
+                            detector="NRCA1", full_frame_refs=False)
+    versions = base / "versions"
+    versions.mkdir()
+
+    def version(reftype, name, scale=None):
+        path = versions / name
+        shutil.copy(sim.refs[reftype], path)
+        if scale is not None:
+            with fits.open(path, mode="update") as hdul:
+                hdul["SCI"].data = (hdul["SCI"].data * scale).astype(np.float32)
+        return str(path)
+
+    entries = []
+    for reftype in ("mask", "saturation", "superbias", "linearity", "dark"):
+        entries.append(Entry("NIRCAM", reftype, {DET: "NRCA1|NRCA2"}, "2022-01-01 00:00:00",
+                             version(reftype, f"jwst_nircam_{reftype}_0001.fits")))
+    # Three versions of the gain: the one in force at the exposure's start (2024-03-31) wins.
+    for serial, date, scale in (("0001", "2022-01-01 00:00:00", 1.0), ("0002", "2023-06-01 00:00:00", 1.01),
+                                ("0003", "2030-01-01 00:00:00", 1.02)):
+        entries.append(Entry("NIRCAM", "gain", {DET: "NRCA1"}, date,
+                             version("gain", f"jwst_nircam_gain_{serial}.fits", scale)))
+    # A read noise for the subarray beats the generic one.
+    entries.append(Entry("NIRCAM", "readnoise", {DET: "NRCA1", SUB: "SUB160"}, "2022-01-01 00:00:00",
+                         version("readnoise", "jwst_nircam_readnoise_sub160.fits", 1.0)))
+    entries.append(Entry("NIRCAM", "readnoise", {DET: "NRCA1", SUB: "N/A"}, "2022-01-01 00:00:00",
+                         version("readnoise", "jwst_nircam_readnoise_generic.fits", 1.5)))
+    return sim, entries, base
+
+
+@pytest.fixture
+def cache(exposure, tmp_path, monkeypatch):
+    sim, entries, _ = exposure
+    root = build_cache(tmp_path / "crds_cache", entries)
+    crds_environment(monkeypatch, root)
+    yield root
+    monkeypatch.undo()
+    forget_crds_state()
+
+
+def _metadata(sim):
+    return datamodels.open(sim.uncal)
+
+
+EXPECTED = {"mask": "jwst_nircam_mask_0001.fits", "gain": "jwst_nircam_gain_0002.fits",
+            "readnoise": "jwst_nircam_readnoise_sub160.fits", "dark": "jwst_nircam_dark_0001.fits",
+            "ipc": "N/A"}
+
+
+def test_crds_chooses_by_match_and_useafter(exposure, cache):
+    sim = exposure[0]
+    model = _metadata(sim)
+    for reftype, name in EXPECTED.items():
+        path = find_reference(reftype, model)
+        assert (path if path == "N/A" else os.path.basename(path)) == name, reftype
+        if path != "N/A":
+            assert path.startswith(os.path.join(str(cache), "references"))
+
+
+@pytest.mark.oracle
+def test_same_choice_as_jwst(exposure, cache):
+    pytest.importorskip("jwst")
+    from jwst.dark_current import DarkCurrentStep
+    from jwst.dq_init import DQInitStep
+    from jwst.ipc import IPCStep
+    from jwst.jump import JumpStep
+    from stdatamodels.jwst import datamodels as jdm
+
+    sim = exposure[0]
+    ours = _metadata(sim)
+    theirs = jdm.RampModel(str(sim.uncal))
+    for step, reftype in ((DQInitStep(), "mask"), (JumpStep(), "gain"), (JumpStep(), "readnoise"),
+                          (DarkCurrentStep(), "dark"), (IPCStep(), "ipc")):
+        official = step.get_reference_file(theirs, reftype)
+        mine = find_reference(reftype, ours)
+        assert (official if official == "N/A" else os.path.basename(official)) == \
+               (mine if mine == "N/A" else os.path.basename(mine)), reftype
+
+
+@pytest.mark.oracle
+def test_products_carry_crds_keywords_as_jwst(exposure, cache, tmp_path):
+    pytest.importorskip("jwst")
+    from jwst.pipeline import Detector1Pipeline as Official
+
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    sim = exposure[0]
+    miri_only = {name: {"skip": True} for name in ("emicorr", "rscd", "firstframe", "lastframe", "reset")}
+    Official.call(str(sim.uncal), steps=miri_only, output_dir=str(tmp_path / "jwst"), save_results=True)
+    Detector1Pipeline.call(str(sim.uncal), output_dir=str(tmp_path / "ours"), save_results=True)
+    for suffix in ("rate", "rateints"):
+        name = f"{sim.root}_{suffix}.fits"
+        official = fits.getheader(tmp_path / "jwst" / name)
+        ours = fits.getheader(tmp_path / "ours" / name)
+        # jwst runs ipc by default and records the N/A CRDS answers with R_IPC = 'N/A';
+        # ramp2slope leaves ipc off unless asked (README), so it has no R_IPC.
+        keys = sorted(k for k in official if k.startswith(("R_", "CRDS_")) and k != "R_IPC")
+        assert official["R_IPC"] == "N/A"
+        assert "R_GAIN" in keys and "CRDS_CTX" in keys
+        assert {k: ours.get(k) for k in keys} == {k: official[k] for k in keys}
+        assert ours["R_GAIN"] == "crds://jwst_nircam_gain_0002.fits"
+        with fits.open(tmp_path / "jwst" / name) as a, fits.open(tmp_path / "ours" / name) as b:
+            np.testing.assert_allclose(b["SCI"].data, a["SCI"].data, rtol=1e-5, equal_nan=True)
+            assert np.array_equal(b["DQ"].data, a["DQ"].data)
+
+
+def test_not_applicable_skips_the_step(exposure, cache, tmp_path, capsys):
+    sim = exposure[0]
+    code = cli.main(["run", str(sim.uncal), "--output-dir", str(tmp_path / "out"),
+                     "--steps.ipc.skip=false"])
+    assert code == 0, capsys.readouterr().err
+    header = fits.getheader(tmp_path / "out" / f"{sim.root}_rate.fits")
+    assert header["S_IPC"] == "SKIPPED" and header["S_DARK"] == "COMPLETE"
+    assert header["CRDS_CTX"] == "jwst_0001.pmap"
+
+
+def test_refs_lists_each_reference_and_its_source(exposure, cache, tmp_path, capsys):
+    sim = exposure[0]
+    mask = sim.refs["mask"]
+    code = cli.main(["refs", str(sim.uncal), "--json", f"--steps.dq_init.override_mask={mask}"])
+    out = capsys.readouterr().out
+    assert code == 0
+    plan = {(p["step"], p["reftype"]): p for p in json.loads(out)[str(sim.uncal)]}
+    assert plan[("dq_init", "mask")]["source"] == "override"
+    assert plan[("jump", "gain")]["source"] == "CRDS cache"
+    assert os.path.basename(plan[("jump", "gain")]["file"]) == "jwst_nircam_gain_0002.fits"
+    # A reference the cache lacks: the server would have it; run and --sync cannot reach it.
+    os.unlink(os.path.join(cache, "references", "jwst", "nircam", "jwst_nircam_dark_0001.fits"))
+    forget_crds_state()
+    assert cli.main(["refs", str(sim.uncal)]) == 0
+    out = capsys.readouterr().out
+    assert "dark_current DARK" in out and "jwst_nircam_dark_0001.fits  (CRDS server)" in out
+    for argv in (["refs", str(sim.uncal), "--sync"],
+                 ["run", str(sim.uncal), "--output-dir", str(tmp_path / "out")]):
+        code = cli.main(argv)
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("ramp2slope: error:")]
+        assert code == 2 and len(errors) == 1 and "DARK" in errors[0], err
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_sync_with_everything_cached_fetches_nothing(exposure, cache, capsys):
+    sim = exposure[0]
+    before = sorted(os.listdir(os.path.join(cache, "references", "jwst", "nircam")))
+    assert cli.main(["refs", str(sim.uncal), "--sync"]) == 0
+    out = capsys.readouterr().out
+    assert "fetched" not in out and "(CRDS cache)" in out
+    assert sorted(os.listdir(os.path.join(cache, "references", "jwst", "nircam"))) == before
+
+
+def _corrupt_mapping(root):
+    path = os.path.join(root, "mappings", "jwst", "jwst_nircam_gain_0001.rmap")
+    with open(path, "w") as handle:
+        handle.write("header = {this is not a mapping\n")
+
+
+def _drop_type(root):
+    path = os.path.join(root, "mappings", "jwst", "jwst_nircam_0001.imap")
+    text = open(path).read().replace("'gain': 'jwst_nircam_gain_0001.rmap', ", "")
+    assert "'gain'" not in text
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("no_cache_no_server", "CRDS has no cache"),
+    ("missing_context", "jwst_9999.pmap"),
+    ("unknown_type", "does not know this reference type"),
+    ("corrupt_mapping", "jwst_nircam_gain_0001.rmap"),
+])
+def test_crds_failures_are_one_line_exit_2(exposure, cache, tmp_path, capsys, monkeypatch, fault,
+                                            message):
+    sim = exposure[0]
+    if fault == "no_cache_no_server":
+        monkeypatch.setenv("CRDS_PATH", str(tmp_path / "empty"))
+        monkeypatch.delenv("CRDS_SERVER_URL")
+    elif fault == "missing_context":
+        monkeypatch.setenv("CRDS_CONTEXT", "jwst_9999.pmap")
+    elif fault == "unknown_type":
+        _drop_type(cache)
+    else:
+        _corrupt_mapping(cache)
+    forget_crds_state()
+    out_dir = tmp_path / "out"
+    code = cli.main(["run", str(sim.uncal), "--output-dir", str(out_dir)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("ramp2slope: error:")]
+    assert code == 2 and len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
