@@ -40,58 +40,19 @@ def _write_asdf(path, tree):
 
 
 # -- a CRDS cache with parameter references --------------------------------------------------------
-_MAPPING_HEADER = """header = {{
-    'derived_from' : 'ramp2slope test',
-    'mapping' : '{mapping}',
-    'name' : '{name}',
-    'observatory' : 'JWST',
-    'parkey' : {parkey},
-    'sha1sum' : '0',{extra}
-}}
-"""
+def build_pars_cache(root, pars):
+    """A CRDS cache (tests/crds_cache.py) whose context gives NIRCAM/NRCA1 exposures the
+    parameter files ``pars`` {reftype: tree}; other pars types are unknown to it, as in real
+    contexts."""
+    from crds_cache import Entry, build_cache
 
-
-def build_crds_cache(root, pars):
-    """A CRDS cache whose context jwst_0001.pmap gives NIRCAM/NRCA1 exposures the parameter files
-    ``pars`` {reftype: tree}; every other type is unknown to it, as in real contexts."""
-    os.makedirs(root / "config" / "jwst")
-    os.makedirs(root / "mappings" / "jwst")
-    os.makedirs(root / "references" / "jwst" / "nircam")
-    (root / "config" / "jwst" / "server_config").write_text(
-        "{'observatory': 'jwst', 'operational_context': 'jwst_0001.pmap', 'latest_context': "
-        "'jwst_0001.pmap', 'edit_context': 'jwst_0001.pmap', 'last_synced': 'never', "
-        "'bad_files_list': [], 'bad_files': '', 'mappings': [], 'force_remote_mode': False, "
-        "'crds_version': {'str': 'offline'}}")
-    mappings = root / "mappings" / "jwst"
-    (mappings / "jwst_0001.pmap").write_text(
-        _MAPPING_HEADER.format(mapping="PIPELINE", name="jwst_0001.pmap",
-                               parkey="('META.INSTRUMENT.NAME',)", extra="")
-        + "selector = {\n    'NIRCAM' : 'jwst_nircam_0001.imap',\n}\n")
-    selector = []
-    for reftype, tree in pars.items():
-        reference = f"jwst_nircam_{reftype}_0001.asdf"
-        _write_asdf(root / "references" / "jwst" / "nircam" / reference, tree)
-        rmap = f"jwst_nircam_{reftype}_0001.rmap"
-        selector.append(f"    '{reftype}' : '{rmap}',\n")
-        (mappings / rmap).write_text(
-            _MAPPING_HEADER.format(
-                mapping="REFERENCE", name=rmap,
-                parkey="(('META.INSTRUMENT.DETECTOR',), ('META.OBSERVATION.DATE', "
-                       "'META.OBSERVATION.TIME'))",
-                extra=f"\n    'classes' : ('Match', 'UseAfter'),\n    'filekind' : "
-                      f"'{reftype.upper()}',\n    'instrument' : 'NIRCAM',")
-            + "selector = Match({\n    'NRCA1' : UseAfter({\n        '2000-01-01 00:00:00' : "
-              f"'{reference}',\n    }}),\n}})\n")
-    (mappings / "jwst_nircam_0001.imap").write_text(
-        _MAPPING_HEADER.format(mapping="INSTRUMENT", name="jwst_nircam_0001.imap",
-                               parkey="('REFTYPE',)", extra="\n    'instrument' : 'NIRCAM',")
-        + "selector = {\n" + "".join(selector) + "}\n")
-
-
-def _clear_crds_caches():
-    from crds.core import utils
-
-    utils.clear_function_caches()
+    folder = root.parent / f"{root.name}_files"
+    folder.mkdir()
+    entries = [Entry("NIRCAM", reftype, {"META.INSTRUMENT.DETECTOR": "NRCA1"},
+                     "2000-01-01 00:00:00",
+                     _write_asdf(folder / f"jwst_nircam_{reftype}_0001.asdf", tree))
+               for reftype, tree in pars.items()]
+    return build_cache(root, entries)
 
 
 # The CRDS files of the precedence tests: the jump step's file, and the pipeline's, which has
@@ -109,17 +70,15 @@ CRDS_PIPE = {"class": PIPE_CLASS, "name": "Detector1Pipeline", "parameters": {},
 def crds_pars(tmp_path, monkeypatch):
     """CRDS with pars-jumpstep and pars-detector1pipeline files, parameter look-ups enabled."""
     pytest.importorskip("crds")
-    root = tmp_path / "crds"
-    build_crds_cache(root, {"pars-jumpstep": CRDS_JUMP, "pars-detector1pipeline": CRDS_PIPE})
-    monkeypatch.setenv("CRDS_PATH", str(root))
-    monkeypatch.setenv("CRDS_SERVER_URL", "https://127.0.0.1:9")
-    monkeypatch.setenv("CRDS_CONTEXT", "jwst_0001.pmap")
-    monkeypatch.setenv("CRDS_IGNORE_MAPPING_CHECKSUM", "1")
+    from crds_cache import crds_environment, forget_crds_state
+
+    root = build_pars_cache(tmp_path / "crds", {"pars-jumpstep": CRDS_JUMP,
+                                                "pars-detector1pipeline": CRDS_PIPE})
+    crds_environment(monkeypatch, root)
     monkeypatch.delenv("STPIPE_DISABLE_CRDS_STEPPARS", raising=False)
-    _clear_crds_caches()
     yield root
     monkeypatch.undo()
-    _clear_crds_caches()
+    forget_crds_state()
 
 
 def _user_file(tmp_path):

@@ -7,11 +7,12 @@ asked; as in the official pipeline, a failed look-up is not an error (the parame
 they are) and is said in the debug log.
 
 The switch is the official one: ``STPIPE_DISABLE_CRDS_STEPPARS`` (true for "true", "True", "t",
-"yes", "y"), or an explicit ``disable`` argument. CRDS is asked only when it is configured
-(``CRDS_PATH`` or ``CRDS_SERVER_URL`` set): ramp2slope also runs with a folder of reference
-files and no CRDS at all, and must not then try to reach the CRDS server on every run.
+"yes", "y"), or an explicit ``disable`` argument. The look-up goes through
+:func:`ramp2slope.references.crds_client.get_reference_paths`, which answers only when CRDS is
+set up (a server in ``CRDS_SERVER_URL`` or a cache at ``CRDS_PATH``, by default
+``~/crds_cache``): ramp2slope also runs with a folder of reference files and no CRDS at all, and
+then must not try to reach the CRDS server on every run.
 """
-import contextlib
 import logging
 import os
 
@@ -34,10 +35,6 @@ def steppars_disabled(disable=None):
             return disable in _TRUTHS
         raise Ramp2SlopeError(f"disable_crds_steppars must be true or false, got {disable!r}")
     return os.environ.get(ENV_DISABLE, "") in _TRUTHS
-
-
-def crds_configured():
-    return bool(os.environ.get("CRDS_PATH") or os.environ.get("CRDS_SERVER_URL"))
 
 
 def metadata_model(dataset):
@@ -66,9 +63,6 @@ def find_parameter_references(dataset, reftypes, disable=None):
     if steppars_disabled(disable):
         log.debug("CRDS parameter reference retrieval disabled (%s)", ", ".join(reftypes))
         return {}
-    if not crds_configured():
-        log.debug("CRDS not configured (no CRDS_PATH or CRDS_SERVER_URL): no parameter files")
-        return {}
     model, close = metadata_model(dataset)
     if model is None:
         log.debug("no exposure to look up CRDS parameter files for")
@@ -82,11 +76,12 @@ def find_parameter_references(dataset, reftypes, disable=None):
 def _lookup(model, reftypes):
     # One type at a time, as the official steps ask: a context without one of the types (most
     # have no pars-groupscalestep, ...) fails a whole batch.
+    from ..references.crds_client import get_reference_paths
+
     found = {}
     for reftype in reftypes:
         try:
-            with _quiet_crds():
-                path = _reference_paths(model, [reftype]).get(reftype)
+            path = get_reference_paths(model, [reftype]).get(reftype)
         except Ramp2SlopeError as exc:
             log.debug("%s: no parameters found (%s)", reftype.upper(), exc)
             continue
@@ -95,36 +90,3 @@ def _lookup(model, reftypes):
             continue
         found[reftype] = path
     return found
-
-
-@contextlib.contextmanager
-def _quiet_crds():
-    """CRDS logs an ERROR line of its own for each type its context lacks, which for parameter
-    files is the ordinary case; the answer is said in ramp2slope's debug log instead."""
-    try:
-        import crds  # noqa: F401  (CRDS sets its logger's level when first imported)
-    except ImportError:
-        pass
-    crds_log = logging.getLogger("CRDS")
-    level = crds_log.level
-    crds_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        crds_log.setLevel(level)
-
-
-def _reference_paths(model, reftypes):
-    """{reftype: path or "N/A"} from CRDS for ``model``; Ramp2SlopeError when CRDS cannot answer."""
-    try:
-        import crds
-        from crds.core.exceptions import CrdsError
-    except ImportError:
-        raise Ramp2SlopeError("the crds package is not installed") from None
-    parameters = {key.upper(): value for key, value in model.meta.to_flat_dict().items()}
-    try:
-        answers = crds.getreferences(parameters, reftypes=reftypes, observatory="jwst")
-    except (CrdsError, OSError, ValueError, KeyError) as exc:
-        raise Ramp2SlopeError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    return {reftype: ("N/A" if "N/A" in str(path).upper() else path)
-            for reftype, path in answers.items()}
