@@ -14,7 +14,7 @@ from astropy.io import fits
 from .. import __version__
 from ..errors import BadInputError
 from .raw_image import ImageLayout
-from .asdf_stub import EXTNAME as ASDF_EXTNAME, asdf_stub_records
+from .asdf_tree import EXTNAME as ASDF_EXTNAME, AsdfMeta, asdf_records
 from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
 
 # Keywords that describe the HDU's own structure; astropy writes them, we never carry them.
@@ -120,6 +120,7 @@ def read_into(model, path):
             model._arrays[spec.attr] = _read_array(path, hdu, spec.dtype)
             model._headers[spec.extname] = _clean_header(hdu.header)
         read_tables_and_extras(model, hdulist, index, known)
+        model._asdf_meta = AsdfMeta.from_hdulist(hdulist)
     model._path = path
     if model._arrays.get(model.primary_array) is None:
         primary = model._spec(model.primary_array)
@@ -172,7 +173,8 @@ def _image_hdu(model, spec, array):
         header["BUNIT"] = model.default_bunit
     if array.dtype.byteorder not in ("=", "|"):
         array = array.astype(array.dtype.newbyteorder("="))
-    return fits.ImageHDU(data=array, header=header, name=spec.extname)
+    # EXTVER = 1 on every extension but the ASDF one, as the official models write them
+    return fits.ImageHDU(data=array, header=header, name=spec.extname, ver=1)
 
 
 def image_extensions(model, deferred=()):
@@ -201,9 +203,15 @@ def trailing_hdus(model):
     for name in model.tables:
         table = model._tables.get(name)
         if table is not None:
-            hdus.append(fits.BinTableHDU(data=table, name=name.upper()))
+            hdus.append(fits.BinTableHDU(data=table, name=name.upper(), ver=1))
     hdus.extend(hdu.copy() for hdu in model._extra_hdus)
-    hdus.append(fits.BinTableHDU(asdf_stub_records(version=__version__), name=ASDF_EXTNAME))
+    meta = model._asdf_meta.meta() if model._asdf_meta is not None else None
+    records = asdf_records(meta, version=__version__)
+    column = records.dtype.names[0]
+    # one variable-free byte column with no TDIM, as the official writer lays it out
+    hdus.append(fits.BinTableHDU.from_columns(
+        [fits.Column(name=column, format=f"{records[column].shape[1]}B", array=records[column])],
+        name=ASDF_EXTNAME))
     return hdus
 
 

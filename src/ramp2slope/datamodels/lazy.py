@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import BadInputError
 from .fits_io import (_clean_header, _hdu_index, _open_hdulist, _read_array, guess_model_class,
                       image_hdus, read_tables_and_extras)
+from .asdf_tree import AsdfMeta
 from .raw_image import ImageLayout
 from .models import RampModel, placeholder
 
@@ -74,6 +75,7 @@ class RampSource:
                 template._arrays[spec.attr] = _read_array(path, hdu, spec.dtype)
             template._headers[spec.extname] = _clean_header(hdu.header)
         read_tables_and_extras(template, self._hdulist, index, known)
+        template._asdf_meta = AsdfMeta.from_hdulist(self._hdulist)
         template._path = path
         template.meta.model_type = RampModel.model_type
         if "data" not in self._hdus:
@@ -116,6 +118,7 @@ class RampSource:
         model._headers.update({name: header.copy() for name, header in template._headers.items()})
         model._tables.update(template._tables)
         model._extra_hdus[:] = template._extra_hdus
+        model._asdf_meta = template._asdf_meta
         for attr, value in template._arrays.items():
             if attr != "data":
                 model._arrays[attr] = value.copy()

@@ -62,6 +62,8 @@ class DataModel:
         object.__setattr__(self, "_extra_hdus", [])
         object.__setattr__(self, "meta", MetaNode(self))
         self._path = None
+        # the input's ASDF metadata tree (see :mod:`.asdf_tree`), carried into products
+        self._asdf_meta = None
         if isinstance(init, DataModel):
             self.update(init)
             for spec in self.arrays:
@@ -148,12 +150,25 @@ class DataModel:
         return self._headers["PRIMARY"]
 
     def update(self, other, only=None):
-        """Copy the primary-header metadata of another model (not its arrays)."""
+        """Copy the metadata of another model (not its arrays): the primary header, the SCI
+        header's keywords (WCS, pointing, times, ephemeris: the official models keep these in
+        the SCI extension of every product) and the input's ASDF metadata tree."""
         header = other._headers["PRIMARY"].copy()
         header.remove("DATAMODL", ignore_missing=True)
         self._headers["PRIMARY"] = header
+        sci = other._headers.get("SCI")
+        if sci is not None and self._spec_by_extname("SCI") is not None:
+            self._headers["SCI"] = sci.copy()
+        self._asdf_meta = getattr(other, "_asdf_meta", None)
         self.meta.model_type = self.model_type
         return self
+
+    @classmethod
+    def _spec_by_extname(cls, extname):
+        for spec in cls.arrays:
+            if spec.extname == extname:
+                return spec
+        return None
 
     # -- life cycle ---------------------------------------------------------------------------
     def copy(self):
@@ -164,6 +179,7 @@ class DataModel:
         object.__setattr__(new, "_extra_hdus", [h.copy() for h in self._extra_hdus])
         object.__setattr__(new, "meta", MetaNode(new))
         new._path = self._path
+        new._asdf_meta = self._asdf_meta   # read-only once read: shared, not copied
         for name, value in self.meta._extra.items():
             if not isinstance(value, MetaNode):
                 new.meta._extra[name] = _copy.deepcopy(value)

@@ -229,6 +229,7 @@ class Detector1Pipeline(Pipeline):
                     self.check_parameters()
                     self.check_outputs(input_name)
                     self.check_references(model)
+                    crds_client.record_context(model)
                     if source is None:
                         result = self.process(model, input_name)
                     else:

@@ -84,10 +84,9 @@ def crds_parameters(model):
     tree in the same way).
     """
     params = {}
-    tree = getattr(model, "asdf_meta", None)
-    tree = tree() if callable(tree) else tree
-    if isinstance(tree, dict):
-        _flatten(tree, "META", params)
+    tree = getattr(model, "_asdf_meta", None)
+    if tree is not None:
+        _flatten(tree.meta(), "META", params)
     for key, value in model.meta.to_flat_dict().items():
         if value is not None:
             params[key.upper()] = value
@@ -182,6 +181,21 @@ def context_used():
             return heavy_client.get_context_name(OBSERVATORY)
     except (exceptions.CrdsError, OSError, ValueError) as exc:
         raise ReferenceFileError(f"CRDS context: {' '.join(str(exc).split())}") from None
+
+
+def record_context(model):
+    """Write CRDS_CTX and CRDS_VER into ``model`` when CRDS is set up (a cache or a server), as
+    jwst writes them into every product whatever the source of its references."""
+    if not (os.environ.get("CRDS_CONTEXT") or os.environ.get("CRDS_SERVER_URL")
+            or os.environ.get("CRDS_PATH")):
+        return
+    try:
+        context = context_used()
+    except ReferenceFileError as exc:   # not an error here: references may all be local
+        log.debug("no CRDS context recorded: %s", exc)
+        return
+    model.meta.ref_file.crds.context_used = context
+    model.meta.ref_file.crds.sw_version = crds_version()
 
 
 def crds_version():

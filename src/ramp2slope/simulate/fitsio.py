@@ -12,7 +12,7 @@ import io
 import numpy as np
 from astropy.io import fits
 
-from ..datamodels.asdf_stub import asdf_stub_records
+from ..datamodels.asdf_tree import asdf_records
 
 BLOCK = 2880
 
@@ -144,5 +144,5 @@ def dq_def_table(entries):
 
 
 def write_asdf_stub(handle, software="ramp2slope", version="0.1.0"):
-    """Write the minimal ``ASDF`` extension (see ``ramp2slope.datamodels.asdf_stub``)."""
-    write_table(handle, asdf_stub_records(software, version), "ASDF")
+    """Write an ``ASDF`` extension with no metadata tree (see ``ramp2slope.datamodels.asdf_tree``)."""
+    write_table(handle, asdf_records(None, software, version), "ASDF")
