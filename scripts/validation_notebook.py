@@ -6,7 +6,8 @@ the imports. What had to change, and why, is said where it happens:
 
 * the IPython magics are gone and matplotlib uses the Agg backend; every figure is saved to
   ``figures/NN_<cell>.png`` in the working folder and closed;
-* the CRDS cache cell points ``RAMP2SLOPE_REFDIR`` at the simulated reference files instead;
+* the CRDS cache cell is the notebook's with ``--crds`` (references from the CRDS cache it
+  names); without it, it points ``RAMP2SLOPE_REFDIR`` at the simulated reference files;
 * the download of the Mirage exposure is replaced by a simulated exposure with the same kind of
   file name (``jw98765001001_01101_00003_<detector>_uncal.fits``);
 * the notebook's fixed example indexes (``sat_index = 123``, ``j_index = 10112``, ...) are taken
@@ -33,6 +34,9 @@ def parse_args(argv=None):
                         help="groups per integration (default 10; at least 6, the notebook "
                              "looks at group 5)")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    parser.add_argument("--crds", action="store_true",
+                        help="take the references from CRDS (the notebook's CRDS cell: "
+                             "CRDS_CACHE_TYPE or CRDS_PATH), not from the simulation's folder")
     parser.add_argument("--report", action="store_true",
                         help="also write the HTML validation report (ramp2slope.report)")
     args = parser.parse_args(argv)
@@ -90,12 +94,21 @@ print("Running in {}".format(os.getcwd()))
 # -------------------------------------------------------------------------------------------------
 # If Desired, set up CRDS to use a local cache
 # -------------------------------------------------------------------------------------------------
-# ramp2slope does not use CRDS: steps take their reference files from a folder, given by the
-# RAMP2SLOPE_REFDIR environment variable (or the refdir parameter). The simulation below writes
-# its reference files to ./refs, so that is the folder.
+# With --crds this is the notebook's own cell: the pipeline's references come from the CRDS
+# cache it names (CRDS_CACHE_TYPE, a folder here; CRDS_SERVER_URL for the server), and the
+# simulation's own reference folder is deleted once it is written. Without it, the reference
+# folder the simulation writes (./refs) is given through RAMP2SLOPE_REFDIR.
 import os  # noqa: E402,F811
-os.environ['RAMP2SLOPE_REFDIR'] = os.path.join(os.getcwd(), 'refs')
-print('Reference file folder: {}'.format(os.environ['RAMP2SLOPE_REFDIR']))
+if ARGS.crds:
+    if 'CRDS_CACHE_TYPE' in os.environ:
+        if os.environ['CRDS_CACHE_TYPE'] == 'local':
+            os.environ['CRDS_PATH'] = os.path.join(os.environ['HOME'], 'crds', 'cache')
+        elif os.path.isdir(os.environ['CRDS_CACHE_TYPE']):
+            os.environ['CRDS_PATH'] = os.environ['CRDS_CACHE_TYPE']
+    print('CRDS cache location: {}'.format(os.environ['CRDS_PATH']))
+else:
+    os.environ['RAMP2SLOPE_REFDIR'] = os.path.join(os.getcwd(), 'refs')
+    print('Reference file folder: {}'.format(os.environ['RAMP2SLOPE_REFDIR']))
 
 # -------------------------------------------------------------------------------------------------
 # Imports
@@ -449,6 +462,8 @@ def get_simulated_files(file_list):
 
 simulation_list = [(98765, 1, 1, 3)]
 simulations = get_simulated_files(simulation_list)
+if ARGS.crds:
+    shutil.rmtree('refs')   # CRDS supplies the references, not a folder
 
 file_names = [os.path.basename(str(sim.uncal)) for sim in simulations]
 print('Simulated {} with shape {}'.format(file_names[0], simulations[0].shape))

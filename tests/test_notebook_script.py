@@ -54,3 +54,39 @@ def test_notebook_rejects_too_few_groups(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "at least 6" in proc.stderr
+
+
+@pytest.mark.slow
+def test_notebook_runs_with_only_a_crds_cache(tmp_path):
+    """The notebook's CRDS cell as written: CRDS_CACHE_TYPE names a cache, no reference folder;
+    every reference comes from CRDS (a cache made here, a server that cannot be reached)."""
+    from astropy.io import fits
+
+    from crds_cache import Entry, build_cache, closed_port_url
+    from ramp2slope.simulate import simulate_exposure
+
+    # the same simulation as the script's, for the reference files the cache holds
+    sim = simulate_exposure(tmp_path / "refsim", size=(256, 256), ngroups=6, seed=1,
+                            detector="NRCBLONG", program=98765, observation=1, visit=1,
+                            exposure=3)
+    entries = []
+    for reftype, path in sim.refs.items():
+        named = tmp_path / f"jwst_nircam_{reftype}_0001.fits"
+        os.replace(path, named)
+        entries.append(Entry("NIRCAM", reftype, {"META.INSTRUMENT.DETECTOR": "NRCBLONG"},
+                             "2022-01-01 00:00:00", str(named)))
+    cache = build_cache(tmp_path / "crds_cache", entries)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "RAMP2SLOPE_REFDIR"))}
+    env.update(CRDS_CACHE_TYPE=str(cache), CRDS_SERVER_URL=closed_port_url(),
+               CRDS_IGNORE_MAPPING_CHECKSUM="1", STPIPE_DISABLE_CRDS_STEPPARS="True")
+    out = tmp_path / "notebook"
+    proc = subprocess.run([sys.executable, SCRIPT, "--outdir", str(out), "--size", "256x256",
+                           "--ngroups", "6", "--crds"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"CRDS cache location: {cache}" in proc.stdout and "Notebook finished." in proc.stdout
+    assert not (out / "refs").exists()
+    header = fits.getheader(out / f"{ROOT}_rate.fits")
+    assert header["R_GAIN"] == "crds://jwst_nircam_gain_0001.fits"
+    assert header["R_DARK"] == "crds://jwst_nircam_dark_0001.fits"
+    assert header["CRDS_CTX"] == "jwst_0001.pmap"
