@@ -6,7 +6,11 @@ the test suite is said here and nowhere else:
 
 * ``pip install ...`` is the environment the suite already runs in (CI makes it from scratch
   with exactly the README's line), so ``pip install X && cmd`` runs ``cmd``;
-* ``python -m pytest`` is this suite itself and is not started again.
+* ``python -m pytest`` is this suite itself and is not started again;
+* ``console`` blocks (``$ `` prompts) are sessions that need what no test machine has, a MAST
+  download and the CRDS server; their commands are run on a simulated exposure with a CRDS
+  cache made here by ``tests/test_crds.py`` instead. The test below checks that they are the
+  only blocks left out, and that each names only commands the tests run.
 
 A prose sentence before a block may name the folder it runs in: ``In a folder holding an
 exposure and its references`` is prepared with the command quoted in that sentence.
@@ -65,3 +69,19 @@ def test_readme_block_runs_as_written(index, tmp_path):
         proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(),
                               capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"README {lang} block {index} failed:\n{code}\n{proc.stderr[-3000:]}"
+
+
+def test_only_console_blocks_are_left_out_and_name_tested_commands():
+    text = open(README, encoding="utf-8").read()
+    fences = re.findall(r"^```(\w*)$", text, re.M)
+    languages = fences[0::2]            # opening fences; the closing ones are bare
+    assert set(languages) <= {"bash", "python", "console", ""}, languages
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            command = line.split("$ ", 1)[1] if "$ " in line else line
+            words = command.split()
+            while words and "=" in words[0]:
+                words.pop(0)              # VAR=value prefixes
+            assert words[0] in ("export", "ramp2slope"), line
+            if words[0] == "ramp2slope":
+                assert words[1] in ("run", "refs"), line   # both run against CRDS in test_crds
