@@ -165,10 +165,7 @@ class DataModel:
 
     @classmethod
     def _spec_by_extname(cls, extname):
-        for spec in cls.arrays:
-            if spec.extname == extname:
-                return spec
-        return None
+        return next((spec for spec in cls.arrays if spec.extname == extname), None)
 
     # -- life cycle ---------------------------------------------------------------------------
     def copy(self):
