@@ -276,3 +276,23 @@ def test_steps_lists_every_parameter_with_default_and_meaning(capsys):
     assert "calwebb_detector1 (Detector1Pipeline)" in out and "persistence (PersistenceStep)" in out
     code, out, err = _run(["steps", "nosuch"], capsys)
     assert code == 2 and "no step named nosuch" in err
+
+
+@pytest.mark.parametrize("limit_kib", [64, 300])
+def test_file_size_limit_while_writing_is_one_line_and_leaves_nothing(small_exposure, tmp_path, limit_kib):
+    """A file-size limit (EFBIG; a full disk, ENOSPC, takes the same path) while writing the
+    products (500 KiB each): one line, exit 2, no partial product."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kib * 1024, resource.RLIM_INFINITY))
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "ramp2slope.cli", "run", str(small_exposure.uncal),
+                           "--refdir", os.path.dirname(small_exposure.refs["mask"]),
+                           "--output-dir", str(out)],
+                          capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ramp2slope: error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert "cannot be written" in errors[0] and "Traceback" not in proc.stderr
+    assert list(out.iterdir()) == []

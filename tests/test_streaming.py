@@ -485,22 +485,27 @@ def test_peak_memory_does_not_grow_with_nints(tmp_path):
 
 
 def test_stale_scratch_of_dead_runs_is_removed_and_live_ones_kept(sub160, tmp_path):
-    from ramp2slope.pipeline import scratch
+    from ramp2slope.runtime import owners
 
     out = tmp_path / "out"
     out.mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = scratch._host()
+    host = owners._host()
     stale = out / f".ramp2slope-scratch-{host}-{dead.pid}-x1"
     live = out / f".ramp2slope-scratch-{host}-{os.getpid()}-x2"
     other_host = out / f".ramp2slope-scratch-{host}elsewhere-{dead.pid}-x3"
     for folder in (stale, live, other_host):
         folder.mkdir()
         (folder / "sci.f32").write_bytes(b"\0" * 1024)
+    # a product a killed run was writing, and one a live run is writing
+    stale_part = out / f".{sub160.root}_rate.fits.{host}-{dead.pid}-k2j4.part"
+    live_part = out / f".{sub160.root}_rateints.fits.{host}-{os.getpid()}-k2j5.part"
+    stale_part.write_bytes(b"x")
+    live_part.write_bytes(b"x")
     _run(sub160.uncal, os.path.dirname(sub160.refs["mask"]), out, {}, True)
-    assert not stale.exists()
-    assert live.exists() and other_host.exists()
+    assert not stale.exists() and not stale_part.exists()
+    assert live.exists() and other_host.exists() and live_part.exists()
 
 
 def test_sigterm_stops_a_run_cleanly(tmp_path):
@@ -522,3 +527,24 @@ def test_sigterm_stops_a_run_cleanly(tmp_path):
     assert proc.returncode == 143, err
     assert "ramp2slope: terminated" in err and "Traceback" not in err
     assert list(out.iterdir()) == []      # no scratch, no partial product
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_rateints_is_withdrawn_when_the_rate_cannot_be_written(sub160, tmp_path, monkeypatch,
+                                                               streaming):
+    """No half product set: a failure writing _rate removes the _rateints written before it."""
+    from ramp2slope.errors import BadInputError
+    from ramp2slope.stpipe.step import Step
+
+    original = Step._save_one
+
+    def failing(self, model, input_name, suffix, index):
+        if suffix == "rate":
+            raise BadInputError("disk full on purpose")
+        return original(self, model, input_name, suffix, index)
+
+    monkeypatch.setattr(Step, "_save_one", failing)
+    out = tmp_path / "out"
+    with pytest.raises(BadInputError, match="rateints.fits was withdrawn with it"):
+        _run(sub160.uncal, os.path.dirname(sub160.refs["mask"]), out, {}, streaming)
+    assert os.listdir(out) == []

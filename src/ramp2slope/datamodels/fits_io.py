@@ -13,6 +13,7 @@ from astropy.io import fits
 
 from .. import __version__
 from ..errors import BadInputError
+from ..runtime.owners import owner_tag
 from .raw_image import ImageLayout
 from .asdf_tree import EXTNAME as ASDF_EXTNAME, AsdfMeta, asdf_records
 from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
@@ -223,10 +224,18 @@ def temporary_path(path):
     """A new empty file next to ``path`` (same folder, hidden name) to write before renaming."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part",
-                                   dir=folder)
+    # the owner's tag lets a later run remove the file if this process is killed before it
+    # finishes (pipeline.scratch.remove_stale_scratch)
+    handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{owner_tag()}-",
+                                   suffix=".part", dir=folder)
     os.close(handle)
     return tmp
+
+
+def write_error(path, exc):
+    """The one-line error for a product that could not be written (full disk, size limit...)."""
+    return BadInputError(f"{path}: cannot be written ({exc.strerror or exc}); nothing was left "
+                         f"under that name")
 
 
 def publish(tmp, path):
@@ -276,8 +285,10 @@ def write_model_astropy(model, path):
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="silentfix")
         publish(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
     return path

@@ -31,7 +31,8 @@ from astropy.io import fits
 
 from ..errors import BadInputError, Ramp2SlopeError
 from .raw_image import encode
-from .fits_io import _image_hdu, image_extensions, primary_hdu, publish, temporary_path, trailing_hdus
+from .fits_io import (_image_hdu, image_extensions, primary_hdu, publish, temporary_path,
+                      trailing_hdus, write_error)
 
 __all__ = ["IncrementalWriter"]
 
@@ -161,14 +162,17 @@ class IncrementalWriter:
 
     def _pwrite(self, data, offset):
         view = memoryview(data).cast("B")
-        while len(view):
-            if hasattr(os, "pwrite"):
-                done = os.pwrite(self._fd, view, offset)
-            else:  # platforms without positional I/O
-                os.lseek(self._fd, offset, os.SEEK_SET)
-                done = os.write(self._fd, view)
-            view = view[done:]
-            offset += done
+        try:
+            while len(view):
+                if hasattr(os, "pwrite"):
+                    done = os.pwrite(self._fd, view, offset)
+                else:  # platforms without positional I/O
+                    os.lseek(self._fd, offset, os.SEEK_SET)
+                    done = os.write(self._fd, view)
+                view = view[done:]
+                offset += done
+        except OSError as exc:   # a full disk (ENOSPC), a file-size limit (EFBIG), ...
+            raise write_error(self.path, exc) from None
 
     # -- filling ---------------------------------------------------------------------------------
     @property
@@ -231,7 +235,11 @@ class IncrementalWriter:
             raise Ramp2SlopeError(f"{self.path}: never written: {', '.join(missing)}")
         os.close(self._fd)
         self._fd = None
-        publish(self._tmp, self.path)
+        try:
+            publish(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
         return self.path
 
     def abort(self):

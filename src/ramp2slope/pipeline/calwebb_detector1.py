@@ -33,7 +33,8 @@ from ..references import NOT_APPLICABLE, check_reference, crds_client
 from ..refpix import RefPixStep
 from ..saturation import SaturationStep
 from ..stpipe import Pipeline
-from ..stpipe.naming import check_product_path
+from ..stpipe.naming import check_product_path, withdrawn_on_failure
+from .scratch import remove_stale_scratch
 from ..stpipe.unavailable import CleanFlickerNoiseStep, PictureFrameStep
 from ..superbias import SuperBiasStep
 from .streaming import run_streamed
@@ -265,6 +266,8 @@ class Detector1Pipeline(Pipeline):
             paths += [step.output_path(input_name, index=index) for index in indices]
         for path in paths:
             check_product_path(path)
+        for folder in {os.path.dirname(os.path.abspath(path)) for path in paths}:
+            remove_stale_scratch(folder)   # what killed runs left where we are about to write
 
     def check_references(self, model):
         """Find and check every reference file the enabled steps need, before any processing.
@@ -309,6 +312,7 @@ class Detector1Pipeline(Pipeline):
         rate = self.gain_scale.run(rate)
         rateints = self.gain_scale.run(rateints)
         if self.save_results or self.output_file:
-            self.save_model(rateints, input_name=input_name, suffix="rateints")
-            self.save_model(rate, input_name=input_name, suffix="rate")
+            rateints_path = self.save_model(rateints, input_name=input_name, suffix="rateints")
+            with withdrawn_on_failure(rateints_path):
+                self.save_model(rate, input_name=input_name, suffix="rate")
         return rate

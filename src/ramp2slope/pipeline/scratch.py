@@ -17,14 +17,13 @@ scratch in memory and 4.0 s in files (peak memory 0.87 and 0.31 GB).
 """
 import logging
 import os
-import re
 import shutil
-import socket
 import tempfile
 
 import numpy as np
 
 from ..errors import Ramp2SlopeError
+from ..runtime import owners
 
 __all__ = ["ScratchStore", "remove_stale_scratch"]
 
@@ -156,47 +155,22 @@ def default_memory_budget():
 _PREFIX = ".ramp2slope-scratch-"
 
 
-def _host():
-    # a folder shared between machines (a cluster's output folder) holds scratch of runs on
-    # other hosts: their processes cannot be seen from here, so the host is part of the name
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
-
-
 def _owner_prefix():
     """The name prefix of this process's scratch folders: ``.ramp2slope-scratch-<host>-<pid>-``."""
-    return f"{_PREFIX}{_host()}-{os.getpid()}-"
+    return f"{_PREFIX}{owners.owner_tag()}-"
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # someone else's live process
-        return True
-    return True
+def _temporary(name):
+    """A scratch folder, or a product being written (``.<name>.<tag>-<random>.part``)."""
+    return name.startswith(_PREFIX) or (name.startswith(".") and name.endswith(".part"))
 
 
 def remove_stale_scratch(parent):
-    """Remove the scratch folders in ``parent`` left by runs of this host that are no longer
-    running (killed, or stopped by a power cut): they can hold gigabytes. Folders of live runs
-    and of other hosts are left alone. Returns the folders removed."""
-    removed = []
-    host = _host()
-    pattern = re.compile(rf"^{re.escape(_PREFIX)}{re.escape(host)}-(\d+)-")
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return removed
-    for name in names:
-        match = pattern.match(name)
-        if match and not _alive(int(match.group(1))):
-            path = os.path.join(parent, name)
-            shutil.rmtree(path, ignore_errors=True)
-            if not os.path.exists(path):
-                removed.append(path)
-                log.info("removed the scratch folder of a run that did not finish: %s", path)
-    return removed
+    """Remove what runs of this host that are no longer running (killed, or stopped by a power
+    cut) left in ``parent``: scratch folders, which can hold gigabytes, and the products they
+    were writing. Those of live runs and of other hosts are left alone. Returns the paths
+    removed."""
+    return owners.remove_left_by_dead_runs(parent, _temporary, log)
 
 
 class ScratchStore:

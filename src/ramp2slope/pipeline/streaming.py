@@ -36,6 +36,7 @@ from ..jump import twopoint
 from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
 from ..stpipe import ReferenceCache
 from ..runtime import jit_warmup
+from ..stpipe.naming import withdrawn_on_failure
 from .scratch import ScratchStore
 
 __all__ = ["run_streamed", "STAGE_A", "default_block_rows"]
@@ -433,8 +434,9 @@ def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers,
         # after the rate's product of the same name, as in the whole-exposure run
         products.finish(scaled_writer, gain_scale)
     if final_writer is not None:
-        products.finish(final_writer, pipe)
-        pipe.save_model(rate, input_name=input_name, suffix="rate")
+        rateints_path = products.finish(final_writer, pipe)
+        with withdrawn_on_failure(rateints_path):
+            pipe.save_model(rate, input_name=input_name, suffix="rate")
     return rate
 
 

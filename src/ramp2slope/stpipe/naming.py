@@ -1,7 +1,8 @@
 """Output file names as the official pipeline makes them (``<root>_<suffix>.fits``)."""
+import contextlib
 import os
 
-from ..errors import BadInputError
+from ..errors import BadInputError, Ramp2SlopeError
 
 # Suffixes that end a product name; removing one gives the exposure's root name.
 KNOWN_SUFFIXES = (
@@ -67,3 +68,18 @@ def check_product_path(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadInputError(f"output folder {folder}: not writable")
+
+
+@contextlib.contextmanager
+def withdrawn_on_failure(first):
+    """Remove the already written product ``first`` when writing the rest of its set fails
+    (a full disk, an interruption): a reader never finds a ``_rateints`` without its ``_rate``."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(first)
+        if isinstance(exc, Ramp2SlopeError):
+            raise type(exc)(f"{exc}; {os.path.basename(first)} was withdrawn with it, so no "
+                            f"product of the set is left") from None
+        raise
