@@ -213,3 +213,13 @@ def test_stdatamodels_files_open_in_ours(tmp_path):
         assert [h.name for h in hdul].count("ASDF") == 1
         assert b"fits_hash" not in hdul["ASDF"].data["ASDF_METADATA"][0].tobytes()
     assert sdm.open(out).meta.exposure.group_time == 99.0
+
+
+@pytest.mark.parametrize("name", ["exposé_rate.fits", "two\nlines_rate.fits"])
+def test_file_names_fits_refuses_give_a_legal_filename(tmp_path, name):
+    from astropy.io import fits
+
+    model = datamodels.ImageModel(np.zeros((4, 4), np.float32))
+    path = model.save(str(tmp_path / name))
+    header = fits.getheader(path)
+    assert header["FILENAME"] == name.replace("é", "?").replace("\n", "?")

@@ -15,6 +15,13 @@ from ..errors import BadInputError
 from .meta import MetaNode
 
 
+def fits_text(text):
+    """``text`` as a legal FITS string value: printable ASCII only. A file name may hold any
+    character the file system allows (accents, a newline); FILENAME gets a '?' for each one the
+    FITS standard refuses, rather than a product that cannot be written."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
 class ArraySpec:
     """One image extension of a model: attribute name, EXTNAME, dtype, and how many dimensions."""
 
@@ -215,7 +222,7 @@ class DataModel:
         ``save()`` calls it; so does :class:`~ramp2slope.datamodels.IncrementalWriter`, so that a
         product written piece by piece gets exactly the header ``save()`` would give it.
         """
-        self.meta.filename = os.path.basename(os.fspath(path))
+        self.meta.filename = fits_text(os.path.basename(os.fspath(path)))
         self.meta.date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         self.meta.calibration_software_version = __version__
         self.meta.calibration_software_revision = "ramp2slope"
