@@ -99,6 +99,9 @@ def _written_since(folder, started):
 
 def _cmd_run(args, extra):
     steps, pipeline_params = parse_step_overrides(extra)
+    if _wants_batch(args):
+        return _cmd_run_many(args, steps, pipeline_params)
+    args.uncal = args.uncal[0]
     if args.report and not args.save_steps:
         # the report reads every step's product: save them rather than write a failing report
         log.info("--report: saving each step's product for the report (as --save-steps)")
@@ -117,6 +120,31 @@ def _cmd_run(args, extra):
         folder = os.path.dirname(rate[0]) if rate else (args.output_dir or os.getcwd())
         _write_report(folder, args.uncal, None)
     return 0
+
+
+_BATCH_OPTIONS = ("workers", "memory_limit", "scheduler", "manifest", "overwrite")
+
+
+def _wants_batch(args):
+    from .batch import is_batch
+
+    return is_batch(args.uncal) or any(getattr(args, name, None) for name in _BATCH_OPTIONS)
+
+
+def _cmd_run_many(args, steps, pipeline_params):
+    from .batch import run_many
+
+    for option, given in (("--report", args.report), ("--save-parameters", args.save_parameters)):
+        if given:
+            raise Ramp2SlopeError(f"{option} works on one exposure, not on a batch")
+    result = run_many(args.uncal, args.output_dir, refdir=args.refdir, steps=steps,
+                      threads=args.threads, save_steps=args.save_steps,
+                      save_calibrated_ramp=args.save_calibrated_ramp, config_file=args.config,
+                      disable_crds_steppars=args.disable_crds_steppars or None,
+                      extra_pipeline_params=pipeline_params, workers=args.workers,
+                      memory_limit=args.memory_limit, scheduler=args.scheduler,
+                      manifest=args.manifest, overwrite=args.overwrite)
+    return result.exit_code
 
 
 def _cmd_refs(args, extra):
@@ -262,7 +290,9 @@ def build_parser():
                     "--save_results=true work too). strun's order works as well: "
                     "`ramp2slope run calwebb_detector1 FILE` or `ramp2slope run PARS.asdf FILE`. "
                     "Every parameter, its default and meaning: `ramp2slope steps`.")
-    run.add_argument("uncal", help="raw exposure (*_uncal.fits)")
+    run.add_argument("uncal", nargs="+",
+                     help="raw exposure (*_uncal.fits); several, a folder, a glob pattern or a "
+                          "jwst association (.json) run them as one batch (docs/batch.md)")
     run.add_argument("--refdir", help="directory with the reference files (default: $RAMP2SLOPE_REFDIR)")
     run.add_argument("--output-dir", help="where to write products (default: current directory)")
     run.add_argument("--save-steps", action="store_true",
@@ -279,6 +309,23 @@ def build_parser():
                           "STPIPE_DISABLE_CRDS_STEPPARS=true")
     run.add_argument("--report", action="store_true",
                      help="write the validation report (HTML); implies --save-steps")
+    batch = run.add_argument_group(
+        "many exposures", "each exposure is one task on dask.distributed (pip install "
+        "'ramp2slope[dask]'); exit status 1 when some failed")
+    batch.add_argument("--workers", type=int,
+                       help="local worker processes (default: the cores, fewer where the "
+                            "exposures' predicted memory would not fit)")
+    batch.add_argument("--memory-limit", metavar="SIZE",
+                       help="start an exposure only while the predicted peaks of those running "
+                            "fit in SIZE, e.g. 16GB or 50%% (default: 80%% of RAM)")
+    batch.add_argument("--scheduler", metavar="ADDRESS",
+                       help="send the exposures to this dask.distributed scheduler (default: "
+                            "Dask's configuration, else a local cluster)")
+    batch.add_argument("--manifest", metavar="FILE",
+                       help="JSON record of every exposure (default: "
+                            "OUTPUT_DIR/ramp2slope_manifest.json)")
+    batch.add_argument("--overwrite", action="store_true",
+                       help="process exposures whose products an earlier run completed")
     run.set_defaults(func=_cmd_run)
 
     refs = sub.add_parser(

@@ -200,8 +200,8 @@ def run_many(inputs, output_dir=None, *, refdir=None, steps=None, threads=None, 
     result.seconds = time.perf_counter() - started
     write_manifest()
     if progress:
-        print(summary_table(result.records, result.seconds), file=stream)
-        print(f"manifest: {manifest_path}", file=stream)
+        print(summary_table(result.records, result.seconds), flush=True)
+        print(f"manifest: {manifest_path}", flush=True)
     return result
 
 
@@ -242,7 +242,10 @@ def _schedule(distributed, client, todo, records, params, limit, slots, write_ma
             record["status"] = "running"
             in_use += record["predicted_memory"]
         bar.update(running=len(running))
-        done, _ = distributed.wait(list(running), timeout=2, return_when="FIRST_COMPLETED")
+        try:
+            done, _ = distributed.wait(list(running), timeout=2, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            done = ()      # nothing finished: redraw the progress line and look again
         for future in done:
             path = running.pop(future)
             record = records[path]
