@@ -55,7 +55,7 @@ def _local_cluster(distributed, workers, memory_limit):
     return distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True,
         memory_limit=memory_limit,            # the nanny restarts a worker beyond the whole budget
-        dashboard_address=None, silence_logs=logging.ERROR)
+        dashboard_address=":0", silence_logs=logging.ERROR)   # no fixed port to collide on
 
 
 def _worker_slots(client):

@@ -51,6 +51,7 @@ def process_exposure(uncal, params, log_path):
     record = {"status": "failed", "error": None, "products": [], "host": socket.gethostname(),
               "pid": os.getpid(), "threads": params["threads"]}
     exact_peak = memory.reset_peak()
+    record["started"] = time.time()     # wall clock: comparable between workers and hosts
     start = time.perf_counter()
     logger.info("processing %s with %d thread(s) on %s (pid %d)", uncal, params["threads"],
                 record["host"], record["pid"])
@@ -68,6 +69,7 @@ def process_exposure(uncal, params, log_path):
         logger.error("unexpected failure:\n%s", traceback.format_exc())
     finally:
         record["seconds"] = round(time.perf_counter() - start, 3)
+        record["finished"] = time.time()
         record["peak_memory"] = memory.peak_since_reset() if exact_peak else None
         logger.info("%s in %.1f s", record["status"], record["seconds"])
         logger.removeHandler(handler)
