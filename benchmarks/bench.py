@@ -677,12 +677,372 @@ def targets(results, args):
     return out
 
 
+# ----------------------------------------------------------------------------------------------
+# Case "batch": many exposures as one job (docs/batch.md)
+# ----------------------------------------------------------------------------------------------
+#: (count, description, simulate_exposure keyword arguments); one detector and read pattern,
+#: so that one set of full-frame references serves every exposure.
+BATCH_MIX = [
+    (4, "full frame 1x10", dict(ngroups=10, nints=1)),
+    (2, "full frame 3x5", dict(ngroups=5, nints=3)),
+    (4, "SUBGRISM256 5x10", dict(subarray="SUBGRISM256", ngroups=10, nints=5)),
+    (4, "SUB640 2x10", dict(subarray="SUB640", ngroups=10, nints=2)),
+    (2, "SUB160 10x10", dict(subarray="SUB160", ngroups=10, nints=10)),
+]
+BATCH_THROUGHPUT_VS_JWST = 10.0
+BATCH_RSS_VS_JWST = 0.25
+BATCH_WORKER_SPEEDUP = 1.7
+BATCH_OVERHEAD_S = 0.2
+
+
+def prepare_batch(workdir):
+    """Simulate (or reuse) the sixteen exposures; returns {'uncals', 'kinds', 'refdir', 'refs'}."""
+    folder = Path(workdir) / "batch"
+    marker = folder / "batch.json"
+    wanted = [[n, d, k] for n, d, k in BATCH_MIX]
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if info.get("wanted") == wanted and all(Path(p).exists() for p in info["uncals"]):
+            log(f"  batch: reusing the inputs in {folder}")
+            return info
+    from ramp2slope.simulate import simulate_exposure
+
+    shutil.rmtree(folder, ignore_errors=True)
+    inputs, refdir = folder / "inputs", folder / "refs"
+    inputs.mkdir(parents=True)
+    uncals, kinds, refs, darks, exposure_darks = [], [], None, {}, []
+    index = 0
+    start = time.perf_counter()
+    for count, desc, kwargs in BATCH_MIX:
+        subarray = kwargs.get("subarray", "FULL")
+        for _ in range(count):
+            sim_dir = folder / f"sim{index}"
+            sim = simulate_exposure(sim_dir, seed=index, exposure=index + 1, **kwargs)
+            target = inputs / Path(sim.uncal).name
+            shutil.move(sim.uncal, target)
+            if refs is None:
+                # the first exposure has the most frames per integration: its full-frame
+                # references serve every other one, except the DARK, which is not cut out
+                # of a full frame: one per subarray, found in the folder by its SUBARRAY
+                shutil.move(str(Path(sim.refs["mask"]).parent), refdir)
+                refs = {k: str(refdir / Path(v).name) for k, v in sim.refs.items()}
+                darks[subarray] = refs["dark"]
+            elif subarray not in darks:
+                darks[subarray] = str(refdir / Path(sim.refs["dark"]).name)
+                shutil.move(sim.refs["dark"], darks[subarray])
+            shutil.rmtree(sim_dir, ignore_errors=True)
+            uncals.append(str(target))
+            kinds.append(desc)
+            exposure_darks.append(darks[subarray])
+            index += 1
+    info = {"wanted": wanted, "uncals": uncals, "kinds": kinds, "refdir": str(refdir),
+            "refs": refs, "darks": exposure_darks}
+    marker.write_text(json.dumps(info, indent=1))
+    log(f"  batch: simulated 16 exposures in {time.perf_counter() - start:.0f} s")
+    return info
+
+
+def run_polled(cmd, logfile, also=(), env=None):
+    """Run ``cmd``; (wall s, peak total RSS bytes, exit code).
+
+    The peak is the largest sum of the resident sets of the command's process tree and of the
+    trees of the ``also`` pids (a cluster it sends work to), sampled every 50 ms: a batch's
+    memory is spread over several processes at once, which no single process's high-water mark
+    gives. A peak shorter than the sampling interval can be missed."""
+    import threading
+
+    import psutil
+
+    with open(logfile, "w") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+        peak = [0]
+        stop = threading.Event()
+
+        def sample():
+            roots = [proc.pid, *also]
+            while not stop.is_set():
+                total = 0
+                for pid in roots:
+                    try:
+                        root = psutil.Process(pid)
+                        for p in [root, *root.children(recursive=True)]:
+                            try:
+                                total += p.memory_info().rss
+                            except psutil.Error:
+                                pass
+                    except psutil.Error:
+                        pass
+                peak[0] = max(peak[0], total)
+                stop.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = proc.wait()
+        wall = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+    return wall, peak[0], code
+
+
+def _same_fits(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        raw_a, raw_b = bytearray(fa.read()), bytearray(fb.read())
+    for raw in (raw_a, raw_b):
+        for start in range(0, len(raw), 80):
+            if raw[start:start + 10] == b"DATE    = ":
+                raw[start:start + 80] = b"DATE    = 'x'".ljust(80)
+    return raw_a == raw_b
+
+
+def _compare_products(outdir, singles):
+    """Names of the products of ``outdir`` that differ from (or lack) the single runs' ones."""
+    names = sorted(n for n in os.listdir(singles) if n.endswith(".fits"))
+    mine = sorted(n for n in os.listdir(outdir) if n.endswith(".fits"))
+    differ = sorted(set(names) ^ set(mine))
+    differ += [n for n in names if n in mine and not _same_fits(Path(outdir) / n, Path(singles) / n)]
+    return differ
+
+
+def _manifest_records(outdir):
+    with open(Path(outdir) / "ramp2slope_manifest.json") as handle:
+        return json.load(handle)["exposures"]
+
+
+def _scheduling_gaps(records):
+    """Seconds between one exposure's end and the next one's start on the same worker process:
+    the scheduler's and this package's overhead per exposure, without the pipeline's time."""
+    by_worker = {}
+    for record in records:
+        if record.get("started") is not None:
+            by_worker.setdefault(record.get("pid"), []).append(record)
+    gaps = []
+    for runs in by_worker.values():
+        runs.sort(key=lambda r: r["started"])
+        gaps += [b["started"] - a["finished"] for a, b in zip(runs, runs[1:])]
+    return gaps
+
+
+def _jwst_pool_main(spec_path):
+    """The users' way: a multiprocessing pool of N processes, each calling jwst's pipeline on one
+    exposure after another (jwst imported once per process)."""
+    import multiprocessing
+
+    spec = json.loads(Path(spec_path).read_text())
+    runner.configure_offline_crds(spec["crds_path"])
+    with multiprocessing.Pool(spec["processes"], initializer=_jwst_pool_init,
+                              initargs=(spec,)) as pool:
+        results = list(pool.imap_unordered(_jwst_pool_one, spec["uncals"]))
+    failed = [r for r in results if r]
+    for message in failed:
+        print(message, flush=True)
+    return 1 if failed else 0
+
+
+_JWST_POOL = {}
+
+
+def _jwst_pool_init(spec):
+    import logging
+
+    from jwst.pipeline import Detector1Pipeline
+
+    logging.getLogger().setLevel(logging.WARNING)
+    steps = runner.step_config(spec["refs"])
+    for name in runner.MIRI_ONLY_STEPS:
+        steps[name] = {"skip": True}
+    _JWST_POOL.update(pipeline=Detector1Pipeline, steps=steps, outdir=spec["outdir"],
+                      darks=spec["darks"])
+
+
+def _jwst_pool_one(uncal):
+    steps = dict(_JWST_POOL["steps"], dark_current={"override_dark": _JWST_POOL["darks"][uncal]})
+    try:
+        _JWST_POOL["pipeline"].call(uncal, steps=steps,
+                                    output_dir=_JWST_POOL["outdir"], save_results=True)
+        return None
+    except Exception as exc:  # noqa: BLE001 -- reported, as a user's script would
+        return f"{uncal}: {type(exc).__name__}: {exc}"
+
+
+def _start_local_cluster(rundir, workers):
+    """A LocalCluster of ``workers`` single-threaded processes in a process of its own; returns
+    (process, scheduler address)."""
+    address_file = rundir / "scheduler_address"
+    address_file.unlink(missing_ok=True)
+    code = ("import sys, time, distributed\n"
+            "if __name__ == '__main__':\n"
+            f"    c = distributed.LocalCluster(n_workers={workers}, threads_per_worker=1, "
+            "dashboard_address=':0')\n"
+            "    open(sys.argv[1], 'w').write(c.scheduler_address)\n"
+            "    sys.stdin.read()\n"
+            "    c.close()\n")
+    script = rundir / "local_cluster.py"
+    script.write_text(code)
+    proc = subprocess.Popen([sys.executable, str(script), str(address_file)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=open(rundir / "local_cluster.log", "w"))
+    deadline = time.time() + 120
+    while not address_file.exists() or not address_file.read_text():
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError("the LocalCluster did not start; see local_cluster.log")
+        time.sleep(0.2)
+    return proc, address_file.read_text().strip()
+
+
+def bench_batch(args, workroot, crds_path, have_jwst):
+    info = prepare_batch(workroot)
+    rundir = workroot / "batch_runs"
+    shutil.rmtree(rundir, ignore_errors=True)
+    rundir.mkdir()
+    cores = available_cores()
+    n = len(info["uncals"])
+    steps = runner.step_config(info["refs"])
+    del steps["dark_current"]          # each exposure's DARK comes from the folder
+    refs_args = runner.cli_step_args(steps) + ["--refdir", info["refdir"]]
+    r2s = [sys.executable, "-m", "ramp2slope.cli", "run"]
+    res = {"n": n, "kinds": info["kinds"], "load_start": loadavg()[0], "runs": {}}
+
+    log("  batch: single runs, one after another (the reference products)")
+    singles = rundir / "singles"
+    start = time.perf_counter()
+    for uncal in info["uncals"]:
+        _, _, code = run_polled(r2s + [uncal, "--output-dir", singles] + refs_args,
+                                rundir / "singles.log")
+        if code:
+            raise RuntimeError(f"single run of {uncal} failed; see {rundir / 'singles.log'}")
+    res["singles_s"] = time.perf_counter() - start
+
+    def batch_run(tag, extra, also=()):
+        outdir = rundir / f"out_{tag}"
+        cmd = r2s + [Path(info["uncals"][0]).parent, "--output-dir", outdir] + extra + refs_args
+        wall, peak, code = run_polled(cmd, rundir / f"{tag}.log", also=also)
+        records = _manifest_records(outdir) if (outdir / "ramp2slope_manifest.json").exists() else []
+        run = {"wall_s": wall, "rss": peak, "ok": code == 0, "load": loadavg()[0],
+               "per_min": 60 * n / wall, "differ": _compare_products(outdir, singles),
+               "records": [{k: r.get(k) for k in ("input", "seconds", "peak_memory",
+                                                  "predicted_memory", "pid", "started",
+                                                  "finished", "status")} for r in records]}
+        res["runs"][tag] = run
+        log(f"  batch {tag}: {wall:.1f} s, {run['per_min']:.1f} exposures/min, peak total "
+            f"{peak / GB:.2f} GB, {'ok' if run['ok'] else 'FAILED'}, "
+            f"{len(run['differ'])} product(s) differ from single runs")
+        shutil.rmtree(outdir, ignore_errors=True)
+        return run
+
+    batch_run("local_w1_t1", ["--workers", "1", "--threads", "1"])
+    batch_run("local_w1", ["--workers", "1"])
+    batch_run("local_w2", ["--workers", str(min(2, cores))])
+    cluster, address = _start_local_cluster(rundir, min(2, cores))
+    try:
+        batch_run("localcluster", ["--scheduler", address], also=(cluster.pid,))
+    finally:
+        cluster.stdin.close()
+        cluster.wait(timeout=60)
+    res["overhead_s"] = median(_scheduling_gaps(res["runs"]["localcluster"]["records"]))
+
+    if have_jwst and not args.no_jwst:
+        estimate = max(jwst_estimate_bytes({"shape": [1, 10, 2048, 2048], "refs": info["refs"]}),
+                       jwst_estimate_bytes({"shape": [5, 10, 256, 2048], "refs": info["refs"]}))
+        processes = 2 if 2 * estimate < 0.85 * (mem_available() or float("inf")) else 1
+        spec = rundir / "jwst_pool.json"
+        outdir = rundir / "out_jwst"
+        spec.write_text(json.dumps({"uncals": info["uncals"], "refs": info["refs"],
+                                    "darks": dict(zip(info["uncals"], info["darks"])),
+                                    "outdir": str(outdir), "processes": processes,
+                                    "crds_path": str(crds_path)}))
+        outdir.mkdir()
+        log(f"  batch: jwst in a multiprocessing pool of {processes} process(es) ...")
+        wall, peak, code = run_polled([sys.executable, str(Path(__file__).resolve()),
+                                       "--jwst-pool", spec], rundir / "jwst_pool.log")
+        res["runs"]["jwst"] = {"wall_s": wall, "rss": peak, "ok": code == 0, "per_min": 60 * n / wall,
+                               "processes": processes, "load": loadavg()[0]}
+        log(f"  batch jwst: {wall:.1f} s, {60 * n / wall:.1f} exposures/min, peak total "
+            f"{peak / GB:.2f} GB, {'ok' if code == 0 else 'FAILED'}")
+        shutil.rmtree(outdir, ignore_errors=True)
+    res["load_end"] = loadavg()[0]
+    return res
+
+
+def batch_report(res):
+    lines, verdicts = [], []
+
+    def verdict(name, ok, text):
+        state = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        verdicts.append({"target": name, "state": state.strip(), "value": text})
+        lines.append(f"  {state} {name}: {text}")
+
+    runs = res["runs"]
+    kinds = {}
+    for kind in res["kinds"]:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    lines.append(f"Batch: {res['n']} exposures ({', '.join(f'{c} x {k}' for k, c in kinds.items())}); "
+                 f"load avg {res['load_start']:.2f} at start, {res['load_end']:.2f} at end")
+    lines.append(f"  single runs one after another: {res['singles_s']:.1f} s "
+                 f"({60 * res['n'] / res['singles_s']:.1f} exposures/min)")
+    lines.append(f"  {'run':<34} {'wall s':>7} {'exp/min':>8} {'peak GB':>8}  products")
+    labels = {"local_w1_t1": "ramp2slope local, 1 worker x 1 thr",
+              "local_w1": "ramp2slope local, 1 worker x 2 thr",
+              "local_w2": "ramp2slope local, 2 workers x 1 thr",
+              "localcluster": "ramp2slope on a LocalCluster (2x1)",
+              "jwst": "jwst, multiprocessing pool"}
+    for tag, label in labels.items():
+        run = runs.get(tag)
+        if not run:
+            continue
+        if tag == "jwst":
+            label += f" of {run['processes']}"
+            products = "" if run["ok"] else "FAILED"
+        else:
+            products = ("identical to single runs" if run["ok"] and not run["differ"]
+                        else f"DIFFER: {', '.join(run['differ'][:4])}" if run["differ"] else "FAILED")
+        lines.append(f"  {label:<34} {run['wall_s']:>7.1f} {run['per_min']:>8.1f} "
+                     f"{run['rss'] / GB:>8.2f}  {products}")
+    lines.append("")
+    lines.append("  predicted against measured peak per exposure (1 worker x 1 thread), GB:")
+    by_kind = {}
+    for kind, record in zip(res["kinds"], runs["local_w1_t1"]["records"]):
+        if record.get("peak_memory"):
+            by_kind.setdefault(kind, []).append((record["predicted_memory"], record["peak_memory"]))
+    for kind, pairs in by_kind.items():
+        lines.append(f"    {kind:<20} predicted {pairs[0][0] / GB:.2f}, measured "
+                     f"{min(p for _, p in pairs) / GB:.2f}-{max(p for _, p in pairs) / GB:.2f}")
+    lines.append("")
+    lines.append("Targets")
+    ours = [t for t in ("local_w1_t1", "local_w1", "local_w2", "localcluster") if t in runs]
+    same = all(runs[t]["ok"] and not runs[t]["differ"] for t in ours)
+    verdict("products identical to single runs", same,
+            "all runs" if same else ", ".join(t for t in ours if runs[t]["differ"] or not runs[t]["ok"]))
+    w2, jw = runs.get("local_w2"), runs.get("jwst")
+    if jw and jw["ok"]:
+        ratio_t = w2["per_min"] / jw["per_min"]
+        verdict(f"throughput >= {BATCH_THROUGHPUT_VS_JWST:g}x jwst's", ratio_t >= BATCH_THROUGHPUT_VS_JWST,
+                f"{ratio_t:.1f}x ({w2['per_min']:.1f} / {jw['per_min']:.1f} exposures/min)")
+        ratio_m = w2["rss"] / jw["rss"]
+        verdict(f"peak total memory <= {BATCH_RSS_VS_JWST:g} of jwst's", ratio_m <= BATCH_RSS_VS_JWST,
+                f"{ratio_m:.3f} ({w2['rss'] / GB:.2f} GB / {jw['rss'] / GB:.2f} GB)")
+    else:
+        verdict("throughput >= 10x jwst's", None, "jwst not run")
+    one = runs["local_w1_t1"]
+    speedup = w2["per_min"] / one["per_min"]
+    verdict(f"2 workers >= {BATCH_WORKER_SPEEDUP:g}x 1 worker (1 thread each)",
+            speedup >= BATCH_WORKER_SPEEDUP, f"{speedup:.2f}x")
+    overhead = res.get("overhead_s")
+    verdict(f"scheduling overhead per exposure < {BATCH_OVERHEAD_S:g} s on a LocalCluster",
+            overhead is not None and overhead < BATCH_OVERHEAD_S,
+            "-" if overhead is None else f"{overhead:.3f} s (median gap between one exposure's "
+                                         f"end and the next one's start on a worker)")
+    return "\n".join(lines), verdicts
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Benchmark ramp2slope against jwst's Detector1Pipeline (see docs/benchmarks.md).")
     p.add_argument("--quick", action="store_true",
                    help=f"reduced set: cases {','.join(QUICK_CASES)}, 1 repetition (about 2 minutes)")
-    p.add_argument("--cases", help=f"comma-separated cases from {', '.join(CASES)} "
+    p.add_argument("--cases", help=f"comma-separated cases from {', '.join(CASES)}, batch "
+                                   f"(sixteen exposures as one job) "
                                    f"('c' = c50,c200; default {','.join(DEFAULT_CASES)})")
     p.add_argument("--reps", type=int, help="repetitions per case (default 3; 1 with --quick)")
     p.add_argument("--no-jwst", action="store_true", help="do not run the official pipeline")
@@ -705,11 +1065,16 @@ def parse_args(argv=None):
                    help="one more ramp2slope run per case, printing the RSS at the end of each step")
     p.add_argument("--keep-logs", action="store_true",
                    help="keep each case's run folder (logs; products are deleted)")
+    p.add_argument("--jwst-pool", help=argparse.SUPPRESS)   # the batch case's jwst pool process
     args = p.parse_args(argv)
+    args.batch = False
     if args.cases:
         keys = []
         for item in args.cases.split(","):
             item = item.strip()
+            if item == "batch":
+                args.batch = True
+                continue
             for key in CASE_ALIASES.get(item, [item]):
                 if key not in CASES:
                     p.error(f"unknown case {key!r}; choose from {', '.join(CASES)}")
@@ -725,6 +1090,8 @@ def parse_args(argv=None):
 def main(argv=None):
     global SPAWNER
     args = parse_args(argv)
+    if args.jwst_pool:
+        return _jwst_pool_main(args.jwst_pool)
     SPAWNER = Spawner()          # first, while this process is still small
     try:
         import ramp2slope
@@ -784,9 +1151,17 @@ def main(argv=None):
             res["cold"] = cold if index == 0 else None
             res["jwst_skipped"] = skipped
             results.append(res)
+        if args.batch:
+            log("Case batch: sixteen exposures as one job")
+            batch = bench_batch(args, workroot, crds_path, have_jwst)
         meta["load_end"] = loadavg()
-        text, verdicts = report(results, args, meta)
+        text, verdicts = report(results, args, meta) if results else ("", [])
         log(text)
+        if args.batch:
+            batch_text, batch_verdicts = batch_report(batch)
+            log(batch_text)
+            verdicts = list(verdicts) + batch_verdicts
+            results.append({"case": "batch", **batch})
         if args.json:
             Path(args.json).write_text(json.dumps(
                 {"meta": meta, "results": results, "targets": verdicts}, indent=1, default=str))

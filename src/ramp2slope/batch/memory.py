@@ -11,7 +11,7 @@ import os
 
 GB = 1e9
 
-BASE_BYTES = 0.25 * GB          # interpreter, numpy/numba/astropy, kernels, reference tables
+BASE_BYTES = 0.35 * GB          # a worker process: interpreter, numpy/numba/astropy, distributed, kernels
 RAMP_BYTES_PER_SAMPLE = 12      # per pixel and group of one integration (data, DQ, working copies)
 PIXEL_BYTES_PER_INT = 40        # per pixel and integration held, up to BUFFERED_INTS
 BUFFERED_INTS = 3

@@ -1,4 +1,5 @@
 """One exposure, as one task on a worker: the pipeline, its log file and its record."""
+import gc
 import logging
 import os
 import socket
@@ -6,6 +7,7 @@ import time
 import traceback
 
 from ..errors import Ramp2SlopeError
+from ..runtime.malloc import release_free_memory
 from ..stpipe.naming import split_root
 from . import memory
 
@@ -72,6 +74,10 @@ def process_exposure(uncal, params, log_path):
         record["finished"] = time.time()
         record["peak_memory"] = memory.peak_since_reset() if exact_peak else None
         logger.info("%s in %.1f s", record["status"], record["seconds"])
+        # the next exposure on this worker starts from what the pipeline freed, not from this
+        # one's high-water mark: the admission counts each exposure's own peak only
+        gc.collect()
+        release_free_memory()
         logger.removeHandler(handler)
         handler.close()
         logger.setLevel(saved[0])
