@@ -1027,7 +1027,7 @@ def batch_report(res):
     one = runs["local_w1_t1"]
     speedup = w2["per_min"] / one["per_min"]
     verdict(f"2 workers >= {BATCH_WORKER_SPEEDUP:g}x 1 worker (1 thread each)",
-            speedup >= BATCH_WORKER_SPEEDUP, f"{speedup:.2f}x")
+            speedup >= BATCH_WORKER_SPEEDUP, f"{speedup:.3f}x")
     overhead = res.get("overhead_s")
     verdict(f"scheduling overhead per exposure < {BATCH_OVERHEAD_S:g} s on a LocalCluster",
             overhead is not None and overhead < BATCH_OVERHEAD_S,
