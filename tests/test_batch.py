@@ -149,6 +149,16 @@ def test_killed_worker_retried_elsewhere_without_partial_products(exposures, cli
     _no_leftovers(out)
 
 
+def test_scheduler_from_dask_configuration(exposures, client, tmp_path):
+    import dask.config
+
+    workers = set(client.run(os.getpid).values())
+    with dask.config.set({"scheduler-address": client.scheduler.address}):
+        result = run_many(exposures["uncals"][:1], tmp_path / "out", refdir=exposures["refdir"],
+                          progress=False)
+    assert result.exit_code == 0 and result.records[0]["pid"] in workers
+
+
 def test_association_local_pool_resume_and_parameters(exposures, tmp_path, capsys):
     asn = tmp_path / "asn.json"
     members = [{"expname": os.path.relpath(p, tmp_path), "exptype": "science"}
@@ -176,7 +186,10 @@ def test_interrupted_run_resumes(exposures, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "ramp2slope.cli", "run", str(exposures["folder"]),
             "--refdir", exposures["refdir"], "--output-dir", str(out), "--workers", "1"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job ignores SIGINT, and Python then keeps ignoring it: the child must
+    # take Ctrl-C whatever the test itself was started from
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:
         records = _manifest(out) if (out / MANIFEST_NAME).exists() else {}

@@ -156,8 +156,10 @@ def run_many(inputs, output_dir=None, *, refdir=None, steps=None, threads=None, 
     distributed = _import_distributed()
     own_cluster = None
     if client is None:
-        if scheduler is None and distributed.config.get("scheduler-address", None):
-            scheduler = distributed.config.get("scheduler-address")
+        if scheduler is None:
+            import dask.config
+
+            scheduler = dask.config.get("scheduler-address", None)   # DASK_SCHEDULER_ADDRESS too
         if scheduler:
             try:
                 client = distributed.Client(scheduler, timeout="20s")
