@@ -180,6 +180,12 @@ def _corrupt_mapping(root):
         handle.write("header = {this is not a mapping\n")
 
 
+def _truncate(path):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(size // 2)
+
+
 def _drop_type(root):
     path = os.path.join(root, "mappings", "jwst", "jwst_nircam_0001.imap")
     text = open(path).read().replace("'gain': 'jwst_nircam_gain_0001.rmap', ", "")
@@ -193,6 +199,7 @@ def _drop_type(root):
     ("missing_context", "jwst_9999.pmap"),
     ("unknown_type", "does not know this reference type"),
     ("corrupt_mapping", "jwst_nircam_gain_0001.rmap"),
+    ("corrupt_reference", "jwst_nircam_gain_0002.fits"),
 ])
 def test_crds_failures_are_one_line_exit_2(exposure, cache, tmp_path, capsys, monkeypatch, fault,
                                             message):
@@ -204,6 +211,8 @@ def test_crds_failures_are_one_line_exit_2(exposure, cache, tmp_path, capsys, mo
         monkeypatch.setenv("CRDS_CONTEXT", "jwst_9999.pmap")
     elif fault == "unknown_type":
         _drop_type(cache)
+    elif fault == "corrupt_reference":
+        _truncate(os.path.join(cache, "references", "jwst", "nircam", "jwst_nircam_gain_0002.fits"))
     else:
         _corrupt_mapping(cache)
     forget_crds_state()
