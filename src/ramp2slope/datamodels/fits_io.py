@@ -4,6 +4,8 @@ Reading converts to the model's dtypes one integration at a time, so that a uint
 becomes float32 without a second full-size temporary. Writing goes to a temporary name in the
 destination folder and is renamed into place, so a failed run never leaves a half-written file.
 """
+import builtins
+import logging
 import os
 import tempfile
 import warnings
@@ -17,6 +19,10 @@ from ..runtime.owners import owner_tag
 from .raw_image import ImageLayout
 from .asdf_tree import EXTNAME as ASDF_EXTNAME, AsdfMeta, asdf_records
 from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
+
+builtins_open = builtins.open
+_IMAGES = (fits.ImageHDU, fits.PrimaryHDU, fits.CompImageHDU)
+log = logging.getLogger("ramp2slope")
 
 # Keywords that describe the HDU's own structure; astropy writes them, we never carry them.
 _STRUCTURAL = ("XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "BZERO",
@@ -49,13 +55,38 @@ def _open_hdulist(path):
                 _ = hdu.header
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise BadInputError(f"{path}: not a readable FITS file ({str(exc).splitlines()[0]})") from None
+    try:
+        _check_complete(path, hdulist)
+    except BaseException:
+        hdulist.close()
+        raise
     return hdulist
+
+
+def _check_complete(path, hdulist):
+    """A one-line error for a file cut short: astropy silently stops at a header cut in the
+    middle and reads a table cut short as if it were complete."""
+    if getattr(hdulist._file, "compression", None):
+        return   # offsets are in the uncompressed stream
+    size = os.path.getsize(path)
+    last = hdulist[-1].fileinfo()
+    end = last["datLoc"] + last["datSpan"]
+    if size < end:
+        raise BadInputError(f"{path}: the file is truncated ({size} bytes, extension "
+                            f"{hdulist[-1].name or len(hdulist) - 1} ends at byte {end})")
+    if size > end:
+        with builtins_open(path, "rb") as handle:
+            handle.seek(end)
+            rest = handle.read(min(size - end, 2880))
+        if rest.strip(b"\0 "):
+            raise BadInputError(f"{path}: the file is truncated (an incomplete extension "
+                                f"starts at byte {end})")
 
 
 def _read_array(path, hdu, dtype):
     """Read an image HDU into a native-endian array of ``dtype`` (see :mod:`.raw_image`)."""
     try:
-        if isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
+        if isinstance(hdu, _IMAGES):
             layout = ImageLayout(path, hdu)
             if layout.fast and len(layout.shape) >= 2:
                 return layout.read(dtype)
@@ -83,6 +114,13 @@ def image_hdus(model, index, path):
     which raises BadInputError."""
     for spec in model.arrays:
         hdu = index.get(spec.extname)
+        if hdu is not None and not isinstance(hdu, _IMAGES):
+            if spec.attr == model.primary_array:
+                raise BadInputError(f"{path}: {spec.extname} is a {type(hdu).__name__}, "
+                                    f"not an image")
+            log.warning("%s: %s is a %s, not an image; ignored", path, spec.extname,
+                        type(hdu).__name__)
+            continue
         if hdu is None or not hdu.shape:
             continue
         if len(hdu.shape) != spec.ndim:
@@ -90,6 +128,8 @@ def image_hdus(model, index, path):
                 raise BadInputError(
                     f"{path}: {spec.extname} must have {spec.ndim} dimensions for a "
                     f"{type(model).__name__}, found shape {hdu.shape}")
+            log.warning("%s: %s has %d dimensions, not %d; ignored", path, spec.extname,
+                        len(hdu.shape), spec.ndim)
             continue
         yield spec, hdu
 
@@ -134,6 +174,8 @@ def guess_model_class(path):
         model_type = hdulist[0].header.get("DATAMODL")
         index = _hdu_index(hdulist)
         sci = index.get("SCI")
+        if sci is not None and not isinstance(sci, _IMAGES):
+            raise BadInputError(f"{path}: SCI is a {type(sci).__name__}, not an image")
         sci_ndim = len(sci.shape) if sci is not None else None
         has_dq = "DQ" in index
     if model_type in ("Level1bModel", "RampModel"):

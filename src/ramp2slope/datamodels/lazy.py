@@ -84,6 +84,12 @@ class RampSource:
         template._arrays["data"] = placeholder(self.shape, np.float32)
         self.template = template
 
+    def forget(self, attr):
+        """Leave a per-integration array out (one that cannot be used): the model's default
+        takes its place."""
+        self._hdus.pop(attr, None)
+        self._layouts.pop(attr, None)
+
     @property
     def nints(self):
         return self.shape[0]

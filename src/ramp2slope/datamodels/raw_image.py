@@ -14,6 +14,7 @@ through astropy. A file that ends inside the data raises the layout's ``error`` 
 :class:`~ramp2slope.errors.Ramp2SlopeError`) naming the file and the extension.
 :func:`encode` gives the stored bytes of a native array.
 """
+import logging
 import math
 import mmap
 import os
@@ -24,6 +25,7 @@ from astropy.io import fits
 from ..errors import BadInputError
 
 _BIG_ENDIAN = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+_WARNED_BSCALE = set()   # (path, extension) already warned of a zero BSCALE
 _CHUNK_BYTES = 32 << 20  # bytes mapped at a time
 # Populating the mapping in one call is much cheaper than one page fault per 4 kB page.
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -43,6 +45,14 @@ class ImageLayout:
         self.bitpix = int(getattr(hdu, "_orig_bitpix", None) or header["BITPIX"])
         self.bzero = getattr(hdu, "_orig_bzero", header.get("BZERO", 0))
         self.bscale = getattr(hdu, "_orig_bscale", header.get("BSCALE", 1))
+        for keyword, value in (("BZERO", self.bzero), ("BSCALE", self.bscale)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise error(f"{path}: extension {self.name}: {keyword}={value!r} is not a number")
+        if self.bscale == 0 and (path, self.name) not in _WARNED_BSCALE:
+            _WARNED_BSCALE.add((path, self.name))
+            logging.getLogger("ramp2slope").warning(
+                "%s: extension %s has BSCALE = 0: every value reads as BZERO=%s (as jwst reads "
+                "it)", path, self.name, self.bzero)
         self.offset = int(hdu.fileinfo()["datLoc"])
         self.unsigned = (self.bscale == 1 and self.bitpix in (16, 32, 64)
                          and self.bzero == 2 ** (self.bitpix - 1))

@@ -57,6 +57,7 @@ def validate_ramp(model, where, source=None):
         raise BadInputError(f"{where}: SCI must be 4-D (nints, ngroups, ny, nx), got shape {data.shape}")
     if 0 in data.shape:
         raise BadInputError(f"{where}: SCI holds no data (shape {data.shape})")
+    _validate_cards(model.primary_header, where)
     if model.meta.exposure.ngroups is None:
         raise BadInputError(f"{where}: the primary header has no NGROUPS keyword")
     if model.meta.instrument.name is None or model.meta.instrument.detector is None:
@@ -64,21 +65,92 @@ def validate_ramp(model, where, source=None):
     if str(model.meta.instrument.name).upper() == "MIRI":
         raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
     validate_timing(model, where)
+    _validate_companions(model, where, source)
+    fast, slow = (model.primary_header.get(k) for k in ("FASTAXIS", "SLOWAXIS"))
+    if fast is not None and slow is not None:
+        from ..refpix.orientation import check_axes
+
+        try:
+            check_axes(fast, slow)
+        except Ramp2SlopeError as exc:
+            raise BadInputError(f"{where}: {exc}") from None
     for keyword, axis, what in (("NGROUPS", 1, "groups"), ("NINTS", 0, "integrations")):
         value = _number(model, keyword, where, required=keyword == "NGROUPS")
         if value is not None and value != data.shape[axis]:
             log.warning("%s: %s=%s but SCI has %d %s; the array shape is used", where, keyword,
                         value, data.shape[axis], what)
     if source is None:
-        bad = int(np.count_nonzero(~np.isfinite(data[:, :1]))) if data.dtype.kind == "f" else 0
+        first = data[:, 0]
+        bad = int(np.count_nonzero(~np.isfinite(first)))
+        negative = int(np.count_nonzero(first < 0))
     else:
-        bad = 0
-        if source.is_float:  # integers are always finite
-            for integration in range(source.nints):
-                bad += int(np.count_nonzero(~np.isfinite(source.read("data", integration, group=0))))
+        bad = negative = 0
+        for integration in range(source.nints):
+            first = source.read("data", integration, group=0)
+            bad += int(np.count_nonzero(~np.isfinite(first)))
+            negative += int(np.count_nonzero(first < 0))
+    if negative:
+        log.warning("%s: SCI holds %d negative counts in the first group (raw counts are "
+                    "unsigned: a missing BZERO?); used as they are, as jwst uses them", where,
+                    negative)
     if bad:
         raise BadInputError(f"{where}: SCI contains non-finite values (NaN or inf) in the first group "
                             f"of {bad} pixels; raw ramps must be finite")
+
+
+def _validate_companions(model, where, source):
+    """The arrays that travel with SCI, checked as jwst meets them.
+
+    jwst replaces a PIXELDQ of the wrong shape by zeros with a warning (as here, also for
+    GROUPDQ), and stops with a Python error on a ZEROFRAME of the wrong shape, on ZEROFRAM = T
+    without a ZEROFRAME extension and on SUBSIZE1/2 that disagree with the array (one-line
+    errors here).
+    """
+    nints, ngroups, ny, nx = model._arrays["data"].shape
+    header = model.primary_header
+    for axis, keyword, size in ((1, "SUBSIZE1", nx), (2, "SUBSIZE2", ny)):
+        value = _number(model, keyword, where)
+        if value is not None and value != size:
+            raise BadInputError(f"{where}: {keyword}={value} but SCI has {size} "
+                                f"{'columns' if axis == 1 else 'rows'}")
+
+    def shape_of(attr):
+        if source is not None and source.has(attr):
+            return tuple(int(n) for n in source._hdus[attr].shape)
+        array = model._arrays.get(attr)
+        return None if array is None else array.shape
+
+    for attr, extname, expected in (("pixeldq", "PIXELDQ", (ny, nx)),
+                                    ("groupdq", "GROUPDQ", (nints, ngroups, ny, nx))):
+        shape = shape_of(attr)
+        if shape is not None and shape != expected:
+            log.warning("%s: %s has shape %s, not %s; replaced by zeros (as jwst does)", where,
+                        extname, shape, expected)
+            if source is not None:
+                source.forget(attr)
+            model._arrays.pop(attr, None)
+    zeroframe = shape_of("zeroframe")
+    if zeroframe is not None and zeroframe != (nints, ny, nx):
+        raise BadInputError(f"{where}: ZEROFRAME has shape {zeroframe}, not {(nints, ny, nx)} "
+                            f"(integrations, rows, columns of SCI)")
+    if zeroframe is None and header.get("ZEROFRAM") is True:
+        raise BadInputError(f"{where}: ZEROFRAM = T but there is no ZEROFRAME extension (the "
+                            f"file may be cut short)")
+
+
+def _validate_cards(header, where):
+    """Cards that astropy cannot parse, or whose values the FITS standard refuses (control
+    characters): the products, which carry them, could not be written."""
+    for index in range(len(header)):
+        card = header.cards[index]
+        try:
+            value = card.value
+        except Exception:   # VerifyError: an unparsable card
+            raise BadInputError(f"{where}: the {card.keyword} card of the primary header cannot "
+                                f"be read") from None
+        if isinstance(value, str) and any(not " " <= char <= "~" for char in value):
+            raise BadInputError(f"{where}: {card.keyword} holds characters a FITS header may "
+                                f"not hold (control or non-ASCII characters): {value!r}")
 
 
 def _number(model, keyword, where, required=False):

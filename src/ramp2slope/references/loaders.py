@@ -305,6 +305,10 @@ def load_linearity(path, model):
         ref.close()
 
 
+#: No detector's dark current reaches this many DN within a ramp (the ADC's range is 65535).
+DARK_PLAUSIBLE_DN = 1e6
+
+
 class DarkPlanes:
     """The dark's SCI array, read plane by plane from the file (never held whole).
 
@@ -327,11 +331,16 @@ class DarkPlanes:
         if out is None:
             out = np.empty(self.shape[1:], np.float32)
         if self._image is not None:
-            return self._image.read(np.float32, planes=int(p), out=out)
-        # a scaled layout (not used by real darks): unscaled by astropy once, kept in memory
-        if getattr(self, "_whole", None) is None:
-            self._whole = self._ref.read(self._name, np.float32)
-        out[...] = self._whole[int(p)]
+            self._image.read(np.float32, planes=int(p), out=out)
+        else:
+            # a scaled layout (not used by real darks): unscaled by astropy once, kept in memory
+            if getattr(self, "_whole", None) is None:
+                self._whole = self._ref.read(self._name, np.float32)
+            out[...] = self._whole[int(p)]
+        warn_values(self.path, "dark values that are NaN or beyond 1e6 DN",
+                    int(np.count_nonzero(~(np.abs(out) <= DARK_PLAUSIBLE_DN))),
+                    f"(counted in plane {int(p)}) subtracted as they are (as jwst does): their "
+                    f"ramps and rates are NaN or meaningless")
         return out
 
     def read_all(self):
