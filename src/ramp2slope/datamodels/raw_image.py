@@ -17,6 +17,7 @@ through astropy. A file that ends inside the data raises the layout's ``error`` 
 import logging
 import math
 import mmap
+import numbers
 import os
 
 import numpy as np
@@ -46,7 +47,7 @@ class ImageLayout:
         self.bzero = getattr(hdu, "_orig_bzero", header.get("BZERO", 0))
         self.bscale = getattr(hdu, "_orig_bscale", header.get("BSCALE", 1))
         for keyword, value in (("BZERO", self.bzero), ("BSCALE", self.bscale)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise error(f"{path}: extension {self.name}: {keyword}={value!r} is not a number")
         if self.bscale == 0 and (path, self.name) not in _WARNED_BSCALE:
             _WARNED_BSCALE.add((path, self.name))
