@@ -89,7 +89,10 @@ def validate_ramp(model, where, source=None):
             first = source.read("data", integration, group=0)
             bad += int(np.count_nonzero(~np.isfinite(first)))
             negative += int(np.count_nonzero(first < 0))
-    if negative:
+    # a ramp already calibrated by some step (an intermediate product) is negative by nature
+    calibrated = any(str(value) == "COMPLETE" for key, value in model.primary_header.items()
+                     if key.startswith("S_"))
+    if negative and not calibrated:
         log.warning("%s: SCI holds %d negative counts in the first group (raw counts are "
                     "unsigned: a missing BZERO?); used as they are, as jwst uses them", where,
                     negative)

@@ -337,10 +337,13 @@ class DarkPlanes:
             if getattr(self, "_whole", None) is None:
                 self._whole = self._ref.read(self._name, np.float32)
             out[...] = self._whole[int(p)]
-        warn_values(self.path, "dark values that are NaN or beyond 1e6 DN",
-                    int(np.count_nonzero(~(np.abs(out) <= DARK_PLAUSIBLE_DN))),
-                    f"(counted in plane {int(p)}) subtracted as they are (as jwst does): their "
-                    f"ramps and rates are NaN or meaningless")
+        # max and min make no temporary arrays (NaN propagates through both); pixels are
+        # counted only in a plane that has such values
+        if not -DARK_PLAUSIBLE_DN <= out.min() <= out.max() <= DARK_PLAUSIBLE_DN:
+            warn_values(self.path, "dark values that are NaN or beyond 1e6 DN",
+                        int(np.count_nonzero(~(np.abs(out) <= DARK_PLAUSIBLE_DN))),
+                        f"(counted in plane {int(p)}) subtracted as they are (as jwst does): "
+                        f"their ramps and rates are NaN or meaningless")
         return out
 
     def read_all(self):
