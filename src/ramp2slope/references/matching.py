@@ -20,12 +20,15 @@ applied to what the files say of themselves in their primary headers:
 """
 import datetime
 import glob
+import logging
 import os
 import warnings
 
 from astropy.io import fits
 
 from ..errors import ReferenceFileError
+
+log = logging.getLogger("ramp2slope")
 
 WILDCARDS = frozenset({"", "ANY", "GENERIC", "N/A"})
 
@@ -64,6 +67,9 @@ def primary_fields(path):
     try:
         stat = os.stat(path)
     except OSError:
+        if path not in _HEADER_CACHE:
+            _HEADER_CACHE[path] = (None, None, None)
+            log.info("%s: skipped (a link to nothing, or unreadable)", path)
         return None
     cached = _HEADER_CACHE.get(path)
     if cached and cached[:2] == (stat.st_mtime, stat.st_size):
@@ -74,6 +80,7 @@ def primary_fields(path):
             header = fits.getheader(path, 0)
     except Exception:  # not a candidate; the folder may hold anything
         fields = None
+        log.info("%s: skipped (not a readable FITS file)", path)
     else:
         fields = {key: _text(header.get(key)) for key in _HEADER_KEYS}
     _HEADER_CACHE[path] = (stat.st_mtime, stat.st_size, fields)
