@@ -349,7 +349,8 @@ def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers,
     cube_shapes = {name: cube for name in ("data", "dq", "err", "var_poisson", "var_rnoise")}
 
     fitopt_writer = opt_out = None
-    if ramp_fit.save_opt:
+    likely = getattr(fitter, "is_likely", False)
+    if ramp_fit.save_opt and not likely:
         nseg, ncr = fitter.nseg_max, fitter.ncr_max
         seg_shape = (nints, nseg, ny, nx)
         stand_in = OptionalProduct(
@@ -419,6 +420,8 @@ def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers,
         _write_planes(final_writer, i, out)
         write_time += time.perf_counter() - t0
     result = fitter.finish()
+    if likely and ramp_fit.save_opt:
+        ramp_fit.save_chisq(shell, fitter.chisq)
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
         setattr(rate, name, getattr(result, name))
     _log_done(ramp_fit, time.perf_counter() - fit_start - write_time, rate)

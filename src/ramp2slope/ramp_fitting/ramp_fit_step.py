@@ -1,13 +1,13 @@
-"""RampFitStep: fit slopes to the ramps (OLS with optimal weighting) → rate and rateints."""
+"""RampFitStep: fit slopes to the ramps (OLS_C or LIKELY) → rate and rateints."""
 import logging
 
 import numpy as np
 
 from .. import datamodels
-from ..errors import Ramp2SlopeError
 from ..references import load_gain, load_readnoise
 from ..stpipe import Step
 from ..stpipe.naming import make_output_path
+from .likely_fit import MIN_NGROUPS, LikelyRampFitter, fit_ramps_likely
 from .ols_fit import OLSRampFitter, fit_ramps
 
 __all__ = ["RampFitStep"]
@@ -34,6 +34,14 @@ class RampFitStep(Step):
 
     def process(self, model):
         gain, readnoise = self._prepare(model)
+        if self.likely(model):
+            result = fit_ramps_likely(
+                model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
+                zeroframe=model.zeroframe if self.uses_zeroframe(model, model.has("zeroframe"))
+                else None, **self._fit_parameters(model))
+            if self.save_opt:
+                self.save_chisq(model, result.chisq)
+            return self.products(model, result.rate, result.rateints)
         result = fit_ramps(
             model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
             zeroframe=model.zeroframe if self.uses_zeroframe(model, model.has("zeroframe")) else None,
@@ -49,21 +57,34 @@ class RampFitStep(Step):
     # and metadata); then no_slopes(model) when the fitter finds every pixel saturated, or
     # products(model, rate, rateints) for the output models.
     def begin_fit(self, model, has_zeroframe):
-        """An :class:`OLSRampFitter` for ``model`` (which may hold metadata only)."""
+        """An :class:`OLSRampFitter` (or, for LIKELY, a :class:`LikelyRampFitter`, whose
+        ``finish`` leaves the chi squared for ``save_chisq`` in its ``chisq``) for ``model``
+        (which may hold metadata only)."""
         gain, readnoise = self._prepare(model)
+        if self.likely(model):
+            return LikelyRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
+                                    has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
+                                    **self._fit_parameters(model))
         return OLSRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                              has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
                              **self._fit_parameters(model))
 
-    @staticmethod
-    def uses_zeroframe(model, has_zeroframe):
-        """Whether the fit is given the ZEROFRAME (ZEROFRAM is set and the array is present)."""
+    def uses_zeroframe(self, model, has_zeroframe):
+        """Whether the fit is given the ZEROFRAME: for OLS_C when ZEROFRAM is set and the array
+        is present; for LIKELY whenever the array is present (as stcal does)."""
+        if self.likely(model):
+            return bool(has_zeroframe)
         return bool(model.meta.exposure.zero_frame and has_zeroframe)
 
+    def likely(self, model):
+        """Whether LIKELY fits ``model``: asked for, and at least MIN_NGROUPS groups (jwst
+        falls back to OLS_C below that)."""
+        return str(self.algorithm).upper() == "LIKELY" and model.shape[1] >= MIN_NGROUPS
+
     def _prepare(self, model):
-        if self.algorithm == "LIKELY" and model.shape[1] >= 4:
-            raise Ramp2SlopeError(f"{self.name}: algorithm='LIKELY' is not available in ramp2slope; "
-                                  f"use the default 'OLS_C'")
+        if str(self.algorithm).upper() == "LIKELY" and not self.likely(model):
+            log.info("%s: LIKELY needs at least %d groups, got %d; using OLS_C", self.name,
+                     MIN_NGROUPS, model.shape[1])
         gain = load_gain(self.get_reference_file(model, "gain"), model)
         readnoise = load_readnoise(self.get_reference_file(model, "readnoise"), model)
         if gain.gain_factor is not None:
@@ -102,6 +123,17 @@ class RampFitStep(Step):
         self.record_status(out, "COMPLETE")
         out._path = model._path
         return out
+
+    def save_chisq(self, model, chisq):
+        """LIKELY with save_opt: the rate's chi squared as an ImageModel (``likely_chisq``)."""
+        out = datamodels.ImageModel(data=np.asarray(chisq, np.float32))
+        out.update(model)
+        base = self.opt_name or model._path or model.meta.filename
+        path = make_output_path(base, output_dir=self.search_attr("output_dir"),
+                                suffix="likely_chisq")
+        out.save(path)
+        log.info("%s: saved %s", self.name, path)
+        return path
 
     def _save_optional(self, model, optional):
         fitopt = self.optional_model(model, optional)

@@ -1,0 +1,192 @@
+"""LIKELY ramp fitting: equal to stcal 1.20's likelihood fit within float32 rounding.
+
+* the arrays: ``fit_ramps_likely`` vs ``stcal.ramp_fitting.likely_fit`` on ramps with jumps,
+  saturation, NaNs, DO_NOT_USE groups, NFRAMES > 1 with a ZEROFRAME, firstgroup/lastgroup, one
+  and several integrations, 4 to 10 groups (rate, err, var_*, dq and chi squared);
+* the same products on 1 and 2 threads;
+* the step: RampFitStep(algorithm='LIKELY') on a calibrated ramp vs jwst's RampFitStep (rate,
+  rateints and the likely_chisq product), the fallback to OLS_C below 4 groups, and the
+  pipeline streamed vs whole with LIKELY.
+"""
+import os
+
+import numba
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ramp2slope.datamodels import dqflags
+from ramp2slope.ramp_fitting.likely_fit import fit_ramps_likely
+from test_ramp_fitting import assert_matches, make_exposure, stcal_dq_with_nan_flagged
+from test_streaming import _assert_same_products, _run
+
+JUMP = dqflags.group["JUMP_DET"]
+DNU = dqflags.group["DO_NOT_USE"]
+
+
+def stcal_likely(exp, firstgroup=None, lastgroup=None):
+    pytest.importorskip("stcal")
+    pytest.importorskip("stdatamodels")
+    from stcal.ramp_fitting import likely_fit, ramp_fit_class
+    from stdatamodels.jwst.datamodels import dqflags as jwst_dqflags
+
+    gdq = exp["groupdq"].copy()
+    if firstgroup is not None or lastgroup is not None:
+        step = pytest.importorskip("jwst.ramp_fitting.ramp_fit_step")
+        step.set_groupdq(firstgroup, lastgroup, gdq.shape[1], gdq, jwst_dqflags.group)
+    rd = ramp_fit_class.RampData()
+    zf = exp["zeroframe"]
+    rd.set_arrays(exp["data"].copy(), gdq, exp["pixeldq"].copy(),
+                  exp["average_dark_current"].copy(), zeroframe=None if zf is None else zf.copy())
+    rd.set_meta(name="NIRCAM", frame_time=exp["frame_time"], group_time=exp["group_time"],
+                groupgap=exp["groupgap"], nframes=exp["nframes"],
+                drop_frames1=exp["drop_frames1"])
+    rd.algorithm = "LIKELY"
+    rd.set_dqflags(jwst_dqflags.pixel)
+    rd.start_row, rd.num_rows = 0, exp["data"].shape[2]
+    image, ints, opt = likely_fit.likely_ramp_fit(rd, exp["readnoise"].copy(), exp["gain"].copy())
+    assert opt is None
+    return image, ints
+
+
+def compare(ours, image, ints):
+    for product, chisq, ref in ((ours.rate, ours.chisq, image),
+                                (ours.rateints, ours.chisq_ints, ints)):
+        # float32 rounding: the kernels repeat stcal's float64 arithmetic step by step
+        tol = dict(rtol=2e-7, atol=0.0)
+        assert_matches("slope", product.data, ref["slope"], **tol)
+        for name in ("err", "var_poisson", "var_rnoise"):
+            assert_matches(name, getattr(product, name), ref[name], **tol)
+        assert_matches("chisq", chisq, ref["chisq"], **tol)
+        assert_matches("dq", product.dq, stcal_dq_with_nan_flagged(ref["dq"], ref["slope"]),
+                       rtol=0)
+
+
+CASES = {
+    "1int-4g": dict(nints=1, ngroups=4),
+    "1int-6g": dict(nints=1, ngroups=6),
+    "3int-5g": dict(nints=3, ngroups=5),
+    "2int-10g-dense": dict(nints=2, ngroups=10, dense_flags=True),
+    "2int-7g-nframes4-zeroframe": dict(nints=2, ngroups=7, nframes=4, groupgap=1,
+                                       zeroframe=True),
+    "1int-9g-nframes2": dict(nints=1, ngroups=9, nframes=2),
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", CASES)
+def test_likely_matches_stcal(case):
+    kw = dict(CASES[case])
+    nints, ngroups = kw.pop("nints"), kw.pop("ngroups")
+    exp = make_exposure(300 + nints * 17 + ngroups, nints, ngroups, **kw)
+    # NaN groups, also in the non-dense cases
+    exp["data"][:, ngroups // 2, 5, 5:9] = np.nan
+    image, ints = stcal_likely(exp)
+    ours = fit_ramps_likely(**exp)
+    compare(ours, image, ints)
+    # the cases exercise the interesting paths: jumps found by the fit, NaN rates, DQ
+    new_jumps = ours.rateints.dq & JUMP
+    assert np.count_nonzero(new_jumps) > 0
+    assert np.isnan(ours.rate.data).any() and np.isfinite(ours.rate.data).mean() > 0.5
+
+
+@pytest.mark.oracle
+def test_likely_firstgroup_lastgroup_matches_stcal():
+    exp = make_exposure(41, 2, 8)
+    image, ints = stcal_likely(exp, firstgroup=1, lastgroup=6)
+    compare(fit_ramps_likely(**exp, firstgroup=1, lastgroup=6), image, ints)
+
+
+def test_likely_finds_a_jump_and_is_thread_independent():
+    exp = make_exposure(7, 2, 8, ny=24, nx=24)
+    exp["groupdq"][:] = 0
+    exp["data"][:, 5:, 3, 4] += 5000.0  # an unflagged jump at group 5
+    results = []
+    for threads in (1, 2):
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            pytest.skip("needs 2 numba threads")
+        results.append(fit_ramps_likely(**exp, threads=threads))
+    a, b = results
+    for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
+        np.testing.assert_array_equal(getattr(a.rate, name), getattr(b.rate, name))
+        np.testing.assert_array_equal(getattr(a.rateints, name), getattr(b.rateints, name))
+    assert a.rateints.dq[:, 3, 4].tolist() == [JUMP, JUMP]
+    # the jump does not bias the rate: compare with the neighbours' spread
+    assert abs(a.rate.data[3, 4] - np.median(a.rate.data[2:5, 2:7])) < 5 * a.rate.err[3, 4] + 50
+
+
+# ------------------------------------------------------------------------------------------------
+# the step and the pipeline
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    from ramp2slope.simulate import simulate_exposure
+
+    return simulate_exposure(tmp_path_factory.mktemp("likely") / "sim", subarray="SUB64P",
+                             ngroups=6, nints=2, seed=5, cr_rate=300.0)
+
+
+@pytest.mark.oracle
+def test_step_matches_jwst_ramp_fit_step(sim, tmp_path):
+    """Our pipeline's calibrated ramp, fitted by both RampFitSteps with LIKELY."""
+    from jwst_oracle import require_jwst
+
+    require_jwst()
+    from jwst.ramp_fitting import RampFitStep as JwstRampFitStep
+
+    refdir = os.path.dirname(sim.refs["mask"])
+    steps = {"ramp_fit": {"algorithm": "LIKELY", "save_opt": True}}
+    rate = _run(sim.uncal, refdir, tmp_path, steps, True, save_calibrated_ramp=True)
+    assert rate.meta.cal_step.ramp_fit == "COMPLETE"
+    ramp = tmp_path / f"{sim.root}_ramp.fits"
+    jwst_dir = tmp_path / "jwst"
+    ref_rate, ref_ints = JwstRampFitStep.call(
+        str(ramp), algorithm="LIKELY", save_opt=True, output_dir=str(jwst_dir),
+        override_gain=str(sim.refs["gain"]), override_readnoise=str(sim.refs["readnoise"]))
+    with fits.open(tmp_path / f"{sim.root}_rateints.fits") as hdul:
+        ours_ints = {name: hdul[name].data for name in ("SCI", "ERR", "DQ", "VAR_POISSON",
+                                                         "VAR_RNOISE")}
+    for ours, ref in ((ours_ints, ref_ints), ({"SCI": rate.data, "ERR": rate.err, "DQ": rate.dq,
+                                               "VAR_POISSON": rate.var_poisson,
+                                               "VAR_RNOISE": rate.var_rnoise}, ref_rate)):
+        tol = dict(rtol=2e-7)
+        assert_matches("SCI", ours["SCI"], ref.data, **tol)
+        for name in ("ERR", "VAR_POISSON", "VAR_RNOISE"):
+            assert_matches(name, ours[name], getattr(ref, name.lower()), **tol)
+        assert_matches("DQ", ours["DQ"], stcal_dq_with_nan_flagged(ref.dq, ref.data), rtol=0)
+    with fits.open(tmp_path / f"{sim.root}_likely_chisq.fits") as hdul:
+        chisq = hdul["SCI"].data
+    (ref_chisq_path,) = jwst_dir.glob("*likely_chisq.fits")
+    with fits.open(ref_chisq_path) as hdul:
+        ref_chisq = hdul["SCI"].data
+    assert chisq.shape == rate.data.shape and np.isfinite(chisq).mean() > 0.9
+    assert_matches("chisq", chisq, ref_chisq, rtol=2e-7)
+
+
+def test_likely_streamed_identical_to_whole_and_falls_back_below_4_groups(sim, tmp_path):
+    refdir = os.path.dirname(sim.refs["mask"])
+    steps = {"ramp_fit": {"algorithm": "LIKELY", "save_opt": True, "save_results": True}}
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"
+    _run(sim.uncal, refdir, streamed, steps, True)
+    _run(sim.uncal, refdir, whole, steps, False)
+    _assert_same_products(streamed, whole)
+    names = os.listdir(streamed)
+    assert f"{sim.root}_likely_chisq.fits" in names
+    assert not [n for n in names if n.endswith("_fitopt.fits")]
+    # LIKELY differs from OLS_C
+    ols = tmp_path / "ols"
+    rate_ols = _run(sim.uncal, refdir, ols, {}, True)
+    with fits.open(streamed / f"{sim.root}_rate.fits") as hdul:
+        likely_rate = hdul["SCI"].data
+    finite = np.isfinite(likely_rate) & np.isfinite(rate_ols.data)
+    assert not np.array_equal(likely_rate[finite], rate_ols.data[finite])
+
+
+def test_likely_below_four_groups_is_ols(tmp_path):
+    from ramp2slope.simulate import simulate_exposure
+
+    sim3 = simulate_exposure(tmp_path / "sim3", subarray="SUB64P", ngroups=3, nints=1, seed=2)
+    refdir = os.path.dirname(sim3.refs["mask"])
+    a = _run(sim3.uncal, refdir, tmp_path / "a", {"ramp_fit": {"algorithm": "LIKELY"}}, True)
+    b = _run(sim3.uncal, refdir, tmp_path / "b", {}, True)
+    np.testing.assert_array_equal(a.data, b.data)
