@@ -139,16 +139,19 @@ def _fit(nd, diffs, use, crg, gain, rn2, cov, detect, s, out):
         theta_d[i + 1] = beta[i - 1] * theta_d[i] + sg * dm[i] * theta[i]
 
     tn = theta[nd]
+    # (+-1) / tn is exactly +-(1 / tn): one division instead of three per difference
+    inv_tn = 1.0 / tn
     a_sum1 = 0.0
     a_sum2 = 0.0
     b_sum = 0.0
     c_sum = 0.0
     for k in range(nd):
-        sg = 1.0 if k % 2 == 1 else -1.0
-        d_c[k] = sg / tn * (phi[k + 1] * big_theta[k] + theta[k] * big_phi[k])
+        sg_tn = inv_tn if k % 2 == 1 else -inv_tn
+        d_c[k] = sg_tn * (phi[k + 1] * big_theta[k] + theta[k] * big_phi[k])
         d_c[k] = d_c[k] * use[k]
-        d_b[k] = sg / tn * (phi[k + 1] * theta_d[k + 1] + theta[k] * phi_d[k])
+        d_b[k] = sg_tn * (phi[k + 1] * theta_d[k + 1] + theta[k] * phi_d[k])
         bext = 1.0 if k == 0 else beta[k - 1]
+        sg = 1.0 if k % 2 == 1 else -1.0
         t1 = dm[k] * sg / tn * bext * phi[k + 1] * theta_d[k]
         t2 = dm[k] ** 2 * theta[k] * phi[k + 1] / tn
         t3 = dm[k] * d_c[k]
@@ -169,10 +172,13 @@ def _fit(nd, diffs, use, crg, gain, rn2, cov, detect, s, out):
     out[0] = countrate
     out[1] = chisq
     out[2] = np.sqrt(scale / big_c)
+    wts = s[21]
+    for k in range(nd):
+        wts[k] = d_c[k] / big_c
     vp = 0.0
     vr = 0.0
     for k in range(nd):
-        w = d_c[k] / big_c
+        w = wts[k]
         if k == 0:
             vp = w ** 2 * aph[k]
             vr = w ** 2 * arn[k]
@@ -182,8 +188,8 @@ def _fit(nd, diffs, use, crg, gain, rn2, cov, detect, s, out):
     vp2 = 0.0
     vr2 = 0.0
     for k in range(nd - 1):
-        w0 = d_c[k] / big_c
-        w1 = d_c[k + 1] / big_c
+        w0 = wts[k]
+        w1 = wts[k + 1]
         if k == 0:
             vp2 = w1 * w0 * bph[k]
             vr2 = w1 * w0 * brn[k]
@@ -332,7 +338,7 @@ def integration_kernel(data, gdq, zf, use_zf, nframes, first, last, gain, readno
         diffs = np.empty(nd, np.float64)
         use = np.empty(nd, np.uint8)
         use0 = np.empty(nd, np.uint8)
-        s = np.empty((21, nd + 1), np.float64)
+        s = np.empty((22, nd + 1), np.float64)
         work = np.empty(nd, np.float64)
         res = np.empty(5, np.float64)
         for x in range(nx):
