@@ -190,3 +190,37 @@ def test_likely_below_four_groups_is_ols(tmp_path):
     a = _run(sim3.uncal, refdir, tmp_path / "a", {"ramp_fit": {"algorithm": "LIKELY"}}, True)
     b = _run(sim3.uncal, refdir, tmp_path / "b", {}, True)
     np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_report_compares_likely_with_ols(sim, tmp_path):
+    """A LIKELY run's report shows the rate against an OLS_C fit of the same ramps."""
+    import re
+
+    from jwst_oracle import run_ours_detector1
+    from ramp2slope.report import write_report
+    from ramp2slope.report.context import Context
+    from ramp2slope.report.products import locate
+    from ramp2slope.report.steps import likely_vs_ols
+
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    out = tmp_path / "products"
+    run_ours_detector1(sim.uncal, refs, out, save_steps=("jump",),
+                       steps={"ramp_fit": {"algorithm": "LIKELY", "save_opt": True}})
+    with locate(out) as products:
+        ctx = Context(products)
+        likely, ols, err, y0 = likely_vs_ols(ctx, products.get("rate"))
+        # the OLS_C refit is the pipeline's own OLS_C rate
+        rate_ols = run_ours_detector1(sim.uncal, refs, tmp_path / "ols", save_steps=())
+        np.testing.assert_array_equal(ols, rate_ols.data[y0:y0 + ols.shape[0]])
+        finite = np.isfinite(likely) & np.isfinite(ols)
+        assert finite.mean() > 0.9 and not np.array_equal(likely[finite], ols[finite])
+    html = write_report(out, out=tmp_path / "report.html")
+    text = open(html, encoding="utf-8").read()
+    section = re.search(r'<section class="step" id="ramp_fit">(.*?)</section>', text, re.S).group(1)
+    assert "The run fitted the ramps with LIKELY" in section
+    assert re.search(r"median \|difference\| = [0-9.]+ x ERR", section)
+    assert section.count("<img") >= 3
+    # without the chi-squared product (an OLS_C run's products) the comparison is not shown
+    os.remove(out / f"{sim.root}_likely_chisq.fits")
+    text = open(write_report(out, out=tmp_path / "plain.html"), encoding="utf-8").read()
+    assert "fitted the ramps with LIKELY" not in text

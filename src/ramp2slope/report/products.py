@@ -20,8 +20,11 @@ STEP_SUFFIXES = ("dq_init", "saturation", "superbias", "refpix", "linearity", "d
                  "jump")
 FIT_SUFFIXES = ("0_ramp_fit", "1_ramp_fit", "fitopt", "rateints", "rate")
 SUFFIXES = STEP_SUFFIXES + FIT_SUFFIXES
+#: Products read when present, never reported missing: only some runs make them (LIKELY's
+#: chi squared, with save_opt).
+OPTIONAL_SUFFIXES = ("likely_chisq",)
 # Longest first, so that "_0_ramp_fit" and "_rateints" are recognised before shorter suffixes.
-_MATCH_ORDER = tuple(sorted(SUFFIXES + ("uncal",), key=len, reverse=True))
+_MATCH_ORDER = tuple(sorted(SUFFIXES + OPTIONAL_SUFFIXES + ("uncal",), key=len, reverse=True))
 
 
 class FitsProduct:
@@ -115,7 +118,8 @@ class ProductSet:
         self.root = root
         self.folder = os.path.dirname(root) or "."
         self.rootname = os.path.basename(root)
-        self.paths = {s: f"{root}_{s}.fits" for s in SUFFIXES if os.path.isfile(f"{root}_{s}.fits")}
+        self.paths = {s: f"{root}_{s}.fits" for s in SUFFIXES + OPTIONAL_SUFFIXES
+                      if os.path.isfile(f"{root}_{s}.fits")}
         self.uncal = self._find_uncal(uncal)
         self._open = {}
 

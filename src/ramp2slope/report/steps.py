@@ -917,6 +917,74 @@ def _fit_lines(ctx, fitopt, y, x, gdq):
     return lines
 
 
+def likely_vs_ols(ctx, rate, rows=256):
+    """(LIKELY rate, OLS_C rate, ERR, first row) in a band of at most ``rows`` rows.
+
+    The OLS_C rate is fitted here, with the run's GAIN and READNOISE references, to the ramps of
+    the jump product (what the fit saw, unless persistence flagged more groups), and scaled
+    by GAINFACT when gain_scale scaled the rate."""
+    from ..ramp_fitting.ols_fit import fit_ramps
+
+    jump = ctx.require("jump")
+    if not (ctx.tgroup and ctx.tframe):
+        raise NotRun("the products have no TGROUP or TFRAME keyword")
+    y0 = max(0, ctx.ny // 2 - rows // 2)
+    band = slice(y0, min(ctx.ny, y0 + rows))
+    gain = ctx.reference("gain").data[band]
+    readnoise = ctx.reference("readnoise").data[band]
+    pixeldq = ctx.pixeldq()
+    pixeldq = (np.zeros((ctx.ny, ctx.nx), np.uint32) if pixeldq is None else pixeldq)[band]
+    data = jump.read("SCI", (slice(None), slice(None), band), dtype=np.float32)
+    gdq = jump.read("GROUPDQ", (slice(None), slice(None), band), dtype=np.uint8)
+    fit = fit_ramps(data, gdq, pixeldq, gain, readnoise, nframes=ctx.nframes,
+                    group_time=ctx.tgroup, frame_time=ctx.tframe, groupgap=ctx.groupgap)
+    if fit is None:
+        raise NotRun("every pixel of the sampled rows is saturated in the first group")
+    factor = 1.0
+    if str(rate.header.get("S_GANSCL")).upper() == "COMPLETE":
+        factor = float(rate.header.get("GAINFACT") or 1.0)
+    ols = fit.rate.data.astype(np.float64) * factor
+    likely = rate.read("SCI", (band,)).astype(np.float64)
+    err = rate.read("ERR", (band,)).astype(np.float64)
+    return likely, ols, err, y0
+
+
+def _likely_vs_ols(ctx, sec, rate):
+    """The run used LIKELY (its chi-squared product is there): its rate against OLS_C's."""
+    try:
+        likely, ols, err, y0 = likely_vs_ols(ctx, rate)
+    except NotRun as exc:
+        sec.para(f"The run fitted the ramps with LIKELY; its comparison with OLS_C is not "
+                 f"shown: {exc}.")
+        return
+    diff = likely - ols
+    science = ctx.science_mask()[y0:y0 + diff.shape[0]]
+    good = science & np.isfinite(diff) & (err > 0)
+    if good.sum() < 10:
+        sec.para("The run fitted the ramps with LIKELY; fewer than 10 pixels have both rates, "
+                 "so its comparison with OLS_C is not shown.")
+        return
+    rel = diff[good] / err[good]
+    limit = float(np.percentile(np.abs(diff[good]), 99)) or 1.0
+    y1 = y0 + diff.shape[0] - 1
+    shown = np.where(science, diff, np.nan)
+    sec.para(f"The run fitted the ramps with LIKELY (the likelihood method of Brandt 2024). In rows "
+             f"{y0}-{y1}, against an OLS_C fit of the same calibrated ramps: median difference "
+             f"{fmt(float(np.median(diff[good])), 3)} DN/s, median |difference| = "
+             f"{fmt(float(np.median(np.abs(rel))), 3)} x ERR, "
+             f"{percent(int(np.sum(np.abs(rel) > 1)), rel.size)} of {fmt(int(good.sum()))} pixels differ "
+             f"by more than their ERR.")
+    sec.figure(plots.show_image(shown, -limit, limit, title="LIKELY - OLS_C rate", label="DN/s",
+                                origin=(0, y0), stretch="linear"),
+               f"The LIKELY rate minus an OLS_C fit of the jump product's ramps, rows {y0}-{y1}, "
+               f"linear stretch +-{fmt(limit, 3)} DN/s (the 99th percentile of |difference|).")
+    sec.figure(plots.histogram(np.clip(rel, -5, 5), 100, "(LIKELY - OLS_C) / ERR",
+                               title="LIKELY vs OLS_C rate", log=True, vlines=(-1, 1)),
+               "The differences in units of the rate's ERR, clipped to +-5; most pixels lie "
+               "well inside +-1 (dotted), pixels with a jump that one method found and the "
+               "other did not lie outside.")
+
+
 def section_ramp_fit(ctx, sec):
     rf0, rf1, fitopt, jump = (ctx.get("0_ramp_fit"), ctx.get("1_ramp_fit"), ctx.get("fitopt"),
                               ctx.get("jump"))
@@ -965,6 +1033,8 @@ def section_ramp_fit(ctx, sec):
         vmin, vmax = plots.auto_limits(data, 1.0, 99.0, positive=True)
         sec.figure(plots.show_image(data, vmin, vmax, title="Slope image", label="DN/s"),
                    f"The slope image ({rate.name}), log stretch {fmt(vmin)}-{fmt(vmax)} DN/s.")
+    if ctx.get("likely_chisq") is not None:
+        _likely_vs_ols(ctx, sec, rate)
 
     def reconstruction():
         jump_p, fit, ints = ctx.require("jump"), ctx.require("fitopt"), ctx.get("1_ramp_fit") or ctx.get("rateints")
