@@ -15,6 +15,7 @@ line for each performance target. See docs/benchmarks.md.
     python benchmarks/bench.py --quick            # about 2 minutes
     python benchmarks/bench.py                    # every case, 3 repetitions
     python benchmarks/bench.py --cases a,c50 --reps 5 --workdir ~/r2s-bench --json out.json
+    python benchmarks/bench.py --cases likely     # the ramp_fit step with LIKELY, against stcal
 """
 import argparse
 import json
@@ -1036,13 +1037,123 @@ def batch_report(res):
     return "\n".join(lines), verdicts
 
 
+# ----------------------------------------------------------------------------------------------
+# Case "likely": the ramp_fit step with algorithm='LIKELY' against stcal's (docs/likely.md)
+# ----------------------------------------------------------------------------------------------
+#: The ramp: case "a"'s exposure (full frame, 1 x 10), calibrated by ramp2slope up to the fit.
+LIKELY_CASE = "a"
+LIKELY_VS_STCAL = 5.0
+LIKELY_THREADS = (1, 2)
+
+
+def bench_likely(args, workroot, crds_path, have_jwst):
+    """Time RampFitStep(algorithm='LIKELY') of ramp2slope (1 and 2 threads) and of jwst."""
+    import numpy as np
+
+    case = prepare_case(LIKELY_CASE, workroot, False)
+    rundir = workroot / "likely_runs"
+    shutil.rmtree(rundir, ignore_errors=True)
+    rundir.mkdir()
+    ramp_dir = rundir / "ramp"
+    log("  likely: calibrating the ramp (ramp2slope, up to the jump step) ...")
+    cmd = r2s_command(case, ramp_dir, None, False) + ["--save-calibrated-ramp"]
+    _, _, code = measure(cmd, rundir / "ramp.log")
+    ramps = sorted(ramp_dir.glob("*_ramp.fits"))
+    if code or not ramps:
+        raise RuntimeError(f"the calibrated ramp was not made; see {rundir / 'ramp.log'}")
+    res = {"description": CASES[LIKELY_CASE][0], "shape": case["shape"],
+           "load_start": loadavg()[0], "runs": {}}
+    runs = [(f"ramp2slope_t{t}", "ramp2slope", t) for t in LIKELY_THREADS
+            if t <= available_cores()]
+    if have_jwst and not args.no_jwst:
+        runs.append(("jwst", "jwst", None))
+    rates = {}
+    for tag, impl, threads in runs:
+        timing, rate_out = rundir / f"{tag}.json", rundir / f"{tag}_rate.npy"
+        cmd = [sys.executable, str(HERE / "runner.py"), "ramp-fit", "--impl", impl,
+               "--ramp", ramps[0], "--refs", case["refs_json"], "--timing", timing,
+               "--rate-out", rate_out, "--reps", str(args.reps)]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        if impl == "jwst":
+            cmd += ["--crds-path", crds_path]
+        log(f"  likely: {tag} ({args.reps} timed call(s)) ...")
+        wall, rss, code = measure(cmd, rundir / f"{tag}.log")
+        run = {"ok": code == 0 and timing.exists(), "rss": rss, "load": loadavg()[0]}
+        if run["ok"]:
+            run.update(json.loads(timing.read_text()))
+            run["step_s"] = median(run["times_s"])
+            rates[tag] = np.load(rate_out)
+            rate_out.unlink()
+            log(f"  likely {tag}: step {run['step_s']:.2f} s (median), peak RSS "
+                f"{rss / GB:.2f} GB")
+        else:
+            run["error"] = tail(rundir / f"{tag}.log")
+            log(f"  likely {tag}: FAILED\n{run['error']}")
+        res["runs"][tag] = run
+    if "jwst" in rates:
+        ref = rates["jwst"]
+        for tag, rate in rates.items():
+            if tag == "jwst":
+                continue
+            same_nan = bool(np.array_equal(np.isnan(rate), np.isnan(ref)))
+            both = np.isfinite(rate) & np.isfinite(ref)
+            rel = np.abs(rate[both] - ref[both]) / np.maximum(np.abs(ref[both]), 1e-30)
+            res["runs"][tag]["vs_jwst"] = {"same_nan": same_nan,
+                                           "max_rel": float(rel.max()) if rel.size else 0.0}
+    shutil.rmtree(ramp_dir, ignore_errors=True)
+    res["load_end"] = loadavg()[0]
+    return res
+
+
+def likely_report(res):
+    lines, verdicts = [], []
+
+    def verdict(name, ok, text):
+        state = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        verdicts.append({"target": name, "state": state.strip(), "value": text})
+        lines.append(f"  {state} {name}: {text}")
+
+    runs = res["runs"]
+    lines.append(f"LIKELY ramp fitting: {res['description']} {tuple(res['shape'])}; load avg "
+                 f"{res['load_start']:.2f} at start, {res['load_end']:.2f} at end")
+    lines.append(f"  {'run':<28} {'step s':>8} {'peak GB':>8}  rate vs jwst")
+    jw = runs.get("jwst")
+    for tag, run in runs.items():
+        label = "jwst (stcal LIKELY)" if tag == "jwst" else \
+            f"ramp2slope, {run.get('threads')} thread(s)"
+        if not run["ok"]:
+            lines.append(f"  {label:<28} FAILED")
+            continue
+        cmp = run.get("vs_jwst")
+        text = "" if cmp is None else (f"max rel diff {cmp['max_rel']:.1e}, NaNs "
+                                       f"{'identical' if cmp['same_nan'] else 'DIFFER'}")
+        lines.append(f"  {label:<28} {run['step_s']:>8.2f} {run['rss'] / GB:>8.2f}  {text}")
+    lines.append("")
+    lines.append("Targets")
+    for tag, run in runs.items():
+        if tag == "jwst":
+            continue
+        name = f"LIKELY ramp_fit >= {LIKELY_VS_STCAL:g}x stcal's, {run.get('threads')} thread(s)"
+        if not (jw and jw["ok"]):
+            verdict(name, None, "jwst not run")
+        elif not run["ok"]:
+            verdict(name, False, "ramp2slope failed")
+        else:
+            r = jw["step_s"] / run["step_s"]
+            verdict(name, r >= LIKELY_VS_STCAL,
+                    f"{r:.1f}x ({jw['step_s']:.2f} s / {run['step_s']:.2f} s)")
+    return "\n".join(lines), verdicts
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Benchmark ramp2slope against jwst's Detector1Pipeline (see docs/benchmarks.md).")
     p.add_argument("--quick", action="store_true",
                    help=f"reduced set: cases {','.join(QUICK_CASES)}, 1 repetition (about 2 minutes)")
     p.add_argument("--cases", help=f"comma-separated cases from {', '.join(CASES)}, batch "
-                                   f"(sixteen exposures as one job) "
+                                   f"(sixteen exposures as one job), likely (the ramp_fit step "
+                                   f"with LIKELY against stcal's) "
                                    f"('c' = c50,c200; default {','.join(DEFAULT_CASES)})")
     p.add_argument("--reps", type=int, help="repetitions per case (default 3; 1 with --quick)")
     p.add_argument("--no-jwst", action="store_true", help="do not run the official pipeline")
@@ -1067,13 +1178,13 @@ def parse_args(argv=None):
                    help="keep each case's run folder (logs; products are deleted)")
     p.add_argument("--jwst-pool", help=argparse.SUPPRESS)   # the batch case's jwst pool process
     args = p.parse_args(argv)
-    args.batch = False
+    args.batch = args.likely = False
     if args.cases:
         keys = []
         for item in args.cases.split(","):
             item = item.strip()
-            if item == "batch":
-                args.batch = True
+            if item in ("batch", "likely"):
+                setattr(args, item, True)
                 continue
             for key in CASE_ALIASES.get(item, [item]):
                 if key not in CASES:
@@ -1154,6 +1265,9 @@ def main(argv=None):
         if args.batch:
             log("Case batch: sixteen exposures as one job")
             batch = bench_batch(args, workroot, crds_path, have_jwst)
+        if args.likely:
+            log("Case likely: the ramp_fit step with algorithm='LIKELY', against stcal's")
+            likely = bench_likely(args, workroot, crds_path, have_jwst)
         meta["load_end"] = loadavg()
         text, verdicts = report(results, args, meta) if results else ("", [])
         log(text)
@@ -1162,6 +1276,11 @@ def main(argv=None):
             log(batch_text)
             verdicts = list(verdicts) + batch_verdicts
             results.append({"case": "batch", **batch})
+        if args.likely:
+            likely_text, likely_verdicts = likely_report(likely)
+            log(likely_text)
+            verdicts = list(verdicts) + likely_verdicts
+            results.append({"case": "likely", **likely})
         if args.json:
             Path(args.json).write_text(json.dumps(
                 {"meta": meta, "results": results, "targets": verdicts}, indent=1, default=str))

@@ -8,6 +8,9 @@ Each sub-command is one whole process, timed and measured (peak RSS) from the ou
     python runner.py floor --uncal U --refs refs.json --output-dir OUT --timing T.json
                            --products spec.json
     python runner.py r2s-mem --timing T.json -- run UNCAL --output-dir OUT ...
+    python runner.py ramp-fit --impl {ramp2slope,jwst} --ramp RAMP --refs refs.json
+                              --timing T.json --rate-out RATE.npy [--threads N] [--reps K]
+                              [--crds-path P]
 
 ``spawner`` (used by ``bench.py``) starts the measured processes: it reads one JSON request per
 line on stdin ({"cmd", "env", "logfile"}), runs the command, waits for it with ``wait4`` and
@@ -18,6 +21,12 @@ does anything big, stays at a few tens of MB.
 
 ``r2s-mem`` runs ramp2slope's command line in this process and records the resident set after
 every step (the memory profile printed by ``bench.py --memory-profile``).
+
+``ramp-fit`` times one implementation's RampFitStep with ``algorithm='LIKELY'`` on a calibrated
+ramp, inside this process (the step's own time: reading the ramp, fitting, no product
+written), ``--reps`` times; ramp2slope first runs it once untimed, so that the numba kernels
+are loaded from their cache (or compiled) before the timed calls. The last rate is saved for
+comparison.
 
 ``refs.json`` maps reference types to paths ({"mask": ..., "dark": ..., "ipc": ...}).
 ``spec.json`` lists the products to write: [{"name": file name, "hdus": [{"name": ..., "shape":
@@ -297,6 +306,43 @@ def run_r2s_memory(args):
     return code
 
 
+def run_ramp_fit(args):
+    """Time RampFitStep(algorithm='LIKELY') of ramp2slope or jwst (stcal) on a ramp file."""
+    import numpy as np
+
+    refs = _load_refs(args.refs)
+    params = dict(algorithm="LIKELY", override_gain=refs["gain"],
+                  override_readnoise=refs["readnoise"])
+    if args.impl == "jwst":
+        configure_offline_crds(args.crds_path)
+        from jwst.ramp_fitting import RampFitStep
+    else:
+        from ramp2slope.ramp_fitting import RampFitStep
+    warm = None
+    if args.impl == "ramp2slope":
+        from ramp2slope.runtime.threads import thread_limit
+
+        with thread_limit(args.threads):
+            t0 = time.perf_counter()
+            RampFitStep.call(args.ramp, **params)
+            warm = time.perf_counter() - t0
+    times = []
+    rate = None
+    for _ in range(args.reps):
+        if args.impl == "ramp2slope":
+            with thread_limit(args.threads):
+                t0 = time.perf_counter()
+                rate, _ints = RampFitStep.call(args.ramp, **params)
+                times.append(time.perf_counter() - t0)
+        else:
+            t0 = time.perf_counter()
+            rate, _ints = RampFitStep.call(args.ramp, **params)
+            times.append(time.perf_counter() - t0)
+    np.save(args.rate_out, np.asarray(rate.data, np.float32))
+    _write_json(args.timing, {"impl": args.impl, "threads": args.threads, "times_s": times,
+                              "first_call_s": warm})
+
+
 def _load_refs(path):
     with open(path) as handle:
         return json.load(handle)
@@ -327,6 +373,15 @@ def main(argv=None):
     mem = sub.add_parser("r2s-mem")
     mem.add_argument("--timing", required=True)
     mem.add_argument("cli_args", nargs=argparse.REMAINDER, help="ramp2slope CLI arguments")
+    fit = sub.add_parser("ramp-fit")
+    fit.add_argument("--impl", choices=("ramp2slope", "jwst"), required=True)
+    fit.add_argument("--ramp", required=True, help="a calibrated ramp (_ramp.fits)")
+    fit.add_argument("--refs", required=True, help="JSON file {reftype: path}")
+    fit.add_argument("--timing", required=True)
+    fit.add_argument("--rate-out", required=True, help="the rate's SCI array as .npy")
+    fit.add_argument("--threads", type=int, help="ramp2slope threads")
+    fit.add_argument("--reps", type=int, default=1)
+    fit.add_argument("--crds-path", help="folder for the stub CRDS cache (jwst)")
     sub.add_parser("spawner")
     args = parser.parse_args(argv)
     if args.command == "spawner":
@@ -335,7 +390,7 @@ def main(argv=None):
         if args.cli_args and args.cli_args[0] == "--":
             args.cli_args = args.cli_args[1:]
         return run_r2s_memory(args) or 0
-    {"jwst": run_jwst, "floor": run_floor}[args.command](args)
+    {"jwst": run_jwst, "floor": run_floor, "ramp-fit": run_ramp_fit}[args.command](args)
     return 0
 
 
