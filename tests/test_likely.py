@@ -224,3 +224,38 @@ def test_report_compares_likely_with_ols(sim, tmp_path):
     os.remove(out / f"{sim.root}_likely_chisq.fits")
     text = open(write_report(out, out=tmp_path / "plain.html"), encoding="utf-8").read()
     assert "fitted the ramps with LIKELY" not in text
+
+
+def test_jit_warm_up_compiles_what_a_likely_run_uses(sim, tmp_path, monkeypatch):
+    from ramp2slope.ramp_fitting import _likely_kernels
+    from ramp2slope.runtime import jit_warmup, threads
+
+    def signatures():
+        return {name: set(getattr(_likely_kernels, name).signatures)
+                for name in ("integration_kernel", "combine_kernel")}
+
+    monkeypatch.setenv("RAMP2SLOPE_JIT_WARMUP", "0")
+    refdir = os.path.dirname(sim.refs["mask"])
+    _run(sim.uncal, refdir, tmp_path, {"ramp_fit": {"algorithm": "LIKELY"}}, True)
+    used = signatures()
+    assert all(used.values())
+    jit_warmup.warm_ramp_fit_likely(sim.shape[0], sim.shape[1])
+    assert signatures() == used
+    # a LIKELY run's ramp_fit helper compiles these kernels, an OLS_C run's the OLS ones
+    launched = []
+
+    class Popen:
+        def __init__(self, command, **kwargs):
+            launched.append(command[3])
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(jit_warmup.subprocess, "Popen", Popen)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(jit_warmup, "_cache_is_empty", lambda kind: True)
+    monkeypatch.delenv("RAMP2SLOPE_JIT_WARMUP")
+    for likely, expected in ((True, "ramp_fit_likely"), (False, "ramp_fit")):
+        jit_warmup.start((1, 6, 64, 64), streamed=True, kinds=["ramp_fit"], likely=likely)
+        jit_warmup.wait("ramp_fit")
+        assert launched.pop() == expected

@@ -297,7 +297,8 @@ class Detector1Pipeline(Pipeline):
                     model = source.template
                 jit_warmup.start(model.shape, streamed=source is not None,
                                  kinds=[kind for kind in jit_warmup.KINDS
-                                        if not getattr(self, kind).skip])
+                                        if not getattr(self, kind).skip],
+                                 likely=self.ramp_fit.likely(model))
                 try:
                     input_name = self.input_name(step_input, model)
                     log.info("%s: %s, %d integration(s) x %d groups x %dx%d", self.name, input_name,

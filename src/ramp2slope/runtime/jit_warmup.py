@@ -8,7 +8,8 @@ steps; so when their cache is empty, :func:`start` launches ``python -m ramp2slo
 once for each, which compiles them by running the same functions on a tiny synthetic exposure
 with the run's numbers of integrations and groups (they decide the code paths and the types),
 while this process compiles and runs the steps before. :func:`wait` is called before each of
-the two steps; the kernels are then loaded from the cache.
+the two steps; the kernels are then loaded from the cache. A run that fits with LIKELY has its
+own ramp-fitting kernels (the largest of all to compile): the ramp_fit helper compiles those.
 
 Nothing depends on the helper processes for correctness: if one fails, or compiled other types
 than the run needs, the kernels are compiled here as usual. ``RAMP2SLOPE_JIT_WARMUP=0`` turns
@@ -39,6 +40,10 @@ def _probe(kind):
         from ..jump import twopoint
 
         return twopoint.detect
+    if kind == "ramp_fit_likely":
+        from ..ramp_fitting import _likely_kernels
+
+        return _likely_kernels.integration_kernel
     from ..ramp_fitting import _ols_kernels
 
     return _ols_kernels.fit_integration_kernel
@@ -53,11 +58,12 @@ def _cache_is_empty(kind):
         return False
 
 
-def start(shape, streamed, kinds=KINDS):
+def start(shape, streamed, kinds=KINDS, likely=False):
     """Launch a helper process for each of ``kinds`` whose kernels are not cached yet.
 
     ``shape``: the exposure's (nints, ngroups, ny, nx); ``streamed``: whether the pipeline
-    processes it one integration at a time (jump then works on blocks of rows)."""
+    processes it one integration at a time (jump then works on blocks of rows); ``likely``:
+    whether ramp_fit fits with LIKELY (its helper then compiles the LIKELY kernels)."""
     if os.environ.get(_ENV_SWITCH, "1") == "0" or os.environ.get(_CHILD_MARK):
         return
     from .threads import available_cores
@@ -66,10 +72,11 @@ def start(shape, streamed, kinds=KINDS):
         return
     nints, ngroups = int(shape[0]), int(shape[1])
     for kind in kinds:
-        if kind in _processes or not _cache_is_empty(kind):
+        variant = "ramp_fit_likely" if kind == "ramp_fit" and likely else kind
+        if kind in _processes or not _cache_is_empty(variant):
             continue
-        command = [sys.executable, "-m", "ramp2slope.runtime.jit_warmup", kind, str(nints), str(ngroups),
-                   str(int(bool(streamed)))]
+        command = [sys.executable, "-m", "ramp2slope.runtime.jit_warmup", variant, str(nints),
+                   str(ngroups), str(int(bool(streamed)))]
         env = dict(os.environ, **{_CHILD_MARK: "1"})
         if kind == "jump" and "NUMBA_OPT" not in os.environ:
             # LLVM's -O3 passes take a fifth of the compile time of these kernels and make them
@@ -83,7 +90,7 @@ def start(shape, streamed, kinds=KINDS):
             log.debug("no JIT warm-up process for %s: %s", kind, exc)
             continue
         _processes[kind] = (process, time.perf_counter())
-        log.info("first run: compiling the %s kernels in a second process", kind)
+        log.info("first run: compiling the %s kernels in a second process", variant)
 
 
 def wait(kind):
@@ -159,9 +166,23 @@ def warm_ramp_fit(nints, ngroups):
               zeroframe=data[:, 0] * np.float32(0.5))
 
 
+def warm_ramp_fit_likely(nints, ngroups):
+    """Fit a tiny exposure with LIKELY (more than one integration: the combination too)."""
+    from ..ramp_fitting.likely_fit import fit_ramps_likely
+
+    data, groupdq = _tiny_exposure(nints, ngroups)
+    groupdq[:, ngroups // 2, 1, 2] = 4  # JUMP_DET
+    ny, nx = data.shape[-2:]
+    fit_ramps_likely(data, groupdq, np.zeros((ny, nx), np.uint32),
+                     np.full((ny, nx), 2.0, np.float32), np.full((ny, nx), 10.0, np.float32),
+                     nframes=1, frame_time=10.7)
+
+
 if __name__ == "__main__":
     _kind, _nints, _ngroups, _streamed = sys.argv[1:5]
     if _kind == "jump":
         warm_jump(int(_nints), int(_ngroups), _streamed == "1")
+    elif _kind == "ramp_fit_likely":
+        warm_ramp_fit_likely(int(_nints), int(_ngroups))
     else:
         warm_ramp_fit(int(_nints), int(_ngroups))
