@@ -259,3 +259,28 @@ def test_jit_warm_up_compiles_what_a_likely_run_uses(sim, tmp_path, monkeypatch)
         jit_warmup.start((1, 6, 64, 64), streamed=True, kinds=["ramp_fit"], likely=likely)
         jit_warmup.wait("ramp_fit")
         assert launched.pop() == expected
+
+
+def test_benchmark_likely_report():
+    """The benchmark's LIKELY case reports ratios to jwst's step and PASS/MISS for >= 5x."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    spec = importlib.util.spec_from_file_location("bench_for_test", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    runs = {"ramp2slope_t1": dict(ok=True, threads=1, step_s=15.0, rss=1.2e9,
+                                  vs_jwst=dict(same_nan=True, max_rel=0.0)),
+            "ramp2slope_t2": dict(ok=True, threads=2, step_s=4.0, rss=1.2e9,
+                                  vs_jwst=dict(same_nan=True, max_rel=0.0)),
+            "jwst": dict(ok=True, threads=None, step_s=60.0, rss=1.3e9)}
+    text, verdicts = bench.likely_report(dict(description="full frame", shape=[1, 10, 2048, 2048],
+                                              load_start=1.0, load_end=1.0, runs=runs))
+    assert [v["state"] for v in verdicts] == ["MISS", "PASS"]
+    assert "4.0x (60.00 s / 15.00 s)" in text and "15.0x (60.00 s / 4.00 s)" in text
+    assert "max rel diff 0.0e+00, NaNs identical" in text
+    del runs["jwst"]
+    _, verdicts = bench.likely_report(dict(description="full frame", shape=[1, 10, 2048, 2048],
+                                           load_start=1.0, load_end=1.0, runs=runs))
+    assert [v["state"] for v in verdicts] == ["n/a", "n/a"]

@@ -26,7 +26,7 @@ As in the OLS_C path, every NaN rate also gets DO_NOT_USE (``ImageProduct.flag_n
 Streaming: ``LikelyRampFitter(shape, gain, readnoise, pixeldq, ...)`` has the methods of
 ``OLSRampFitter`` the pipeline uses (``add_median_rate`` only counts, ``fit_integration`` and
 ``finish``). It keeps the rateints SCI, VAR_POISSON, VAR_RNOISE, DQ (and chi squared) of every
-integration for the final combination: 17 bytes per pixel and integration, less than the ramp.
+integration for the final combination: 20 bytes per pixel and integration, less than the ramp.
 """
 from dataclasses import dataclass
 
