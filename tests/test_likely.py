@@ -284,3 +284,18 @@ def test_benchmark_likely_report():
     _, verdicts = bench.likely_report(dict(description="full frame", shape=[1, 10, 2048, 2048],
                                            load_start=1.0, load_end=1.0, runs=runs))
     assert [v["state"] for v in verdicts] == ["n/a", "n/a"]
+
+
+def test_cli_runs_likely(sim, tmp_path):
+    from ramp2slope.cli import main
+
+    refdir = os.path.dirname(sim.refs["mask"])
+    out = tmp_path / "cli"
+    assert main(["run", str(sim.uncal), "--refdir", refdir, "--output-dir", str(out),
+                 "--steps.ramp_fit.algorithm=LIKELY", "--steps.ramp_fit.save_opt=true"]) == 0
+    api = _run(sim.uncal, refdir, tmp_path / "api",
+               {"ramp_fit": {"algorithm": "LIKELY", "save_opt": True}}, True)
+    with fits.open(out / f"{sim.root}_rate.fits") as hdul:
+        np.testing.assert_array_equal(hdul["SCI"].data, api.data)
+    assert (out / f"{sim.root}_likely_chisq.fits").exists()
+    assert not list(out.glob("*_fitopt.fits"))
