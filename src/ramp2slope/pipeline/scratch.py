@@ -214,6 +214,16 @@ class ScratchStore:
         self._files.append(array_file)
         return array_file
 
+    def extra(self, name, shape, dtype):
+        """One more array kept for the run (the LIKELY fit's per-integration planes), in memory
+        within what is left of the budget, else in a file of the folder; freed by ``close()``.
+        It has ``offset(*index)``, ``write(offset, array)`` and ``read(offset, out)``."""
+        try:
+            return self._file(name, shape, dtype)
+        except OSError as exc:
+            raise Ramp2SlopeError(f"cannot create scratch files in {self.folder}: "
+                                  f"{exc.strerror or exc}") from None
+
     @property
     def in_memory(self):
         """Which arrays are held in memory: {'data': bool, 'groupdq': bool, 'zeroframe': bool}."""

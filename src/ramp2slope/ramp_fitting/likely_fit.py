@@ -25,8 +25,10 @@ As in the OLS_C path, every NaN rate also gets DO_NOT_USE (``ImageProduct.flag_n
 
 Streaming: ``LikelyRampFitter(shape, gain, readnoise, pixeldq, ...)`` has the methods of
 ``OLSRampFitter`` the pipeline uses (``add_median_rate`` only counts, ``fit_integration`` and
-``finish``). It keeps the rateints SCI, VAR_POISSON, VAR_RNOISE, DQ (and chi squared) of every
-integration for the final combination: 20 bytes per pixel and integration, less than the ramp.
+``finish``). The final combination needs the rateints SCI, VAR_POISSON, VAR_RNOISE, DQ and chi
+squared of every integration (20 bytes per pixel and integration): they are kept in memory, or,
+given ``storage`` (the pipeline's ``ScratchStore.extra``), in scratch files, and ``finish``
+combines them in blocks of rows, so that memory does not grow with the number of integrations.
 """
 from dataclasses import dataclass
 
@@ -102,6 +104,33 @@ def _native(arr, dtype):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+#: The kept planes of every integration: name and dtype (the combine kernel's argument order).
+_KEPT = (("sci", np.float32), ("var_poisson", np.float32), ("var_rnoise", np.float32),
+         ("dq", np.uint32), ("chisq", np.float32))
+#: Bytes of kept planes combined at a time by ``finish``.
+FINISH_BLOCK_BYTES = 64 << 20
+
+
+class _Planes:
+    """An array in memory, read and written at byte offsets like the pipeline's scratch
+    arrays (``offset(*index)``, ``write(offset, array)``, ``read(offset, out)``)."""
+
+    def __init__(self, shape, dtype):
+        self.array = np.empty(shape, dtype)
+        self._bytes = self.array.reshape(-1).view(np.uint8)
+
+    def offset(self, *index):
+        return sum(i * s for i, s in zip(index, self.array.strides))
+
+    def write(self, offset, array):
+        flat = np.ascontiguousarray(array, self.array.dtype).reshape(-1).view(np.uint8)
+        self._bytes[offset:offset + flat.size] = flat
+
+    def read(self, offset, out):
+        flat = out.reshape(-1).view(np.uint8)
+        flat[...] = self._bytes[offset:offset + flat.size]
+
+
 class LikelyRampFitter:
     """One integration at a time; see the module docstring."""
 
@@ -111,7 +140,7 @@ class LikelyRampFitter:
 
     def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, frame_time, groupgap=0,
                  average_dark_current=None, firstgroup=None, lastgroup=None,
-                 has_zeroframe=False, **_ignored):
+                 has_zeroframe=False, storage=None, **_ignored):
         if len(shape) != 4:
             raise Ramp2SlopeError(f"ramp fitting needs a 4-D ramp, got shape {tuple(shape)}")
         nints, ngroups, ny, nx = (int(v) for v in shape)
@@ -146,6 +175,7 @@ class LikelyRampFitter:
                     f"average_dark_current has shape {np.shape(average_dark_current)}, "
                     f"the science data needs {(ny, nx)}")
             self.dark = _native(average_dark_current, np.float32)
+        self._storage = storage or (lambda name, shape, dtype: _Planes(shape, dtype))
         self._n_median = 0
         self._n_fit = 0
         self._kept = None
@@ -189,12 +219,11 @@ class LikelyRampFitter:
         if self.nints > 1:
             if self._kept is None:
                 cube = (self.nints, self.ny, self.nx)
-                self._kept = tuple(np.empty(cube, np.float32) for _ in range(4)) + (
-                    np.empty(cube, np.uint32),)
-            data, vp, vr, chisq, dq = self._kept
-            i = self._n_fit
-            data[i], vp[i], vr[i], chisq[i], dq[i] = (
-                out.data, out.var_poisson, out.var_rnoise, chisq_out, out.dq)
+                self._kept = [self._storage(f"likely_{name}", cube, dtype)
+                              for name, dtype in _KEPT]
+            planes = (out.data, out.var_poisson, out.var_rnoise, out.dq, chisq_out)
+            for stored, plane in zip(self._kept, planes):
+                stored.write(stored.offset(self._n_fit), plane)
         else:
             self._last = (ImageProduct(out.data.copy(), out.err.copy(), out.dq.copy(),
                                        out.var_poisson.copy(), out.var_rnoise.copy()),
@@ -215,13 +244,28 @@ class LikelyRampFitter:
             for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
                 getattr(out, name)[...] = getattr(rate, name)
         else:
-            data, vp, vr, chisq, dq = self._kept
             self.chisq = np.zeros((self.ny, self.nx), np.float32)
-            K.combine_kernel(data, vp, vr, dq, chisq, out.data, out.err, out.dq,
-                             out.var_poisson, out.var_rnoise, self.chisq)
+            self._combine(out)
             self._kept = None
         out.flag_nan_do_not_use()
         return out
+
+    def _combine(self, out):
+        """The rate from the kept planes, in blocks of rows (each pixel on its own)."""
+        nints, ny, nx = self.nints, self.ny, self.nx
+        rows = max(1, min(ny, FINISH_BLOCK_BYTES // (20 * nints * nx)))
+        buffers = [np.empty(nints * rows * nx, dtype) for _, dtype in _KEPT]
+        for y0 in range(0, ny, rows):
+            y1 = min(ny, y0 + rows)
+            blocks = [buf[:nints * (y1 - y0) * nx].reshape(nints, y1 - y0, nx)
+                      for buf in buffers]
+            for stored, block in zip(self._kept, blocks):
+                for i in range(nints):
+                    stored.read(stored.offset(i, y0), block[i])
+            data, vp, vr, dq, chisq = blocks
+            K.combine_kernel(data, vp, vr, dq, chisq, out.data[y0:y1], out.err[y0:y1],
+                             out.dq[y0:y1], out.var_poisson[y0:y1], out.var_rnoise[y0:y1],
+                             self.chisq[y0:y1])
 
 
 def fit_ramps_likely(data, groupdq, pixeldq, gain, readnoise, *, nframes, frame_time,

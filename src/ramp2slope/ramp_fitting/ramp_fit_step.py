@@ -56,15 +56,16 @@ class RampFitStep(Step):
     # an OLSRampFitter set up as process() sets up fit_ramps (with the same checks, references
     # and metadata); then no_slopes(model) when the fitter finds every pixel saturated, or
     # products(model, rate, rateints) for the output models.
-    def begin_fit(self, model, has_zeroframe):
+    def begin_fit(self, model, has_zeroframe, storage=None):
         """An :class:`OLSRampFitter` (or, for LIKELY, a :class:`LikelyRampFitter`, whose
-        ``finish`` leaves the chi squared for ``save_chisq`` in its ``chisq``) for ``model``
-        (which may hold metadata only)."""
+        ``finish`` leaves the chi squared for ``save_chisq`` in its ``chisq``, and which keeps
+        its per-integration planes in ``storage`` when given) for ``model`` (which may hold
+        metadata only)."""
         gain, readnoise = self._prepare(model)
         if self.likely(model):
             return LikelyRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                                     has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
-                                    **self._fit_parameters(model))
+                                    storage=storage, **self._fit_parameters(model))
         return OLSRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                              has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
                              **self._fit_parameters(model))
