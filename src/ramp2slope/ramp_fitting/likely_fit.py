@@ -108,7 +108,7 @@ def _native(arr, dtype):
 _KEPT = (("sci", np.float32), ("var_poisson", np.float32), ("var_rnoise", np.float32),
          ("dq", np.uint32), ("chisq", np.float32))
 #: Bytes of kept planes combined at a time by ``finish``.
-FINISH_BLOCK_BYTES = 64 << 20
+FINISH_BLOCK_BYTES = 16 << 20
 
 
 class _Planes:
