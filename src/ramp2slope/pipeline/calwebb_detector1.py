@@ -19,6 +19,7 @@ from .. import datamodels
 from ..runtime import jit_warmup
 from ..datamodels.lazy import open_ramp_source
 from ..charge_migration import ChargeMigrationStep
+from ..clean_flicker_noise import CleanFlickerNoiseStep
 from ..dark_current import DarkCurrentStep
 from ..dq_init import DQInitStep
 from ..errors import BadInputError, Ramp2SlopeError
@@ -35,7 +36,7 @@ from ..saturation import SaturationStep
 from ..stpipe import Pipeline
 from ..stpipe.naming import check_product_path, withdrawn_on_failure
 from .scratch import remove_stale_scratch
-from ..stpipe.unavailable import CleanFlickerNoiseStep, PictureFrameStep
+from ..stpipe.unavailable import PictureFrameStep
 from ..superbias import SuperBiasStep
 from .streaming import run_streamed
 

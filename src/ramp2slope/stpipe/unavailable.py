@@ -35,28 +35,3 @@ class PictureFrameStep(_UnavailableStep):
         save_correction = boolean(default=False)  # Save the thermal correction data
         skip = boolean(default=True)  # By default, skip the step
     """
-
-
-class CleanFlickerNoiseStep(_UnavailableStep):
-    """1/f 'flicker' noise cleaning (off by default officially)."""
-
-    class_alias = "clean_flicker_noise"
-    cal_step_name = "clean_flicker_noise"
-    reason = "not implemented"
-    spec = """
-        autoparam = boolean(default=False)  # Automatically select fit and background parameters
-        fit_method = option('fft', 'median', default='median')  # Noise fitting algorithm
-        fit_by_channel = boolean(default=False)  # Fit noise separately by amplifier (NIR only)
-        background_method = option('median', 'model', 'median_image', None, default='median')  # Background fit
-        background_box_size = int_list(default=None)  # Background box size
-        mask_science_regions = boolean(default=False)  # Mask known science regions
-        apply_flat_field = boolean(default=False)  # Apply a flat correction before fitting
-        n_sigma = float(default=2.0)  # Clipping level for non-background signal
-        fit_histogram = boolean(default=False)  # Fit a value histogram to derive sigma
-        single_mask = boolean(default=True)  # Make a single mask for all integrations
-        user_mask = string(default=None)  # Path to user-supplied mask
-        save_mask = boolean(default=False)  # Save the created mask
-        save_background = boolean(default=False)  # Save the fit background
-        save_noise = boolean(default=False)  # Save the fit noise
-        skip = boolean(default=True)  # By default, skip the step
-    """

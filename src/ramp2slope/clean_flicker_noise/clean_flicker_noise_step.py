@@ -1,0 +1,210 @@
+"""CleanFlickerNoiseStep: remove 1/f stripes from each group difference of a ramp (jwst 3.0.0's
+median method; off by default, as officially)."""
+import logging
+
+import numpy as np
+
+from .. import datamodels
+from ..errors import Ramp2SlopeError
+from ..references.loaders import _RefFile
+from ..stpipe import Step
+from .clean_flicker_noise import clean_integration, scene_mask
+
+__all__ = ["CleanFlickerNoiseStep"]
+
+log = logging.getLogger("ramp2slope")
+
+
+def load_flat(path, model):
+    """The FLAT's SCI cut out to the science window, float32.
+
+    jwst fills zero and NaN flat values with a smooth photutils model of their surroundings;
+    ramp2slope fills them with the median of the good values (they only weigh in the masks and
+    medians, and a pixel divided then multiplied by the same value comes back unchanged).
+    """
+    ref = _RefFile(path, "FLAT", model)
+    try:
+        flat = np.array(ref.cut("SCI", model), dtype=np.float32)
+    finally:
+        ref.close()
+    bad = (flat == 0) | ~np.isfinite(flat)
+    if bad.any():
+        if bad.all():
+            raise Ramp2SlopeError(f"{path}: the FLAT has no usable value in the science window")
+        flat[bad] = np.median(flat[~bad])
+        log.warning("%s: %d zero or NaN flat values replaced by the median flat value",
+                    path, int(bad.sum()))
+    return flat
+
+
+class CleanFlickerNoiseStep(Step):
+    """Fit and remove the 1/f (flicker) noise of a ramp between jump and ramp fitting."""
+
+    class_alias = "clean_flicker_noise"
+    cal_step_name = "clean_flicker_noise"
+    reference_file_types = ("flat",)
+    prefetch_types = ()
+    spec = """
+        autoparam = boolean(default=False)  # Automatically select fit and background parameters
+        fit_method = option('fft', 'median', default='median')  # Noise fitting algorithm
+        fit_by_channel = boolean(default=False)  # Fit noise separately by amplifier (NIR only)
+        background_method = option('median', 'model', 'median_image', None, default='median')  # Background fit
+        background_box_size = int_list(default=None)  # Background box size
+        mask_science_regions = boolean(default=False)  # Mask known science regions
+        apply_flat_field = boolean(default=False)  # Apply a flat correction before fitting
+        n_sigma = float(default=2.0)  # Clipping level for non-background signal
+        fit_histogram = boolean(default=False)  # Fit a value histogram to derive sigma
+        single_mask = boolean(default=True)  # Make a single mask for all integrations
+        user_mask = string(default=None)  # Path to user-supplied mask
+        save_mask = boolean(default=False)  # Save the created mask
+        save_background = boolean(default=False)  # Save the fit background
+        save_noise = boolean(default=False)  # Save the fit noise
+        skip = boolean(default=True)  # By default, skip the step
+    """
+
+    def check_parameters(self):
+        refused = {
+            "autoparam": self.autoparam,
+            "background_method='model'": self.background_method == "model",
+            "background_method='median_image'": self.background_method == "median_image",
+            "fit_histogram": self.fit_histogram,
+        }
+        for what, asked in refused.items():
+            if asked:
+                raise Ramp2SlopeError(f"{self.name}: {what} is not available in ramp2slope "
+                                      f"(median fit with background_method 'median' or None only)")
+
+    # -- setting up -------------------------------------------------------------------------------
+    def _usable(self, model):
+        """None if the step can run on ``model``; else the reason jwst would give up."""
+        exp_type = str(model.meta.exposure.type or "").upper()
+        if exp_type.startswith("NRS"):
+            raise Ramp2SlopeError(f"{self.name}: NIRSpec exposures are not supported by ramp2slope")
+        if exp_type == "NIS_SOSS" and self.mask_science_regions:
+            raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIS_SOSS (trace masks) "
+                                  f"is not available in ramp2slope")
+        if self.fit_method == "fft":
+            # jwst fits in frequency space for NIRSpec spectroscopy only
+            return f"Fit method 'fft' cannot be applied to exp_type {exp_type}"
+        return None
+
+    def _options(self, model):
+        fit_by_channel = self.fit_by_channel
+        if fit_by_channel and str(model.meta.subarray.name or "").upper() != "FULL":
+            log.warning("%s: fit_by_channel is for full-frame data only; not used", self.name)
+            fit_by_channel = False
+        slowaxis = model.meta.subarray.slowaxis
+        if slowaxis is None:
+            raise Ramp2SlopeError(f"{model._path or 'input'}: no SLOWAXIS keyword; the readout "
+                                  f"direction is needed to fit the 1/f stripes")
+        return dict(background_method=self.background_method, n_sigma=self.n_sigma,
+                    slow_axis_rows=abs(int(slowaxis)) == 2, fit_by_channel=fit_by_channel)
+
+    def _flat(self, model):
+        if not self.apply_flat_field:
+            return None
+        path = self.reference_or_skip(model, "flat")
+        if path is None:
+            log.warning("%s: no FLAT reference; the fit is made without a flat", self.name)
+            return None
+        return load_flat(path, model)
+
+    def _draft_fitter_step(self):
+        """The ramp fit behind the draft rate: default parameters, references as the pipeline's
+        ramp_fit step finds them (jwst runs a default RampFitStep)."""
+        from ..ramp_fitting import RampFitStep
+
+        draft = RampFitStep(name="ramp_fit", parent=self)
+        pipeline_fit = getattr(self.parent, "ramp_fit", None) if self.parent is not None else None
+        if pipeline_fit is not None:
+            draft.override_gain = pipeline_fit.override_gain
+            draft.override_readnoise = pipeline_fit.override_readnoise
+        return draft
+
+    def _user_mask(self, shape, nints):
+        path = self.user_mask
+        try:
+            mask_model = datamodels.open(path)
+            mask = np.asarray(mask_model.data).astype(bool)
+        except Ramp2SlopeError:
+            raise
+        except Exception as exc:
+            raise Ramp2SlopeError(f"{path}: cannot read the user mask ({exc})") from None
+        if mask.shape[-2:] != tuple(shape) or (mask.ndim == 3 and mask.shape[0] != nints):
+            return None
+        return mask
+
+    def _masks(self, rate, rateints):
+        image = rate if self.single_mask else rateints
+        return scene_mask(image, self.n_sigma), image
+
+    # -- whole exposure ---------------------------------------------------------------------------
+    def process(self, model):
+        reason = self._usable(model)
+        if reason is not None:
+            return self._failed(model, reason)
+        options = self._options(model)
+        flat = self._flat(model)
+        nints, ngroups, ny, nx = model.shape
+        mask_source = None
+        if self.user_mask is not None and str(self.user_mask).lower() != "none":
+            mask = self._user_mask((ny, nx), nints)
+            if mask is None:
+                return self._failed(model, "Mask does not match data shape")
+        else:
+            rate, rateints = self._draft_rate(model)
+            if flat is not None:
+                rate.data = rate.data / flat
+                rateints.data = rateints.data / flat
+            mask, image = self._masks(rate.data, rateints.data)
+            mask_source = rate if image is rate.data else rateints
+        background = np.zeros(model.data.shape, np.float32) if self.save_background else None
+        original = model.data.copy() if self.save_noise else None
+        data, groupdq = model.data, model.groupdq
+        for i in range(nints):
+            plane_mask = mask[i] if mask.ndim == 3 else mask
+            skipped = clean_integration(data[i], groupdq[i], plane_mask, flat=flat,
+                                        background=None if background is None else background[i],
+                                        **options)
+            if skipped:
+                log.warning("%s: integration %d: %d group difference(s) without background "
+                            "pixels left as they were", self.name, i + 1, skipped)
+        self._save_intermediates(model, mask, mask_source, background, original)
+        return self.complete(model)
+
+    def _draft_rate(self, model):
+        log.info("%s: creating a draft rate for the scene mask", self.name)
+        draft = self._draft_fitter_step()
+        rate, rateints = draft.process(model)
+        return rate, rateints
+
+    def _failed(self, model, reason):
+        log.warning("%s: %s; step skipped", self.name, reason)
+        self.record_status(model, "FAILED")
+        return model
+
+    # -- intermediate products --------------------------------------------------------------------
+    def _intermediate_path(self, model, suffix):
+        from ..stpipe.naming import make_output_path
+
+        base = model._path or model.meta.filename
+        return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix=suffix)
+
+    def _save_intermediates(self, model, mask, mask_source, background, original):
+        if self.save_mask and mask is not None:
+            cls = datamodels.CubeModel if mask.ndim == 3 else datamodels.ImageModel
+            out = cls(data=mask.astype(np.float32))
+            out.update(mask_source if mask_source is not None else model)
+            self._save_extra(out, self._intermediate_path(model, "mask"))
+        if background is not None:
+            out = datamodels.RampModel(data=background)
+            out.update(model)
+            self._save_extra(out, self._intermediate_path(model, "flicker_bkg"))
+        if original is not None:
+            out = datamodels.RampModel(data=model.data - original)
+            out.update(model)
+            self._save_extra(out, self._intermediate_path(model, "flicker_noise"))
+
+    def _save_extra(self, out, path):
+        out.save(path)
+        log.info("%s: saved %s", self.name, path)
