@@ -172,6 +172,91 @@ class CleanFlickerNoiseStep(Step):
         self._save_intermediates(model, mask, mask_source, background, original)
         return self.complete(model)
 
+    # -- one integration at a time (pipeline/streaming.py) -------------------------------------
+    def process_store(self, shell, store, products):
+        """The step on an exposure held by a ScratchStore, one integration at a time: the draft
+        rate by the ramp fit's two passes, then each integration cleaned and written back.
+        ``shell`` holds the exposure's metadata; the products go through ``products``."""
+        from ..datamodels.models import placeholder
+
+        reason = self._usable(shell)
+        if reason is not None:
+            return self._failed(shell, reason)
+        options = self._options(shell)
+        flat = self._flat(shell)
+        nints, ngroups, ny, nx = store.shape
+        data = np.empty((ngroups, ny, nx), dtype=np.float32)
+        groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)
+        zeroframe = np.empty((ny, nx), dtype=np.float32) if store.has_zeroframe else None
+        mask_source = None
+        if self.user_mask is not None and str(self.user_mask).lower() != "none":
+            mask = self._user_mask((ny, nx), nints)
+            if mask is None:
+                return self._failed(shell, "Mask does not match data shape")
+        else:
+            rate, rateints = self._streamed_draft_rate(shell, store, data, groupdq, zeroframe)
+            if flat is not None:
+                rate.data = rate.data / flat
+                rateints.data = rateints.data / flat
+            mask, image = self._masks(rate.data, rateints.data)
+            mask_source = rate if image is rate.data else rateints
+        writers = {}
+        ramp_shape = {"data": store.shape}
+        for wanted, suffix in ((self.save_background, "flicker_bkg"), (self.save_noise, "flicker_noise")):
+            if wanted:
+                out = datamodels.RampModel(data=placeholder(store.shape, np.float32))
+                out.update(shell)
+                writers[suffix] = products.start(out, self._intermediate_path(shell, suffix), ramp_shape)
+        background = np.zeros_like(data) if self.save_background else None
+        original = np.empty_like(data) if self.save_noise else None
+        for i in range(nints):
+            store.read_integration(i, data, groupdq)
+            if original is not None:
+                original[...] = data
+            if background is not None:
+                background[...] = 0
+            skipped = clean_integration(data, groupdq, mask[i] if mask.ndim == 3 else mask,
+                                        flat=flat, background=background, **options)
+            if skipped:
+                log.warning("%s: integration %d: %d group difference(s) without background "
+                            "pixels left as they were", self.name, i + 1, skipped)
+            store.write_integration(i, data=data)
+            if background is not None:
+                writers["flicker_bkg"].write("data", i, background)
+            if original is not None:
+                np.subtract(data, original, out=original)
+                writers["flicker_noise"].write("data", i, original)
+        for writer in writers.values():
+            products.finish(writer, self)
+        self._save_intermediates(shell, mask, mask_source, None, None)
+        return self.complete(shell)
+
+    def _streamed_draft_rate(self, shell, store, data, groupdq, zeroframe):
+        log.info("%s: creating a draft rate for the scene mask", self.name)
+        draft = self._draft_fitter_step()
+        fitter = draft.begin_fit(shell, store.has_zeroframe)
+        use_zf = draft.uses_zeroframe(shell, store.has_zeroframe)
+        nints = store.shape[0]
+        for i in range(nints):
+            store.read_integration(i, data, groupdq, zeroframe)
+            fitter.add_median_rate(data, groupdq, zeroframe if use_zf else None)
+        if fitter.all_saturated:
+            raise Ramp2SlopeError(f"{self.name}: every pixel is saturated in the first group; "
+                                  f"no draft rate for the scene mask")
+        planes = np.empty((nints,) + data.shape[1:], np.float32)
+        for i in range(nints):
+            store.read_integration(i, data, groupdq, zeroframe)
+            planes[i] = fitter.fit_integration(data, groupdq, zeroframe if use_zf else None).rateints.data
+        rate = datamodels.ImageModel(data=fitter.finish().data)
+        rateints = datamodels.CubeModel(data=planes)
+        # the metadata the whole-exposure draft fit gives its products (RampFitStep.products)
+        for product in (rate, rateints):
+            product.update(shell)
+            product.meta.bunit_data = product.meta.bunit_err = "DN/s"
+            draft.record_status(product, "COMPLETE")
+            product._path = shell._path
+        return rate, rateints
+
     def _draft_rate(self, model):
         log.info("%s: creating a draft rate for the scene mask", self.name)
         draft = self._draft_fitter_step()

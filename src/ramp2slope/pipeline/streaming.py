@@ -268,7 +268,23 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
 
     # not implemented steps: SKIPPED (or a clear error when turned on)
     shell = pipe.picture_frame.run(shell)
-    shell = pipe.clean_flicker_noise.run(shell)
+    flicker = pipe.clean_flicker_noise
+    if flicker.skip:
+        shell = flicker.run(shell)
+    else:
+        log.info("%s running", flicker.name)
+        t0 = time.perf_counter()
+        shell = flicker.process_store(shell, store, products)
+        _log_done(flicker, time.perf_counter() - t0, shell)
+        if flicker.should_save():
+            writer = products.start(shell, flicker.output_path(step_input), ramp_shapes)
+            data_buf = np.empty((ngroups, ny, nx), np.float32)
+            gdq_buf = np.empty((ngroups, ny, nx), np.uint8)
+            zf_buf = np.empty((ny, nx), np.float32) if has_zf else None
+            for i in range(nints):
+                store.read_integration(i, data_buf, gdq_buf, zf_buf)
+                _write_ramp(writer, i, data_buf, gdq_buf, zf_buf)
+            products.finish(writer, flicker)
 
     # persistence (flagging happens in the pass below)
     persistence = pipe.persistence

@@ -1,0 +1,174 @@
+"""clean_flicker_noise against jwst 3.0.0's step on simulated NIRCam ramps (with 1/f noise):
+a 2-integration SUB160 exposure under several option sets, a full frame fitted by channel, a
+flat, the saved mask/background/noise products; plus the pipeline streamed vs whole."""
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import jwst_oracle
+from ramp2slope import datamodels
+from ramp2slope.clean_flicker_noise import CleanFlickerNoiseStep
+from ramp2slope.errors import Ramp2SlopeError
+
+
+def _ramp(base, **kwargs):
+    """A simulated exposure taken through jump (our pipeline: bit-identical to jwst's there)."""
+    from ramp2slope.pipeline import Detector1Pipeline
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(base / "sim", **kwargs)
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    pipe = Detector1Pipeline(steps=jwst_oracle.reference_overrides(refs), output_dir=str(base),
+                             save_calibrated_ramp=True)
+    pipe._streaming = False
+    pipe.run(str(sim.uncal))
+    return str(base / f"{sim.root}_ramp.fits"), refs, sim
+
+
+@pytest.fixture(scope="module")
+def sub160(tmp_path_factory):
+    return _ramp(tmp_path_factory.mktemp("flicker_sub"), subarray="SUB160", ngroups=4, nints=2,
+                 seed=5)
+
+
+def _theirs(ramp, refs, monkeypatch, **options):
+    """jwst's step, its draft-rate RampFitStep given the references CRDS would have given."""
+    jwst_oracle.require_jwst()
+    jwst_oracle.configure_offline_crds()
+    import jwst.clean_flicker_noise.clean_flicker_noise as official
+    from jwst.clean_flicker_noise import CleanFlickerNoiseStep as Theirs
+    from jwst.ramp_fitting import RampFitStep
+
+    monkeypatch.setattr(official, "RampFitStep", lambda: RampFitStep(
+        override_gain=refs["gain"], override_readnoise=refs["readnoise"]))
+    return Theirs.call(ramp, skip=False, **options)
+
+
+def _ours(ramp, refs, **options):
+    return CleanFlickerNoiseStep(skip=False, refdir=os.path.dirname(refs["gain"]),
+                                 **options).run(ramp)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("options", [
+    {},
+    {"single_mask": False},
+    {"background_method": None},
+    {"n_sigma": 0.0},
+    {"n_sigma": 3.5, "fit_by_channel": True},   # fit_by_channel is dropped for a subarray
+], ids=["default", "mask_per_integration", "no_background", "no_clip", "clip3.5"])
+def test_subarray_matches_jwst(sub160, monkeypatch, options):
+    ramp, refs, _ = sub160
+    theirs = _theirs(ramp, refs, monkeypatch, **options)
+    ours = _ours(ramp, refs, **options)
+    before = datamodels.open(ramp)
+    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
+        == "COMPLETE"
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
+    # the stripes were there to remove: every group after the first changed, the first did not
+    change = np.abs(ours.data - before.data)
+    assert change[:, 0].max() == 0
+    assert change[:, 1:].max(axis=(2, 3)).min() > 0.5
+
+
+@pytest.mark.oracle
+def test_saved_products_match_jwst(sub160, monkeypatch, tmp_path):
+    ramp, refs, _ = sub160
+    options = dict(save_mask=True, save_background=True, save_noise=True, single_mask=False)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "ours").mkdir()
+    _theirs(ramp, refs, monkeypatch, output_dir=str(tmp_path / "theirs"), **options)
+    _ours(ramp, refs, output_dir=str(tmp_path / "ours"), **options)
+    root = os.path.basename(ramp)[:-len("_ramp.fits")]
+    for suffix, kind in (("mask", "CubeModel"), ("flicker_bkg", "RampModel"),
+                         ("flicker_noise", "RampModel")):
+        name = f"{root}_{suffix}.fits"
+        with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
+            assert b[0].header["DATAMODL"] == kind
+            np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
+            assert np.any(b["SCI"].data != 0)
+
+
+@pytest.mark.oracle
+def test_flat_and_user_mask_match_jwst(sub160, monkeypatch, tmp_path):
+    ramp, refs, sim = sub160
+    # a smooth FLAT (full frame, cut out to SUB160 by both pipelines)
+    with fits.open(refs["gain"]) as gain:
+        primary = gain[0].header.copy()
+    primary["REFTYPE"] = primary["FILETYPE"] = "FLAT"
+    primary["DATAMODL"] = "FlatModel"
+    primary["FILTER"], primary["PUPIL"] = "F444W", "CLEAR"
+    y, x = np.mgrid[:2048, :2048] / 2048.0
+    flat = (0.8 + 0.3 * x + 0.1 * np.sin(6 * y)).astype(np.float32)
+    flat_path = str(tmp_path / "flat.fits")
+    fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(flat, name="SCI"),
+                  fits.ImageHDU(np.zeros_like(flat), name="ERR"),
+                  fits.ImageHDU(np.zeros(flat.shape, np.uint32), name="DQ")]).writeto(flat_path)
+    theirs = _theirs(ramp, refs, monkeypatch, apply_flat_field=True, override_flat=flat_path)
+    ours = _ours(ramp, refs, apply_flat_field=True, override_flat=flat_path)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+
+    # a user mask: background everywhere but a block
+    ny, nx = datamodels.open(ramp).data.shape[-2:]
+    mask = np.ones((ny, nx), np.float32)
+    mask[40:90, 50:120] = 0
+    mask_path = str(tmp_path / "user_mask.fits")
+    datamodels.ImageModel(data=mask).save(mask_path)
+    theirs = _theirs(ramp, refs, monkeypatch, user_mask=mask_path)
+    ours = _ours(ramp, refs, user_mask=mask_path)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+
+
+@pytest.mark.oracle
+def test_full_frame_by_channel_matches_jwst(tmp_path, monkeypatch):
+    ramp, refs, _ = _ramp(tmp_path, ngroups=3, nints=1, seed=6)
+    theirs = _theirs(ramp, refs, monkeypatch, fit_by_channel=True)
+    ours = _ours(ramp, refs, fit_by_channel=True)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    whole = _ours(ramp, refs)
+    # by channel is a different fit
+    assert np.abs(whole.data - ours.data).max() > 0.1
+
+
+def test_fft_on_nircam_fails_as_jwst_and_leaves_the_data(sub160):
+    ramp, refs, _ = sub160
+    before = datamodels.open(ramp)
+    out = _ours(ramp, refs, fit_method="fft")
+    assert out.meta.cal_step.clean_flicker_noise == "FAILED"
+    np.testing.assert_array_equal(out.data, before.data)
+
+
+@pytest.mark.parametrize("option", [{"background_method": "model"}, {"autoparam": True},
+                                    {"fit_histogram": True}, {"background_method": "median_image"}])
+def test_options_not_implemented_are_refused_in_one_line(tmp_path, option):
+    from ramp2slope.pipeline import Detector1Pipeline
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", size=(32, 32), ngroups=3, nints=1, seed=2)
+    pipe = Detector1Pipeline(steps={"clean_flicker_noise": dict(skip=False, **option)},
+                             refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path))
+    with pytest.raises(Ramp2SlopeError, match=f"clean_flicker_noise: {list(option)[0]}") as err:
+        pipe.run(str(sim.uncal))
+    assert "\n" not in str(err.value)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".fits")]
+
+
+@pytest.mark.parametrize("single_mask", [True, False])
+def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
+    from test_streaming import _assert_same_products, _run
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", subarray="SUB160", ngroups=3, nints=3, seed=9)
+    refdir = os.path.dirname(sim.refs["mask"])
+    steps = {"clean_flicker_noise": dict(skip=False, save_results=True, save_mask=True,
+                                         save_background=True, save_noise=True,
+                                         single_mask=single_mask)}
+    _run(sim.uncal, refdir, tmp_path / "whole", steps, streaming=False)
+    _run(sim.uncal, refdir, tmp_path / "streamed", steps, streaming=True)
+    names = os.listdir(tmp_path / "whole")
+    assert any(n.endswith("_flicker_noise.fits") for n in names)
+    assert any(n.endswith("_clean_flicker_noise.fits") for n in names)
+    _assert_same_products(tmp_path / "streamed", tmp_path / "whole")
