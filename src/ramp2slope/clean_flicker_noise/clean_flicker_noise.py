@@ -14,8 +14,11 @@ The arithmetic follows jwst 3.0.0's clean_flicker_noise with ``fit_method='media
 * the cleaned group j+1 is the cleaned group j plus the cleaned difference, so group 0 is kept.
 
 Statistics run in float64 on the mask's pixels in C order (the order jwst's masked arrays give
-them), stripe medians in float32 as numpy's masked median computes them.
+them), stripe medians in float32 as numpy's masked median computes them. The large medians
+(millions of pixels, a few dozen per group difference of a full frame) are exact selections by
+bucket counting, in parallel, instead of numpy's partition: same values, several times faster.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -29,22 +32,241 @@ SIGMA_LIMIT = 3.0
 _UNUSABLE = dqflags.group["DO_NOT_USE"] | dqflags.group["JUMP_DET"]
 
 
-def sigma_clipped_stats(values, sigma=SIGMA_LIMIT, maxiters=5):
-    """(mean, median, std) of 1-D float64 ``values`` after iterative symmetric clipping about
-    the median (astropy's ``sigma_clipped_stats`` defaults: at most 5 passes, ddof 0)."""
-    values = values[np.isfinite(values)]
+_BUCKETS = 65536
+_SMALL = 4096
+_FINITE = np.finfo(np.float64).max
+
+
+@njit(cache=True)
+def _sorted_pair(candidates, k, below_max):
+    ordered = np.sort(candidates)
+    return (ordered[k - 1] if k > 0 else below_max), ordered[k]
+
+
+@njit(parallel=True, cache=True)
+def _ranked_pair(values, low, high, k, nthreads):
+    """The (k-1)-th and k-th smallest (0-based; the first is -inf when k is 0) of the values
+    of the 1-D ``values`` within ``[low, high]`` (not modified).
+
+    Buckets of equal width between the minimum and maximum are counted per thread; the bucket
+    holding rank k is gathered and searched the same way until it is small enough to sort, while
+    the largest value ranked below it is kept. A bucket index is a non-decreasing function of
+    the value, so ranks carry over exactly.
+    """
+    candidates = values
+    below_max = -np.inf
+    while True:
+        n = candidates.size
+        chunk = (n + nthreads - 1) // nthreads
+        lows = np.empty(nthreads)
+        highs = np.empty(nthreads)
+        for t in prange(nthreads):
+            lo = np.inf
+            hi = -np.inf
+            for i in range(t * chunk, min(n, (t + 1) * chunk)):
+                v = candidates[i]
+                if v >= low and v <= high:
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+            lows[t] = lo
+            highs[t] = hi
+        lo = lows.min()
+        hi = highs.max()
+        scale = _BUCKETS / (hi - lo) if hi > lo else 0.0
+        if scale == 0.0 or not np.isfinite(scale):
+            # all equal, or a spread the float arithmetic cannot divide
+            return (lo if k > 0 else below_max), lo
+        counts = np.zeros((nthreads, _BUCKETS), dtype=np.int64)
+        for t in prange(nthreads):
+            for i in range(t * chunk, min(n, (t + 1) * chunk)):
+                v = candidates[i]
+                if v >= low and v <= high:
+                    counts[t, min(int((v - lo) * scale), _BUCKETS - 1)] += 1
+        below = 0
+        bucket = 0
+        while True:
+            in_bucket = 0
+            for t in range(nthreads):
+                in_bucket += counts[t, bucket]
+            if below + in_bucket > k:
+                break
+            below += in_bucket
+            bucket += 1
+        starts = np.zeros(nthreads + 1, dtype=np.int64)
+        for t in range(nthreads):
+            starts[t + 1] = starts[t] + counts[t, bucket]
+        members = np.empty(starts[nthreads], dtype=candidates.dtype)
+        maxima = np.full(nthreads, -np.inf)
+        for t in prange(nthreads):
+            m = starts[t]
+            top = -np.inf
+            for i in range(t * chunk, min(n, (t + 1) * chunk)):
+                v = candidates[i]
+                if v >= low and v <= high:
+                    b = min(int((v - lo) * scale), _BUCKETS - 1)
+                    if b == bucket:
+                        members[m] = v
+                        m += 1
+                    elif b < bucket:
+                        top = max(top, v)
+            maxima[t] = top
+        if below > 0:
+            below_max = max(below_max, maxima.max())
+        k -= below
+        if members.size <= _SMALL or members.size == n:
+            return _sorted_pair(members, k, below_max)
+        candidates = members
+
+
+@njit(parallel=True, cache=True)
+def _moments(values, low, high, nthreads):
+    """Count, mean and population std of the values within ``[low, high]`` (two passes)."""
+    n = values.size
+    chunk = (n + nthreads - 1) // nthreads
+    counts = np.zeros(nthreads, dtype=np.int64)
+    sums = np.zeros(nthreads)
+    for t in prange(nthreads):
+        c = 0
+        total = 0.0
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            v = values[i]
+            if v >= low and v <= high:
+                c += 1
+                total += v
+        counts[t] = c
+        sums[t] = total
+    count = counts.sum()
+    if count == 0:
+        return 0, np.nan, np.nan
+    mean = sums.sum() / count
+    for t in prange(nthreads):
+        total = 0.0
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            v = values[i]
+            if v >= low and v <= high:
+                total += (v - mean) * (v - mean)
+        sums[t] = total
+    return count, mean, np.sqrt(sums.sum() / count)
+
+
+_WINDOW_BINS = 2048
+
+
+@njit(parallel=True, cache=True)
+def _pair_in_window(values, low, high, k, wlo, whi, nthreads):
+    """As ``_ranked_pair`` (k >= 1), when both ranks fall in ``[wlo, whi)``: one counting pass
+    over a small histogram of that window, then the bins holding the two ranks sorted.
+    ``ok`` is False when a rank falls outside the window."""
+    n = values.size
+    chunk = (n + nthreads - 1) // nthreads
+    scale = _WINDOW_BINS / (whi - wlo)
+    counts = np.zeros((nthreads, _WINDOW_BINS + 2), dtype=np.int64)
+    for t in prange(nthreads):
+        c = counts[t]
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            v = values[i]
+            if v >= low and v <= high:
+                if v < wlo:
+                    c[0] += 1
+                elif v >= whi:
+                    c[_WINDOW_BINS + 1] += 1
+                else:
+                    c[1 + min(int((v - wlo) * scale), _WINDOW_BINS - 1)] += 1
+    total = counts.sum(axis=0)
+    below = total[0]
+    if below > k - 1 or below + total[1:_WINDOW_BINS + 1].sum() <= k:
+        return False, 0.0, 0.0
+    first = 1
+    while below + total[first] <= k - 1:
+        below += total[first]
+        first += 1
+    last = first
+    reach = below + total[first]
+    while reach <= k:
+        last += 1
+        reach += total[last]
+    starts = np.zeros(nthreads + 1, dtype=np.int64)
+    for t in range(nthreads):
+        starts[t + 1] = starts[t] + counts[t, first:last + 1].sum()
+    members = np.empty(starts[nthreads], dtype=values.dtype)
+    for t in prange(nthreads):
+        m = starts[t]
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            v = values[i]
+            if v >= low and v <= high and v >= wlo and v < whi:
+                b = 1 + min(int((v - wlo) * scale), _WINDOW_BINS - 1)
+                if b >= first and b <= last:
+                    members[m] = v
+                    m += 1
+    if members.size > _SMALL:
+        # many equal values (quantized data) in the bins: select within them
+        lower, upper = _ranked_pair(members, -np.inf, np.inf, k - below, nthreads)
+        return True, lower, upper
+    members.sort()
+    return True, members[k - 1 - below], members[k - below]
+
+
+@njit(cache=True)
+def _median_within(values, low, high, count, mean, std, nthreads):
+    """The median of the values within ``[low, high]`` given their count, mean and std: both
+    middle values lie within one std of the mean (a bound of every median), so a window a
+    little wider than that is searched first."""
+    k = count // 2
+    done = False
+    if k >= 1 and std > 0:
+        half = 1.01 * std + 1e-12 * abs(mean)
+        done, lower, upper = _pair_in_window(values, low, high, k, mean - half, mean + half,
+                                             nthreads)
+    if not done:
+        lower, upper = _ranked_pair(values, low, high, k, nthreads)
+    return upper if count % 2 else (lower + upper) / 2.0
+
+
+@njit(cache=True)
+def _clipped_stats(values, sigma, maxiters, nthreads):
+    # the kept values are always those within [low, high]: each pass narrows the interval
+    low, high = -_FINITE, _FINITE
+    count, mean, std = _moments(values, low, high, nthreads)
     for _ in range(maxiters):
-        if values.size == 0:
+        if count == 0:
+            return np.nan, np.nan, np.nan
+        center = _median_within(values, low, high, count, mean, std, nthreads)
+        low = max(low, center - std * sigma)
+        high = min(high, center + std * sigma)
+        kept, mean, std = _moments(values, low, high, nthreads)
+        changed = kept != count
+        count = kept
+        if not changed:
             break
-        center = np.median(values)
-        std = np.std(values)
-        keep = (values >= center - std * sigma) & (values <= center + std * sigma)
-        if keep.all():
-            break
-        values = values[keep]
-    if values.size == 0:
+    if count == 0:
         return np.nan, np.nan, np.nan
-    return np.mean(values), np.median(values), np.std(values)
+    return mean, _median_within(values, low, high, count, mean, std, nthreads), std
+
+
+def exact_median(values):
+    """``np.median`` of finite 1-D ``values`` by selection: the same value and dtype (the two
+    middle values of an even count averaged in that dtype)."""
+    n = values.size
+    if n < 2 * _SMALL:
+        return np.median(values)
+    kind = values.dtype.type
+    lower, upper = _ranked_pair(np.ascontiguousarray(values), -np.inf, np.inf, n // 2,
+                                numba.get_num_threads())
+    if n % 2:
+        return kind(upper)
+    return (kind(lower) + kind(upper)) / kind(2)
+
+
+def sigma_clipped_stats(values, sigma=SIGMA_LIMIT, maxiters=5):
+    """(mean, median, std) of the finite values of 1-D float64 ``values`` after iterative
+    symmetric clipping about the median (astropy's ``sigma_clipped_stats`` defaults: at most 5
+    passes, ddof 0).
+
+    The median is exact; mean and std are summed per thread, so they may differ from numpy's
+    pairwise sums in the last bit or two.
+    """
+    return _clipped_stats(np.ascontiguousarray(values, dtype=np.float64), float(sigma),
+                          maxiters, numba.get_num_threads())
 
 
 def clip_to_background(image, mask, sigma_lower=3.0, sigma_upper=2.0, lower_half_only=False):
@@ -66,7 +288,7 @@ def background_level(image, mask, method="median"):
     if method is None:
         return np.float32(0.0)
     clip_to_background(image, mask, SIGMA_LIMIT, SIGMA_LIMIT, lower_half_only=True)
-    return np.median(image[mask])
+    return exact_median(image[mask])
 
 
 def scene_mask(rate, n_sigma=2.0):
