@@ -18,6 +18,8 @@ them), stripe medians in float32 as numpy's masked median computes them. The lar
 (millions of pixels, a few dozen per group difference of a full frame) are exact selections by
 bucket counting, in parallel, instead of numpy's partition: same values, several times faster.
 """
+import logging
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -26,6 +28,8 @@ from ..datamodels import dqflags
 
 __all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "scene_mask",
            "row_medians", "median_clean", "clean_image", "clean_integration"]
+
+log = logging.getLogger("ramp2slope")
 
 #: jwst's fixed clip level for the statistics behind each threshold.
 SIGMA_LIMIT = 3.0
@@ -269,16 +273,53 @@ def sigma_clipped_stats(values, sigma=SIGMA_LIMIT, maxiters=5):
                           maxiters, numba.get_num_threads())
 
 
-def clip_to_background(image, mask, sigma_lower=3.0, sigma_upper=2.0, lower_half_only=False):
-    """Unset in ``mask`` (in place) the pixels of ``image`` outside the background's range."""
+def histogram_fit(values, center, sigma):
+    """Center and width of a Gaussian least-squares fit to a 2000-bin histogram of ``values``
+    over ``center +- 4 sigma`` (``fit_histogram``); the inputs back when the fit fails."""
+    from scipy.optimize import curve_fit
+
+    try:
+        counts, edges = np.histogram(values, bins=2000,
+                                     range=(center - 4.0 * sigma, center + 4.0 * sigma))
+    except ValueError:
+        log.error("Histogram failed; using clip center and sigma.")
+        return center, sigma
+    mids = (edges[1:] + edges[:-1]) / 2.0
+    peak = np.argmax(counts)
+
+    def gaussian(x, amplitude, mean, width):
+        return amplitude * np.exp(-0.5 * ((x - mean) / width) ** 2)
+
+    bounds = [(0, mids[0], 0), (np.inf, mids[-1], mids[-1] - mids[0])]
+    try:
+        fitted, _ = curve_fit(gaussian, mids, counts, p0=(counts[peak], mids[peak], sigma),
+                              bounds=bounds)
+    except RuntimeError:
+        log.error("Gaussian fit failed; using clip center and sigma.")
+        return center, sigma
+    return fitted[1], fitted[2]
+
+
+def clip_to_background(image, mask, sigma_lower=3.0, sigma_upper=2.0, lower_half_only=False,
+                       fit_histogram=False):
+    """Unset in ``mask`` (in place) the pixels of ``image`` outside the background's range.
+
+    The center is the clipped median, or with ``fit_histogram`` the clipped mean refined with
+    the sigma by a Gaussian fit to the histogram of the values.
+    """
     if not mask.any():
         return
     image = image.astype(np.float64)
-    _, center, sigma = sigma_clipped_stats(image[mask])
+    data = image[mask]
+    mean, median, sigma = sigma_clipped_stats(data)
+    center = mean if fit_histogram else median
     if lower_half_only:
         lower = image[mask & (image <= center)]
-        mirrored = np.concatenate((lower - center, center - lower)) + center
-        _, center, sigma = sigma_clipped_stats(mirrored)
+        data = np.concatenate((lower - center, center - lower)) + center
+        mean, median, sigma = sigma_clipped_stats(data)
+        center = mean if fit_histogram else median
+    if fit_histogram:
+        center, sigma = histogram_fit(data, center, sigma)
     mask[image < center - sigma_lower * sigma] = False
     mask[image > center + sigma_upper * sigma] = False
 
@@ -291,13 +332,13 @@ def background_level(image, mask, method="median"):
     return exact_median(image[mask])
 
 
-def scene_mask(rate, n_sigma=2.0):
+def scene_mask(rate, n_sigma=2.0, fit_histogram=False):
     """The background mask of a draft rate image (2-D) or rateints cube (3-D, plane by plane)."""
     mask = ~(np.isnan(rate) | (rate == 0))
     if n_sigma > 0:
         planes = zip(rate, mask) if rate.ndim == 3 else [(rate, mask)]
         for image, plane in planes:
-            clip_to_background(image, plane, sigma_upper=n_sigma)
+            clip_to_background(image, plane, sigma_upper=n_sigma, fit_histogram=fit_histogram)
     return mask
 
 

@@ -67,7 +67,6 @@ class CleanFlickerNoiseStep(Step):
             "autoparam": self.autoparam,
             "background_method='model'": self.background_method == "model",
             "background_method='median_image'": self.background_method == "median_image",
-            "fit_histogram": self.fit_histogram,
         }
         for what, asked in refused.items():
             if asked:
@@ -136,7 +135,7 @@ class CleanFlickerNoiseStep(Step):
 
     def _masks(self, rate, rateints):
         image = rate if self.single_mask else rateints
-        return scene_mask(image, self.n_sigma), image
+        return scene_mask(image, self.n_sigma, self.fit_histogram), image
 
     # -- whole exposure ---------------------------------------------------------------------------
     def process(self, model):
