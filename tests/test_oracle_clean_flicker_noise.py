@@ -217,3 +217,29 @@ def test_sigma_clipped_stats_as_astropy():
         mean, median, std = sigma_clipped_stats(values)
         assert median == expected[1]
         np.testing.assert_allclose([mean, std], [expected[0], expected[2]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("lower_half_only", [False, True])
+def test_clip_to_background_as_astropy_on_the_mirrored_half(lower_half_only):
+    """The sorted-slice clip (and the merged mirror of the lower half) against the plain
+    computation with astropy: the same mask."""
+    from astropy.stats import sigma_clipped_stats as astropy_stats
+    from ramp2slope.clean_flicker_noise import clip_to_background
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(10, 4, (300, 300)).astype(np.float32)
+    image[rng.random(image.shape) < 0.05] += 200          # sources: a long upper tail
+    image[0, :5] = np.nan
+    mask = np.isfinite(image)
+    mask[50:80, 50:80] = False
+    expected = mask.copy()
+    values = image.astype(np.float64)
+    _, center, sigma = astropy_stats(values[expected])
+    if lower_half_only:
+        lower = values[expected & (values <= center)]
+        _, center, sigma = astropy_stats(np.concatenate((lower - center, center - lower)) + center)
+    expected[values < center - 3 * sigma] = False
+    expected[values > center + 2.5 * sigma] = False
+    clip_to_background(image, mask, 3.0, 2.5, lower_half_only=lower_half_only)
+    assert mask.sum() < expected.size * 0.95
+    np.testing.assert_array_equal(mask, expected)

@@ -13,10 +13,11 @@ The arithmetic follows jwst 3.0.0's clean_flicker_noise with ``fit_method='media
   ``fit_by_channel``) is the stripe removed;
 * the cleaned group j+1 is the cleaned group j plus the cleaned difference, so group 0 is kept.
 
-Statistics run in float64 on the mask's pixels in C order (the order jwst's masked arrays give
-them), stripe medians in float32 as numpy's masked median computes them. The large medians
-(millions of pixels, a few dozen per group difference of a full frame) are exact selections by
-bucket counting, in parallel, instead of numpy's partition: same values, several times faster.
+Statistics run in float64. The clipped statistics sort the mask's values once, so each
+clipping pass keeps a slice of them (the mirrored lower half of the distribution is merged from
+that sorted order, not sorted again); their medians are exact, their mean and std may differ
+from numpy's pairwise sums in the last bit or two. The background median is an exact selection
+by bucket counting; stripe medians are computed in float32 as numpy's masked median does.
 """
 import logging
 
@@ -38,7 +39,6 @@ _UNUSABLE = dqflags.group["DO_NOT_USE"] | dqflags.group["JUMP_DET"]
 
 _BUCKETS = 65536
 _SMALL = 4096
-_FINITE = np.finfo(np.float64).max
 
 
 @njit(cache=True)
@@ -122,131 +122,6 @@ def _ranked_pair(values, low, high, k, nthreads):
         candidates = members
 
 
-@njit(parallel=True, cache=True)
-def _moments(values, low, high, nthreads):
-    """Count, mean and population std of the values within ``[low, high]`` (two passes)."""
-    n = values.size
-    chunk = (n + nthreads - 1) // nthreads
-    counts = np.zeros(nthreads, dtype=np.int64)
-    sums = np.zeros(nthreads)
-    for t in prange(nthreads):
-        c = 0
-        total = 0.0
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            v = values[i]
-            if v >= low and v <= high:
-                c += 1
-                total += v
-        counts[t] = c
-        sums[t] = total
-    count = counts.sum()
-    if count == 0:
-        return 0, np.nan, np.nan
-    mean = sums.sum() / count
-    for t in prange(nthreads):
-        total = 0.0
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            v = values[i]
-            if v >= low and v <= high:
-                total += (v - mean) * (v - mean)
-        sums[t] = total
-    return count, mean, np.sqrt(sums.sum() / count)
-
-
-_WINDOW_BINS = 2048
-
-
-@njit(parallel=True, cache=True)
-def _pair_in_window(values, low, high, k, wlo, whi, nthreads):
-    """As ``_ranked_pair`` (k >= 1), when both ranks fall in ``[wlo, whi)``: one counting pass
-    over a small histogram of that window, then the bins holding the two ranks sorted.
-    ``ok`` is False when a rank falls outside the window."""
-    n = values.size
-    chunk = (n + nthreads - 1) // nthreads
-    scale = _WINDOW_BINS / (whi - wlo)
-    counts = np.zeros((nthreads, _WINDOW_BINS + 2), dtype=np.int64)
-    for t in prange(nthreads):
-        c = counts[t]
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            v = values[i]
-            if v >= low and v <= high:
-                if v < wlo:
-                    c[0] += 1
-                elif v >= whi:
-                    c[_WINDOW_BINS + 1] += 1
-                else:
-                    c[1 + min(int((v - wlo) * scale), _WINDOW_BINS - 1)] += 1
-    total = counts.sum(axis=0)
-    below = total[0]
-    if below > k - 1 or below + total[1:_WINDOW_BINS + 1].sum() <= k:
-        return False, 0.0, 0.0
-    first = 1
-    while below + total[first] <= k - 1:
-        below += total[first]
-        first += 1
-    last = first
-    reach = below + total[first]
-    while reach <= k:
-        last += 1
-        reach += total[last]
-    starts = np.zeros(nthreads + 1, dtype=np.int64)
-    for t in range(nthreads):
-        starts[t + 1] = starts[t] + counts[t, first:last + 1].sum()
-    members = np.empty(starts[nthreads], dtype=values.dtype)
-    for t in prange(nthreads):
-        m = starts[t]
-        for i in range(t * chunk, min(n, (t + 1) * chunk)):
-            v = values[i]
-            if v >= low and v <= high and v >= wlo and v < whi:
-                b = 1 + min(int((v - wlo) * scale), _WINDOW_BINS - 1)
-                if b >= first and b <= last:
-                    members[m] = v
-                    m += 1
-    if members.size > _SMALL:
-        # many equal values (quantized data) in the bins: select within them
-        lower, upper = _ranked_pair(members, -np.inf, np.inf, k - below, nthreads)
-        return True, lower, upper
-    members.sort()
-    return True, members[k - 1 - below], members[k - below]
-
-
-@njit(cache=True)
-def _median_within(values, low, high, count, mean, std, nthreads):
-    """The median of the values within ``[low, high]`` given their count, mean and std: both
-    middle values lie within one std of the mean (a bound of every median), so a window a
-    little wider than that is searched first."""
-    k = count // 2
-    done = False
-    if k >= 1 and std > 0:
-        half = 1.01 * std + 1e-12 * abs(mean)
-        done, lower, upper = _pair_in_window(values, low, high, k, mean - half, mean + half,
-                                             nthreads)
-    if not done:
-        lower, upper = _ranked_pair(values, low, high, k, nthreads)
-    return upper if count % 2 else (lower + upper) / 2.0
-
-
-@njit(cache=True)
-def _clipped_stats(values, sigma, maxiters, nthreads):
-    # the kept values are always those within [low, high]: each pass narrows the interval
-    low, high = -_FINITE, _FINITE
-    count, mean, std = _moments(values, low, high, nthreads)
-    for _ in range(maxiters):
-        if count == 0:
-            return np.nan, np.nan, np.nan
-        center = _median_within(values, low, high, count, mean, std, nthreads)
-        low = max(low, center - std * sigma)
-        high = min(high, center + std * sigma)
-        kept, mean, std = _moments(values, low, high, nthreads)
-        changed = kept != count
-        count = kept
-        if not changed:
-            break
-    if count == 0:
-        return np.nan, np.nan, np.nan
-    return mean, _median_within(values, low, high, count, mean, std, nthreads), std
-
-
 def exact_median(values):
     """``np.median`` of finite 1-D ``values`` by selection: the same value and dtype (the two
     middle values of an even count averaged in that dtype)."""
@@ -261,16 +136,89 @@ def exact_median(values):
     return (kind(lower) + kind(upper)) / kind(2)
 
 
-def sigma_clipped_stats(values, sigma=SIGMA_LIMIT, maxiters=5):
-    """(mean, median, std) of the finite values of 1-D float64 ``values`` after iterative
-    symmetric clipping about the median (astropy's ``sigma_clipped_stats`` defaults: at most 5
-    passes, ddof 0).
+@njit(parallel=True, cache=True)
+def _slice_moments(ordered, start, stop):
+    """Mean and population std of ``ordered[start:stop]`` (two passes, float64)."""
+    total = 0.0
+    for i in prange(start, stop):
+        total += ordered[i]
+    mean = total / (stop - start)
+    squares = 0.0
+    for i in prange(start, stop):
+        squares += (ordered[i] - mean) * (ordered[i] - mean)
+    return mean, np.sqrt(squares / (stop - start))
 
-    The median is exact; mean and std are summed per thread, so they may differ from numpy's
-    pairwise sums in the last bit or two.
+
+@njit(cache=True)
+def _slice_median(ordered, start, stop):
+    n = stop - start
+    middle = start + n // 2
+    return ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
+
+
+@njit(cache=True)
+def _sorted_clipped_stats(ordered, sigma, maxiters):
+    """``sigma_clipped_stats`` of sorted float64 values: each pass keeps a slice."""
+    start = np.searchsorted(ordered, -np.inf, side="right")
+    stop = np.searchsorted(ordered, np.inf, side="left")
+    for _ in range(maxiters):
+        if stop <= start:
+            break
+        _, std = _slice_moments(ordered, start, stop)
+        center = _slice_median(ordered, start, stop)
+        new_start = start + np.searchsorted(ordered[start:stop], center - std * sigma, side="left")
+        new_stop = start + np.searchsorted(ordered[start:stop], center + std * sigma, side="right")
+        changed = new_start != start or new_stop != stop
+        start, stop = new_start, new_stop
+        if not changed:
+            break
+    if stop <= start:
+        return np.nan, np.nan, np.nan
+    mean, std = _slice_moments(ordered, start, stop)
+    return mean, _slice_median(ordered, start, stop), std
+
+
+def sigma_clipped_stats(values, sigma=SIGMA_LIMIT, maxiters=5, presorted=False):
+    """(mean, median, std) of the finite values of 1-D ``values`` after iterative symmetric
+    clipping about the median (astropy's ``sigma_clipped_stats`` defaults: at most 5 passes,
+    ddof 0), in float64.
+
+    The values are sorted once (unless ``presorted``), so every pass keeps a slice. The median
+    is exact; mean and std are summed in another order than numpy's pairwise sums, so they may
+    differ in the last bit or two (1e-15 relative).
     """
-    return _clipped_stats(np.ascontiguousarray(values, dtype=np.float64), float(sigma),
-                          maxiters, numba.get_num_threads())
+    ordered = values if presorted else np.sort(values)
+    ordered = np.ascontiguousarray(ordered, dtype=np.float64)
+    mean, median, std = _sorted_clipped_stats(ordered, float(sigma), maxiters)
+    return np.float64(mean), np.float64(median), np.float64(std)
+
+
+@njit(cache=True)
+def _mirrored_lower_half(ordered, center):
+    """Sorted ``concatenate((lower - center, center - lower)) + center`` of the finite sorted
+    values ``<= center``: both halves are monotonic in the value, so one merge sorts them."""
+    first = np.searchsorted(ordered, -np.inf, side="right")
+    stop = np.searchsorted(ordered, center, side="right")
+    n = stop - first
+    out = np.empty(2 * n)
+    below = first            # ascending: (x - c) + c
+    above = stop - 1         # ascending as x descends: (c - x) + c
+    for k in range(2 * n):
+        if below < stop:
+            a = (ordered[below] - center) + center
+        else:
+            a = np.inf
+        if above >= first:
+            b = (center - ordered[above]) + center
+        else:
+            b = np.inf
+        if a <= b:
+            out[k] = a
+            below += 1
+        else:
+            out[k] = b
+            above -= 1
+    return out
 
 
 def histogram_fit(values, center, sigma):
@@ -309,17 +257,18 @@ def clip_to_background(image, mask, sigma_lower=3.0, sigma_upper=2.0, lower_half
     """
     if not mask.any():
         return
-    image = image.astype(np.float64)
-    data = image[mask]
-    mean, median, sigma = sigma_clipped_stats(data)
+    # sorted in the image's dtype (float32 sorts faster), compared in float64 (exact)
+    ordered = np.sort(image[mask]).astype(np.float64)
+    mean, median, sigma = sigma_clipped_stats(ordered, presorted=True)
     center = mean if fit_histogram else median
     if lower_half_only:
-        lower = image[mask & (image <= center)]
-        data = np.concatenate((lower - center, center - lower)) + center
-        mean, median, sigma = sigma_clipped_stats(data)
+        ordered = _mirrored_lower_half(ordered, center)
+        mean, median, sigma = sigma_clipped_stats(ordered, presorted=True)
         center = mean if fit_histogram else median
     if fit_histogram:
-        center, sigma = histogram_fit(data, center, sigma)
+        center, sigma = histogram_fit(ordered, center, sigma)
+        center, sigma = np.float64(center), np.float64(sigma)
+    # float64 thresholds: a float32 image is compared in float64, as jwst's float64 copy is
     mask[image < center - sigma_lower * sigma] = False
     mask[image > center + sigma_upper * sigma] = False
 
@@ -355,13 +304,13 @@ def _row_medians(image, mask, c0, c1, out):
         if n == 0:
             out[y] = 0.0
             continue
-        vals = np.sort(buf[:n])
         half = n // 2
+        vals = np.partition(buf[:n], half)
         if n % 2 == 1:
             out[y] = vals[half]
         else:
             # float32 sum then halving, as numpy's masked median does
-            out[y] = np.float32(vals[half - 1] + vals[half]) / np.float32(2.0)
+            out[y] = np.float32(vals[:half].max() + vals[half]) / np.float32(2.0)
 
 
 def row_medians(image, mask, c0=0, c1=None):
