@@ -52,6 +52,21 @@ def _ours(ramp, refs, **options):
                                  **options).run(ramp)
 
 
+def _write_flat(gain_path, path):
+    """A smooth full-frame FLAT with the header of the simulated GAIN."""
+    with fits.open(gain_path) as gain:
+        primary = gain[0].header.copy()
+    primary["REFTYPE"] = primary["FILETYPE"] = "FLAT"
+    primary["DATAMODL"] = "FlatModel"
+    primary["FILTER"], primary["PUPIL"] = "F444W", "CLEAR"
+    y, x = np.mgrid[:2048, :2048] / 2048.0
+    flat = (0.8 + 0.3 * x + 0.1 * np.sin(6 * y)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(flat, name="SCI"),
+                  fits.ImageHDU(np.zeros_like(flat), name="ERR"),
+                  fits.ImageHDU(np.zeros(flat.shape, np.uint32), name="DQ")]).writeto(path)
+    return str(path)
+
+
 @pytest.mark.oracle
 @pytest.mark.parametrize("options", [
     {},
@@ -102,17 +117,7 @@ def test_saved_products_match_jwst(sub160, monkeypatch, tmp_path):
 def test_flat_and_user_mask_match_jwst(sub160, monkeypatch, tmp_path):
     ramp, refs, sim = sub160
     # a smooth FLAT (full frame, cut out to SUB160 by both pipelines)
-    with fits.open(refs["gain"]) as gain:
-        primary = gain[0].header.copy()
-    primary["REFTYPE"] = primary["FILETYPE"] = "FLAT"
-    primary["DATAMODL"] = "FlatModel"
-    primary["FILTER"], primary["PUPIL"] = "F444W", "CLEAR"
-    y, x = np.mgrid[:2048, :2048] / 2048.0
-    flat = (0.8 + 0.3 * x + 0.1 * np.sin(6 * y)).astype(np.float32)
-    flat_path = str(tmp_path / "flat.fits")
-    fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(flat, name="SCI"),
-                  fits.ImageHDU(np.zeros_like(flat), name="ERR"),
-                  fits.ImageHDU(np.zeros(flat.shape, np.uint32), name="DQ")]).writeto(flat_path)
+    flat_path = _write_flat(refs["gain"], tmp_path / "flat.fits")
     theirs = _theirs(ramp, refs, monkeypatch, apply_flat_field=True, override_flat=flat_path)
     ours = _ours(ramp, refs, apply_flat_field=True, override_flat=flat_path)
     np.testing.assert_array_equal(ours.data, theirs.data)
@@ -181,6 +186,9 @@ def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
     steps = {"clean_flicker_noise": dict(skip=False, save_results=True, save_mask=True,
                                          save_background=True, save_noise=True,
                                          single_mask=single_mask)}
+    if not single_mask:
+        steps["clean_flicker_noise"].update(
+            apply_flat_field=True, override_flat=_write_flat(sim.refs["gain"], tmp_path / "flat.fits"))
     _run(sim.uncal, refdir, tmp_path / "whole", steps, streaming=False)
     _run(sim.uncal, refdir, tmp_path / "streamed", steps, streaming=True)
     names = os.listdir(tmp_path / "whole")
@@ -243,3 +251,22 @@ def test_clip_to_background_as_astropy_on_the_mirrored_half(lower_half_only):
     clip_to_background(image, mask, 3.0, 2.5, lower_half_only=lower_half_only)
     assert mask.sum() < expected.size * 0.95
     np.testing.assert_array_equal(mask, expected)
+
+
+def test_flat_is_checked_before_any_step_runs(tmp_path, caplog):
+    """With apply_flat_field the FLAT is found and checked up front: a FLAT of the wrong
+    type stops the run in one line, before dq_init, with nothing written."""
+    from ramp2slope.pipeline import Detector1Pipeline
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", size=(32, 32), ngroups=3, nints=1, seed=2)
+    steps = {"clean_flicker_noise": dict(skip=False, apply_flat_field=True,
+                                         override_flat=str(sim.refs["gain"]))}
+    pipe = Detector1Pipeline(steps=steps, refdir=os.path.dirname(sim.refs["mask"]),
+                             output_dir=str(tmp_path))
+    with caplog.at_level("INFO", logger="ramp2slope"):
+        with pytest.raises(Ramp2SlopeError) as err:
+            pipe.run(str(sim.uncal))
+    assert "\n" not in str(err.value) and os.path.basename(str(sim.refs["gain"])) in str(err.value)
+    assert "dq_init running" not in caplog.text
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".fits")]

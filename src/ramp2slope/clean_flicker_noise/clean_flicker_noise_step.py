@@ -43,7 +43,11 @@ class CleanFlickerNoiseStep(Step):
     class_alias = "clean_flicker_noise"
     cal_step_name = "clean_flicker_noise"
     reference_file_types = ("flat",)
-    prefetch_types = ()
+
+    @property
+    def prefetch_types(self):
+        """The FLAT is found and checked before any step runs only when it will be used."""
+        return ("flat",) if self.apply_flat_field else ()
     spec = """
         autoparam = boolean(default=False)  # Automatically select fit and background parameters
         fit_method = option('fft', 'median', default='median')  # Noise fitting algorithm
