@@ -155,7 +155,10 @@ class CleanFlickerNoiseStep(Step):
             if mask is None:
                 return self._failed(model, "Mask does not match data shape")
         else:
-            rate, rateints = self._draft_rate(model)
+            has_zf = model.has("zeroframe")
+            rate, rateints = self._draft_rate(
+                model, nints, has_zf, lambda i: (model.data[i], model.groupdq[i],
+                                                 model.zeroframe[i] if has_zf else None))
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
@@ -197,7 +200,11 @@ class CleanFlickerNoiseStep(Step):
             if mask is None:
                 return self._failed(shell, "Mask does not match data shape")
         else:
-            rate, rateints = self._streamed_draft_rate(shell, store, data, groupdq, zeroframe)
+            def read(i):
+                store.read_integration(i, data, groupdq, zeroframe)
+                return data, groupdq, zeroframe
+
+            rate, rateints = self._draft_rate(shell, nints, store.has_zeroframe, read)
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
@@ -234,36 +241,35 @@ class CleanFlickerNoiseStep(Step):
         self._save_intermediates(shell, mask, mask_source, None, None)
         return self.complete(shell)
 
-    def _streamed_draft_rate(self, shell, store, data, groupdq, zeroframe):
+    def _draft_rate(self, shell, nints, has_zeroframe, read):
+        """The draft (rate, rateints) models, data only, by the ramp fitter's two passes over
+        the integrations; ``read(i)`` gives integration i's (data, groupdq, zeroframe or None).
+        Whole and streamed exposures both go this way (one integration in memory at a time)."""
         log.info("%s: creating a draft rate for the scene mask", self.name)
         draft = self._draft_fitter_step()
-        fitter = draft.begin_fit(shell, store.has_zeroframe)
-        use_zf = draft.uses_zeroframe(shell, store.has_zeroframe)
-        nints = store.shape[0]
+        fitter = draft.begin_fit(shell, has_zeroframe)
+        use_zf = draft.uses_zeroframe(shell, has_zeroframe)
         for i in range(nints):
-            store.read_integration(i, data, groupdq, zeroframe)
+            data, groupdq, zeroframe = read(i)
             fitter.add_median_rate(data, groupdq, zeroframe if use_zf else None)
         if fitter.all_saturated:
             raise Ramp2SlopeError(f"{self.name}: every pixel is saturated in the first group; "
                                   f"no draft rate for the scene mask")
-        planes = np.empty((nints,) + data.shape[1:], np.float32)
+        planes = None
         for i in range(nints):
-            store.read_integration(i, data, groupdq, zeroframe)
-            planes[i] = fitter.fit_integration(data, groupdq, zeroframe if use_zf else None).rateints.data
+            data, groupdq, zeroframe = read(i)
+            plane = fitter.fit_integration(data, groupdq, zeroframe if use_zf else None)
+            if planes is None:
+                planes = np.empty((nints,) + plane.rateints.data.shape, np.float32)
+            planes[i] = plane.rateints.data
         rate = datamodels.ImageModel(data=fitter.finish().data)
         rateints = datamodels.CubeModel(data=planes)
-        # the metadata the whole-exposure draft fit gives its products (RampFitStep.products)
+        # the metadata the pipeline's ramp fit gives its products (RampFitStep.products)
         for product in (rate, rateints):
             product.update(shell)
             product.meta.bunit_data = product.meta.bunit_err = "DN/s"
             draft.record_status(product, "COMPLETE")
             product._path = shell._path
-        return rate, rateints
-
-    def _draft_rate(self, model):
-        log.info("%s: creating a draft rate for the scene mask", self.name)
-        draft = self._draft_fitter_step()
-        rate, rateints = draft.process(model)
         return rate, rateints
 
     def _failed(self, model, reason):
