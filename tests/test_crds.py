@@ -223,3 +223,19 @@ def test_crds_failures_are_one_line_exit_2(exposure, cache, tmp_path, capsys, mo
     assert code == 2 and len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
     assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_crds_path_without_a_cache_and_local_references_runs(exposure, tmp_path, monkeypatch, capsys):
+    """CRDS_PATH naming a folder that holds no cache yet, with every reference in --refdir: the
+    run needs nothing from CRDS and must succeed (crds itself would end the process when asked
+    for its context there)."""
+    sim = exposure[0]
+    monkeypatch.setenv("CRDS_PATH", str(tmp_path / "not_synced_yet"))
+    monkeypatch.delenv("CRDS_SERVER_URL", raising=False)
+    forget_crds_state()
+    out_dir = tmp_path / "out"
+    code = cli.main(["run", str(sim.uncal), "--refdir", os.path.dirname(sim.refs["mask"]),
+                     "--output-dir", str(out_dir)])
+    forget_crds_state()
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out_dir.iterdir()) == [f"{sim.root}_rate.fits", f"{sim.root}_rateints.fits"]

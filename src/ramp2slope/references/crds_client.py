@@ -105,6 +105,12 @@ def _quiet():
     try:
         with contextlib.redirect_stderr(printed):
             yield
+    except SystemExit:
+        # crds ends the process (sys.exit(-1)) on what it deems fatal, e.g. a CRDS_PATH without
+        # a cache and no server: a failed look-up here, said in one line by the caller
+        said = [line for line in printed.getvalue().splitlines() if line.strip()]
+        raise ReferenceFileError("CRDS gave up: " + (" ".join(said[0].split()) if said else
+                                                     "no reason given")) from None
     finally:
         crds_log.setLevel(level)
         if printed.getvalue().strip():
@@ -173,6 +179,7 @@ def crds_uri(path):
 
 def context_used():
     """The name of the CRDS context the look-ups use (e.g. ``jwst_1322.pmap``)."""
+    _check_configured()
     crds, exceptions = _crds()
     from crds.core import heavy_client
 
