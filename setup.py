@@ -22,15 +22,18 @@ class build_py_with_kernels(build_py):
             return
         build_lib = os.path.abspath(self.build_lib)
         env = {key: value for key, value in os.environ.items()
-               if key not in ("NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT", "PYTHONPATH")}
-        env["PYTHONPATH"] = build_lib
-        print("ramp2slope: compiling the numba kernels into the package (about a minute; "
+               if key not in ("NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT")}
+        # pip's isolated build environment reaches the interpreter through PYTHONPATH: keep it
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [build_lib, os.environ.get("PYTHONPATH")]))
+        print("ramp2slope: compiling the numba kernels into the package (a few minutes; "
               "RAMP2SLOPE_PRECOMPILE=0 skips this)", flush=True)
         result = subprocess.run([sys.executable, "-m", "ramp2slope.runtime.precompile"], env=env,
-                                cwd=build_lib)
+                                cwd=build_lib, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        print(result.stdout, flush=True)
         if result.returncode:
-            print("ramp2slope: WARNING: the kernels could not be compiled at build time; the "
-                  "first run will compile them", file=sys.stderr, flush=True)
+            print("ramp2slope: WARNING: the kernels could not be compiled at build time (above); "
+                  "the first run will compile them", file=sys.stderr, flush=True)
 
 
 setup(cmdclass={"build_py": build_py_with_kernels})
