@@ -79,3 +79,49 @@ def test_first_run_after_install_compiles_nothing(tmp_path):
         assert not compiled, (f"{what}: the first run compiled {len(compiled)} kernel(s) the "
                               f"package did not ship: " + ", ".join(os.path.basename(c) for c in compiled))
         assert "data loaded" in output, f"{what}: no kernel loaded from the shipped cache"
+
+
+def test_a_kernel_compiled_on_first_use_is_said_and_the_log_keeps_talking(monkeypatch):
+    """Where the shipped kernels do not apply (another CPU, another numba), a compilation starts
+    with a line naming the kernel and says it is still going every few seconds."""
+    import logging
+
+    import numba
+    import numpy as np
+
+    from ramp2slope.runtime import compile_notice
+
+    monkeypatch.setattr(compile_notice, "HEARTBEAT_S", 0.01)
+    compile_notice.install()
+
+    def probe(values):
+        total = 0.0
+        for i in range(values.size):
+            total += np.sin(values[i]) * np.cos(values[i]) ** 2
+        return total
+
+    probe.__module__ = "ramp2slope.probe"   # a kernel of ours, as the listener sees it
+    outside = numba.njit(lambda values: values.sum())   # not ours: compiled without a word
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.INFO)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("ramp2slope")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        numba.njit(probe)(np.linspace(0.0, 1.0, 7))
+        outside(np.ones(3))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    started = [line for line in handler.lines if line.startswith("compiling ")]
+    assert started == ["compiling probe.probe for this machine (first use; numba keeps it in its cache)"], handler.lines
+    assert any(line.startswith("still compiling probe.probe") for line in handler.lines), handler.lines

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .. import datamodels
-from ..runtime import jit_warmup
+from ..runtime import compile_notice, jit_warmup
 from ..datamodels.lazy import open_ramp_source
 from ..charge_migration import ChargeMigrationStep
 from ..clean_flicker_noise import CleanFlickerNoiseStep
@@ -286,6 +286,7 @@ class Detector1Pipeline(Pipeline):
     def run(self, *args):
         step_input = args[0]
         start = time.perf_counter()
+        compile_notice.install()
         from ..runtime.hugepages import no_hugepage_advice
         from ..runtime.threads import thread_limit
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,10 @@ from . import _kernels, fitsio, physics
 from .detector import DETECTOR_INFO, geometry, readout as make_readout
 from .references import write_references
 from .truth import write_truth
+
+log = logging.getLogger("ramp2slope")
+
+PROGRESS_EVERY_S = 3.0   # a full frame takes seconds per group on two cores: keep the log talking
 
 #: Largest DARK reference written by default (bytes of its SCI array); longer exposures get a
 #: shorter dark that the pipeline extends linearly (exactly, since the simulated dark is linear).
@@ -253,6 +259,10 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     uncal_path = outdir / f"{root}_uncal.fits"
     truth_path = outdir / f"{root}_truth.fits"
 
+    from ..runtime import compile_notice
+
+    compile_notice.install()
+    log.info("simulate: building the detector model (%dx%d, %s)", geom.ny, geom.nx, geom.detector)
     nl = _nonlinearity()
     static = physics.build_static(geom.detector, geom.fastaxis, geom.slowaxis, channel, seed, nl)
     ys, xs = geom.slices
@@ -296,6 +306,7 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
             _uncal_cards(root, geom, ro, filename, program, observation, visit, exposure, filt,
                          pupil, zeroframe, seed)))
         writer = fitsio.ImageWriter(handle, shape, np.uint16, "SCI", _sci_cards(ro))
+        said = time.perf_counter()
         for i in range(ro.nints):
             mine = hits[hits["integration"] == i] if hits.size else hits
             mine_electrons = (mine["amplitude"].astype(np.float64) * gain[mine["y"], mine["x"]]
@@ -341,6 +352,10 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
                         noise, gain, scale, qhard, bias, pattern.row[i, g], pattern.col[i, g],
                         table, inv_step, nfr)
                 writer.write(out)
+                if time.perf_counter() - said >= PROGRESS_EVERY_S:
+                    log.info("simulate: integration %d/%d, group %d/%d written", i + 1, ro.nints,
+                             g + 1, ro.ngroups)
+                    said = time.perf_counter()
                 if g == 0 and zeroframe:
                     if nfr == 1:
                         zero[i] = out
@@ -362,6 +377,7 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
         fitsio.write_table(handle, int_times, "INT_TIMES")
         fitsio.write_asdf_stub(handle)
 
+    log.info("simulate: writing the reference files")
     refs = write_references(outdir / "refs", root, static, geom, ro, nl, seed, dark_nplanes,
                             full_frame=full_frame_refs)
 

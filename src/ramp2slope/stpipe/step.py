@@ -13,7 +13,7 @@ from ..errors import Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
 from ..runtime.malloc import release_free_memory
 from ..references import NOT_APPLICABLE, crds_client, find_reference
-from ..runtime import termination
+from ..runtime import compile_notice, termination
 from .config import ParameterFileSupport
 from .naming import make_output_path
 from .spec import parse_spec
@@ -149,6 +149,7 @@ class Step(ParameterFileSupport):
         return step_input
 
     def run(self, *args):
+        compile_notice.install()   # a kernel compiled on first use is said, not silent
         with no_hugepage_advice():
             try:
                 return self._run(*args)
