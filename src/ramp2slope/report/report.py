@@ -85,6 +85,7 @@ def build_sections(ctx):
     for section_id, title, summary, builder in SECTIONS:
         section = Section(section_id, title, summary)
         start = time.perf_counter()
+        log.info("report: %s", title)   # some sections take seconds: the log keeps talking
         try:
             builder(ctx, section)
         except Exception as exc:  # keep the rest of the report

@@ -19,7 +19,7 @@ from .truth import write_truth
 
 log = logging.getLogger("ramp2slope")
 
-PROGRESS_EVERY_S = 3.0   # a full frame takes seconds per group on two cores: keep the log talking
+PROGRESS_EVERY_S = 2.0   # a full frame takes seconds per group on two cores: keep the log talking
 
 #: Largest DARK reference written by default (bytes of its SCI array); longer exposures get a
 #: shorter dark that the pipeline extends linearly (exactly, since the simulated dark is linear).
@@ -278,6 +278,7 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     dark_rate = cut(static.dark_rate)
     threshold = cut(static.sat_ref)
 
+    log.info("simulate: the scene, cosmic rays and readout pattern")
     rate, sources = physics.build_scene(geom, ro, static, seed, sky=sky)
     hits = physics.build_cosmic_rays(geom, ro, static, seed, rate_per_cm2_s=cr_rate)
     pattern = physics.build_pattern(geom, ro, seed, geom.detector)
