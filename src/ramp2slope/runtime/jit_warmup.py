@@ -99,7 +99,14 @@ def wait(kind):
     if entry is None:
         return
     process, started = entry
-    code = process.wait()
+    # the log keeps talking while the other process compiles (a first run is never silent long)
+    while True:
+        try:
+            code = process.wait(timeout=3.5)
+            break
+        except subprocess.TimeoutExpired:
+            log.info("waiting for the %s kernels compiled in the second process (%.0f s so far)",
+                     kind, time.perf_counter() - started)
     log.debug("JIT warm-up process for %s finished after %.1f s (exit code %d)",
               kind, time.perf_counter() - started, code)
 
