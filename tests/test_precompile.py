@@ -57,12 +57,17 @@ def test_first_run_after_install_compiles_nothing(tmp_path):
     site = tmp_path / "site"
     _pristine_copy(dist, files, site)
     # the demo's path (simulator and pipeline on one integration), then a streamed
-    # multi-integration subarray with large-event expansion as CRDS's NIRCam parameters set it
+    # multi-integration subarray with large-event expansion as CRDS's NIRCam parameters set it,
+    # and with LIKELY ramp fitting and clean_flicker_noise
     runs = {
         "demo": ["demo", "--outdir", "demo", "--size", "160x160", "--ngroups", "4", "--no-report"],
         "run": ["run", "-q", "demo/run2/jw01234001001_01101_00001_nrcblong_uncal.fits",
                 "--refdir", "demo/run2/refs", "--output-dir", "out", "--disable-crds-steppars",
                 "--steps.jump.expand_large_events=true"],
+        "options": ["run", "-q", "demo/run2/jw01234001001_01101_00001_nrcblong_uncal.fits",
+                    "--refdir", "demo/run2/refs", "--output-dir", "out_options",
+                    "--disable-crds-steppars", "--steps.ramp_fit.algorithm=LIKELY",
+                    "--steps.clean_flicker_noise.skip=false"],
     }
     sim = subprocess.run(
         [sys.executable, "-c",

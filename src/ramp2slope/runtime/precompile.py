@@ -6,7 +6,8 @@ would otherwise spend its first run compiling (minutes on two busy cores, for a 
 seconds once compiled). ``pip install .`` therefore runs this module on the freshly built
 package (see ``setup.py``): it simulates a small full-frame exposure and a multi-integration
 subarray one, runs the command-line paths a user runs first on them (``run``, which is also
-what ``demo`` and batches run per exposure), and so leaves the compiled kernels in the build
+what ``demo`` and batches run per exposure, with the default steps and with LIKELY ramp fitting
+and clean_flicker_noise turned on), and so leaves the compiled kernels in the build
 folder, from where they go into the installed package.
 
 Compiled code is specific to the CPU and the numba version: a package built on one machine and
@@ -37,6 +38,13 @@ RUNS = (
      ["--steps.jump.expand_large_events=true"]),
     ("SUB160, 1 integration, every step saved", {"subarray": "SUB160", "ngroups": 4, "nints": 1},
      ["--save-steps"]),
+    # the options users turn on most: LIKELY ramp fitting and clean_flicker_noise
+    ("SUB160, 2 integrations, LIKELY and clean_flicker_noise",
+     {"subarray": "SUB160", "ngroups": 5, "nints": 2},
+     ["--steps.ramp_fit.algorithm=LIKELY", "--steps.clean_flicker_noise.skip=false"]),
+    ("SUB160, 1 integration, LIKELY and clean_flicker_noise",
+     {"subarray": "SUB160", "ngroups": 5, "nints": 1},
+     ["--steps.ramp_fit.algorithm=LIKELY", "--steps.clean_flicker_noise.skip=false"]),
 )
 
 
