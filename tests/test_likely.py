@@ -248,7 +248,7 @@ def test_jit_warm_up_compiles_what_a_likely_run_uses(sim, tmp_path, monkeypatch)
         def __init__(self, command, **kwargs):
             launched.append(command[3])
 
-        def wait(self):
+        def wait(self, timeout=None):
             return 0
 
     monkeypatch.setattr(jit_warmup.subprocess, "Popen", Popen)

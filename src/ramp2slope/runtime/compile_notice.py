@@ -30,10 +30,14 @@ def _kernel_name(dispatcher):
     return f"{module.removeprefix('ramp2slope.')}.{func.__name__}"
 
 
+_wake = threading.Event()   # set when a compilation starts: the heartbeat polls from then on
+
+
 def _heartbeat():
     said = None
     while True:
-        time.sleep(HEARTBEAT_S / 4)
+        if _wake.wait(timeout=HEARTBEAT_S / 4):
+            _wake.clear()
         with _lock:
             current = _current
         if current is None:
@@ -68,6 +72,7 @@ def install():
                 if _current is not None or name is None:
                     return
                 _current = (name, time.perf_counter())
+            _wake.set()
             log.info("compiling %s for this machine (first use; numba keeps it in its cache)", name)
 
         def on_end(self, ev):
