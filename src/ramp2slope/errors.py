@@ -14,3 +14,8 @@ class BadInputError(Ramp2SlopeError):
 
 class ReferenceFileError(Ramp2SlopeError):
     """A reference file that is missing, ambiguous or does not match the science exposure."""
+
+
+class IncompatibleModelError(Ramp2SlopeError, TypeError):
+    """A data model of a kind the step cannot take (a raw Level1bModel given to a ramp step);
+    a TypeError as well, as the official steps raise."""

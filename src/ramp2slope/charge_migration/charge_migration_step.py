@@ -13,6 +13,7 @@ class ChargeMigrationStep(Step):
     """OR CHARGELOSS|DO_NOT_USE into groups above signal_threshold and their 4 neighbours."""
 
     class_alias = "charge_migration"
+    ramp_input = True
     cal_step_name = "charge_migration"
     spec = """
         signal_threshold = float(default=25000)  # DN above which charge migration is flagged

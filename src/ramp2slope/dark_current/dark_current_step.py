@@ -17,6 +17,7 @@ class DarkCurrentStep(Step):
     """Subtract the dark current group by group (frame-averaged for NFRAMES > 1)."""
 
     class_alias = "dark_current"
+    ramp_input = True
     cal_step_name = "dark_sub"
     reference_file_types = ("dark",)
     spec = """

@@ -11,12 +11,30 @@ from .models import (
     DarkModel,
     DataModel,
     ImageModel,
+    JwstDataModel,
     Level1bModel,
     RampFitOutputModel,
     RampModel,
 )
+from .reference_models import (
+    GainModel,
+    IPCModel,
+    LinearityModel,
+    MaskModel,
+    DarkNirspecModel,
+    PersistenceSatModel,
+    ReadnoiseModel,
+    ReferenceFileModel,
+    SaturationModel,
+    SuperBiasModel,
+    TrapDensityModel,
+    TrapParsModel,
+    TrapsFilledModel,
+)
 
 __all__ = [
-    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "RampModel", "Level1bModel", "ImageModel",
-    "CubeModel", "RampFitOutputModel", "DarkModel",
+    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "Level1bModel", "ImageModel",
+    "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
+    "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
+    "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
 ]

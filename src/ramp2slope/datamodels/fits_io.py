@@ -139,9 +139,10 @@ def read_tables_and_extras(model, hdulist, index, known):
 
     ``known``: the names of the extensions already read (a set, updated)."""
     for name in model.tables:
-        hdu = index.get(name.upper())
+        extname = model.table_extname(name)
+        hdu = index.get(extname)
         if hdu is not None and isinstance(hdu, fits.BinTableHDU):
-            known.add(name.upper())
+            known.add(extname)
             model._tables[name] = hdu.data.copy() if hdu.data is not None else None
     extnames = {spec.extname for spec in model.arrays}
     model._extra_hdus[:] = [hdu.copy() for hdu in hdulist[1:]
@@ -163,7 +164,7 @@ def read_into(model, path):
         read_tables_and_extras(model, hdulist, index, known)
         model._asdf_meta = AsdfMeta.from_hdulist(hdulist)
     model._path = path
-    if model._arrays.get(model.primary_array) is None:
+    if model.primary_array is not None and model._arrays.get(model.primary_array) is None:
         primary = model._spec(model.primary_array)
         raise BadInputError(f"{path}: no {primary.extname} extension")
 
@@ -246,7 +247,7 @@ def trailing_hdus(model):
     for name in model.tables:
         table = model._tables.get(name)
         if table is not None:
-            hdus.append(fits.BinTableHDU(data=table, name=name.upper(), ver=1))
+            hdus.append(fits.BinTableHDU(data=table, name=model.table_extname(name), ver=1))
     hdus.extend(hdu.copy() for hdu in model._extra_hdus)
     meta = model._asdf_meta.meta() if model._asdf_meta is not None else None
     records = asdf_records(meta, version=__version__)

@@ -59,6 +59,7 @@ class DataModel:
     model_type = "DataModel"
     arrays = ()
     tables = ()  # attribute names of binary tables, EXTNAME = attribute upper-cased
+    table_extnames = {}  # except where this says otherwise
     primary_array = "data"
     default_bunit = None
 
@@ -134,6 +135,39 @@ class DataModel:
                 self._tables[name] = value
         else:
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def table_extname(cls, name):
+        return cls.table_extnames.get(name, name.upper())
+
+    @property
+    def override_handle(self):
+        """What a step records as the reference file name when given this model in memory."""
+        return "override://" + type(self).__name__
+
+    #: numpy dtypes of the tables, as the official schemas define them
+    table_dtypes = {
+        "dq_def": np.dtype([("BIT", "<i4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")]),
+        "trappars_table": np.dtype([("capture0", "<f8"), ("capture1", "<f8"), ("capture2", "<f8"),
+                                    ("decay_param", "<f8")]),
+    }
+
+    def get_dtype(self, name):
+        """The numpy dtype of an array or table of this model (as the official models'
+        ``get_dtype``): e.g. ``MaskModel().get_dtype("dq_def")`` to build a DQ_DEF table."""
+        spec = self._spec(name)
+        if spec is not None:
+            return spec.dtype
+        if name in self.tables and name in self.table_dtypes:
+            return self.table_dtypes[name]
+        raise AttributeError(f"{type(self).__name__} has no array or table {name!r}")
+
+    def hasattr(self, name):
+        """True when the array, table or top-level metadata ``name`` is set (the official
+        models' ``hasattr``, which stcal uses to look for optional arrays)."""
+        if self._spec(name) is not None or name in self.tables:
+            return self.has(name)
+        return hasattr(self, name)
 
     def has(self, name):
         """True when the array or table is present (without creating a default one)."""
@@ -244,7 +278,7 @@ class DataModel:
         for name in self.tables:
             value = self._tables.get(name)
             if value is not None:
-                lines.append(f"├─{name} ({name.upper()}) table, {len(value)} rows")
+                lines.append(f"├─{name} ({self.table_extname(name)}) table, {len(value)} rows")
         lines[-1] = "└" + lines[-1][1:]
         return "\n".join(lines)
 
@@ -331,11 +365,37 @@ class DarkModel(DataModel):
     """A dark reference as used by dark_current (written for ``dark_output``)."""
 
     model_type = "DarkModel"
+    reftype = "dark"
     arrays = (
         ArraySpec("data", "SCI", np.float32, 3),
         ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
         ArraySpec("err", "ERR", np.float32, 3),
+        ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
     )
+    tables = ("dq_def",)
+
+
+class JwstDataModel(DataModel):
+    """A generic model, as the official ``JwstDataModel``: ``JwstDataModel(model)`` keeps the
+    metadata and the arrays of any model, and a step that needs a ramp converts it to a
+    :class:`RampModel` (``RampModel(JwstDataModel(ramp))`` is the ramp again)."""
+
+    model_type = "JwstDataModel"
+    _layouts = {}
+
+    def __new__(cls, init=None, **arrays):
+        if cls is JwstDataModel and isinstance(init, DataModel) and type(init).arrays:
+            # the arrays and tables of the wrapped model's class, under the generic name
+            source = type(init)
+            layout = JwstDataModel._layouts.get(source)
+            if layout is None:
+                layout = type("JwstDataModel", (JwstDataModel,), {
+                    "arrays": source.arrays, "tables": source.tables,
+                    "table_extnames": source.table_extnames, "primary_array": source.primary_array,
+                    "__module__": __name__})
+                JwstDataModel._layouts[source] = layout
+            return DataModel.__new__(layout)
+        return DataModel.__new__(cls)
 
 
 MODEL_CLASSES = {

@@ -13,6 +13,7 @@ class DQInitStep(Step):
     """Initialise the data-quality arrays from the MASK reference file."""
 
     class_alias = "dq_init"
+    ramp_input = True
     cal_step_name = "dq_init"
     reference_file_types = ("mask",)
     spec = """

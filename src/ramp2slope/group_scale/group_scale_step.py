@@ -9,6 +9,7 @@ class GroupScaleStep(Step):
     """Rescale groups when NFRAMES differs from the on-board divisor FRMDIVSR."""
 
     class_alias = "group_scale"
+    ramp_input = True
     cal_step_name = "group_scale"
     spec = ""
 

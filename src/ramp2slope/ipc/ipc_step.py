@@ -10,6 +10,7 @@ class IPCStep(Step):
     """Convolve every group's interior with the IPC deconvolution kernel."""
 
     class_alias = "ipc"
+    ramp_input = True
     cal_step_name = "ipc"
     reference_file_types = ("ipc",)
     spec = ""

@@ -14,6 +14,7 @@ class JumpStep(Step):
     """Detect jumps in the ramps and flag them JUMP_DET in GROUPDQ."""
 
     class_alias = "jump"
+    ramp_input = True
     cal_step_name = "jump"
     reference_file_types = ("gain", "readnoise")
     spec = """

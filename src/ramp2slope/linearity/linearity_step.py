@@ -14,6 +14,7 @@ class LinearityStep(Step):
     """Apply the per-pixel linearity polynomial (read-level for averaged groups with INV_COEFFS)."""
 
     class_alias = "linearity"
+    ramp_input = True
     cal_step_name = "linearity"
     reference_file_types = ("linearity",)
     spec = ""

@@ -16,6 +16,7 @@ visited in time order; group g of an integration starting at t0 sits at ``t = t0
 P carries over from one integration (and, through the ASDF persistence-array file, from one
 exposure) to the next; the saturation count restarts at every integration.
 """
+import logging
 from pathlib import Path
 
 import numba
@@ -23,6 +24,8 @@ import numpy as np
 
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
+
+log = logging.getLogger("ramp2slope")
 
 SATURATED = dqflags.group["SATURATED"]
 PERSISTENCE = dqflags.group["PERSISTENCE"]
@@ -167,7 +170,11 @@ def read_persistence_array(path, detector, shape, persistence_time):
     different ``persistence_time`` (the stored windows would not mean the same thing).
     """
     array = np.zeros(shape, dtype=np.float64)
-    if path is None or not Path(path).exists():
+    if path is None:
+        return array
+    if not Path(path).exists():
+        # the official step's words, which users look for in the log
+        log.info("Persistence array file does not exist: '%s'; creating a new persistence array", path)
         return array
     asdf = _asdf()
     try:
@@ -176,8 +183,11 @@ def read_persistence_array(path, detector, shape, persistence_time):
         raise Ramp2SlopeError(f"cannot read persistence array file {path}: {exc}") from None
     entry = tree.get(detector)
     if entry is None:
+        log.info("Detector %s not in persistence array file; creating a new persistence array", detector)
         return array
     if entry["pers_time"] != persistence_time:
+        log.info("%s does not equal persistence_time :%s; creating a new persistence array",
+                 entry["pers_time"], persistence_time)
         return array
     rows = np.asarray(entry["rows"])
     cols = np.asarray(entry["cols"])

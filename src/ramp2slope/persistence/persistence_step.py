@@ -20,6 +20,7 @@ class PersistenceStep(Step):
     """Flag PERSISTENCE on groups that follow a saturation within persistence_time seconds."""
 
     class_alias = "persistence"
+    ramp_input = True
     cal_step_name = "persistence"
     spec = """
         save_persistence = string(default=None)  # Name of ASDF output file to save the persistence array
@@ -69,9 +70,12 @@ class PersistenceStep(Step):
 
     def flag_integrations(self, state, first, data, groupdq):
         """Flag integrations ``first, first+1, ...`` (``data``/``groupdq`` hold them), in order."""
-        flag_persistence(data, groupdq, state["window_end"], self.persistence_time,
-                         state["group_time"], state["starts"][first:first + data.shape[0]],
-                         dn_threshold=self.dn_threshold, persistence_dnu=self.persistence_dnu)
+        resets = flag_persistence(data, groupdq, state["window_end"], self.persistence_time,
+                                  state["group_time"], state["starts"][first:first + data.shape[0]],
+                                  dn_threshold=self.dn_threshold, persistence_dnu=self.persistence_dnu)
+        if resets:
+            log.info("Backwards flagging found. Resetting the window for those pixels "
+                     "(%d pixel-group(s))", resets)
 
     def finish(self, model, state):
         """Save the persistence array when asked to, and mark the step COMPLETE."""

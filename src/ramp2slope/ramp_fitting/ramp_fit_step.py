@@ -19,6 +19,7 @@ class RampFitStep(Step):
     """Fit each pixel's ramp; returns ``(rate ImageModel, rateints CubeModel)``."""
 
     class_alias = "ramp_fit"
+    ramp_input = True
     cal_step_name = "ramp_fit"
     reference_file_types = ("readnoise", "gain")
     spec = """

@@ -49,6 +49,8 @@ RIGHT_COLUMNS = (NIR_SIZE - 4, NIR_SIZE)
 #: NIRSpec subarrays that do not reach a detector edge: their first and last 4 DMS columns are
 #: treated as reference pixels.
 NRS_EDGELESS_SUBARRAYS = ("SUB512", "SUB512S", "SUB32")
+#: the same, under the official module's name
+NRS_edgeless_subarrays = list(NRS_EDGELESS_SUBARRAYS)
 
 COMPLETE = "COMPLETE"
 SKIPPED = "SKIPPED"

@@ -15,6 +15,7 @@ class RefPixStep(Step):
     """Reference-pixel correction for the near-infrared detectors (traditional readout)."""
 
     class_alias = "refpix"
+    ramp_input = True
     cal_step_name = "refpix"
     reference_file_types = ("refpix", "sirskernel")
     # IRS2 (REFPIX) is not supported and SIRSKERNEL is optional: nothing to check up front.
@@ -37,6 +38,8 @@ class RefPixStep(Step):
 
     def process(self, model):
         if str(model.meta.instrument.name or "").upper() == "MIRI":
+            if self.refpix_algorithm == "sirs":
+                log.info("Simple Improved Reference Subtraction (SIRS) not applied for MIRI data.")
             return self._miri(model)
         header = model.primary_header
         if header.get("MSTR_RD1") is not None or (header.get("SSTR_NST") or 0) > 0:
@@ -72,7 +75,10 @@ class RefPixStep(Step):
 
     def _sirs_kernels(self, model):
         """SIRS kernels when asked for and available; otherwise None (running median)."""
-        if self.refpix_algorithm != "sirs" or "FULL" not in str(model.meta.subarray.name or "").upper():
+        if self.refpix_algorithm != "sirs":
+            return None
+        if "FULL" not in str(model.meta.subarray.name or "").upper():
+            log.info("Simple Improved Reference Subtraction (SIRS) not applied for subarray data.")
             return None
         try:
             kernels = self.load_reference(model, "sirskernel", self._load_sirs_kernels,
@@ -80,6 +86,12 @@ class RefPixStep(Step):
         except ReferenceFileError as exc:
             log.warning("%s: %s; using the running median", self.name, exc)
             return None
+        if kernels is None:   # the official step's words for "N/A"
+            log.warning("No reference file found for the optimized convolution kernel. "
+                        "REFPIX step will use the running median algorithm for side pixels.")
+            return None
+        if getattr(model, "_integration_offset", 0) == 0:   # once per exposure when streaming
+            log.info("Using SIRS reference file: %s", model.meta.ref_file.sirskernel.name)
         if isinstance(kernels, str):
             log.warning("%s: %s; using the running median", self.name, kernels)
             return None

@@ -14,6 +14,7 @@ class SaturationStep(Step):
     """Flag saturated groups from the SATURATION reference (raw DN, bias included)."""
 
     class_alias = "saturation"
+    ramp_input = True
     cal_step_name = "saturation"
     reference_file_types = ("saturation", "superbias")
     spec = """

@@ -230,19 +230,24 @@ def call_logging(configure=True):
     already given the ``ramp2slope`` logger (or the root logger) a handler of its own.
     """
     logger = logging.getLogger("ramp2slope")
-    if not configure or logger.handlers or logging.getLogger().handlers:
+    if not configure:
         yield
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler = None
+    if not (logger.handlers or logging.getLogger().handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+    # INFO reaches the caller's own handlers too (a root handler, pytest's caplog), as the
+    # official call's messages do
     level = logger.level
-    logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        if handler is not None:
+            logger.removeHandler(handler)
         logger.setLevel(level)
 
 

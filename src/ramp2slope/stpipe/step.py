@@ -6,10 +6,16 @@ the input, calls ``process``, records timing, and saves the result when asked to
 """
 import logging
 import os
+import shutil
+import tempfile
 import time
+import weakref
+
+from astropy.io import fits
 
 from .. import datamodels
-from ..errors import Ramp2SlopeError
+from ..datamodels.reference_models import BY_REFTYPE
+from ..errors import IncompatibleModelError, Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
 from ..runtime.malloc import release_free_memory
 from ..references import NOT_APPLICABLE, crds_client, find_reference
@@ -89,6 +95,9 @@ class Step(ParameterFileSupport):
     prefetch_types = None
     #: name under meta.cal_step (``dark_current`` records ``dark_sub``)
     cal_step_name = None
+    #: True for the steps that process a ramp: another kind of model handed in is converted
+    #: to a RampModel, as officially (a raw Level1bModel is refused)
+    ramp_input = False
 
     def __init__(self, name=None, parent=None, config_file=None, **kwargs):
         self.name = name or self.class_alias or type(self).__name__
@@ -115,7 +124,9 @@ class Step(ParameterFileSupport):
 
     def __setattr__(self, name, value):
         params = self.__dict__.get("_params")
-        if params is not None and name in params:
+        if params is not None and name.startswith("override_") and isinstance(value, datamodels.DataModel):
+            pass   # a reference model in memory, used as its file would be
+        elif params is not None and name in params:
             value = params[name].convert(value, self.name)
         elif params is not None and not name.startswith("_") and name not in (
                 "name", "parent") and not hasattr(type(self), name):
@@ -140,6 +151,8 @@ class Step(ParameterFileSupport):
     def _open_input(self, step_input):
         """The model to process. A model handed in by a user is copied, never modified."""
         if isinstance(step_input, datamodels.DataModel):
+            if self.ramp_input and not isinstance(step_input, datamodels.RampModel):
+                step_input = self._as_ramp(step_input)
             return step_input if self.parent is not None else step_input.copy()
         if isinstance(step_input, (str, os.PathLike)):
             path = os.fspath(step_input)
@@ -147,6 +160,17 @@ class Step(ParameterFileSupport):
                 path = os.path.join(self.input_dir, path)
             return datamodels.open(path)
         return step_input
+
+    def _as_ramp(self, model):
+        if isinstance(model, datamodels.Level1bModel):
+            raise IncompatibleModelError(
+                f"{self.name}: Input data model is not compatible. The file should be opened as a "
+                f"RampModel before calling the step (datamodels.open does this for an _uncal file)")
+        ramp = datamodels.RampModel(model)
+        for name, value in model.meta._extra.items():   # metadata with no FITS keyword
+            if name not in ramp.meta._extra:
+                ramp.meta._extra[name] = value
+        return ramp
 
     def run(self, *args):
         compile_notice.install()   # a kernel compiled on first use is said, not silent
@@ -207,8 +231,38 @@ class Step(ParameterFileSupport):
     def resolve_reference(self, model, reftype, use_crds=True):
         """The reference path (or "N/A") this step would use, without recording or logging it
         (None with ``use_crds=False`` when only CRDS would have it)."""
-        return find_reference(reftype, model, getattr(self, f"override_{reftype}", None),
-                              self.search_attr("refdir"), use_crds=use_crds)
+        override = getattr(self, f"override_{reftype}", None)
+        if isinstance(override, datamodels.DataModel):
+            override = self._override_file(reftype, override)
+        return find_reference(reftype, model, override, self.search_attr("refdir"), use_crds=use_crds)
+
+    def _override_file(self, reftype, ref_model):
+        """The file standing for a reference model given in memory as ``override_<reftype>``.
+
+        The model is written once (per step and model) to a private temporary folder that
+        goes when the step does, so that it is checked, cut out and read exactly as the
+        file it would have been saved as.
+        """
+        files = self.__dict__.get("_override_files")
+        if files is None:
+            folder = tempfile.mkdtemp(prefix="ramp2slope-override-")
+            files = {"folder": folder}
+            object.__setattr__(self, "_override_files", files)
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        key = (reftype, id(ref_model))
+        entry = files.get(key)
+        if entry is None or entry[0] is not ref_model:
+            expected = BY_REFTYPE.get(reftype)
+            if expected is not None and not isinstance(ref_model, expected):
+                raise Ramp2SlopeError(f"{self.name}.override_{reftype}: a {type(ref_model).__name__} "
+                                      f"was given, a {expected.__name__} is needed")
+            path = os.path.join(files["folder"], f"{reftype}_{len(files)}.fits")
+            datamodels.write_model(ref_model, path)
+            if expected is not None:
+                # the class says what the reference is, whatever its REFTYPE says (as officially)
+                fits.setval(path, "REFTYPE", value=reftype.upper())
+            entry = files[key] = (ref_model, path)
+        return entry[1]
 
     def get_reference_file(self, model, reftype):
         """The path of the reference file to use, or "N/A"; records it in ``R_<reftype>``."""
@@ -220,13 +274,17 @@ class Step(ParameterFileSupport):
                                      lambda: self.resolve_reference(model, reftype))
         ref_node = getattr(model.meta.ref_file, reftype)
         from_crds = crds_client.is_crds_path(path)
+        override = getattr(self, f"override_{reftype}", None)
+        in_memory = isinstance(override, datamodels.DataModel) and path != NOT_APPLICABLE
         if ref_node is not None:
-            ref_node.name = crds_client.crds_uri(path) if from_crds else path
+            ref_node.name = (override.override_handle if in_memory
+                             else crds_client.crds_uri(path) if from_crds else path)
         if from_crds:   # as jwst records the context its CRDS references came from
             model.meta.ref_file.crds.context_used = crds_client.context_used()
             model.meta.ref_file.crds.sw_version = crds_client.crds_version()
         if path != NOT_APPLICABLE and first:
-            log.info("%s: using %s reference %s", self.name, reftype.upper(), os.path.basename(path))
+            log.info("%s: using %s reference %s", self.name, reftype.upper(),
+                     override.override_handle if in_memory else os.path.basename(path))
         return path
 
     def reference_cache(self):

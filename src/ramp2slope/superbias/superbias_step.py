@@ -10,6 +10,7 @@ class SuperBiasStep(Step):
     """Subtract the superbias from every group of every integration (and from ZEROFRAME)."""
 
     class_alias = "superbias"
+    ramp_input = True
     cal_step_name = "superbias"
     reference_file_types = ("superbias",)
     spec = ""

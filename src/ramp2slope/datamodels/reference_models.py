@@ -1,0 +1,95 @@
+"""Reference-file models, laid out as the official JWST reference data models.
+
+They hold a reference in memory with the official attribute names (``GainModel(data=...)``,
+``MaskModel(dq=..., dq_def=...)``, ``LinearityModel(coeffs=...)``) and save it as a FITS file
+that the official models and ramp2slope's loaders both read. A step given one as its
+``override_<reftype>`` uses it exactly as it would use that file (see
+``Step.resolve_reference``).
+"""
+import numpy as np
+
+from .models import MODEL_CLASSES, ArraySpec, DarkModel, DataModel, _zeros_like_data, _zeros_like_data_2d
+
+
+def _zeros_like_coeffs_2d(dtype):
+    return lambda model: np.zeros(model.coeffs.shape[-2:], dtype=dtype)
+
+
+class ReferenceFileModel(DataModel):
+    """Common base of the reference models (REFTYPE, AUTHOR, PEDIGREE, USEAFTER in ``meta``)."""
+
+    model_type = "ReferenceFileModel"
+    reftype = None
+
+    def __init__(self, init=None, **arrays):
+        super().__init__(init, **arrays)
+        if self.reftype and self.meta.reftype is None and not isinstance(init, str):
+            self.meta.reftype = self.reftype
+
+
+def _reference(name, reftype, arrays, tables=("dq_def",), primary="data", table_extnames=None):
+    cls = type(name, (ReferenceFileModel,), {
+        "model_type": name, "reftype": reftype, "arrays": tuple(arrays), "tables": tuple(tables),
+        "primary_array": primary, "table_extnames": dict(table_extnames or {}),
+        "__doc__": f"A {reftype.upper()} reference file.",
+    })
+    return cls
+
+
+GainModel = _reference("GainModel", "gain", [ArraySpec("data", "SCI", np.float32, 2)], tables=())
+ReadnoiseModel = _reference("ReadnoiseModel", "readnoise", [ArraySpec("data", "SCI", np.float32, 2)],
+                            tables=())
+SaturationModel = _reference("SaturationModel", "saturation", [
+    ArraySpec("data", "SCI", np.float32, 2),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
+])
+MaskModel = _reference("MaskModel", "mask", [ArraySpec("dq", "DQ", np.uint32, 2)], primary="dq")
+SuperBiasModel = _reference("SuperBiasModel", "superbias", [
+    ArraySpec("data", "SCI", np.float32, 2),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
+    ArraySpec("err", "ERR", np.float32, 2, default=_zeros_like_data(np.float32)),
+])
+LinearityModel = _reference("LinearityModel", "linearity", [
+    ArraySpec("coeffs", "COEFFS", np.float32, 3),
+    ArraySpec("inv_coeffs", "INV_COEFFS", np.float32, 3),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_coeffs_2d(np.uint32)),
+], primary="coeffs")
+DarkNirspecModel = _reference("DarkNirspecModel", "dark", [
+    ArraySpec("data", "SCI", np.float32, 3),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
+    ArraySpec("err", "ERR", np.float32, 3),
+    ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
+    ArraySpec("dark_rate", "DRK", np.float32, 2),
+    ArraySpec("dark_rate_unc", "UNC", np.float32, 2),
+])
+IPCModel = _reference("IPCModel", "ipc", [ArraySpec("data", "SCI", np.float32, 2)], tables=())
+PersistenceSatModel = _reference("PersistenceSatModel", "persat", [
+    ArraySpec("data", "SCI", np.float32, 2),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
+])
+TrapDensityModel = _reference("TrapDensityModel", "trapdensity", [
+    ArraySpec("data", "SCI", np.float32, 2),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
+])
+TrapParsModel = _reference("TrapParsModel", "trappars", [], tables=("trappars_table",),
+                           primary=None, table_extnames={"trappars_table": "TRAPPARS"})
+
+
+class TrapsFilledModel(DataModel):
+    """The traps filled at the end of an exposure (persistence's ``_trapsfilled`` product)."""
+
+    model_type = "TrapsFilledModel"
+    arrays = (ArraySpec("data", "SCI", np.float32, 3),)
+
+
+REFERENCE_MODEL_CLASSES = (
+    GainModel, ReadnoiseModel, SaturationModel, MaskModel, SuperBiasModel, LinearityModel,
+    DarkNirspecModel, IPCModel, PersistenceSatModel, TrapDensityModel, TrapParsModel,
+    TrapsFilledModel,
+)
+
+#: the reference model class for each reference type
+BY_REFTYPE = {cls.reftype: cls for cls in REFERENCE_MODEL_CLASSES if getattr(cls, "reftype", None)}
+BY_REFTYPE["dark"] = DarkModel
+
+MODEL_CLASSES.update({cls.model_type: cls for cls in REFERENCE_MODEL_CLASSES})
