@@ -1,0 +1,10 @@
+"""jwst superbias/tests/test_superbias_step.py, ported."""
+from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+
+XFAIL = {
+}
+SKIP = {
+    'test_full_step': CRDS,
+}
+
+globals().update(port("superbias/tests/test_superbias_step.py", XFAIL, SKIP))
