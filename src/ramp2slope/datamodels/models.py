@@ -223,6 +223,17 @@ class DataModel:
                 new.meta._extra[name] = _copy.deepcopy(value)
         return new
 
+    def with_own_headers(self):
+        """A model sharing this one's arrays and tables but with copies of its headers, so that
+        saving it (which stamps FILENAME and DATE) leaves this model as it was."""
+        new = _copy.copy(self)
+        object.__setattr__(new, "_headers", {k: h.copy() for k, h in self._headers.items()})
+        object.__setattr__(new, "_arrays", dict(self._arrays))
+        object.__setattr__(new, "_tables", dict(self._tables))
+        object.__setattr__(new, "meta", MetaNode(new))
+        new.meta._extra.update({k: v for k, v in self.meta._extra.items() if not isinstance(v, MetaNode)})
+        return new
+
     def close(self):
         """Release the arrays (files are read fully into memory, so there is no handle)."""
 

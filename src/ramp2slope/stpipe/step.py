@@ -257,7 +257,7 @@ class Step(ParameterFileSupport):
                 raise Ramp2SlopeError(f"{self.name}.override_{reftype}: a {type(ref_model).__name__} "
                                       f"was given, a {expected.__name__} is needed")
             path = os.path.join(files["folder"], f"{reftype}_{len(files)}.fits")
-            datamodels.write_model(ref_model, path)
+            datamodels.write_model(ref_model.with_own_headers(), path)
             if expected is not None:
                 # the class says what the reference is, whatever its REFTYPE says (as officially)
                 fits.setval(path, "REFTYPE", value=reftype.upper())
