@@ -1,5 +1,5 @@
 """jwst charge_migration/tests/test_charge_migration.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import internal, port
 
 XFAIL = {
     'test_pix_0': internal('jwst.charge_migration.charge_migration.charge_migration'),

@@ -1,5 +1,5 @@
 """jwst dark_current/tests/test_dark_sub.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import not_implemented, port
 
 XFAIL = {
     'test_sub_by_frame': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),

@@ -1,9 +1,7 @@
 """jwst gain_scale/tests/test_gain_scale.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import CRDS, port
 
-XFAIL = {
-    'test_correction': internal('jwst.gain_scale.gain_scale.do_correction'),
-}
+XFAIL = {}
 SKIP = {
     'test_step_from_reference': CRDS,
 }

@@ -1,5 +1,5 @@
 """jwst jump/tests/test_jump_step.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import CRDS, port
 
 # a deliberate difference: ramp2slope refuses a reference made for another instrument
 OTHER_INSTRUMENT = ("deliberate: ramp2slope refuses a reference made for another instrument (these "

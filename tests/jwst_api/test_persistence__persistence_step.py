@@ -1,5 +1,5 @@
 """jwst persistence/tests/test_persistence_step.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import internal, port
 
 XFAIL = {
     'test_step_persistence_fails': 'jwst-internal class jwst.persistence.persistence.DataSet (monkeypatched)',

@@ -1,5 +1,5 @@
 """jwst pipeline/tests/test_calwebb_detector1.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import CRDS, port
 
 XFAIL = {
 }

@@ -1,5 +1,5 @@
 """jwst refpix/tests/test_refpix.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import CRDS, internal, not_implemented, port
 
 XFAIL = {
     'test_each_amp': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),

@@ -1,5 +1,5 @@
 """jwst refpix/tests/test_clobber_ref.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import internal, port
 
 XFAIL = {
     'test_clobber_ref': internal('jwst.refpix.irs2_subtract_reference.clobber_ref'),

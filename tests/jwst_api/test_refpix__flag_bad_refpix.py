@@ -1,5 +1,5 @@
 """jwst refpix/tests/test_flag_bad_refpix.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import internal, port
 
 XFAIL = {
     'test_flag_bad_refpix': internal('jwst.refpix.irs2_subtract_reference.flag_bad_refpix'),

@@ -1,5 +1,5 @@
 """jwst refpix/tests/test_optimized_convolution.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import internal, port
 
 XFAIL = {
     'test_module_imports': internal('module jwst.refpix.optimized_convolution', 'its tests also need SIRSKernelModel, an ASDF reference model ramp2slope does not have'),

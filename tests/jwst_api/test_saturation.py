@@ -1,5 +1,5 @@
 """jwst saturation/tests/test_saturation.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import CRDS, internal, not_implemented, port
 
 # jwst's flag_saturation(model, ref_model) is internal; ramp2slope's function of that name takes arrays
 FLAG_SATURATION = ("jwst-internal jwst.saturation.saturation.flag_saturation(model, ref_model): "

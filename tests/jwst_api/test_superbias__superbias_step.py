@@ -1,5 +1,5 @@
 """jwst superbias/tests/test_superbias_step.py, ported."""
-from ._port import CRDS, internal, not_implemented, port  # noqa: F401
+from ._port import CRDS, port
 
 XFAIL = {
 }

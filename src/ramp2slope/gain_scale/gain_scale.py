@@ -8,7 +8,7 @@ formed in float64 first and then rounded.
 import numba
 import numpy as np
 
-__all__ = ["gain_factor_to_use", "scale_by_gain"]
+__all__ = ["do_correction", "gain_factor_to_use", "scale_by_gain"]
 
 
 def gain_factor_to_use(model_gain_factor, reference_gain_factor):
@@ -45,3 +45,14 @@ def scale_by_gain(gain_factor, data, err, var_poisson=None, var_rnoise=None):
     _scale(err, f)
     _scale(var_poisson, f2)
     _scale(var_rnoise, f2)
+
+
+def do_correction(output_model, gain_factor):
+    """The official module-level interface: multiply the slopes of ``output_model`` (an
+    ImageModel or CubeModel) by ``gain_factor`` as ``GainScaleStep`` does, in place, and record
+    it; returns the model."""
+    from .gain_scale_step import GainScaleStep
+
+    scale_by_gain(gain_factor, output_model.data, output_model.err,
+                  output_model._arrays.get("var_poisson"), output_model._arrays.get("var_rnoise"))
+    return GainScaleStep().scaled(output_model, gain_factor)

@@ -4,12 +4,15 @@ When the flight software averages NFRAMES frames into a group it divides the sum
 which is a power of two. If NFRAMES is not a power of two, the groups are off by the factor
 FRMDIVSR/NFRAMES, and this step multiplies every group by it. ZEROFRAME is not touched.
 """
+import logging
 from typing import NamedTuple, Optional
 
 import numba
 import numpy as np
 
-__all__ = ["GroupScaleDecision", "group_scale_decision", "scale_groups"]
+log = logging.getLogger("ramp2slope")
+
+__all__ = ["GroupScaleDecision", "do_correction", "group_scale_decision", "scale_groups"]
 
 
 class GroupScaleDecision(NamedTuple):
@@ -72,3 +75,16 @@ def scale_groups(data, factor):
     f32 = np.float32(factor)
     for integ in range(data.shape[0]):
         _scale_cube(data[integ], f32)
+
+
+def do_correction(model):
+    """The official module-level interface: multiply every group of the RampModel ``model`` by
+    FRMDIVSR/NFRAMES in place (even when they are equal, unlike the step, which then skips);
+    SKIPPED when either keyword is missing. Returns None, as officially."""
+    exposure = model.meta.exposure
+    if exposure.nframes is None or exposure.frame_divisor is None:
+        log.warning("Necessary meta data not found; group_scale skipped")
+        model.meta.cal_step.group_scale = "SKIPPED"
+        return
+    scale_groups(model.data, float(exposure.frame_divisor) / exposure.nframes)
+    model.meta.cal_step.group_scale = "COMPLETE"

@@ -18,7 +18,7 @@ from ramp2slope.datamodels import dqflags
 from ramp2slope.errors import ReferenceFileError
 from ramp2slope.saturation.saturation import make_read_pattern
 
-__all__ = ["prepare_coefficients", "use_read_level", "correct_linearity"]
+__all__ = ["prepare_coefficients", "use_read_level", "correct_linearity", "do_correction"]
 
 _SAT = dqflags.group["SATURATED"]
 _NO_LIN_CORR = dqflags.pixel["NO_LIN_CORR"]
@@ -210,3 +210,12 @@ def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, in
             _correct_groups(zplane[None], zero.view(np.uint8) * sat, coeffs, benign, sat)
             zplane[zero[0]] = 0.0
     return read_level
+
+
+def do_correction(output_model, lin_model):
+    """The official module-level interface: what ``LinearityStep`` does to the RampModel
+    ``output_model`` with ``lin_model`` (a LinearityModel) as its reference, in place; returns
+    the model."""
+    from .linearity_step import LinearityStep
+
+    return LinearityStep(override_linearity=lin_model).process(output_model)
