@@ -6,11 +6,15 @@ the integration get CHARGELOSS|DO_NOT_USE, in the pixel itself and in its four e
 neighbours. The trigger test uses the GROUPDQ as it was on entry, so flags set here never
 trigger or suppress other flags.
 """
+import logging
+
 import numba
 import numpy as np
 
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
+
+log = logging.getLogger("ramp2slope")
 
 DNU = dqflags.group["DO_NOT_USE"]
 CHARGELOSS = dqflags.group["CHARGELOSS"]
@@ -74,3 +78,12 @@ def flag_charge_migration(data, groupdq, signal_threshold=25000.0):
         ntrig += int(np.count_nonzero(first < data.shape[1]))
         _flag_from(gdq, first, np.uint8(CHLO_DNU))
     return ntrig
+
+
+def charge_migration(output_model, signal_threshold):
+    """The official module-level interface: flag, in place, the groups of the RampModel
+    ``output_model`` above ``signal_threshold`` (and their neighbours) CHARGELOSS|DO_NOT_USE,
+    as :func:`flag_charge_migration` does on its arrays; returns the model."""
+    log.info("Using signal_threshold: %.2f", signal_threshold)
+    flag_charge_migration(output_model.data, output_model.groupdq, signal_threshold)
+    return output_model
