@@ -1,9 +1,8 @@
 """jwst ramp_fitting/tests/test_ramp_fit_step.py, ported."""
-from ._port import CRDS, internal, not_implemented, port
+from ._port import CRDS, not_implemented, port
 
 XFAIL = {
     'test_subarray_5groups': 'deliberate: ramp2slope refuses a reference file whose REFTYPE is not the type asked for (the test saves its GAIN file with REFTYPE=FILLER)',
-    'test_set_group_warnings': internal('jwst.ramp_fitting.ramp_fit_step.set_groupdq'),
     'test_likely_output': not_implemented('the LIKELY ramp-fitting algorithm'),
 }
 SKIP = {

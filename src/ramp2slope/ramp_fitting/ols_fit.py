@@ -75,6 +75,7 @@ Where the spec and the running stcal 1.20 differ, this module follows stcal:
 * The rateints ERR is zeroed when 1/Σ(1/var_e) is strictly above 1e6. Variances are zeroed at
   1e6 and above.
 """
+import logging
 from dataclasses import dataclass
 
 import numba
@@ -83,6 +84,8 @@ import numpy as np
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
 from . import _ols_kernels as K
+
+log = logging.getLogger("ramp2slope")
 
 __all__ = [
     "SEGMENT_FIELDS",
@@ -182,13 +185,21 @@ class RampFitResult:
     ncr_max: int = 0
 
 
-def group_range(ngroups, firstgroup=None, lastgroup=None):
-    """Return the (first, last) groups kept, applying RampFitStep's rules for the parameters."""
+def group_range(ngroups, firstgroup=None, lastgroup=None, warn=False):
+    """Return the (first, last) groups kept, applying RampFitStep's rules for the parameters;
+    with ``warn``, log the official warnings for the values it corrects or ignores."""
     first = 0 if firstgroup is None else int(firstgroup)
     last = ngroups - 1 if lastgroup is None else int(lastgroup)
     if first < 0:
+        if warn:
+            log.warning("first group < 0, reset to 0")
         first = 0
+    if warn and last >= ngroups:
+        log.warning("Last group number >= #groups (%d), reset to %d", ngroups, ngroups - 1)
     if first >= last:
+        if warn:
+            log.warning("firstgroup (%d) cannot be >= lastgroup (%d); group selectors ignored",
+                        first, last)
         first, last = 0, ngroups - 1
     # A lastgroup beyond the ramp marks nothing (jwst only warns).
     return first, last

@@ -8,9 +8,9 @@ from ..references import load_gain, load_readnoise
 from ..stpipe import Step
 from ..stpipe.naming import make_output_path
 from .likely_fit import MIN_NGROUPS, LikelyRampFitter, fit_ramps_likely
-from .ols_fit import OLSRampFitter, fit_ramps
+from .ols_fit import OLSRampFitter, fit_ramps, group_range
 
-__all__ = ["RampFitStep"]
+__all__ = ["RampFitStep", "set_groupdq"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -87,6 +87,7 @@ class RampFitStep(Step):
         if str(self.algorithm).upper() == "LIKELY" and not self.likely(model):
             log.info("%s: LIKELY needs at least %d groups, got %d; using OLS_C", self.name,
                      MIN_NGROUPS, model.shape[1])
+        group_range(model.shape[1], self.firstgroup, self.lastgroup, warn=True)
         gain = load_gain(self.get_reference_file(model, "gain"), model)
         readnoise = load_readnoise(self.get_reference_file(model, "readnoise"), model)
         if gain.gain_factor is not None:
@@ -158,3 +159,15 @@ class RampFitStep(Step):
         """Where the fitopt product of ``model`` is saved."""
         base = self.opt_name or model._path or model.meta.filename
         return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix="fitopt")
+
+
+def set_groupdq(firstgroup, lastgroup, ngroups, groupdq, groupdqflags):
+    """OR DO_NOT_USE (from the ``groupdqflags`` table) into the groups of ``groupdq``
+    (nints, ngroups, ...) outside ``[firstgroup, lastgroup]``, in place, with RampFitStep's rules
+    and warnings for out-of-range or inconsistent values (the official function of this name)."""
+    first, last = group_range(ngroups, firstgroup, lastgroup, warn=True)
+    dnu = groupdqflags["DO_NOT_USE"]
+    if first > 0:
+        groupdq[:, :first] |= np.asarray(dnu).astype(groupdq.dtype)
+    if last < ngroups - 1:
+        groupdq[:, last + 1:] |= np.asarray(dnu).astype(groupdq.dtype)
