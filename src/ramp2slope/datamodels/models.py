@@ -61,6 +61,7 @@ class DataModel:
     tables = ()  # attribute names of binary tables, EXTNAME = attribute upper-cased
     table_extnames = {}  # except where this says otherwise
     primary_array = "data"
+    primary_fill = 0  # what a model built from a shape holds (the official schema's default)
     default_bunit = None
 
     def __init__(self, init=None, **arrays):
@@ -87,7 +88,7 @@ class DataModel:
             read_into(self, os.fspath(init))
         elif isinstance(init, tuple):
             primary = self._spec(self.primary_array)
-            self._arrays[primary.attr] = np.zeros(init, dtype=primary.dtype)
+            self._arrays[primary.attr] = np.full(init, self.primary_fill, dtype=primary.dtype)
         elif isinstance(init, np.ndarray):
             arrays.setdefault(self.primary_array, init)
         elif init is not None:

@@ -27,10 +27,10 @@ class ReferenceFileModel(DataModel):
             self.meta.reftype = self.reftype
 
 
-def _reference(name, reftype, arrays, tables=("dq_def",), primary="data", table_extnames=None):
+def _reference(name, reftype, arrays, tables=("dq_def",), primary="data", table_extnames=None, fill=0):
     cls = type(name, (ReferenceFileModel,), {
         "model_type": name, "reftype": reftype, "arrays": tuple(arrays), "tables": tuple(tables),
-        "primary_array": primary, "table_extnames": dict(table_extnames or {}),
+        "primary_array": primary, "table_extnames": dict(table_extnames or {}), "primary_fill": fill,
         "__doc__": f"A {reftype.upper()} reference file.",
     })
     return cls
@@ -42,7 +42,7 @@ ReadnoiseModel = _reference("ReadnoiseModel", "readnoise", [ArraySpec("data", "S
 SaturationModel = _reference("SaturationModel", "saturation", [
     ArraySpec("data", "SCI", np.float32, 2),
     ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
-])
+], fill=100000.0)
 MaskModel = _reference("MaskModel", "mask", [ArraySpec("dq", "DQ", np.uint32, 2)], primary="dq")
 SuperBiasModel = _reference("SuperBiasModel", "superbias", [
     ArraySpec("data", "SCI", np.float32, 2),
@@ -62,11 +62,11 @@ DarkNirspecModel = _reference("DarkNirspecModel", "dark", [
     ArraySpec("dark_rate", "DRK", np.float32, 2),
     ArraySpec("dark_rate_unc", "UNC", np.float32, 2),
 ])
-IPCModel = _reference("IPCModel", "ipc", [ArraySpec("data", "SCI", np.float32, 2)], tables=())
+IPCModel = _reference("IPCModel", "ipc", [ArraySpec("data", "SCI", np.float32, 2)], tables=(), fill=1.0)
 PersistenceSatModel = _reference("PersistenceSatModel", "persat", [
     ArraySpec("data", "SCI", np.float32, 2),
     ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
-])
+], fill=90000.0)
 TrapDensityModel = _reference("TrapDensityModel", "trapdensity", [
     ArraySpec("data", "SCI", np.float32, 2),
     ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),

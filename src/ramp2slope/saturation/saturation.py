@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from ramp2slope.datamodels import dqflags
+from ramp2slope.datamodels.models import DataModel
 from ramp2slope.errors import ReferenceFileError
 
 __all__ = [
@@ -185,9 +186,13 @@ def grow_flags(plane_dq, srcbit, bit, n, target=None):
     _dilate_or(plane_dq, np.uint8(srcbit), int(n), hbuf, target, np.uint8(bit))
 
 
-def flag_saturation(data, groupdq, pixeldq, sat_thresh, sat_dq, n_pix_grow_sat=1,
-                    use_readpatt=True, nframes=1, bias=None, zeroframe=None):
+def flag_saturation(data, groupdq, pixeldq=None, sat_thresh=None, sat_dq=None, n_pix_grow_sat=1,
+                    use_readpatt=True, nframes=1, bias=None, zeroframe=None, bias_model=None):
     """Flag saturation in place.
+
+    Also takes the official module-level form, ``flag_saturation(model, ref_model,
+    n_pix_grow_sat, use_readpatt, bias_model=None)``: a RampModel and a SaturationModel (and
+    optionally a SuperBiasModel), flagged as SaturationStep flags them; it returns the model.
 
     Returns ``(n_saturated, n_ad_floor)``: the numbers of pixels with SAT, resp. AD_FLOOR, in
     any group of any integration (the official step logs them).
@@ -206,6 +211,13 @@ def flag_saturation(data, groupdq, pixeldq, sat_thresh, sat_dq, n_pix_grow_sat=1
     bias : (ny, nx) SUPERBIAS image (raw; NaN left as is) for the group-2 test, or None (= 0)
     zeroframe : float32 (nints, ny, nx) or None; flagged zero-frame pixels are set to 0.0
     """
+    if isinstance(data, DataModel):
+        from .saturation_step import SaturationStep
+
+        step = SaturationStep(override_saturation=groupdq, n_pix_grow_sat=n_pix_grow_sat,
+                              use_readpatt=use_readpatt,
+                              override_superbias=bias_model if bias_model is not None else "N/A")
+        return step.process(data)
     nints, ngroups, ny, nx = data.shape
     thresh, ref_dq, no_check = prepare_thresholds(sat_thresh, sat_dq)
     if thresh.shape != (ny, nx):
