@@ -15,11 +15,7 @@ XFAIL = {
     'test_get_restore_group_subarray': internal('jwst.refpix.reference_pixels.Dataset'),
     'test_do_top_bottom_correction': internal('jwst.refpix.reference_pixels.NIRDataset'),
     'test_do_top_bottom_correction_no_even_odd': internal('jwst.refpix.reference_pixels.NIRDataset'),
-    'test_correct_model': internal('jwst.refpix.reference_pixels.correct_model'),
-    'test_zero_frame': internal('jwst.refpix.reference_pixels.correct_model'),
     'test_missing_irs2_ref': not_implemented('the NIRSpec IRS2 reference-pixel correction'),
-    'test_refpix_bad_subarray': 'jwst-internal function jwst.refpix.reference_pixels.correct_model (monkeypatched)',
-    'test_refpix_bad_reference_pixels': 'jwst-internal function jwst.refpix.reference_pixels.correct_model (monkeypatched)',
     'test_refpix_superstripe': not_implemented('NIRISS superstripe ramps (SuperstripeRampModel)'),
 }
 SKIP = {

@@ -24,6 +24,8 @@ float32 (means of float32 values, top/bottom-corrected values rounded to float32
 medians) and, when the side correction is on, every later group in float64 (rounded to float32
 only when stored). This module reproduces both regimes.
 """
+import logging
+
 import numba
 import numpy as np
 
@@ -33,6 +35,14 @@ from .clipping import average_or_single, sigma_clipped_mean
 from .orientation import NIR_SIZE, check_axes, detector_to_dms_index, dms_to_detector
 from .side import combine_sides, running_median, window_rows
 from .sirs import sirs_templates
+
+log = logging.getLogger("ramp2slope")
+
+#: what :func:`correct_model` returns (the official module's status codes)
+REFPIX_OK = 0
+BAD_REFERENCE_PIXELS = 1
+SUBARRAY_DOESNTFIT = 2
+SUBARRAY_SKIPPED = 3
 
 DNU = dqflags.pixel["DO_NOT_USE"]
 REFERENCE_PIXEL = dqflags.pixel["REFERENCE_PIXEL"]
@@ -403,3 +413,47 @@ def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, nou
             first = False
             frame[zeros] = 0.0
     return COMPLETE
+
+
+def correct_model(input_model, odd_even_columns, use_side_ref_pixels, side_smoothing_length,
+                  side_gain, odd_even_rows, conv_kernel_params, siglimit):
+    """Reference-pixel correction of a RampModel in place, the official module-level interface
+    (RefPixStep calls it); returns one of the status codes above.
+
+    ``conv_kernel_params``: the official dict (``sigreject``; ``sirs_kernel_model`` must be
+    None) and, for SIRS, the kernels made by :func:`~ramp2slope.refpix.sirs.make_sirs_kernels`
+    under ``sirs_kernels``. ``odd_even_rows`` is a MIRI parameter: MIRI subarrays are skipped
+    (SUBARRAY_SKIPPED) as officially, and MIRI full frames refused, since the MIRI algorithm is
+    not implemented.
+    """
+    conv_kernel_params = conv_kernel_params or {}
+    where = input_model._path or "input"
+    if str(input_model.meta.instrument.name or "").upper() == "MIRI":
+        ny, nx = input_model.shape[-2:]
+        if nx < 1032 or ny < 1024:   # the official test for a MIRI subarray
+            log.warning("Refpix correction skipped for MIRI subarrays")
+            return SUBARRAY_SKIPPED
+        raise Ramp2SlopeError(f"{where}: refpix: the MIRI reference-pixel correction (full frame) "
+                              f"is not implemented in ramp2slope")
+    if conv_kernel_params.get("sirs_kernel_model") is not None:
+        raise Ramp2SlopeError("refpix: a SIRSKernelModel cannot be used here; give RefPixStep "
+                              "override_sirskernel=PATH (or the kernels as 'sirs_kernels')")
+    header = input_model.primary_header
+    if header.get("MSTR_RD1") is not None or (header.get("SSTR_NST") or 0) > 0:
+        raise Ramp2SlopeError(f"{where}: refpix: multistripe/superstripe readouts are not supported")
+    sub = input_model.meta.subarray
+    if sub.fastaxis is None or sub.slowaxis is None:
+        raise Ramp2SlopeError(f"{where}: FASTAXIS/SLOWAXIS keywords are missing; "
+                              f"refpix needs them to find the detector orientation")
+    zero = input_model.meta.exposure.zero_frame and input_model.has("zeroframe")
+    status = correct_refpix(
+        input_model.data, input_model.pixeldq, fastaxis=int(sub.fastaxis), slowaxis=int(sub.slowaxis),
+        xstart=sub.xstart or 1, ystart=sub.ystart or 1, noutputs=input_model.meta.exposure.noutputs,
+        odd_even_columns=odd_even_columns, use_side_ref_pixels=use_side_ref_pixels,
+        side_smoothing_length=side_smoothing_length, side_gain=side_gain, siglimit=siglimit,
+        zeroframe=input_model.zeroframe if zero else None, subarray_name=sub.name,
+        sirs_kernels=conv_kernel_params.get("sirs_kernels"),
+        sigreject=conv_kernel_params.get("sigreject", 4.0),
+        # a model holding later integrations of a longer exposure continues its correction
+        continuation=getattr(input_model, "_integration_offset", 0) > 0)
+    return SUBARRAY_DOESNTFIT if status == "SKIPPED" else REFPIX_OK

@@ -1,9 +1,9 @@
 """RefPixStep: remove amplifier offsets and 1/f row noise using the reference pixels."""
 import logging
 
-from ..errors import Ramp2SlopeError, ReferenceFileError
+from ..errors import ReferenceFileError
 from ..stpipe import Step
-from .reference_pixels import correct_refpix
+from . import reference_pixels
 from .sirs import load_sirs_coefficients, make_sirs_kernels
 
 __all__ = ["RefPixStep"]
@@ -37,41 +37,25 @@ class RefPixStep(Step):
     """
 
     def process(self, model):
-        if str(model.meta.instrument.name or "").upper() == "MIRI":
-            if self.refpix_algorithm == "sirs":
-                log.info("Simple Improved Reference Subtraction (SIRS) not applied for MIRI data.")
-            return self._miri(model)
-        header = model.primary_header
-        if header.get("MSTR_RD1") is not None or (header.get("SSTR_NST") or 0) > 0:
-            raise Ramp2SlopeError(f"{self.name}: multistripe/superstripe readouts are not supported")
-        sub = model.meta.subarray
-        if sub.fastaxis is None or sub.slowaxis is None:
-            raise Ramp2SlopeError(f"{model._path or 'input'}: FASTAXIS/SLOWAXIS keywords are missing; "
-                                  f"refpix needs them to find the detector orientation")
-        status = correct_refpix(
-            model.data, model.pixeldq, fastaxis=int(sub.fastaxis), slowaxis=int(sub.slowaxis),
-            xstart=sub.xstart or 1, ystart=sub.ystart or 1, noutputs=model.meta.exposure.noutputs,
-            odd_even_columns=self.odd_even_columns, use_side_ref_pixels=self.use_side_ref_pixels,
-            side_smoothing_length=self.side_smoothing_length, side_gain=self.side_gain,
-            siglimit=self.siglimit,
-            zeroframe=model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None,
-            subarray_name=sub.name, sirs_kernels=self._sirs_kernels(model), sigreject=self.sigreject,
-            # a model holding later integrations of a longer exposure continues its correction
-            continuation=getattr(model, "_integration_offset", 0) > 0)
-        if status == "SKIPPED":
+        miri = str(model.meta.instrument.name or "").upper() == "MIRI"
+        if miri and self.refpix_algorithm == "sirs":
+            log.info("Simple Improved Reference Subtraction (SIRS) not applied for MIRI data.")
+        params = {"refpix_algorithm": self.refpix_algorithm, "sirs_kernel_model": None,
+                  "sirs_kernels": None if miri else self._sirs_kernels(model),
+                  "sigreject": self.sigreject, "gaussmooth": self.gaussmooth, "halfwidth": self.halfwidth}
+        # looked up in the module at each call, so that it can be replaced as the official one can
+        status = reference_pixels.correct_model(
+            model, self.odd_even_columns, self.use_side_ref_pixels, self.side_smoothing_length,
+            self.side_gain, self.odd_even_rows, params, self.siglimit)
+        if status == reference_pixels.SUBARRAY_DOESNTFIT:
+            log.warning("Subarray doesn't fit in full-sized array")
             return self.skipped(model, "the subarray extends beyond the detector")
-        return self.complete(model)
-
-    def _miri(self, model):
-        """MIRI has its own algorithm (reference columns, per amplifier): jwst skips subarrays,
-        which we do too, and corrects full frames, which ramp2slope cannot yet: refuse rather
-        than apply the near-infrared algorithm to a MIRI ramp."""
-        ny, nx = model.shape[-2:]
-        if nx < 1032 or ny < 1024:   # jwst's test for a MIRI subarray: smaller than full frame
-            log.warning("Refpix correction skipped for MIRI subarrays")
+        if status == reference_pixels.BAD_REFERENCE_PIXELS:
+            log.warning("No valid reference pixels, refpix step skipped")
+            return self.skipped(model, "no valid reference pixels")
+        if status == reference_pixels.SUBARRAY_SKIPPED:
             return self.skipped(model, "MIRI subarray")
-        raise Ramp2SlopeError(f"{model._path or 'input'}: {self.name}: the MIRI reference-pixel "
-                              f"correction (full frame) is not implemented in ramp2slope")
+        return self.complete(model)
 
     def _sirs_kernels(self, model):
         """SIRS kernels when asked for and available; otherwise None (running median)."""
