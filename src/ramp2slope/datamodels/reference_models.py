@@ -88,8 +88,8 @@ REFERENCE_MODEL_CLASSES = (
     TrapsFilledModel,
 )
 
-#: the reference model class for each reference type
-BY_REFTYPE = {cls.reftype: cls for cls in REFERENCE_MODEL_CLASSES if getattr(cls, "reftype", None)}
-BY_REFTYPE["dark"] = DarkModel
+#: the reference model classes for each reference type
+BY_REFTYPE = {cls.reftype: (cls,) for cls in REFERENCE_MODEL_CLASSES if getattr(cls, "reftype", None)}
+BY_REFTYPE["dark"] = (DarkModel, DarkNirspecModel)
 
 MODEL_CLASSES.update({cls.model_type: cls for cls in REFERENCE_MODEL_CLASSES})

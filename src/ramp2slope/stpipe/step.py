@@ -124,7 +124,8 @@ class Step(ParameterFileSupport):
 
     def __setattr__(self, name, value):
         params = self.__dict__.get("_params")
-        if params is not None and name.startswith("override_") and isinstance(value, datamodels.DataModel):
+        if params is not None and name in params and name.startswith("override_") and \
+                isinstance(value, datamodels.DataModel):
             pass   # a reference model in memory, used as its file would be
         elif params is not None and name in params:
             value = params[name].convert(value, self.name)
@@ -254,8 +255,9 @@ class Step(ParameterFileSupport):
         if entry is None or entry[0] is not ref_model:
             expected = BY_REFTYPE.get(reftype)
             if expected is not None and not isinstance(ref_model, expected):
+                names = " or ".join(cls.__name__ for cls in expected)
                 raise Ramp2SlopeError(f"{self.name}.override_{reftype}: a {type(ref_model).__name__} "
-                                      f"was given, a {expected.__name__} is needed")
+                                      f"was given, a {names} is needed")
             path = os.path.join(files["folder"], f"{reftype}_{len(files)}.fits")
             datamodels.write_model(ref_model.with_own_headers(), path)
             if expected is not None:
