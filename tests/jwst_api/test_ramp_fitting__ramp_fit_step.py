@@ -3,7 +3,6 @@ from ._port import CRDS, not_implemented, port
 
 XFAIL = {
     'test_subarray_5groups': 'deliberate: ramp2slope refuses a reference file whose REFTYPE is not the type asked for (the test saves its GAIN file with REFTYPE=FILLER)',
-    'test_likely_output': not_implemented('the LIKELY ramp-fitting algorithm'),
 }
 SKIP = {
     'test_uneven_sampling': CRDS,
