@@ -87,6 +87,37 @@ def test_loader_rejects_wrong_detector_and_type(tmp_path):
         references.load_gain(path, model)
 
 
+def test_named_override_for_another_instrument_is_used_with_a_warning(tmp_path, caplog):
+    """jwst uses an override_<reftype> file whatever its header says, and its unit tests rely on
+    it for another instrument and an unknown REFTYPE: those are warnings for a named override.
+    Another detector or another detector1 type stays an error, as for any file."""
+    model = _science()
+    gain = np.full((30, 40), 2.5, np.float32)
+    path = _write_ref(tmp_path / "named.fits", "FILLER", {"SCI": gain}, detector="N/A")
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["INSTRUME"] = "MIRI"
+    found = references.find_reference("gain", model, override=path)
+    with caplog.at_level("WARNING", logger="ramp2slope"):
+        loaded = references.load_gain(found, model)
+    assert np.all(loaded.data == 2.5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("is a FILLER reference, not GAIN" in w and "override_gain" in w for w in warnings)
+    assert any("INSTRUME=MIRI" in w and "override_gain" in w for w in warnings)
+
+    unnamed = tmp_path / "unnamed.fits"
+    unnamed.write_bytes((tmp_path / "named.fits").read_bytes())
+    with pytest.raises(ReferenceFileError, match="unnamed.fits: is a FILLER reference"):
+        references.load_gain(str(unnamed), model)
+    for name, keywords, message in (("detector.fits", {"DETECTOR": "NRCB1"}, "DETECTOR=NRCB1"),
+                                    ("readnoise.fits", {"REFTYPE": "READNOISE"}, "not GAIN")):
+        other = _write_ref(tmp_path / name, "GAIN", {"SCI": gain})
+        with fits.open(other, mode="update") as hdul:
+            hdul[0].header.update(keywords)
+        found = references.find_reference("gain", model, override=other)
+        with pytest.raises(ReferenceFileError, match=message):
+            references.load_gain(found, model)
+
+
 def test_dark_must_match_subarray_shape(tmp_path):
     model = _science()
     path = _write_ref(tmp_path / "dark.fits", "DARK", {"SCI": np.zeros((3, 30, 40), np.float32)},

@@ -10,6 +10,7 @@ import os
 
 from ..errors import ReferenceFileError
 from . import crds_client
+from .loaders import chosen_by_user
 from .matching import choose_in_directory
 
 ENV_REFDIR = "RAMP2SLOPE_REFDIR"
@@ -35,6 +36,7 @@ def find_reference(reftype, model, override=None, refdir=None, use_crds=True):
             return NOT_APPLICABLE
         if not os.path.isfile(override):
             raise ReferenceFileError(f"override_{reftype}: {override}: no such file")
+        chosen_by_user(override)
         return os.path.abspath(override)
     searched = []
     for directory in (refdir, os.environ.get(ENV_REFDIR)):

@@ -27,6 +27,22 @@ log = logging.getLogger("ramp2slope")
 # however many steps and integrations load the reference.
 _WARNED = set()
 
+# Files the user named as a step's override_<reftype>. jwst uses such a file whatever its header
+# says, and its own unit tests rely on that (NIRCam gains handed to a MIRI ramp, a gain saved with
+# REFTYPE=FILLER). For these, another instrument or a type no detector1 step asks for is a
+# warning. Another detector, or the type of another detector1 reference, stays an error as for
+# any file: those are the usual slips (a neighbouring detector's file, the wrong file in the
+# argument) and would give wrong numbers with no other sign.
+_CHOSEN_BY_USER = set()
+_DETECTOR1_REFTYPES = {"MASK", "SATURATION", "SUPERBIAS", "REFPIX", "SIRSKERNEL", "LINEARITY",
+                       "DARK", "GAIN", "READNOISE", "IPC", "PERSAT", "TRAPDENSITY", "TRAPPARS",
+                       "FLAT", "PICTUREFRAME", "EMICORR", "RESET", "RSCD"}
+
+
+def chosen_by_user(path):
+    """Record that ``path`` was named explicitly by the user (an ``override_<reftype>``)."""
+    _CHOSEN_BY_USER.add(os.path.abspath(path))
+
 
 def warn_values(path, cause, count, consequence):
     """Warn once that ``count`` pixels of a reference have values that cannot be right.
@@ -34,16 +50,18 @@ def warn_values(path, cause, count, consequence):
     The values are used as the official pipeline uses them (the products keep its numbers);
     the warning says how many pixels are affected and what becomes of them.
     """
-    if not count:
-        return
+    if count:
+        _warn_once(path, cause, f"{count} pixel(s) with {cause}; {consequence}")
+
+
+def _warn_once(path, cause, message):
     try:
         key = (path, os.path.getmtime(path), cause)
     except OSError:
         key = (path, None, cause)
-    if key in _WARNED:
-        return
-    _WARNED.add(key)
-    log.warning("%s: %d pixel(s) with %s; %s", path, count, cause, consequence)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("%s: %s", path, message)
 
 
 class _RefFile:
@@ -96,17 +114,27 @@ class _RefFile:
             raise ReferenceFileError(f"{self.path}: the file is truncated ({problem})")
 
     def _check(self, reftype, model):
+        named = os.path.abspath(self.path) in _CHOSEN_BY_USER
+        tolerated = []  # (problem) a named override may have
         got = str(self.header.get("REFTYPE", "")).strip().upper()
         if got and got != reftype.upper():
-            raise ReferenceFileError(f"{self.path}: is a {got} reference, not {reftype.upper()}")
+            problem = f"is a {got} reference, not {reftype.upper()}"
+            if not named or got in _DETECTOR1_REFTYPES:
+                raise ReferenceFileError(f"{self.path}: {problem}")
+            tolerated.append(problem)
         for keyword, wanted in (("INSTRUME", model.meta.instrument.name),
                                 ("DETECTOR", model.meta.instrument.detector)):
             value = self.header.get(keyword)
             value = str(value).strip().upper() if value is not None else None
             if value not in _GENERIC and wanted and value != str(wanted).upper():
-                raise ReferenceFileError(
-                    f"{self.path}: {reftype.upper()} reference is for {keyword}={value}, "
-                    f"but the exposure has {keyword}={str(wanted).upper()}")
+                problem = (f"{reftype.upper()} reference is for {keyword}={value}, "
+                           f"but the exposure has {keyword}={str(wanted).upper()}")
+                if not named or keyword == "DETECTOR":
+                    raise ReferenceFileError(f"{self.path}: {problem}")
+                tolerated.append(problem)
+        for problem in tolerated:
+            _warn_once(self.path, problem,
+                       f"{problem}; used as given, because it was named as override_{reftype.lower()}")
 
     def hdu(self, name, required=True):
         hdu = self.index.get(name)
