@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy import special, stats
 
 from ..errors import Ramp2SlopeError
 from . import _likely_kernels as K
@@ -45,6 +44,8 @@ __all__ = ["MIN_NGROUPS", "LikelyRampFitter", "LikelyResult", "covariance_terms"
 
 #: The fewest groups LIKELY fits (its jump search needs them).
 MIN_NGROUPS = 4
+# chi-square thresholds for dropping one difference (4.5 sigma squared) and a pair: stcal's
+# defaults, which jwst always gets (it never sets stcal's RampData.rejection_threshold)
 _THRESHOLD_ONE = 20.25
 _THRESHOLD_TWO = 23.8
 
@@ -88,16 +89,6 @@ def covariance_terms(times):
     # pairs may only be omitted where the resultant between them has several reads
     two_ok = (n[1:-1] > 1).astype(np.uint8)
     return np.ascontiguousarray(dt), cov, two_ok
-
-
-def _thresholds(rejection_threshold=None):
-    if rejection_threshold is None:
-        return _THRESHOLD_ONE, _THRESHOLD_TWO
-    one = float(rejection_threshold) ** 2
-    two = float(stats.chi2.isf(special.erfc(rejection_threshold / np.sqrt(2)), 2))
-    if np.isinf(two):
-        two = one + 10
-    return one, two
 
 
 def _native(arr, dtype):
@@ -163,7 +154,7 @@ class LikelyRampFitter:
         if self.use_zf:
             times = [times[0][:1], times[0][1:]] + times[1:]
         self.delta_t, self.cov, self.two_ok = covariance_terms(times)
-        self.thr1, self.thr2 = _thresholds()
+        self.thr1, self.thr2 = _THRESHOLD_ONE, _THRESHOLD_TWO
         self.gain = _native(gain, np.float32)
         self.readnoise = _native(readnoise, np.float32)
         self.pixeldq = np.array(pixeldq, dtype=np.uint32)
