@@ -115,3 +115,10 @@ def pytest_collection_modifyitems(config, items):
                 stale.append(f"{name}: {key}")
     if stale:
         raise pytest.UsageError("jwst_api tables name tests that were not collected: " + ", ".join(stale))
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path, monkeypatch):
+    """jwst's suite runs every test in its own temporary folder (its ``_jail`` fixture);
+    some ported tests save products to the current folder, which must not be the checkout."""
+    monkeypatch.chdir(tmp_path)
