@@ -22,7 +22,8 @@ from ramp2slope.report.steps import dilate, segments
 DNU, SAT, JUMP = (dqflags.group[n] for n in ("DO_NOT_USE", "SATURATED", "JUMP_DET"))
 
 # Checks that cannot run on the test exposure (64 rows x 2048 columns), and why.
-EXPECTED_NOT_RUN = {"Side reference pixels reduce the 1/f row noise"}  # needs >= 512 rows
+EXPECTED_NOT_RUN = {"Side reference pixels reduce the 1/f row noise",  # needs >= 512 rows
+                    "Row striping reduced"}  # clean_flicker_noise is off by default
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +370,37 @@ def test_cli_run_report_saves_what_the_report_needs(run, tmp_path, capsys):
     assert main(["report", str(moved), "--uncal", str(run.sim.uncal), "--out", str(html)]) == 0
     text = html.read_text(encoding="utf-8")
     assert os.path.basename(run.sim.uncal) in text and "the dq_init check is not run" not in text
+
+
+def _section(text, section_id):
+    match = re.search(rf'<section class="step" id="{section_id}">(.*?)</section>', text, re.S)
+    assert match, section_id
+    return match.group(1)
+
+
+def test_clean_flicker_noise_section_only_when_the_step_ran(run, good_report, tmp_path, capsys):
+    from ramp2slope.cli import main
+
+    # off by default: the section shows its status, no figure and no flicker products
+    checks, text = read_checks(good_report)
+    assert "<img" not in _section(text, "clean_flicker_noise")
+    assert checks["No flicker-noise products unless the step ran"]["status"] == PASS
+    assert checks["Row striping reduced"]["status"] == NOT_RUN
+
+    out = tmp_path / "products"
+    refdir = os.path.dirname(run.sim.refs["mask"])
+    assert main(["run", str(run.sim.uncal), "--refdir", refdir, "--output-dir", str(out),
+                 "--report", "--steps.clean_flicker_noise.skip=False"]) == 0
+    capsys.readouterr()
+    root = os.path.basename(run.prefix)
+    for suffix in ("flicker_noise", "mask"):     # --report implied save_noise and save_mask
+        assert os.path.isfile(product(out, suffix, root)), suffix
+    checks, text = read_checks(out / "report.html")
+    failed = {n: c["measured"] for n, c in checks.items() if c["status"] == FAIL}
+    assert not failed
+    body = _section(text, "clean_flicker_noise")
+    assert body.count("<img") == 4      # noise model, before/after, row/column profiles, mask
+    assert "Row and column median profiles" in body or "median of each row" in body.lower()
+    assert checks["Row striping reduced"]["status"] == PASS
+    before, after = re.findall(r"([0-9.e+-]+) DN", checks["Row striping reduced"]["measured"])
+    assert float(after) < float(before)    # the simulator injects 1/f row noise

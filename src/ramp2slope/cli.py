@@ -75,6 +75,9 @@ def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=No
             steps.setdefault(name, {}).setdefault("save_results", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_opt", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_results", True)
+        # what the report's clean_flicker_noise section reads; nothing is written when it is skipped
+        for option in ("save_noise", "save_mask"):
+            steps.setdefault("clean_flicker_noise", {}).setdefault(option, True)
     started = time.time() - 1
     given = {"refdir": refdir, "output_dir": output_dir, "threads": threads,
              "save_calibrated_ramp": save_calibrated_ramp or None}

@@ -26,8 +26,10 @@ import numpy as np
 from numba import njit, prange
 
 from ..datamodels import dqflags
+from ..errors import Ramp2SlopeError
 
-__all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "scene_mask",
+__all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "model_background",
+           "default_box_size", "scene_mask",
            "row_medians", "median_clean", "clean_image", "clean_integration"]
 
 log = logging.getLogger("ramp2slope")
@@ -273,11 +275,49 @@ def clip_to_background(image, mask, sigma_lower=3.0, sigma_upper=2.0, lower_half
     mask[image > center + sigma_upper * sigma] = False
 
 
-def background_level(image, mask, method="median"):
-    """The background removed before the stripe fit and restored after it (a scalar)."""
+def default_box_size(shape):
+    """Per axis, the largest size up to 32 that divides the image evenly (jwst's default)."""
+    return [max(n for n in range(1, 33) if size % n == 0) for size in shape]
+
+
+def model_background(image, mask, box_size=None):
+    """photutils' Background2D of the masked image, set up as jwst 3.0.0 sets it up (3-sigma,
+    5-iteration clip, median estimator, 5 x 5 filter), or None when photutils cannot fit it."""
+    import warnings
+
+    from astropy.stats import SigmaClip
+    from astropy.utils.exceptions import AstropyUserWarning
+    try:
+        from photutils.background import Background2D, MedianBackground
+    except ImportError:  # a core dependency; only a broken install gets here
+        raise Ramp2SlopeError("clean_flicker_noise: background_method='model' needs the photutils "
+                              "package (pip install photutils)") from None
+    box_size = list(box_size) if box_size is not None else default_box_size(image.shape)
+    if image.shape[0] % box_size[0] or image.shape[1] % box_size[1]:
+        log.warning("background box size %s does not divide the image shape %s evenly",
+                    box_size, image.shape)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=AstropyUserWarning)
+            fitted = Background2D(image, box_size=box_size, filter_size=(5, 5), mask=~mask,
+                                  sigma_clip=SigmaClip(sigma=SIGMA_LIMIT, maxiters=5),
+                                  bkg_estimator=MedianBackground())
+    except ValueError:
+        log.error("background model fit failed; using the median background value")
+        return None
+    return fitted.background
+
+
+def background_level(image, mask, method="median", box_size=None):
+    """The background removed before the stripe fit and restored after it: a scalar, or an
+    image for ``method='model'`` (photutils' Background2D)."""
     if method is None:
         return np.float32(0.0)
     clip_to_background(image, mask, SIGMA_LIMIT, SIGMA_LIMIT, lower_half_only=True)
+    if method == "model":
+        fitted = model_background(image, mask, box_size)
+        if fitted is not None:
+            return fitted
     return exact_median(image[mask])
 
 
@@ -341,7 +381,7 @@ def median_clean(image, mask, slow_axis_rows, fit_by_channel=False):
 
 
 def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_axis_rows=True,
-                fit_by_channel=False, flat=None):
+                fit_by_channel=False, flat=None, background_box_size=None):
     """One cleaned image (float32) and its background, or (None, None) when the mask is empty.
 
     ``image`` is a float32 array the function may modify; ``mask`` is modified in place.
@@ -353,7 +393,7 @@ def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_ax
     mask[nan_pix] = False
     if not mask.any():
         return None, None
-    background = background_level(image, mask, background_method)
+    background = background_level(image, mask, background_method, background_box_size)
     if background_method is None:
         subtracted = image
     else:

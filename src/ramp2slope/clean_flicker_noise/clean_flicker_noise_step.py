@@ -8,7 +8,7 @@ from .. import datamodels
 from ..errors import Ramp2SlopeError
 from ..references.loaders import _RefFile
 from ..stpipe import Step
-from .clean_flicker_noise import clean_integration, scene_mask
+from .clean_flicker_noise import background_level, clean_integration, scene_mask
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -18,9 +18,8 @@ log = logging.getLogger("ramp2slope")
 def load_flat(path, model):
     """The FLAT's SCI cut out to the science window, float32.
 
-    jwst fills zero and NaN flat values with a smooth photutils model of their surroundings;
-    ramp2slope fills them with the median of the good values (they only weigh in the masks and
-    medians, and a pixel divided then multiplied by the same value comes back unchanged).
+    Zero and NaN flat values are filled, as jwst fills them, with the photutils background
+    model of the good values (their median when the model cannot be fitted).
     """
     ref = _RefFile(path, "FLAT", model)
     try:
@@ -31,8 +30,9 @@ def load_flat(path, model):
     if bad.any():
         if bad.all():
             raise Ramp2SlopeError(f"{path}: the FLAT has no usable value in the science window")
-        flat[bad] = np.median(flat[~bad])
-        log.warning("%s: %d zero or NaN flat values replaced by the median flat value",
+        smooth = background_level(flat, ~bad, "model")
+        flat[bad] = smooth if np.ndim(smooth) == 0 else smooth[bad]
+        log.warning("%s: %d zero or NaN flat values replaced by a smooth model of the flat",
                     path, int(bad.sum()))
     return flat
 
@@ -69,13 +69,12 @@ class CleanFlickerNoiseStep(Step):
     def check_parameters(self):
         refused = {
             "autoparam": self.autoparam,
-            "background_method='model'": self.background_method == "model",
             "background_method='median_image'": self.background_method == "median_image",
         }
         for what, asked in refused.items():
             if asked:
                 raise Ramp2SlopeError(f"{self.name}: {what} is not available in ramp2slope "
-                                      f"(median fit with background_method 'median' or None only)")
+                                      f"(median fit with background_method 'median', 'model' or None only)")
 
     # -- setting up -------------------------------------------------------------------------------
     def _usable(self, model):
@@ -101,6 +100,7 @@ class CleanFlickerNoiseStep(Step):
             raise Ramp2SlopeError(f"{model._path or 'input'}: no SLOWAXIS keyword; the readout "
                                   f"direction is needed to fit the 1/f stripes")
         return dict(background_method=self.background_method, n_sigma=self.n_sigma,
+                    background_box_size=self.background_box_size,
                     slow_axis_rows=abs(int(slowaxis)) == 2, fit_by_channel=fit_by_channel)
 
     def _flat(self, model):

@@ -332,3 +332,20 @@ def stacked_bars(x, stacks, xlabel, ylabel, title=None, log=False):
         ax.set_title(title)
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
     return to_data_uri(fig)
+
+
+def profiles(panels, title=None):
+    """Side-by-side line plots; panels: [(x, [(y, label, colour)], xlabel, ylabel)]."""
+    fig = new_figure(11.0, 4.2)
+    axes = fig.subplots(1, len(panels))
+    for ax, (x, series, xlabel, ylabel) in zip(np.atleast_1d(axes), panels):
+        for y, label, colour in series:
+            ax.plot(x, y, color=colour, label=label, linewidth=0.9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best", fontsize=8)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.88, wspace=0.25)
+    return to_data_uri(fig)

@@ -45,6 +45,9 @@ SECTIONS = (
     ("jump", "Cosmic-ray flagging (jump)",
      "Jumps in the ramps are flagged JUMP_DET in GROUPDQ; the data are not modified.",
      steps.section_jump),
+    ("clean_flicker_noise", "1/f noise cleaning (clean_flicker_noise)",
+     "Off by default: a background-only fit of the 1/f (flicker) noise in each group difference "
+     "is removed from the ramp.", steps.section_clean_flicker_noise),
     ("ramp_fit", "Ramp fitting (ramp_fit)",
      "Each ramp is fitted between the flagged groups; the slopes become the rate and rateints "
      "products and the intercepts go to the optional fitopt product.", steps.section_ramp_fit),

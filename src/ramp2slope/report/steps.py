@@ -800,6 +800,107 @@ def _compare_dark(ctx, first, second, ref):
 
 
 # -------------------------------------------------------------------------------------------------
+# clean_flicker_noise (off by default; NIRCam users turn it on against 1/f striping)
+# -------------------------------------------------------------------------------------------------
+def _flicker_images(ctx):
+    """(before, noise) of the first integration's last-minus-first group, or None.
+
+    The step's input is the jump product (picture_frame is not run on NIRCam); the saved noise
+    product is the cleaned ramp minus that input, so the cleaned image is before + noise.
+    """
+    before, noise = ctx.get("jump"), ctx.get("flicker_noise")
+    if before is None or noise is None:
+        return None
+    last = ctx.ngroups - 1
+    image = before.plane("SCI", 0, last).astype(np.float64) - before.plane("SCI", 0, 0)
+    model = noise.plane("SCI", 0, last).astype(np.float64) - noise.plane("SCI", 0, 0)
+    return image, model
+
+
+def _row_column_medians(image, rows, columns):
+    with np.errstate(all="ignore"):
+        science = image[rows][:, columns]
+        return np.nanmedian(science, axis=1), np.nanmedian(science, axis=0)
+
+
+def _science_region(ctx):
+    """Rows and columns that are not reference pixels (a full frame's 4-pixel border)."""
+    def keep(start, n, size=2048):
+        detector = np.arange(n) + start - 1
+        return (detector >= 4) & (detector < size - 4)
+    return keep(ctx.ystart, ctx.ny), keep(ctx.xstart, ctx.nx)
+
+
+def section_clean_flicker_noise(ctx, sec):
+    status = ctx.keyword("S_CLNFNS")
+    ran = str(status).upper() == "COMPLETE"
+    sec.table(["Keyword", "Value"], [("S_CLNFNS", status or "not recorded")],
+              caption="The step is off by default in jwst 3.0; when it runs, the report shows the "
+                      "fitted noise it removed (ramp2slope run --report saves it with save_noise "
+                      "and save_mask).")
+    images = _flicker_images(ctx) if ran else None
+    if ran and images is None:
+        _missing(sec, ctx, "flicker_noise" if ctx.get("jump") is not None else "jump",
+                 "the fitted flicker noise")
+    if images is not None:
+        before, model = images
+        after = before + model
+        sec.figure(plots.show_image(model, *plots.auto_limits(model, 0.5, 99.5),
+                                    title="Fitted flicker-noise model", stretch="linear"),
+                   "The noise the step added to the ramp (cleaned minus input), last group minus "
+                   "first group of the first integration: 1/f noise appears as row stripes.")
+        limits = plots.auto_limits(before, 0.5, 99.5)
+        sec.figure(plots.side_by_side(before, after, limits, None, "Before cleaning",
+                                      "After cleaning", stretch="linear"),
+                   "Last group minus first group of the first integration before and after "
+                   "clean_flicker_noise (linear stretch, shared scale).")
+        rows, columns = _science_region(ctx)
+        rb, cb = _row_column_medians(before, rows, columns)
+        ra, ca = _row_column_medians(after, rows, columns)
+        sec.figure(plots.profiles([
+            (np.nonzero(rows)[0] + ctx.ystart - 1, [(rb - np.nanmedian(rb), "before", "C3"),
+                                                    (ra - np.nanmedian(ra), "after", "C0")],
+             "Detector row", "Row median - overall median (DN)"),
+            (np.nonzero(columns)[0] + ctx.xstart - 1, [(cb - np.nanmedian(cb), "before", "C3"),
+                                                       (ca - np.nanmedian(ca), "after", "C0")],
+             "Detector column", "Column median - overall median (DN)")],
+            title="Row and column median profiles"),
+            "Median of each row (left) and column (right) of the science pixels: the cleaning "
+            "flattens the row profile, where 1/f striping shows.")
+        mask = ctx.get("mask")
+        if mask is not None:
+            plane = mask.plane("SCI", *((0,) * (len(mask.shape()) - 2)))
+            sec.figure(plots.show_image(plane, 0, 1, title="Background mask", label="used",
+                                        stretch="linear"),
+                       f"Pixels used to fit the noise (1) and masked as sources or bad pixels (0): "
+                       f"{percent(int((plane > 0).sum()), plane.size)} of the pixels are background.")
+
+    def striping_reduced():
+        if not ran:
+            raise NotRun(f"the step did not run (S_CLNFNS={status})")
+        found = _flicker_images(ctx)
+        if found is None:
+            raise NotRun(f"no {ctx.products.rootname}_flicker_noise.fits (save_noise)")
+        before, model = found
+        rows, columns = _science_region(ctx)
+        rb, _ = _row_column_medians(before, rows, columns)
+        ra, _ = _row_column_medians(before + model, rows, columns)
+        sb, sa = robust_std(rb), robust_std(ra)
+        return sa <= sb, (f"robust scatter of the row medians {fmt(sb)} DN before, {fmt(sa)} DN "
+                          f"after")
+    sec.check("Row striping reduced", "the scatter of the row medians (last minus first group) "
+              "is not larger after the cleaning than before", striping_reduced)
+
+    def products_consistent():
+        saved = [s for s in ("flicker_noise", "flicker_bkg", "mask") if ctx.get(s) is not None]
+        if ran:
+            return True, f"the step ran; saved: {', '.join(saved) or 'none'}"
+        return not saved, f"S_CLNFNS={status}; flicker-noise products found: {', '.join(saved) or 'none'}"
+    sec.check("No flicker-noise products unless the step ran", "the noise, background and mask "
+              "products exist only when S_CLNFNS is COMPLETE", products_consistent)
+
+
+# -------------------------------------------------------------------------------------------------
 # jump
 # -------------------------------------------------------------------------------------------------
 def jump_pixels(ctx):
