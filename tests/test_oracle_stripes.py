@@ -1,0 +1,153 @@
+"""Superstripe / multistripe geometry against jwst 3.0.0's ``jwst.lib.stripe_utils``: the row
+ranges, reference cut-outs into stripes, and the collation of a superstripe ramp into an
+ordinary ramp with its INT_TIMES tables."""
+import numpy as np
+import pytest
+
+from ramp2slope.references.stripes import (
+    StripeLayout, collate_superstripes, stripe_int_times, stripe_reference, substripe_ranges,
+    superstripe_ranges)
+
+stripe_utils = pytest.importorskip("jwst.lib.stripe_utils")
+helpers = pytest.importorskip("jwst.lib.tests.helpers")
+
+
+def _layout(model):
+    sub = model.meta.subarray
+    return StripeLayout(str(sub.name), sub.xstart, sub.ystart, sub.xsize, sub.ysize, sub.fastaxis,
+                        sub.slowaxis, sub.multistripe_reads1 or 0, sub.multistripe_skips1 or 0,
+                        sub.multistripe_reads2 or 0, sub.multistripe_skips2 or 0,
+                        sub.repeat_stripe or 0, sub.interleave_reads1 or 0,
+                        sub.superstripe_step or 0, sub.num_superstripe or 0)
+
+
+def _soss(nstripe=10, reads1=4, reads2=204, step=204, repeat=1, interleave=1, ysize=256,
+          xsize=208, name="SUB204STRIPE_SOSS", skips1=0, skips2=0):
+    model = helpers.make_superstripe_model(add_inttimes=True)
+    sub = model.meta.subarray
+    sub.num_superstripe, sub.multistripe_reads1, sub.multistripe_reads2 = nstripe, reads1, reads2
+    sub.superstripe_step, sub.repeat_stripe, sub.interleave_reads1 = step, repeat, interleave
+    sub.multistripe_skips1, sub.multistripe_skips2 = skips1, skips2
+    sub.name, sub.xsize, sub.ysize = name, xsize, ysize
+    return model
+
+
+LAYOUTS = {
+    "soss204": {},
+    "other_name": {"name": "SUBXSTRIPE"},
+    "no_interleave": {"interleave": 0, "skips1": 3},
+    "no_repeat": {"repeat": 0, "reads1": 4, "reads2": 51, "xsize": 208, "skips2": 10, "step": 60,
+                  "nstripe": 3},
+}
+
+
+def _as_lists(ranges):
+    return {k: [tuple(int(v) for v in r) for r in ranges[k]] for k in ranges}
+
+
+@pytest.mark.parametrize("case", LAYOUTS)
+def test_superstripe_ranges_match_jwst(case):
+    model = _soss(**LAYOUTS[case])
+    ours = superstripe_ranges(_layout(model))
+    theirs = stripe_utils.generate_superstripe_ranges(model)
+    for key, idx in (("full", 0), ("subarray", 1), ("reference_full", 2), ("reference_subarray", 3)):
+        assert _as_lists(theirs[key]) == {s: [tuple(r) for r in ours[s][idx]] for s in range(len(ours))}
+
+
+def _nircam(substripe=False):
+    model = helpers.make_sub64p_multistripe_model(add_inttimes=True)
+    if substripe:
+        model.meta.subarray.num_superstripe = 0
+        model.meta.subarray.superstripe_step = 0
+    return model
+
+
+def _fast_cut(ref, model):
+    # what jwst's stripe_read does to a full-frame reference before cutting stripes
+    sub = model.meta.subarray
+    if abs(sub.fastaxis) == 1:
+        return ref[..., sub.xstart - 1:sub.xstart - 1 + sub.xsize]
+    return ref[..., sub.ystart - 1:sub.ystart - 1 + sub.ysize, :]
+
+
+def test_nircam_superstripe_matches_jwst():
+    # SUB64P_SUPSTP002: reversed slow axis, 64 one-row stripes, one reference row re-read
+    model = _nircam()
+    layout = _layout(model)
+    ours = superstripe_ranges(layout)
+    theirs = stripe_utils.generate_superstripe_ranges(model)
+    assert _as_lists(theirs["full"]) == {s: [tuple(r) for r in ours[s][0]] for s in range(64)}
+    assert _as_lists(theirs["reference_full"]) == {s: [tuple(r) for r in ours[s][2]] for s in range(64)}
+    ref = np.random.default_rng(3).normal(size=(2048, 2048)).astype(np.float32)
+    np.testing.assert_array_equal(stripe_reference(ref, layout, ref_fast_start=1),
+                                  stripe_utils.generate_stripe_reference(_fast_cut(ref, model), model))
+
+
+def test_substripe_matches_jwst():
+    model = _nircam(substripe=True)
+    layout = _layout(model)
+    theirs = stripe_utils.generate_substripe_ranges(model)
+    expected = [(tuple(theirs["full"][k]), tuple(theirs["subarray"][k])) for k in theirs["full"]]
+    expected += [(tuple(theirs["reference_full"][k]), tuple(theirs["reference_subarray"][k]))
+                 for k in theirs["reference_full"]]
+    assert substripe_ranges(layout) == expected
+    ref = np.random.default_rng(4).normal(size=(3, 2048, 2048)).astype(np.float32)
+    np.testing.assert_array_equal(stripe_reference(ref, layout, ref_fast_start=1),
+                                  stripe_utils.generate_stripe_reference(_fast_cut(ref, model), model))
+
+
+@pytest.mark.parametrize("case", ["soss204", "no_interleave"])
+def test_stripe_reference_matches_jwst(case):
+    model = _soss(**LAYOUTS[case])
+    ref = np.random.default_rng(1).normal(size=(2048, 2048)).astype(np.float32)
+    ours = stripe_reference(ref, _layout(model), ref_fast_start=1)
+    theirs = stripe_utils.generate_stripe_reference(_fast_cut(ref, model), model)
+    assert ours.shape == theirs.shape == (model.meta.subarray.num_superstripe, 256, 208)
+    np.testing.assert_array_equal(ours, theirs)
+    dq = np.random.default_rng(2).integers(0, 2**31, size=(2048, 2048)).astype(np.uint32)
+    np.testing.assert_array_equal(stripe_reference(dq, _layout(model), ref_fast_start=1),
+                                  stripe_utils.generate_stripe_reference(_fast_cut(dq, model), model))
+
+
+@pytest.mark.parametrize("case", ["soss204", "other_name", "nircam"])
+def test_collate_matches_jwst(case):
+    model = _nircam() if case == "nircam" else _soss(**LAYOUTS[case])
+    rng = np.random.default_rng(5)
+    model.data = rng.normal(size=model.data.shape).astype(np.float32)
+    model.groupdq = rng.integers(0, 4, size=model.data.shape).astype(np.uint8)
+    nstripe = model.meta.subarray.num_superstripe
+    model.pixeldq = rng.integers(0, 8, size=(nstripe,) + model.data.shape[-2:]).astype(np.uint32)
+    model.meta.exposure.zero_frame = True
+    model.zeroframe = rng.normal(size=(model.data.shape[0],) + model.data.shape[-2:]).astype(np.float32)
+    layout = _layout(model)
+    data, gdq, pdq, zf, start, nrepeat = collate_superstripes(
+        layout, model.data.copy(), model.groupdq.copy(), model.pixeldq.copy(), model.zeroframe.copy())
+    parent, per_stripe = stripe_int_times(model.int_times, nstripe, model.meta.exposure.integration_start)
+    theirs = stripe_utils.collate_superstripes(model)
+    np.testing.assert_array_equal(data, theirs.data)
+    np.testing.assert_array_equal(gdq, theirs.groupdq)
+    np.testing.assert_array_equal(pdq, theirs.pixeldq)
+    np.testing.assert_array_equal(zf, theirs.zeroframe)
+    assert nrepeat == theirs.data.shape[1] // model.data.shape[1]
+    assert start == (theirs.meta.subarray.xstart if abs(layout.slowaxis) == 1 else theirs.meta.subarray.ystart)
+    for ours_rows, table in ((parent, theirs.int_times), (per_stripe, theirs.int_times_stripe)):
+        assert len(ours_rows) == len(table)
+        for mine, row in zip(ours_rows, table):
+            assert tuple(mine) == tuple(row)
+
+
+def test_layout_from_ramp2slope_model_and_file(tmp_path):
+    # the stripe keywords round-trip through a ramp2slope model and its FITS file
+    from ramp2slope import datamodels
+
+    theirs = _nircam()
+    model = datamodels.RampModel(np.zeros((2, 1, 8, 64), dtype=np.float32))
+    for name in ("name", "xstart", "ystart", "xsize", "ysize", "fastaxis", "slowaxis",
+                 "multistripe_reads1", "multistripe_skips1", "multistripe_reads2",
+                 "multistripe_skips2", "repeat_stripe", "interleave_reads1", "superstripe_step",
+                 "num_superstripe"):
+        setattr(model.meta.subarray, name, getattr(theirs.meta.subarray, name))
+    model.save(tmp_path / "x_ramp.fits")
+    with datamodels.open(tmp_path / "x_ramp.fits") as back:
+        assert StripeLayout.from_model(back) == _layout(theirs)
+    assert StripeLayout.from_model(back).slow_start_index() == 2048 - 2046
