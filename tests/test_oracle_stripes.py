@@ -151,3 +151,88 @@ def test_layout_from_ramp2slope_model_and_file(tmp_path):
     with datamodels.open(tmp_path / "x_ramp.fits") as back:
         assert StripeLayout.from_model(back) == _layout(theirs)
     assert StripeLayout.from_model(back).slow_start_index() == 2048 - 2046
+
+
+# -- the steps, on a NIRISS SOSS superstripe exposure with full-frame references ------------------
+
+def _full_frame_refs(base, rng):
+    from stdatamodels.jwst import datamodels as sdm
+
+    def meta(model, reftype):
+        model.meta.instrument.name, model.meta.instrument.detector = "NIRISS", "NIS"
+        model.meta.reftype, model.meta.description, model.meta.author = reftype, "test", "test"
+        model.meta.pedigree, model.meta.useafter = "GROUND", "2020-01-01T00:00:00"
+        model.meta.subarray.name = "FULL"
+        model.meta.subarray.xstart = model.meta.subarray.ystart = 1
+        model.meta.subarray.xsize = model.meta.subarray.ysize = 2048
+        path = str(base / f"{reftype}.fits")
+        model.save(path)
+        return path
+
+    dq = np.zeros((2048, 2048), np.uint32)
+    ref = np.zeros((2048, 2048), bool)
+    ref[:4], ref[-4:], ref[:, :4], ref[:, -4:] = True, True, True, True
+    dq[ref] = 2**31   # REFERENCE_PIXEL
+    bad = rng.random((2048, 2048)) < 0.01
+    dq[bad] |= rng.choice(np.array([1, 1024, 2048, 1 | 2**13], np.uint32), bad.sum())
+    mask = meta(sdm.MaskModel(dq=dq), "MASK")
+    thresh = rng.uniform(3.0e4, 4.0e4, (2048, 2048)).astype(np.float32)
+    thresh[rng.random((2048, 2048)) < 0.001] = np.nan
+    sdq = np.where(rng.random((2048, 2048)) < 0.002, np.uint32(2), np.uint32(0))
+    sat = meta(sdm.SaturationModel(data=thresh, dq=sdq), "SATURATION")
+    bias = rng.normal(1.2e4, 300.0, (2048, 2048)).astype(np.float32)
+    bdq = np.where(rng.random((2048, 2048)) < 0.002, np.uint32(1), np.uint32(0))
+    superbias = meta(sdm.SuperBiasModel(data=bias, dq=bdq, err=np.zeros_like(bias)), "SUPERBIAS")
+    return {"mask": mask, "saturation": sat, "superbias": superbias}
+
+
+@pytest.fixture(scope="module")
+def soss_exposure(tmp_path_factory):
+    base = tmp_path_factory.mktemp("stripes")
+    rng = np.random.default_rng(11)
+    refs = _full_frame_refs(base, rng)
+    model = helpers.make_superstripe_model(add_inttimes=True, add_zeroframe=True)
+    model.meta.exposure.type = "NIS_SOSS"
+    model.meta.exposure.readpatt = "NISRAPID"
+    nints, ngroups, ny, nx = model.data.shape
+    slope = rng.uniform(10.0, 8000.0, (1, 1, ny, nx))
+    ramp = 1.2e4 + slope * np.arange(1, ngroups + 1)[None, :, None, None]
+    model.data = (ramp + rng.normal(0, 10.0, (nints, ngroups, ny, nx))).astype(np.float32)
+    model.zeroframe = model.data[:, 0].copy()
+    path = str(base / "soss_uncal.fits")
+    model.save(path)
+    return path, refs
+
+
+def test_steps_to_superbias_match_jwst(soss_exposure):
+    import jwst_oracle
+
+    jwst_oracle.configure_offline_crds()
+    from jwst.dq_init import DQInitStep as TheirDQ
+    from jwst.saturation import SaturationStep as TheirSat
+    from jwst.superbias import SuperBiasStep as TheirBias
+
+    from ramp2slope import datamodels
+    from ramp2slope.dq_init import DQInitStep
+    from ramp2slope.saturation import SaturationStep
+    from ramp2slope.superbias import SuperBiasStep
+
+    path, refs = soss_exposure
+    theirs = TheirDQ.call(path, override_mask=refs["mask"])
+    ours = DQInitStep(override_mask=refs["mask"]).run(datamodels.open(path))
+    assert type(ours).__name__ == type(theirs).__name__ == "SuperstripeRampModel"
+    for name, their_step, our_step, kw in (
+            ("dq_init", None, None, {}),
+            ("saturation", TheirSat, SaturationStep, {"override_saturation": refs["saturation"],
+                                                      "override_superbias": refs["superbias"]}),
+            ("superbias", TheirBias, SuperBiasStep, {"override_superbias": refs["superbias"]})):
+        if their_step is not None:
+            theirs = their_step.call(theirs, **kw)
+            ours = our_step(**kw).run(ours)
+        assert getattr(ours.meta.cal_step, name) == getattr(theirs.meta.cal_step, name) == "COMPLETE"
+        np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq, err_msg=name)
+        np.testing.assert_array_equal(ours.groupdq, theirs.groupdq, err_msg=name)
+        np.testing.assert_array_equal(ours.data, theirs.data, err_msg=name)
+        np.testing.assert_array_equal(ours.zeroframe, theirs.zeroframe, err_msg=name)
+    # the exposure exercised the flags: saturation in some groups, DO_NOT_USE from the mask
+    assert (ours.groupdq & 2).any() and (ours.groupdq & 1).any()
