@@ -236,3 +236,42 @@ def test_steps_to_superbias_match_jwst(soss_exposure):
         np.testing.assert_array_equal(ours.zeroframe, theirs.zeroframe, err_msg=name)
     # the exposure exercised the flags: saturation in some groups, DO_NOT_USE from the mask
     assert (ours.groupdq & 2).any() and (ours.groupdq & 1).any()
+    superbias_products.update(ours=ours, theirs=theirs)
+
+
+superbias_products = {}
+
+
+@pytest.mark.parametrize("odd_even", [True, False])
+def test_refpix_and_collation_match_jwst(soss_exposure, odd_even):
+    if not superbias_products:
+        pytest.skip("needs test_steps_to_superbias_match_jwst")
+    from jwst.refpix import RefPixStep as TheirRefPix
+
+    from ramp2slope.refpix import RefPixStep
+
+    before = superbias_products["ours"].copy()
+    uncorrected = collate_superstripes(_layout(superbias_products["theirs"]), before.data.copy())[0]
+    theirs = TheirRefPix.call(superbias_products["theirs"], odd_even_columns=odd_even,
+                              override_refpix="N/A", override_sirskernel="N/A")
+    ours = RefPixStep(odd_even_columns=odd_even).run(before)
+    assert type(ours).__name__ == type(theirs).__name__ == "RampModel"
+    assert ours.meta.cal_step.refpix == theirs.meta.cal_step.refpix == "COMPLETE"
+    assert ours.data.shape == theirs.data.shape == (3, 5, 256, 2048)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.zeroframe, theirs.zeroframe)
+    # the correction did something: every science pixel moved by its amplifier's offset
+    moved = np.abs(ours.data - uncorrected)
+    assert np.nanmin(moved) > 0 and np.isnan(ours.data).sum() == np.isnan(uncorrected).sum()
+    np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)
+    np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
+    for table in ("int_times", "int_times_stripe"):
+        assert [tuple(r) for r in getattr(ours, table)] == [tuple(r) for r in getattr(theirs, table)]
+    for path in ("exposure.nints", "exposure.ngroups", "exposure.integration_start",
+                 "exposure.integration_end", "subarray.xstart", "subarray.ystart",
+                 "subarray.xsize", "subarray.ysize", "subarray.num_superstripe",
+                 "subarray.multistripe_reads1"):
+        a, b = ours.meta, theirs.meta
+        for part in path.split("."):
+            a, b = getattr(a, part), getattr(b, part)
+        assert a == b, path

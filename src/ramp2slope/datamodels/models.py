@@ -315,7 +315,7 @@ class RampModel(DataModel):
         # stdatamodels 6 has no ERR in a RampModel: accepted when reading old files, not written.
         ArraySpec("err", "ERR", np.float32, 4, write=False),
     )
-    tables = ("group", "int_times")
+    tables = ("group", "int_times", "int_times_stripe")
 
 
 def _stripe_planes(model):
