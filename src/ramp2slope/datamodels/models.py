@@ -376,7 +376,7 @@ class CubeModel(DataModel):
         ArraySpec("var_poisson", "VAR_POISSON", np.float32, 3),
         ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 3),
     )
-    tables = ("int_times",)
+    tables = ("int_times", "int_times_stripe")
 
 
 class RampFitOutputModel(DataModel):
