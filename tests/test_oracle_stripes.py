@@ -8,6 +8,8 @@ from ramp2slope.references.stripes import (
     StripeLayout, collate_superstripes, stripe_int_times, stripe_reference, substripe_ranges,
     superstripe_ranges)
 
+pytestmark = [pytest.mark.oracle]
+
 stripe_utils = pytest.importorskip("jwst.lib.stripe_utils")
 helpers = pytest.importorskip("jwst.lib.tests.helpers")
 
