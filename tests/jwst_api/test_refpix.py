@@ -16,7 +16,6 @@ XFAIL = {
     'test_do_top_bottom_correction': internal('jwst.refpix.reference_pixels.NIRDataset'),
     'test_do_top_bottom_correction_no_even_odd': internal('jwst.refpix.reference_pixels.NIRDataset'),
     'test_missing_irs2_ref': not_implemented('the NIRSpec IRS2 reference-pixel correction'),
-    'test_refpix_superstripe': not_implemented('NIRISS superstripe ramps (SuperstripeRampModel)'),
 }
 SKIP = {
     'test_odd_even_amp_nirspec[NRS1-3200-True]': CRDS,

@@ -2,7 +2,6 @@
 from ._port import not_implemented, port
 
 XFAIL = {
-    'test_superstripe_correction': not_implemented('NIRISS superstripe ramps (SuperstripeRampModel)'),
 }
 SKIP = {
 }

@@ -15,6 +15,7 @@ from .models import (
     Level1bModel,
     RampFitOutputModel,
     RampModel,
+    SuperstripeRampModel,
 )
 from .reference_models import (
     GainModel,
@@ -33,7 +34,7 @@ from .reference_models import (
 )
 
 __all__ = [
-    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "Level1bModel", "ImageModel",
+    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "SuperstripeRampModel", "Level1bModel", "ImageModel",
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",

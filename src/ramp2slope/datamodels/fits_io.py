@@ -18,7 +18,7 @@ from ..errors import BadInputError
 from ..runtime.owners import owner_tag
 from .raw_image import ImageLayout
 from .asdf_tree import EXTNAME as ASDF_EXTNAME, AsdfMeta, asdf_records
-from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel
+from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel, SuperstripeRampModel
 
 builtins_open = builtins.open
 _IMAGES = (fits.ImageHDU, fits.PrimaryHDU, fits.CompImageHDU)
@@ -179,7 +179,12 @@ def guess_model_class(path):
             raise BadInputError(f"{path}: SCI is a {type(sci).__name__}, not an image")
         sci_ndim = len(sci.shape) if sci is not None else None
         has_dq = "DQ" in index
-    if model_type in ("Level1bModel", "RampModel"):
+        nstripe = hdulist[0].header.get("SSTR_NST")
+    if model_type in ("Level1bModel", "RampModel", "SuperstripeRampModel") or (
+            model_type is None and sci_ndim == 4 and not has_dq):
+        # as jwst: an exposure with superstripes is a SuperstripeRampModel whatever DATAMODL says
+        if isinstance(nstripe, int) and nstripe > 0:
+            return SuperstripeRampModel
         return RampModel
     if model_type in MODEL_CLASSES:
         return MODEL_CLASSES[model_type]

@@ -149,6 +149,9 @@ class DataModel:
     #: numpy dtypes of the tables, as the official schemas define them
     table_dtypes = {
         "dq_def": np.dtype([("BIT", "<i4"), ("VALUE", "<u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")]),
+        "int_times_stripe": np.dtype([("integration_number", "<i4"), ("stripe_number", "<i4")] + [
+            (f"int_{when}_{scale}", "<f8") for scale in ("MJD_UTC", "BJD_TDB")
+            for when in ("start", "mid", "end")]),
         "trappars_table": np.dtype([("capture0", "<f8"), ("capture1", "<f8"), ("capture2", "<f8"),
                                     ("decay_param", "<f8")]),
     }
@@ -312,7 +315,28 @@ class RampModel(DataModel):
         # stdatamodels 6 has no ERR in a RampModel: accepted when reading old files, not written.
         ArraySpec("err", "ERR", np.float32, 4, write=False),
     )
-    tables = ("group", "int_times")
+    tables = ("group", "int_times", "int_times_stripe")
+
+
+def _stripe_planes(model):
+    # one PIXELDQ plane per superstripe (SSTR_NST), as the official SuperstripeRampModel
+    ny, nx = model._arrays["data"].shape[-2:]
+    return np.zeros((max(int(model.meta.subarray.num_superstripe or 0), 1), ny, nx), np.uint32)
+
+
+class SuperstripeRampModel(RampModel):
+    """A superstripe ramp (SSTR_NST > 0): each integration of the file is one stripe, stripes
+    cycling through ``num_superstripe``; PIXELDQ holds one plane per stripe. refpix collates it
+    into an ordinary :class:`RampModel`."""
+
+    model_type = "SuperstripeRampModel"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 4),
+        ArraySpec("pixeldq", "PIXELDQ", np.uint32, 3, default=_stripe_planes),
+        ArraySpec("groupdq", "GROUPDQ", np.uint8, 4, default=_zeros_like_data(np.uint8)),
+        ArraySpec("zeroframe", "ZEROFRAME", np.float32, 3),
+    )
+    tables = ("group", "int_times", "int_times_stripe")
 
 
 class Level1bModel(DataModel):
@@ -352,7 +376,7 @@ class CubeModel(DataModel):
         ArraySpec("var_poisson", "VAR_POISSON", np.float32, 3),
         ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 3),
     )
-    tables = ("int_times",)
+    tables = ("int_times", "int_times_stripe")
 
 
 class RampFitOutputModel(DataModel):
@@ -412,7 +436,8 @@ class JwstDataModel(DataModel):
 
 MODEL_CLASSES = {
     cls.model_type: cls
-    for cls in (RampModel, Level1bModel, ImageModel, CubeModel, RampFitOutputModel, DarkModel)
+    for cls in (RampModel, SuperstripeRampModel, Level1bModel, ImageModel, CubeModel, RampFitOutputModel,
+                DarkModel)
 }
 
 

@@ -1,8 +1,10 @@
 """DQInitStep: copy the MASK reference's flags into PIXELDQ (and its DO_NOT_USE into GROUPDQ)."""
+import numpy as np
 from astropy.io import fits
 
 from ..errors import BadInputError
 from ..references import load_mask
+from ..references.striped import is_superstripe, load_striped, refuse_substripe
 from ..stpipe import Step
 from .dq_init import apply_mask, ensure_dq_arrays
 
@@ -21,6 +23,9 @@ class DQInitStep(Step):
     """
 
     def process(self, model):
+        refuse_substripe(model, self.name)
+        if is_superstripe(model):
+            return self._process_superstripe(model)
         mask = self.load_reference(model, "mask", load_mask)
         if mask is None:
             return self.skipped(model, "no MASK reference")
@@ -28,6 +33,28 @@ class DQInitStep(Step):
                                                   model._arrays.get("groupdq"))
         model.pixeldq, model.groupdq = pixeldq, groupdq
         apply_mask(model.pixeldq, model.groupdq, mask.dq, self._user_dq(model))
+        return self.complete(model)
+
+    def _process_superstripe(self, model):
+        # integration i is stripe i % nstripe: its groups get that stripe's DO_NOT_USE
+        mask = self.load_reference(model, "mask", lambda path, m: load_striped(path, m, "mask", False))
+        if mask is None:
+            return self.skipped(model, "no MASK reference")
+        if self.user_supplied_dq:
+            raise BadInputError(f"{self.name}: user_supplied_dq is not supported for superstripe exposures")
+        nstripe = mask.dq.shape[0]
+        pixeldq = model._arrays.get("pixeldq")
+        if pixeldq is None or pixeldq.shape != mask.dq.shape:
+            pixeldq = np.zeros(mask.dq.shape, np.uint32)
+        groupdq = model._arrays.get("groupdq")
+        if groupdq is None or groupdq.shape != model.data.shape:
+            groupdq = np.zeros(model.data.shape, np.uint8)
+        scratch = np.zeros(mask.dq.shape[1:], np.uint32)
+        for integ in range(model.data.shape[0]):
+            scratch[...] = 0
+            apply_mask(scratch, groupdq[integ:integ + 1], mask.dq[integ % nstripe])
+        pixeldq |= mask.dq
+        model.pixeldq, model.groupdq = pixeldq, groupdq
         return self.complete(model)
 
     def _user_dq(self, model):

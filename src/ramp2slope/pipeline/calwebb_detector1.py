@@ -273,7 +273,8 @@ class Detector1Pipeline(Pipeline):
         source = open_ramp_source(path)
         if source is None:
             return None   # not a ramp: _open_input gives the error
-        if source.nints < 2:
+        if source.nints < 2 or int(source.template.meta.subarray.num_superstripe or 0) > 0:
+            # superstripes are collated across integrations at the end of refpix: whole exposure
             source.close()
             return None
         try:

@@ -115,6 +115,9 @@ class RampFitStep(Step):
         rate = self._product(datamodels.ImageModel, model, rate)
         rateints = self._product(datamodels.CubeModel, model, rateints)
         rateints.int_times = model.int_times
+        stripes = getattr(model, "int_times_stripe", None)
+        if stripes is not None and len(stripes) > 0:
+            rateints.int_times_stripe = stripes
         return rate, rateints
 
     def _product(self, cls, model, product):

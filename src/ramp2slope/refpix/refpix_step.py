@@ -55,7 +55,13 @@ class RefPixStep(Step):
             return self.skipped(model, "no valid reference pixels")
         if status == reference_pixels.SUBARRAY_SKIPPED:
             return self.skipped(model, "MIRI subarray")
-        return self.complete(model)
+        model = self.complete(model)
+        if int(model.meta.subarray.num_superstripe or 0) > 0:
+            from .multistripe import collate_model   # (it imports references, which import refpix)
+
+            log.info("Reassembling striped data to standard ramp format")
+            model = collate_model(model)
+        return model
 
     def _sirs_kernels(self, model):
         """SIRS kernels when asked for and available; otherwise None (running median)."""

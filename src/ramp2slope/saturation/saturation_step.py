@@ -2,6 +2,7 @@
 import logging
 
 from ..references import load_saturation, load_superbias
+from ..references.striped import is_superstripe, load_striped, refuse_substripe
 from ..stpipe import Step
 from .saturation import flag_saturation
 
@@ -23,6 +24,9 @@ class SaturationStep(Step):
     """
 
     def process(self, model):
+        refuse_substripe(model, self.name)
+        if is_superstripe(model):
+            return self._process_superstripe(model)
         sat = self.load_reference(model, "saturation", load_saturation)
         if sat is None:
             return self.skipped(model, "no SATURATION reference")
@@ -34,5 +38,29 @@ class SaturationStep(Step):
             model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq,
             n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
             nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe)
+        log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
+        return self.complete(model)
+
+    def _process_superstripe(self, model):
+        # integration i is stripe i % nstripe, flagged with that stripe's planes; PIXELDQ plane k
+        # ends as integration k leaves it (the reference flags are the same for every repeat)
+        sat = self.load_reference(model, "saturation", lambda path, m: load_striped(path, m, "saturation"))
+        if sat is None:
+            return self.skipped(model, "no SATURATION reference")
+        bias = self.load_reference(model, "superbias", lambda path, m: load_striped(path, m, "superbias"))
+        nstripe = sat.data.shape[0]
+        zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
+        pixeldq = model.pixeldq
+        n_sat = n_floor = 0
+        for integ in range(model.data.shape[0]):
+            k = integ % nstripe
+            plane = pixeldq[k] if integ < nstripe else pixeldq[k].copy()
+            counts = flag_saturation(
+                model.data[integ:integ + 1], model.groupdq[integ:integ + 1], plane, sat.data[k],
+                sat.dq[k], n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
+                nframes=model.meta.exposure.nframes or 1,
+                bias=None if bias is None else bias.data[k],
+                zeroframe=None if zeroframe is None else zeroframe[integ:integ + 1])
+            n_sat, n_floor = n_sat + counts[0], n_floor + counts[1]
         log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
         return self.complete(model)

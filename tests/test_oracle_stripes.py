@@ -1,0 +1,317 @@
+"""Superstripe / multistripe geometry against jwst 3.0.0's ``jwst.lib.stripe_utils``: the row
+ranges, reference cut-outs into stripes, and the collation of a superstripe ramp into an
+ordinary ramp with its INT_TIMES tables."""
+import numpy as np
+import pytest
+
+from ramp2slope.references.stripes import (
+    StripeLayout, collate_superstripes, stripe_int_times, stripe_reference, substripe_ranges,
+    superstripe_ranges)
+
+pytestmark = [pytest.mark.oracle]
+
+stripe_utils = pytest.importorskip("jwst.lib.stripe_utils")
+helpers = pytest.importorskip("jwst.lib.tests.helpers")
+
+
+def _layout(model):
+    sub = model.meta.subarray
+    return StripeLayout(str(sub.name), sub.xstart, sub.ystart, sub.xsize, sub.ysize, sub.fastaxis,
+                        sub.slowaxis, sub.multistripe_reads1 or 0, sub.multistripe_skips1 or 0,
+                        sub.multistripe_reads2 or 0, sub.multistripe_skips2 or 0,
+                        sub.repeat_stripe or 0, sub.interleave_reads1 or 0,
+                        sub.superstripe_step or 0, sub.num_superstripe or 0)
+
+
+def _soss(nstripe=10, reads1=4, reads2=204, step=204, repeat=1, interleave=1, ysize=256,
+          xsize=208, name="SUB204STRIPE_SOSS", skips1=0, skips2=0):
+    model = helpers.make_superstripe_model(add_inttimes=True)
+    sub = model.meta.subarray
+    sub.num_superstripe, sub.multistripe_reads1, sub.multistripe_reads2 = nstripe, reads1, reads2
+    sub.superstripe_step, sub.repeat_stripe, sub.interleave_reads1 = step, repeat, interleave
+    sub.multistripe_skips1, sub.multistripe_skips2 = skips1, skips2
+    sub.name, sub.xsize, sub.ysize = name, xsize, ysize
+    return model
+
+
+LAYOUTS = {
+    "soss204": {},
+    "other_name": {"name": "SUBXSTRIPE"},
+    "no_interleave": {"interleave": 0, "skips1": 3},
+    "no_repeat": {"repeat": 0, "reads1": 4, "reads2": 51, "xsize": 208, "skips2": 10, "step": 60,
+                  "nstripe": 3},
+}
+
+
+def _as_lists(ranges):
+    return {k: [tuple(int(v) for v in r) for r in ranges[k]] for k in ranges}
+
+
+@pytest.mark.parametrize("case", LAYOUTS)
+def test_superstripe_ranges_match_jwst(case):
+    model = _soss(**LAYOUTS[case])
+    ours = superstripe_ranges(_layout(model))
+    theirs = stripe_utils.generate_superstripe_ranges(model)
+    for key, idx in (("full", 0), ("subarray", 1), ("reference_full", 2), ("reference_subarray", 3)):
+        assert _as_lists(theirs[key]) == {s: [tuple(r) for r in ours[s][idx]] for s in range(len(ours))}
+
+
+def _nircam(substripe=False):
+    model = helpers.make_sub64p_multistripe_model(add_inttimes=True)
+    if substripe:
+        model.meta.subarray.num_superstripe = 0
+        model.meta.subarray.superstripe_step = 0
+    return model
+
+
+def _fast_cut(ref, model):
+    # what jwst's stripe_read does to a full-frame reference before cutting stripes
+    sub = model.meta.subarray
+    if abs(sub.fastaxis) == 1:
+        return ref[..., sub.xstart - 1:sub.xstart - 1 + sub.xsize]
+    return ref[..., sub.ystart - 1:sub.ystart - 1 + sub.ysize, :]
+
+
+def test_nircam_superstripe_matches_jwst():
+    # SUB64P_SUPSTP002: reversed slow axis, 64 one-row stripes, one reference row re-read
+    model = _nircam()
+    layout = _layout(model)
+    ours = superstripe_ranges(layout)
+    theirs = stripe_utils.generate_superstripe_ranges(model)
+    assert _as_lists(theirs["full"]) == {s: [tuple(r) for r in ours[s][0]] for s in range(64)}
+    assert _as_lists(theirs["reference_full"]) == {s: [tuple(r) for r in ours[s][2]] for s in range(64)}
+    ref = np.random.default_rng(3).normal(size=(2048, 2048)).astype(np.float32)
+    np.testing.assert_array_equal(stripe_reference(ref, layout, ref_fast_start=1),
+                                  stripe_utils.generate_stripe_reference(_fast_cut(ref, model), model))
+
+
+def test_substripe_matches_jwst():
+    model = _nircam(substripe=True)
+    layout = _layout(model)
+    theirs = stripe_utils.generate_substripe_ranges(model)
+    expected = [(tuple(theirs["full"][k]), tuple(theirs["subarray"][k])) for k in theirs["full"]]
+    expected += [(tuple(theirs["reference_full"][k]), tuple(theirs["reference_subarray"][k]))
+                 for k in theirs["reference_full"]]
+    assert substripe_ranges(layout) == expected
+    ref = np.random.default_rng(4).normal(size=(3, 2048, 2048)).astype(np.float32)
+    np.testing.assert_array_equal(stripe_reference(ref, layout, ref_fast_start=1),
+                                  stripe_utils.generate_stripe_reference(_fast_cut(ref, model), model))
+
+
+@pytest.mark.parametrize("case", ["soss204", "no_interleave"])
+def test_stripe_reference_matches_jwst(case):
+    model = _soss(**LAYOUTS[case])
+    ref = np.random.default_rng(1).normal(size=(2048, 2048)).astype(np.float32)
+    ours = stripe_reference(ref, _layout(model), ref_fast_start=1)
+    theirs = stripe_utils.generate_stripe_reference(_fast_cut(ref, model), model)
+    assert ours.shape == theirs.shape == (model.meta.subarray.num_superstripe, 256, 208)
+    np.testing.assert_array_equal(ours, theirs)
+    dq = np.random.default_rng(2).integers(0, 2**31, size=(2048, 2048)).astype(np.uint32)
+    np.testing.assert_array_equal(stripe_reference(dq, _layout(model), ref_fast_start=1),
+                                  stripe_utils.generate_stripe_reference(_fast_cut(dq, model), model))
+
+
+@pytest.mark.parametrize("case", ["soss204", "other_name", "nircam"])
+def test_collate_matches_jwst(case):
+    model = _nircam() if case == "nircam" else _soss(**LAYOUTS[case])
+    rng = np.random.default_rng(5)
+    model.data = rng.normal(size=model.data.shape).astype(np.float32)
+    model.groupdq = rng.integers(0, 4, size=model.data.shape).astype(np.uint8)
+    nstripe = model.meta.subarray.num_superstripe
+    model.pixeldq = rng.integers(0, 8, size=(nstripe,) + model.data.shape[-2:]).astype(np.uint32)
+    model.meta.exposure.zero_frame = True
+    model.zeroframe = rng.normal(size=(model.data.shape[0],) + model.data.shape[-2:]).astype(np.float32)
+    layout = _layout(model)
+    data, gdq, pdq, zf, start, nrepeat = collate_superstripes(
+        layout, model.data.copy(), model.groupdq.copy(), model.pixeldq.copy(), model.zeroframe.copy())
+    parent, per_stripe = stripe_int_times(model.int_times, nstripe, model.meta.exposure.integration_start)
+    theirs = stripe_utils.collate_superstripes(model)
+    np.testing.assert_array_equal(data, theirs.data)
+    np.testing.assert_array_equal(gdq, theirs.groupdq)
+    np.testing.assert_array_equal(pdq, theirs.pixeldq)
+    np.testing.assert_array_equal(zf, theirs.zeroframe)
+    assert nrepeat == theirs.data.shape[1] // model.data.shape[1]
+    assert start == (theirs.meta.subarray.xstart if abs(layout.slowaxis) == 1 else theirs.meta.subarray.ystart)
+    for ours_rows, table in ((parent, theirs.int_times), (per_stripe, theirs.int_times_stripe)):
+        assert len(ours_rows) == len(table)
+        for mine, row in zip(ours_rows, table):
+            assert tuple(mine) == tuple(row)
+
+
+def test_layout_from_ramp2slope_model_and_file(tmp_path):
+    # the stripe keywords round-trip through a ramp2slope model and its FITS file
+    from ramp2slope import datamodels
+
+    theirs = _nircam()
+    model = datamodels.RampModel(np.zeros((2, 1, 8, 64), dtype=np.float32))
+    for name in ("name", "xstart", "ystart", "xsize", "ysize", "fastaxis", "slowaxis",
+                 "multistripe_reads1", "multistripe_skips1", "multistripe_reads2",
+                 "multistripe_skips2", "repeat_stripe", "interleave_reads1", "superstripe_step",
+                 "num_superstripe"):
+        setattr(model.meta.subarray, name, getattr(theirs.meta.subarray, name))
+    model.save(tmp_path / "x_ramp.fits")
+    with datamodels.open(tmp_path / "x_ramp.fits") as back:
+        assert StripeLayout.from_model(back) == _layout(theirs)
+    assert StripeLayout.from_model(back).slow_start_index() == 2048 - 2046
+
+
+# -- the steps, on a NIRISS SOSS superstripe exposure with full-frame references ------------------
+
+def _full_frame_refs(base, rng):
+    from stdatamodels.jwst import datamodels as sdm
+
+    def meta(model, reftype):
+        model.meta.instrument.name, model.meta.instrument.detector = "NIRISS", "NIS"
+        model.meta.reftype, model.meta.description, model.meta.author = reftype, "test", "test"
+        model.meta.pedigree, model.meta.useafter = "GROUND", "2020-01-01T00:00:00"
+        model.meta.subarray.name = "FULL"
+        model.meta.subarray.xstart = model.meta.subarray.ystart = 1
+        model.meta.subarray.xsize = model.meta.subarray.ysize = 2048
+        path = str(base / f"{reftype}.fits")
+        model.save(path)
+        return path
+
+    dq = np.zeros((2048, 2048), np.uint32)
+    ref = np.zeros((2048, 2048), bool)
+    ref[:4], ref[-4:], ref[:, :4], ref[:, -4:] = True, True, True, True
+    dq[ref] = 2**31   # REFERENCE_PIXEL
+    bad = rng.random((2048, 2048)) < 0.01
+    dq[bad] |= rng.choice(np.array([1, 1024, 2048, 1 | 2**13], np.uint32), bad.sum())
+    mask = meta(sdm.MaskModel(dq=dq), "MASK")
+    thresh = rng.uniform(3.0e4, 4.0e4, (2048, 2048)).astype(np.float32)
+    thresh[rng.random((2048, 2048)) < 0.001] = np.nan
+    sdq = np.where(rng.random((2048, 2048)) < 0.002, np.uint32(2**21), np.uint32(0))   # NO_SAT_CHECK
+    sat = meta(sdm.SaturationModel(data=thresh, dq=sdq), "SATURATION")
+    bias = rng.normal(1.2e4, 300.0, (2048, 2048)).astype(np.float32)
+    bdq = np.where(rng.random((2048, 2048)) < 0.002, np.uint32(1), np.uint32(0))
+    superbias = meta(sdm.SuperBiasModel(data=bias, dq=bdq, err=np.zeros_like(bias)), "SUPERBIAS")
+    gain = meta(sdm.GainModel(data=rng.uniform(1.5, 1.7, (2048, 2048)).astype(np.float32)), "GAIN")
+    noise = meta(sdm.ReadnoiseModel(data=rng.uniform(9.0, 12.0, (2048, 2048)).astype(np.float32)),
+                 "READNOISE")
+    return {"mask": mask, "saturation": sat, "superbias": superbias, "gain": gain, "readnoise": noise,
+            "linearity": "N/A", "dark": "N/A"}
+
+
+@pytest.fixture(scope="module")
+def soss_exposure(tmp_path_factory):
+    base = tmp_path_factory.mktemp("stripes")
+    rng = np.random.default_rng(11)
+    refs = _full_frame_refs(base, rng)
+    model = helpers.make_superstripe_model(add_inttimes=True, add_zeroframe=True)
+    model.meta.exposure.type = "NIS_SOSS"
+    model.meta.exposure.readpatt = "NISRAPID"
+    model.meta.exposure.group_time = model.meta.exposure.frame_time
+    nints, ngroups, ny, nx = model.data.shape
+    slope = rng.uniform(10.0, 8000.0, (1, 1, ny, nx))
+    ramp = 1.2e4 + slope * np.arange(1, ngroups + 1)[None, :, None, None]
+    model.data = (ramp + rng.normal(0, 10.0, (nints, ngroups, ny, nx))).astype(np.float32)
+    model.zeroframe = model.data[:, 0].copy()
+    path = str(base / "soss_uncal.fits")
+    model.save(path)
+    return path, refs
+
+
+def test_steps_to_superbias_match_jwst(soss_exposure):
+    import jwst_oracle
+
+    jwst_oracle.configure_offline_crds()
+    from jwst.dq_init import DQInitStep as TheirDQ
+    from jwst.saturation import SaturationStep as TheirSat
+    from jwst.superbias import SuperBiasStep as TheirBias
+
+    from ramp2slope import datamodels
+    from ramp2slope.dq_init import DQInitStep
+    from ramp2slope.saturation import SaturationStep
+    from ramp2slope.superbias import SuperBiasStep
+
+    path, refs = soss_exposure
+    theirs = TheirDQ.call(path, override_mask=refs["mask"])
+    ours = DQInitStep(override_mask=refs["mask"]).run(datamodels.open(path))
+    assert type(ours).__name__ == type(theirs).__name__ == "SuperstripeRampModel"
+    for name, their_step, our_step, kw in (
+            ("dq_init", None, None, {}),
+            ("saturation", TheirSat, SaturationStep, {"override_saturation": refs["saturation"],
+                                                      "override_superbias": refs["superbias"]}),
+            ("superbias", TheirBias, SuperBiasStep, {"override_superbias": refs["superbias"]})):
+        if their_step is not None:
+            theirs = their_step.call(theirs, **kw)
+            ours = our_step(**kw).run(ours)
+        assert getattr(ours.meta.cal_step, name) == getattr(theirs.meta.cal_step, name) == "COMPLETE"
+        np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq, err_msg=name)
+        np.testing.assert_array_equal(ours.groupdq, theirs.groupdq, err_msg=name)
+        np.testing.assert_array_equal(ours.data, theirs.data, err_msg=name)
+        np.testing.assert_array_equal(ours.zeroframe, theirs.zeroframe, err_msg=name)
+    # the exposure exercised the flags: saturation in some groups, DO_NOT_USE from the mask
+    assert (ours.groupdq & 2).any() and (ours.groupdq & 1).any()
+    superbias_products.update(ours=ours, theirs=theirs)
+
+
+superbias_products = {}
+
+
+@pytest.mark.parametrize("odd_even", [True, False])
+def test_refpix_and_collation_match_jwst(soss_exposure, odd_even):
+    if not superbias_products:
+        pytest.skip("needs test_steps_to_superbias_match_jwst")
+    from jwst.refpix import RefPixStep as TheirRefPix
+
+    from ramp2slope.refpix import RefPixStep
+
+    before = superbias_products["ours"].copy()
+    uncorrected = collate_superstripes(_layout(superbias_products["theirs"]), before.data.copy())[0]
+    theirs = TheirRefPix.call(superbias_products["theirs"], odd_even_columns=odd_even,
+                              override_refpix="N/A", override_sirskernel="N/A")
+    ours = RefPixStep(odd_even_columns=odd_even).run(before)
+    assert type(ours).__name__ == type(theirs).__name__ == "RampModel"
+    assert ours.meta.cal_step.refpix == theirs.meta.cal_step.refpix == "COMPLETE"
+    assert ours.data.shape == theirs.data.shape == (3, 5, 256, 2048)
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.zeroframe, theirs.zeroframe)
+    # the correction did something: every science pixel moved by its amplifier's offset
+    moved = np.abs(ours.data - uncorrected)
+    assert np.nanmin(moved) > 0 and np.isnan(ours.data).sum() == np.isnan(uncorrected).sum()
+    np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)
+    np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
+    for table in ("int_times", "int_times_stripe"):
+        assert [tuple(r) for r in getattr(ours, table)] == [tuple(r) for r in getattr(theirs, table)]
+    for path in ("exposure.nints", "exposure.ngroups", "exposure.integration_start",
+                 "exposure.integration_end", "subarray.xstart", "subarray.ystart",
+                 "subarray.xsize", "subarray.ysize", "subarray.num_superstripe",
+                 "subarray.multistripe_reads1"):
+        a, b = ours.meta, theirs.meta
+        for part in path.split("."):
+            a, b = getattr(a, part), getattr(b, part)
+        assert a == b, path
+
+
+def test_pipeline_rate_matches_jwst(soss_exposure, tmp_path):
+    # the whole detector1 on the file: stripes collated at refpix, later steps on the ordinary ramp
+    # (linearity and dark skipped: no NIRISS references are simulated)
+    import jwst_oracle
+
+    from stdatamodels.jwst import datamodels as sdm
+
+    path, refs = soss_exposure
+    with sdm.open(path) as model:
+        # ZEROFRAME left out: fully saturated pixels go another way through ramp_fit
+        model.meta.exposure.zero_frame = False
+        del model.zeroframe
+        path = str(tmp_path / "soss_nozf_uncal.fits")
+        model.save(path)
+    skip = {name: {"skip": True} for name in ("linearity", "dark_current", "persistence",
+                                              "charge_migration", "clean_flicker_noise")}
+    theirs = jwst_oracle.run_official_detector1(path, refs, tmp_path / "theirs", steps=skip, save_steps=())
+    ours = jwst_oracle.run_ours_detector1(path, refs, tmp_path / "ours", steps=skip, save_steps=())
+    theirs = theirs[0] if isinstance(theirs, (list, tuple)) else theirs
+    ours = ours[0] if isinstance(ours, (list, tuple)) else ours
+    assert ours.data.shape == theirs.data.shape == (256, 2048)
+    np.testing.assert_array_equal(ours.dq, theirs.dq)
+    np.testing.assert_allclose(ours.data, theirs.data, rtol=1e-5, atol=1e-4, equal_nan=True)
+    from astropy.io import fits
+
+    for name in ("rateints",):
+        with fits.open(next((tmp_path / "ours").glob(f"*_{name}.fits"))) as a, \
+                fits.open(next((tmp_path / "theirs").glob(f"*_{name}.fits"))) as b:
+            for ext in ("INT_TIMES", "INT_TIMES_STRIPE"):
+                assert ext in a and ext in b, ext
+                assert [tuple(r) for r in a[ext].data] == [tuple(r) for r in b[ext].data], ext
