@@ -49,15 +49,22 @@ def stcal_likely(exp, firstgroup=None, lastgroup=None):
     return image, ints
 
 
+# The kernels repeat stcal's float64 arithmetic step by step, but stcal's NumPy ufuncs round
+# differently on different CPUs (their SIMD dispatch): bit-identical on one machine, a few ULP
+# apart on another. So: float32 rounding on 99.5 % of the pixels (a ULP at a rejection threshold
+# may pick other differences to omit), and the chi-square's cancellation noise around zero
+# (1e-16 to 1e-11 seen) below an absolute 1e-10.
+TOL = dict(rtol=2e-7, atol=0.0, frac=0.995)
+CHISQ_TOL = dict(TOL, atol=1e-10)
+
+
 def compare(ours, image, ints):
     for product, chisq, ref in ((ours.rate, ours.chisq, image),
                                 (ours.rateints, ours.chisq_ints, ints)):
-        # float32 rounding: the kernels repeat stcal's float64 arithmetic step by step
-        tol = dict(rtol=2e-7, atol=0.0)
-        assert_matches("slope", product.data, ref["slope"], **tol)
+        assert_matches("slope", product.data, ref["slope"], **TOL)
         for name in ("err", "var_poisson", "var_rnoise"):
-            assert_matches(name, getattr(product, name), ref[name], **tol)
-        assert_matches("chisq", chisq, ref["chisq"], **tol)
+            assert_matches(name, getattr(product, name), ref[name], **TOL)
+        assert_matches("chisq", chisq, ref["chisq"], **CHISQ_TOL)
         assert_matches("dq", product.dq, stcal_dq_with_nan_flagged(ref["dq"], ref["slope"]),
                        rtol=0)
 
@@ -149,7 +156,7 @@ def test_step_matches_jwst_ramp_fit_step(sim, tmp_path):
     for ours, ref in ((ours_ints, ref_ints), ({"SCI": rate.data, "ERR": rate.err, "DQ": rate.dq,
                                                "VAR_POISSON": rate.var_poisson,
                                                "VAR_RNOISE": rate.var_rnoise}, ref_rate)):
-        tol = dict(rtol=2e-7)
+        tol = TOL
         assert_matches("SCI", ours["SCI"], ref.data, **tol)
         for name in ("ERR", "VAR_POISSON", "VAR_RNOISE"):
             assert_matches(name, ours[name], getattr(ref, name.lower()), **tol)
@@ -160,7 +167,7 @@ def test_step_matches_jwst_ramp_fit_step(sim, tmp_path):
     with fits.open(ref_chisq_path) as hdul:
         ref_chisq = hdul["SCI"].data
     assert chisq.shape == rate.data.shape and np.isfinite(chisq).mean() > 0.9
-    assert_matches("chisq", chisq, ref_chisq, rtol=2e-7)
+    assert_matches("chisq", chisq, ref_chisq, **CHISQ_TOL)
 
 
 def test_likely_streamed_identical_to_whole_and_falls_back_below_4_groups(sim, tmp_path):

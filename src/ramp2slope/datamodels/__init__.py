@@ -1,6 +1,7 @@
 """Data models and FITS I/O in the official JWST layout.
 
-``open(path)`` picks the class from the primary DATAMODL keyword; raw ``*_uncal.fits``
+``open(path)`` picks the class from the primary DATAMODL keyword (raw guide-star data, by
+EXP_TYPE, opens as a GuiderRawModel); raw ``*_uncal.fits``
 (Level1bModel) files open as a float32 :class:`RampModel` with zero-filled PIXELDQ and GROUPDQ.
 """
 from . import dqflags
@@ -10,6 +11,7 @@ from .models import (
     CubeModel,
     DarkModel,
     DataModel,
+    GuiderRawModel,
     ImageModel,
     JwstDataModel,
     Level1bModel,
@@ -34,7 +36,7 @@ from .reference_models import (
 )
 
 __all__ = [
-    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "SuperstripeRampModel", "Level1bModel", "ImageModel",
+    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "SuperstripeRampModel", "GuiderRawModel", "Level1bModel", "ImageModel",
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",

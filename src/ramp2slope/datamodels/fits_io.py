@@ -18,7 +18,8 @@ from ..errors import BadInputError
 from ..runtime.owners import owner_tag
 from .raw_image import ImageLayout
 from .asdf_tree import EXTNAME as ASDF_EXTNAME, AsdfMeta, asdf_records
-from .models import MODEL_CLASSES, CubeModel, DataModel, ImageModel, RampModel, SuperstripeRampModel
+from .models import (FGS_GUIDE_EXP_TYPES, MODEL_CLASSES, CubeModel, DataModel, GuiderRawModel, ImageModel,
+                     RampModel, SuperstripeRampModel)
 
 builtins_open = builtins.open
 _IMAGES = (fits.ImageHDU, fits.PrimaryHDU, fits.CompImageHDU)
@@ -180,6 +181,10 @@ def guess_model_class(path):
         sci_ndim = len(sci.shape) if sci is not None else None
         has_dq = "DQ" in index
         nstripe = hdulist[0].header.get("SSTR_NST")
+        exp_type = str(hdulist[0].header.get("EXP_TYPE", "")).upper()
+    if exp_type in FGS_GUIDE_EXP_TYPES and sci_ndim == 4 and model_type in (
+            None, "Level1bModel", "RampModel", "GuiderRawModel"):
+        return GuiderRawModel   # as jwst opens raw guide-star data
     if model_type in ("Level1bModel", "RampModel", "SuperstripeRampModel") or (
             model_type is None and sci_ndim == 4 and not has_dq):
         # as jwst: an exposure with superstripes is a SuperstripeRampModel whatever DATAMODL says

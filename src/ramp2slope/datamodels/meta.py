@@ -31,7 +31,7 @@ class MetaNode:
         return f"{self._path}.{name}" if self._path else name
 
     def __getattr__(self, name):
-        if name.startswith("__"):
+        if name.startswith("_"):   # dunders, and the slots before they are set (copy.deepcopy)
             raise AttributeError(name)
         full = self._full(name)
         if full in KEYWORDS:
@@ -48,6 +48,9 @@ class MetaNode:
         return None
 
     def __setattr__(self, name, value):
+        if name in MetaNode.__slots__:
+            object.__setattr__(self, name, value)
+            return
         full = self._full(name)
         if full in KEYWORDS:
             hdu, keyword = KEYWORDS[full]

@@ -166,6 +166,14 @@ class DataModel:
             return self.table_dtypes[name]
         raise AttributeError(f"{type(self).__name__} has no array or table {name!r}")
 
+    def get_default(self, name):
+        """A new default array for ``name`` (zeros of the shape the data call for), as the
+        official models' ``get_default``; the model itself is not changed."""
+        spec = self._spec(name)
+        if spec is None or spec.default is None or self._arrays.get(self.primary_array) is None:
+            raise AttributeError(f"{type(self).__name__} has no default for {name!r}")
+        return spec.default(self)
+
     def hasattr(self, name):
         """True when the array, table or top-level metadata ``name`` is set (the official
         models' ``hasattr``, which stcal uses to look for optional arrays)."""
@@ -339,6 +347,39 @@ class SuperstripeRampModel(RampModel):
     tables = ("group", "int_times", "int_times_stripe")
 
 
+#: EXP_TYPEs of the guide-star functions (ID, ACQ, TRACK, FINEGUIDE): their raw files are
+#: GuiderRawModels, which the official calwebb_guider processes, not detector1
+FGS_GUIDE_EXP_TYPES = ("FGS_ACQ1", "FGS_ACQ2", "FGS_FINEGUIDE", "FGS_ID-IMAGE", "FGS_ID-STACK",
+                       "FGS_TRACK")
+
+
+def is_guide_star_exposure(model):
+    """True for raw guide-star data (a GuiderRawModel, or an EXP_TYPE of a guide-star function)."""
+    return isinstance(model, GuiderRawModel) or \
+        str(model.meta.exposure.type or "").upper() in FGS_GUIDE_EXP_TYPES
+
+
+class GuiderRawModel(DataModel):
+    """Raw FGS guide-star data (``*_gs-*_uncal.fits``) with a 2-D DQ array, as the official
+    model. Of detector1's steps only dq_init applies to it (the rest is calwebb_guider's)."""
+
+    model_type = "GuiderRawModel"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 4),
+        ArraySpec("err", "ERR", np.float32, 4, default=_zeros_like_data(np.float32)),
+        ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
+    )
+    tables = ("planned_star_table", "flight_star_table", "pointing_table", "centroid_table",
+              "track_sub_table")
+    table_extnames = {
+        "planned_star_table": "PLANNED REFERENCE STARS",
+        "flight_star_table": "FLIGHT REFERENCE STARS",
+        "pointing_table": "POINTING",
+        "centroid_table": "FGS CENTROID PACKET",
+        "track_sub_table": "TRACK SUBARRAY TABLE",
+    }
+
+
 class Level1bModel(DataModel):
     """A raw exposure as stored in ``*_uncal.fits`` (uint16 SCI). ``open()`` gives a RampModel."""
 
@@ -436,8 +477,8 @@ class JwstDataModel(DataModel):
 
 MODEL_CLASSES = {
     cls.model_type: cls
-    for cls in (RampModel, SuperstripeRampModel, Level1bModel, ImageModel, CubeModel, RampFitOutputModel,
-                DarkModel)
+    for cls in (RampModel, SuperstripeRampModel, GuiderRawModel, Level1bModel, ImageModel, CubeModel,
+                RampFitOutputModel, DarkModel)
 }
 
 

@@ -1,12 +1,14 @@
-"""DQInitStep: copy the MASK reference's flags into PIXELDQ (and its DO_NOT_USE into GROUPDQ)."""
+"""DQInitStep: copy the MASK reference's flags into PIXELDQ (and its DO_NOT_USE into GROUPDQ);
+into the 2-D DQ of raw FGS guide-star data (GuiderRawModel), as officially."""
 import numpy as np
 from astropy.io import fits
 
+from ..datamodels import GuiderRawModel
 from ..errors import BadInputError
 from ..references import load_mask
 from ..references.striped import is_superstripe, load_striped, refuse_substripe
 from ..stpipe import Step
-from .dq_init import apply_mask, ensure_dq_arrays
+from .dq_init import apply_mask, combine_user_dq, ensure_dq_arrays
 
 __all__ = ["DQInitStep"]
 
@@ -16,6 +18,7 @@ class DQInitStep(Step):
 
     class_alias = "dq_init"
     ramp_input = True
+    guider_input = True
     cal_step_name = "dq_init"
     reference_file_types = ("mask",)
     spec = """
@@ -23,6 +26,8 @@ class DQInitStep(Step):
     """
 
     def process(self, model):
+        if isinstance(model, GuiderRawModel):
+            return self._process_guider(model)
         refuse_substripe(model, self.name)
         if is_superstripe(model):
             return self._process_superstripe(model)
@@ -33,6 +38,22 @@ class DQInitStep(Step):
                                                   model._arrays.get("groupdq"))
         model.pixeldq, model.groupdq = pixeldq, groupdq
         apply_mask(model.pixeldq, model.groupdq, mask.dq, self._user_dq(model))
+        return self.complete(model)
+
+    def _process_guider(self, model):
+        # guide-star data have one DQ plane and no group flags: the mask is OR-ed into it
+        mask = self.load_reference(model, "mask", load_mask)
+        if mask is None:
+            return self.skipped(model, "no MASK reference")
+        flags = mask.dq
+        user_dq = self._user_dq(model)
+        if user_dq is not None:
+            flags = combine_user_dq(flags, user_dq)
+        dq = model._arrays.get("dq")
+        if dq is None or dq.shape != model.data.shape[-2:]:
+            dq = np.zeros(model.data.shape[-2:], np.uint32)
+        dq |= flags
+        model.dq = dq
         return self.complete(model)
 
     def _process_superstripe(self, model):

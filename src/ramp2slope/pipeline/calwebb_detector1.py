@@ -18,6 +18,7 @@ import numpy as np
 from .. import datamodels
 from ..runtime import compile_notice, jit_warmup
 from ..datamodels.lazy import open_ramp_source
+from ..datamodels.models import is_guide_star_exposure
 from ..charge_migration import ChargeMigrationStep
 from ..clean_flicker_noise import CleanFlickerNoiseStep
 from ..dark_current import DarkCurrentStep
@@ -45,6 +46,11 @@ __all__ = ["Detector1Pipeline"]
 log = logging.getLogger("ramp2slope")
 
 
+def _refuse_guide_star_data(model, where):
+    raise BadInputError(f"{where}: raw guide-star data ({model.meta.exposure.type}) are processed by "
+                        f"calwebb_guider, not calwebb_detector1")
+
+
 def validate_ramp(model, where, source=None):
     """One-line errors for inputs no step could process.
 
@@ -65,6 +71,8 @@ def validate_ramp(model, where, source=None):
         raise BadInputError(f"{where}: the primary header has no INSTRUME or DETECTOR keyword")
     if str(model.meta.instrument.name).upper() == "MIRI":
         raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
+    if is_guide_star_exposure(model):
+        _refuse_guide_star_data(model, where)
     validate_timing(model, where)
     _validate_companions(model, where, source)
     fast, slow = (model.primary_header.get(k) for k in ("FASTAXIS", "SLOWAXIS"))
@@ -258,6 +266,8 @@ class Detector1Pipeline(Pipeline):
         else:
             model = super()._open_input(step_input)
             where = str(step_input)
+        if isinstance(model, datamodels.GuiderRawModel):
+            _refuse_guide_star_data(model, where)
         if not isinstance(model, datamodels.RampModel):
             raise BadInputError(f"{where}: is a {type(model).__name__}, not a raw ramp")
         validate_ramp(model, where)

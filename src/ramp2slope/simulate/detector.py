@@ -1,4 +1,4 @@
-"""NIRCam detector geometry and readout timing used by the simulator.
+"""NIRCam (and FGS) detector geometry and readout timing used by the simulator.
 
 Coordinates
 -----------
@@ -34,6 +34,17 @@ AXES = {
     "NRCB1": (1, -2), "NRCB2": (-1, 2), "NRCB3": (1, -2), "NRCB4": (-1, 2), "NRCBLONG": (1, -2),
 }
 
+#: FGS guiders: the same H2RG detector and SIDECAR readout as NIRCam's, but stored transposed
+#: (|FASTAXIS| = 2), with these axis signs (the simulator's choice: the pipeline takes whatever
+#: the header says). The physics is modelled in the untransposed frame, whose axes are in AXES,
+#: and the files are transposed when written (see ``transposed.py``).
+FGS_AXES = {"GUIDER1": (-2, 1), "GUIDER2": (2, -1)}
+for _name, (_fast, _slow) in FGS_AXES.items():
+    AXES[_name] = (_slow, 2 * (1 if _fast > 0 else -1))
+
+#: Instrument of each detector (the simulator's NIRCam detectors and the FGS guiders).
+INSTRUMENT = {name: ("FGS" if name in FGS_AXES else "NIRCAM") for name in AXES}
+
 #: Detector-specific exposure metadata: module, channel, default filter, SIAF aperture prefix.
 DETECTOR_INFO = {
     "NRCA1": ("A", "SHORT", "F200W", "NRCA1"),
@@ -46,12 +57,15 @@ DETECTOR_INFO = {
     "NRCB3": ("B", "SHORT", "F200W", "NRCB3"),
     "NRCB4": ("B", "SHORT", "F200W", "NRCB4"),
     "NRCBLONG": ("B", "LONG", "F444W", "NRCB5"),
+    "GUIDER1": (None, "SHORT", None, "FGS1"),
+    "GUIDER2": (None, "SHORT", None, "FGS2"),
 }
 
 #: NIRCam read patterns: NFRAMES (frames averaged per group) and GROUPGAP (frames skipped).
 READ_PATTERNS = {
     "RAPID": (1, 0), "BRIGHT1": (1, 1), "BRIGHT2": (2, 0), "SHALLOW2": (2, 3),
     "SHALLOW4": (4, 1), "MEDIUM2": (2, 8), "MEDIUM8": (8, 2), "DEEP2": (2, 18), "DEEP8": (8, 12),
+    "FGSRAPID": (1, 0),   # FGS science exposures: the only FGS pattern simulated
 }
 
 
@@ -166,10 +180,16 @@ def geometry(detector="NRCBLONG", subarray=None, size=None):
     """
     detector = str(detector).upper()
     if detector not in AXES:
-        raise Ramp2SlopeError(f"unknown NIRCam detector {detector!r}; choose one of {', '.join(AXES)}")
+        raise Ramp2SlopeError(f"unknown detector {detector!r}; choose one of {', '.join(AXES)}")
     fast, slow = AXES[detector]
     if subarray is not None and size is not None:
         raise Ramp2SlopeError("give either a subarray name or a size, not both")
+    if detector in FGS_AXES:
+        if subarray is not None and str(subarray).upper() != "FULL":
+            raise Ramp2SlopeError(f"{detector}: only FULL or a size (a window at the origin) is "
+                                  f"simulated, not subarray {subarray!r}")
+        if size is not None:   # given as stored; the model works in the untransposed frame
+            size = (int(size[1]), int(size[0]))
     if subarray is None:
         ny, nx = (NPIX, NPIX) if size is None else (int(size[0]), int(size[1]))
         if (ny, nx) == (NPIX, NPIX):
@@ -229,11 +249,15 @@ class Readout:
         return (self.frames_per_int + 1) * self.tframe
 
 
-def readout(readpatt, ngroups, nints, tframe):
+def readout(readpatt, ngroups, nints, tframe, detector="NRCBLONG"):
     name = str(readpatt).upper()
     if name not in READ_PATTERNS:
         raise Ramp2SlopeError(f"unknown read pattern {readpatt!r}; choose one of {', '.join(READ_PATTERNS)}")
     if int(ngroups) < 1 or int(nints) < 1:
         raise Ramp2SlopeError("ngroups and nints must be at least 1")
     nframes, groupgap = READ_PATTERNS[name]
+    detector = str(detector).upper()
+    if (detector in FGS_AXES) != (name == "FGSRAPID"):
+        raise Ramp2SlopeError(f"read pattern {name} is not simulated on {detector}: FGSRAPID is "
+                              f"for the FGS guiders only, and the only one simulated for them")
     return Readout(name, nframes, groupgap, int(ngroups), int(nints), float(tframe))

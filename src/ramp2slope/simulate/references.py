@@ -14,7 +14,7 @@ import numpy as np
 
 from ..datamodels import dqflags
 from . import fitsio
-from .detector import NPIX
+from .detector import INSTRUMENT, NPIX
 
 REFTYPES = ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise")
 
@@ -76,7 +76,7 @@ def _primary(reftype, static, window, seed, extra=()):
         ("DATE", now, "UTC date file created"),
         ("ORIGIN", "ramp2slope", "organization responsible for creating file"),
         ("TELESCOP", "JWST", "telescope used to acquire the data"),
-        ("INSTRUME", "NIRCAM", "instrument used to acquire the data"),
+        ("INSTRUME", INSTRUMENT[static.detector], "instrument used to acquire the data"),
         ("DETECTOR", static.detector, "name of detector used to acquire the data"),
         ("REFTYPE", reftype.upper(), "type of reference file"),
         ("DATAMODL", _DATAMODL[reftype], "type of data model"),
@@ -174,7 +174,7 @@ def write_dark(path, static, geom, readout, nplanes, seed, full_frame_exposure):
     dq[(flags & np.uint32(P["WARM"])) != 0] |= np.uint32(P["WARM"])
     tframe = np.float32(readout.tframe)
     extra = [
-        ("EXP_TYPE", "NRC_DARK", "type of data in the exposure"),
+        ("EXP_TYPE", "FGS_DARK" if INSTRUMENT[static.detector] == "FGS" else "NRC_DARK", "type of data in the exposure"),
         ("NOUTPUTS", geom.noutputs, "number of detector outputs used"),
         ("NINTS", 1, "number of integrations"),
         ("NGROUPS", int(nplanes), "number of groups (planes) in the dark"),

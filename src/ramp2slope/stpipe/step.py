@@ -15,7 +15,8 @@ from astropy.io import fits
 
 from .. import datamodels
 from ..datamodels.reference_models import BY_REFTYPE
-from ..errors import IncompatibleModelError, Ramp2SlopeError
+from ..datamodels.models import is_guide_star_exposure
+from ..errors import BadInputError, IncompatibleModelError, Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
 from ..runtime.malloc import release_free_memory
 from ..references import NOT_APPLICABLE, crds_client, find_reference
@@ -98,6 +99,8 @@ class Step(ParameterFileSupport):
     #: True for the steps that process a ramp: another kind of model handed in is converted
     #: to a RampModel, as officially (a raw Level1bModel is refused)
     ramp_input = False
+    #: True for the steps that also take raw FGS guide-star data (a GuiderRawModel)
+    guider_input = False
 
     def __init__(self, name=None, parent=None, config_file=None, **kwargs):
         self.name = name or self.class_alias or type(self).__name__
@@ -152,7 +155,8 @@ class Step(ParameterFileSupport):
     def _open_input(self, step_input):
         """The model to process. A model handed in by a user is copied, never modified."""
         if isinstance(step_input, datamodels.DataModel):
-            if self.ramp_input and not isinstance(step_input, datamodels.RampModel):
+            if self.ramp_input and not isinstance(step_input, (datamodels.RampModel,
+                                                                datamodels.GuiderRawModel)):
                 step_input = self._as_ramp(step_input)
             return step_input if self.parent is not None else step_input.copy()
         if isinstance(step_input, (str, os.PathLike)):
@@ -167,7 +171,9 @@ class Step(ParameterFileSupport):
             raise IncompatibleModelError(
                 f"{self.name}: Input data model is not compatible. The file should be opened as a "
                 f"RampModel before calling the step (datamodels.open does this for an _uncal file)")
-        ramp = datamodels.RampModel(model)
+        # as officially, a generic model of raw guide-star data becomes a GuiderRawModel
+        ramp_type = datamodels.GuiderRawModel if is_guide_star_exposure(model) else datamodels.RampModel
+        ramp = ramp_type(model)
         for name, value in model.meta._extra.items():   # metadata with no FITS keyword
             if name not in ramp.meta._extra:
                 ramp.meta._extra[name] = value
@@ -185,6 +191,10 @@ class Step(ParameterFileSupport):
         termination.check()   # a stop request that arrived where it could not be raised
         step_input = args[0] if args else None
         model = self._open_input(step_input)
+        if isinstance(model, datamodels.GuiderRawModel) and not self.guider_input:
+            raise BadInputError(f"{self.name}: raw guide-star data ({model.meta.exposure.type}) are "
+                                f"processed by calwebb_guider; of detector1's steps only dq_init "
+                                f"applies to them")
         start = time.perf_counter()
         if self.skip and self.parent is not None:
             self.record_status(model, "SKIPPED")
