@@ -33,10 +33,10 @@ def add_arguments(parser):
     parser.add_argument("--ngroups", type=int, default=10, help="groups per integration (default 10)")
     parser.add_argument("--nints", type=int, default=1, help="integrations (default 1)")
     parser.add_argument("--readpatt", type=str.upper, choices=tuple(READ_PATTERNS), default="RAPID",
-                        help="read pattern (default RAPID)")
+                        help="read pattern (default RAPID; FGSRAPID for the FGS guiders)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--detector", type=str.upper, choices=tuple(AXES), default="NRCBLONG",
-                        help="NIRCam detector (default NRCBLONG)")
+                        help="NIRCam detector, or GUIDER1/GUIDER2 for an FGS exposure (default NRCBLONG)")
     parser.add_argument("--cr-rate", type=float, default=5.0,
                         help="cosmic-ray events per cm^2 per s (default 5)")
     parser.add_argument("--filter", type=str.upper, default=None,

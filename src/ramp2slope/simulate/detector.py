@@ -1,4 +1,4 @@
-"""NIRCam (and FGS) detector geometry and readout timing used by the simulator.
+"""NIRCam (and NIRSpec, NIRISS, FGS) detector geometry and readout timing used by the simulator.
 
 Coordinates
 -----------
@@ -34,16 +34,43 @@ AXES = {
     "NRCB1": (1, -2), "NRCB2": (-1, 2), "NRCB3": (1, -2), "NRCB4": (-1, 2), "NRCBLONG": (1, -2),
 }
 
-#: FGS guiders: the same H2RG detector and SIDECAR readout as NIRCam's, but stored transposed
-#: (|FASTAXIS| = 2), with these axis signs (the simulator's choice: the pipeline takes whatever
-#: the header says). The physics is modelled in the untransposed frame, whose axes are in AXES,
-#: and the files are transposed when written (see ``transposed.py``).
-FGS_AXES = {"GUIDER1": (-2, 1), "GUIDER2": (2, -1)}
-for _name, (_fast, _slow) in FGS_AXES.items():
-    AXES[_name] = (_slow, 2 * (1 if _fast > 0 else -1))
+#: Detectors stored transposed (|FASTAXIS| = 2): instrument and the stored (FASTAXIS, SLOWAXIS),
+#: as jwst's refpix tests list them. They are the same H2RG detectors with the same SIDECAR
+#: readout as NIRCam's; the physics is modelled in the untransposed frame (axes in AXES: the
+#: fast read along DMS x) and the files are transposed when written (see ``transposed.py``).
+TRANSPOSED = {
+    "NRS1": ("NIRSPEC", (2, 1)), "NRS2": ("NIRSPEC", (-2, -1)),
+    "NIS": ("NIRISS", (-2, -1)),
+    "GUIDER1": ("FGS", (-2, -1)), "GUIDER2": ("FGS", (2, -1)),
+}
+for _name, (_, (_fast, _slow)) in TRANSPOSED.items():
+    # stored y is the untransposed x (the fast direction), stored x the untransposed y
+    AXES[_name] = (1 if _fast > 0 else -1, 2 if _slow > 0 else -2)
 
-#: Instrument of each detector (the simulator's NIRCam detectors and the FGS guiders).
-INSTRUMENT = {name: ("FGS" if name in FGS_AXES else "NIRCAM") for name in AXES}
+#: Instrument of each detector.
+INSTRUMENT = {name: TRANSPOSED[name][0] if name in TRANSPOSED else "NIRCAM" for name in AXES}
+
+
+@dataclass(frozen=True)
+class InstrumentMode:
+    """What an exposure of an instrument other than NIRCam is labelled with: its one simulated
+    read pattern (one frame per group, no gap), EXP_TYPE of the exposure and of its DARK,
+    TEMPLATE, and its optical-element keywords."""
+
+    readpatt: str
+    exp_type: str
+    dark_exp_type: str
+    template: str
+    elements: tuple
+
+
+INSTRUMENT_MODES = {
+    "NIRSPEC": InstrumentMode("NRSRAPID", "NRS_MSASPEC", "NRS_DARK", "NIRSpec MultiObject Spectroscopy",
+                              (("FILTER", "F170LP"), ("GRATING", "G235M"))),
+    "NIRISS": InstrumentMode("NISRAPID", "NIS_IMAGE", "NIS_DARK", "NIRISS Imaging",
+                             (("FILTER", "CLEAR"), ("PUPIL", "F150W"))),
+    "FGS": InstrumentMode("FGSRAPID", "FGS_IMAGE", "FGS_DARK", "FGS External Calibration", ()),
+}
 
 #: Detector-specific exposure metadata: module, channel, default filter, SIAF aperture prefix.
 DETECTOR_INFO = {
@@ -57,6 +84,9 @@ DETECTOR_INFO = {
     "NRCB3": ("B", "SHORT", "F200W", "NRCB3"),
     "NRCB4": ("B", "SHORT", "F200W", "NRCB4"),
     "NRCBLONG": ("B", "LONG", "F444W", "NRCB5"),
+    "NRS1": (None, "SHORT", None, "NRS1"),
+    "NRS2": (None, "SHORT", None, "NRS2"),
+    "NIS": (None, "SHORT", None, "NIS"),
     "GUIDER1": (None, "SHORT", None, "FGS1"),
     "GUIDER2": (None, "SHORT", None, "FGS2"),
 }
@@ -65,8 +95,9 @@ DETECTOR_INFO = {
 READ_PATTERNS = {
     "RAPID": (1, 0), "BRIGHT1": (1, 1), "BRIGHT2": (2, 0), "SHALLOW2": (2, 3),
     "SHALLOW4": (4, 1), "MEDIUM2": (2, 8), "MEDIUM8": (8, 2), "DEEP2": (2, 18), "DEEP8": (8, 12),
-    "FGSRAPID": (1, 0),   # FGS science exposures: the only FGS pattern simulated
 }
+# the other instruments' one simulated pattern each (see INSTRUMENT_MODES)
+READ_PATTERNS.update({"NRSRAPID": (1, 0), "NISRAPID": (1, 0), "FGSRAPID": (1, 0)})
 
 
 def _corner_table(edge, along, blong):
@@ -184,7 +215,7 @@ def geometry(detector="NRCBLONG", subarray=None, size=None):
     fast, slow = AXES[detector]
     if subarray is not None and size is not None:
         raise Ramp2SlopeError("give either a subarray name or a size, not both")
-    if detector in FGS_AXES:
+    if detector in TRANSPOSED:
         if subarray is not None and str(subarray).upper() != "FULL":
             raise Ramp2SlopeError(f"{detector}: only FULL or a size (a window at the origin) is "
                                   f"simulated, not subarray {subarray!r}")
@@ -257,7 +288,9 @@ def readout(readpatt, ngroups, nints, tframe, detector="NRCBLONG"):
         raise Ramp2SlopeError("ngroups and nints must be at least 1")
     nframes, groupgap = READ_PATTERNS[name]
     detector = str(detector).upper()
-    if (detector in FGS_AXES) != (name == "FGSRAPID"):
-        raise Ramp2SlopeError(f"read pattern {name} is not simulated on {detector}: FGSRAPID is "
-                              f"for the FGS guiders only, and the only one simulated for them")
+    mode = INSTRUMENT_MODES.get(INSTRUMENT.get(detector))
+    patterns = {m.readpatt for m in INSTRUMENT_MODES.values()}
+    if (mode.readpatt != name) if mode else (name in patterns):
+        wanted = mode.readpatt if mode else "a NIRCam pattern"
+        raise Ramp2SlopeError(f"read pattern {name} is not simulated on {detector}: it takes {wanted}")
     return Readout(name, nframes, groupgap, int(ngroups), int(nints), float(tframe))

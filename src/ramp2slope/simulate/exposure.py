@@ -1,4 +1,4 @@
-"""``simulate_exposure``: a raw NIRCam or FGS exposure, its reference files and the injected truth."""
+"""``simulate_exposure``: a raw near-infrared exposure, its reference files and the injected truth."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,7 +13,7 @@ from astropy.time import Time
 
 from ..errors import Ramp2SlopeError
 from . import _kernels, fitsio, physics
-from .detector import DETECTOR_INFO, FGS_AXES, INSTRUMENT, geometry, readout as make_readout
+from .detector import DETECTOR_INFO, INSTRUMENT, INSTRUMENT_MODES, TRANSPOSED, geometry, readout as make_readout
 from .references import write_references
 from .transposed import transpose_products
 from .truth import write_truth
@@ -59,7 +59,7 @@ def _iso(mjd, precision=3):
 def _uncal_cards(root, geom, ro, filename, program, observation, visit, exposure, filt, pupil,
                  zeroframe, seed):
     module, channel, _, aperture = DETECTOR_INFO[geom.detector]
-    fgs = geom.detector in FGS_AXES
+    mode = INSTRUMENT_MODES.get(INSTRUMENT[geom.detector])   # None for NIRCam
     start = EXPSTART_MJD
     end = start + ro.nints * ro.int_duration / 86400.0
     start_iso, end_iso = _iso(start), _iso(end)
@@ -89,21 +89,21 @@ def _uncal_cards(root, geom, ro, filename, program, observation, visit, exposure
         ("SEQ_ID", "1", "parallel sequence identifier"),
         ("ACT_ID", "01", "activity identifier"),
         ("EXPOSURE", f"{int(exposure):05d}", "exposure request number"),
-        ("TEMPLATE", "FGS External Calibration" if fgs else "NIRCam Imaging",
-         "proposal instruction template used"),
+        ("TEMPLATE", mode.template if mode else "NIRCam Imaging", "proposal instruction template used"),
         ("TARGPROP", "SIMFIELD", "proposer's name for the target"),
         ("TARGNAME", "SIMFIELD", "standard astronomical catalog name for target"),
         ("TARG_RA", 80.0, "target RA at mid time of exposure"),
         ("TARG_DEC", -69.5, "target Dec at mid time of exposure"),
         ("INSTRUME", INSTRUMENT[geom.detector], "instrument used to acquire the data"),
         ("DETECTOR", geom.detector, "name of detector used to acquire the data"),
-    ] + ([] if fgs else [
+    ] + ([(key, value, f"name of the {key.lower()} element used") for key, value in mode.elements]
+         if mode else [
         ("MODULE", module, "NIRCam module: A or B"),
         ("CHANNEL", channel, "instrument channel"),
         ("FILTER", filt, "name of the filter element used"),
         ("PUPIL", pupil, "name of the pupil element used"),
     ]) + [
-        ("EXP_TYPE", "FGS_IMAGE" if fgs else "NRC_IMAGE", "type of data in the exposure"),
+        ("EXP_TYPE", mode.exp_type if mode else "NRC_IMAGE", "type of data in the exposure"),
         ("EXPSTART", start, "UTC exposure start time (MJD)"),
         ("EXPMID", 0.5 * (start + end), "UTC exposure mid time (MJD)"),
         ("EXPEND", end, "UTC exposure end time (MJD)"),
@@ -206,7 +206,7 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
                       seed=0, detector="NRCBLONG", zeroframe=True, cr_rate=5.0, sky=None,
                       dark_nplanes=None, full_frame_refs=True, filter_name=None, pupil="CLEAR",
                       program=1234, observation=1, visit=1, exposure=1):
-    """Simulate a raw NIRCam or FGS exposure with matching reference files and its truth.
+    """Simulate a raw near-infrared exposure with matching reference files and its truth.
 
     Parameters
     ----------
@@ -220,13 +220,14 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
         With neither ``size`` nor ``subarray``, the exposure is FULL.
     ngroups, nints, readpatt :
         Readout: any NIRCam read pattern (RAPID, BRIGHT1, BRIGHT2, SHALLOW2, SHALLOW4, MEDIUM2,
-        MEDIUM8, DEEP2, DEEP8); FGSRAPID for the FGS guiders.
+        MEDIUM8, DEEP2, DEEP8); see ``detector`` for the other instruments.
     seed : int
         Everything is deterministic in the seed.
     detector : str
-        NRCA1..NRCA4, NRCALONG, NRCB1..NRCB4, NRCBLONG, or the FGS guiders GUIDER1, GUIDER2
-        (an FGS_IMAGE exposure, stored transposed: |FASTAXIS| = 2; FULL or a ``size`` window;
-        no FILTER or PUPIL). ``size`` is always the stored (rows, columns).
+        NRCA1..NRCA4, NRCALONG, NRCB1..NRCB4, NRCBLONG; or NRS1, NRS2 (NIRSpec, NRS_MSASPEC),
+        NIS (NIRISS, NIS_IMAGE), GUIDER1, GUIDER2 (FGS, FGS_IMAGE): these are stored transposed
+        (|FASTAXIS| = 2), take FULL or a ``size`` window, and their read pattern NRSRAPID,
+        NISRAPID or FGSRAPID. ``size`` is always the stored (rows, columns).
     zeroframe : bool
         Write the ZEROFRAME extension (ZEROFRAM=T).
     cr_rate : float
@@ -405,8 +406,8 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     write_truth(truth_path, rate=rate, dark_rate=dark_rate, satgroup=satgroup,
                 badpix=cut(static.truth_flags, np.uint32), pattern=pattern, cosmic_rays=hits,
                 sources=sources, params=params)
-    if geom.detector in FGS_AXES:
-        # modelled in the untransposed frame; the guider stores the transpose
-        transpose_products([uncal_path, truth_path, *refs.values()], FGS_AXES[geom.detector])
+    if geom.detector in TRANSPOSED:
+        # modelled in the untransposed frame; the detector stores the transpose
+        transpose_products([uncal_path, truth_path, *refs.values()], TRANSPOSED[geom.detector][1])
         shape = shape[:2] + shape[:1:-1]
     return SimulationResult(uncal=uncal_path, refs=refs, truth=truth_path, root=root, shape=shape)

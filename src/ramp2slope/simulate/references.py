@@ -14,7 +14,7 @@ import numpy as np
 
 from ..datamodels import dqflags
 from . import fitsio
-from .detector import INSTRUMENT, NPIX
+from .detector import INSTRUMENT, INSTRUMENT_MODES, NPIX
 
 REFTYPES = ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise")
 
@@ -79,7 +79,8 @@ def _primary(reftype, static, window, seed, extra=()):
         ("INSTRUME", INSTRUMENT[static.detector], "instrument used to acquire the data"),
         ("DETECTOR", static.detector, "name of detector used to acquire the data"),
         ("REFTYPE", reftype.upper(), "type of reference file"),
-        ("DATAMODL", _DATAMODL[reftype], "type of data model"),
+        ("DATAMODL", "DarkNirspecModel" if reftype == "dark" and INSTRUMENT[static.detector] == "NIRSPEC"
+         else _DATAMODL[reftype], "type of data model"),
         ("FILETYPE", reftype.upper(), "type of data in the file"),
         ("DESCRIP", _DESCRIPTIONS[reftype], "description of the reference file"),
         ("AUTHOR", "ramp2slope.simulate", "author of the reference file"),
@@ -174,7 +175,7 @@ def write_dark(path, static, geom, readout, nplanes, seed, full_frame_exposure):
     dq[(flags & np.uint32(P["WARM"])) != 0] |= np.uint32(P["WARM"])
     tframe = np.float32(readout.tframe)
     extra = [
-        ("EXP_TYPE", "FGS_DARK" if INSTRUMENT[static.detector] == "FGS" else "NRC_DARK", "type of data in the exposure"),
+        ("EXP_TYPE", _dark_exp_type(static.detector), "type of data in the exposure"),
         ("NOUTPUTS", geom.noutputs, "number of detector outputs used"),
         ("NINTS", 1, "number of integrations"),
         ("NGROUPS", int(nplanes), "number of groups (planes) in the dark"),
@@ -225,3 +226,8 @@ def write_references(refdir, root, static, geom, readout, nl, seed, dark_nplanes
     write_gain(paths["gain"], static, window, seed)
     write_readnoise(paths["readnoise"], static, window, seed)
     return paths
+
+
+def _dark_exp_type(detector):
+    mode = INSTRUMENT_MODES.get(INSTRUMENT[detector])
+    return mode.dark_exp_type if mode else "NRC_DARK"
