@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import datamodels
 from ..errors import Ramp2SlopeError
+from ..ramp_fitting.draft_rate import draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
 from .clean_flicker_noise import background_level, clean_integration, scene_mask
@@ -112,18 +113,6 @@ class CleanFlickerNoiseStep(Step):
             return None
         return load_flat(path, model)
 
-    def _draft_fitter_step(self):
-        """The ramp fit behind the draft rate: default parameters, references as the pipeline's
-        ramp_fit step finds them (jwst runs a default RampFitStep)."""
-        from ..ramp_fitting import RampFitStep
-
-        draft = RampFitStep(name="ramp_fit", parent=self)
-        pipeline_fit = getattr(self.parent, "ramp_fit", None) if self.parent is not None else None
-        if pipeline_fit is not None:
-            draft.override_gain = pipeline_fit.override_gain
-            draft.override_readnoise = pipeline_fit.override_readnoise
-        return draft
-
     def _user_mask(self, shape, nints):
         path = self.user_mask
         try:
@@ -156,8 +145,8 @@ class CleanFlickerNoiseStep(Step):
                 return self._failed(model, "Mask does not match data shape")
         else:
             has_zf = model.has("zeroframe")
-            rate, rateints = self._draft_rate(
-                model, nints, has_zf, lambda i: (model.data[i], model.groupdq[i],
+            rate, rateints = draft_rates(
+                self, model, nints, has_zf, lambda i: (model.data[i], model.groupdq[i],
                                                  model.zeroframe[i] if has_zf else None))
             if flat is not None:
                 rate.data = rate.data / flat
@@ -204,7 +193,7 @@ class CleanFlickerNoiseStep(Step):
                 store.read_integration(i, data, groupdq, zeroframe)
                 return data, groupdq, zeroframe
 
-            rate, rateints = self._draft_rate(shell, nints, store.has_zeroframe, read)
+            rate, rateints = draft_rates(self, shell, nints, store.has_zeroframe, read)
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
@@ -240,37 +229,6 @@ class CleanFlickerNoiseStep(Step):
             products.finish(writer, self)
         self._save_intermediates(shell, mask, mask_source, None, None)
         return self.complete(shell)
-
-    def _draft_rate(self, shell, nints, has_zeroframe, read):
-        """The draft (rate, rateints) models, data only, by the ramp fitter's two passes over
-        the integrations; ``read(i)`` gives integration i's (data, groupdq, zeroframe or None).
-        Whole and streamed exposures both go this way (one integration in memory at a time)."""
-        log.info("%s: creating a draft rate for the scene mask", self.name)
-        draft = self._draft_fitter_step()
-        fitter = draft.begin_fit(shell, has_zeroframe)
-        use_zf = draft.uses_zeroframe(shell, has_zeroframe)
-        for i in range(nints):
-            data, groupdq, zeroframe = read(i)
-            fitter.add_median_rate(data, groupdq, zeroframe if use_zf else None)
-        if fitter.all_saturated:
-            raise Ramp2SlopeError(f"{self.name}: every pixel is saturated in the first group; "
-                                  f"no draft rate for the scene mask")
-        planes = None
-        for i in range(nints):
-            data, groupdq, zeroframe = read(i)
-            plane = fitter.fit_integration(data, groupdq, zeroframe if use_zf else None)
-            if planes is None:
-                planes = np.empty((nints,) + plane.rateints.data.shape, np.float32)
-            planes[i] = plane.rateints.data
-        rate = datamodels.ImageModel(data=fitter.finish().data)
-        rateints = datamodels.CubeModel(data=planes)
-        # the metadata the pipeline's ramp fit gives its products (RampFitStep.products)
-        for product in (rate, rateints):
-            product.update(shell)
-            product.meta.bunit_data = product.meta.bunit_err = "DN/s"
-            draft.record_status(product, "COMPLETE")
-            product._path = shell._path
-        return rate, rateints
 
     def _failed(self, model, reason):
         log.warning("%s: %s; step skipped", self.name, reason)

@@ -37,7 +37,7 @@ from ..saturation import SaturationStep
 from ..stpipe import Pipeline
 from ..stpipe.naming import check_product_path, withdrawn_on_failure
 from .scratch import remove_stale_scratch
-from ..stpipe.unavailable import PictureFrameStep
+from ..picture_frame import PictureFrameStep
 from ..superbias import SuperBiasStep
 from .streaming import run_streamed
 
@@ -365,8 +365,7 @@ class Detector1Pipeline(Pipeline):
         The types no override or folder supplies are asked of CRDS in one call.
         """
         wanted = [(step, reftype) for step in self.steps.values() if not step.skip
-                  for reftype in (step.reference_file_types if step.prefetch_types is None
-                                  else step.prefetch_types)]
+                  for reftype in step.wanted_references(model)]
         from_crds = sorted({reftype for step, reftype in wanted
                             if step.resolve_reference(model, reftype, use_crds=False) is None})
         if from_crds:

@@ -266,25 +266,25 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
         if jump.should_save():
             jump_writer = products.start(shell, jump.output_path(step_input), ramp_shapes)
 
-    # not implemented steps: SKIPPED (or a clear error when turned on)
-    shell = pipe.picture_frame.run(shell)
-    flicker = pipe.clean_flicker_noise
-    if flicker.skip:
-        shell = flicker.run(shell)
-    else:
-        log.info("%s running", flicker.name)
+    # picture_frame and clean_flicker_noise: each makes a draft rate of the whole exposure,
+    # then corrects the integrations one by one
+    for corrector in (pipe.picture_frame, pipe.clean_flicker_noise):
+        if corrector.skip:
+            shell = corrector.run(shell)
+            continue
+        log.info("%s running", corrector.name)
         t0 = time.perf_counter()
-        shell = flicker.process_store(shell, store, products)
-        _log_done(flicker, time.perf_counter() - t0, shell)
-        if flicker.should_save():
-            writer = products.start(shell, flicker.output_path(step_input), ramp_shapes)
+        shell = corrector.process_store(shell, store, products)
+        _log_done(corrector, time.perf_counter() - t0, shell)
+        if corrector.should_save():
+            writer = products.start(shell, corrector.output_path(step_input), ramp_shapes)
             data_buf = np.empty((ngroups, ny, nx), np.float32)
             gdq_buf = np.empty((ngroups, ny, nx), np.uint8)
             zf_buf = np.empty((ny, nx), np.float32) if has_zf else None
             for i in range(nints):
                 store.read_integration(i, data_buf, gdq_buf, zf_buf)
                 _write_ramp(writer, i, data_buf, gdq_buf, zf_buf)
-            products.finish(writer, flicker)
+            products.finish(writer, corrector)
 
     # persistence (flagging happens in the pass below)
     persistence = pipe.persistence

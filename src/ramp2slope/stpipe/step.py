@@ -239,6 +239,12 @@ class Step(ParameterFileSupport):
         return None if path == NOT_APPLICABLE else path
 
     # -- reference files --------------------------------------------------------------------------
+    def wanted_references(self, model):
+        """The reference types this step will need for ``model``: a pipeline finds and checks
+        them before any step runs (and a step may refuse settings it cannot honour on this
+        exposure here, so that nothing runs for nothing)."""
+        return self.reference_file_types if self.prefetch_types is None else self.prefetch_types
+
     def resolve_reference(self, model, reftype, use_crds=True):
         """The reference path (or "N/A") this step would use, without recording or logging it
         (None with ``use_crds=False`` when only CRDS would have it)."""
