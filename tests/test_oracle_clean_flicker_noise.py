@@ -100,6 +100,21 @@ def test_subarray_matches_jwst(sub160, monkeypatch, options):
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("detector,readpatt", [("NRS1", "NRSRAPID"), ("NIS", "NISRAPID")])
+def test_transposed_detectors_match_jwst(tmp_path, monkeypatch, detector, readpatt):
+    # |SLOWAXIS| = 1: the stripes run along the stored columns, and are fitted there
+    ramp, refs, _ = _ramp(tmp_path, detector=detector, readpatt=readpatt, size=(2048, 64),
+                          ngroups=4, nints=2, seed=7)
+    theirs = _theirs(ramp, refs, monkeypatch)
+    ours = _ours(ramp, refs)
+    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
+        == "COMPLETE"
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    change = np.abs(ours.data - datamodels.open(ramp).data)
+    assert change[:, 1:].max(axis=(2, 3)).min() > 0.5
+
+
+@pytest.mark.oracle
 def test_saved_products_match_jwst(sub160, monkeypatch, tmp_path):
     ramp, refs, _ = sub160
     options = dict(save_mask=True, save_background=True, save_noise=True, single_mask=False)
@@ -192,6 +207,18 @@ def test_fft_on_nircam_fails_as_jwst_and_leaves_the_data(sub160):
     out = _ours(ramp, refs, fit_method="fft")
     assert out.meta.cal_step.clean_flicker_noise == "FAILED"
     np.testing.assert_array_equal(out.data, before.data)
+
+
+@pytest.mark.parametrize("option,message", [({"fit_method": "fft"}, "NSClean"),
+                                            ({"mask_science_regions": True}, "WCS")])
+def test_nirspec_choices_not_implemented_are_refused(tmp_path, option, message):
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path, detector="NRS1", readpatt="NRSRAPID", size=(64, 64),
+                            ngroups=3, seed=2)
+    with pytest.raises(Ramp2SlopeError, match=message) as err:
+        CleanFlickerNoiseStep(skip=False, **option).run(datamodels.open(sim.uncal))
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("option", [{"background_method": "median_image"}])

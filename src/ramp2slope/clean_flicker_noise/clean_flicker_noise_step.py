@@ -81,8 +81,12 @@ class CleanFlickerNoiseStep(Step):
     def _usable(self, model):
         """None if the step can run on ``model``; else the reason jwst would give up."""
         exp_type = str(model.meta.exposure.type or "").upper()
-        if exp_type.startswith("NRS"):
-            raise Ramp2SlopeError(f"{self.name}: NIRSpec exposures are not supported by ramp2slope")
+        if exp_type.startswith("NRS") and self.mask_science_regions:
+            raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIRSpec needs its WCS "
+                                  f"(assign_wcs, msaflagopen), which ramp2slope does not compute")
+        if exp_type.startswith("NRS") and self.fit_method == "fft":
+            raise Ramp2SlopeError(f"{self.name}: fit_method='fft' (NSClean) is not implemented in "
+                                  f"ramp2slope; fit_method='median' is")
         if exp_type == "NIS_SOSS" and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIS_SOSS (trace masks) "
                                   f"is not available in ramp2slope")
