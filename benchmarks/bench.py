@@ -50,6 +50,11 @@ CASES = {
     # and the DARK gets one plane per frame (48 planes, no extension needed).
     "d": ("full frame MEDIUM8, 1 int x 5 groups, per-frame dark",
           dict(ngroups=5, nints=1, readpatt="MEDIUM8", dark_nplanes=48)),
+    # the other near-infrared instruments: detectors stored transposed (|FASTAXIS| = 2)
+    "n": ("NIRSpec NRS1 full frame, 1 int x 10 groups, NRSRAPID",
+          dict(detector="NRS1", readpatt="NRSRAPID", ngroups=10, nints=1)),
+    "s50": ("NIRISS NIS 256x2048 window (SOSS-sized) time series, 50 ints x 10 groups",
+            dict(detector="NIS", readpatt="NISRAPID", size=[256, 2048], ngroups=10, nints=50)),
 }
 CASE_ALIASES = {"c": ["c50", "c200"]}
 DEFAULT_CASES = ["a", "b", "c50", "c200", "d"]
