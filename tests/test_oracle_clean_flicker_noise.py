@@ -251,7 +251,8 @@ def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
     refdir = os.path.dirname(sim.refs["mask"])
     steps = {"clean_flicker_noise": dict(skip=False, save_results=True, save_mask=True,
                                          save_background=True, save_noise=True,
-                                         single_mask=single_mask)}
+                                         single_mask=single_mask),
+             "jump": dict(save_results=True)}   # the ramp before the cleaning, streamed as whole
     if not single_mask:
         steps["clean_flicker_noise"].update(
             apply_flat_field=True, override_flat=_write_flat(sim.refs["gain"], tmp_path / "flat.fits"))

@@ -111,7 +111,9 @@ def test_rate_image_matches_jwst(nirspec, monkeypatch, tmp_path):
 
 def test_pipeline_streamed_equals_whole(nirspec, tmp_path):
     sim, refs, _, _ = nirspec
-    steps = {"picture_frame": {"skip": False, "mask_science_regions": False, "save_results": True}}
+    # the jump product is the ramp before the correction, streamed as whole
+    steps = {"picture_frame": {"skip": False, "mask_science_regions": False, "save_results": True},
+             "jump": {"save_results": True}}
     refdir = os.path.dirname(refs["mask"])
     whole = _run(sim.uncal, refdir, tmp_path / "whole", steps, False)
     streamed = _run(sim.uncal, refdir, tmp_path / "streamed", steps, True)
@@ -137,3 +139,27 @@ def test_skipped_without_a_reference_for_other_instruments(tmp_path):
     rate = _run(sim.uncal, os.path.dirname(sim.refs["mask"]), tmp_path,
                 {"picture_frame": {"skip": False}}, True)
     assert rate.meta.cal_step.picture_frame == "SKIPPED"
+
+
+def test_report_shows_the_subtracted_frame(nirspec, tmp_path, capsys):
+    import re
+
+    from ramp2slope.cli import main
+    from test_report import PASS, _section, read_checks
+
+    sim, refs, _, _ = nirspec
+    out = tmp_path / "products"
+    assert main(["run", str(sim.uncal), "--refdir", os.path.dirname(refs["mask"]), "--output-dir",
+                 str(out), "--report", "--steps.picture_frame.skip=False",
+                 "--steps.picture_frame.mask_science_regions=False"]) == 0
+    capsys.readouterr()
+    for suffix in ("pctfrm_correction", "pctfrm_mask"):    # implied by --report
+        assert (out / f"{sim.root}_{suffix}.fits").is_file(), suffix
+    checks, text = read_checks(out / "report.html")
+    check = checks["Picture frame contrast reduced"]
+    assert check["status"] == PASS, check
+    before, after = (float(v) for v in re.findall(r"(-?[0-9.]+) DN", check["measured"]))
+    assert abs(after) < 0.5 * abs(before)
+    body = _section(text, "picture_frame")
+    assert body.count("<img") == 2     # the subtracted pattern, before/after
+    assert "scaled PICTUREFRAME pattern" in body

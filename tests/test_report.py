@@ -23,7 +23,8 @@ DNU, SAT, JUMP = (dqflags.group[n] for n in ("DO_NOT_USE", "SATURATED", "JUMP_DE
 
 # Checks that cannot run on the test exposure (64 rows x 2048 columns), and why.
 EXPECTED_NOT_RUN = {"Side reference pixels reduce the 1/f row noise",  # needs >= 512 rows
-                    "Row striping reduced"}  # clean_flicker_noise is off by default
+                    "Row striping reduced",  # clean_flicker_noise is off by default
+                    "Picture frame contrast reduced"}  # picture_frame: NIRSpec full frames only
 
 
 @pytest.fixture(scope="module")

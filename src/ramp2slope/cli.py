@@ -75,9 +75,12 @@ def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=No
             steps.setdefault(name, {}).setdefault("save_results", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_opt", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_results", True)
-        # what the report's clean_flicker_noise section reads; nothing is written when it is skipped
-        for option in ("save_noise", "save_mask"):
-            steps.setdefault("clean_flicker_noise", {}).setdefault(option, True)
+        # what the report's picture_frame and clean_flicker_noise sections read; nothing is
+        # written when they are skipped
+        for step, options in (("picture_frame", ("save_correction", "save_mask")),
+                              ("clean_flicker_noise", ("save_noise", "save_mask"))):
+            for option in options:
+                steps.setdefault(step, {}).setdefault(option, True)
     started = time.time() - 1
     given = {"refdir": refdir, "output_dir": output_dir, "threads": threads,
              "save_calibrated_ramp": save_calibrated_ramp or None}

@@ -244,6 +244,19 @@ def _shell(first, shape):
     return shell
 
 
+def _write_store(products, writer, step, store):
+    """Write the whole ramp held by ``store`` through ``writer`` (a step's product), one
+    integration at a time, and finish the product."""
+    nints, ngroups, ny, nx = store.shape
+    data = np.empty((ngroups, ny, nx), np.float32)
+    groupdq = np.empty((ngroups, ny, nx), np.uint8)
+    zeroframe = np.empty((ny, nx), np.float32) if store.has_zeroframe else None
+    for i in range(nints):
+        store.read_integration(i, data, groupdq, zeroframe)
+        _write_ramp(writer, i, data, groupdq, zeroframe)
+    products.finish(writer, step)
+
+
 def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     """jump … ramp_fit and gain_scale on the exposure held by ``store``."""
     nints, ngroups, ny, nx = store.shape
@@ -267,8 +280,13 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
             jump_writer = products.start(shell, jump.output_path(step_input), ramp_shapes)
 
     # picture_frame and clean_flicker_noise: each makes a draft rate of the whole exposure,
-    # then corrects the integrations one by one
-    for corrector in (pipe.picture_frame, pipe.clean_flicker_noise):
+    # then corrects the integrations one by one. The jump product is the ramp before them: when
+    # one will change the store, it is written now rather than in the ramp fit's first pass.
+    correctors = (pipe.picture_frame, pipe.clean_flicker_noise)
+    if jump_writer is not None and any(not corrector.skip for corrector in correctors):
+        _write_store(products, jump_writer, jump, store)
+        jump_writer = None
+    for corrector in correctors:
         if corrector.skip:
             shell = corrector.run(shell)
             continue
@@ -278,13 +296,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
         _log_done(corrector, time.perf_counter() - t0, shell)
         if corrector.should_save():
             writer = products.start(shell, corrector.output_path(step_input), ramp_shapes)
-            data_buf = np.empty((ngroups, ny, nx), np.float32)
-            gdq_buf = np.empty((ngroups, ny, nx), np.uint8)
-            zf_buf = np.empty((ny, nx), np.float32) if has_zf else None
-            for i in range(nints):
-                store.read_integration(i, data_buf, gdq_buf, zf_buf)
-                _write_ramp(writer, i, data_buf, gdq_buf, zf_buf)
-            products.finish(writer, corrector)
+            _write_store(products, writer, corrector, store)
 
     # persistence (flagging happens in the pass below)
     persistence = pipe.persistence

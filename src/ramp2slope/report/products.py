@@ -21,8 +21,10 @@ STEP_SUFFIXES = ("dq_init", "saturation", "superbias", "refpix", "linearity", "d
 FIT_SUFFIXES = ("0_ramp_fit", "1_ramp_fit", "fitopt", "rateints", "rate")
 SUFFIXES = STEP_SUFFIXES + FIT_SUFFIXES
 #: Products read when present, never reported missing: only some runs make them (LIKELY's
-#: chi squared, with save_opt; clean_flicker_noise's fitted noise, background and mask).
-OPTIONAL_SUFFIXES = ("likely_chisq", "flicker_noise", "flicker_bkg", "mask")
+#: chi squared, with save_opt; picture_frame's correction and mask; clean_flicker_noise's fitted
+#: noise, background and mask).
+OPTIONAL_SUFFIXES = ("likely_chisq", "pctfrm_correction", "pctfrm_mask", "flicker_noise",
+                     "flicker_bkg", "mask")
 # Longest first, so that "_0_ramp_fit" and "_rateints" are recognised before shorter suffixes.
 _MATCH_ORDER = tuple(sorted(SUFFIXES + OPTIONAL_SUFFIXES + ("uncal",), key=len, reverse=True))
 

@@ -45,6 +45,10 @@ SECTIONS = (
     ("jump", "Cosmic-ray flagging (jump)",
      "Jumps in the ramps are flagged JUMP_DET in GROUPDQ; the data are not modified.",
      steps.section_jump),
+    ("picture_frame", "Picture frame (picture_frame)",
+     "Off by default, NIRSpec full frames only: the thermal picture frame (a brighter border), "
+     "scaled to each group's centre and edge background, is subtracted.",
+     steps.section_picture_frame),
     ("clean_flicker_noise", "1/f noise cleaning (clean_flicker_noise)",
      "Off by default: a background-only fit of the 1/f (flicker) noise in each group difference "
      "is removed from the ramp.", steps.section_clean_flicker_noise),

@@ -800,21 +800,95 @@ def _compare_dark(ctx, first, second, ref):
 
 
 # -------------------------------------------------------------------------------------------------
+# picture_frame (NIRSpec full frames; off by default)
+# -------------------------------------------------------------------------------------------------
+def _last_minus_first(product, integration=0):
+    last = product.shape()[1] - 1
+    return (product.plane("SCI", integration, last).astype(np.float64)
+            - product.plane("SCI", integration, 0))
+
+
+def _picture_frame_images(ctx):
+    """(before, correction) of the first integration's last-minus-first group, or None: the
+    step's input is the jump product, and the saved correction is its output minus that input."""
+    before, correction = ctx.get("jump"), ctx.get("pctfrm_correction")
+    if before is None or correction is None:
+        return None
+    return _last_minus_first(before), _last_minus_first(correction)
+
+
+def _frame_contrast(image, background=None):
+    """Median of the edge band minus median of the centre (the regions the step scales by)."""
+    from ..picture_frame import region_masks
+
+    usable = np.isfinite(image) if background is None else (background > 0) & np.isfinite(image)
+    center, edge = region_masks(usable)
+    if not center.any() or not edge.any():
+        return None
+    return float(np.median(image[edge]) - np.median(image[center]))
+
+
+def section_picture_frame(ctx, sec):
+    status = ctx.keyword("S_PCTFRM")
+    ran = str(status).upper() == "COMPLETE"
+    sec.table(["Keyword", "Value"], [("S_PCTFRM", status or "not recorded")],
+              caption="NIRSpec full frames only, off by default in jwst 3.0; when it runs, the "
+                      "report shows the scaled pattern it subtracted (ramp2slope run --report "
+                      "saves it with save_correction and save_mask).")
+    images = _picture_frame_images(ctx) if ran else None
+    if ran and images is None:
+        _missing(sec, ctx, "pctfrm_correction" if ctx.get("jump") is not None else "jump",
+                 "the subtracted picture frame")
+    if images is not None:
+        before, correction = images
+        after = before + correction
+        sec.figure(plots.show_image(-correction, *plots.auto_limits(-correction, 0.5, 99.5),
+                                    title="Subtracted picture frame", stretch="linear"),
+                   "The scaled PICTUREFRAME pattern the step subtracted, last group minus first "
+                   "group of the first integration.")
+        limits = plots.auto_limits(before, 0.5, 99.5)
+        sec.figure(plots.side_by_side(before, after, limits, None, "Before the correction",
+                                      "After the correction", stretch="linear"),
+                   "Last group minus first group of the first integration before and after "
+                   "picture_frame (linear stretch, shared scale): the frame is the brighter "
+                   "border.")
+
+    def contrast_reduced():
+        if not ran:
+            raise NotRun(f"the step did not run (S_PCTFRM={status})")
+        found = _picture_frame_images(ctx)
+        if found is None:
+            raise NotRun(f"no {ctx.products.rootname}_pctfrm_correction.fits (save_correction)")
+        before, correction = found
+        mask = ctx.get("pctfrm_mask")
+        background = mask.plane("SCI") if mask is not None else None
+        cb, ca = _frame_contrast(before, background), _frame_contrast(before + correction, background)
+        if cb is None or ca is None:
+            raise NotRun("no background pixels in the centre or the edge band")
+        return abs(ca) <= abs(cb), (f"edge-band minus centre median (last minus first group) "
+                                    f"{fmt(cb, 3)} DN before, {fmt(ca, 3)} DN after")
+    sec.check("Picture frame contrast reduced", "the edge-band minus centre median of the background "
+              "(last minus first group) is not larger after the correction than before",
+              contrast_reduced)
+
+
+# -------------------------------------------------------------------------------------------------
 # clean_flicker_noise (off by default; NIRCam users turn it on against 1/f striping)
 # -------------------------------------------------------------------------------------------------
 def _flicker_images(ctx):
     """(before, noise) of the first integration's last-minus-first group, or None.
 
-    The step's input is the jump product (picture_frame is not run on NIRCam); the saved noise
-    product is the cleaned ramp minus that input, so the cleaned image is before + noise.
+    The step's input is the jump product, corrected by picture_frame when that ran; the saved
+    noise product is the cleaned ramp minus that input, so the cleaned image is before + noise.
     """
     before, noise = ctx.get("jump"), ctx.get("flicker_noise")
     if before is None or noise is None:
         return None
-    last = ctx.ngroups - 1
-    image = before.plane("SCI", 0, last).astype(np.float64) - before.plane("SCI", 0, 0)
-    model = noise.plane("SCI", 0, last).astype(np.float64) - noise.plane("SCI", 0, 0)
-    return image, model
+    image = _last_minus_first(before)
+    frame = ctx.get("pctfrm_correction")
+    if frame is not None:
+        image += _last_minus_first(frame)
+    return image, _last_minus_first(noise)
 
 
 def _row_column_medians(image, rows, columns):
