@@ -95,3 +95,23 @@ def test_rate_recovers_the_injected_truth(runs):
         assert good.sum() > 50
         ratio = rate["SCI"].data[good] / truth.rate[good]
         assert abs(np.median(ratio) - 1) < 0.01
+
+
+@pytest.mark.oracle
+def test_ifu_rate_is_an_ifu_image_model_as_jwst(tmp_path):
+    # the official ramp fit makes the rate of an NRS_IFU exposure an IFUImageModel (stage 2's
+    # IFU pipeline expects one); the rateints stays a CubeModel
+    sim = _simulate(tmp_path / "sim", "NRS2", size=(2048, 64), ngroups=3, seed=5)
+    with fits.open(sim.uncal, mode="update") as hdul:
+        hdul[0].header["EXP_TYPE"] = "NRS_IFU"
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    jwst_oracle.run_official_detector1(sim.uncal, refs, tmp_path / "jwst", save_steps=())
+    jwst_oracle.run_ours_detector1(sim.uncal, refs, tmp_path / "ours", save_steps=())
+    for suffix, kind in (("rate", "IFUImageModel"), ("rateints", "CubeModel")):
+        with jwst_oracle.open_product(tmp_path / "jwst", sim.root, suffix) as a, \
+                jwst_oracle.open_product(tmp_path / "ours", sim.root, suffix) as b:
+            assert a[0].header["DATAMODL"] == b[0].header["DATAMODL"] == kind
+            np.testing.assert_allclose(b["SCI"].data, a["SCI"].data, rtol=1e-5, atol=1e-6)
+    stdatamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
+    with stdatamodels.open(str(tmp_path / "ours" / f"{sim.root}_rate.fits")) as rate:
+        assert type(rate).__name__ == "IFUImageModel"

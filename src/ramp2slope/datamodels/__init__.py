@@ -12,6 +12,7 @@ from .models import (
     DarkModel,
     DataModel,
     GuiderRawModel,
+    IFUImageModel,
     ImageModel,
     JwstDataModel,
     Level1bModel,
@@ -36,7 +37,7 @@ from .reference_models import (
 )
 
 __all__ = [
-    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "SuperstripeRampModel", "GuiderRawModel", "Level1bModel", "ImageModel",
+    "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "SuperstripeRampModel", "GuiderRawModel", "Level1bModel", "ImageModel", "IFUImageModel",
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",

@@ -193,8 +193,6 @@ def guess_model_class(path):
         return RampModel
     if model_type in MODEL_CLASSES:
         return MODEL_CLASSES[model_type]
-    if model_type == "IFUImageModel":
-        return ImageModel
     if sci_ndim is None:
         raise BadInputError(f"{path}: no SCI extension")
     if sci_ndim == 4 and not has_dq:

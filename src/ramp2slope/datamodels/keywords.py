@@ -27,6 +27,8 @@ _PRIMARY = {
     "instrument.channel": "CHANNEL",
     "instrument.filter": "FILTER",
     "instrument.pupil": "PUPIL",
+    "instrument.grating": "GRATING",
+    "instrument.lamp_mode": "LAMPMODE",
     "observation.date": "DATE-OBS",
     "observation.time": "TIME-OBS",
     "observation.program_number": "PROGRAM",

@@ -405,6 +405,25 @@ class ImageModel(DataModel):
     )
 
 
+class IFUImageModel(ImageModel):
+    """The rate of an IFU exposure (NIRSpec NRS_IFU, and IFU lamp exposures), as the official
+    ramp fit gives it: an ImageModel's arrays under the IFU model's name, which stage 2 expects."""
+
+    model_type = "IFUImageModel"
+
+
+#: EXP_TYPEs whose rate is an IFUImageModel, and those for which it is when LAMPMODE is IFU
+IFU_EXP_TYPES = ("NRS_IFU", "MIR_MRS")
+IFU_LAMP_EXP_TYPES = ("NRS_AUTOWAVE", "NRS_LAMP")
+
+
+def rate_model_class(model):
+    """ImageModel, or IFUImageModel for the exposures whose rate the official ramp fit makes one."""
+    exp_type = str(model.meta.exposure.type or "").upper()
+    lamp_ifu = exp_type in IFU_LAMP_EXP_TYPES and str(model.meta.instrument.lamp_mode or "").upper() == "IFU"
+    return IFUImageModel if exp_type in IFU_EXP_TYPES or lamp_ifu else ImageModel
+
+
 class CubeModel(DataModel):
     """Per-integration slope images (``_rateints``)."""
 
@@ -477,8 +496,8 @@ class JwstDataModel(DataModel):
 
 MODEL_CLASSES = {
     cls.model_type: cls
-    for cls in (RampModel, SuperstripeRampModel, GuiderRawModel, Level1bModel, ImageModel, CubeModel,
-                RampFitOutputModel, DarkModel)
+    for cls in (RampModel, SuperstripeRampModel, GuiderRawModel, Level1bModel, ImageModel,
+                IFUImageModel, CubeModel, RampFitOutputModel, DarkModel)
 }
 
 

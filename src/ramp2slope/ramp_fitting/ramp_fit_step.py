@@ -4,6 +4,7 @@ import logging
 import numpy as np
 
 from .. import datamodels
+from ..datamodels.models import rate_model_class
 from ..references import load_gain, load_readnoise
 from ..stpipe import Step
 from ..stpipe.naming import make_output_path
@@ -111,8 +112,9 @@ class RampFitStep(Step):
         return None
 
     def products(self, model, rate, rateints):
-        """The (rate ImageModel, rateints CubeModel) from the fitter's ``ImageProduct``s."""
-        rate = self._product(datamodels.ImageModel, model, rate)
+        """The (rate ImageModel, rateints CubeModel) from the fitter's ``ImageProduct``s; the rate
+        of an IFU exposure is an IFUImageModel, as officially."""
+        rate = self._product(rate_model_class(model), model, rate)
         rateints = self._product(datamodels.CubeModel, model, rateints)
         rateints.int_times = model.int_times
         stripes = getattr(model, "int_times_stripe", None)
