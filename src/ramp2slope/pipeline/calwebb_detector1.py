@@ -73,6 +73,10 @@ def validate_ramp(model, where, source=None):
         raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
     if is_guide_star_exposure(model):
         _refuse_guide_star_data(model, where)
+    if "IRS2" in str(model.meta.exposure.readpatt or "").upper() or max(data.shape[-2:]) > 2048:
+        raise BadInputError(f"{where}: NIRSpec IRS2 readouts (READPATT {model.meta.exposure.readpatt}, "
+                            f"{data.shape[-2]}x{data.shape[-1]} pixels) are not implemented in "
+                            f"ramp2slope; traditional readouts are")
     validate_timing(model, where)
     _validate_companions(model, where, source)
     fast, slow = (model.primary_header.get(k) for k in ("FASTAXIS", "SLOWAXIS"))
