@@ -202,12 +202,12 @@ def _dms_start(det_start, size, sign):
     return det_start if sign > 0 else NPIX + 2 - det_start - size
 
 
-def geometry(detector="NRCBLONG", subarray=None, size=None):
+def geometry(detector="NRCBLONG", subarray=None, size=None, origin=None):
     """Build the :class:`Geometry` for a named subarray, or for a (ny, nx) size.
 
-    ``size=(2048, 2048)`` is FULL. Any other size is a window anchored at the DMS origin
-    (SUBSTRT = 1, 1) named GENERIC, read through 4 outputs if it spans all 2048 columns and
-    through 1 output otherwise.
+    ``size=(2048, 2048)`` is FULL. Any other size is a window named GENERIC, read through 4
+    outputs if it spans all 2048 columns and through 1 output otherwise, anchored at ``origin``
+    (its 1-based stored (SUBSTRT2, SUBSTRT1)), by default the DMS origin (1, 1).
     """
     detector = str(detector).upper()
     if detector not in AXES:
@@ -221,6 +221,8 @@ def geometry(detector="NRCBLONG", subarray=None, size=None):
                                   f"simulated, not subarray {subarray!r}")
         if size is not None:   # given as stored; the model works in the untransposed frame
             size = (int(size[1]), int(size[0]))
+        if origin is not None:
+            origin = (int(origin[1]), int(origin[0]))
     if subarray is None:
         ny, nx = (NPIX, NPIX) if size is None else (int(size[0]), int(size[1]))
         if (ny, nx) == (NPIX, NPIX):
@@ -229,7 +231,12 @@ def geometry(detector="NRCBLONG", subarray=None, size=None):
             if not (8 <= ny <= NPIX and 8 <= nx <= NPIX):
                 raise Ramp2SlopeError(f"size {ny}x{nx} is outside 8..2048 pixels per axis")
             nout = 4 if nx == NPIX else 1
-            return Geometry(detector, "GENERIC", 1, 1, nx, ny, nout, fast, slow)
+            y0, x0 = (1, 1) if origin is None else (int(origin[0]), int(origin[1]))
+            if not (1 <= y0 <= NPIX - ny + 1 and 1 <= x0 <= NPIX - nx + 1):
+                raise Ramp2SlopeError(f"a {ny}x{nx} window at {origin} does not fit the detector")
+            return Geometry(detector, "GENERIC", x0, y0, nx, ny, nout, fast, slow)
+    if origin is not None:
+        raise Ramp2SlopeError("an origin is for a window given by its size")
     name = str(subarray).upper()
     if name not in _SUBARRAYS:
         raise Ramp2SlopeError(f"unknown subarray {subarray!r}; choose one of {', '.join(_SUBARRAYS)}")

@@ -205,7 +205,8 @@ def _time_tables(geom, ro):
 def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, readpatt="RAPID",
                       seed=0, detector="NRCBLONG", zeroframe=True, cr_rate=5.0, sky=None,
                       dark_nplanes=None, full_frame_refs=True, filter_name=None, pupil="CLEAR",
-                      program=1234, observation=1, visit=1, exposure=1):
+                      program=1234, observation=1, visit=1, exposure=1, origin=None,
+                      frame_time=None):
     """Simulate a raw near-infrared exposure with matching reference files and its truth.
 
     Parameters
@@ -243,9 +244,14 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     filter_name, pupil, program, observation, visit, exposure :
         Metadata (FILTER, PUPIL and the parts of the file name). The default filter is F444W
         for the long-wave detectors and F200W for the short-wave ones.
+    origin : (row, column), optional
+        1-based stored position (SUBSTRT2, SUBSTRT1) of a ``size`` window (default 1, 1).
+    frame_time : float, optional
+        TFRAME in seconds instead of the window's own (a striped readout reads fewer rows per
+        frame than the window it is cut from; see :mod:`.superstripe`).
     """
-    geom = geometry(detector, subarray=subarray, size=size)
-    ro = make_readout(readpatt, ngroups, nints, geom.frame_time, geom.detector)
+    geom = geometry(detector, subarray=subarray, size=size, origin=origin)
+    ro = make_readout(readpatt, ngroups, nints, frame_time or geom.frame_time, geom.detector)
     module, channel, default_filter, _ = DETECTOR_INFO[geom.detector]
     filt = str(filter_name or default_filter).upper()
     pupil = str(pupil).upper()
