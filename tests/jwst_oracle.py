@@ -152,3 +152,13 @@ def assert_slope_products_match(theirs, ours, root, suffix):
             np.testing.assert_allclose(b[ext].data, a[ext].data, rtol=1e-4, atol=1e-10, err_msg=ext)
         assert b["SCI"].header["BUNIT"] == "DN/s"
         assert b[0].header["INSTRUME"] == a[0].header["INSTRUME"]
+
+
+def run_both(sim, base, **kwargs):
+    """Both pipelines on a simulated exposure (``sim``: a SimulationResult) with its references,
+    into ``base/jwst`` and ``base/ours``; returns those two folders."""
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    theirs, ours = base / "jwst", base / "ours"
+    run_official_detector1(sim.uncal, refs, theirs, **kwargs)
+    run_ours_detector1(sim.uncal, refs, ours, **kwargs)
+    return theirs, ours

@@ -32,11 +32,7 @@ def runs(request, tmp_path_factory):
 
     base = tmp_path_factory.mktemp(request.param)
     sim = simulate_exposure(base / "sim", **CASES[request.param])
-    refs = {k: str(v) for k, v in sim.refs.items()}
-    theirs, ours = base / "jwst", base / "ours"
-    with_opt = {"ramp_fit": {"save_opt": True}}
-    jwst_oracle.run_official_detector1(sim.uncal, refs, theirs, steps=with_opt)
-    jwst_oracle.run_ours_detector1(sim.uncal, refs, ours, steps=with_opt)
+    theirs, ours = jwst_oracle.run_both(sim, base, steps={"ramp_fit": {"save_opt": True}})
     return sim, theirs, ours
 
 

@@ -327,11 +327,9 @@ def simulated_soss(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("sim_stripes")
     sim = simulate_superstripe_exposure(base / "sim", nints=2, ngroups=4, seed=17)
-    refs = {k: str(v) for k, v in sim.refs.items()}
-    saved = ("dq_init", "saturation", "superbias", "refpix", "jump")
-    jwst_oracle.run_official_detector1(sim.uncal, refs, base / "theirs", save_steps=saved)
-    jwst_oracle.run_ours_detector1(sim.uncal, refs, base / "ours", save_steps=saved)
-    return sim, base / "theirs", base / "ours"
+    theirs, ours = jwst_oracle.run_both(
+        sim, base, save_steps=("dq_init", "saturation", "superbias", "refpix", "jump"))
+    return sim, theirs, ours
 
 
 @pytest.mark.slow

@@ -58,10 +58,7 @@ def runs(request, tmp_path_factory):
     jwst_oracle.require_jwst()
     base = tmp_path_factory.mktemp(request.param)
     sim = _simulate(base / "sim", **CASES[request.param])
-    refs = {k: str(v) for k, v in sim.refs.items()}
-    theirs, ours = base / "jwst", base / "ours"
-    jwst_oracle.run_official_detector1(sim.uncal, refs, theirs)
-    jwst_oracle.run_ours_detector1(sim.uncal, refs, ours)
+    theirs, ours = jwst_oracle.run_both(sim, base)
     return sim, theirs, ours
 
 

@@ -828,38 +828,61 @@ def _frame_contrast(image, background=None):
     return float(np.median(image[edge]) - np.median(image[center]))
 
 
-def section_picture_frame(ctx, sec):
-    status = ctx.keyword("S_PCTFRM")
+def _change_figures(sec, before, change, shown, title, caption, what, after_caption):
+    """Two figures: ``shown`` (the step's change, as the step applied or removed it) and the image
+    before and after (``before + change``), which is returned."""
+    after = before + change
+    sec.figure(plots.show_image(shown, *plots.auto_limits(shown, 0.5, 99.5), title=title,
+                                stretch="linear"), caption)
+    limits = plots.auto_limits(before, 0.5, 99.5)
+    sec.figure(plots.side_by_side(before, after, limits, None, f"Before {what}", f"After {what}",
+                                  stretch="linear"),
+               f"Last group minus first group of the first integration before and after "
+               f"{after_caption}")
+    return after
+
+
+def _images_for_check(ctx, ran, status, images_of, product, option):
+    """A check's (before, change) images of an optional step; NotRun when it did not run or did
+    not save ``product`` (the step's ``option``)."""
+    if not ran:
+        raise NotRun(f"the step did not run ({status})")
+    found = images_of(ctx)
+    if found is None:
+        raise NotRun(f"no {ctx.products.rootname}_{product}.fits ({option})")
+    return found
+
+
+def _optional_step(ctx, sec, keyword, caption, images_of, product, what):
+    """The status table of a step that is off by default, and its (before, change) images when
+    it ran and saved them (None otherwise, saying which product is missing). Returns
+    ``(status, ran, images)``."""
+    status = ctx.keyword(keyword)
     ran = str(status).upper() == "COMPLETE"
-    sec.table(["Keyword", "Value"], [("S_PCTFRM", status or "not recorded")],
-              caption="NIRSpec full frames only, off by default in jwst 3.0; when it runs, the "
-                      "report shows the scaled pattern it subtracted (ramp2slope run --report "
-                      "saves it with save_correction and save_mask).")
-    images = _picture_frame_images(ctx) if ran else None
+    sec.table(["Keyword", "Value"], [(keyword, status or "not recorded")], caption=caption)
+    images = images_of(ctx) if ran else None
     if ran and images is None:
-        _missing(sec, ctx, "pctfrm_correction" if ctx.get("jump") is not None else "jump",
-                 "the subtracted picture frame")
+        _missing(sec, ctx, product if ctx.get("jump") is not None else "jump", what)
+    return status, ran, images
+
+
+def section_picture_frame(ctx, sec):
+    status, ran, images = _optional_step(
+        ctx, sec, "S_PCTFRM", "NIRSpec full frames only, off by default in jwst 3.0; when it runs, "
+        "the report shows the scaled pattern it subtracted (ramp2slope run --report saves it with "
+        "save_correction and save_mask).", _picture_frame_images, "pctfrm_correction",
+        "the subtracted picture frame")
     if images is not None:
         before, correction = images
-        after = before + correction
-        sec.figure(plots.show_image(-correction, *plots.auto_limits(-correction, 0.5, 99.5),
-                                    title="Subtracted picture frame", stretch="linear"),
-                   "The scaled PICTUREFRAME pattern the step subtracted, last group minus first "
-                   "group of the first integration.")
-        limits = plots.auto_limits(before, 0.5, 99.5)
-        sec.figure(plots.side_by_side(before, after, limits, None, "Before the correction",
-                                      "After the correction", stretch="linear"),
-                   "Last group minus first group of the first integration before and after "
-                   "picture_frame (linear stretch, shared scale): the frame is the brighter "
-                   "border.")
+        _change_figures(sec, before, correction, -correction, "Subtracted picture frame",
+                        "The scaled PICTUREFRAME pattern the step subtracted, last group minus "
+                        "first group of the first integration.", "the correction",
+                        "picture_frame (linear stretch, shared scale): the frame is the brighter "
+                        "border.")
 
     def contrast_reduced():
-        if not ran:
-            raise NotRun(f"the step did not run (S_PCTFRM={status})")
-        found = _picture_frame_images(ctx)
-        if found is None:
-            raise NotRun(f"no {ctx.products.rootname}_pctfrm_correction.fits (save_correction)")
-        before, correction = found
+        before, correction = _images_for_check(ctx, ran, f"S_PCTFRM={status}", _picture_frame_images,
+                                               "pctfrm_correction", "save_correction")
         mask = ctx.get("pctfrm_mask")
         background = mask.plane("SCI") if mask is not None else None
         cb, ca = _frame_contrast(before, background), _frame_contrast(before + correction, background)
@@ -906,28 +929,17 @@ def _science_region(ctx):
 
 
 def section_clean_flicker_noise(ctx, sec):
-    status = ctx.keyword("S_CLNFNS")
-    ran = str(status).upper() == "COMPLETE"
-    sec.table(["Keyword", "Value"], [("S_CLNFNS", status or "not recorded")],
-              caption="The step is off by default in jwst 3.0; when it runs, the report shows the "
-                      "fitted noise it removed (ramp2slope run --report saves it with save_noise "
-                      "and save_mask).")
-    images = _flicker_images(ctx) if ran else None
-    if ran and images is None:
-        _missing(sec, ctx, "flicker_noise" if ctx.get("jump") is not None else "jump",
-                 "the fitted flicker noise")
+    status, ran, images = _optional_step(
+        ctx, sec, "S_CLNFNS", "The step is off by default in jwst 3.0; when it runs, the report "
+        "shows the fitted noise it removed (ramp2slope run --report saves it with save_noise and "
+        "save_mask).", _flicker_images, "flicker_noise", "the fitted flicker noise")
     if images is not None:
         before, model = images
-        after = before + model
-        sec.figure(plots.show_image(model, *plots.auto_limits(model, 0.5, 99.5),
-                                    title="Fitted flicker-noise model", stretch="linear"),
-                   "The noise the step added to the ramp (cleaned minus input), last group minus "
-                   "first group of the first integration: 1/f noise appears as row stripes.")
-        limits = plots.auto_limits(before, 0.5, 99.5)
-        sec.figure(plots.side_by_side(before, after, limits, None, "Before cleaning",
-                                      "After cleaning", stretch="linear"),
-                   "Last group minus first group of the first integration before and after "
-                   "clean_flicker_noise (linear stretch, shared scale).")
+        after = _change_figures(
+            sec, before, model, model, "Fitted flicker-noise model",
+            "The noise the step added to the ramp (cleaned minus input), last group minus first "
+            "group of the first integration: 1/f noise appears as row stripes.", "cleaning",
+            "clean_flicker_noise (linear stretch, shared scale).")
         rows, columns = _science_region(ctx)
         rb, cb = _row_column_medians(before, rows, columns)
         ra, ca = _row_column_medians(after, rows, columns)
@@ -950,12 +962,8 @@ def section_clean_flicker_noise(ctx, sec):
                        f"{percent(int((plane > 0).sum()), plane.size)} of the pixels are background.")
 
     def striping_reduced():
-        if not ran:
-            raise NotRun(f"the step did not run (S_CLNFNS={status})")
-        found = _flicker_images(ctx)
-        if found is None:
-            raise NotRun(f"no {ctx.products.rootname}_flicker_noise.fits (save_noise)")
-        before, model = found
+        before, model = _images_for_check(ctx, ran, f"S_CLNFNS={status}", _flicker_images,
+                                          "flicker_noise", "save_noise")
         rows, columns = _science_region(ctx)
         rb, _ = _row_column_medians(before, rows, columns)
         ra, _ = _row_column_medians(before + model, rows, columns)
