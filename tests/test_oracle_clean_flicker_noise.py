@@ -209,6 +209,22 @@ def test_fft_on_nircam_fails_as_jwst_and_leaves_the_data(sub160):
     np.testing.assert_array_equal(out.data, before.data)
 
 
+@pytest.mark.oracle
+@pytest.mark.slow
+@pytest.mark.parametrize("detector", ["NRS1", "NRS2"])
+def test_nsclean_full_frame_matches_jwst(tmp_path, monkeypatch, detector):
+    # fit_method='fft': NSClean in the detector frame (NRS2 is also flipped there)
+    ramp, refs, _ = _ramp(tmp_path, detector=detector, readpatt="NRSRAPID", ngroups=3, nints=1,
+                          seed=8)
+    theirs = _theirs(ramp, refs, monkeypatch, fit_method="fft")
+    ours = _ours(ramp, refs, fit_method="fft")
+    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
+        == "COMPLETE"
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    change = np.abs(ours.data - datamodels.open(ramp).data)
+    assert change[:, 0].max() == 0 and change[:, 1:].max(axis=(2, 3)).min() > 0.5
+
+
 @pytest.mark.parametrize("option,message", [({"fit_method": "fft"}, "NSClean"),
                                             ({"mask_science_regions": True}, "WCS")])
 def test_nirspec_choices_not_implemented_are_refused(tmp_path, option, message):

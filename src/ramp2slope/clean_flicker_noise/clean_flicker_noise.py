@@ -27,6 +27,7 @@ from numba import njit, prange
 
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
+from .nsclean import nsclean_full_frame
 
 __all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "model_background",
            "default_box_size", "scene_mask",
@@ -381,10 +382,12 @@ def median_clean(image, mask, slow_axis_rows, fit_by_channel=False):
 
 
 def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_axis_rows=True,
-                fit_by_channel=False, flat=None, background_box_size=None):
+                fit_by_channel=False, flat=None, background_box_size=None, fit_method="median",
+                detector=None):
     """One cleaned image (float32) and its background, or (None, None) when the mask is empty.
 
     ``image`` is a float32 array the function may modify; ``mask`` is modified in place.
+    ``fit_method='fft'`` fits NIRSpec full frames (``detector`` NRS1 or NRS2) with NSClean.
     """
     if flat is not None:
         image /= flat
@@ -400,7 +403,15 @@ def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_ax
         subtracted = image - background
         if n_sigma > 0:
             clip_to_background(subtracted, mask, n_sigma, n_sigma, lower_half_only=True)
-    cleaned = median_clean(subtracted, mask, slow_axis_rows, fit_by_channel)
+    if fit_method == "fft":
+        try:
+            cleaned = nsclean_full_frame(subtracted, mask, detector)
+        except np.linalg.LinAlgError:
+            raise Ramp2SlopeError("clean_flicker_noise: NSClean's fit of a detector line is "
+                                  "singular (jwst marks the step FAILED); use fit_method='median'") \
+                from None
+    else:
+        cleaned = median_clean(subtracted, mask, slow_axis_rows, fit_by_channel)
     cleaned += background
     if flat is not None:
         cleaned *= flat

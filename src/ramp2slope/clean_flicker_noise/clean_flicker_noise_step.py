@@ -15,6 +15,9 @@ __all__ = ["CleanFlickerNoiseStep"]
 
 log = logging.getLogger("ramp2slope")
 
+#: EXP_TYPEs jwst fits in frequency space (NSClean) with fit_method='fft'
+NSCLEAN_EXP_TYPES = ("NRS_MSASPEC", "NRS_IFU", "NRS_FIXEDSLIT", "NRS_BRIGHTOBJ")
+
 
 def load_flat(path, model):
     """The FLAT's SCI cut out to the science window, float32.
@@ -78,19 +81,29 @@ class CleanFlickerNoiseStep(Step):
                                       f"(median fit with background_method 'median', 'model' or None only)")
 
     # -- setting up -------------------------------------------------------------------------------
-    def _usable(self, model):
-        """None if the step can run on ``model``; else the reason jwst would give up."""
+    def wanted_references(self, model):
+        self._refuse(model)   # before any step runs
+        return super().wanted_references(model)
+
+    def _refuse(self, model):
+        """One-line errors for what ramp2slope does not implement on this exposure."""
         exp_type = str(model.meta.exposure.type or "").upper()
         if exp_type.startswith("NRS") and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIRSpec needs its WCS "
                                   f"(assign_wcs, msaflagopen), which ramp2slope does not compute")
-        if exp_type.startswith("NRS") and self.fit_method == "fft":
-            raise Ramp2SlopeError(f"{self.name}: fit_method='fft' (NSClean) is not implemented in "
-                                  f"ramp2slope; fit_method='median' is")
         if exp_type == "NIS_SOSS" and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIS_SOSS (trace masks) "
                                   f"is not available in ramp2slope")
-        if self.fit_method == "fft":
+        if self.fit_method == "fft" and exp_type in NSCLEAN_EXP_TYPES \
+                and tuple(model.shape[-2:]) != (2048, 2048):
+            raise Ramp2SlopeError(f"{self.name}: fit_method='fft' (NSClean) on NIRSpec subarrays "
+                                  f"is not implemented in ramp2slope; full frames are")
+
+    def _usable(self, model):
+        """None if the step can run on ``model``; else the reason jwst would give up."""
+        self._refuse(model)
+        exp_type = str(model.meta.exposure.type or "").upper()
+        if self.fit_method == "fft" and exp_type not in NSCLEAN_EXP_TYPES:
             # jwst fits in frequency space for NIRSpec spectroscopy only
             return f"Fit method 'fft' cannot be applied to exp_type {exp_type}"
         return None
@@ -106,7 +119,9 @@ class CleanFlickerNoiseStep(Step):
                                   f"direction is needed to fit the 1/f stripes")
         return dict(background_method=self.background_method, n_sigma=self.n_sigma,
                     background_box_size=self.background_box_size,
-                    slow_axis_rows=abs(int(slowaxis)) == 2, fit_by_channel=fit_by_channel)
+                    slow_axis_rows=abs(int(slowaxis)) == 2, fit_by_channel=fit_by_channel,
+                    fit_method=self.fit_method,
+                    detector=str(model.meta.instrument.detector or "").upper())
 
     def _flat(self, model):
         if not self.apply_flat_field:
