@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
-from .nsclean import nsclean_full_frame
+from .nsclean import ALLSLITS_CUTOFFS, SUBARRAY_CUTOFFS, nsclean_full_frame, nsclean_subarray
 
 __all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "model_background",
            "default_box_size", "scene_mask",
@@ -381,13 +381,30 @@ def median_clean(image, mask, slow_axis_rows, fit_by_channel=False):
     return cleaned if slow_axis_rows else np.ascontiguousarray(cleaned.T)
 
 
+def _nsclean(image, mask, detector, subarray):
+    # where jwst marks the step FAILED and leaves the data, a one-line error here
+    try:
+        if image.shape == (2048, 2048):
+            return nsclean_full_frame(image, mask, detector)
+        cutoffs = ALLSLITS_CUTOFFS if str(subarray).upper() == "ALLSLITS" else SUBARRAY_CUTOFFS
+        cleaned = nsclean_subarray(image, mask, detector, cutoffs)
+    except np.linalg.LinAlgError:
+        raise Ramp2SlopeError("clean_flicker_noise: NSClean's fit is singular (jwst marks the step "
+                              "FAILED); use fit_method='median'") from None
+    if cleaned is None:
+        raise Ramp2SlopeError("clean_flicker_noise: no background pixel left for NSClean (jwst "
+                              "marks the step FAILED)")
+    return cleaned
+
+
 def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_axis_rows=True,
                 fit_by_channel=False, flat=None, background_box_size=None, fit_method="median",
-                detector=None):
+                detector=None, subarray=None):
     """One cleaned image (float32) and its background, or (None, None) when the mask is empty.
 
     ``image`` is a float32 array the function may modify; ``mask`` is modified in place.
-    ``fit_method='fft'`` fits NIRSpec full frames (``detector`` NRS1 or NRS2) with NSClean.
+    ``fit_method='fft'`` fits NIRSpec images (``detector`` NRS1 or NRS2; ``subarray`` picks the
+    subarray fit's frequency cut-offs) with NSClean.
     """
     if flat is not None:
         image /= flat
@@ -404,12 +421,7 @@ def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_ax
         if n_sigma > 0:
             clip_to_background(subtracted, mask, n_sigma, n_sigma, lower_half_only=True)
     if fit_method == "fft":
-        try:
-            cleaned = nsclean_full_frame(subtracted, mask, detector)
-        except np.linalg.LinAlgError:
-            raise Ramp2SlopeError("clean_flicker_noise: NSClean's fit of a detector line is "
-                                  "singular (jwst marks the step FAILED); use fit_method='median'") \
-                from None
+        cleaned = _nsclean(subtracted, mask, detector, subarray)
     else:
         cleaned = median_clean(subtracted, mask, slow_axis_rows, fit_by_channel)
     cleaned += background

@@ -94,10 +94,6 @@ class CleanFlickerNoiseStep(Step):
         if exp_type == "NIS_SOSS" and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIS_SOSS (trace masks) "
                                   f"is not available in ramp2slope")
-        if self.fit_method == "fft" and exp_type in NSCLEAN_EXP_TYPES \
-                and tuple(model.shape[-2:]) != (2048, 2048):
-            raise Ramp2SlopeError(f"{self.name}: fit_method='fft' (NSClean) on NIRSpec subarrays "
-                                  f"is not implemented in ramp2slope; full frames are")
 
     def _usable(self, model):
         """None if the step can run on ``model``; else the reason jwst would give up."""
@@ -121,7 +117,8 @@ class CleanFlickerNoiseStep(Step):
                     background_box_size=self.background_box_size,
                     slow_axis_rows=abs(int(slowaxis)) == 2, fit_by_channel=fit_by_channel,
                     fit_method=self.fit_method,
-                    detector=str(model.meta.instrument.detector or "").upper())
+                    detector=str(model.meta.instrument.detector or "").upper(),
+                    subarray=model.meta.subarray.name)
 
     def _flat(self, model):
         if not self.apply_flat_field:

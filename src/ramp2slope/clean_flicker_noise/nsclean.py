@@ -1,4 +1,4 @@
-"""NSClean: NIRSpec's 1/f noise fitted in frequency space (Rauscher 2023), for full frames.
+"""NSClean: NIRSpec's 1/f noise fitted in frequency space (Rauscher 2023).
 
 jwst 3.0.0's clean_flicker_noise uses it with ``fit_method='fft'`` on NIRSpec spectroscopy. In
 the detector frame (the stored image transposed, and for NRS2 flipped), each line's background
@@ -8,9 +8,13 @@ rolled off by a cosine low-pass filter, smoothed slightly along the dispersion d
 subtracted. The arithmetic follows jwst's NumPy operations and dtypes one by one, so the result
 is the same to the last bit on the same machine.
 """
+import logging
+
 import numpy as np
 
-__all__ = ["lowpass_filter", "nsclean_full_frame"]
+__all__ = ["lowpass_filter", "nsclean_full_frame", "nsclean_subarray"]
+
+log = logging.getLogger("ramp2slope")
 
 #: jwst's defaults: half-power frequency of the low-pass filter and its cosine roll-off width
 #: (1/pixel), the outlier threshold for the line fits, the width of the density kernel and of
@@ -114,3 +118,113 @@ def nsclean_full_frame(image, mask, detector):
                                s=background.shape)
     data -= background
     return _from_detector(data, detector)
+
+
+# -- subarrays ------------------------------------------------------------------------------------
+#: Frequency cut-offs (Hz) of the subarray fit: unity gain below the first, a cosine roll-off to
+#: zero at the second, zero up to the third and a cosine roll-on to unity at the fourth; ALLSLITS
+#: fits fewer high frequencies, as in jwst
+SUBARRAY_CUTOFFS = (1061, 1211, 49943, 49957)
+ALLSLITS_CUTOFFS = (150, 200, 49943, 49957)
+LINE_OVERHEAD = np.int32(12)        # pixel times of the new-line overhead of each detector line
+PIXEL_TIME = np.float32(10.0e-6)    # seconds per pixel
+CHUNK_PIXELS = 512                  # background pixels per fitted block of lines
+MIN_BACKGROUND_FRACTION = 0.05
+SUBARRAY_OUTLIER_SIGMA = 4
+
+
+def _cutoff_gain(freq, cutoffs):
+    gain = np.zeros(len(freq), dtype=np.float32)
+    gain[freq < cutoffs[0]] = 1.0
+    here = np.logical_and(cutoffs[0] <= freq, freq < cutoffs[1])
+    gain[here] = 0.5 * (np.cos((np.pi / (cutoffs[1] - cutoffs[0])) * (freq[here] - cutoffs[0])) + 1)
+    here = np.logical_and(cutoffs[2] <= freq, freq < cutoffs[3])
+    gain[here] = 0.5 * (np.cos((np.pi / (cutoffs[3] - cutoffs[2])) * (freq[here] - cutoffs[2])
+                               + np.pi) + 1)
+    gain[freq >= cutoffs[3]] = 1.0
+    return gain
+
+
+def _block_model(data, mask, cutoffs):
+    """The fitted noise of a block of detector lines, seen as one time series of pixel reads
+    (each line followed by its overhead): its background pixels fitted with the series' Fourier
+    frequencies the cut-offs keep, weighted by the inverse local density of background reads."""
+    data = np.array(data, dtype=np.float32)
+    mask = np.array(mask, dtype=np.bool_)
+    ny, nx = np.int32(data.shape[0]), np.int32(data.shape[1])
+    fc = np.array(cutoffs, dtype=np.float32)
+    n = np.int32(ny * (nx + LINE_OVERHEAD))
+    freq = np.array(np.fft.rfftfreq(n, PIXEL_TIME), dtype=np.float32)
+    sigma = np.float32(1 / ((cutoffs[0] + cutoffs[1]) / 2) / PIXEL_TIME / 2 / 4)
+    mask[np.isnan(data)] = False
+    gain = _cutoff_gain(freq, fc)
+    reads = (np.arange(ny).reshape((-1, 1)) * (nx + LINE_OVERHEAD)
+             + np.arange(nx).reshape((1, -1)))[mask].reshape((-1, 1))
+    kept = np.arange(len(freq))[gain > 0.0].reshape((1, -1))
+    basis = np.array(np.exp(2 * np.pi * 1j * reads * kept / n) / reads.shape[0], dtype=np.complex64)
+    times = np.arange(n, dtype=np.float32)
+    kernel = np.exp(-((times - np.float32(n // 2 + 1)) ** 2) / sigma ** 2 / 2) / sigma / np.sqrt(2 * np.pi)
+    series_mask = np.hstack((mask, np.zeros((ny, LINE_OVERHEAD), dtype=np.bool_))).flatten()
+    with np.errstate(divide="ignore"):
+        weights = 1 / np.fft.irfft(np.fft.rfft(np.array(series_mask, dtype=np.float32))
+                                   * np.fft.rfft(np.fft.ifftshift(kernel)), n)
+    weights = weights[series_mask]
+    weights[~np.isfinite(weights)] = 0.0
+    design = weights.reshape((-1, 1)) * basis
+    adjoint = np.conjugate(design.transpose())
+    solver = np.matmul(np.linalg.inv(np.matmul(adjoint, design)), adjoint)
+    spectrum = np.zeros(len(freq), dtype=np.complex64)
+    spectrum[gain > 0.0] = np.matmul(solver * weights.reshape((1, -1)), data[mask])
+    spectrum *= n / reads.shape[0]
+    return np.fft.irfft(spectrum * gain, n).reshape((ny, -1))[:, :nx]
+
+
+def nsclean_subarray(image, mask, detector, cutoffs=SUBARRAY_CUTOFFS):
+    """Clean a NIRSpec subarray image (stored orientation): overlapping blocks of detector lines
+    holding about CHUNK_PIXELS background pixels each are fitted (:func:`_block_model`) and their
+    models blended with triangular weights. Returns the cleaned image (a new float64 array as
+    jwst's), or None when no line has a background pixel."""
+    image = _to_detector(image, detector)
+    mask = _to_detector(mask, detector)
+    # pixels far from the background level, and their four neighbours, are not background
+    centre = np.median(image[mask])
+    spread = 1.4825 * np.median(np.abs((image - centre)[mask]))
+    outlier = mask & (np.abs(image - centre) > SUBARRAY_OUTLIER_SIGMA * spread)
+    mask = mask & (~outlier)
+    mask[1:] = mask[1:] & (~outlier[:-1])
+    mask[:-1] = mask[:-1] & (~outlier[1:])
+    mask[:, 1:] = mask[:, 1:] & (~outlier[:, :-1])
+    mask[:, :-1] = mask[:, :-1] & (~outlier[:, 1:])
+    per_line = np.sum(mask, axis=1)
+    cumulative = np.array([0] + list(np.cumsum(per_line)))
+    lines = np.arange(mask.shape[0])[per_line > 0]
+    if lines.size == 0:
+        return None
+    first, last = np.amin(lines), np.amax(lines)
+    blocks = []
+    while first <= last:
+        stop = 0
+        for stop in range(first + 1, last + 2):
+            if cumulative[stop] - cumulative[first] > CHUNK_PIXELS \
+                    and cumulative[-1] - cumulative[first] > 1.5 * CHUNK_PIXELS:
+                break
+        size = stop - first
+        if np.mean(mask[first:first + size]) > MIN_BACKGROUND_FRACTION:
+            block = _block_model(image[first:first + size], mask[first:first + size], cutoffs)
+        else:
+            log.warning("clean_flicker_noise: too few background pixels for NSClean around "
+                        "detector line %d; no correction there", first)
+            block = np.zeros(image[first:first + size].shape)
+        blocks.append((first, size, block))
+        if stop == last + 1:
+            break
+        first += max(int(np.round(size / 2)), 1)
+    model = np.zeros(image.shape)
+    total = np.zeros(image.shape)
+    for first, size, block in blocks:
+        taper = 1.001 - np.abs(np.linspace(-1, 1, size))[:, np.newaxis]
+        model[first:first + size] += taper * block
+        total[first:first + size] += taper
+    total[model == 0] = 1
+    model /= total
+    return _from_detector(image - model, detector)
