@@ -33,6 +33,7 @@ from .reference_models import (
     SuperBiasModel,
     TrapDensityModel,
     TrapParsModel,
+    IRS2Model,
     TrapsFilledModel,
 )
 
@@ -41,4 +42,5 @@ __all__ = [
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
+    "IRS2Model",
 ]

@@ -73,6 +73,8 @@ TrapDensityModel = _reference("TrapDensityModel", "trapdensity", [
 ])
 TrapParsModel = _reference("TrapParsModel", "trappars", [], tables=("trappars_table",),
                            primary=None, table_extnames={"trappars_table": "TRAPPARS"})
+IRS2Model = _reference("IRS2Model", "refpix", [], tables=("irs2_table", "dq_table"), primary=None,
+                       table_extnames={"irs2_table": "IRS2", "dq_table": "DQ"})
 
 
 class TrapsFilledModel(DataModel):
@@ -85,7 +87,7 @@ class TrapsFilledModel(DataModel):
 REFERENCE_MODEL_CLASSES = (
     GainModel, ReadnoiseModel, SaturationModel, MaskModel, SuperBiasModel, LinearityModel,
     DarkNirspecModel, IPCModel, PersistenceSatModel, TrapDensityModel, TrapParsModel,
-    TrapsFilledModel,
+    TrapsFilledModel, IRS2Model,
 )
 
 #: the reference model classes for each reference type

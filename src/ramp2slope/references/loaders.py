@@ -17,6 +17,7 @@ from astropy.io import fits
 from ..errors import ReferenceFileError
 from .dq_def import translate_dq
 from ..datamodels.raw_image import ImageLayout
+from ..datamodels.irs2_layout import science_shape
 from .subarray import cutout_slices, science_box, subarray_box
 
 _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
@@ -239,10 +240,11 @@ class _RefFile:
         self.hdulist.close()
 
 
-def _require_shape(ref, array, model, what):
-    if array is not None and array.shape[-2:] != model.shape[-2:]:
+def _require_shape(ref, array, model, what, expected=None):
+    expected = tuple(model.shape[-2:]) if expected is None else tuple(expected)
+    if array is not None and array.shape[-2:] != expected:
         raise ReferenceFileError(f"{ref.path}: {what} is {array.shape[-2]}x{array.shape[-1]}, "
-                                 f"the science data are {model.shape[-2]}x{model.shape[-1]}")
+                                 f"the science data are {expected[0]}x{expected[1]}")
 
 
 @dataclass
@@ -274,7 +276,8 @@ def load_saturation(path, model):
     ref = _RefFile(path, "SATURATION", model)
     try:
         data = ref.cut("SCI", model)
-        _require_shape(ref, data, model, "SCI")
+        # an IRS2 threshold covers the science pixels only, not the interleaved reference samples
+        _require_shape(ref, data, model, "SCI", science_shape(model))
         dq = ref.dq(model)
         if dq is None:
             dq = np.zeros(data.shape, np.uint32)
@@ -516,6 +519,40 @@ def load_ipc(path, model):
         ref.close()
 
 
+@dataclass
+class IRS2RefpixRef:
+    path: str
+    irs2_table: np.ndarray    # fields alpha_0..3, beta_0..3: float32 (real, imag) pairs
+    dq_table: tuple = None    # the DQ table's (output, odd_even, mask) columns, or None
+
+
+_IRS2_FIELDS = tuple(f"{kind}_{k}" for kind in ("alpha", "beta") for k in range(4))
+
+
+def load_irs2_refpix(path, model):
+    """The REFPIX reference of an IRS2 exposure: its Fourier coefficient table and DQ table."""
+    ref = _RefFile(path, "REFPIX", model)
+    try:
+        table = ref.table("IRS2")
+        names = {n.lower(): n for n in (table.columns.names if table is not None else ())}
+        missing = [f for f in _IRS2_FIELDS if f not in names]
+        if missing:
+            raise ReferenceFileError(f"{path}: no IRS2 table with columns {', '.join(_IRS2_FIELDS)}"
+                                     f" (missing {', '.join(missing)})")
+        irs2 = np.rec.fromarrays([np.array(table.field(names[f]), dtype=np.float32)
+                                  for f in _IRS2_FIELDS], names=list(_IRS2_FIELDS))
+        dq = ref.table("DQ")
+        dq_table = None
+        if dq is not None and len(dq) > 0:
+            try:
+                dq_table = tuple(np.array(dq.field(name)) for name in ("output", "odd_even", "mask"))
+            except KeyError as exc:
+                raise ReferenceFileError(f"{path}: the DQ table has no column {exc}") from None
+        return IRS2RefpixRef(path, irs2, dq_table)
+    finally:
+        ref.close()
+
+
 def describe(path):
     """The value recorded in the R_* keyword: the absolute path (or N/A)."""
     return path if path == "N/A" else os.path.abspath(path)
@@ -540,7 +577,8 @@ def check_reference(path, reftype, model):
             # collated ramp: both are checked when loaded
             return
         if reftype.lower() == "dark":
-            if tuple(shape[-2:]) != tuple(model.shape[-2:]):
+            # an IRS2 exposure reaches dark_current without its reference samples
+            if tuple(shape[-2:]) != science_shape(model):
                 raise ReferenceFileError(
                     f"{path}: dark is {shape[-2]}x{shape[-1]} but the science data are "
                     f"{model.shape[-2]}x{model.shape[-1]} (darks are not cut out: use a dark for "

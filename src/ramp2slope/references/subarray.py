@@ -2,13 +2,16 @@
 from ..errors import ReferenceFileError
 
 FULL_SIZE = 2048
+#: rows of a NIRSpec IRS2 full frame (n=16, r=4), the only size jwst lets disagree with SUBSIZE2
+IRS2_ROWS = 3200
 
 
 def subarray_box(header, shape, where):
     """(xstart, ystart, xsize, ysize), 1-based starts, from SUBSTRT/SUBSIZE or the array shape.
 
     A file without the keywords is taken as full frame if its array is 2048x2048; a SUBSIZE that
-    disagrees with the array is replaced by the array size (the IRS2 layout relies on this).
+    disagrees with the array is replaced by the array size, except SUBSIZE2 = 2048 on the 3200
+    rows of a NIRSpec IRS2 array (jwst's exception: such a file still covers the 2048 detector rows).
     """
     ny, nx = shape[-2:]
     values = [header.get(k) for k in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")]
@@ -18,11 +21,12 @@ def subarray_box(header, shape, where):
         raise ReferenceFileError(f"{where}: SUBSTRT1/2 and SUBSIZE1/2 are missing and the "
                                  f"array ({ny}x{nx}) is not full frame")
     xstart, ystart, xsize, ysize = (int(v) for v in values)
-    if xsize != nx:
-        xsize = nx
-    if ysize != ny:
-        ysize = ny
-    return xstart, ystart, xsize, ysize
+    return xstart, ystart, nx, _rows(ysize, ny)
+
+
+def _rows(ysize, ny):
+    """SUBSIZE2, or the array's rows when they disagree, but for IRS2's 2048 of 3200 rows."""
+    return ysize if ysize == ny or (ysize == FULL_SIZE and ny == IRS2_ROWS) else ny
 
 
 def science_box(model):
@@ -36,7 +40,7 @@ def science_box(model):
         raise ReferenceFileError(f"{model._path or 'input'}: SUBSTRT1/2 and SUBSIZE1/2 are missing "
                                  f"and the data ({ny}x{nx}) are not full frame")
     xstart, ystart, xsize, ysize = (int(v) for v in values)
-    return xstart, ystart, nx if xsize != nx else xsize, ny if ysize != ny else ysize
+    return xstart, ystart, nx, _rows(ysize, ny)
 
 
 def cutout_slices(ref_shape, ref_box, sci_box, where):

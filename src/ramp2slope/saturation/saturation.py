@@ -15,6 +15,7 @@ from ramp2slope.errors import ReferenceFileError
 
 __all__ = [
     "ATOD_LIMIT", "make_read_pattern", "prepare_thresholds", "grow_flags", "flag_saturation",
+    "irs2_flag_saturation",
 ]
 
 #: Largest value of the 16-bit A/D converter; NO_SAT_CHECK pixels get a threshold one above it.
@@ -174,6 +175,22 @@ def _group2_test(d0, d1, gdq1, gdq2, thresh, bias, has_bias, mean_first, last_th
                 gdq1[y, x] |= np.uint8(1)
 
 
+def _flag_model(model, ref_model, n_pix_grow_sat, use_readpatt, bias_model):
+    """The official module-level forms: flag ``model`` as SaturationStep would, return it."""
+    from .saturation_step import SaturationStep
+
+    step = SaturationStep(override_saturation=ref_model, n_pix_grow_sat=n_pix_grow_sat,
+                          use_readpatt=use_readpatt,
+                          override_superbias=bias_model if bias_model is not None else "N/A")
+    return step.process(model)
+
+
+def irs2_flag_saturation(output_model, ref_model, n_pix_grow_sat, use_readpatt, bias_model=None):
+    """The official module-level IRS2 function: a RampModel in the IRS2 layout, a SaturationModel
+    of its science pixels and optionally an IRS2-layout SuperBiasModel; returns the model."""
+    return _flag_model(output_model, ref_model, n_pix_grow_sat, use_readpatt, bias_model)
+
+
 def grow_flags(plane_dq, srcbit, bit, n, target=None):
     """Dilate the pixels of ``plane_dq`` having ``srcbit`` by a (2n+1)^2 square (edges clipped,
     no cascading) and OR ``bit`` into ``target`` (default: ``plane_dq`` itself) there, in place.
@@ -212,12 +229,7 @@ def flag_saturation(data, groupdq, pixeldq=None, sat_thresh=None, sat_dq=None, n
     zeroframe : float32 (nints, ny, nx) or None; flagged zero-frame pixels are set to 0.0
     """
     if isinstance(data, DataModel):
-        from .saturation_step import SaturationStep
-
-        step = SaturationStep(override_saturation=groupdq, n_pix_grow_sat=n_pix_grow_sat,
-                              use_readpatt=use_readpatt,
-                              override_superbias=bias_model if bias_model is not None else "N/A")
-        return step.process(data)
+        return _flag_model(data, groupdq, n_pix_grow_sat, use_readpatt, bias_model)
     nints, ngroups, ny, nx = data.shape
     thresh, ref_dq, no_check = prepare_thresholds(sat_thresh, sat_dq)
     if thresh.shape != (ny, nx):

@@ -1,9 +1,11 @@
 """SaturationStep: flag groups at or above the saturation threshold (and A/D floor groups)."""
 import logging
 
+from ..datamodels.irs2_layout import is_irs2_shape, layout_of, rows_mask
 from ..references import load_saturation, load_superbias
 from ..references.striped import is_superstripe, load_striped, refuse_substripe
 from ..stpipe import Step
+from .irs2 import flag_saturation_irs2
 from .saturation import flag_saturation
 
 __all__ = ["SaturationStep"]
@@ -34,6 +36,14 @@ class SaturationStep(Step):
         if bias is not None:
             bias = bias.data
         zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
+        if is_irs2_shape(model.shape):
+            rows = rows_mask(model.meta.instrument.detector, model.shape[-2], layout_of(model))
+            n_sat, n_floor = flag_saturation_irs2(
+                model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq, rows,
+                n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
+                nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe)
+            log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
+            return self.complete(model)
         n_sat, n_floor = flag_saturation(
             model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq,
             n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
