@@ -55,6 +55,9 @@ CASES = {
           dict(detector="NRS1", readpatt="NRSRAPID", ngroups=10, nints=1)),
     "s50": ("NIRISS NIS 256x2048 window (SOSS-sized) time series, 50 ints x 10 groups",
             dict(detector="NIS", readpatt="NISRAPID", size=[256, 2048], ngroups=10, nints=50)),
+    # IRS2: 3200 stored rows (interleaved reference samples) until refpix removes them
+    "i": ("NIRSpec NRS1 IRS2 full frame (3200x2048 stored), 1 int x 10 groups, NRSIRS2RAPID",
+          dict(irs2=True, detector="NRS1", ngroups=10, nints=1)),
 }
 CASE_ALIASES = {"c": ["c50", "c200"]}
 DEFAULT_CASES = ["a", "b", "c50", "c200", "d"]
@@ -133,6 +136,9 @@ def prepare_case(key, workdir, ipc):
         shutil.rmtree(folder)
     log(f"  case {key}: simulating {desc} ...")
     start = time.perf_counter()
+    kwargs = dict(kwargs)
+    if kwargs.pop("irs2", False):
+        from ramp2slope.simulate.irs2 import simulate_irs2_exposure as simulate_exposure
     sim = _simulate_with_retry(simulate_exposure, folder / "input", kwargs)
     info = {
         "wanted": wanted, "uncal": str(Path(sim.uncal).resolve()),

@@ -85,7 +85,7 @@ def step_config(refs, ipc=False, cores=None):
                        "override_superbias": refs["superbias"]},
         "ipc": ({"skip": False, "override_ipc": refs["ipc"]} if ipc else {"skip": True}),
         "superbias": {"override_superbias": refs["superbias"]},
-        "refpix": {"override_refpix": "N/A", "override_sirskernel": "N/A"},
+        "refpix": {"override_refpix": refs.get("refpix", "N/A"), "override_sirskernel": "N/A"},
         "linearity": {"override_linearity": refs["linearity"]},
         "dark_current": {"override_dark": refs["dark"]},
         "jump": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},

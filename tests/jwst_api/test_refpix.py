@@ -15,7 +15,6 @@ XFAIL = {
     'test_get_restore_group_subarray': internal('jwst.refpix.reference_pixels.Dataset'),
     'test_do_top_bottom_correction': internal('jwst.refpix.reference_pixels.NIRDataset'),
     'test_do_top_bottom_correction_no_even_odd': internal('jwst.refpix.reference_pixels.NIRDataset'),
-    'test_missing_irs2_ref': not_implemented('the NIRSpec IRS2 reference-pixel correction'),
 }
 SKIP = {
     'test_odd_even_amp_nirspec[NRS1-3200-True]': CRDS,

@@ -18,6 +18,7 @@ import numpy as np
 from .. import datamodels
 from ..runtime import compile_notice, jit_warmup
 from ..datamodels.lazy import open_ramp_source
+from ..datamodels.irs2_layout import is_irs2_shape, layout_of
 from ..datamodels.models import is_guide_star_exposure
 from ..charge_migration import ChargeMigrationStep
 from ..clean_flicker_noise import CleanFlickerNoiseStep
@@ -73,10 +74,8 @@ def validate_ramp(model, where, source=None):
         raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
     if is_guide_star_exposure(model):
         _refuse_guide_star_data(model, where)
-    if "IRS2" in str(model.meta.exposure.readpatt or "").upper() or max(data.shape[-2:]) > 2048:
-        raise BadInputError(f"{where}: NIRSpec IRS2 readouts (READPATT {model.meta.exposure.readpatt}, "
-                            f"{data.shape[-2]}x{data.shape[-1]} pixels) are not implemented in "
-                            f"ramp2slope; traditional readouts are")
+    if is_irs2_shape(data.shape):
+        _validate_irs2(model, data.shape, where)
     validate_timing(model, where)
     _validate_companions(model, where, source)
     fast, slow = (model.primary_header.get(k) for k in ("FASTAXIS", "SLOWAXIS"))
@@ -114,6 +113,20 @@ def validate_ramp(model, where, source=None):
                             f"of {bad} pixels; raw ramps must be finite")
 
 
+def _validate_irs2(model, shape, where):
+    """An array longer than a detector is an IRS2 readout: it must be NIRSpec's, in the layout
+    its NRS_NORM and NRS_REF describe, with the fast axis along the rows (DMS frame)."""
+    detector = str(model.meta.instrument.detector).upper()
+    if detector not in ("NRS1", "NRS2"):
+        raise BadInputError(f"{where}: SCI is {shape[-2]}x{shape[-1]}, longer than a detector; only "
+                            f"NIRSpec NRS1/NRS2 IRS2 readouts are, not {detector}")
+    layout = layout_of(model)
+    if layout.n <= 0 or layout.r < 0 or (shape[-2], shape[-1]) != (layout.length, 2048):
+        raise BadInputError(
+            f"{where}: SCI is {shape[-2]}x{shape[-1]}, but an IRS2 full frame with NRS_NORM="
+            f"{layout.n} and NRS_REF={layout.r} is {layout.length}x2048")
+
+
 def _validate_companions(model, where, source):
     """The arrays that travel with SCI, checked as jwst meets them.
 
@@ -126,6 +139,8 @@ def _validate_companions(model, where, source):
     header = model.primary_header
     for axis, keyword, size in ((1, "SUBSIZE1", nx), (2, "SUBSIZE2", ny)):
         value = _number(model, keyword, where)
+        if axis == 2 and is_irs2_shape((ny, nx)):
+            size = 2048   # the IRS2 rows hold 2048 detector rows and their reference samples
         if value is not None and value != size:
             raise BadInputError(f"{where}: {keyword}={value} but SCI has {size} "
                                 f"{'columns' if axis == 1 else 'rows'}")
@@ -287,8 +302,10 @@ class Detector1Pipeline(Pipeline):
         source = open_ramp_source(path)
         if source is None:
             return None   # not a ramp: _open_input gives the error
-        if source.nints < 2 or int(source.template.meta.subarray.num_superstripe or 0) > 0:
-            # superstripes are collated across integrations at the end of refpix: whole exposure
+        if (source.nints < 2 or int(source.template.meta.subarray.num_superstripe or 0) > 0
+                or is_irs2_shape(source.shape)):
+            # superstripes are collated across integrations at the end of refpix, and IRS2's bad
+            # reference samples are found from all integrations together: whole exposure
             source.close()
             return None
         try:

@@ -1,9 +1,12 @@
 """RefPixStep: remove amplifier offsets and 1/f row noise using the reference pixels."""
 import logging
 
+from ..datamodels.irs2_layout import is_irs2_shape, layout_of
 from ..errors import ReferenceFileError
+from ..references import load_irs2_refpix
 from ..stpipe import Step
 from . import reference_pixels
+from .irs2_mean import subtract_irs2_means
 from .sirs import load_sirs_coefficients, make_sirs_kernels
 
 __all__ = ["RefPixStep"]
@@ -18,7 +21,7 @@ class RefPixStep(Step):
     ramp_input = True
     cal_step_name = "refpix"
     reference_file_types = ("refpix", "sirskernel")
-    # IRS2 (REFPIX) is not supported and SIRSKERNEL is optional: nothing to check up front.
+    # REFPIX serves IRS2 exposures only and SIRSKERNEL is optional: nothing to check up front.
     prefetch_types = ()
     spec = """
         odd_even_columns = boolean(default=True)  # Compute reference signal separately for even/odd columns
@@ -37,6 +40,8 @@ class RefPixStep(Step):
     """
 
     def process(self, model):
+        if is_irs2_shape(model.shape):
+            return self._process_irs2(model)
         miri = str(model.meta.instrument.name or "").upper() == "MIRI"
         if miri and self.refpix_algorithm == "sirs":
             log.info("Simple Improved Reference Subtraction (SIRS) not applied for MIRI data.")
@@ -62,6 +67,39 @@ class RefPixStep(Step):
             log.info("Reassembling striped data to standard ramp format")
             model = collate_model(model)
         return model
+
+    def _process_irs2(self, model):
+        """NIRSpec IRS2: the interleaved reference samples and the reference output, weighted in
+        Fourier space by the REFPIX reference, are subtracted, then dropped (2048 rows remain)."""
+        from . import irs2_subtract_reference as irs2   # only IRS2 exposures need it
+
+        layout = layout_of(model)
+        irs2.flag_bad_reference_samples(model.data, model.pixeldq, layout,
+                                        n_sigma=self.ovr_corr_mitigation_ftr, flag_only=True)
+        if self.irs2_mean_subtraction:
+            if self.use_side_ref_pixels:
+                log.info("Turning off side pixel correction for IRS2")
+                self.use_side_ref_pixels = False
+            zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
+            subtract_irs2_means(model.data, model.pixeldq, model.meta.instrument.detector, layout,
+                                self.odd_even_columns, self.siglimit, zeroframe)
+        irs2.flag_bad_reference_samples(model.data, model.pixeldq, layout, replace_only=True)
+        ref = self.load_reference(model, "refpix", load_irs2_refpix)
+        if ref is None:
+            log.warning("No refpix reference file found")
+            log.warning("RefPix step will be skipped")
+            return self.skipped(model, "no REFPIX reference")
+        log.info("Using refpix reference file: %s", ref.path)
+        coefficients = irs2.coefficients_from_table(ref.irs2_table)
+        self.release_reference(ref)
+        if coefficients is None:   # (the count is logged as jwst logs it)
+            return self.skipped(model, "the REFPIX table has the wrong number of rows")
+        alpha, beta = coefficients
+        data, pixeldq, groupdq = irs2.correct_irs2(
+            model.data, model.pixeldq, model.groupdq, model.meta.instrument.detector, alpha, beta,
+            ref.dq_table, layout, preserve_refpix=self.preserve_irs2_refpix)
+        model.data, model.pixeldq, model.groupdq = data, pixeldq, groupdq
+        return self.complete(model)
 
     def _sirs_kernels(self, model):
         """SIRS kernels when asked for and available; otherwise None (running median)."""

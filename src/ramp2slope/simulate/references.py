@@ -37,7 +37,7 @@ _DESCRIPTIONS = {
 P = dqflags.pixel
 
 
-def _dq_entries(*names):
+def dq_def_entries(*names):
     text = {
         "DO_NOT_USE": "Bad pixel. Do not use.",
         "DEAD": "Dead pixel",
@@ -50,6 +50,7 @@ def _dq_entries(*names):
         "UNRELIABLE_BIAS": "Bias variance large",
         "NO_LIN_CORR": "Linearity correction not available",
         "UNRELIABLE_DARK": "Dark variance large",
+        "BAD_REF_PIXEL": "All references pixels bad",
     }
     return fitsio.dq_def_table([(P[name], name, text[name]) for name in names])
 
@@ -109,7 +110,7 @@ def _open(path, header):
 def write_mask(path, static, window, seed):
     with _open(path, _primary("mask", static, window, seed)) as handle:
         fitsio.write_image(handle, window.cut(static.mask_dq), "DQ")
-        fitsio.write_table(handle, _dq_entries("DO_NOT_USE", "DEAD", "HOT", "WARM", "LOW_QE",
+        fitsio.write_table(handle, dq_def_entries("DO_NOT_USE", "DEAD", "HOT", "WARM", "LOW_QE",
                                                "OTHER_BAD_PIXEL", "REFERENCE_PIXEL"), "DQ_DEF")
 
 
@@ -119,7 +120,7 @@ def write_saturation(path, static, window, seed):
     with _open(path, _primary("saturation", static, window, seed)) as handle:
         fitsio.write_image(handle, sat, "SCI", [("BUNIT", "DN")])
         fitsio.write_image(handle, dq, "DQ")
-        fitsio.write_table(handle, _dq_entries("DO_NOT_USE", "NO_SAT_CHECK"), "DQ_DEF")
+        fitsio.write_table(handle, dq_def_entries("DO_NOT_USE", "NO_SAT_CHECK"), "DQ_DEF")
 
 
 def write_superbias(path, static, window, seed):
@@ -135,7 +136,7 @@ def write_superbias(path, static, window, seed):
         fitsio.write_image(handle, bias, "SCI", [("BUNIT", "DN")])
         fitsio.write_image(handle, err, "ERR", [("BUNIT", "DN")])
         fitsio.write_image(handle, dq, "DQ")
-        fitsio.write_table(handle, _dq_entries("DO_NOT_USE", "UNRELIABLE_BIAS"), "DQ_DEF")
+        fitsio.write_table(handle, dq_def_entries("DO_NOT_USE", "UNRELIABLE_BIAS"), "DQ_DEF")
 
 
 def write_linearity(path, static, window, seed, nl):
@@ -156,7 +157,7 @@ def write_linearity(path, static, window, seed, nl):
                 writer.write(plane.astype(np.float32, copy=False))
             writer.close()
         fitsio.write_image(handle, dq, "DQ")
-        fitsio.write_table(handle, _dq_entries("DO_NOT_USE", "NO_LIN_CORR"), "DQ_DEF")
+        fitsio.write_table(handle, dq_def_entries("DO_NOT_USE", "NO_LIN_CORR"), "DQ_DEF")
 
 
 def write_dark(path, static, geom, readout, nplanes, seed, full_frame_exposure):
@@ -200,7 +201,7 @@ def write_dark(path, static, geom, readout, nplanes, seed, full_frame_exposure):
         writer.close()
         fitsio.write_image(handle, dq, "DQ")
         fitsio.write_image(handle, rate * gain, "AVDRKCUR", [("BUNIT", "electron / s")])
-        fitsio.write_table(handle, _dq_entries("DO_NOT_USE", "HOT", "WARM", "UNRELIABLE_DARK"), "DQ_DEF")
+        fitsio.write_table(handle, dq_def_entries("DO_NOT_USE", "HOT", "WARM", "UNRELIABLE_DARK"), "DQ_DEF")
 
 
 def write_gain(path, static, window, seed):

@@ -1,0 +1,173 @@
+"""NIRSpec IRS2 readouts: the layout, the simulator, and the pipeline against jwst step by step.
+
+An IRS2 full frame stores 3200 rows (2048 science rows, interleaved reference samples and the
+reference output); dq_init, saturation and superbias work on that layout, refpix removes the
+reference samples, and every later step sees 2048 x 2048.
+"""
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import jwst_oracle
+
+STEPS = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump")
+
+CASES = {
+    "nrs1_2ints": dict(detector="NRS1", ngroups=4, nints=2, seed=41),
+    "nrs2": dict(detector="NRS2", ngroups=3, nints=1, seed=42),
+}
+
+
+def test_layout_matches_jwst_masks():
+    jwst_oracle.require_jwst()
+    from jwst.refpix.irs2_subtract_reference import make_irs2_mask
+    from jwst.saturation import x_irs2
+
+    from ramp2slope.datamodels.irs2_layout import IRS2Layout, normal_mask, rows_mask
+
+    for n, r in ((16, 4), (8, 2), (32, 8), (16, 8)):
+        layout = IRS2Layout(n, r)
+        mask = normal_mask(layout.length, layout)
+        assert mask.sum() == 2048
+        np.testing.assert_array_equal(mask, make_irs2_mask(2048, layout.length, n, r))
+        np.testing.assert_array_equal(
+            mask, x_irs2.make_mask(np.zeros((1, layout.length, 2048)), n=n, r=r))
+    np.testing.assert_array_equal(rows_mask("NRS2", 3200), normal_mask(3200)[::-1])
+    with pytest.raises(ValueError, match="NRS1 and NRS2"):
+        rows_mask("NRCA1", 3200)
+
+
+@pytest.fixture(scope="module")
+def nrs1_sim(tmp_path_factory):
+    from ramp2slope.simulate.irs2 import simulate_irs2_exposure
+
+    return simulate_irs2_exposure(tmp_path_factory.mktemp("irs2sim"), **CASES["nrs1_2ints"])
+
+
+def test_simulated_layout(nrs1_sim):
+    from ramp2slope.datamodels.irs2_layout import rows_mask
+
+    sim = nrs1_sim
+    with fits.open(sim.uncal) as hdul:
+        header, sci = hdul[0].header, hdul["SCI"].data
+        assert sci.shape == (2, 4, 3200, 2048) and sci.dtype == np.uint16
+        assert header["READPATT"] == "NRSIRS2RAPID" and header["SUBSIZE2"] == 2048
+        assert (header["NRS_NORM"], header["NRS_REF"]) == (16, 4)
+        assert "ZEROFRAME" not in hdul
+    rows = rows_mask("NRS1", 3200)
+    reference = sci[0, 0][~rows].astype(float)
+    # the reference samples hold their own bias (about 11000 DN) and no light
+    assert abs(np.median(reference) - 11000) < 200 and reference.std() < 100
+    with fits.open(sim.refs["mask"]) as mask, fits.open(sim.refs["superbias"]) as bias:
+        assert mask["DQ"].data.shape == (3200, 2048) and bias["SCI"].data.shape == (3200, 2048)
+        assert "BAD_REF_PIXEL" in [name.strip() for name in mask["DQ_DEF"].data["NAME"]]
+    with fits.open(sim.refs["saturation"]) as sat, fits.open(sim.refs["refpix"]) as refpix:
+        assert sat["SCI"].data.shape == (2048, 2048)
+        assert len(refpix["IRS2"].data) == 2 * 712 * 2048 and len(refpix["DQ"].data) == 8
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def runs(request, tmp_path_factory, nrs1_sim):
+    jwst_oracle.require_jwst()
+    from ramp2slope.simulate.irs2 import simulate_irs2_exposure
+
+    base = tmp_path_factory.mktemp(request.param)
+    if request.param == "nrs1_2ints":
+        sim = nrs1_sim
+    else:
+        sim = simulate_irs2_exposure(base / "sim", **CASES[request.param])
+    steps = {"refpix": {"override_refpix": str(sim.refs["refpix"])}}
+    theirs, ours = jwst_oracle.run_both(sim, base, steps=steps)
+    return sim, theirs, ours
+
+
+@pytest.mark.oracle
+@pytest.mark.slow
+@pytest.mark.parametrize("step", STEPS)
+def test_step_products_match_jwst(runs, step):
+    sim, theirs, ours = runs
+    jwst_oracle.assert_step_products_match(theirs, ours, sim.root, step)
+    with jwst_oracle.open_product(ours, sim.root, step) as product:
+        rows = 3200 if step in ("dq_init", "saturation", "superbias") else 2048
+        assert product["SCI"].data.shape[-2:] == (rows, 2048)
+
+
+@pytest.mark.oracle
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["rate", "rateints"])
+def test_slopes_match_jwst(runs, suffix):
+    sim, theirs, ours = runs
+    jwst_oracle.assert_slope_products_match(theirs, ours, sim.root, suffix)
+
+
+@pytest.mark.oracle
+@pytest.mark.slow
+def test_rate_recovers_the_injected_rate(runs):
+    from ramp2slope.simulate.truth import load_truth
+
+    sim, _, ours = runs
+    truth = load_truth(sim.truth)
+    with jwst_oracle.open_product(ours, sim.root, "rate") as rate:
+        good = (rate["DQ"].data == 0) & (truth.badpix == 0) & (truth.rate > 50)
+        assert good.sum() > 50
+        ratio = np.median(rate["SCI"].data[good] / truth.rate[good])
+    assert abs(ratio - 1) < 0.01, ratio
+
+
+def _irs2_header_variant(src, dst, **cards):
+    with fits.open(src) as hdul:
+        for key, value in cards.items():
+            hdul[0].header[key] = value
+        hdul.writeto(dst)
+
+
+def test_bad_irs2_inputs_fail_in_one_line(nrs1_sim, tmp_path):
+    from ramp2slope.errors import BadInputError
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    refs = {k: str(v) for k, v in nrs1_sim.refs.items()}
+    steps = jwst_oracle.reference_overrides(refs)
+    steps["refpix"]["override_refpix"] = refs["refpix"]
+    for cards, message in (({"NRS_NORM": 8}, "IRS2 full frame with NRS_NORM=8"),
+                           ({"DETECTOR": "NRCA1", "INSTRUME": "NIRCAM"}, "only NIRSpec")):
+        bad = tmp_path / f"bad_{len(message)}_uncal.fits"
+        _irs2_header_variant(nrs1_sim.uncal, bad, **cards)
+        with pytest.raises(BadInputError, match=message):
+            Detector1Pipeline.call(str(bad), steps=steps, output_dir=str(tmp_path))
+    assert not list(tmp_path.glob("*_rate*.fits"))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("detector,odd_even", [("NRS1", True), ("NRS2", False)])
+def test_mean_subtraction_equals_jwst(detector, odd_even):
+    # refpix's irs2_mean_subtraction=True: jwst's traditional top/bottom correction on the
+    # IRS2 layout (five sectors, the interleaved samples' own parity), bit for bit
+    jwst_oracle.require_jwst()
+    from jwst.refpix import reference_pixels
+    from stdatamodels.jwst.datamodels import RampModel, dqflags
+
+    from ramp2slope.datamodels.irs2_layout import IRS2Layout
+    from ramp2slope.refpix.irs2_mean import subtract_irs2_means
+
+    rng = np.random.default_rng(5)
+    model = RampModel((1, 2, 3200, 2048))
+    model.meta.instrument.name, model.meta.instrument.detector = "NIRSPEC", detector
+    axes = (2, 1) if detector == "NRS1" else (-2, -1)
+    model.meta.subarray.fastaxis, model.meta.subarray.slowaxis = axes
+    model.meta.subarray.name = "FULL"
+    model.meta.subarray.xstart = model.meta.subarray.ystart = 1
+    model.meta.subarray.xsize = model.meta.subarray.ysize = 2048
+    model.meta.exposure.nrs_normal, model.meta.exposure.nrs_reference = 16, 4
+    # a level per sector and parity that the correction must take out, plus noise
+    model.data[:] = rng.normal(1000, 30, model.data.shape).astype(np.float32)
+    model.data += (np.arange(3200) // 640 * 10.0 + np.arange(3200) % 2)[:, None].astype(np.float32)
+    model.pixeldq[:, :4] = model.pixeldq[:, -4:] = dqflags.pixel["REFERENCE_PIXEL"]
+    model.pixeldq[700:704, :] |= dqflags.pixel["DO_NOT_USE"]
+    data, pixeldq = model.data.copy(), model.pixeldq.copy()
+    reference_pixels.correct_model(
+        model, odd_even, False, 11, 1.0, False,
+        {"refpix_algorithm": "median", "sirs_kernel_model": None, "sigreject": 4.0,
+         "gaussmooth": 1.0, "halfwidth": 30}, 3.0)
+    subtract_irs2_means(data, pixeldq, detector, IRS2Layout(), odd_even, 3.0)
+    np.testing.assert_array_equal(data, model.data)
+    assert abs(np.median(data)) < 5   # the levels are gone

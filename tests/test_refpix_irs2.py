@@ -1,0 +1,299 @@
+"""The NIRSpec IRS2 reference correction (ramp2slope.refpix.irs2_subtract_reference) against jwst's
+``irs2_subtract_reference``, function by function, on synthetic full frames (3200 x 2048).
+
+The frames carry what the correction acts on: a bias per output, 1/f noise along the read
+sequence (shared by the outputs), white noise, a ramp on the science samples, outlying reference
+samples (high mean, high pair difference, high spread; one in the second integration only),
+rows pre-flagged BAD_REF_PIXEL and a DQ table that declares reference samples bad. The results
+must be bit-identical.
+"""
+import numpy as np
+import pytest
+
+import jwst_oracle
+from ramp2slope.datamodels import dqflags
+
+pytestmark = pytest.mark.oracle
+
+LINES = 2048          # detector lines (the slow axis)
+LENGTH = 3200         # samples along the fast axis: 5 outputs of 640
+SECTION = LENGTH // 5
+ROW = 712             # time-series samples per line: 640 + 64 gaps + 8 overhead
+BAD_REF = dqflags.pixel["BAD_REF_PIXEL"]
+
+
+def _series_index():
+    """(LINES, LENGTH): the position of every detector sample in its output's time series
+    (reference groups of 4 after 8 science samples, then every 20; a gap on each side of
+    a group; outputs 0, 2 and 4 stored in the opposite direction to their read order)."""
+    read = np.arange(SECTION)
+    started = np.where(read >= 8, (read - 8) // 20 + 1, 0)
+    in_group = (read >= 8) & ((read - 8) % 20 < 4)
+    column = read + 2 * started - in_group
+    columns = np.concatenate([column if output % 2 else column[::-1] for output in range(5)])
+    return np.arange(LINES)[:, None] * ROW + columns[None, :]
+
+
+def _reference_rows():
+    """Detector x of the interleaved reference samples (amplifier outputs only)."""
+    read = np.arange(SECTION)
+    group = (read >= 8) & ((read - 8) % 20 < 4)
+    return np.flatnonzero(np.concatenate([np.zeros(SECTION, bool)] + [group] * 4))
+
+
+def _detector_frames(rng, nints, ngroups):
+    """(nints, ngroups, LINES, LENGTH) float32 in detector orientation."""
+    index = _series_index()
+    n = LINES * ROW
+    frequency = np.fft.rfftfreq(n)
+    amplitude = np.zeros_like(frequency)
+    amplitude[1:] = frequency[1:] ** -0.5
+    output = np.arange(LENGTH) // SECTION
+    bias = np.array([9000.0, 11000.0, 10500.0, 12000.0, 9800.0], dtype=np.float32)[output]
+    science = np.ones(LENGTH, dtype=bool)
+    science[:SECTION] = False
+    science[_reference_rows()] = False
+    rate = rng.uniform(0.0, 20.0, size=(LINES, LENGTH)).astype(np.float32) * science
+    frames = np.empty((nints, ngroups, LINES, LENGTH), dtype=np.float32)
+    for i in range(nints):
+        for g in range(ngroups):
+            spectrum = amplitude * (rng.standard_normal(frequency.size)
+                                    + 1j * rng.standard_normal(frequency.size))
+            drift = np.fft.irfft(spectrum, n)
+            drift *= 8.0 / drift.std()
+            gain = 1.0 + 0.15 * output
+            frame = rng.standard_normal((LINES, LENGTH), dtype=np.float32)
+            frame *= 4.0
+            frame += bias + (drift[index] * gain).astype(np.float32) + rate * (g + 1)
+            frames[i, g] = frame
+    return frames
+
+
+def _to_dms(frames, detector):
+    """Detector orientation to the stored (DMS) frame: NRS1 transposed, NRS2 also reversed."""
+    if detector == "NRS2":
+        frames = frames[..., ::-1, ::-1]
+    return np.ascontiguousarray(np.swapaxes(frames, -1, -2))
+
+
+def _dms_row(x, detector):
+    return x if detector == "NRS1" else LENGTH - 1 - x
+
+
+def _spoil_reference_rows(data, detector, rng):
+    """Outlying reference samples (given as detector x) in DMS data (nints, ngroups, L, nx)."""
+    nints, ngroups, _, nx = data.shape
+
+    def row(x):
+        return _dms_row(x, detector)
+
+    data[:, :, row(648), :] += 60.0                                  # high mean
+    data[:, :, row(989), ::2] += 35.0                                # high pair difference
+    data[:, :, row(988), 1::2] -= 35.0
+    data[:, :, row(2150), :] += rng.normal(0.0, 45.0, (nints, ngroups, nx))   # high spread
+    data[:, :, row(3128), :] += 80.0                                 # both of a pair
+    data[:, :, row(3129), :] += 80.0
+    data[:, :, row(170), :] += 50.0                                  # reference output
+    if nints > 1:
+        data[1, :, row(1368), :] += 55.0                             # second integration only
+
+
+def _preflagged_pixeldq(detector):
+    pixeldq = np.zeros((LENGTH, 2048), dtype=np.uint32)
+    for x in (670, 688, 2110, 1290, 1291, 2528):
+        pixeldq[_dms_row(x, detector), 17] = BAD_REF
+    # a science row flagged as a bad reference: jwst replaces it too
+    pixeldq[_dms_row(1500, detector), 3] = BAD_REF
+    return pixeldq
+
+
+def _dq_table():
+    """The REFPIX DQ table: first and last groups, a neighbour-less run, a pre-flagged pair."""
+    table = np.zeros(8, dtype=[("output", np.uint16), ("odd_even", np.uint16),
+                               ("mask", np.uint32)])
+    table["output"] = [1, 1, 2, 2, 3, 3, 4, 4]
+    table["odd_even"] = [1, 2, 1, 2, 1, 2, 1, 2]
+    table["mask"] = [2**0 + 2**1, 2**1, 2**30 + 2**31, 2**5, 2**10 + 2**11 + 2**12,
+                     2**10 + 2**11 + 2**12, 2**3, 2**20]
+    return table
+
+
+@pytest.fixture(scope="module")
+def irs2_table():
+    rng = np.random.default_rng(11)
+    rows = 2 * 712 * 2048
+    table = np.zeros(rows, dtype=[(f"{kind}_{k}", np.float32)
+                                  for kind in ("alpha", "beta") for k in range(4)])
+    for name in table.dtype.names:
+        scale = 0.6 if name.startswith("alpha") else 0.4
+        table[name] = rng.standard_normal(rows, dtype=np.float32) * scale
+    return table
+
+
+@pytest.fixture(scope="module")
+def two_integrations():
+    """DMS data (2, 3, 3200, 2048) for NRS1 with outlying reference samples."""
+    rng = np.random.default_rng(12)
+    data = _to_dms(_detector_frames(rng, 2, 3), "NRS1")
+    _spoil_reference_rows(data, "NRS1", rng)
+    return data
+
+
+def _ramp_model(data, pixeldq, detector="NRS1", groupdq=None):
+    from stdatamodels.jwst import datamodels
+
+    model = datamodels.RampModel(data=data.copy(), pixeldq=pixeldq.copy())
+    if groupdq is not None:
+        model.groupdq = groupdq.copy()
+    model.meta.instrument.detector = detector
+    model.meta.exposure.nrs_normal = 16
+    model.meta.exposure.nrs_reference = 4
+    return model
+
+
+def _assert_bitwise(ours, theirs):
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == np.float32
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))
+
+
+def test_coefficients_from_table(irs2_table):
+    jwst_oracle.require_jwst()
+    from jwst.refpix.irs2_subtract_reference import float_to_complex
+
+    from ramp2slope.refpix.irs2_subtract_reference import coefficients_from_table
+
+    alpha, beta = coefficients_from_table(irs2_table)
+    assert alpha.dtype == beta.dtype == np.complex64 and alpha.shape == (4, 712 * 2048)
+    for k in range(4):
+        for ours, name in ((alpha, "alpha"), (beta, "beta")):
+            theirs = float_to_complex(irs2_table[f"{name}_{k}"])
+            np.testing.assert_array_equal(ours[k].view(np.uint32), theirs.view(np.uint32))
+    assert coefficients_from_table(irs2_table[:-2]) is None
+
+
+def test_decode_mask_matches_jwst():
+    jwst_oracle.require_jwst()
+    from jwst.refpix.irs2_subtract_reference import decode_mask as theirs
+
+    from ramp2slope.refpix.irs2_subtract_reference import decode_mask
+
+    rng = np.random.default_rng(3)
+    for value in [0, 1, 2**31, 2**32 - 1, *rng.integers(0, 2**32, 50, dtype=np.uint64)]:
+        assert decode_mask(np.uint32(value)) == [int(b) for b in theirs(np.uint32(value))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clobber_ref_matches_jwst(dtype):
+    jwst_oracle.require_jwst()
+    from jwst.refpix.irs2_subtract_reference import clobber_ref as theirs
+
+    from ramp2slope.refpix.irs2_subtract_reference import clobber_ref
+
+    rng = np.random.default_rng(4)
+    data = rng.normal(100.0, 10.0, (2, 3, 6, LENGTH)).astype(dtype)
+    table = _dq_table()
+    is_irs2 = np.zeros(LENGTH, dtype=bool)
+    is_irs2[_reference_rows()] = True
+    is_irs2[:SECTION] = is_irs2[2 * SECTION:3 * SECTION]
+    flags = np.zeros(LENGTH, dtype=bool)
+    flags[[669, 688, 689, 2528, 1308]] = True
+    results = []
+    for function in (clobber_ref, theirs):
+        d, f = data.copy(), flags.copy()
+        function(d, table["output"], table["odd_even"], table["mask"], f, is_irs2)
+        results.append((d, f))
+    (d1, f1), (d2, f2) = results
+    np.testing.assert_array_equal(f1, f2)
+    assert f1.sum() > flags.sum() + 20
+    np.testing.assert_array_equal(d1, d2)
+    assert (d1 != data).any(axis=(0, 1, 2)).sum() > 20
+    assert (d1[..., f1 & ~flags] == 0).all(axis=(0, 1, 2)).any()   # a sample with no good source
+
+
+@pytest.mark.parametrize("mode", [dict(flag_only=True), dict(replace_only=True), dict(),
+                                  dict(n_sigma=2.5)], ids=["flag_only", "replace_only",
+                                                           "flag_and_replace", "sigma2.5"])
+def test_flag_bad_refpix_matches_jwst(two_integrations, mode):
+    jwst_oracle.require_jwst()
+    from jwst.refpix.irs2_subtract_reference import flag_bad_refpix as theirs
+
+    from ramp2slope.datamodels.irs2_layout import IRS2Layout
+    from ramp2slope.refpix.irs2_subtract_reference import flag_bad_reference_samples
+
+    pixeldq = _preflagged_pixeldq("NRS1")
+    model = _ramp_model(two_integrations, pixeldq)
+    theirs(model, **mode)
+    data = two_integrations.copy()
+    ours_dq = pixeldq.copy()
+    count = flag_bad_reference_samples(data, ours_dq, IRS2Layout(), **mode)
+    np.testing.assert_array_equal(ours_dq, model.pixeldq)
+    _assert_bitwise(data, model.data)
+    flagged = np.flatnonzero((ours_dq & BAD_REF).any(axis=1))
+    assert count == flagged.size
+    if not mode.get("replace_only"):
+        # every kind of outlier was found, the one of the second integration too
+        assert {648, 649, 988, 989, 2150, 2151, 3128, 3129, 170, 171, 1368, 1369} <= set(flagged)
+    if mode.get("flag_only"):
+        _assert_bitwise(data, two_integrations)
+    else:
+        assert (data != two_integrations).any(axis=(0, 1, 3)).sum() >= 5
+
+
+def test_flag_bad_refpix_datamodel_in_step_order(two_integrations):
+    """jwst's step: flag only, then replace only (after the optional mean subtraction)."""
+    jwst_oracle.require_jwst()
+    from jwst.refpix.irs2_subtract_reference import flag_bad_refpix as theirs
+
+    from ramp2slope.refpix.irs2_subtract_reference import flag_bad_refpix
+
+    pixeldq = _preflagged_pixeldq("NRS1")
+    data = two_integrations[:1]
+    reference, ours = _ramp_model(data, pixeldq), _ramp_model(data, pixeldq)
+    for function, model in ((theirs, reference), (flag_bad_refpix, ours)):
+        function(model, n_sigma=3.0, flag_only=True)
+        function(model, replace_only=True)
+    np.testing.assert_array_equal(ours.pixeldq, reference.pixeldq)
+    _assert_bitwise(ours.data, reference.data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector,preserve,ngroups", [("NRS1", False, 3), ("NRS2", True, 2)])
+def test_correct_irs2_matches_jwst(irs2_table, detector, preserve, ngroups):
+    jwst_oracle.require_jwst()
+    from stdatamodels.jwst import datamodels
+    from jwst.refpix.irs2_subtract_reference import correct_model
+
+    from ramp2slope.datamodels.irs2_layout import IRS2Layout, rows_mask
+    from ramp2slope.refpix.irs2_subtract_reference import coefficients_from_table, correct_irs2
+
+    rng = np.random.default_rng(21 if detector == "NRS1" else 22)
+    frames = _detector_frames(rng, 1, ngroups)
+    # a constant reference-output sample (zero once the ramp mean is off), zeros on the edge
+    # lines that the frame-edge fits must skip
+    frames[0, :, 1000, 100] = 9000.0
+    frames[0, :, 2, 700] = frames[0, 0, 2, 700]
+    data = _to_dms(frames, detector)
+    _spoil_reference_rows(data, detector, rng)
+    pixeldq = _preflagged_pixeldq(detector)
+    groupdq = np.zeros(data.shape, dtype=np.uint8)
+    groupdq[0, -1, ::37, ::11] = 4
+    table = _dq_table()
+
+    model = _ramp_model(data, pixeldq, detector, groupdq)
+    reference = datamodels.IRS2Model()
+    reference.irs2_table = irs2_table
+    reference.dq_table = table
+    theirs = correct_model(model, reference, preserve_refpix=preserve)
+
+    alpha, beta = coefficients_from_table(irs2_table)
+    ours = correct_irs2(data.copy(), pixeldq.copy(), groupdq.copy(), detector, alpha, beta,
+                        (table["output"], table["odd_even"], table["mask"]), IRS2Layout(),
+                        preserve_refpix=preserve)
+    assert ours[0].shape == (1, ngroups, LENGTH if preserve else 2048, 2048)
+    _assert_bitwise(ours[0], np.asarray(theirs.data))
+    np.testing.assert_array_equal(ours[1], theirs.pixeldq)
+    np.testing.assert_array_equal(ours[2], theirs.groupdq)
+    # the correction did something: the drift around the ramp mean came off
+    rows = rows_mask(detector, LENGTH)
+    moved = ours[0][..., rows, :] if preserve else ours[0]
+    assert np.isfinite(moved).all() and np.abs(moved - data[..., rows, :]).mean() > 2.0
