@@ -112,18 +112,3 @@ def test_ifu_rate_is_an_ifu_image_model_as_jwst(tmp_path):
     stdatamodels = pytest.importorskip("stdatamodels.jwst.datamodels")
     with stdatamodels.open(str(tmp_path / "ours" / f"{sim.root}_rate.fits")) as rate:
         assert type(rate).__name__ == "IFUImageModel"
-
-
-def test_irs2_readouts_are_refused_before_any_step_runs(tmp_path, caplog):
-    from ramp2slope.errors import BadInputError
-    from ramp2slope.pipeline import Detector1Pipeline
-
-    sim = _simulate(tmp_path / "sim", "NRS1", size=(64, 64), ngroups=3, seed=6)
-    with fits.open(sim.uncal, mode="update") as hdul:
-        hdul[0].header["READPATT"] = "NRSIRS2RAPID"
-    with caplog.at_level("INFO", logger="ramp2slope"):
-        with pytest.raises(BadInputError, match="IRS2 readouts .* are not implemented") as info:
-            Detector1Pipeline.call(str(sim.uncal), refdir=str(tmp_path / "sim" / "refs"),
-                                   output_dir=str(tmp_path))
-    assert "\n" not in str(info.value)
-    assert "dq_init running" not in caplog.text

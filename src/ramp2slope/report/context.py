@@ -190,13 +190,22 @@ class Context:
         raise NotRun(f"the {reftype.upper()} reference {base} ({keyword}) was not found next to "
                      f"the products, the raw exposure or in $RAMP2SLOPE_REFDIR")
 
-    def _header_model(self):
+    def _header_model(self, rows=None):
         """A data-less model carrying the exposure's header, for the reference loaders."""
-        if "header_model" not in self._cache:
-            model = ImageModel(np.broadcast_to(np.float32(0), (self.ny, self.nx)))
+        key = ("header_model", rows)
+        if key not in self._cache:
+            model = ImageModel(np.broadcast_to(np.float32(0), (rows or self.ny, self.nx)))
             model.primary_header.update(self.header)
-            self._cache["header_model"] = model
-        return self._cache["header_model"]
+            self._cache[key] = model
+        return self._cache[key]
+
+    def irs2_rows(self):
+        """The science-row mask of an IRS2 exposure (its first products' layout), else None."""
+        for suffix in ("dq_init", "saturation", "superbias"):
+            product = self.products.get(suffix)
+            if product is not None:
+                return product.science_rows
+        return None
 
     def reference(self, reftype):
         """The loaded reference (DQ-translated, cut out to the exposure); NotRun if absent.
@@ -207,8 +216,16 @@ class Context:
         from ..references import LOADERS
 
         path = self.reference_path(reftype)
+        rows = self.irs2_rows()
         try:
-            return LOADERS[reftype](path, self._header_model())
+            if rows is None or reftype not in ("mask", "superbias"):
+                return LOADERS[reftype](path, self._header_model())
+            # these two cover the IRS2 layout: the report sees their science rows
+            loaded = LOADERS[reftype](path, self._header_model(rows.size))
+            for name, value in vars(loaded).items():
+                if isinstance(value, np.ndarray) and value.ndim >= 2 and value.shape[-2] == rows.size:
+                    setattr(loaded, name, value[..., rows, :])
+            return loaded
         except Ramp2SlopeError as exc:
             raise NotRun(f"the {reftype.upper()} reference cannot be used: {exc}") from None
 

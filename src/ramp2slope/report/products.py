@@ -34,6 +34,9 @@ class FitsProduct:
 
     def __init__(self, path):
         self.path = os.fspath(path)
+        #: for a NIRSpec IRS2 product (3200 stored rows), the mask of its 2048 science rows: the
+        #: report then sees only those, as every product after refpix holds them
+        self.science_rows = None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -64,15 +67,40 @@ class FitsProduct:
         hdu = self._index.get(ext)
         return None if hdu is None else hdu.header
 
+    def _in_layout(self, ext):
+        shape = self.hdu(ext).shape
+        return (self.science_rows is not None and len(shape) >= 2
+                and shape[-2] == self.science_rows.size)
+
     def shape(self, ext="SCI"):
-        return tuple(self.hdu(ext).shape)
+        shape = tuple(self.hdu(ext).shape)
+        if self._in_layout(ext):
+            shape = shape[:-2] + (int(np.count_nonzero(self.science_rows)), shape[-1])
+        return shape
 
     def read(self, ext, index=(), dtype=None):
         """``ext[index]`` as a native-endian array (a copy), scaled like astropy does.
 
         Arrays of 3 or more dimensions are read through ``hdu.section``, so only the requested
-        part of the file is touched (and BZERO is applied to that part only).
+        part of the file is touched (and BZERO is applied to that part only). In an IRS2 product
+        the row index counts science rows only.
         """
+        if not self._in_layout(ext):
+            return self._read(ext, index, dtype)
+        ndim = len(self.hdu(ext).shape)
+        index = list(index if isinstance(index, tuple) else (index,))
+        index += [slice(None)] * (ndim - len(index))
+        stored = np.flatnonzero(self.science_rows)[index[ndim - 2]]
+        if np.ndim(stored) == 0:
+            index[ndim - 2] = int(stored)
+            return self._read(ext, tuple(index), dtype)
+        first = int(stored.min()) if stored.size else 0
+        index[ndim - 2] = slice(first, int(stored.max()) + 1 if stored.size else 0)
+        out = self._read(ext, tuple(index), dtype)
+        axis = (ndim - 2) - sum(isinstance(i, (int, np.integer)) for i in index[:ndim - 2])
+        return np.take(out, stored - first, axis=axis)
+
+    def _read(self, ext, index=(), dtype=None):
         hdu = self.hdu(ext)
         if len(hdu.shape) >= 3:
             out = hdu.section[index if index != () else Ellipsis]
@@ -99,6 +127,20 @@ class FitsProduct:
 
     def close(self):
         self.hdulist.close()
+
+
+def _irs2_science_rows(product):
+    """The science rows of a product stored in the IRS2 layout, else None."""
+    from ..datamodels.irs2_layout import IRS2Layout, is_irs2_shape, rows_mask
+
+    if not product.has("SCI") or not is_irs2_shape(product.hdu("SCI").shape):
+        return None
+    header = product.header
+    layout = IRS2Layout(int(header.get("NRS_NORM") or 16), int(header.get("NRS_REF") or 4))
+    try:
+        return rows_mask(header.get("DETECTOR"), product.hdu("SCI").shape[-2], layout)
+    except ValueError as exc:
+        raise Ramp2SlopeError(f"{product.name}: {exc}") from None
 
 
 def _split_root(path):
@@ -145,7 +187,9 @@ class ProductSet:
         if suffix not in self.paths:
             return None
         if suffix not in self._open:
-            self._open[suffix] = FitsProduct(self.paths[suffix])
+            product = FitsProduct(self.paths[suffix])
+            product.science_rows = _irs2_science_rows(product)
+            self._open[suffix] = product
         return self._open[suffix]
 
     def open_uncal(self):

@@ -494,6 +494,8 @@ def _parity_offsets(ctx, image, mask):
 
 
 def section_refpix(ctx, sec):
+    if ctx.irs2_rows() is not None:
+        return _section_refpix_irs2(ctx, sec)
     before_p, after_p = ctx.get("superbias"), ctx.get("refpix")
     group = wrap_index(REFPIX_GROUP, ctx.ngroups)
     if before_p is None or after_p is None:
@@ -603,6 +605,98 @@ def section_refpix(ctx, sec):
     sec.check("Side reference pixels reduce the 1/f row noise", "with at least 512 detector rows, "
               "the row-to-row scatter of the row medians is smaller with the side correction than "
               "without", row_noise)
+
+
+def _detector_frame(ctx, image):
+    """A DMS-frame image with detector rows as its rows (NIRSpec's are the DMS columns)."""
+    return image.T if abs(int(ctx.header.get("FASTAXIS") or 1)) == 2 else image
+
+
+def _section_refpix_irs2(ctx, sec):
+    """NIRSpec IRS2: the correction computed from the interleaved reference samples and the
+    reference output (the report sees the science rows of the products before refpix)."""
+    before_p, after_p = ctx.get("superbias"), ctx.get("refpix")
+    if before_p is None or after_p is None:
+        _missing(sec, ctx, "superbias" if before_p is None else "refpix", "the IRS2 correction")
+        return
+    group = wrap_index(REFPIX_GROUP, ctx.ngroups)
+    before = before_p.plane("SCI", 0, group).astype(np.float64)
+    after = after_p.plane("SCI", 0, group).astype(np.float64)
+    correction = before - after
+    limits = plots.auto_limits(after, 1.0, 99.0)
+    sec.figure(plots.side_by_side(before, after, limits, limits, "Before the IRS2 correction",
+                                  "After the IRS2 correction"),
+               f"Group {group}, science pixels: before (the superbias product without its "
+               f"interleaved reference samples) and after refpix's IRS2 correction.")
+    sec.figure(plots.show_image(correction, *plots.auto_limits(correction, 0.5, 99.5),
+                                title="Subtracted: before - after", stretch="linear"),
+               "What the IRS2 correction subtracted: the offsets of each output and the 1/f noise "
+               "of the read, estimated from the reference samples read alongside the pixels.")
+    profile = np.nanmedian(_detector_frame(ctx, correction), axis=1)
+    sec.figure(plots.profiles([(np.arange(profile.size), [(profile, "median correction", "C0")],
+                                "detector row", "DN")], title="Correction per detector row"),
+               "The median of the subtracted signal along each detector row: the slow drifts "
+               "and 1/f noise the reference samples followed.")
+
+    def layout():
+        stored = before_p.hdu("SCI").shape[-2]
+        kept = after_p.hdu("SCI").shape[-2]
+        preserved = kept == stored
+        ok = preserved or kept == int(np.count_nonzero(ctx.irs2_rows()))
+        return ok, (f"{stored} stored rows before refpix, {kept} after"
+                    + (" (preserve_irs2_refpix)" if preserved else ": the interleaved reference "
+                       "samples and the reference output are gone"))
+    sec.check("Reference samples removed", "the refpix product holds the 2048 science rows of "
+              "the IRS2 layout (all rows with preserve_irs2_refpix)", layout)
+
+    def offsets():
+        # the correction works on each group's departure from the ramp's mean, so constant
+        # offsets stay (superbias's business) and what goes is their drift from group to group
+        if ctx.ngroups < 2:
+            raise NotRun("one group: no drift between groups")
+        dq = after_p.plane("PIXELDQ").astype(np.uint32)
+        mask = ((dq & np.uint32(REFPIX)) != 0) & ((dq & np.uint32(DNU)) == 0)
+        amp = detector_columns(ctx) // 512
+        stats = {}
+        for name, product, image in (("before", before_p, before), ("after", after_p, after)):
+            drift = image - product.plane("SCI", 0, 0).astype(np.float64)
+            medians, errors = [], []
+            for a in range(4):
+                values = drift[mask & (amp == a)]
+                values = values[np.isfinite(values)]
+                if values.size < 8:
+                    raise NotRun("too few reference pixels per amplifier")
+                medians.append(np.median(values))
+                errors.append(robust_std(values) / np.sqrt(values.size))
+            stats[name] = (float(np.ptp(medians)), float(max(errors)))
+        (spread_before, _), (spread_after, noise) = stats["before"], stats["after"]
+        ok = spread_after <= max(0.5 * spread_before, 3 * np.sqrt(2) * noise)
+        return ok, (f"group {group} minus group 0, spread of the four amplifiers' reference-pixel "
+                    f"medians: {fmt(spread_before, 3)} DN before, {fmt(spread_after, 3)} DN after "
+                    f"(statistical error {fmt(noise, 2)} DN)")
+    sec.check("Amplifier drifts removed", "between two groups, the spread of the per-amplifier "
+              "medians of the reference pixels is at least halved, or within the noise", offsets)
+
+    def row_noise():
+        if ctx.ngroups < 2:
+            raise NotRun("one group: no group-to-group 1/f noise to compare")
+        dq = _detector_frame(ctx, after_p.plane("PIXELDQ").astype(np.uint32))
+        use = (dq & np.uint32(DNU)) == 0
+        first_before = before_p.plane("SCI", 0, 0).astype(np.float64)
+        first_after = after_p.plane("SCI", 0, 0).astype(np.float64)
+
+        def metric(change):
+            import warnings
+
+            masked = np.where(use, _detector_frame(ctx, change), np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return robust_std(np.nanmedian(masked, axis=1))
+        m_before, m_after = metric(before - first_before), metric(after - first_after)
+        return m_after < m_before, (f"group {group} minus group 0: scatter of the detector-row "
+                                    f"medians {fmt(m_before, 3)} DN before, {fmt(m_after, 3)} DN after")
+    sec.check("1/f row noise reduced", "between two groups, the row-to-row scatter of the "
+              "detector-row medians is smaller after the IRS2 correction", row_noise)
 
 
 # -------------------------------------------------------------------------------------------------

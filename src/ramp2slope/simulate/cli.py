@@ -12,6 +12,9 @@ import time
 from ..errors import Ramp2SlopeError
 from .detector import READ_PATTERNS, SUBARRAY_NAMES, AXES
 
+#: the read pattern that asks for a NIRSpec IRS2 exposure (:mod:`.irs2`)
+IRS2_READPATT = "NRSIRS2RAPID"
+
 
 def _size(text):
     """Parse ``ROWSxCOLS`` (e.g. 2048x2048 or 256x2048) into (ny, nx)."""
@@ -32,11 +35,14 @@ def add_arguments(parser):
                        help="named NIRCam subarray at its flight position (default FULL)")
     parser.add_argument("--ngroups", type=int, default=10, help="groups per integration (default 10)")
     parser.add_argument("--nints", type=int, default=1, help="integrations (default 1)")
-    parser.add_argument("--readpatt", type=str.upper, choices=tuple(READ_PATTERNS), default="RAPID",
-                        help="read pattern (default RAPID; FGSRAPID for the FGS guiders)")
+    parser.add_argument("--readpatt", type=str.upper, choices=tuple(READ_PATTERNS) + (IRS2_READPATT,),
+                        default="RAPID",
+                        help="read pattern (default RAPID; NRSRAPID, NISRAPID, FGSRAPID for NIRSpec, "
+                             f"NIRISS and FGS; {IRS2_READPATT}: a NIRSpec IRS2 full frame)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--detector", type=str.upper, choices=tuple(AXES), default="NRCBLONG",
-                        help="NIRCam detector, or GUIDER1/GUIDER2 for an FGS exposure (default NRCBLONG)")
+                        help="NIRCam detector; NRS1/NRS2, NIS, GUIDER1/GUIDER2 for NIRSpec, NIRISS, "
+                             "FGS (default NRCBLONG)")
     parser.add_argument("--cr-rate", type=float, default=5.0,
                         help="cosmic-ray events per cm^2 per s (default 5)")
     parser.add_argument("--filter", type=str.upper, default=None,
@@ -55,12 +61,15 @@ def run_from_args(args):
     from .exposure import simulate_exposure
 
     start = time.perf_counter()
-    result = simulate_exposure(
-        args.outdir, size=args.size, subarray=args.subarray, ngroups=args.ngroups,
-        nints=args.nints, readpatt=args.readpatt, seed=args.seed, detector=args.detector,
-        zeroframe=not args.no_zeroframe, cr_rate=args.cr_rate, sky=args.sky,
-        dark_nplanes=args.dark_planes, full_frame_refs=not args.subarray_refs,
-        filter_name=args.filter)
+    if args.readpatt == IRS2_READPATT:
+        result = _simulate_irs2(args)
+    else:
+        result = simulate_exposure(
+            args.outdir, size=args.size, subarray=args.subarray, ngroups=args.ngroups,
+            nints=args.nints, readpatt=args.readpatt, seed=args.seed, detector=args.detector,
+            zeroframe=not args.no_zeroframe, cr_rate=args.cr_rate, sky=args.sky,
+            dark_nplanes=args.dark_planes, full_frame_refs=not args.subarray_refs,
+            filter_name=args.filter)
     elapsed = time.perf_counter() - start
     print(f"uncal: {result.uncal}")
     for reftype, path in result.refs.items():
@@ -68,6 +77,17 @@ def run_from_args(args):
     print(f"truth: {result.truth}")
     print(f"shape {result.shape} simulated in {elapsed:.1f} s")
     return 0
+
+
+def _simulate_irs2(args):
+    from .irs2 import simulate_irs2_exposure
+
+    if args.size not in (None, (2048, 2048)) or args.subarray not in (None, "FULL"):
+        raise Ramp2SlopeError(f"{IRS2_READPATT} exposures are full frames (no --size or --subarray)")
+    if args.detector not in ("NRS1", "NRS2"):
+        raise Ramp2SlopeError(f"{IRS2_READPATT} is a NIRSpec readout: use --detector NRS1 or NRS2")
+    return simulate_irs2_exposure(args.outdir, detector=args.detector, ngroups=args.ngroups,
+                                  nints=args.nints, seed=args.seed)
 
 
 def main(argv=None):

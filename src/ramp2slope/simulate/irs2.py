@@ -5,8 +5,8 @@ time (14.5889 s): its 2048 science rows (the fast axis of NIRSpec is the stored 
 spread out into the 3200-row IRS2 layout (:mod:`ramp2slope.datamodels.irs2_layout`), and the
 other rows are filled with reference samples: the reference output and, after every 16 science
 samples of an amplifier, 4 interleaved reference samples. These carry a bias of their own, read
-noise and the amplifier's slow drift from group to group (the signal refpix's IRS2 correction
-removes), but no light.
+noise and the readout pattern of the science pixels read at the same time (their output's
+offsets and the 1/f noise, which refpix's IRS2 correction removes), but no light.
 
 The MASK and SUPERBIAS references are rewritten in the IRS2 layout (the superbias holds the
 reference samples' bias, a few interleaved samples are flagged BAD_REF_PIXEL in the MASK), the
@@ -34,7 +34,6 @@ IRS2_FRAME_TIME = 14.58889
 _REFPIX_ROWS = 2 * 712 * 2048
 _REFERENCE_BIAS = 11000.0
 _REFERENCE_NOISE = 6.0
-_DRIFT_PER_GROUP = 3.0
 
 
 def _expand(normal, rows, fill):
@@ -45,18 +44,37 @@ def _expand(normal, rows, fill):
     return out
 
 
-def _reference_samples(rng, base, drift):
-    """Raw values of the reference rows of one integration: bias ``base`` + the amplifier's
-    drift of each group + read noise."""
-    shape = drift.shape + base.shape
-    samples = rng.normal(0.0, _REFERENCE_NOISE, shape).astype(np.float32)
+def _reference_samples(rng, base, pattern_row, pattern_col, rows, sector):
+    """Raw values of the reference rows of one group: their bias ``base``, the readout pattern
+    they share with the science pixels read at the same time, and read noise.
+
+    The pattern of the stored frame is a per-row part (amplifier and parity offsets: NIRSpec's
+    amplifiers are bands of stored rows) and a per-column part (the 1/f noise, one value per
+    detector row, common to all outputs). A reference sample gets the 1/f value of its column and
+    the mean offset of the science rows of its output (the reference output: of all of them).
+    """
+    by_row = np.zeros(rows.size, np.float32)
+    by_row[rows] = pattern_row
+    offsets = np.full(rows.size, np.float32(pattern_row.mean()))
+    for s in range(1, 5):
+        in_sector = sector == s
+        offsets[in_sector] = by_row[in_sector & rows].mean()
+    samples = rng.normal(0.0, _REFERENCE_NOISE, base.shape).astype(np.float32)
     samples += base
-    samples += drift[:, np.newaxis, np.newaxis].astype(np.float32)
+    samples += offsets[~rows, np.newaxis]
+    samples += pattern_col[np.newaxis, :]
     return np.clip(np.rint(samples), 0, 65535).astype(np.uint16)
 
 
-def _rewrite_uncal(path, rows, layout, seed):
+def _rewrite_uncal(path, truth_path, rows, layout, detector, seed):
+    from .truth import load_truth
+
+    truth = load_truth(truth_path)
     rng = np.random.default_rng([seed, 2])
+    read_order = np.arange(rows.size)
+    if str(detector).upper() == "NRS2":
+        read_order = read_order[::-1]
+    sector = read_order // layout.output_length
     with fits.open(path) as hdul:
         primary = hdul[0].header.copy()
         primary["READPATT"] = "NRSIRS2RAPID"
@@ -69,11 +87,13 @@ def _rewrite_uncal(path, rows, layout, seed):
                 nints, ngroups = data.shape[:2]
                 shape = (nints, ngroups, rows.size, data.shape[-1])
                 base = _reference_base(rows.size, data.shape[-1], seed)[~rows]
-                drift = np.cumsum(rng.normal(0.0, _DRIFT_PER_GROUP, (nints, ngroups)), axis=1)
                 irs2 = np.empty(shape, np.uint16)
                 for i in range(nints):
                     irs2[i][:, rows] = data[i]
-                    irs2[i][:, ~rows] = _reference_samples(rng, base, drift[i])
+                    for g in range(ngroups):
+                        irs2[i, g][~rows] = _reference_samples(
+                            rng, base, truth.pattern_row[i, g], truth.pattern_col[i, g], rows,
+                            sector)
                 hdus.append(fits.ImageHDU(irs2, header=hdu.header, name="SCI"))
             else:
                 hdus.append(hdu.copy())
@@ -110,18 +130,28 @@ def _rewrite_reference(path, rows, seed, bad_columns):
 
 
 def write_irs2_refpix(path, template_header, seed):
-    """A REFPIX reference: per-amplifier complex weights of the interleaved reference samples
-    (alpha, near 1) and of the reference output (beta, small), stored as float32 (real, imag)
-    pairs, and a DQ table marking a few interleaved reference columns bad."""
+    """A REFPIX reference: per-output complex Fourier weights of the reference output (alpha)
+    and of the output's own interleaved reference samples (beta), stored as float32 (real,
+    imag) pairs, and a DQ table marking a few interleaved reference columns bad.
+
+    The weights pass the slow part of the read sequence (up to a few cycles per detector line,
+    where the offsets and the 1/f noise are) and stop the rest: weighting white read noise of
+    the reference samples would add it to every science pixel. The interleaved samples carry
+    most of the weight, the reference output a little; both get a small random ripple.
+    """
     rng = np.random.default_rng([seed, 4])
     n = _REFPIX_ROWS // 2
+    k = np.arange(n)
+    cycles = np.minimum(k, n - k)                 # |frequency| in cycles per frame
+    passband = np.exp(-(cycles / (4.0 * 2048)) ** 2)
     columns = []
-    for kind, centre, spread in (("alpha", 1.0, 0.02), ("beta", 0.0, 0.02)):
-        for k in range(4):
+    for kind, gain in (("alpha", 0.1), ("beta", 1.0)):
+        for amp in range(4):
+            weight = gain * passband * (1.0 + rng.normal(0.0, 0.01, n) + 1j * rng.normal(0.0, 0.01, n))
             pairs = np.empty(2 * n, np.float32)
-            pairs[0::2] = centre + rng.normal(0.0, spread, n)
-            pairs[1::2] = rng.normal(0.0, spread, n)
-            columns.append(fits.Column(name=f"{kind}_{k}", format="E", array=pairs))
+            pairs[0::2] = weight.real
+            pairs[1::2] = weight.imag
+            columns.append(fits.Column(name=f"{kind}_{amp}", format="E", array=pairs))
     dq = fits.BinTableHDU.from_columns([
         fits.Column(name="output", format="I", array=np.array([1, 1, 2, 2, 3, 3, 4, 4], np.int16)),
         fits.Column(name="odd_even", format="I", array=np.array([1, 2] * 4, np.int16)),
@@ -146,7 +176,7 @@ def simulate_irs2_exposure(outdir, *, detector="NRS1", ngroups=5, nints=1, seed=
                                nints=nints, seed=seed, zeroframe=False,
                                frame_time=IRS2_FRAME_TIME)
     rows = rows_mask(detector, layout.length, layout)
-    _rewrite_uncal(result.uncal, rows, layout, seed)
+    _rewrite_uncal(result.uncal, result.truth, rows, layout, detector, seed)
     # a few interleaved reference samples known bad: BAD_REF_PIXEL in the MASK
     reference_rows = np.flatnonzero(~rows[layout.output_length:]) + layout.output_length
     bad_columns = reference_rows[[5, 6, 301, 302]]
