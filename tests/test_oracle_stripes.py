@@ -157,11 +157,11 @@ def test_layout_from_ramp2slope_model_and_file(tmp_path):
 
 # -- the steps, on a NIRISS SOSS superstripe exposure with full-frame references ------------------
 
-def _full_frame_refs(base, rng):
+def _full_frame_refs(base, rng, instrument="NIRISS", detector="NIS"):
     from stdatamodels.jwst import datamodels as sdm
 
     def meta(model, reftype):
-        model.meta.instrument.name, model.meta.instrument.detector = "NIRISS", "NIS"
+        model.meta.instrument.name, model.meta.instrument.detector = instrument, detector
         model.meta.reftype, model.meta.description, model.meta.author = reftype, "test", "test"
         model.meta.pedigree, model.meta.useafter = "GROUND", "2020-01-01T00:00:00"
         model.meta.subarray.name = "FULL"
@@ -360,3 +360,91 @@ def test_simulated_superstripe_rate_matches_jwst_and_the_truth(simulated_soss):
         good = (rate["DQ"].data == 0) & (truth.badpix == 0) & (truth.rate > 50)
         assert good.sum() > 50
         assert abs(np.median(rate["SCI"].data[good] / truth.rate[good]) - 1) < 0.01
+
+
+# -- multistripe readouts without superstripes (NIRCam DHS) -------------------------------------
+DHS = dict(reads1=1, skips1=400, reads2=40, skips2=300, repeat=1, ysize=82)
+
+
+@pytest.fixture(scope="module")
+def dhs_exposure(tmp_path_factory):
+    """A NIRCam NRCA1 multistripe exposure (no superstripes) like SUB82STRIPE2_DHS: two stripes,
+    each a reference row read again and 40 science rows, 2048 columns; 2 integrations of 5
+    groups."""
+    from stdatamodels.jwst import datamodels as sdm
+
+    base = tmp_path_factory.mktemp("dhs")
+    rng = np.random.default_rng(23)
+    refs = _full_frame_refs(base, rng, "NIRCAM", "NRCA1")
+    nints, ngroups, ny, nx = 2, 5, DHS["ysize"], 2048
+    model = sdm.RampModel((nints, ngroups, ny, nx))
+    meta = model.meta
+    meta.instrument.name, meta.instrument.detector = "NIRCAM", "NRCA1"
+    meta.instrument.filter, meta.instrument.pupil = "F150W2", "GDHS0"
+    meta.exposure.type, meta.exposure.readpatt = "NRC_TSGRISM", "RAPID"
+    meta.exposure.nints, meta.exposure.ngroups, meta.exposure.nframes = nints, ngroups, 1
+    meta.exposure.groupgap, meta.exposure.frame_time = 0, 0.34
+    meta.exposure.group_time, meta.exposure.noutputs = 0.34, 4
+    meta.exposure.integration_start, meta.exposure.integration_end = 1, nints
+    meta.observation.date, meta.observation.time = "2024-01-01", "00:00:00"
+    sub = meta.subarray
+    sub.name, sub.xstart, sub.ystart, sub.xsize, sub.ysize = "SUB82STRIPE2_DHS", 1, 1, nx, ny
+    sub.fastaxis, sub.slowaxis = -1, 2
+    sub.multistripe_reads1, sub.multistripe_skips1 = DHS["reads1"], DHS["skips1"]
+    sub.multistripe_reads2, sub.multistripe_skips2 = DHS["reads2"], DHS["skips2"]
+    sub.repeat_stripe, sub.interleave_reads1 = DHS["repeat"], 0
+    sub.num_superstripe, sub.superstripe_step = 0, 0   # as DHS files carry them
+    slope = rng.uniform(5.0, 3000.0, (1, 1, ny, nx))
+    ramp = 1.2e4 + slope * np.arange(1, ngroups + 1)[None, :, None, None]
+    model.data = (ramp + rng.normal(0, 10.0, (nints, ngroups, ny, nx))).astype(np.float32)
+    path = str(base / "jw01234001001_01101_00001_nrca1_uncal.fits")
+    model.save(path)
+    return path, refs
+
+
+def test_dhs_reference_cutouts_match_jwst(dhs_exposure):
+    from stdatamodels.jwst import datamodels as sdm
+    from jwst.lib import reffile_utils
+
+    from ramp2slope import datamodels
+    from ramp2slope.references import load_linearity, load_mask, load_saturation, load_superbias
+
+    path, refs = dhs_exposure
+    with sdm.open(path) as theirs, datamodels.open(path) as ours:
+        for reftype, loader, attrs in (("mask", load_mask, ("dq",)),
+                                       ("saturation", load_saturation, ("threshold", "dq")),
+                                       ("superbias", load_superbias, ("data", "dq"))):
+            with sdm.open(refs[reftype]) as ref:
+                cut = reffile_utils.get_subarray_model(theirs, ref)
+                loaded = loader(refs[reftype], ours)
+                for attr in attrs:
+                    theirs_attr = "data" if attr == "threshold" else attr
+                    np.testing.assert_array_equal(getattr(loaded, attr), getattr(cut, theirs_attr),
+                                                  err_msg=f"{reftype} {attr}")
+        # each stripe starts with the detector's reference row, read again: REFERENCE_PIXEL
+        # across the whole width on those rows only
+        dq = load_mask(refs["mask"], ours).dq
+        reference_rows = ((dq[:, 4:-4] & 2**31) != 0).all(axis=1)
+        assert reference_rows.sum() == 2 and not ((dq[~reference_rows, 4:-4] & 2**31) != 0).any()
+    assert load_linearity  # (the DHS test exposure has no linearity reference)
+
+
+@pytest.mark.slow
+def test_dhs_pipeline_matches_jwst(dhs_exposure, tmp_path):
+    # every step's product and the rates of a multistripe exposure (streamed here: 2
+    # integrations; linearity and dark have no references in this test)
+    import jwst_oracle
+
+    path, refs = dhs_exposure
+    skip = {name: {"skip": True} for name in ("linearity", "dark_current")}
+    saved = ("dq_init", "saturation", "superbias", "refpix", "jump")
+    jwst_oracle.run_official_detector1(path, refs, tmp_path / "theirs", steps=skip, save_steps=saved)
+    jwst_oracle.run_ours_detector1(path, refs, tmp_path / "ours", steps=skip, save_steps=saved)
+    root = "jw01234001001_01101_00001_nrca1"
+    for step in saved:
+        jwst_oracle.assert_step_products_match(tmp_path / "theirs", tmp_path / "ours", root, step)
+    for suffix in ("rate", "rateints"):
+        jwst_oracle.assert_slope_products_match(tmp_path / "theirs", tmp_path / "ours", root, suffix)
+    with jwst_oracle.open_product(tmp_path / "ours", root, "refpix") as product:
+        assert product[0].header["S_REFPIX"] == "COMPLETE"
+        assert product["SCI"].data.shape == (2, 5, DHS["ysize"], 2048)

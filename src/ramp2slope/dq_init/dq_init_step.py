@@ -6,7 +6,7 @@ from astropy.io import fits
 from ..datamodels import GuiderRawModel
 from ..errors import BadInputError
 from ..references import load_mask
-from ..references.striped import is_superstripe, load_striped, refuse_substripe
+from ..references.striped import is_superstripe, load_striped
 from ..stpipe import Step
 from .dq_init import apply_mask, combine_user_dq, ensure_dq_arrays
 
@@ -28,7 +28,6 @@ class DQInitStep(Step):
     def process(self, model):
         if isinstance(model, GuiderRawModel):
             return self._process_guider(model)
-        refuse_substripe(model, self.name)
         if is_superstripe(model):
             return self._process_superstripe(model)
         mask = self.load_reference(model, "mask", load_mask)

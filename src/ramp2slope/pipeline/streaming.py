@@ -173,7 +173,7 @@ def _stage_a(pipe, source, store, products):
             model._integration_offset = i
             for step in steps:
                 if step.skip:
-                    step.record_status(model, "SKIPPED")
+                    step.record_skip(model)
                     if i == 0:
                         log.info("%s skipped", step.name)
                     continue

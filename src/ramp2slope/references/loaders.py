@@ -18,7 +18,7 @@ from ..errors import ReferenceFileError
 from .dq_def import translate_dq
 from ..datamodels.raw_image import ImageLayout
 from ..datamodels.irs2_layout import science_shape
-from .subarray import cutout_slices, science_box, subarray_box
+from .subarray import FULL_SIZE, cutout_slices, science_box, subarray_box
 
 _GENERIC = {None, "", "ANY", "GENERIC", "N/A"}
 
@@ -208,9 +208,31 @@ class _RefFile:
 
     def cut(self, name, model, dtype=np.float32, required=True):
         """Extension ``name`` cut out to the science subarray; only those rows are read."""
-        if self.hdu(name, required) is None:
+        hdu = self.hdu(name, required)
+        if hdu is None:
             return None
+        if _substriped(model) and tuple(self.box(hdu.shape)) != tuple(science_box(model)):
+            return self._stripe_cut(self.read(name, dtype, required), model)
         return self.read(name, dtype, required, window=self.window(name, model))
+
+    def _stripe_cut(self, array, model):
+        """A full-height reference cut as a multistripe readout reads the detector (jwst's
+        ``get_multistripe_subarray_model``): the rows of each stripe, the reference rows first."""
+        from .stripes import StripeLayout, stripe_reference
+
+        layout = StripeLayout.from_model(model)
+        xstart, ystart, xsize, ysize = self.box(array.shape)
+        slow = (ystart, ysize) if abs(layout.fastaxis) == 1 else (xstart, xsize)
+        if slow != (1, FULL_SIZE):
+            raise ReferenceFileError(f"{self.path}: a multistripe exposure needs a reference "
+                                     f"covering the whole slow axis (start 1, size {FULL_SIZE}), "
+                                     f"not {slow}")
+        fast_start = xstart if abs(layout.fastaxis) == 1 else ystart
+        try:
+            return stripe_reference(array, layout, fast_start)
+        except (ValueError, IndexError) as exc:
+            raise ReferenceFileError(f"{self.path}: does not cover the multistripe subarray "
+                                     f"({exc})") from None
 
     def table(self, name):
         hdu = self.index.get(name)
@@ -228,9 +250,13 @@ class _RefFile:
         hdu = self.hdu("DQ", required=False)
         if hdu is None:
             return None
-        window = self.window("DQ", model) if model is not None else None
         planes = plane if (plane is not None and len(hdu.shape) == 3) else None
-        dq = self.read("DQ", np.uint32, window=window, planes=planes)
+        if (model is not None and _substriped(model)
+                and tuple(self.box(hdu.shape)) != tuple(science_box(model))):
+            dq = self._stripe_cut(self.read("DQ", np.uint32, planes=planes), model)
+        else:
+            window = self.window("DQ", model) if model is not None else None
+            dq = self.read("DQ", np.uint32, window=window, planes=planes)
         return translate_dq(dq, self.table("DQ_DEF"), self.path, inplace=True)
 
     def box(self, shape):
@@ -238,6 +264,13 @@ class _RefFile:
 
     def close(self):
         self.hdulist.close()
+
+
+def _substriped(model):
+    """A multistripe readout without superstripes (NIRCam DHS): references are cut by stripes.
+    (Superstripe exposures cut theirs into one plane per stripe: ``references/striped.py``.)"""
+    sub = model.meta.subarray
+    return sub.multistripe_reads1 is not None and not int(sub.num_superstripe or 0) > 0
 
 
 def _require_shape(ref, array, model, what, expected=None):
@@ -322,9 +355,12 @@ def load_linearity(path, model):
             raise ReferenceFileError(f"{path}: COEFFS must be 3-D (ncoeffs, ny, nx), got {shape}")
         coeffs = ref.cut("COEFFS", model)
         _require_shape(ref, coeffs, model, "COEFFS")
-        # The inverse coefficients serve only the read-level path, for NFRAMES > 1.
+        # The inverse coefficients serve only the read-level path, for NFRAMES > 1; jwst's
+        # multistripe cut-out does not carry them (its read-level path is then off)
         nframes = model.meta.exposure.nframes or 1
-        inv = ref.cut("INV_COEFFS", model, required=False) if int(nframes) > 1 else None
+        striped = _substriped(model) and tuple(ref.box(shape)) != tuple(science_box(model))
+        inv = (ref.cut("INV_COEFFS", model, required=False)
+               if int(nframes) > 1 and not striped else None)
         dq = ref.dq(model)
         if dq is None:
             dq = np.zeros(coeffs.shape[-2:], np.uint32)
@@ -572,9 +608,9 @@ def check_reference(path, reftype, model):
     try:
         hdu = ref.hdu(_PRIMARY_EXTENSION.get(reftype.lower(), "SCI"))
         shape = hdu.shape
-        if reftype.lower() == "ipc" or int(model.meta.subarray.num_superstripe or 0) > 0:
-            # superstripe references are cut per stripe, and those after refpix serve the
-            # collated ramp: both are checked when loaded
+        if reftype.lower() == "ipc" or model.meta.subarray.multistripe_reads1 is not None:
+            # striped references are cut by stripes (for superstripes, those after refpix serve
+            # the collated ramp): checked when loaded
             return
         if reftype.lower() == "dark":
             # an IRS2 exposure reaches dark_current without its reference samples

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ReferenceFileError, Ramp2SlopeError
+from ..errors import ReferenceFileError
 from .loaders import _RefFile
 from .stripes import FULL_SIZE, StripeLayout, stripe_reference
 
-__all__ = ["is_superstripe", "is_multistripe", "refuse_substripe", "StripedRef", "load_striped"]
+__all__ = ["is_superstripe", "is_multistripe", "StripedRef", "load_striped"]
 
 
 def is_superstripe(model):
@@ -17,13 +17,6 @@ def is_superstripe(model):
 
 def is_multistripe(model):
     return model.meta.subarray.multistripe_reads1 is not None
-
-
-def refuse_substripe(model, step):
-    """Multistripe readouts without superstripes (NIRCam DHS) are not handled: say so."""
-    if is_multistripe(model) and not is_superstripe(model):
-        raise Ramp2SlopeError(f"{model._path or 'input'}: {step}: multistripe (substripe) readouts "
-                              f"without superstripes are not supported")
 
 
 @dataclass

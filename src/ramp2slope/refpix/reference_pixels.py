@@ -439,7 +439,9 @@ def correct_model(input_model, odd_even_columns, use_side_ref_pixels, side_smoot
         raise Ramp2SlopeError("refpix: a SIRSKernelModel cannot be used here; give RefPixStep "
                               "override_sirskernel=PATH (or the kernels as 'sirs_kernels')")
     header = input_model.primary_header
-    if (header.get("SSTR_NST") or 0) > 0:
+    if header.get("MSTR_RD1") is not None or (header.get("SSTR_NST") or 0) > 0:
+        # striped readouts, with or without superstripes (NIRCam DHS): the reference pixels are
+        # wherever PIXELDQ says (the stripes' reference rows)
         from ..references.stripes import StripeLayout
         from .multistripe import correct_superstripes
 
@@ -448,9 +450,6 @@ def correct_model(input_model, odd_even_columns, use_side_ref_pixels, side_smoot
                              odd_even_columns=odd_even_columns, siglimit=siglimit,
                              zeroframe=input_model.zeroframe if zero else None)
         return REFPIX_OK
-    if header.get("MSTR_RD1") is not None:
-        raise Ramp2SlopeError(f"{where}: refpix: multistripe (substripe) readouts without "
-                              f"superstripes are not supported")
     sub = input_model.meta.subarray
     if sub.fastaxis is None or sub.slowaxis is None:
         raise Ramp2SlopeError(f"{where}: FASTAXIS/SLOWAXIS keywords are missing; "

@@ -3,7 +3,7 @@ import logging
 
 from ..datamodels.irs2_layout import is_irs2_shape, layout_of, rows_mask
 from ..references import load_saturation, load_superbias
-from ..references.striped import is_superstripe, load_striped, refuse_substripe
+from ..references.striped import is_superstripe, load_striped
 from ..stpipe import Step
 from .irs2 import flag_saturation_irs2
 from .saturation import flag_saturation
@@ -26,7 +26,6 @@ class SaturationStep(Step):
     """
 
     def process(self, model):
-        refuse_substripe(model, self.name)
         if is_superstripe(model):
             return self._process_superstripe(model)
         sat = self.load_reference(model, "saturation", load_saturation)

@@ -197,7 +197,7 @@ class Step(ParameterFileSupport):
                                 f"applies to them")
         start = time.perf_counter()
         if self.skip and self.parent is not None:
-            self.record_status(model, "SKIPPED")
+            self.record_skip(model)
             log.info("%s skipped", self.name)
             return model
         log.info("%s running", self.name)
@@ -221,6 +221,13 @@ class Step(ParameterFileSupport):
     def record_status(self, model, status):
         if self.cal_step_name and isinstance(model, datamodels.DataModel):
             setattr(model.meta.cal_step, self.cal_step_name, status)
+
+    def record_skip(self, model):
+        """What a step turned off with ``skip`` leaves in the model: stpipe records SKIPPED under
+        the step's alias, which is its S_* status only where the two names agree (dark_current's
+        status is ``dark_sub``: a skipped dark_current leaves S_DARK unset in jwst)."""
+        if self.class_alias == self.cal_step_name:
+            self.record_status(model, "SKIPPED")
 
     def complete(self, model):
         """Mark ``model`` as processed by this step and return it."""

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..references import load_superbias
-from ..references.striped import is_superstripe, load_striped, refuse_substripe
+from ..references.striped import is_superstripe, load_striped
 from ..stpipe import Step
 from .superbias import subtract_superbias
 
@@ -19,7 +19,6 @@ class SuperBiasStep(Step):
     spec = ""
 
     def process(self, model):
-        refuse_substripe(model, self.name)
         if is_superstripe(model):
             return self._process_superstripe(model)
         bias = self.load_reference(model, "superbias", load_superbias)
