@@ -246,18 +246,75 @@ def test_options_not_implemented_are_refused_by_the_step(option):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("option", [{"autoparam": True}])
-def test_options_not_implemented_are_refused_in_one_line(tmp_path, option):
-    from ramp2slope.pipeline import Detector1Pipeline
+def _run_steps(ramp, refs, monkeypatch, **options):
+    """(jwst's step, ours) after running each on ``ramp`` (the steps keep what autoparam set)."""
+    jwst_oracle.require_jwst()
+    jwst_oracle.configure_offline_crds()
+    import jwst.clean_flicker_noise.clean_flicker_noise as official
+    from jwst.clean_flicker_noise import CleanFlickerNoiseStep as Theirs
+    from jwst.ramp_fitting import RampFitStep
+
+    fitter = lambda: RampFitStep(override_gain=refs["gain"], override_readnoise=refs["readnoise"])  # noqa: E731
+    monkeypatch.setattr(official, "RampFitStep", fitter)
+    theirs = Theirs(skip=False, **options)
+    their_model = theirs.run(ramp)
+    ours = CleanFlickerNoiseStep(skip=False, refdir=os.path.dirname(refs["gain"]), **options)
+    our_model = ours.run(ramp)
+    return (theirs, their_model), (ours, our_model)
+
+
+AUTO = ("apply_flat_field", "background_method", "fit_by_channel")
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", ["sub160_flat", "sub160_no_flat", "full_frame_flat"])
+def test_autoparam_matches_jwst(sub160, monkeypatch, tmp_path, case):
+    """autoparam chooses jwst's parameters and gives jwst's products (NRC_IMAGE)."""
+    if case.startswith("full"):
+        ramp, refs, _ = _ramp(tmp_path, ngroups=2, nints=1, seed=6)
+    else:
+        ramp, refs, _ = sub160
+    flat = _write_flat(refs["gain"], tmp_path / "flat.fits") if case.endswith("_flat") else "N/A"
+    (theirs, their_model), (ours, our_model) = _run_steps(ramp, refs, monkeypatch, autoparam=True,
+                                                          override_flat=flat)
+    assert {k: getattr(ours, k) for k in AUTO} == {k: getattr(theirs, k) for k in AUTO}
+    assert ours.apply_flat_field == (flat != "N/A")
+    assert our_model.meta.cal_step.clean_flicker_noise == "COMPLETE"
+    np.testing.assert_array_equal(our_model.data, their_model.data)
+
+
+def test_autoparam_decision_tree_is_jwsts():
+    jwst_oracle.require_jwst()
+    from jwst.clean_flicker_noise import autoparam as official
+
+    from ramp2slope.clean_flicker_noise.autoparam import _LIMITS, _decide
+
+    rng = np.random.default_rng(3)
+    for exp_type, limits in _LIMITS.items():
+        for _ in range(400):
+            stats = dict(mask_frac=rng.uniform(0, 0.2), max_offset=rng.choice([0.0, rng.uniform(0, 0.14)]),
+                         max_slope=10 ** rng.uniform(-6.5, -3.5), slope_ratio=rng.uniform(1, 8),
+                         channel_sigma=rng.uniform(0, 0.04))
+            params = {"background_method": "median", "fit_by_channel": False}
+            official._image_decision_tree(params, dict(limits, max_offset_low_mask=0.02),
+                                          stats["mask_frac"], stats["max_offset"],
+                                          stats["max_slope"], stats["slope_ratio"],
+                                          stats["channel_sigma"])
+            method, by_channel = _decide(limits, **stats)
+            assert (method, by_channel) == (params["background_method"], params["fit_by_channel"]), stats
+
+
+def test_autoparam_elsewhere_keeps_the_given_parameters(tmp_path, caplog):
     from ramp2slope.simulate import simulate_exposure
 
-    sim = simulate_exposure(tmp_path / "sim", size=(32, 32), ngroups=3, nints=1, seed=2)
-    pipe = Detector1Pipeline(steps={"clean_flicker_noise": dict(skip=False, **option)},
-                             refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path))
-    with pytest.raises(Ramp2SlopeError, match=f"clean_flicker_noise: {list(option)[0]}") as err:
-        pipe.run(str(sim.uncal))
-    assert "\n" not in str(err.value)
-    assert not [n for n in os.listdir(tmp_path) if n.endswith(".fits")]
+    sim = simulate_exposure(tmp_path, detector="NRS1", readpatt="NRSRAPID", size=(64, 64),
+                            ngroups=3, seed=2)
+    step = CleanFlickerNoiseStep(skip=False, autoparam=True, background_method="model",
+                                 refdir=os.path.dirname(sim.refs["mask"]))
+    with caplog.at_level("INFO", logger="ramp2slope"):
+        step.run(datamodels.open(sim.uncal))
+    assert step.background_method == "model"
+    assert "Auto parameters are not available for exposure type NRS_MSASPEC" in caplog.text
 
 
 @pytest.mark.parametrize("single_mask", [True, False])
@@ -272,8 +329,9 @@ def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
                                          single_mask=single_mask),
              "jump": dict(save_results=True)}   # the ramp before the cleaning, streamed as whole
     if not single_mask:
+        # and autoparam, which finds the flat itself and chooses with it
         steps["clean_flicker_noise"].update(
-            apply_flat_field=True, override_flat=_write_flat(sim.refs["gain"], tmp_path / "flat.fits"))
+            autoparam=True, override_flat=_write_flat(sim.refs["gain"], tmp_path / "flat.fits"))
     _run(sim.uncal, refdir, tmp_path / "whole", steps, streaming=False)
     _run(sim.uncal, refdir, tmp_path / "streamed", steps, streaming=True)
     names = os.listdir(tmp_path / "whole")

@@ -127,10 +127,11 @@ def test_unavailable_choice_is_refused_before_any_step_runs(tmp_path, caplog):
     from ramp2slope.simulate import simulate_exposure
 
     sim = simulate_exposure(tmp_path / "sim", size=(64, 64), ngroups=3, nints=1, seed=2)
-    pipe = Detector1Pipeline(steps={"clean_flicker_noise": {"skip": False, "autoparam": True}},
+    pipe = Detector1Pipeline(steps={"clean_flicker_noise": {"skip": False,
+                                                            "background_method": "median_image"}},
                              refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path))
     with caplog.at_level("INFO", logger="ramp2slope"):
-        with pytest.raises(Ramp2SlopeError, match="autoparam is not available"):
+        with pytest.raises(Ramp2SlopeError, match="median_image' is not available"):
             pipe.run(str(sim.uncal))
     assert "dq_init running" not in caplog.text
 

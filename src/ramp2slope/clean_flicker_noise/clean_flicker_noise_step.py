@@ -71,14 +71,12 @@ class CleanFlickerNoiseStep(Step):
     """
 
     def check_parameters(self):
-        refused = {
-            "autoparam": self.autoparam,
-            "background_method='median_image'": self.background_method == "median_image",
-        }
-        for what, asked in refused.items():
-            if asked:
-                raise Ramp2SlopeError(f"{self.name}: {what} is not available in ramp2slope "
-                                      f"(median fit with background_method 'median', 'model' or None only)")
+        if self.background_method == "median_image":
+            # jwst scales its median image by a light curve from stage-2 steps (extract_2d,
+            # extract_1d, white_light, tso_photometry, background), which detector1 has not
+            raise Ramp2SlopeError(f"{self.name}: background_method='median_image' is not "
+                                  f"available in ramp2slope (it needs stage-2 spectral extraction "
+                                  f"and photometry); use 'median', 'model' or None")
 
     # -- setting up -------------------------------------------------------------------------------
     def wanted_references(self, model):
@@ -103,6 +101,36 @@ class CleanFlickerNoiseStep(Step):
             # jwst fits in frequency space for NIRSpec spectroscopy only
             return f"Fit method 'fft' cannot be applied to exp_type {exp_type}"
         return None
+
+    def _auto_parameters(self, model, make_drafts):
+        """``autoparam``: set background_method, fit_by_channel and apply_flat_field from the
+        exposure (NRC_IMAGE and NIS_IMAGE, as jwst). Returns the draft (rate, rateints) it made,
+        for the scene mask to reuse, or None."""
+        from .autoparam import AUTOPARAM_EXP_TYPES, image_parameters
+
+        exp_type = str(model.meta.exposure.type or "").upper()
+        if exp_type not in AUTOPARAM_EXP_TYPES:
+            log.warning("%s: Auto parameters are not available for exposure type %s", self.name,
+                        exp_type)
+            log.info("%s: Using input parameters as provided; no overrides applied.", self.name)
+            return None
+        drafts = make_drafts()
+        try:
+            path = self.reference_or_skip(model, "flat")
+        except Ramp2SlopeError as exc:
+            log.warning("%s: %s; autoparam decides without a flat", self.name, exc)
+            path = None
+        flat = load_flat(path, model) if path is not None else None
+        slowaxis = model.meta.subarray.slowaxis
+        if slowaxis is None:
+            raise Ramp2SlopeError(f"{model._path or 'input'}: no SLOWAXIS keyword; the readout "
+                                  f"direction is needed to fit the 1/f stripes")
+        chosen = image_parameters(exp_type, drafts[0].data, flat, abs(int(slowaxis)) == 2)
+        log.info("%s: Auto parameters set for %s:", self.name, exp_type)
+        for name, value in chosen.items():
+            log.info("%s:   %s: %s", self.name, name, value)
+            setattr(self, name, value)
+        return drafts
 
     def _options(self, model):
         fit_by_channel = self.fit_by_channel
@@ -151,19 +179,22 @@ class CleanFlickerNoiseStep(Step):
         reason = self._usable(model)
         if reason is not None:
             return self._failed(model, reason)
+        nints, ngroups, ny, nx = model.shape
+        has_zf = model.has("zeroframe")
+
+        def make_drafts():
+            return draft_rates(self, model, nints, has_zf, lambda i: (
+                model.data[i], model.groupdq[i], model.zeroframe[i] if has_zf else None))
+        drafts = self._auto_parameters(model, make_drafts) if self.autoparam else None
         options = self._options(model)
         flat = self._flat(model)
-        nints, ngroups, ny, nx = model.shape
         mask_source = None
         if self.user_mask is not None and str(self.user_mask).lower() != "none":
             mask = self._user_mask((ny, nx), nints)
             if mask is None:
                 return self._failed(model, "Mask does not match data shape")
         else:
-            has_zf = model.has("zeroframe")
-            rate, rateints = draft_rates(
-                self, model, nints, has_zf, lambda i: (model.data[i], model.groupdq[i],
-                                                 model.zeroframe[i] if has_zf else None))
+            rate, rateints = drafts if drafts is not None else make_drafts()
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
@@ -193,23 +224,27 @@ class CleanFlickerNoiseStep(Step):
         reason = self._usable(shell)
         if reason is not None:
             return self._failed(shell, reason)
-        options = self._options(shell)
-        flat = self._flat(shell)
         nints, ngroups, ny, nx = store.shape
         data = np.empty((ngroups, ny, nx), dtype=np.float32)
         groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)
         zeroframe = np.empty((ny, nx), dtype=np.float32) if store.has_zeroframe else None
+
+        def read(i):
+            store.read_integration(i, data, groupdq, zeroframe)
+            return data, groupdq, zeroframe
+
+        def make_drafts():
+            return draft_rates(self, shell, nints, store.has_zeroframe, read)
+        drafts = self._auto_parameters(shell, make_drafts) if self.autoparam else None
+        options = self._options(shell)
+        flat = self._flat(shell)
         mask_source = None
         if self.user_mask is not None and str(self.user_mask).lower() != "none":
             mask = self._user_mask((ny, nx), nints)
             if mask is None:
                 return self._failed(shell, "Mask does not match data shape")
         else:
-            def read(i):
-                store.read_integration(i, data, groupdq, zeroframe)
-                return data, groupdq, zeroframe
-
-            rate, rateints = draft_rates(self, shell, nints, store.has_zeroframe, read)
+            rate, rateints = drafts if drafts is not None else make_drafts()
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
