@@ -154,6 +154,21 @@ def assert_slope_products_match(theirs, ours, root, suffix):
         assert b[0].header["INSTRUME"] == a[0].header["INSTRUME"]
 
 
+def assert_rate_recovers_truth(sim, folder, tolerance=0.01):
+    """Our rate of a simulated exposure: its median ratio to the injected rate, over the
+    well-exposed good pixels, within ``tolerance`` of 1."""
+    import numpy as np
+
+    from ramp2slope.simulate.truth import load_truth
+
+    truth = load_truth(sim.truth)
+    with open_product(folder, sim.root, "rate") as rate:
+        good = (rate["DQ"].data == 0) & (truth.badpix == 0) & (truth.rate > 50)
+        assert good.sum() > 50
+        ratio = np.median(rate["SCI"].data[good] / truth.rate[good])
+    assert abs(ratio - 1) < tolerance, ratio
+
+
 def run_both(sim, base, **kwargs):
     """Both pipelines on a simulated exposure (``sim``: a SimulationResult) with its references,
     into ``base/jwst`` and ``base/ours``; returns those two folders."""

@@ -302,10 +302,8 @@ class Detector1Pipeline(Pipeline):
         source = open_ramp_source(path)
         if source is None:
             return None   # not a ramp: _open_input gives the error
-        if (source.nints < 2 or int(source.template.meta.subarray.num_superstripe or 0) > 0
-                or is_irs2_shape(source.shape)):
-            # superstripes are collated across integrations at the end of refpix, and IRS2's bad
-            # reference samples are found from all integrations together: whole exposure
+        if source.nints < 2 or int(source.template.meta.subarray.num_superstripe or 0) > 0:
+            # superstripes are collated across integrations at the end of refpix: whole exposure
             source.close()
             return None
         try:

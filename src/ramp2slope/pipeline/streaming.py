@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from ..datamodels import IncrementalWriter, RampModel, dqflags
+from ..datamodels.irs2_layout import is_irs2_shape
 from ..datamodels.meta import MetaNode
 from ..datamodels.models import placeholder
 from ..errors import Ramp2SlopeError
@@ -133,14 +134,22 @@ def run_streamed(pipe, source, input_name, block_rows=None):
     products = _Products()
     cache = ReferenceCache()
     pipe._reference_cache = cache
-    store = None
+    stores = []
+
+    def make_store(shape):
+        # made once the first integration is through stage A: an IRS2 exposure leaves refpix
+        # with fewer rows than it was read with
+        stores.append(ScratchStore(folder, shape, zeroframe=source.has("zeroframe"),
+                                   memory_budget=getattr(pipe, "_scratch_memory", None)))
+        log.debug("scratch arrays in memory: %s", stores[0].in_memory)
+        return stores[0]
     try:
-        store = ScratchStore(folder, source.shape, zeroframe=source.has("zeroframe"),
-                             memory_budget=getattr(pipe, "_scratch_memory", None))
-        log.debug("scratch arrays in memory: %s", store.in_memory)
-        shell, dnu_table = _stage_a(pipe, source, store, products)
+        if is_irs2_shape(source.shape) and not pipe.refpix.skip:
+            pipe.refpix._irs2_reference_flags = irs2_reference_flags(pipe, source)
+        shell, dnu_table = _stage_a(pipe, source, make_store, products)
+        store = stores[0]
         cache.clear()
-        rows = block_rows or default_block_rows(source.shape)
+        rows = block_rows or default_block_rows(store.shape)
         return _stage_b(pipe, shell, store, products, input_name, dnu_table, rows)
     except BaseException:
         products.abort()
@@ -148,20 +157,55 @@ def run_streamed(pipe, source, input_name, block_rows=None):
     finally:
         cache.clear()
         pipe._reference_cache = None
-        if store is not None:
+        pipe.refpix._irs2_reference_flags = None
+        for store in stores:
             store.close()
 
 
-def _stage_a(pipe, source, store, products):
-    """group_scale … charge_migration, integration by integration; returns the metadata model
-    of the exposure after them and the table of all-DO_NOT_USE groups."""
-    nints, ngroups, ny, nx = source.shape
+def irs2_reference_flags(pipe, source):
+    """The bad reference samples of an IRS2 exposure, found as refpix finds them on the whole
+    exposure (each integration's outliers, flagged in every integration): PIXELDQ bits to OR
+    into each integration before its correction. Each integration is read and taken through
+    the steps before refpix that change its values (group_scale, superbias) once more."""
+    from ..datamodels.irs2_layout import layout_of
+    from ..refpix import irs2_subtract_reference as irs2
+
+    steps = [step for step in (pipe.group_scale, pipe.dq_init, pipe.superbias) if not step.skip]
+    flags = None
+    quiet = logging.getLogger("ramp2slope")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)   # the steps say what they do when they run for real
+    try:
+        for i in range(source.nints):
+            model = source.integration_model(i)
+            for step in steps:
+                model = step.process(model)
+            before = model.pixeldq.copy()
+            after = before.copy()
+            irs2.flag_bad_reference_samples(model.data, after, layout_of(model),
+                                            n_sigma=pipe.refpix.ovr_corr_mitigation_ftr,
+                                            flag_only=True)
+            added = after & ~before
+            flags = added if flags is None else flags | added
+            model._arrays.clear()
+    finally:
+        quiet.setLevel(level)
+    bad_rows = int(np.count_nonzero(np.any(flags != 0, axis=1)))
+    log.info("%s: %d bad reference samples flagged from the %d integrations", pipe.refpix.name,
+             bad_rows, source.nints)
+    return flags
+
+
+def _stage_a(pipe, source, make_store, products):
+    """group_scale … charge_migration, integration by integration, into the ScratchStore that
+    ``make_store(shape)`` makes; returns the metadata model of the exposure after them and the
+    table of all-DO_NOT_USE groups."""
+    nints, ngroups = source.shape[:2]
     steps = [getattr(pipe, alias) for alias in STAGE_A]
     elapsed = {step.name: 0.0 for step in steps}
     writers = {}
     dnu_table = np.zeros((nints, ngroups), dtype=bool)
-    any_sat = np.zeros((ny, nx), dtype=bool)
-    any_floor = np.zeros((ny, nx), dtype=bool)
+    store = any_sat = any_floor = None
     first = None
     quiet = _RepeatFilter()
     start = time.perf_counter()
@@ -190,6 +234,10 @@ def _stage_a(pipe, source, store, products):
                         writers[step.name] = (products.start(model, path, shapes), step)
                     writers[step.name][0].write_integration(i, model)
             groupdq = model.groupdq
+            if store is None:
+                store = make_store((nints,) + model.shape[1:])
+                any_sat = np.zeros(model.shape[-2:], dtype=bool)
+                any_floor = np.zeros(model.shape[-2:], dtype=bool)
             dnu_table[i] = twopoint.dnu_planes(groupdq)[0]
             any_sat |= np.any(groupdq[0] & _SAT, axis=0)
             any_floor |= np.any(groupdq[0] & _AD_FLOOR, axis=0)
@@ -221,7 +269,7 @@ def _stage_a(pipe, source, store, products):
         products.finish(writer, step)
     log.info("%s: %d integrations through %s to %s in %.2f s", pipe.name, nints, STAGE_A[0],
              STAGE_A[-1], time.perf_counter() - start)
-    return _shell(first, source.shape), dnu_table
+    return _shell(first, store.shape), dnu_table
 
 
 def _shell(first, shape):

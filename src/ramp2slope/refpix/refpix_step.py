@@ -1,7 +1,9 @@
 """RefPixStep: remove amplifier offsets and 1/f row noise using the reference pixels."""
 import logging
 
-from ..datamodels.irs2_layout import is_irs2_shape, layout_of
+import numpy as np
+
+from ..datamodels.irs2_layout import is_irs2_shape, layout_of, rows_mask
 from ..errors import ReferenceFileError
 from ..references import load_irs2_refpix
 from ..stpipe import Step
@@ -74,8 +76,14 @@ class RefPixStep(Step):
         from . import irs2_subtract_reference as irs2   # only IRS2 exposures need it
 
         layout = layout_of(model)
-        irs2.flag_bad_reference_samples(model.data, model.pixeldq, layout,
-                                        n_sigma=self.ovr_corr_mitigation_ftr, flag_only=True)
+        known = getattr(self, "_irs2_reference_flags", None)
+        if known is None:
+            irs2.flag_bad_reference_samples(model.data, model.pixeldq, layout,
+                                            n_sigma=self.ovr_corr_mitigation_ftr, flag_only=True)
+        else:
+            # streamed, one integration at a time: flagged from every integration beforehand
+            # (pipeline/streaming.py), as the whole exposure's correction flags them
+            model.pixeldq |= known
         if self.irs2_mean_subtraction:
             if self.use_side_ref_pixels:
                 log.info("Turning off side pixel correction for IRS2")
@@ -99,6 +107,12 @@ class RefPixStep(Step):
             model.data, model.pixeldq, model.groupdq, model.meta.instrument.detector, alpha, beta,
             ref.dq_table, layout, preserve_refpix=self.preserve_irs2_refpix)
         model.data, model.pixeldq, model.groupdq = data, pixeldq, groupdq
+        zeroframe = model._arrays.get("zeroframe")
+        if zeroframe is not None and zeroframe.shape[-2] != data.shape[-2]:
+            # jwst leaves the ZEROFRAME in the IRS2 layout, which no later step can use with the
+            # 2048-row ramp: its science rows are kept instead (IRS2 files seldom have one)
+            rows = rows_mask(model.meta.instrument.detector, zeroframe.shape[-2], layout)
+            model.zeroframe = np.ascontiguousarray(zeroframe[:, rows])
         return self.complete(model)
 
     def _sirs_kernels(self, model):
