@@ -1,0 +1,77 @@
+"""A multistripe exposure without superstripes: NIRCam's DHS subarrays (``SUB82STRIPE2_DHS``).
+
+Each frame reads the detector's reference row(s), skips ahead, reads a block of science rows,
+and, with ``repeat_stripe``, returns to read the reference rows again before the next block
+(``references/stripes.py``). The simulator makes it from an ordinary full-frame exposure of the
+same detector: every image of the file (SCI, ZEROFRAME, and the DARK reference, which is never
+cut by the pipeline) is cut by the stripes exactly as the pipeline cuts a full-frame reference,
+while the other references stay full frame. The truth is the full frame's; cut it with
+:func:`~ramp2slope.references.stripes.stripe_reference` to compare it with the rate. A re-read
+row holds the same values at both reads here (the real reads are apart in time).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from ..references.stripes import StripeLayout, stripe_reference
+from .exposure import SimulationResult, simulate_exposure
+
+__all__ = ["DHS_STRIPES", "simulate_dhs_exposure"]
+
+#: Two 40-row stripes, each after a re-read of the detector's first row (82 rows in all).
+DHS_STRIPES = StripeLayout(
+    name="SUB82STRIPE2_DHS", xstart=1, ystart=1, xsize=2048, ysize=82, fastaxis=-1, slowaxis=2,
+    reads1=1, skips1=400, reads2=40, skips2=300, repeat_stripe=1, interleave_reads1=0)
+
+_KEYWORDS = (("SUBARRAY", "name"), ("SUBSTRT1", "xstart"), ("SUBSTRT2", "ystart"),
+             ("SUBSIZE1", "xsize"), ("SUBSIZE2", "ysize"), ("MSTR_RD1", "reads1"),
+             ("MSTR_SK1", "skips1"), ("MSTR_RD2", "reads2"), ("MSTR_SK2", "skips2"),
+             ("MSTR_RPT", "repeat_stripe"), ("MSTR_ILV", "interleave_reads1"),
+             ("SSTR_STP", "superstripe_step"), ("SSTR_NST", "num_superstripe"))
+
+
+def _striped_header(header, layout):
+    header = header.copy()
+    for keyword, attr in _KEYWORDS:
+        if keyword in header or keyword.startswith(("MSTR", "SSTR")):
+            header[keyword] = getattr(layout, attr)
+    return header
+
+
+def _rewrite(path, layout, primary_edits=None):
+    """Cut every 2-D-or-more image of a FITS file by the stripes, in place."""
+    with fits.open(path) as hdul:
+        primary = _striped_header(hdul[0].header, layout)
+        for key, value in (primary_edits or {}).items():
+            primary[key] = value
+        hdus = [fits.PrimaryHDU(header=primary)]
+        for hdu in hdul[1:]:
+            if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+                hdus.append(fits.ImageHDU(stripe_reference(hdu.data, layout, 1),
+                                          header=hdu.header, name=hdu.name))
+            elif hdu.name == "GROUP":
+                table = hdu.data.copy()
+                table["number_of_columns"], table["number_of_rows"] = layout.xsize, layout.ysize
+                hdus.append(fits.BinTableHDU(table, name="GROUP", header=hdu.header))
+            else:
+                hdus.append(hdu.copy())
+        fits.HDUList(hdus).writeto(path, overwrite=True)
+
+
+def simulate_dhs_exposure(outdir, *, detector="NRCA1", ngroups=5, nints=2, seed=0,
+                          layout=DHS_STRIPES):
+    """Simulate a DHS multistripe exposure with its references (DARK cut by the stripes, the
+    others full frame) and the full frame's truth."""
+    if layout.num_superstripe:
+        raise ValueError("simulate_dhs_exposure makes multistripe exposures without superstripes; "
+                         "see simulate.superstripe for superstripes")
+    result = simulate_exposure(Path(outdir), detector=detector, ngroups=ngroups, nints=nints,
+                               seed=seed, filter_name="F150W2", pupil="GDHS0")
+    _rewrite(result.uncal, layout, {"EXP_TYPE": "NRC_TSGRISM", "TSOVISIT": True})
+    _rewrite(result.refs["dark"], layout)
+    shape = (nints, ngroups, layout.ysize, layout.xsize)
+    return SimulationResult(uncal=result.uncal, refs=result.refs, truth=result.truth,
+                            root=result.root, shape=shape)
