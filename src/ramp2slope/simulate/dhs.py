@@ -18,6 +18,7 @@ from astropy.io import fits
 
 from ..references.stripes import StripeLayout, stripe_reference
 from .exposure import SimulationResult, simulate_exposure
+from .striped import stripe_group_table, stripe_primary
 
 __all__ = ["DHS_STRIPES", "simulate_dhs_exposure"]
 
@@ -26,25 +27,10 @@ DHS_STRIPES = StripeLayout(
     name="SUB82STRIPE2_DHS", xstart=1, ystart=1, xsize=2048, ysize=82, fastaxis=-1, slowaxis=2,
     reads1=1, skips1=400, reads2=40, skips2=300, repeat_stripe=1, interleave_reads1=0)
 
-_KEYWORDS = (("SUBARRAY", "name"), ("SUBSTRT1", "xstart"), ("SUBSTRT2", "ystart"),
-             ("SUBSIZE1", "xsize"), ("SUBSIZE2", "ysize"), ("MSTR_RD1", "reads1"),
-             ("MSTR_SK1", "skips1"), ("MSTR_RD2", "reads2"), ("MSTR_SK2", "skips2"),
-             ("MSTR_RPT", "repeat_stripe"), ("MSTR_ILV", "interleave_reads1"),
-             ("SSTR_STP", "superstripe_step"), ("SSTR_NST", "num_superstripe"))
-
-
-def _striped_header(header, layout):
-    header = header.copy()
-    for keyword, attr in _KEYWORDS:
-        if keyword in header or keyword.startswith(("MSTR", "SSTR")):
-            header[keyword] = getattr(layout, attr)
-    return header
-
-
 def _rewrite(path, layout, primary_edits=None):
     """Cut every 2-D-or-more image of a FITS file by the stripes, in place."""
     with fits.open(path) as hdul:
-        primary = _striped_header(hdul[0].header, layout)
+        primary = stripe_primary(hdul[0].header, layout)
         for key, value in (primary_edits or {}).items():
             primary[key] = value
         hdus = [fits.PrimaryHDU(header=primary)]
@@ -53,9 +39,7 @@ def _rewrite(path, layout, primary_edits=None):
                 hdus.append(fits.ImageHDU(stripe_reference(hdu.data, layout, 1),
                                           header=hdu.header, name=hdu.name))
             elif hdu.name == "GROUP":
-                table = hdu.data.copy()
-                table["number_of_columns"], table["number_of_rows"] = layout.xsize, layout.ysize
-                hdus.append(fits.BinTableHDU(table, name="GROUP", header=hdu.header))
+                hdus.append(stripe_group_table(hdu, layout))
             else:
                 hdus.append(hdu.copy())
         fits.HDUList(hdus).writeto(path, overwrite=True)

@@ -20,6 +20,7 @@ from astropy.io import fits
 from ..references.stripes import StripeLayout, superstripe_ranges
 from ..refpix.orientation import detector_to_dms, dms_to_detector
 from .exposure import SimulationResult, simulate_exposure
+from .striped import stripe_group_table, stripe_primary
 
 __all__ = ["SOSS_SUPERSTRIPE", "simulate_superstripe_exposure"]
 
@@ -29,13 +30,6 @@ SOSS_SUPERSTRIPE = StripeLayout(
     name="SUB204STRIPE_SOSS", xstart=2048, ystart=1793, xsize=208, ysize=256, fastaxis=-2,
     slowaxis=-1, reads1=4, skips1=0, reads2=204, skips2=0, repeat_stripe=1, interleave_reads1=1,
     superstripe_step=204, num_superstripe=10)
-
-_KEYWORDS = (("SUBARRAY", "name"), ("SUBSTRT1", "xstart"), ("SUBSTRT2", "ystart"),
-             ("SUBSIZE1", "xsize"), ("SUBSIZE2", "ysize"), ("MSTR_RD1", "reads1"),
-             ("MSTR_SK1", "skips1"), ("MSTR_RD2", "reads2"), ("MSTR_SK2", "skips2"),
-             ("MSTR_RPT", "repeat_stripe"), ("MSTR_ILV", "interleave_reads1"),
-             ("SSTR_STP", "superstripe_step"), ("SSTR_NST", "num_superstripe"))
-
 
 def _stripe_frame_time(layout):
     # one output: (fast pixels + 12) clocks per row, two rows of overhead, 10 us per clock
@@ -74,9 +68,7 @@ def simulate_superstripe_exposure(outdir, *, nints=2, ngroups=5, seed=0, layout=
         frame_time=_stripe_frame_time(layout))
     path = outdir / window.uncal.name
     with fits.open(window.uncal) as hdul:
-        primary = hdul[0].header.copy()
-        for keyword, attr in _KEYWORDS:
-            primary[keyword] = getattr(layout, attr)
+        primary = stripe_primary(hdul[0].header, layout)
         primary["EXP_TYPE"] = "NIS_SOSS"
         primary["FILTER"], primary["PUPIL"] = "CLEAR", "GR700XD"
         hdus = [fits.PrimaryHDU(header=primary)]
@@ -87,9 +79,7 @@ def simulate_superstripe_exposure(outdir, *, nints=2, ngroups=5, seed=0, layout=
                 hdus.append(fits.ImageHDU(cut if hdu.name == "SCI" else cut[:, 0], name=hdu.name,
                                           header=hdu.header))
             elif hdu.name == "GROUP":
-                table = hdu.data.copy()
-                table["number_of_columns"], table["number_of_rows"] = layout.xsize, layout.ysize
-                hdus.append(fits.BinTableHDU(table, name="GROUP", header=hdu.header))
+                hdus.append(stripe_group_table(hdu, layout))
             else:
                 hdus.append(hdu.copy())
         fits.HDUList(hdus).writeto(path, overwrite=True)
