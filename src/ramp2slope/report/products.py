@@ -196,7 +196,9 @@ class ProductSet:
         if not self.uncal:
             return None
         if "uncal" not in self._open:
-            self._open["uncal"] = FitsProduct(self.uncal)
+            product = FitsProduct(self.uncal)
+            product.science_rows = _irs2_science_rows(product)
+            self._open["uncal"] = product
         return self._open["uncal"]
 
     def missing(self):

@@ -136,8 +136,9 @@ def write_irs2_refpix(path, template_header, seed):
 
     The weights pass the slow part of the read sequence (up to a few cycles per detector line,
     where the offsets and the 1/f noise are) and stop the rest: weighting white read noise of
-    the reference samples would add it to every science pixel. The interleaved samples carry
-    most of the weight, the reference output a little; both get a small random ripple.
+    the reference samples would add it to every science pixel. The reference output, read at
+    the same moments as the pixels, carries the weight (alpha near 1 removes a signal common to
+    all outputs exactly); the interleaved samples a little; both get a small random ripple.
     """
     rng = np.random.default_rng([seed, 4])
     n = _REFPIX_ROWS // 2
@@ -145,7 +146,7 @@ def write_irs2_refpix(path, template_header, seed):
     cycles = np.minimum(k, n - k)                 # |frequency| in cycles per frame
     passband = np.exp(-(cycles / (4.0 * 2048)) ** 2)
     columns = []
-    for kind, gain in (("alpha", 0.1), ("beta", 1.0)):
+    for kind, gain in (("alpha", 1.0), ("beta", 0.1)):
         for amp in range(4):
             weight = gain * passband * (1.0 + rng.normal(0.0, 0.01, n) + 1j * rng.normal(0.0, 0.01, n))
             pairs = np.empty(2 * n, np.float32)
