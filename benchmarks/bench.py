@@ -131,15 +131,15 @@ def prepare_case(key, workdir, ipc):
             log(f"  case {key}: reusing the inputs in {folder}")
             return _with_ipc(info, folder, ipc)
     from ramp2slope.simulate import simulate_exposure
+    from ramp2slope.simulate.irs2 import simulate_irs2_exposure
 
     if folder.exists():
         shutil.rmtree(folder)
     log(f"  case {key}: simulating {desc} ...")
     start = time.perf_counter()
     kwargs = dict(kwargs)
-    if kwargs.pop("irs2", False):
-        from ramp2slope.simulate.irs2 import simulate_irs2_exposure as simulate_exposure
-    sim = _simulate_with_retry(simulate_exposure, folder / "input", kwargs)
+    simulate = simulate_irs2_exposure if kwargs.pop("irs2", False) else simulate_exposure
+    sim = _simulate_with_retry(simulate, folder / "input", kwargs)
     info = {
         "wanted": wanted, "uncal": str(Path(sim.uncal).resolve()),
         "refs": {k: str(Path(v).resolve()) for k, v in sim.refs.items()},

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
 
 from ..references.stripes import StripeLayout, stripe_reference

@@ -11,14 +11,13 @@ that window at refpix).
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
 from ..references.stripes import StripeLayout, superstripe_ranges
-from ..refpix.orientation import detector_to_dms, dms_to_detector
+from ..refpix.orientation import dms_to_detector
 from .exposure import SimulationResult, simulate_exposure
 from .striped import stripe_group_table, stripe_primary
 
