@@ -35,6 +35,9 @@ from .reference_models import (
     TrapParsModel,
     IRS2Model,
     TrapsFilledModel,
+    DarkMIRIModel,
+    ResetModel,
+    RSCDModel,
 )
 
 __all__ = [
@@ -42,5 +45,5 @@ __all__ = [
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
-    "IRS2Model",
+    "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel",
 ]

@@ -218,10 +218,17 @@ class IncrementalWriter:
             self._pwrite(ext.encode(rows[start:start + step]), ext.offset + start * row_bytes)
         ext.written[:] = True
 
-    def write_integration(self, index, model):
-        """Write ``[index]`` of every deferred extension from a one-integration ``model``."""
+    def write_integration(self, index, model, exclude=()):
+        """Write ``[index]`` of every deferred extension (but those in ``exclude``) from a
+        one-integration ``model``."""
         for attr in self._extensions:
-            self.write(attr, index, getattr(model, attr)[0])
+            if attr not in exclude:
+                self.write(attr, index, getattr(model, attr)[0])
+
+    def write_rows(self, attr, array):
+        """Write a whole deferred 2-D extension (e.g. a PIXELDQ known only at the end)."""
+        for row in range(array.shape[0]):
+            self.write(attr, row, array[row])
 
     # -- life cycle ------------------------------------------------------------------------------
     def close(self):

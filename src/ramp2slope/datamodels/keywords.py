@@ -58,6 +58,13 @@ _PRIMARY = {
     "exposure.nrs_normal": "NRS_NORM",
     "exposure.nrs_reference": "NRS_REF",
     "exposure.gain_factor": "GAINFACT",
+    # what MIRI's rscd step records (groups flagged, and pixels kept for saturation or brightness)
+    "rscd.ngroups_skip_int1": "INT1SKIP",
+    "rscd.ngroups_skip_int2p": "INT2SKIP",
+    "rscd.keep_bright_firstgroup_int1": "INT1UGP1",
+    "rscd.keep_bright_firstgroup_int2p": "INT2UGP1",
+    "rscd.keep_groups_saturation_int1": "INT1BORS",
+    "rscd.keep_groups_saturation_int2p": "INT2BORS",
     "exposure.primary_cosmic_rays": "PRIMECRS",
     "exposure.extended_emission_events": "EXTNCRS",
     "subarray.name": "SUBARRAY",
@@ -119,6 +126,9 @@ REF_FILE_KEYWORDS = {
     "trappars": "R_TRPPAR",
     "persat": "R_PERSAT",
     "pictureframe": "R_PCTFRM",
+    "emicorr": "R_MIREMI",
+    "reset": "R_RESET",
+    "rscd": "R_RSCD",
 }
 
 KEYWORDS = {path: ("PRIMARY", kw) for path, kw in _PRIMARY.items()}

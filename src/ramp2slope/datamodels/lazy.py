@@ -26,7 +26,7 @@ from .models import RampModel, placeholder
 __all__ = ["RampSource", "open_ramp_source"]
 
 #: Arrays stored per integration (the first axis is the integration).
-PER_INTEGRATION = ("data", "groupdq", "zeroframe", "err")
+PER_INTEGRATION = ("data", "groupdq", "zeroframe", "refout", "err")
 
 
 def open_ramp_source(path):
@@ -93,6 +93,10 @@ class RampSource:
     @property
     def nints(self):
         return self.shape[0]
+
+    def shape_of(self, attr):
+        """The whole shape of a per-integration array of the file."""
+        return tuple(int(n) for n in self._hdus[attr].shape)
 
     def has(self, attr):
         """True when the file holds this per-integration array."""

@@ -319,6 +319,8 @@ class RampModel(DataModel):
         ArraySpec("pixeldq", "PIXELDQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
         ArraySpec("groupdq", "GROUPDQ", np.uint8, 4, default=_zeros_like_data(np.uint8)),
         ArraySpec("zeroframe", "ZEROFRAME", np.float32, 3),
+        # MIRI's reference output (a fifth output that reads no pixels): carried unchanged
+        ArraySpec("refout", "REFOUT", np.float32, 4),
         ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
         # stdatamodels 6 has no ERR in a RampModel: accepted when reading old files, not written.
         ArraySpec("err", "ERR", np.float32, 4, write=False),
@@ -387,6 +389,7 @@ class Level1bModel(DataModel):
     arrays = (
         ArraySpec("data", "SCI", np.uint16, 4),
         ArraySpec("zeroframe", "ZEROFRAME", np.uint16, 3),
+        ArraySpec("refout", "REFOUT", np.uint16, 4),
     )
     tables = ("group", "int_times")
 

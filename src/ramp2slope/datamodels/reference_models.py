@@ -77,6 +77,22 @@ IRS2Model = _reference("IRS2Model", "refpix", [], tables=("irs2_table", "dq_tabl
                        table_extnames={"irs2_table": "IRS2", "dq_table": "DQ"})
 
 
+# MIRI
+DarkMIRIModel = _reference("DarkMIRIModel", "dark", [
+    ArraySpec("data", "SCI", np.float32, 4),
+    ArraySpec("dq", "DQ", np.uint32, 4),
+    ArraySpec("err", "ERR", np.float32, 4),
+    ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
+])
+ResetModel = _reference("ResetModel", "reset", [
+    ArraySpec("data", "SCI", np.float32, 4),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
+    ArraySpec("err", "ERR", np.float32, 4),
+])
+RSCDModel = _reference("RSCDModel", "rscd", [], tables=("rscd_group_skip_table",), primary=None,
+                       table_extnames={"rscd_group_skip_table": "RSCD_GROUP_SKIP"})
+
+
 class TrapsFilledModel(DataModel):
     """The traps filled at the end of an exposure (persistence's ``_trapsfilled`` product)."""
 
@@ -87,11 +103,11 @@ class TrapsFilledModel(DataModel):
 REFERENCE_MODEL_CLASSES = (
     GainModel, ReadnoiseModel, SaturationModel, MaskModel, SuperBiasModel, LinearityModel,
     DarkNirspecModel, IPCModel, PersistenceSatModel, TrapDensityModel, TrapParsModel,
-    TrapsFilledModel, IRS2Model,
+    TrapsFilledModel, IRS2Model, DarkMIRIModel, ResetModel, RSCDModel,
 )
 
 #: the reference model classes for each reference type
 BY_REFTYPE = {cls.reftype: (cls,) for cls in REFERENCE_MODEL_CLASSES if getattr(cls, "reftype", None)}
-BY_REFTYPE["dark"] = (DarkModel, DarkNirspecModel)
+BY_REFTYPE["dark"] = (DarkModel, DarkNirspecModel, DarkMIRIModel)
 
 MODEL_CLASSES.update({cls.model_type: cls for cls in REFERENCE_MODEL_CLASSES})
