@@ -78,6 +78,59 @@ def reference_overrides(refs, ipc=False):
     return steps
 
 
+# MIRI: the steps whose products are compared, and the references given explicitly
+MIRI_SAVED_STEPS = ("dq_init", "saturation", "lastframe", "reset", "linearity", "rscd",
+                    "dark_current", "refpix", "jump")
+MIRI_STATUS_KEYWORDS = ("S_DQINIT", "S_MIREMI", "S_SATURA", "S_FRSTFR", "S_LASTFR", "S_RESET",
+                        "S_LINEAR", "S_RSCD", "S_DARK", "S_REFPIX", "S_JUMP")
+
+
+def miri_reference_overrides(refs):
+    """The ``steps`` dict giving every reference of a MIRI exposure explicitly (refs: {reftype:
+    path}; an ``emicorr`` entry turns the EMI correction on)."""
+    emicorr = {"override_emicorr": refs["emicorr"], "skip": False} if "emicorr" in refs else {"skip": True}
+    return {
+        "group_scale": {},
+        "dq_init": {"override_mask": refs["mask"]},
+        "emicorr": emicorr,
+        "saturation": {"override_saturation": refs["saturation"], "override_superbias": "N/A"},
+        "ipc": {"override_ipc": "N/A", "skip": True},
+        "superbias": {"override_superbias": "N/A"},
+        "refpix": {"override_refpix": "N/A", "override_sirskernel": "N/A"},
+        "rscd": {"override_rscd": refs["rscd"]},
+        "reset": {"override_reset": refs["reset"]},
+        "linearity": {"override_linearity": refs["linearity"]},
+        "dark_current": {"override_dark": refs["dark"]},
+        "jump": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
+        "ramp_fit": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
+        "gain_scale": {"override_gain": refs["gain"]},
+    }
+
+
+def _miri_steps(refs, steps, save_steps):
+    all_steps = miri_reference_overrides(refs)
+    for name in save_steps:
+        all_steps.setdefault(name, {})["save_results"] = True
+    for name, values in (steps or {}).items():
+        all_steps.setdefault(name, {}).update(values)
+    return all_steps
+
+
+def run_both_miri(sim, base, steps=None, save_steps=MIRI_SAVED_STEPS, **pipeline_kwargs):
+    """Both pipelines on a simulated MIRI exposure, into ``base/jwst`` and ``base/ours``."""
+    configure_offline_crds()
+    from jwst.pipeline import Detector1Pipeline as Official
+
+    from ramp2slope.pipeline import Detector1Pipeline as Ours
+
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    theirs, ours = base / "jwst", base / "ours"
+    for pipeline, folder in ((Official, theirs), (Ours, ours)):
+        pipeline.call(str(sim.uncal), steps=_miri_steps(refs, steps, save_steps),
+                      output_dir=str(folder), save_results=True, **pipeline_kwargs)
+    return theirs, ours
+
+
 def run_official_detector1(uncal, refs, output_dir, steps=None, save_steps=SAVED_STEPS, **pipeline_kwargs):
     """Run jwst's Detector1Pipeline offline; returns the rate model (None if no slopes)."""
     configure_offline_crds()
@@ -122,17 +175,18 @@ def open_product(folder, root, suffix):
     return fits.open(path)
 
 
-def assert_step_products_match(theirs, ours, root, step):
+def assert_step_products_match(theirs, ours, root, step, keywords=STATUS_KEYWORDS,
+                               extensions=("PIXELDQ", "GROUPDQ")):
     """A step's ramp product: GROUPDQ and PIXELDQ identical, SCI within float32 rounding (1e-3
     DN), and the same step statuses."""
     import numpy as np
 
     with open_product(theirs, root, step) as a, open_product(ours, root, step) as b:
-        for ext in ("PIXELDQ", "GROUPDQ"):
+        for ext in extensions:
             np.testing.assert_array_equal(b[ext].data, a[ext].data, err_msg=f"{step} {ext}")
         np.testing.assert_allclose(b["SCI"].data, a["SCI"].data, rtol=0, atol=1e-3,
                                    err_msg=f"{step} SCI")
-        for key in STATUS_KEYWORDS:
+        for key in keywords:
             assert b[0].header.get(key) == a[0].header.get(key), f"{step} {key}"
 
 

@@ -28,6 +28,7 @@ _EXPORTS = {
     "READ_PATTERNS": "detector", "SUBARRAY_NAMES": "detector", "frame_time": "detector",
     "geometry": "detector", "SimulationResult": "exposure", "simulate_exposure": "exposure",
     "REFTYPES": "references", "Truth": "truth", "load_truth": "truth",
+    "simulate_miri_exposure": "miri", "MIRI_SUBARRAYS": "miri",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -12,6 +12,10 @@ import time
 from ..errors import Ramp2SlopeError
 from .detector import READ_PATTERNS, SUBARRAY_NAMES, AXES
 
+#: MIRI windows and read patterns (:mod:`.miri`, not imported to build the parser)
+MIRI_SUBARRAY_NAMES = ("BRIGHTSKY", "SUB256", "SUB128", "SUB64", "SLITLESSPRISM")
+MIRI_READ_PATTERNS = ("FAST", "FASTR1")
+
 #: the read pattern that asks for a NIRSpec IRS2 exposure (:mod:`.irs2`)
 IRS2_READPATT = "NRSIRS2RAPID"
 
@@ -31,18 +35,23 @@ def add_arguments(parser):
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--size", type=_size, default=None,
                        help="ROWSxCOLS; 2048x2048 is FULL, other sizes a GENERIC window at the origin")
-    where.add_argument("--subarray", type=str.upper, choices=SUBARRAY_NAMES, default=None,
-                       help="named NIRCam subarray at its flight position (default FULL)")
+    where.add_argument("--subarray", type=str.upper, choices=SUBARRAY_NAMES + MIRI_SUBARRAY_NAMES,
+                       default=None,
+                       help="named NIRCam (or with --detector MIRIMAGE, MIRI) subarray at its flight "
+                            "position (default FULL)")
     parser.add_argument("--ngroups", type=int, default=10, help="groups per integration (default 10)")
     parser.add_argument("--nints", type=int, default=1, help="integrations (default 1)")
-    parser.add_argument("--readpatt", type=str.upper, choices=tuple(READ_PATTERNS) + (IRS2_READPATT,),
-                        default="RAPID",
+    parser.add_argument("--readpatt", type=str.upper,
+                        choices=tuple(READ_PATTERNS) + (IRS2_READPATT,) + MIRI_READ_PATTERNS,
+                        default=None,
                         help="read pattern (default RAPID; NRSRAPID, NISRAPID, FGSRAPID for NIRSpec, "
-                             f"NIRISS and FGS; {IRS2_READPATT}: a NIRSpec IRS2 full frame)")
+                             f"NIRISS and FGS; {IRS2_READPATT}: a NIRSpec IRS2 full frame; FAST "
+                             "(default) or FASTR1 for MIRI)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--detector", type=str.upper, choices=tuple(AXES), default="NRCBLONG",
+    parser.add_argument("--detector", type=str.upper, choices=tuple(AXES) + ("MIRIMAGE",),
+                        default="NRCBLONG",
                         help="NIRCam detector; NRS1/NRS2, NIS, GUIDER1/GUIDER2 for NIRSpec, NIRISS, "
-                             "FGS (default NRCBLONG)")
+                             "FGS; MIRIMAGE for the MIRI imager (default NRCBLONG)")
     parser.add_argument("--cr-rate", type=float, default=5.0,
                         help="cosmic-ray events per cm^2 per s (default 5)")
     parser.add_argument("--filter", type=str.upper, default=None,
@@ -61,12 +70,18 @@ def run_from_args(args):
     from .exposure import simulate_exposure
 
     start = time.perf_counter()
-    if args.readpatt == IRS2_READPATT:
+    if args.detector == "MIRIMAGE":
+        result = _simulate_miri(args)
+    elif args.readpatt == IRS2_READPATT:
         result = _simulate_irs2(args)
     else:
+        if args.subarray in MIRI_SUBARRAY_NAMES and args.subarray not in SUBARRAY_NAMES:
+            raise Ramp2SlopeError(f"{args.subarray} is a MIRI subarray: add --detector MIRIMAGE")
+        if args.readpatt in MIRI_READ_PATTERNS:
+            raise Ramp2SlopeError(f"{args.readpatt} is a MIRI read pattern: add --detector MIRIMAGE")
         result = simulate_exposure(
             args.outdir, size=args.size, subarray=args.subarray, ngroups=args.ngroups,
-            nints=args.nints, readpatt=args.readpatt, seed=args.seed, detector=args.detector,
+            nints=args.nints, readpatt=args.readpatt or "RAPID", seed=args.seed, detector=args.detector,
             zeroframe=not args.no_zeroframe, cr_rate=args.cr_rate, sky=args.sky,
             dark_nplanes=args.dark_planes, full_frame_refs=not args.subarray_refs,
             filter_name=args.filter)
@@ -77,6 +92,19 @@ def run_from_args(args):
     print(f"truth: {result.truth}")
     print(f"shape {result.shape} simulated in {elapsed:.1f} s")
     return 0
+
+
+def _simulate_miri(args):
+    from .miri import simulate_miri_exposure
+
+    if args.size is not None:
+        raise Ramp2SlopeError("MIRI exposures take a named --subarray (or none: FULL), not --size")
+    if args.readpatt not in (None,) + MIRI_READ_PATTERNS:
+        raise Ramp2SlopeError(f"MIRI read patterns: {', '.join(MIRI_READ_PATTERNS)}, not {args.readpatt}")
+    return simulate_miri_exposure(args.outdir, subarray=args.subarray or "FULL",
+                                  ngroups=args.ngroups, nints=args.nints,
+                                  readpatt=args.readpatt or "FAST", seed=args.seed,
+                                  cr_rate=args.cr_rate)
 
 
 def _simulate_irs2(args):
