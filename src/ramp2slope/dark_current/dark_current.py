@@ -1,6 +1,11 @@
 """dark_current: resample the DARK reference to the science readout and subtract it
 (spec §2.4, §4.9), matching ``stcal.dark_current.dark_sub`` as jwst 3.0.0 calls it (NIR: 3-D
-darks).
+darks; MIRI: 4-D darks, one dark ramp per integration).
+
+MIRI: science integration ``a`` (0-based in the file) uses dark integration ``a``, or the
+dark's last one beyond its integrations or whenever the file is a later segment (INTSTART not
+1). Each dark integration is resampled like a 3-D dark. The DQ flagged into PIXELDQ is the OR
+over the dark's integrations of their DQ planes ``[i, 0]``.
 
 The dark is never held as a whole: for each science group only the dark planes that group
 needs are read, one at a time into one buffer (from the file, through
@@ -25,6 +30,7 @@ from ramp2slope.errors import ReferenceFileError
 
 __all__ = [
     "DarkPlan", "plan_dark", "subtract_dark", "dark_used", "average_dark_current_array",
+    "dark_integration", "collapse_dark_dq",
 ]
 
 
@@ -164,11 +170,12 @@ def _plane_reader(dark):
 
 
 def _check(dark, ny, nx):
-    if dark.ndim != 3:
-        raise ReferenceFileError(f"the DARK reference SCI array must be 3-D, got shape {dark.shape}")
-    if tuple(dark.shape[1:]) != (ny, nx):
+    if dark.ndim not in (3, 4):
+        raise ReferenceFileError(f"the DARK reference SCI array must be 3-D (or 4-D for MIRI), "
+                                 f"got shape {dark.shape}")
+    if tuple(dark.shape[-2:]) != (ny, nx):
         raise ReferenceFileError(
-            f"the DARK reference has {tuple(dark.shape[1:])} pixels but the science data have "
+            f"the DARK reference has {tuple(dark.shape[-2:])} pixels but the science data have "
             f"{(ny, nx)}")
 
 
@@ -236,6 +243,37 @@ def _group_darks(dark, plan, ny, nx):
         yield g, acc32
 
 
+def dark_integration(science_integration, dark_nints, integration_start=None):
+    """The dark integration stcal subtracts from science integration ``science_integration``
+    (0-based within the file) of a MIRI exposure: the same one while the dark has it, else the
+    last; always the last for a later segment (``integration_start`` not None or 1)."""
+    first_segment = integration_start is None or int(integration_start) == 1
+    if first_segment and science_integration < dark_nints:
+        return int(science_integration)
+    return int(dark_nints) - 1
+
+
+def collapse_dark_dq(dark_dq, dark_nints):
+    """A MIRI dark's 4-D DQ as the 2-D flags stcal ORs into PIXELDQ: the OR of ``[i, 0]`` over
+    the ``dark_nints`` integrations of the dark SCI. A 2-D array is returned as it is."""
+    dq = np.asarray(dark_dq)
+    if dq.ndim == 2:
+        return dq.astype(np.uint32, copy=False)
+    if dq.ndim != 4 or dq.shape[0] < dark_nints:
+        raise ReferenceFileError(f"the DARK reference DQ must be 4-D with at least {dark_nints} "
+                                 f"integrations, got shape {dq.shape}")
+    out = np.array(dq[0, 0], dtype=np.uint32)
+    for i in range(1, dark_nints):
+        out |= dq[i, 0]
+    return out
+
+
+def _dark_of_integration(dark, d):
+    """Integration ``d`` of a 4-D dark, as a 3-D dark (a view, or a plane reader)."""
+    part = getattr(dark, "integration", None)
+    return part(d) if part is not None else dark[d]
+
+
 def _subtract(plane, dark_plane):
     if dark_plane.dtype == np.float64:
         _subtract64(plane, dark_plane)
@@ -244,7 +282,7 @@ def _subtract(plane, dark_plane):
 
 
 def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes, dark_groupgap,
-                  reuse=None):
+                  reuse=None, first_integration=0, integration_start=None, exposure_nints=None):
     """Subtract the dark in place; returns ``(status, plan)`` with status 'COMPLETE' or 'SKIPPED'.
 
     data: float32 (nints, ngroups, ny, nx); pixeldq: uint32 (ny, nx), ``|= dark_dq`` unless
@@ -257,9 +295,23 @@ def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes,
 
     reuse: None, or a dict kept with the dark between calls (one per integration of an
     exposure): the dark of each group is then computed once, stored there, and reused.
+
+    MIRI (a 4-D ``dark``, (dark_nints, nplanes, ny, nx), or a 4-D plane reader with
+    ``integration(i)``): ``dark_dq`` is 2-D (already collapsed) or the 4-D DQ
+    (:func:`collapse_dark_dq`); ``data`` holds the file's integrations from
+    ``first_integration`` on (0-based), each using the dark integration of
+    :func:`dark_integration` (``integration_start``: INTSTART). ``exposure_nints``: the number
+    of integrations in the file (default: ``first_integration`` + those in ``data``); stcal
+    averages only the first ``min(dark_nints, exposure_nints)`` dark integrations when frames
+    must be averaged and subtracts zeros where it uses another (a later segment with a dark of
+    more integrations than the file).
     """
     nints, ngroups, ny, nx = data.shape
     _check(dark, ny, nx)
+    if dark.ndim == 4:
+        return _subtract_dark_4d(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes,
+                                 dark_groupgap, reuse, first_integration, integration_start,
+                                 exposure_nints)
     plan = plan_dark(ngroups, nframes, groupgap, dark.shape[0], dark_nframes, dark_groupgap)
     if plan.skip:
         return "SKIPPED", plan
@@ -281,7 +333,36 @@ def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes,
     return "COMPLETE", plan
 
 
-def dark_used(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dark_ngroups=None):
+def _subtract_dark_4d(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes,
+                      dark_groupgap, reuse, first_integration, integration_start, exposure_nints):
+    nints, ngroups, ny, nx = data.shape
+    dark_nints = dark.shape[0]
+    plan = plan_dark(ngroups, nframes, groupgap, dark.shape[1], dark_nframes, dark_groupgap)
+    if plan.skip:
+        return "SKIPPED", plan
+    _check_planes(plan, dark.shape[1] + plan.n_extend, dark[0] if isinstance(dark, np.ndarray)
+                  else _dark_of_integration(dark, 0))
+    if exposure_nints is None:
+        exposure_nints = int(first_integration) + nints
+    pixeldq |= collapse_dark_dq(dark_dq, dark_nints)
+    local = {} if reuse is None else reuse
+    for j in range(nints):
+        d = dark_integration(int(first_integration) + j, dark_nints, integration_start)
+        if not plan.direct and d >= exposure_nints:
+            continue  # stcal's averaged dark of this integration stays 0
+        key = ("group darks", plan, ny, nx, d)
+        stored = local.get(key)
+        if stored is None:
+            stored = [np.array(plane, copy=True) for _, plane in
+                      _group_darks(_dark_of_integration(dark, d), plan, ny, nx)]
+            local[key] = stored
+        for g, dark_plane in enumerate(stored):
+            _subtract(data[j, g], dark_plane)
+    return "COMPLETE", plan
+
+
+def dark_used(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dark_ngroups=None,
+              exposure_nints=None):
     """The dark that :func:`subtract_dark` subtracts, for ``dark_output``; None when skipped.
 
     Returns ``(array, nframes, ngroups, groupgap)``: a float32 array and the NFRAMES, NGROUPS,
@@ -293,7 +374,14 @@ def dark_used(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dar
       number of planes) plus the planes added. Without extension, for a native float32 array
       this is ``dark`` itself with its NaNs replaced by 0 IN PLACE (no copy is made); for a
       plane reader (or another dtype) a new array; with extension always a new array.
+
+    A 4-D (MIRI) dark gives a 4-D array, one ramp per dark integration: in the averaged case
+    only the first ``min(dark_nints, exposure_nints)`` are computed, the others are 0 (stcal's
+    DarkMIRIModel); ``exposure_nints`` (the file's integrations) must then be given.
     """
+    if dark.ndim == 4:
+        return _dark_used_4d(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap,
+                             dark_ngroups, exposure_nints)
     ny, nx = dark.shape[1:]
     plan = plan_dark(ngroups, nframes, groupgap, dark.shape[0], dark_nframes, dark_groupgap)
     if plan.skip:
@@ -314,6 +402,31 @@ def dark_used(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dar
     out = np.empty((int(ngroups), ny, nx), dtype=np.float32)
     for g, plane in _group_darks(dark, plan, ny, nx):
         out[g] = plane
+    return out, int(nframes), int(ngroups), int(groupgap)
+
+
+def _dark_used_4d(dark, ngroups, nframes, groupgap, dark_nframes, dark_groupgap, dark_ngroups,
+                  exposure_nints):
+    dark_nints, nplanes, ny, nx = dark.shape
+    plan = plan_dark(ngroups, nframes, groupgap, nplanes, dark_nframes, dark_groupgap)
+    if plan.skip:
+        return None
+    parts = [dark[d] if isinstance(dark, np.ndarray) else _dark_of_integration(dark, d)
+             for d in range(dark_nints)]
+    if plan.direct:
+        out = None
+        for d, part in enumerate(parts):
+            used = dark_used(part, ngroups, nframes, groupgap, dark_nframes, dark_groupgap,
+                             dark_ngroups=dark_ngroups)
+            if out is None:
+                out = np.empty((dark_nints,) + used[0].shape, np.float32)
+            out[d] = used[0]
+        return (out,) + tuple(used[1:])
+    if exposure_nints is None:
+        raise ValueError("dark_used needs exposure_nints for a 4-D dark")
+    out = np.zeros((dark_nints, int(ngroups), ny, nx), dtype=np.float32)
+    for d in range(min(dark_nints, int(exposure_nints))):
+        out[d] = dark_used(parts[d], ngroups, nframes, groupgap, dark_nframes, dark_groupgap)[0]
     return out, int(nframes), int(ngroups), int(groupgap)
 
 

@@ -2,15 +2,44 @@
 import logging
 import os
 
+import numpy as np
+
 from ..datamodels import DarkModel
-from ..errors import Ramp2SlopeError
+from ..datamodels.models import ArraySpec, DataModel
 from ..references import load_dark
 from ..stpipe import Step
 from .dark_current import average_dark_current_array, dark_used, subtract_dark
 
-__all__ = ["DarkCurrentStep"]
+__all__ = ["DarkCurrentStep", "DarkMIRIModel"]
 
 log = logging.getLogger("ramp2slope")
+
+
+class DarkMIRIModel(DataModel):
+    """A MIRI dark (4-D: one dark ramp per integration), as written for ``dark_output``."""
+
+    model_type = "DarkMIRIModel"
+    reftype = "dark"
+    arrays = (
+        ArraySpec("data", "SCI", np.float32, 4),
+        ArraySpec("dq", "DQ", np.uint32, 4),
+        ArraySpec("err", "ERR", np.float32, 4),
+        ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
+    )
+    tables = ("dq_def",)
+
+
+def _file_nints(model):
+    """Integrations in the input file: the model's own, or, for one integration of a file
+    streamed integration by integration, those of its segment (INTEND - INTSTART + 1) or NINTS."""
+    if not hasattr(model, "_integration_offset"):
+        return model.shape[0]
+    exp = model.meta.exposure
+    if exp.integration_start is not None and exp.integration_end is not None:
+        return int(exp.integration_end) - int(exp.integration_start) + 1
+    if exp.nints is not None:
+        return int(exp.nints)
+    return int(model._integration_offset) + model.shape[0]
 
 
 class DarkCurrentStep(Step):
@@ -26,11 +55,6 @@ class DarkCurrentStep(Step):
     """
 
     def process(self, model):
-        if str(model.meta.instrument.name or "").upper() == "MIRI" and \
-                self.reference_or_skip(model, "dark") is not None:
-            # MIRI darks (DarkMIRIModel) hold planes per integration: not the layout read here
-            raise Ramp2SlopeError(f"{model._path or 'input'}: {self.name}: MIRI darks are not "
-                                  f"supported by ramp2slope")
         # The dark is read plane by plane, only the planes the science groups use. Within a
         # pipeline run that shares references (one integration at a time) the dark of each
         # group is computed once and kept with the shared reference (``dark.derived``).
@@ -51,16 +75,20 @@ class DarkCurrentStep(Step):
             elif source == "shape mismatch":
                 log.info("%s: the reference AVDRKCUR array does not match the science "
                             "average_dark_current shape; not used", self.name)
+            offset = int(getattr(model, "_integration_offset", 0))
             status, plan = subtract_dark(model.data, model.pixeldq, dark.data, dark.dq, nframes,
                                          groupgap, dark.nframes, dark.groupgap,
-                                         reuse=dark.derived if shared else None)
+                                         reuse=dark.derived if shared else None,
+                                         first_integration=offset,
+                                         integration_start=exposure.integration_start,
+                                         exposure_nints=_file_nints(model))
             if status == "SKIPPED":
                 return self.skipped(model, plan.reason)
             if plan.n_extend:
                 log.warning("%s: the dark has too few frames; %d planes extrapolated",
                             self.name, plan.n_extend)
             # a model holding later integrations of a longer exposure has written it already
-            if self.dark_output and getattr(model, "_integration_offset", 0) == 0:
+            if self.dark_output and offset == 0:
                 self._save_dark_used(model, dark, nframes, groupgap)
         finally:
             self.release_reference(dark)
@@ -69,11 +97,14 @@ class DarkCurrentStep(Step):
     def _save_dark_used(self, model, dark, nframes, groupgap):
         # dark.data reads from the file: dark_used gets new arrays, the reference is untouched.
         used = dark_used(dark.data, model.shape[1], nframes, groupgap, dark.nframes, dark.groupgap,
-                         dark_ngroups=dark.ngroups)
+                         dark_ngroups=dark.ngroups, exposure_nints=_file_nints(model))
         if used is None:
             return
         data, out_nframes, out_ngroups, out_groupgap = used
-        out = DarkModel(data=data, dq=dark.dq)
+        if dark.nints is not None:
+            out = DarkMIRIModel(data=data, dq=dark.full_dq())
+        else:
+            out = DarkModel(data=data, dq=dark.dq)
         out.update(model)
         out.meta.exposure.nframes = out_nframes
         out.meta.exposure.ngroups = out_ngroups

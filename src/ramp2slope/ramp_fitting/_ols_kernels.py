@@ -12,7 +12,8 @@ Group-DQ vocabulary used in the comments:
 * *orig*: raw plus DO_NOT_USE outside ``[firstgroup, lastgroup]`` (the copy the CHARGELOSS
   recomputation starts from);
 * *effective*: orig plus DO_NOT_USE on every group of a suppressed one-good-group ramp, plus the
-  ZEROFRAME substitution of group 0.
+  ZEROFRAME substitution of group 0, minus JUMP in group 0 with ``CLEAR_JUMP0`` (MIRI ramps whose
+  leading all-DO_NOT_USE groups were cut off).
 
 Per-pixel helpers are inlined into the kernels (``inline="always"``; as plain calls they cost
 up to 60 % more run time). Helpers called once per block of pixels are not: inlining them only
@@ -33,6 +34,11 @@ CLOSS = np.uint32(dqflags.group["CHARGELOSS"])
 NOT_PERS = np.uint32(0xFFFFFFFF ^ dqflags.group["PERSISTENCE"])
 DNU_SAT = np.uint32(DNU | SAT)
 DNU_CLOSS = np.uint32(DNU | CLOSS)
+NOT_JUMP = np.uint32(0xFFFFFFFF ^ dqflags.group["JUMP_DET"])
+
+# Bits of the kernels' ``suppress`` argument.
+SUPPRESS_ONE = 1   # one-good-group ramps are suppressed (RampFitStep's suppress_one_group)
+CLEAR_JUMP0 = 2    # group 0 follows discarded all-DO_NOT_USE groups (MIRI): JUMP is ignored there
 
 #: Variances (and 1/Σ) at or above this are replaced by 0, as stcal does.
 LARGE_VARIANCE_THRESHOLD = 1.0e6
@@ -91,9 +97,13 @@ def _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g,
         # A clean ramp (the common case): nothing to count but the good groups.
         cnt_good = ng
     else:
-        extra = DNU if (suppress and n_ok == 1) else np.uint32(0)
+        extra = DNU if ((suppress & SUPPRESS_ONE) and n_ok == 1) else np.uint32(0)
         for k in range(ng):
             v = og[k] | extra
+            if k == 0 and (suppress & CLEAR_JUMP0):
+                # stcal drops JUMP here after counting good groups for the one-group
+                # suppression, and keeps it in the CHARGELOSS copy: only the effective DQ loses it
+                v &= NOT_JUMP
             g[k] = v
             if v == 0:
                 cnt_good += 1
@@ -113,7 +123,7 @@ def _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g,
 
     is_0th = False
     is_zf = False
-    if not suppress:
+    if not (suppress & SUPPRESS_ONE):
         if cnt_good == 1 and g[0] == 0:
             is_0th = True
         elif cnt_good == 0 and use_zframe:
@@ -523,6 +533,30 @@ def _rate_values(dq, num, sum_ip, sum_ir, sum_clr, flags):
 # Kernels
 # ------------------------------------------------------------------------------------------------
 @njit(parallel=True, cache=True, error_model="numpy")
+def dnu_groups_kernel(gdq, first, last, suppress, row_all):
+    """``row_all[y, k]`` = 1 when group k is DO_NOT_USE in every pixel of row y once the groups
+    outside ``[first, last]`` and (``suppress & SUPPRESS_ONE``) the one-good-group ramps have
+    it, else 0 (the DQ stcal's MIRI group discarding looks at)."""
+    ng, ny, nx = gdq.shape
+    for y in prange(ny):
+        for k in range(ng):
+            row_all[y, k] = 1
+        for x in range(nx):
+            n_ok = 0
+            for k in range(ng):
+                v = np.uint32(gdq[k, y, x])
+                if k < first or k > last:
+                    v |= DNU
+                if (v & NOT_PERS) == 0:
+                    n_ok += 1
+            if (suppress & SUPPRESS_ONE) and n_ok == 1:
+                continue  # every group of this ramp gets DO_NOT_USE
+            for k in range(max(first, 0), min(last, ng - 1) + 1):
+                if not (np.uint32(gdq[k, y, x]) & DNU):
+                    row_all[y, k] = 0
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
 def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
                        tgroup, tframe, t1, accum, row_unsat0):
     """Add one integration's median rate (spec §4.13.3) to ``accum`` (float64, (ny, nx)).
@@ -656,7 +690,7 @@ def fit_integration_kernel(
                     a_ir = acc_ir[y, x]
                     a_clr = acc_clr[y, x]
                     a_flags = acc_flags[y, x]
-                if suppress:
+                if suppress & SUPPRESS_ONE:
                     timing1 = tgroup
                 elif is_0th:
                     timing1 = t1

@@ -25,8 +25,14 @@ firstgroup=None, lastgroup=None, save_opt=False, threads=None) -> RampFitResult 
 * ``suppress_one_group`` is forced off when ngroups == 1. ``firstgroup``/``lastgroup`` are
   0-based and follow jwst's RampFitStep: groups outside the range get DO_NOT_USE, a negative
   firstgroup becomes 0, and firstgroup >= lastgroup ignores both.
+* ``instrument``: "MIRI" makes the fit drop the groups stcal drops for MIRI: the leading groups
+  that are DO_NOT_USE in every pixel of every integration, then the last group if it is (the
+  firstframe/lastframe groups). What is left is fitted as the whole ramp (its group 0 is the
+  first group for the one-group, pedestal and saturation rules; JUMP is ignored in it), so the
+  products differ from a fit that merely skips those groups.
 * Returns None when every pixel of every integration has SATURATED in group 0 (stcal writes no
-  product then). Otherwise returns a ``RampFitResult`` with:
+  product then), or for MIRI when fewer than 2 groups are left. Otherwise returns a
+  ``RampFitResult`` with:
 
   - ``rate``: ``ImageProduct`` with 2-D ``data`` (DN/s, float32, NaN where invalid), ``err``,
     ``var_poisson``, ``var_rnoise`` (float32) and ``dq`` (uint32);
@@ -40,7 +46,12 @@ firstgroup=None, lastgroup=None, save_opt=False, threads=None) -> RampFitResult 
 Streaming, integration by integration
 -------------------------------------
 ``fitter = OLSRampFitter(shape, gain, readnoise, pixeldq, <same keywords as fit_ramps, without
-zeroframe and threads>, has_zeroframe=False)``, where ``shape = (nints, ngroups, ny, nx)``. Then:
+zeroframe and threads>, has_zeroframe=False, dnu_groups=None)``, where
+``shape = (nints, ngroups, ny, nx)``. For MIRI the groups to drop must be known before pass 1:
+``dnu_groups`` is the AND over the integrations of :func:`all_dnu_groups` (a table of the groups
+DO_NOT_USE in every pixel made earlier serves, as long as the one-group suppression adds no such
+group); pass 1 recomputes it and raises Ramp2SlopeError if it was wrong. The arrays given to
+the fitter are always whole ramps. Then:
 
 1. ``fitter.add_median_rate(data_i, groupdq_i, zeroframe_i=None)`` once per integration, in
    order. The arguments are ``(ngroups, ny, nx)`` and ``(ny, nx)``. With save_opt this also
@@ -96,8 +107,10 @@ __all__ = [
     "OptionalProduct",
     "RampFitResult",
     "effective_readnoise",
+    "all_dnu_groups",
     "fit_ramps",
     "group_range",
+    "miri_kept_groups",
 ]
 
 #: Order of the per-segment fields in ``IntegrationOptional.segments``.
@@ -205,6 +218,44 @@ def group_range(ngroups, firstgroup=None, lastgroup=None, warn=False):
     return first, last
 
 
+def miri_kept_groups(all_dnu):
+    """The groups stcal fits for MIRI: ``(start, stop)``, or None when it fits nothing.
+
+    ``all_dnu``: bool per group, True when the group is DO_NOT_USE in every pixel of every
+    integration (after firstgroup/lastgroup and the one-good-group suppression; see
+    :func:`all_dnu_groups`). Every leading such group is dropped, then the last group if it is
+    one (a single trailing group only, as stcal does); fewer than 2 groups left, or a ramp of
+    1 group, gives None.
+    """
+    all_dnu = np.asarray(all_dnu, dtype=bool)
+    ngroups = all_dnu.size
+    start = 0
+    while start < ngroups and all_dnu[start]:
+        start += 1
+    if start == ngroups:
+        return None
+    stop = ngroups - 1 if all_dnu[ngroups - 1] else ngroups
+    if stop - start < 2:
+        return None
+    return (start, stop)
+
+
+def all_dnu_groups(groupdq_i, firstgroup=None, lastgroup=None, suppress_one_group=True):
+    """Bool per group of one integration (``groupdq_i`` uint8 (ngroups, ny, nx)): DO_NOT_USE in
+    every pixel once the groups outside firstgroup/lastgroup and every group of a ramp with a
+    single good group (``suppress_one_group``, off for one group) have it. AND these over the
+    integrations for :func:`miri_kept_groups`."""
+    gdq = _native(groupdq_i, np.uint8)
+    if gdq.ndim != 3:
+        raise Ramp2SlopeError(f"groupdq of one integration must be 3-D, got shape {gdq.shape}")
+    ngroups, ny, _ = gdq.shape
+    first, last = group_range(ngroups, firstgroup, lastgroup)
+    suppress = K.SUPPRESS_ONE if (suppress_one_group and ngroups > 1) else 0
+    rows = np.empty((ny, ngroups), np.uint8)
+    K.dnu_groups_kernel(gdq, first, last, suppress, rows)
+    return rows.all(axis=0) if ny else np.ones(ngroups, bool)
+
+
 def effective_readnoise(readnoise, gain, nframes):
     """Per-group read noise in electrons, ``RN_cds·gain/sqrt(2·NFRAMES)``, as float32."""
     rn = _native(readnoise, np.float32)
@@ -240,9 +291,10 @@ class OLSRampFitter:
     def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, group_time, frame_time,
                  groupgap=0, drop_frames1=0, average_dark_current=None, suppress_one_group=True,
                  firstgroup=None, lastgroup=None, save_opt=False, has_zeroframe=False,
-                 _copy_pixeldq=True):
+                 instrument=None, dnu_groups=None, _copy_pixeldq=True, _dnu_exact=False):
         # _copy_pixeldq=False (fit_ramps) reads ``pixeldq`` in place: the caller must leave it
-        # unchanged until finish().
+        # unchanged until finish(). _dnu_exact: dnu_groups was computed by all_dnu_groups from
+        # every integration, so pass 1 need not check it.
         if len(shape) != 4:
             raise Ramp2SlopeError(f"ramp fitting needs a 4-D ramp, got shape {tuple(shape)}")
         nints, ngroups, ny, nx = (int(v) for v in shape)
@@ -261,6 +313,27 @@ class OLSRampFitter:
         self.suppress = bool(suppress_one_group) and ngroups > 1
         self.first, self.last = group_range(ngroups, firstgroup, lastgroup)
         self.has_zeroframe = bool(has_zeroframe)
+
+        # MIRI: stcal cuts the leading groups (and the last one) that are DO_NOT_USE in every
+        # pixel off the ramp before fitting. Group 0 of what is left is then the ramp's first
+        # group for every rule keyed on group 0 (one-group ramps, pedestal, saturation check).
+        self.miri = str(instrument or "").strip().upper() == "MIRI" and ngroups > 1
+        self.kept_groups = (0, ngroups)
+        self._dnu_seen = None
+        if self.miri:
+            given = np.zeros(ngroups, bool) if dnu_groups is None else np.asarray(dnu_groups, bool)
+            if given.shape != (ngroups,):
+                raise Ramp2SlopeError(f"dnu_groups needs one value per group ({ngroups}), got "
+                                      f"shape {given.shape}")
+            self.kept_groups = miri_kept_groups(given)
+            if not _dnu_exact:
+                self._dnu_seen = np.ones(ngroups, bool)
+        self.too_few_groups = self.kept_groups is None
+        start, stop = self.kept_groups or (0, ngroups)
+        self._fit_first, self._fit_last = self.first - start, self.last - start
+        self._mode = ((K.SUPPRESS_ONE if self.suppress else 0)
+                      | (K.CLEAR_JUMP0 if start > 0 else 0))
+        fit_ngroups = stop - start
 
         # stcal reads the times as C floats, then works in double.
         self.tgroup = float(np.float32(group_time))
@@ -288,8 +361,8 @@ class OLSRampFitter:
             self.pixeldq = _native(pixeldq, np.uint32)
         # Optimal-weight factors for every segment length; beyond _MAX_TABLE_GROUPS they are
         # computed inline instead (same values, more powf calls).
-        if ngroups <= _MAX_TABLE_GROUPS:
-            self._wtable = K.weight_table(ngroups)
+        if fit_ngroups <= _MAX_TABLE_GROUPS:
+            self._wtable = K.weight_table(fit_ngroups)
         else:
             self._wtable = np.zeros((0, K.POWERS.size, 0), np.float64)
 
@@ -313,6 +386,10 @@ class OLSRampFitter:
                 f"{np.shape(gdq_i)}")
         data_i = _native(data_i, np.float32)
         gdq_i = _native(gdq_i, np.uint8)
+        if self.miri and self.kept_groups is not None:
+            # views of whole planes of C-contiguous arrays: still C-contiguous, no copy
+            start, stop = self.kept_groups
+            data_i, gdq_i = data_i[start:stop], gdq_i[start:stop]
         if zeroframe_i is None or not self.has_zeroframe or self.suppress:
             return data_i, gdq_i, _DUMMY_ZF, False
         if np.shape(zeroframe_i) != (self.ny, self.nx):
@@ -325,30 +402,46 @@ class OLSRampFitter:
         """Pass 1 for one integration: its median rate, the SAT-in-group-0 check, slot counts."""
         if self._n_median >= self.nints:
             raise Ramp2SlopeError("add_median_rate called more often than there are integrations")
+        if self._dnu_seen is not None:
+            self._dnu_seen &= all_dnu_groups(groupdq_i, self.first, self.last, self.suppress)
+            if self._n_median + 1 == self.nints:
+                self._check_kept_groups()
+        if self.too_few_groups:
+            self._n_median += 1
+            return
         data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
         if self._mrate_acc is None:
             self._mrate_acc = np.zeros((self.ny, self.nx), np.float64)
-        K.median_rate_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
-                             self.tgroup, self.tframe, self.t1, self._mrate_acc, self._row_unsat0)
+        K.median_rate_kernel(data_i, gdq_i, zf, use_zf, self._fit_first, self._fit_last,
+                             self._mode, self.tgroup, self.tframe, self.t1, self._mrate_acc, self._row_unsat0)
         if not self._any_unsat0:
             self._any_unsat0 = bool(self._row_unsat0.any())
         if self.save_opt:
             self._count_slots(data_i, gdq_i, zf, use_zf)
         self._n_median += 1
 
+    def _check_kept_groups(self):
+        exact = miri_kept_groups(self._dnu_seen)
+        if exact != self.kept_groups:
+            raise Ramp2SlopeError(
+                f"MIRI ramp fitting: the groups to fit are {exact} (start, stop) from the group "
+                f"DQ but {self.kept_groups} from dnu_groups; pass the groups DO_NOT_USE in every "
+                f"pixel after one-group suppression (all_dnu_groups)")
+
     def _count_slots(self, data_i, gdq_i, zf, use_zf):
         nseg_rows = np.zeros(self.ny, np.int64)
         ncr_rows = np.zeros(self.ny, np.int64)
-        K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
-                             nseg_rows, ncr_rows)
+        K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self._fit_first, self._fit_last,
+                             self._mode, nseg_rows, ncr_rows)
         if self.ny:
             self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
             self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
 
     @property
     def all_saturated(self):
-        """True when every pixel of every integration seen so far is SAT in group 0."""
-        return not self._any_unsat0
+        """True when stcal writes no product: every pixel of every integration seen so far is
+        SAT in group 0, or (MIRI, ``too_few_groups``) fewer than 2 groups are left to fit."""
+        return self.too_few_groups or not self._any_unsat0
 
     def _median_rate_sum(self):
         if self._n_median != self.nints:
@@ -387,7 +480,7 @@ class OLSRampFitter:
     def _run_fit_kernel(self, data_i, gdq_i, zf, use_zf, mrate_sum, mrate_div, single, out,
                         acc, rate, seg_out, ped_out, cr_out):
         K.fit_integration_kernel(
-            data_i, gdq_i, zf, use_zf, self.first, self.last, self.suppress,
+            data_i, gdq_i, zf, use_zf, self._fit_first, self._fit_last, self._mode,
             self.gain, self.readnoise, self.rn_factor, self.dark, self.has_dark, self.pixeldq,
             mrate_sum, mrate_div, single, self._wtable,
             self.tgroup, self.tframe, self.t1, self.ped_factor,
@@ -450,8 +543,11 @@ class OLSRampFitter:
 def fit_ramps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time, frame_time,
               groupgap=0, drop_frames1=0, zeroframe=None, average_dark_current=None,
               suppress_one_group=True, firstgroup=None, lastgroup=None, save_opt=False,
-              threads=None):
-    """Fit every ramp of an exposure with OLS_C; see the module docstring for the contract."""
+              threads=None, instrument=None):
+    """Fit every ramp of an exposure with OLS_C; see the module docstring for the contract.
+
+    ``instrument`` "MIRI" (of a ramp of more than one group) fits only the groups that stcal
+    keeps for MIRI (:func:`miri_kept_groups`), and returns None when fewer than 2 are left."""
     if np.ndim(data) != 4 or np.shape(groupdq) != np.shape(data):
         raise Ramp2SlopeError(
             f"data and groupdq must be 4-D arrays of one shape, got {np.shape(data)} and "
@@ -467,7 +563,7 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time, f
     try:
         return _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time,
                           frame_time, groupgap, drop_frames1, zeroframe, average_dark_current,
-                          suppress_one_group, firstgroup, lastgroup, save_opt)
+                          suppress_one_group, firstgroup, lastgroup, save_opt, instrument)
     finally:
         if previous_threads is not None:
             numba.set_num_threads(previous_threads)
@@ -475,17 +571,30 @@ def fit_ramps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time, f
 
 def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, frame_time,
                groupgap, drop_frames1, zeroframe, average_dark_current, suppress_one_group,
-               firstgroup, lastgroup, save_opt):
+               firstgroup, lastgroup, save_opt, instrument):
     nints, ngroups, ny, nx = np.shape(data)
+    start = 0
+    dnu_groups = None
+    if str(instrument or "").strip().upper() == "MIRI" and ngroups > 1:
+        dnu_groups = np.ones(ngroups, bool)
+        for i in range(nints):
+            dnu_groups &= all_dnu_groups(groupdq[i], firstgroup, lastgroup, suppress_one_group)
+        kept = miri_kept_groups(dnu_groups)
+        if kept is None:
+            log.warning("MIRI ramps need at least 2 groups left once the groups DO_NOT_USE in "
+                        "every pixel are dropped; no slopes")
+            return None
+        start = kept[0]
     sat = np.uint8(dqflags.group["SATURATED"])
-    if np.all(np.asarray(groupdq[:, 0]) & sat):
+    if np.all(np.asarray(groupdq[:, start]) & sat):
         return None
     fitter = OLSRampFitter(
         (nints, ngroups, ny, nx), gain, readnoise, pixeldq, nframes=nframes,
         group_time=group_time, frame_time=frame_time, groupgap=groupgap,
         drop_frames1=drop_frames1, average_dark_current=average_dark_current,
         suppress_one_group=suppress_one_group, firstgroup=firstgroup, lastgroup=lastgroup,
-        save_opt=save_opt, has_zeroframe=zeroframe is not None, _copy_pixeldq=False,
+        save_opt=save_opt, has_zeroframe=zeroframe is not None, instrument=instrument,
+        dnu_groups=dnu_groups, _copy_pixeldq=False, _dnu_exact=True,
     )
 
     def zf(i):

@@ -47,7 +47,7 @@ class RampFitStep(Step):
         result = fit_ramps(
             model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
             zeroframe=model.zeroframe if self.uses_zeroframe(model, model.has("zeroframe")) else None,
-            **self._fit_parameters(model))
+            instrument=model.meta.instrument.name, **self._fit_parameters(model))
         if result is None:
             return self.no_slopes(model)
         if result.optional is not None:
@@ -58,18 +58,29 @@ class RampFitStep(Step):
     # an OLSRampFitter set up as process() sets up fit_ramps (with the same checks, references
     # and metadata); then no_slopes(model) when the fitter finds every pixel saturated, or
     # products(model, rate, rateints) for the output models.
-    def begin_fit(self, model, has_zeroframe, storage=None):
+    def begin_fit(self, model, has_zeroframe, storage=None, dnu_table=None):
         """An :class:`OLSRampFitter` (or, for LIKELY, a :class:`LikelyRampFitter`, whose
         ``finish`` leaves the chi squared for ``save_chisq`` in its ``chisq``, and which keeps
         its per-integration planes in ``storage`` when given) for ``model`` (which may hold
-        metadata only)."""
+        metadata only).
+
+        ``dnu_table``: bool (nints, ngroups), the groups DO_NOT_USE in every pixel of each
+        integration; OLS_C needs it for MIRI to know the groups stcal drops before the first
+        pass (the fitter checks it, and raises if the exposure needed another choice)."""
         gain, readnoise = self._prepare(model)
         if self.likely(model):
             return LikelyRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                                     has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
                                     storage=storage, **self._fit_parameters(model))
+        dnu_groups = None
+        if dnu_table is not None:
+            dnu_groups = np.asarray(dnu_table, bool).all(axis=0)
+            first, last = group_range(model.shape[1], self.firstgroup, self.lastgroup)
+            dnu_groups[:first] = True
+            dnu_groups[last + 1:] = True
         return OLSRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                              has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
+                             dnu_groups=dnu_groups, instrument=model.meta.instrument.name,
                              **self._fit_parameters(model))
 
     def uses_zeroframe(self, model, has_zeroframe):
@@ -106,8 +117,10 @@ class RampFitStep(Step):
             lastgroup=self.lastgroup, save_opt=self.save_opt)
 
     def no_slopes(self, model):
-        """Every pixel is saturated in group 0: the step is SKIPPED and gives no products."""
-        log.warning("%s: every pixel is saturated in the first group; no slopes", self.name)
+        """Every pixel is saturated in group 0 (or a MIRI ramp has fewer than 2 groups once its
+        all-DO_NOT_USE groups are dropped): the step is SKIPPED and gives no products."""
+        log.warning("%s: every pixel is saturated in the first group, or (MIRI) fewer than 2 "
+                    "groups are left to fit; no slopes", self.name)
         self.record_status(model, "SKIPPED")
         return None
 

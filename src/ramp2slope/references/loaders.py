@@ -380,7 +380,9 @@ class DarkPlanes:
     """The dark's SCI array, read plane by plane from the file (never held whole).
 
     Has ``shape``, ``ndim`` and ``dtype`` (float32) like an array; :meth:`read_plane` reads one
-    plane into a native float32 buffer, ``np.asarray`` reads everything.
+    plane into a native float32 buffer, ``np.asarray`` reads everything. A MIRI dark is 4-D
+    (integration, group, y, x): a plane is then ``(integration, group)``, and
+    :meth:`integration` gives one integration as a 3-D dark read the same way.
     """
 
     def __init__(self, ref, name="SCI"):
@@ -394,22 +396,24 @@ class DarkPlanes:
         self._image = image if image.fast else None
 
     def read_plane(self, p, out=None):
-        """Plane ``p`` as a native float32 (ny, nx) array (``out`` when given)."""
+        """Plane ``p`` (an int, or ``(integration, group)`` for a 4-D dark) as a native float32
+        (ny, nx) array (``out`` when given)."""
         if out is None:
-            out = np.empty(self.shape[1:], np.float32)
+            out = np.empty(self.shape[-2:], np.float32)
+        p = tuple(int(i) for i in p) if isinstance(p, tuple) else int(p)
         if self._image is not None:
-            self._image.read(np.float32, planes=int(p), out=out)
+            self._image.read(np.float32, planes=p, out=out)
         else:
             # a scaled layout (not used by real darks): unscaled by astropy once, kept in memory
             if getattr(self, "_whole", None) is None:
                 self._whole = self._ref.read(self._name, np.float32)
-            out[...] = self._whole[int(p)]
+            out[...] = self._whole[p]
         # max and min make no temporary arrays (NaN propagates through both); pixels are
         # counted only in a plane that has such values
         if not -DARK_PLAUSIBLE_DN <= out.min() <= out.max() <= DARK_PLAUSIBLE_DN:
             warn_values(self.path, "dark values that are NaN or beyond 1e6 DN",
                         int(np.count_nonzero(~(np.abs(out) <= DARK_PLAUSIBLE_DN))),
-                        f"(counted in plane {int(p)}) subtracted as they are (as jwst does): "
+                        f"(counted in plane {p}) subtracted as they are (as jwst does): "
                         f"their ramps and rates are NaN or meaningless")
         return out
 
@@ -417,6 +421,10 @@ class DarkPlanes:
         if self._image is not None:
             return self._image.read(np.float32)
         return self._ref.read(self._name, np.float32)
+
+    def integration(self, i):
+        """Integration ``i`` of a 4-D dark, as a 3-D dark read plane by plane."""
+        return _DarkIntegration(self, int(i))
 
     def __len__(self):
         return self.shape[0]
@@ -431,12 +439,44 @@ class DarkPlanes:
         return data if dtype is None else data.astype(dtype, copy=False)
 
 
+class _DarkIntegration:
+    """One integration of a 4-D :class:`DarkPlanes` (same interface, 3-D)."""
+
+    def __init__(self, planes, i):
+        self._planes = planes
+        self._i = i
+        self.path = planes.path
+        self.shape = planes.shape[1:]
+        self.ndim = 3
+        self.dtype = planes.dtype
+
+    def read_plane(self, p, out=None):
+        return self._planes.read_plane((self._i, int(p)), out)
+
+    def read_all(self):
+        out = np.empty(self.shape, np.float32)
+        for p in range(self.shape[0]):
+            self.read_plane(p, out[p])
+        return out
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        data = self.read_all()
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+
 @dataclass
 class DarkRef:
     """A dark whose ``data`` (a :class:`DarkPlanes`) is read from the file plane by plane.
 
     ``derived`` keeps what the dark step computes from it (the dark of each science group), so
-    that a dark shared for a run (one load, several integrations) is averaged only once."""
+    that a dark shared for a run (one load, several integrations) is averaged only once.
+
+    A MIRI dark (``nints`` not None) has a 4-D ``data``, one dark ramp per integration; ``dq``
+    is then the OR of the DQ planes ``[i, 0]`` of its integrations (what stcal flags the
+    science PIXELDQ with), and :meth:`full_dq` reads the whole 4-D DQ."""
     path: str
     data: object
     dq: np.ndarray
@@ -445,8 +485,17 @@ class DarkRef:
     ngroups: int
     average_dark_current: np.ndarray = None
     average_dark_current_keyword: float = None
+    nints: int = None
     derived: dict = field(default_factory=dict, repr=False)
     _ref: object = field(default=None, repr=False)
+
+    def full_dq(self):
+        """The reference DQ as stored (translated to standard flags); for a MIRI dark 4-D, zeros
+        of the SCI shape when the file has none. Read from the file on each call."""
+        if self.nints is None or self._ref is None:
+            return self.dq
+        dq = self._ref.dq()
+        return np.zeros(self.data.shape, np.uint32) if dq is None else dq
 
     def close(self):
         self.derived.clear()
@@ -455,12 +504,37 @@ class DarkRef:
             self._ref = None
 
 
+def _miri_dark_dq(ref, shape):
+    """The OR over the dark's integrations of their DQ planes ``[i, 0]`` (stcal's collapse of a
+    4-D dark DQ), translated plane by plane; zeros when the file has no DQ."""
+    hdu = ref.hdu("DQ", required=False)
+    nints = shape[0]
+    if hdu is None:
+        return np.zeros(shape[-2:], np.uint32)
+    if len(hdu.shape) != 4 or hdu.shape[0] < nints or tuple(hdu.shape[-2:]) != tuple(shape[-2:]):
+        raise ReferenceFileError(f"{ref.path}: DQ must be 4-D with at least {nints} integrations "
+                                 f"of {shape[-2]}x{shape[-1]} pixels, got {hdu.shape}")
+    table = ref.table("DQ_DEF")
+    out = None
+    for i in range(nints):
+        plane = translate_dq(ref.read("DQ", np.uint32, planes=(i, 0)), table, ref.path,
+                             inplace=True)
+        out = plane if out is None else out | plane
+    return np.ascontiguousarray(out, dtype=np.uint32)
+
+
 def load_dark(path, model):
     ref = _RefFile(path, "DARK", model, memmap=True)
     try:
         hdu = ref.hdu("SCI")
-        if len(hdu.shape) != 3:
+        miri = str(model.meta.instrument.name or "").strip().upper() == "MIRI"
+        if miri and len(hdu.shape) != 4:
+            raise ReferenceFileError(f"{path}: a MIRI dark's SCI must be 4-D (nints, ngroups, ny, "
+                                     f"nx), got {hdu.shape}")
+        if not miri and len(hdu.shape) != 3:
             raise ReferenceFileError(f"{path}: SCI must be 3-D (ngroups, ny, nx), got {hdu.shape}")
+        if miri and 0 in hdu.shape[:2]:
+            raise ReferenceFileError(f"{path}: SCI has no planes (shape {hdu.shape})")
         if hdu.shape[-2:] != model.shape[-2:]:
             raise ReferenceFileError(
                 f"{path}: dark is {hdu.shape[-2]}x{hdu.shape[-1]} but the science data are "
@@ -471,18 +545,22 @@ def load_dark(path, model):
             size = os.path.getsize(path)
             if image.offset + image.nbytes > size:
                 raise image._truncated(size)
-        dq = ref.dq(plane=0)
-        if dq is None:
-            dq = np.zeros(hdu.shape[-2:], np.uint32)
+        if miri:
+            dq = _miri_dark_dq(ref, tuple(hdu.shape))
+        else:
+            dq = ref.dq(plane=0)
+            if dq is None:
+                dq = np.zeros(hdu.shape[-2:], np.uint32)
         avg = ref.read("AVDRKCUR", required=False)
         header = ref.header
         keyword = header.get("AVDRKCUR")
         return DarkRef(
             path=path, data=DarkPlanes(ref), dq=np.ascontiguousarray(dq),
             nframes=int(header.get("NFRAMES", 1)), groupgap=int(header.get("GROUPGAP", 0)),
-            ngroups=int(header.get("NGROUPS", hdu.shape[0])),
+            ngroups=int(header.get("NGROUPS", hdu.shape[-3])),
             average_dark_current=avg,
             average_dark_current_keyword=None if keyword is None else float(keyword),
+            nints=int(hdu.shape[0]) if miri else None,
             _ref=ref)
     except BaseException:
         ref.close()
@@ -604,21 +682,27 @@ def check_reference(path, reftype, model):
     Catches a file of the wrong type, instrument or detector, an unreadable file, and one that
     does not cover the science subarray, before any processing starts.
     """
+    if reftype.lower() == "emicorr":
+        return   # an ASDF file: checked when the EMI correction loads it
     ref = _RefFile(path, reftype, model, memmap=True)
     try:
+        if reftype.lower() == "rscd":   # a table per subarray and read pattern
+            if ref.table("RSCD_GROUP_SKIP") is None:
+                raise ReferenceFileError(f"{path}: no RSCD_GROUP_SKIP table")
+            return
         hdu = ref.hdu(_PRIMARY_EXTENSION.get(reftype.lower(), "SCI"))
         shape = hdu.shape
         if reftype.lower() == "ipc" or model.meta.subarray.multistripe_reads1 is not None:
             # striped references are cut by stripes (for superstripes, those after refpix serve
             # the collated ramp): checked when loaded
             return
-        if reftype.lower() == "dark":
+        if reftype.lower() in ("dark", "reset"):
             # an IRS2 exposure reaches dark_current without its reference samples
             if tuple(shape[-2:]) != science_shape(model):
                 raise ReferenceFileError(
-                    f"{path}: dark is {shape[-2]}x{shape[-1]} but the science data are "
-                    f"{model.shape[-2]}x{model.shape[-1]} (darks are not cut out: use a dark for "
-                    f"this subarray)")
+                    f"{path}: {reftype.lower()} is {shape[-2]}x{shape[-1]} but the science data "
+                    f"are {model.shape[-2]}x{model.shape[-1]} ({reftype.lower()} references are "
+                    f"not cut out: use one for this subarray)")
             return
         cutout_slices(shape, ref.box(shape), science_box(model), path)
     finally:
