@@ -501,10 +501,8 @@ def test_one_over_f_row_noise_is_removed(band_limited):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("shape", [(1, 2, 64, 72), (1, 2, 1024, 1032)])
-def test_miri_ramps_are_skipped_or_refused_never_corrected_as_nir(shape):
-    """jwst skips MIRI subarrays and applies its MIRI algorithm to full frames, which ramp2slope
-    does not have: the subarray is SKIPPED as in jwst, the full frame refused in one line."""
+def test_miri_subarrays_are_skipped_never_corrected_as_nir():
+    """jwst skips MIRI subarrays (its MIRI algorithm is for full frames: tests/test_refpix_miri.py)."""
     pytest.importorskip("jwst")
     from jwst.refpix import RefPixStep as TheirStep
     from stdatamodels.jwst import datamodels as jdm
@@ -512,35 +510,20 @@ def test_miri_ramps_are_skipped_or_refused_never_corrected_as_nir(shape):
     from ramp2slope import datamodels
     from ramp2slope.refpix import RefPixStep
 
+    shape = (1, 2, 64, 72)
     data = np.random.default_rng(2).normal(1000, 5, shape).astype(np.float32)
     ours = datamodels.RampModel(data.copy())
     ours.meta.instrument.name, ours.meta.instrument.detector = "MIRI", "MIRIMAGE"
-    ours.meta.subarray.name = "FULL" if shape[-1] == 1032 else "SUB64"
+    ours.meta.subarray.name = "SUB64"
     ours.meta.subarray.fastaxis, ours.meta.subarray.slowaxis = 1, 2
     ours.meta.exposure.noutputs = 4
-    if shape[-1] != 1032:
-        theirs = jdm.RampModel(data=data.copy())
-        theirs.meta.instrument.name, theirs.meta.instrument.detector = "MIRI", "MIRIMAGE"
-        theirs.meta.subarray.name = "SUB64"
-        theirs.meta.subarray.xstart, theirs.meta.subarray.ystart = 1, 1
-        theirs.meta.subarray.xsize, theirs.meta.subarray.ysize = shape[-1], shape[-2]
-        theirs.meta.exposure.readpatt, theirs.meta.exposure.type = "FASTR1", "MIR_IMAGE"
-        official = TheirStep.call(theirs)
-        result = RefPixStep().run(ours)
-        assert result.meta.cal_step.refpix == official.meta.cal_step.refpix == "SKIPPED"
-        assert np.array_equal(result.data, data)
-    else:
-        with pytest.raises(Ramp2SlopeError, match="MIRI reference-pixel correction"):
-            RefPixStep().run(ours)
-
-
-def test_miri_darks_are_refused_in_one_line():
-    from ramp2slope import datamodels
-    from ramp2slope.dark_current import DarkCurrentStep
-
-    model = datamodels.RampModel((1, 2, 8, 8))
-    model.meta.instrument.name, model.meta.instrument.detector = "MIRI", "MIRIMAGE"
-    # With no dark (N/A) the step is skipped, as jwst skips it.
-    assert DarkCurrentStep(override_dark="N/A").run(model).meta.cal_step.dark_sub == "SKIPPED"
-    with pytest.raises(Ramp2SlopeError, match="MIRI darks are not supported"):
-        DarkCurrentStep(override_dark=__file__).run(model)
+    theirs = jdm.RampModel(data=data.copy())
+    theirs.meta.instrument.name, theirs.meta.instrument.detector = "MIRI", "MIRIMAGE"
+    theirs.meta.subarray.name = "SUB64"
+    theirs.meta.subarray.xstart, theirs.meta.subarray.ystart = 1, 1
+    theirs.meta.subarray.xsize, theirs.meta.subarray.ysize = shape[-1], shape[-2]
+    theirs.meta.exposure.readpatt, theirs.meta.exposure.type = "FASTR1", "MIR_IMAGE"
+    official = TheirStep.call(theirs)
+    result = RefPixStep().run(ours)
+    assert result.meta.cal_step.refpix == official.meta.cal_step.refpix == "SKIPPED"
+    assert np.array_equal(result.data, data)

@@ -2,13 +2,6 @@
 from ._port import not_implemented, port
 
 XFAIL = {
-    'test_sub_by_frame': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
-    'test_nan': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
-    'test_dq_combine': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
-    'test_2_int': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
-    'test_frame_avg': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
-    'test_basic_step': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
-    'test_average_dark_current': (not_implemented('MIRI darks (DarkMIRIModel)'), 'unported'),
 }
 SKIP = {
 }

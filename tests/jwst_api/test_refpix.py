@@ -2,13 +2,6 @@
 from ._port import CRDS, internal, not_implemented, port
 
 XFAIL = {
-    'test_each_amp': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
-    'test_firstframe_sub': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
-    'test_odd_even': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
-    'test_no_odd_even': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
-    'test_side_averaging': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
-    'test_above_sigma': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
-    'test_nan_refpix': not_implemented('the MIRI reference-pixel algorithm (RefPixStep refuses MIRI full frames)'),
     'test_do_corrections_subarray_no_oddEven': internal('jwst.refpix.reference_pixels.create_dataset'),
     'test_do_corrections_subarray': internal('jwst.refpix.reference_pixels.create_dataset'),
     'test_do_corrections_subarray_4amp': internal('jwst.refpix.reference_pixels.create_dataset'),

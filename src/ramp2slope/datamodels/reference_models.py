@@ -80,14 +80,15 @@ IRS2Model = _reference("IRS2Model", "refpix", [], tables=("irs2_table", "dq_tabl
 # MIRI
 DarkMIRIModel = _reference("DarkMIRIModel", "dark", [
     ArraySpec("data", "SCI", np.float32, 4),
-    ArraySpec("dq", "DQ", np.uint32, 4),
-    ArraySpec("err", "ERR", np.float32, 4),
+    # (as the official model's default; the dark step reads plane [i, 0] of each integration)
+    ArraySpec("dq", "DQ", np.uint32, 4, default=_zeros_like_data(np.uint32)),
+    ArraySpec("err", "ERR", np.float32, 4, default=_zeros_like_data(np.float32)),
     ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
 ])
 ResetModel = _reference("ResetModel", "reset", [
     ArraySpec("data", "SCI", np.float32, 4),
     ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data_2d(np.uint32)),
-    ArraySpec("err", "ERR", np.float32, 4),
+    ArraySpec("err", "ERR", np.float32, 4, default=_zeros_like_data(np.float32)),
 ])
 RSCDModel = _reference("RSCDModel", "rscd", [], tables=("rscd_group_skip_table",), primary=None,
                        table_extnames={"rscd_group_skip_table": "RSCD_GROUP_SKIP"})

@@ -32,6 +32,7 @@ import numpy as np
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
 from .clipping import average_or_single, sigma_clipped_mean
+from .miri import correct_miri_refpix
 from .orientation import NIR_SIZE, check_axes, detector_to_dms_index, dms_to_detector
 from .side import combine_sides, running_median, window_rows
 from .sirs import sirs_templates
@@ -422,9 +423,9 @@ def correct_model(input_model, odd_even_columns, use_side_ref_pixels, side_smoot
 
     ``conv_kernel_params``: the official dict (``sigreject``; ``sirs_kernel_model`` must be
     None) and, for SIRS, the kernels made by :func:`~ramp2slope.refpix.sirs.make_sirs_kernels`
-    under ``sirs_kernels``. ``odd_even_rows`` is a MIRI parameter: MIRI subarrays are skipped
-    (SUBARRAY_SKIPPED) as officially, and MIRI full frames refused, since the MIRI algorithm is
-    not implemented.
+    under ``sirs_kernels``. MIRI: subarrays are skipped (SUBARRAY_SKIPPED) as officially; full
+    frames get the reference-column algorithm of :mod:`ramp2slope.refpix.miri`, which only uses
+    ``odd_even_rows`` and ``siglimit``.
     """
     conv_kernel_params = conv_kernel_params or {}
     where = input_model._path or "input"
@@ -433,8 +434,12 @@ def correct_model(input_model, odd_even_columns, use_side_ref_pixels, side_smoot
         if nx < 1032 or ny < 1024:   # the official test for a MIRI subarray
             log.warning("Refpix correction skipped for MIRI subarrays")
             return SUBARRAY_SKIPPED
-        raise Ramp2SlopeError(f"{where}: refpix: the MIRI reference-pixel correction (full frame) "
-                              f"is not implemented in ramp2slope")
+        zero = input_model.meta.exposure.zero_frame and input_model.has("zeroframe")
+        # REFPIX_OK even when no correction was possible (no usable reference column), as the
+        # official step reports it
+        correct_miri_refpix(input_model.data, input_model.pixeldq, odd_even_rows=odd_even_rows,
+                            siglimit=siglimit, zeroframe=input_model.zeroframe if zero else None)
+        return REFPIX_OK
     if conv_kernel_params.get("sirs_kernel_model") is not None:
         raise Ramp2SlopeError("refpix: a SIRSKernelModel cannot be used here; give RefPixStep "
                               "override_sirskernel=PATH (or the kernels as 'sirs_kernels')")
