@@ -1,0 +1,10 @@
+"""emicorr: MIRI EMI (electromagnetic interference) correction."""
+from .emicorr import (ALLOWED_READPATTS, SUBARRAY_CLOCKS, Clocks, EmiCorrection, correct_exposure,
+                      onthefly_clocks, phasing_integrations, rebin_nearest)
+from .reference import EmiReference, load_emicorr, write_emicorr
+
+__all__ = ["ALLOWED_READPATTS", "SUBARRAY_CLOCKS", "Clocks", "EmiCorrection", "EmiReference",
+           "correct_exposure", "load_emicorr", "onthefly_clocks", "phasing_integrations",
+           "rebin_nearest", "write_emicorr"]
+from .emicorr_step import EmiCorrStep, plan_emicorr  # noqa: E402
+__all__ += ["EmiCorrStep", "plan_emicorr"]
