@@ -116,14 +116,16 @@ def _miri_steps(refs, steps, save_steps):
     return all_steps
 
 
-def run_both_miri(sim, base, steps=None, save_steps=MIRI_SAVED_STEPS, **pipeline_kwargs):
-    """Both pipelines on a simulated MIRI exposure, into ``base/jwst`` and ``base/ours``."""
+def run_both_miri(sim, base, steps=None, save_steps=MIRI_SAVED_STEPS, emicorr=False,
+                  **pipeline_kwargs):
+    """Both pipelines on a simulated MIRI exposure, into ``base/jwst`` and ``base/ours`` (with
+    ``emicorr``, the EMI correction on with the simulation's EMICORR reference)."""
     configure_offline_crds()
     from jwst.pipeline import Detector1Pipeline as Official
 
     from ramp2slope.pipeline import Detector1Pipeline as Ours
 
-    refs = {k: str(v) for k, v in sim.refs.items()}
+    refs = {k: str(v) for k, v in sim.refs.items() if k != "emicorr" or emicorr}
     theirs, ours = base / "jwst", base / "ours"
     for pipeline, folder in ((Official, theirs), (Ours, ours)):
         pipeline.call(str(sim.uncal), steps=_miri_steps(refs, steps, save_steps),

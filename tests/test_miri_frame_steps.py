@@ -293,7 +293,7 @@ def test_rscd_back_off_by_hand():
     # b: saturated from group 2: back to 0 groups dropped; c and d: 3
     assert dropped == [1, 0, 3, 3]
     np.testing.assert_array_equal(pixeldq, [[FLUX_ESTIMATED, FLUX_ESTIMATED, 0, 0]])
-    assert counts == (3, 2, 1)
+    assert counts[:3] == (3, 2, 1)
 
 
 RSCD_CASES = [
@@ -343,7 +343,7 @@ def test_rscd_matches_jwst(tmp_path, nints, ngroups, skips, saturation, segment)
         recorded = (getattr(rscd, f"ngroups_skip_{suffix}"),
                     getattr(rscd, f"keep_groups_saturation_{suffix}"),
                     getattr(rscd, f"keep_bright_firstgroup_{suffix}"))
-        assert recorded == ((None, None, None) if counts is None else tuple(counts))
+        assert recorded == ((None, None, None) if counts is None else tuple(counts)[:3])
 
 
 @pytest.mark.oracle

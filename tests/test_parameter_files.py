@@ -18,7 +18,7 @@ from ramp2slope.stpipe.config import configure
 from ramp2slope.stpipe.crds_pars import steppars_disabled
 from ramp2slope.stpipe.parfiles import RAMP2SLOPE_ONLY, ParameterFileError
 
-from jwst_oracle import MIRI_ONLY_STEPS, require_jwst
+from jwst_oracle import require_jwst
 
 JUMP_CLASS = "jwst.jump.jump_step.JumpStep"
 PIPE_CLASS = "jwst.pipeline.calwebb_detector1.Detector1Pipeline"
@@ -416,9 +416,14 @@ def test_missing_file_and_unwritable_output(tmp_path):
         JumpStep.call(None, rejection_treshold=3)
 
 
-def test_miri_only_sections_are_read_past(tmp_path):
-    steps = [{"class": f"jwst.{alias}.{alias}_step.X", "name": alias, "parameters": {"skip": True}}
-             for alias in MIRI_ONLY_STEPS]
+def test_miri_step_sections_configure_the_miri_steps(tmp_path):
+    classes = {"emicorr": "EmiCorrStep", "rscd": "RscdStep", "firstframe": "FirstFrameStep",
+               "lastframe": "LastFrameStep", "reset": "ResetStep"}
+    steps = [{"class": f"jwst.{alias}.{alias}_step.{name}", "name": alias,
+              "parameters": {"skip": alias != "firstframe"}} for alias, name in classes.items()]
     path = _write_asdf(tmp_path / "miri.asdf", {"class": PIPE_CLASS, "name": "Detector1Pipeline",
                                                 "parameters": {}, "steps": steps})
-    assert type(Step.from_config_file(path)) is Detector1Pipeline
+    pipe = Step.from_config_file(path)
+    assert type(pipe) is Detector1Pipeline
+    assert [getattr(pipe, alias).skip for alias in classes] == [True, True, False, True, True]
+    assert type(pipe.rscd).__name__ == "RscdStep"

@@ -70,8 +70,9 @@ def run_pipeline(uncal, refdir=None, output_dir=None, save_steps=False, steps=No
 
     steps = {name: dict(values) for name, values in (steps or {}).items()}
     if save_steps:
-        for name in ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current",
-                     "jump"):
+        # (MIRI's steps too: a step writes nothing where it does not run)
+        for name in ("dq_init", "emicorr", "saturation", "superbias", "firstframe", "lastframe",
+                     "reset", "refpix", "linearity", "rscd", "dark_current", "jump"):
             steps.setdefault(name, {}).setdefault("save_results", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_opt", True)
         steps.setdefault("ramp_fit", {}).setdefault("save_results", True)

@@ -119,6 +119,8 @@ class IncrementalWriter:
             fits.HDUList(hdus).writeto(buffer, output_verify="silentfix")
         raw = buffer.getvalue()
         pieces, self._extensions, self.size = self._layout(raw, len(hdus), deferred)
+        with fits.open(io.BytesIO(raw), memmap=False) as written:
+            self._primary_text = raw[:written.fileinfo(0)["datLoc"]]
         self._tmp = temporary_path(path)
         self._fd = os.open(self._tmp, os.O_WRONLY)
         try:
@@ -224,6 +226,24 @@ class IncrementalWriter:
         for attr in self._extensions:
             if attr not in exclude:
                 self.write(attr, index, getattr(model, attr)[0])
+
+    def update_primary_values(self, values):
+        """Change the values of primary-header cards the product already has (``{keyword:
+        value}``; others are ignored), in place: e.g. counts only known once every integration
+        has been through a step. The header keeps its size (values of the same kind)."""
+        header = fits.Header.fromstring(self._primary_text.decode("ascii"))
+        changed = False
+        for keyword, value in values.items():
+            if keyword in header and header[keyword] != value:
+                header[keyword] = value
+                changed = True
+        if not changed:
+            return
+        text = header.tostring(padding=True).encode("ascii")
+        if len(text) != len(self._primary_text):
+            raise Ramp2SlopeError(f"{self.path}: the primary header would change size")
+        self._pwrite(text, 0)
+        self._primary_text = text
 
     def write_rows(self, attr, array):
         """Write a whole deferred 2-D extension (e.g. a PIXELDQ known only at the end)."""

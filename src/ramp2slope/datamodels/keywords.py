@@ -48,6 +48,7 @@ _PRIMARY = {
     "exposure.nframes": "NFRAMES",
     "exposure.frame_divisor": "FRMDIVSR",
     "exposure.groupgap": "GROUPGAP",
+    "exposure.nsamples": "NSAMPLES",
     "exposure.drop_frames1": "DRPFRMS1",
     "exposure.drop_frames3": "DRPFRMS3",
     "exposure.frame_time": "TFRAME",

@@ -1,6 +1,8 @@
-"""Detector1Pipeline: ramps to slopes for the near-infrared detectors (official step order).
+"""Detector1Pipeline: ramps to slopes (official step order).
 
-group_scale → dq_init → saturation → ipc → superbias → refpix → linearity → dark_current →
+Near-infrared detectors: group_scale → dq_init → saturation → ipc → superbias → refpix →
+linearity → dark_current; MIRI: group_scale → dq_init → emicorr → saturation → ipc →
+firstframe → lastframe → reset → linearity → rscd → dark_current → refpix. Then, for both:
 charge_migration → jump → picture_frame → clean_flicker_noise → persistence → [save _ramp] →
 ramp_fit → gain_scale (rate) → gain_scale (rateints) → save _rateints and _rate.
 
@@ -24,16 +26,21 @@ from ..charge_migration import ChargeMigrationStep
 from ..clean_flicker_noise import CleanFlickerNoiseStep
 from ..dark_current import DarkCurrentStep
 from ..dq_init import DQInitStep
+from ..emicorr import EmiCorrStep
 from ..errors import BadInputError, Ramp2SlopeError
+from ..firstframe import FirstFrameStep
 from ..gain_scale import GainScaleStep
 from ..group_scale import GroupScaleStep
 from ..ipc import IPCStep
 from ..jump import JumpStep
+from ..lastframe import LastFrameStep
 from ..linearity import LinearityStep
 from ..persistence import PersistenceStep
 from ..ramp_fitting import RampFitStep
 from ..references import NOT_APPLICABLE, check_reference, crds_client
 from ..refpix import RefPixStep
+from ..reset import ResetStep
+from ..rscd import RscdStep
 from ..saturation import SaturationStep
 from ..stpipe import Pipeline
 from ..stpipe.naming import check_product_path, withdrawn_on_failure
@@ -70,8 +77,8 @@ def validate_ramp(model, where, source=None):
         raise BadInputError(f"{where}: the primary header has no NGROUPS keyword")
     if model.meta.instrument.name is None or model.meta.instrument.detector is None:
         raise BadInputError(f"{where}: the primary header has no INSTRUME or DETECTOR keyword")
-    if str(model.meta.instrument.name).upper() == "MIRI":
-        raise BadInputError(f"{where}: MIRI exposures are not supported (near-infrared detectors only)")
+    if is_miri(model):
+        _validate_miri(model, data.shape, where)
     if is_guide_star_exposure(model):
         _refuse_guide_star_data(model, where)
     if is_irs2_shape(data.shape):
@@ -111,6 +118,34 @@ def validate_ramp(model, where, source=None):
     if bad:
         raise BadInputError(f"{where}: SCI contains non-finite values (NaN or inf) in the first group "
                             f"of {bad} pixels; raw ramps must be finite")
+
+
+#: The MIRI detectors: 1024 rows of 1032 columns (4 reference columns on each side).
+MIRI_DETECTORS = ("MIRIMAGE", "MIRIFULONG", "MIRIFUSHORT")
+MIRI_FULL_SHAPE = (1024, 1032)
+
+
+def is_miri(model):
+    return str(model.meta.instrument.name or "").upper() == "MIRI"
+
+
+def _validate_miri(model, shape, where):
+    """A MIRI exposure: one of its three detectors, no larger than the detector, and not a
+    read-out of frames the pipeline cannot take (SLOW and FAST patterns read one frame per
+    group)."""
+    detector = str(model.meta.instrument.detector).upper()
+    if detector not in MIRI_DETECTORS:
+        raise BadInputError(f"{where}: INSTRUME=MIRI but DETECTOR={detector}, not one of "
+                            f"{', '.join(MIRI_DETECTORS)}")
+    ny, nx = shape[-2:]
+    if ny > MIRI_FULL_SHAPE[0] or nx > MIRI_FULL_SHAPE[1]:
+        raise BadInputError(f"{where}: SCI is {ny}x{nx}, larger than a MIRI detector "
+                            f"({MIRI_FULL_SHAPE[0]}x{MIRI_FULL_SHAPE[1]})")
+    refout = model._arrays.get("refout")
+    if refout is not None and (refout.ndim != 4 or refout.shape[:2] != tuple(shape[:2])
+                               or refout.shape[-1] != nx):
+        raise BadInputError(f"{where}: REFOUT has shape {refout.shape}, which does not follow SCI "
+                            f"{tuple(shape)} (integrations, groups, rows/4, columns)")
 
 
 def _validate_irs2(model, shape, where):
@@ -242,26 +277,45 @@ class Detector1Pipeline(Pipeline):
         threads = integer(default=None)  # Threads for the numba kernels (ramp2slope; default: all cores)
     """
 
+    # in the official order (parameter files list the steps in it)
     step_defs = {
         "group_scale": GroupScaleStep,
         "dq_init": DQInitStep,
+        "emicorr": EmiCorrStep,
         "saturation": SaturationStep,
         "ipc": IPCStep,
         "superbias": SuperBiasStep,
         "refpix": RefPixStep,
+        "rscd": RscdStep,
+        "firstframe": FirstFrameStep,
+        "lastframe": LastFrameStep,
         "linearity": LinearityStep,
         "dark_current": DarkCurrentStep,
+        "reset": ResetStep,
+        "persistence": PersistenceStep,
         "charge_migration": ChargeMigrationStep,
         "jump": JumpStep,
         "picture_frame": PictureFrameStep,
         "clean_flicker_noise": CleanFlickerNoiseStep,
-        "persistence": PersistenceStep,
         "ramp_fit": RampFitStep,
         "gain_scale": GainScaleStep,
     }
 
     #: Operational defaults: off unless asked for.
-    _OFF_BY_DEFAULT = ("ipc", "charge_migration", "picture_frame", "clean_flicker_noise", "persistence")
+    _OFF_BY_DEFAULT = ("ipc", "charge_migration", "picture_frame", "clean_flicker_noise", "persistence",
+                       "emicorr", "firstframe")
+
+    #: The steps before charge_migration, per detector family, in the official order.
+    NIR_STEPS = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
+                 "dark_current")
+    MIRI_STEPS = ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe",
+                  "lastframe", "reset", "linearity", "rscd", "dark_current", "refpix")
+    #: The steps after them, for both.
+    COMMON_STEPS = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise", "persistence")
+
+    def detector_steps(self, model):
+        """The aliases of the steps before charge_migration that run on ``model``'s detector."""
+        return self.MIRI_STEPS if is_miri(model) else self.NIR_STEPS
 
     #: Process files with several integrations one integration at a time (False: read the
     #: whole exposure and run ``process`` on it; the products are the same).
@@ -383,8 +437,9 @@ class Detector1Pipeline(Pipeline):
         A missing, unreadable or mismatched reference stops the run here, with nothing written.
         The types no override or folder supplies are asked of CRDS in one call.
         """
-        wanted = [(step, reftype) for step in self.steps.values() if not step.skip
-                  for reftype in step.wanted_references(model)]
+        used = set(self.detector_steps(model)) | set(self.COMMON_STEPS) | {"ramp_fit", "gain_scale"}
+        wanted = [(step, reftype) for alias, step in self.steps.items()
+                  if not step.skip and alias in used for reftype in step.wanted_references(model)]
         from_crds = sorted({reftype for step, reftype in wanted
                             if step.resolve_reference(model, reftype, use_crds=False) is None})
         if from_crds:
@@ -398,9 +453,7 @@ class Detector1Pipeline(Pipeline):
                 check_reference(path, reftype, model)
 
     def process(self, model, input_name=None):
-        for alias in ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
-                      "linearity", "dark_current", "charge_migration", "jump", "picture_frame",
-                      "clean_flicker_noise", "persistence"):
+        for alias in self.detector_steps(model) + self.COMMON_STEPS:
             if alias == "jump":
                 jit_warmup.wait("jump")
             model = getattr(self, alias).run(model)

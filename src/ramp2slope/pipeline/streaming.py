@@ -44,9 +44,15 @@ __all__ = ["run_streamed", "STAGE_A", "default_block_rows"]
 
 log = logging.getLogger("ramp2slope")
 
-#: The steps run on each integration on its own, in order.
+#: The steps run on each integration on its own, in order (near-infrared detectors; MIRI's
+#: are ``Detector1Pipeline.MIRI_STEPS`` and charge_migration: see :func:`stage_a_steps`).
 STAGE_A = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
            "dark_current", "charge_migration")
+
+
+def stage_a_steps(pipe, model):
+    """The aliases of the steps run on each integration of ``model`` on its own, in order."""
+    return tuple(pipe.detector_steps(model)) + ("charge_migration",)
 
 _SAT = np.uint8(dqflags.group["SATURATED"])
 _AD_FLOOR = np.uint8(dqflags.group["AD_FLOOR"])
@@ -81,13 +87,24 @@ class _RepeatFilter(logging.Filter):
 
 
 class _Products:
-    """The products being written; on failure every unfinished one is discarded."""
+    """The products being written; on failure every unfinished one is discarded.
 
-    def __init__(self):
+    ``source``: the exposure's RampSource, from which a ramp product's REFOUT (MIRI's reference
+    output, which no step changes) is copied integration by integration.
+    """
+
+    def __init__(self, source=None):
         self._open = []
+        self.refout_shape = None
+        self._source = None
+        if source is not None and source.has("refout"):
+            self._source = source
+            self.refout_shape = source.shape_of("refout")
 
     def start(self, model, path, shapes):
         writer = IncrementalWriter(model, path, shapes)
+        writer.refout = None if self._source is None else \
+            (lambda i, source=self._source: source.read("refout", i))
         self._open.append(writer)
         return writer
 
@@ -103,11 +120,13 @@ class _Products:
         self._open = []
 
 
-def _ramp_shapes(model_or_shape, zeroframe):
+def _ramp_shapes(model_or_shape, zeroframe, refout_shape=None):
     shape = tuple(model_or_shape)
     shapes = {"data": shape, "groupdq": shape}
     if zeroframe:
         shapes["zeroframe"] = (shape[0],) + shape[2:]
+    if refout_shape is not None:
+        shapes["refout"] = tuple(refout_shape)
     return shapes
 
 
@@ -118,6 +137,8 @@ def _write_ramp(writer, i, data, groupdq, zeroframe):
     writer.write("groupdq", i, groupdq)
     if "zeroframe" in writer.deferred:
         writer.write("zeroframe", i, zeroframe)
+    if "refout" in writer.deferred:
+        writer.write("refout", i, writer.refout(i))
 
 
 def _log_done(step, elapsed, model):
@@ -131,7 +152,7 @@ def run_streamed(pipe, source, input_name, block_rows=None):
     if pipe.ramp_fit.skip:
         raise Ramp2SlopeError(f"{pipe.name}: ramp_fit cannot be skipped")
     folder = os.path.dirname(os.path.abspath(pipe.output_path(input_name, suffix="rate")))
-    products = _Products()
+    products = _Products(source)
     cache = ReferenceCache()
     pipe._reference_cache = cache
     stores = []
@@ -146,6 +167,9 @@ def run_streamed(pipe, source, input_name, block_rows=None):
     try:
         if is_irs2_shape(source.shape) and not pipe.refpix.skip:
             pipe.refpix._irs2_reference_flags = irs2_reference_flags(pipe, source)
+        if "emicorr" in stage_a_steps(pipe, source.template) and not pipe.emicorr.skip:
+            # MIRI's EMI is fitted over the integrations together: a first pass
+            pipe.emicorr.prepare_streamed(source, (pipe.group_scale, pipe.dq_init))
         shell, dnu_table = _stage_a(pipe, source, make_store, products)
         store = stores[0]
         cache.clear()
@@ -158,6 +182,7 @@ def run_streamed(pipe, source, input_name, block_rows=None):
         cache.clear()
         pipe._reference_cache = None
         pipe.refpix._irs2_reference_flags = None
+        pipe.emicorr.end_streamed()
         for store in stores:
             store.close()
 
@@ -201,7 +226,8 @@ def _stage_a(pipe, source, make_store, products):
     ``make_store(shape)`` makes; returns the metadata model of the exposure after them and the
     table of all-DO_NOT_USE groups."""
     nints, ngroups = source.shape[:2]
-    steps = [getattr(pipe, alias) for alias in STAGE_A]
+    aliases = stage_a_steps(pipe, source.template)
+    steps = [getattr(pipe, alias) for alias in aliases]
     elapsed = {step.name: 0.0 for step in steps}
     writers = {}
     dnu_table = np.zeros((nints, ngroups), dtype=bool)
@@ -228,11 +254,17 @@ def _stage_a(pipe, source, make_store, products):
                 elapsed[step.name] += time.perf_counter() - t0
                 if step.should_save():
                     if step.name not in writers:
-                        # integration 0: the header is the one the whole exposure's has here
+                        # integration 0: the header is the one the whole exposure's has here;
+                        # PIXELDQ, the union over the integrations, is written at the end
                         path = step.output_path(model._path or model.meta.filename)
-                        shapes = _ramp_shapes((nints,) + model.shape[1:], model.has("zeroframe"))
-                        writers[step.name] = (products.start(model, path, shapes), step)
-                    writers[step.name][0].write_integration(i, model)
+                        shapes = _ramp_shapes((nints,) + model.shape[1:], model.has("zeroframe"),
+                                              products.refout_shape)
+                        shapes["pixeldq"] = model.pixeldq.shape
+                        writers[step.name] = (products.start(model, path, shapes), step,
+                                              model.pixeldq.copy())
+                    writer, _, pixeldq = writers[step.name]
+                    writer.write_integration(i, model, exclude=("pixeldq",))
+                    pixeldq |= model.pixeldq
             groupdq = model.groupdq
             if store is None:
                 store = make_store((nints,) + model.shape[1:])
@@ -248,11 +280,12 @@ def _stage_a(pipe, source, make_store, products):
                 first.pixeldq  # noqa: B018  (creates the default PIXELDQ if no step made one)
                 first._arrays["data"] = None
             else:
-                if not np.array_equal(model.pixeldq, first.pixeldq):
-                    # steps may only OR constant flags into PIXELDQ (see docs/developing.md)
-                    raise Ramp2SlopeError(f"{pipe.name}: PIXELDQ of integration {i + 1} differs "
-                                          f"from that of integration 1; cannot stream this "
-                                          f"exposure (set _streaming = False)")
+                # Steps only OR flags into PIXELDQ, most of them the same in every integration;
+                # MIRI's rscd and firstframe add FLUX_ESTIMATED where an integration's own ramp
+                # saturates. The whole-exposure run holds the union of them all, so does the
+                # exposure's model here (the steps after stage A see that).
+                np.bitwise_or(first.pixeldq, model.pixeldq, out=first.pixeldq)
+                merge_integration_counts(first, model)
                 # A model refers to itself (through meta), so it is freed only by the cyclic
                 # garbage collector, which counts objects, not bytes: let go of the arrays now.
                 model._arrays.clear()
@@ -265,11 +298,36 @@ def _stage_a(pipe, source, make_store, products):
         log.info("%s: %d saturated pixels, %d A/D floor pixels in %d integrations",
                  pipe.saturation.name, int(np.count_nonzero(any_sat)),
                  int(np.count_nonzero(any_floor)), nints)
-    for writer, step in writers.values():
+    merged = merged_header_values(first)
+    for writer, step, pixeldq in writers.values():
+        writer.write_rows("pixeldq", pixeldq)
+        writer.update_primary_values(merged)
         products.finish(writer, step)
-    log.info("%s: %d integrations through %s to %s in %.2f s", pipe.name, nints, STAGE_A[0],
-             STAGE_A[-1], time.perf_counter() - start)
+    log.info("%s: %d integrations through %s to %s in %.2f s", pipe.name, nints, aliases[0],
+             aliases[-1], time.perf_counter() - start)
     return _shell(first, store.shape), dnu_table
+
+
+def merged_header_values(first):
+    """The primary-header values ``merge_integration_counts`` completed: the products saved
+    during stage A (written from integration 1's header) get them at the end."""
+    from ..datamodels.keywords import KEYWORDS
+
+    values = {}
+    for path, (_, keyword) in KEYWORDS.items():
+        if path.startswith("rscd."):
+            value = getattr(first.meta.rscd, path.split(".", 1)[1])
+            if value is not None:
+                values[keyword] = value
+    return values
+
+
+def merge_integration_counts(first, model):
+    """Fold what a later integration's steps counted into the exposure's model ``first``, as the
+    whole-exposure run counts it (rscd's pixels of integrations 2 and later)."""
+    from ..rscd.rscd_step import merge_counts
+
+    merge_counts(first, model)
 
 
 def _shell(first, shape):
@@ -309,7 +367,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     """jump … ramp_fit and gain_scale on the exposure held by ``store``."""
     nints, ngroups, ny, nx = store.shape
     has_zf = store.has_zeroframe
-    ramp_shapes = _ramp_shapes(store.shape, has_zf)
+    ramp_shapes = _ramp_shapes(store.shape, has_zf, products.refout_shape)
     step_input = shell._path or shell.meta.filename
 
     # jump
@@ -371,7 +429,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     log.info("%s running", ramp_fit.name)
     fit_start = time.perf_counter()
     jit_warmup.wait("ramp_fit")
-    fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra)
+    fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table)
     use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
     data = np.empty((ngroups, ny, nx), dtype=np.float32)
     groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)

@@ -16,6 +16,12 @@ from .matching import choose_in_directory
 ENV_REFDIR = "RAMP2SLOPE_REFDIR"
 NOT_APPLICABLE = "N/A"
 
+#: Reference types CRDS has no files of for an instrument (its answer is N/A, and the step that
+#: asks goes without): so it is for a folder too, with no CRDS to ask.
+NOT_FOR_INSTRUMENT = {
+    "MIRI": frozenset({"superbias", "refpix", "sirskernel"}),
+}
+
 
 def find_in_directory(reftype, model, directory):
     """The best-matching file of ``reftype`` in ``directory``, or None when there is none
@@ -38,6 +44,9 @@ def find_reference(reftype, model, override=None, refdir=None, use_crds=True):
             raise ReferenceFileError(f"override_{reftype}: {override}: no such file")
         chosen_by_user(override)
         return os.path.abspath(override)
+    instrument = str(model.meta.instrument.name or "").upper()
+    if reftype.lower() in NOT_FOR_INSTRUMENT.get(instrument, ()):
+        return NOT_APPLICABLE
     searched = []
     for directory in (refdir, os.environ.get(ENV_REFDIR)):
         if not directory:

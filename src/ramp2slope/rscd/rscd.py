@@ -11,7 +11,8 @@ import numpy as np
 
 from ..datamodels import dqflags
 
-__all__ = ["MIN_GROUPS", "RscdCounts", "flag_rscd", "flag_rscd_block", "rscd_groups_to_skip"]
+__all__ = ["MIN_GROUPS", "RscdCounts", "combine_counts", "flag_rscd", "flag_rscd_block",
+           "rscd_groups_to_skip"]
 
 #: Fewer groups than this and the step is skipped.
 MIN_GROUPS = 3
@@ -28,6 +29,10 @@ class RscdCounts(NamedTuple):
     #: pixels that drop no group in some integration, counted (as by jwst) only when the
     #: back-off ran: then a block whose number is 0 counts every pixel
     only_one_group: int
+    #: the pixels behind the two counts, (backed_off, drop_none) bool (ny, nx) arrays, and
+    #: whether the back-off ran: what a run one integration at a time combines (see
+    #: :func:`combine_counts`)
+    masks: tuple = None
 
 
 def rscd_groups_to_skip(skip_int1, skip_int2p, ngroups, nints):
@@ -76,7 +81,10 @@ def flag_rscd_block(groupdq, pixeldq, skip):
     if problem is None or not problem.any():
         if skip > 0:
             groupdq[:, :skip] |= _DNU
-        return RscdCounts(skip, 0, 0)
+        if not groupdq.shape[0]:
+            return RscdCounts(skip, 0, 0)
+        none = np.zeros(groupdq.shape[-2:], bool)
+        return RscdCounts(skip, 0, 0, (none, np.full(none.shape, skip <= 0), False))
 
     skips = np.full(groupdq[:, 0].shape, skip, np.int64)
     while level > 1 and problem.any():
@@ -86,11 +94,29 @@ def flag_rscd_block(groupdq, pixeldq, skip):
     backed_off = np.any(skips < skip, axis=0)
     pixeldq[backed_off] |= _FLUX_ESTIMATED
     np.maximum(skips, 0, out=skips)
-    only_one = int(np.count_nonzero(np.any(skips == 0, axis=0)))
+    drop_none = np.any(skips == 0, axis=0)
     for g in range(min(max(skip, 0), ngroups)):
         plane = groupdq[:, g]
         np.bitwise_or(plane, _DNU, out=plane, where=skips > g)
-    return RscdCounts(skip, int(np.count_nonzero(backed_off)), only_one)
+    return RscdCounts(skip, int(np.count_nonzero(backed_off)), int(np.count_nonzero(drop_none)),
+                      (backed_off, drop_none, True))
+
+
+def combine_counts(a, b):
+    """The counts of two sets of integrations flagged apart (each by :func:`flag_rscd_block`
+    with the same ``skip``), as flagging them together gives them: the pixels are counted
+    once, and those that drop no group only when the back-off ran in either. (The stop of the
+    back-off is decided per set; with saturation flags that run to the end of the ramp, as the
+    saturation step sets them, that is the same.)"""
+    if a is None or a.masks is None:
+        return b
+    if b is None or b.masks is None:
+        return a
+    backed_off = a.masks[0] | b.masks[0]
+    drop_none = a.masks[1] | b.masks[1]
+    ran = a.masks[2] or b.masks[2]
+    return RscdCounts(a.skip, int(np.count_nonzero(backed_off)),
+                      int(np.count_nonzero(drop_none)) if ran else 0, (backed_off, drop_none, ran))
 
 
 def flag_rscd(groupdq, pixeldq, skip_int1, skip_int2p, nints, first_integration=0):

@@ -4,9 +4,9 @@ import logging
 from ..reset.reset_step import first_integration_of
 from ..stpipe import Step
 from .reference import load_rscd
-from .rscd import flag_rscd, rscd_groups_to_skip
+from .rscd import combine_counts, flag_rscd, rscd_groups_to_skip
 
-__all__ = ["RscdStep"]
+__all__ = ["RscdStep", "apply_group_skips", "merge_counts"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -76,8 +76,22 @@ def apply_group_skips(model, skip_int1, skip_int2p, name="rscd"):
         log.info("%s: %d pixels (%s) keep more groups because they saturate", name,
                  counts.lowered, "integration 1" if suffix == "int1" else "integrations 2+")
         _record(model, suffix, counts)
+    # a run one integration at a time combines the later integrations' counts (merge_counts)
+    model._rscd_int2p = int2p
     model.meta.cal_step.rscd = "COMPLETE"
     return model
+
+
+def merge_counts(exposure, integration):
+    """Fold the integrations-2+ counts of ``integration`` (a later integration's model, flagged
+    on its own) into ``exposure`` (the model of the integrations before it), as flagging them
+    all at once records them."""
+    theirs = getattr(integration, "_rscd_int2p", None)
+    if theirs is None:
+        return
+    combined = combine_counts(getattr(exposure, "_rscd_int2p", None), theirs)
+    exposure._rscd_int2p = combined
+    _record(exposure, "int2p", combined)
 
 
 def _record(model, suffix, counts):

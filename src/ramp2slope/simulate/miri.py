@@ -329,9 +329,29 @@ def _drifts(rng, nints, ngroups):
     return (slow + parity).astype(np.float32)   # (nints, ngroups, amplifier, parity)
 
 
+#: The EMI pick-up simulated (one of the frequencies MIRI's EMICORR reference lists).
+EMI_NAME, EMI_HZ = "Hz218a", 218.52
+EMI_BINS = 500    # samples of one period in the EMICORR reference's waveform
+
+
+def _emi_ticks(geom, nints, ngroups, readpatt):
+    """Pixel-clock ticks (10 us) at which each quad column of each row is read, per integration
+    and group: ``start[i, g] + row * rowclocks + quad * nsamples`` (the four amplifiers of a
+    column quad are read at the same tick)."""
+    from ..emicorr.emicorr import onthefly_clocks
+
+    rowclocks, frameclocks = onthefly_clocks(geom.subarray, readpatt)
+    frame_ticks = geom.ny * rowclocks + (1024 - geom.ny) * 7   # padded to 1024 rows
+    int_ticks = ngroups * frame_ticks + (frameclocks if readpatt.endswith("R1") else 0)
+    start = (np.arange(nints)[:, None] * int_ticks + np.arange(ngroups)[None, :] * frame_ticks)
+    within = (np.arange(geom.ny)[:, None] * rowclocks
+              + np.arange(geom.nx // 4)[None, :]).astype(np.int64)   # FAST: 1 sample per pixel
+    return start.astype(np.int64), within, rowclocks, frameclocks
+
+
 def simulate_miri_exposure(outdir, *, subarray="FULL", ngroups=10, nints=1, readpatt="FAST",
                            seed=0, cr_rate=5.0, n_showers=None, dark_nints=2, reset_nints=2,
-                           program=1234, observation=1, visit=1, exposure=1):
+                           emi_amplitude=3.0, program=1234, observation=1, visit=1, exposure=1):
     """Simulate a raw MIRI imager exposure (detector MIRIMAGE) with its references and truth.
 
     Parameters
@@ -350,6 +370,10 @@ def simulate_miri_exposure(outdir, *, subarray="FULL", ngroups=10, nints=1, read
         on a full frame, scaled by area, at least 1 when there are enough groups).
     dark_nints, reset_nints : int
         Integrations in the DARK and RESET references (later integrations use the last one).
+    emi_amplitude : float
+        DN of the EMI sine wave at ``EMI_HZ`` on the pixel read clock (0 for none); the
+        EMICORR reference (``refs/<root>_emicorr.asdf``, for the emicorr step, which is off by
+        default) lists it.
     """
     geom = miri_geometry(subarray)
     readpatt = str(readpatt).upper()
@@ -389,6 +413,8 @@ def simulate_miri_exposure(outdir, *, subarray="FULL", ngroups=10, nints=1, read
     shape = (nints, ngroups, ny, nx)
     refout_shape = (nints, ngroups, max(ny // 4, 1), nx)
     out = np.empty((ny, nx), np.uint16)
+    emi_start, emi_within, rowclocks, frameclocks = _emi_ticks(geom, nints, ngroups, readpatt)
+    emi_phase = float(np.random.default_rng([seed, 606]).uniform(0, 1))
 
     with open(uncal_path, "wb") as handle:
         fitsio.write_header(handle, fitsio.primary_header(
@@ -417,6 +443,10 @@ def simulate_miri_exposure(outdir, *, subarray="FULL", ngroups=10, nints=1, read
                     value = value + RSCD_AMPLITUDE * np.exp(-g / 1.5)
                 value = value + drifts[i, g][amplifier[None, :], parity[:, None]]
                 value = value + frame_noise * rng.standard_normal((ny, nx), dtype=np.float32)
+                if emi_amplitude:
+                    seconds = (emi_start[i, g] + emi_within) * 1e-5
+                    wave = emi_amplitude * np.sin(2 * np.pi * (EMI_HZ * seconds + emi_phase))
+                    value = value + np.repeat(wave, 4, axis=1)[:, :nx].astype(np.float32)
                 reached = (value >= sat_threshold) & (satgroup[i] < 0)
                 satgroup[i][reached] = g
                 np.clip(np.rint(value), 0, 65535, out=value)
@@ -440,6 +470,8 @@ def simulate_miri_exposure(outdir, *, subarray="FULL", ngroups=10, nints=1, read
         fitsio.write_asdf_stub(handle)
 
     refs = _write_references(outdir / "refs", root, geom, det, dark, reset, ngroups, readpatt, seed)
+    refs["emicorr"] = _write_emicorr(outdir / "refs" / f"{root}_emicorr.asdf", geom, rowclocks,
+                                     frameclocks, emi_amplitude)
 
     badpix = det.mask_cut.copy()
     params = {"seed": seed, "detector": "MIRIMAGE", "subarray": geom.subarray,
@@ -460,6 +492,19 @@ def simulate_miri_exposure(outdir, *, subarray="FULL", ngroups=10, nints=1, read
     with fits.open(truth_path, mode="append") as hdul:
         hdul.append(fits.BinTableHDU(showers, name="SHOWERS"))
     return SimulationResult(uncal=uncal_path, refs=refs, truth=truth_path, root=root, shape=shape)
+
+
+def _write_emicorr(path, geom, rowclocks, frameclocks, amplitude):
+    """The EMICORR reference (ASDF, EmiModel layout): the simulated frequency with one period of
+    its waveform, for this subarray's clocks and both read speeds."""
+    from ..emicorr.reference import write_emicorr
+
+    wave = np.sin(2 * np.pi * np.arange(EMI_BINS) / EMI_BINS) * max(float(amplitude), 1.0)
+    cases = {geom.subarray: {"rowclocks": int(rowclocks), "frameclocks": int(frameclocks),
+                             "freqs": {"FAST": [EMI_NAME], "SLOW": {"MIRIMAGE": [EMI_NAME]}}}}
+    write_emicorr(str(path), {EMI_NAME: (EMI_HZ, wave.astype(np.float32))}, cases,
+                  "2022-01-01T00:00:00")
+    return path
 
 
 def _ref_header(reftype, datamodel, geom, readpatt="ANY", extra=()):

@@ -40,16 +40,12 @@ JWST_CLASSES = {
     "PersistenceStep": "jwst.persistence.persistence_step.PersistenceStep",
     "RampFitStep": "jwst.ramp_fitting.ramp_fit_step.RampFitStep",
     "GainScaleStep": "jwst.gain_scale.gain_scale_step.GainScaleStep",
-}
-
-#: Sub-steps of the official Detector1Pipeline that only act on MIRI exposures, which ramp2slope
-#: refuses: their sections in a pipeline file are read past (jwst skips them for other detectors).
-MIRI_ONLY_STEPS = {
-    "emicorr": "jwst.emicorr.emicorr_step.EmiCorrStep",
-    "rscd": "jwst.rscd.rscd_step.RscdStep",
-    "firstframe": "jwst.firstframe.firstframe_step.FirstFrameStep",
-    "lastframe": "jwst.lastframe.lastframe_step.LastFrameStep",
-    "reset": "jwst.reset.reset_step.ResetStep",
+    # MIRI
+    "EmiCorrStep": "jwst.emicorr.emicorr_step.EmiCorrStep",
+    "RscdStep": "jwst.rscd.rscd_step.RscdStep",
+    "FirstFrameStep": "jwst.firstframe.firstframe_step.FirstFrameStep",
+    "LastFrameStep": "jwst.lastframe.lastframe_step.LastFrameStep",
+    "ResetStep": "jwst.reset.reset_step.ResetStep",
 }
 
 #: ramp2slope's own parameters, which the official steps would refuse: files keep them apart,
@@ -329,9 +325,6 @@ def check_tree(tree, cls, source, path, where=None, pipeline=None):
                                      f"sub-steps ({', '.join(steps)})")
         node["steps"] = {}
         for alias, sub in steps.items():
-            if alias in MIRI_ONLY_STEPS and alias not in step_defs:
-                log.debug("%s: steps.%s ignored (a MIRI-only step)", where, alias)
-                continue
             if alias not in step_defs:
                 raise ParameterFileError(f"{where}: {cls.__name__} has no step {alias!r}")
             node["steps"][alias] = check_tree(sub, step_defs[alias], source, path, where,
