@@ -145,6 +145,22 @@ def _slope_accuracy(ctx, sec):
     return result
 
 
+#: Connected JUMP_DET regions of at least this many pixels in one group are extended events.
+LARGE_EVENT_PIXELS = 100
+
+
+def _large_regions(flags):
+    """The pixels of ``flags`` in 8-connected regions of LARGE_EVENT_PIXELS or more."""
+    if np.count_nonzero(flags) < LARGE_EVENT_PIXELS:
+        return np.zeros(flags.shape, bool)
+    from scipy import ndimage
+
+    labels, count = ndimage.label(flags, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    return sizes[labels] >= LARGE_EVENT_PIXELS
+
+
 def _cosmic_rays(ctx, sec):
     truth = load_checked_truth(ctx)
     jump = ctx.require("jump")
@@ -174,6 +190,9 @@ def _cosmic_rays(ctx, sec):
             # false positives: JUMP flags with no injected hit in this group (or the one before,
             # when frames are averaged) at the pixel or one of its 4 neighbours
             flags = ((plane & JUMP) != 0) & ctx.science_mask()
+            # extended events (NIR snowballs, MIRI showers) are flagged as wholes: not false
+            # positives of the point-hit test
+            flags &= ~_large_regions(flags)
             near = np.zeros((ctx.ny, ctx.nx), bool)
             hits = mine[(grp[mine] == g) | ((ctx.nframes > 1) & (grp[mine] == g - 1))]
             near[ys[hits], xs[hits]] = True
@@ -209,7 +228,9 @@ def _cosmic_rays(ctx, sec):
                   fp=fp, flagged=flagged_total, tested=tested)
     a = amp[detectable]
     if a.size:
-        edges = np.logspace(np.log10(max(a.min(), 0.1)), np.log10(a.max() * 1.0001), 14)
+        # (the first edge a little below the weakest hit, which the rounding of logspace
+        # could otherwise leave outside every bin)
+        edges = np.logspace(np.log10(max(a.min(), 0.1) * 0.999), np.log10(a.max() * 1.0001), 14)
         centres, fractions, counts = [], [], []
         for lo, hi in zip(edges[:-1], edges[1:]):
             sel = detectable & (amp >= lo) & (amp < hi)

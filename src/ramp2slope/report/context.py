@@ -19,12 +19,24 @@ REFPIX = dqflags.pixel["REFERENCE_PIXEL"]
 #: reference type -> the primary-header keyword that records the file used
 REF_KEYWORDS = {
     "mask": "R_MASK", "saturation": "R_SATURA", "superbias": "R_SUPERB", "linearity": "R_LINEAR",
-    "dark": "R_DARK", "gain": "R_GAIN", "readnoise": "R_READNO",
+    "dark": "R_DARK", "gain": "R_GAIN", "readnoise": "R_READNO", "reset": "R_RESET",
+    "rscd": "R_RSCD", "emicorr": "R_MIREMI",
 }
+
+#: The ramp products of each instrument's steps, in the order the pipeline runs them (jwst 3.0).
+NIR_STEPS = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump")
+MIRI_STEPS = ("dq_init", "emicorr", "saturation", "firstframe", "lastframe", "reset", "linearity",
+              "rscd", "dark_current", "refpix", "jump")
+MIRI_STATUS = {"dq_init": "S_DQINIT", "emicorr": "S_MIREMI", "saturation": "S_SATURA",
+               "firstframe": "S_FRSTFR", "lastframe": "S_LASTFR", "reset": "S_RESET",
+               "linearity": "S_LINEAR", "rscd": "S_RSCD", "dark_current": "S_DARK",
+               "refpix": "S_REFPIX", "jump": "S_JUMP"}
+# MIRI-only products: products.py does not list them, so the Context registers them itself
+_MIRI_ONLY = tuple(s for s in MIRI_STEPS if s not in NIR_STEPS)
 
 # Latest product first: the most complete header of the run.
 _HEADER_ORDER = ("rate", "rateints", "0_ramp_fit", "1_ramp_fit", "jump", "dark_current",
-                 "linearity", "refpix", "superbias", "saturation", "dq_init", "fitopt")
+                 "linearity", "refpix", "superbias", "saturation", "dq_init", "fitopt") + _MIRI_ONLY
 
 
 class Context:
@@ -48,12 +60,37 @@ class Context:
         self.tframe = _float(self.header.get("TFRAME"))
         self.nframes = int(self.header.get("NFRAMES") or 1)
         self.groupgap = int(self.header.get("GROUPGAP") or 0)
+        self.instrument = str(self.header.get("INSTRUME") or "").strip().upper()
         self._cache = {}
+
+    @property
+    def miri(self):
+        return self.instrument == "MIRI"
+
+    @property
+    def step_order(self):
+        return MIRI_STEPS if self.miri else NIR_STEPS
+
+    def previous(self, suffix):
+        """The product a step's input was saved as: the step just before it (NIR), or for MIRI,
+        whose optional steps (emicorr, firstframe) often did not run, the nearest earlier step
+        whose product exists (the immediately earlier one when none does, to name it)."""
+        order = self.step_order
+        earlier = order[:order.index(suffix)]
+        if not earlier:
+            return None
+        if self.miri:
+            for candidate in reversed(earlier):
+                # a step that ran without saving its product is the input: named, then missing
+                if self.products.has(candidate) or str(
+                        self.keyword(MIRI_STATUS[candidate])).upper() == "COMPLETE":
+                    return candidate
+        return earlier[-1]
 
     # -- basic facts ------------------------------------------------------------------------------
     def _ramp_shape(self):
         for suffix in ("jump", "dark_current", "linearity", "refpix", "superbias", "saturation",
-                       "dq_init"):
+                       "dq_init") + _MIRI_ONLY:
             product = self.products.get(suffix)
             if product is not None:
                 return product.shape("SCI")
@@ -104,7 +141,7 @@ class Context:
         if "pixeldq" not in self._cache:
             value = None
             for suffix in ("jump", "dark_current", "linearity", "refpix", "superbias", "saturation",
-                           "dq_init"):
+                           "dq_init") + _MIRI_ONLY:
                 product = self.products.get(suffix)
                 if product is not None and product.has("PIXELDQ"):
                     value = product.plane("PIXELDQ").astype(np.uint32)
@@ -135,6 +172,7 @@ class Context:
             jump0 = np.zeros(shape, np.int16)
             jump_any = np.zeros(shape, bool)
             sat_any = np.zeros(shape, bool)
+            sat_kept_any = np.zeros(shape, bool)  # SATURATED in a group not DO_NOT_USE
             first_sat = np.full((nints,) + shape, -1, np.int16)
             totals = {"SAT": 0, "DNU": 0, "JUMP": 0, "JUMP&DNU": 0, "JUMP&SAT": 0}
             for i in range(nints):
@@ -150,13 +188,15 @@ class Context:
                     totals["JUMP&SAT"] += int((jump & sat).sum())
                     jump_any |= jump
                     sat_any |= sat
+                    sat_kept_any |= sat & ~dnu
                     first_sat[i][sat & (first_sat[i] < 0)] = g
                     if i == 0:
                         sat0 += sat
                         dnu0 += dnu
                         jump0 += jump
             self._cache[key] = dict(sat0=sat0, dnu0=dnu0, jump0=jump0, jump_any=jump_any,
-                                    sat_any=sat_any, first_sat=first_sat, totals=totals)
+                                    sat_any=sat_any, sat_kept_any=sat_kept_any,
+                                    first_sat=first_sat, totals=totals)
         return self._cache[key]
 
     # -- reference files ------------------------------------------------------------------------------

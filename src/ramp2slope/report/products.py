@@ -25,8 +25,11 @@ SUFFIXES = STEP_SUFFIXES + FIT_SUFFIXES
 #: noise, background and mask).
 OPTIONAL_SUFFIXES = ("likely_chisq", "pctfrm_correction", "pctfrm_mask", "flicker_noise",
                      "flicker_bkg", "mask")
+#: MIRI's own steps (read when present; the MIRI sections say what is missing)
+MIRI_SUFFIXES = ("emicorr", "firstframe", "lastframe", "reset", "rscd")
 # Longest first, so that "_0_ramp_fit" and "_rateints" are recognised before shorter suffixes.
-_MATCH_ORDER = tuple(sorted(SUFFIXES + OPTIONAL_SUFFIXES + ("uncal",), key=len, reverse=True))
+_MATCH_ORDER = tuple(sorted(SUFFIXES + OPTIONAL_SUFFIXES + MIRI_SUFFIXES + ("uncal",), key=len,
+                            reverse=True))
 
 
 class FitsProduct:
@@ -162,7 +165,7 @@ class ProductSet:
         self.root = root
         self.folder = os.path.dirname(root) or "."
         self.rootname = os.path.basename(root)
-        self.paths = {s: f"{root}_{s}.fits" for s in SUFFIXES + OPTIONAL_SUFFIXES
+        self.paths = {s: f"{root}_{s}.fits" for s in SUFFIXES + OPTIONAL_SUFFIXES + MIRI_SUFFIXES
                       if os.path.isfile(f"{root}_{s}.fits")}
         self.uncal = self._find_uncal(uncal)
         self._open = {}

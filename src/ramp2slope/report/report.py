@@ -86,10 +86,19 @@ def _find_truth(products, truth):
     return None, None
 
 
+def sections_for(ctx):
+    """The sections of this exposure's instrument: MIRI runs other steps, in another order."""
+    if ctx.miri:
+        from .miri import MIRI_SECTIONS
+
+        return MIRI_SECTIONS
+    return SECTIONS
+
+
 def build_sections(ctx):
     """Every section, built in order; a section that fails to build says so and fails a check."""
     sections = []
-    for section_id, title, summary, builder in SECTIONS:
+    for section_id, title, summary, builder in sections_for(ctx):
         section = Section(section_id, title, summary)
         start = time.perf_counter()
         log.info("report: %s", title)   # some sections take seconds: the log keeps talking
@@ -134,7 +143,8 @@ def write_report(products, truth=None, out=None, uncal=None):
         sections = build_sections(ctx)
         inputs = [
             ("Products", f"{product_set.rootname}_*.fits in {os.path.basename(os.path.abspath(product_set.folder))}/ "
-                         f"({len(product_set.paths)} of 12 found)"),
+                         + (f"({len(product_set.paths)} found)" if ctx.miri else
+                            f"({len(product_set.paths)} of 12 found)")),
             ("Raw exposure", os.path.basename(product_set.uncal) if product_set.uncal else
              "not found (the dq_init check is not run)"),
             ("Truth", f"{os.path.basename(truth_path)} ({truth_origin})" if truth_path else

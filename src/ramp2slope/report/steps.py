@@ -120,7 +120,10 @@ def robust_std(values):
 # -------------------------------------------------------------------------------------------------
 # Overview
 # -------------------------------------------------------------------------------------------------
-def section_overview(ctx, sec):
+def section_overview(ctx, sec, step_status=STEP_STATUS, expected=None, reftypes=None):
+    """``step_status``: (step, keyword, required) where required is True (must be COMPLETE),
+    False, or the set of accepted values; ``expected``: the products that must exist (default:
+    every product of a near-infrared run); ``reftypes``: the references listed."""
     h = ctx.header
     x0, y0 = ctx.xstart, ctx.ystart
     rows = [
@@ -137,7 +140,7 @@ def section_overview(ctx, sec):
     sec.table(["Exposure", "Value"], rows)
 
     status_rows = [(step, keyword, ctx.keyword(keyword) or "not recorded")
-                   for step, keyword, _ in STEP_STATUS]
+                   for step, keyword, _ in step_status]
     sec.table(["Step", "Keyword", "Status"], status_rows,
               caption=f"Step status keywords (from the {ctx.header_source} product)")
 
@@ -147,13 +150,17 @@ def section_overview(ctx, sec):
         shape = product.shape("SCI") if product.has("SCI") else (
             product.shape("SLOPE") if product.has("SLOPE") else "")
         prod_rows.append((suffix, product.name, str(tuple(int(v) for v in shape)) if shape else ""))
-    for suffix in ctx.products.missing():
+    missing = (ctx.products.missing() if expected is None else
+               [s for s in expected if not ctx.products.has(s)])
+    for suffix in missing:
         prod_rows.append((suffix, "not saved", ""))
     sec.table(["Product", "File", "SCI shape"], prod_rows)
 
     ref_rows = []
     from .context import REF_KEYWORDS
-    for reftype, keyword in REF_KEYWORDS.items():
+    for reftype in reftypes or ("mask", "saturation", "superbias", "linearity", "dark", "gain",
+                                "readnoise"):
+        keyword = REF_KEYWORDS[reftype]
         recorded = ctx.keyword(keyword)
         try:
             where = "found" if ctx.reference_path(reftype) else ""
@@ -166,27 +173,36 @@ def section_overview(ctx, sec):
     sec.table(["Reference", "Keyword", "Recorded", "Available to the report"], ref_rows)
 
     def products_present():
-        missing = ctx.products.missing()
-        return not missing, ("all 12 products present" if not missing else
-                             f"missing: {', '.join(missing)}")
+        return not missing, (f"all {len(expected) if expected else 12} products present"
+                             if not missing else f"missing: {', '.join(missing)}")
     sec.check("Every step's product was saved", "the 7 ramp products, rate, rateints, fitopt and "
-              "both ramp_fit products exist", products_present)
+              "both ramp_fit products exist" if expected is None else
+              f"the products {', '.join(expected)} exist", products_present)
 
     def steps_complete():
         bad, unknown = [], []
-        for step, keyword, required in STEP_STATUS:
+        for step, keyword, required in step_status:
             value = ctx.keyword(keyword)
-            if required and value is None:
+            accepted = {"COMPLETE"} if required is True else (required or set())
+            if accepted and value is None:
                 unknown.append(keyword)
-            elif required and str(value).upper() != "COMPLETE":
+            elif accepted and str(value).upper() not in accepted:
                 bad.append(f"{step}={value}")
         if unknown and not bad:
             raise NotRun(f"{', '.join(unknown)} not recorded in the saved products (the products of "
                          f"the later steps were not saved)")
-        return not bad, ("dq_init, saturation, superbias, refpix, linearity, dark_current, jump and "
-                         "ramp_fit all COMPLETE" if not bad else "not complete: " + ", ".join(bad))
-    sec.check("Stage 1 steps completed", "S_DQINIT, S_SATURA, S_SUPERB, S_REFPIX, S_LINEAR, S_DARK, "
-              "S_JUMP and S_RAMP are COMPLETE", steps_complete)
+        needed = [(step, keyword, required) for step, keyword, required in step_status if required]
+        if step_status is STEP_STATUS:
+            done = ("dq_init, saturation, superbias, refpix, linearity, dark_current, jump and "
+                    "ramp_fit all COMPLETE")
+        else:
+            done = ", ".join(f"{step}={ctx.keyword(keyword)}" for step, keyword, _ in needed)
+        return not bad, (done if not bad else "not complete: " + ", ".join(bad))
+    requirement = ("S_DQINIT, S_SATURA, S_SUPERB, S_REFPIX, S_LINEAR, S_DARK, S_JUMP and S_RAMP are "
+                   "COMPLETE" if step_status is STEP_STATUS else "; ".join(
+                       f"{keyword} " + ("COMPLETE" if required is True else " or ".join(sorted(required)))
+                       for _, keyword, required in step_status if required))
+    sec.check("Stage 1 steps completed", requirement, steps_complete)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -393,7 +409,7 @@ def section_saturation(ctx, sec):
         else:
             sec.para("No pixel is partially saturated in this exposure, so there is no example ramp.")
 
-    _unchanged_check(ctx, sec, "dq_init", "saturation", "saturation")
+    _unchanged_check(ctx, sec, ctx.previous("saturation"), "saturation", "saturation")
 
     def flags_explained():
         c = _saturation_audit(ctx)
@@ -703,7 +719,7 @@ def _section_refpix_irs2(ctx, sec):
 # linearity
 # -------------------------------------------------------------------------------------------------
 def _well_exposed_pixel(ctx):
-    lin, ref = ctx.require("linearity"), ctx.require("refpix")
+    lin, ref = ctx.require("linearity"), ctx.require(ctx.previous("linearity"))
     g3 = min(3, ctx.ngroups - 1)
     lin_fix = lin.plane("SCI", 0, g3).astype(np.float64) - ref.plane("SCI", 0, g3)
     last = lin.plane("SCI", 0, ctx.ngroups - 1)
@@ -722,9 +738,10 @@ def _well_exposed_pixel(ctx):
 
 
 def section_linearity(ctx, sec):
-    lin, ref = ctx.get("linearity"), ctx.get("refpix")
+    lin, ref = ctx.get("linearity"), ctx.get(ctx.previous("linearity"))
     if lin is None or ref is None:
-        _missing(sec, ctx, "linearity" if lin is None else "refpix", "the linearity correction")
+        _missing(sec, ctx, "linearity" if lin is None else ctx.previous("linearity"),
+                 "the linearity correction")
     else:
         well, criterion = _well_exposed_pixel(ctx)
         sec.para(f"{fmt(len(well[0]))} pixels meet the criterion: {criterion}.")
@@ -743,7 +760,7 @@ def section_linearity(ctx, sec):
                    f"{len(well[0])}). Saturated groups are circled: the step leaves them unchanged.")
 
     def sat_untouched():
-        first, second = ctx.require("refpix"), ctx.require("linearity")
+        first, second = ctx.require(ctx.previous("linearity")), ctx.require("linearity")
         checked, changed = 0, 0
         for i, g in _planes(ctx):
             sat = (second.plane("GROUPDQ", i, g) & SAT) != 0
@@ -759,7 +776,7 @@ def section_linearity(ctx, sec):
               "before and after the linearity correction", sat_untouched)
 
     def polynomial():
-        first, second = ctx.require("refpix"), ctx.require("linearity")
+        first, second = ctx.require(ctx.previous("linearity")), ctx.require("linearity")
         ref = ctx.reference("linearity")
         if ref.inv_coeffs is not None and ctx.nframes > 1:
             raise NotRun("with NFRAMES > 1 and INV_COEFFS the read-level correction is used, which "
@@ -816,17 +833,21 @@ def section_persistence(ctx, sec):
 # -------------------------------------------------------------------------------------------------
 # dark_current
 # -------------------------------------------------------------------------------------------------
-def _dark_planes(ref, ctx):
-    """The dark the step subtracts from each group (frame-averaged and extended as in stcal)."""
+def _dark_planes(ref, ctx, integration=0):
+    """The dark the step subtracts from each group (frame-averaged and extended as in stcal); a
+    MIRI dark is 4-D, and integration i uses its integration min(i, NINTS_dark - 1)."""
     data = ref.data
+    if getattr(ref, "nints", None):
+        data = data.integration(min(integration, ref.nints - 1))
     nplanes = data.shape[0]
     ns, gs, nd = ctx.nframes, ctx.groupgap, ref.nframes
+    read = data.read_plane if hasattr(data, "read_plane") else data.__getitem__
 
     def plane(j):
         if j < nplanes:
-            return np.asarray(data[j], dtype=np.float64)
-        last = np.asarray(data[nplanes - 1], dtype=np.float64)
-        prev = np.asarray(data[nplanes - 2], dtype=np.float64) if nplanes > 1 else last
+            return np.asarray(read(j), dtype=np.float64)
+        last = np.asarray(read(nplanes - 1), dtype=np.float64)
+        prev = np.asarray(read(nplanes - 2), dtype=np.float64) if nplanes > 1 else last
         return last + (j - nplanes + 1) * (last - prev)
 
     def expected(g):
@@ -840,9 +861,10 @@ def _dark_planes(ref, ctx):
 
 
 def section_dark(ctx, sec):
-    before, after = ctx.get("linearity"), ctx.get("dark_current")
+    before, after = ctx.get(ctx.previous("dark_current")), ctx.get("dark_current")
     if before is None or after is None:
-        _missing(sec, ctx, "linearity" if before is None else "dark_current", "the dark subtraction")
+        _missing(sec, ctx, ctx.previous("dark_current") if before is None else "dark_current",
+                 "the dark subtraction")
     else:
         b = before.plane("SCI", 0, 0)
         a = after.plane("SCI", 0, 0)
@@ -859,15 +881,16 @@ def section_dark(ctx, sec):
                    "pixels stand out.")
 
     def difference_is_dark():
-        first, second = ctx.require("linearity"), ctx.require("dark_current")
+        first, second = ctx.require(ctx.previous("dark_current")), ctx.require("dark_current")
         ref = ctx.reference("dark")
         try:
             return _compare_dark(ctx, first, second, ref)
         finally:
             ref.close()
     sec.check("Dark difference equals the reference", "before - after = the DARK reference (R_DARK) "
-              "plane of each group (frame-averaged when NFRAMES > 1), to float32 rounding",
-              difference_is_dark)
+              "plane of each group (frame-averaged when NFRAMES > 1"
+              + ("; MIRI: integration min(i, NINTS_dark - 1) of the 4-D reference" if ctx.miri else "")
+              + "), to float32 rounding", difference_is_dark)
 
 
 def _compare_dark(ctx, first, second, ref):
@@ -878,11 +901,13 @@ def _compare_dark(ctx, first, second, ref):
         return ndiff == 0 and status == "SKIPPED", (
             f"the dark (NFRAMES={ref.nframes}) cannot be resampled to the science "
             f"(NFRAMES={ctx.nframes}): S_DARK={status}, {fmt(ndiff)} values changed")
-    expected = _dark_planes(ref, ctx)
+    # a 4-D (MIRI) dark has one set of planes per integration, a 3-D one is shared
+    per_int = [_dark_planes(ref, ctx, i) for i in range(ctx.nints if getattr(ref, "nints", None) else 1)]
     bad, largest = 0, 0.0
     for g in range(ctx.ngroups):
-        dark = expected(g)
+        darks = [expected(g) for expected in per_int]
         for i in range(ctx.nints):
+            dark = darks[min(i, len(darks) - 1)]
             lin = first.plane("SCI", i, g)
             out = second.plane("SCI", i, g)
             dev = np.abs(lin.astype(np.float64) - out - dark)
@@ -1153,7 +1178,7 @@ def section_jump(ctx, sec):
     sec.check("No JUMP flag on a SATURATED group", "no group has both JUMP_DET and SATURATED",
               no_jump_on_sat)
 
-    _unchanged_check(ctx, sec, "dark_current", "jump", "jump")
+    _unchanged_check(ctx, sec, ctx.previous("jump"), "jump", "jump")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -1371,12 +1396,15 @@ def section_ramp_fit(ctx, sec):
         has_sat = (dq & np.uint32(SAT)) != 0
         lost_jump = int((summary["jump_any"] & ~has_jump).sum())
         extra_jump = int((has_jump & ~summary["jump_any"]).sum())
-        lost_sat = int((summary["sat_any"] & ~has_sat).sum())
+        # MIRI: a group saturated only in its DO_NOT_USE final group (lastframe) is not
+        # reported in the rate DQ by jwst
+        sat_any = summary["sat_kept_any"] if ctx.miri else summary["sat_any"]
+        lost_sat = int((sat_any & ~has_sat).sum())
         return lost_jump == 0 and extra_jump == 0 and lost_sat == 0, (
             f"{fmt(int(summary['jump_any'].sum()))} pixels with a JUMP_DET group: {fmt(lost_jump)} "
             f"lack JUMP_DET in the rate DQ, {fmt(extra_jump)} rate pixels have it without one; "
-            f"{fmt(lost_sat)} of {fmt(int(summary['sat_any'].sum()))} pixels with a SATURATED group "
-            f"lack SATURATED")
+            f"{fmt(lost_sat)} of {fmt(int(sat_any.sum()))} pixels with a SATURATED group "
+            + ("(not DO_NOT_USE) " if ctx.miri else "") + "lack SATURATED")
     sec.check("Group flags reach the rate DQ", "rate DQ has JUMP_DET exactly where some group was "
               "flagged JUMP_DET, and SATURATED wherever some group was SATURATED", flags_propagated)
 
