@@ -58,15 +58,23 @@ CASES = {
     # IRS2: 3200 stored rows (interleaved reference samples) until refpix removes them
     "i": ("NIRSpec NRS1 IRS2 full frame (3200x2048 stored), 1 int x 10 groups, NRSIRS2RAPID",
           dict(irs2=True, detector="NRS1", ngroups=10, nints=1)),
+    # MIRI (simulate.miri): the imager full frame and the LRS slitless time series
+    "m": ("MIRI imager full frame (1024x1032), 1 int x 20 groups, FAST",
+          dict(miri=True, subarray="FULL", ngroups=20, nints=1)),
+    "mt50": ("MIRI SLITLESSPRISM TSO (416x72), 50 ints x 10 groups, FAST",
+             dict(miri=True, subarray="SLITLESSPRISM", ngroups=10, nints=50)),
+    "mt200": ("MIRI SLITLESSPRISM TSO (416x72), 200 ints x 10 groups, FAST",
+              dict(miri=True, subarray="SLITLESSPRISM", ngroups=10, nints=200)),
 }
-CASE_ALIASES = {"c": ["c50", "c200"]}
+CASE_ALIASES = {"c": ["c50", "c200"], "miri": ["m", "mt50", "mt200"]}
 DEFAULT_CASES = ["a", "b", "c50", "c200", "d"]
 QUICK_CASES = ["a", "c20"]
 
 #: Steps in pipeline order (for the per-step tables).
-STEP_ORDER = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
-              "dark_current", "charge_migration", "jump", "picture_frame", "clean_flicker_noise",
-              "persistence", "ramp_fit", "gain_scale")
+STEP_ORDER = ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "superbias", "firstframe",
+              "lastframe", "reset", "refpix", "linearity", "rscd", "dark_current",
+              "charge_migration", "jump", "picture_frame", "clean_flicker_noise", "persistence",
+              "ramp_fit", "gain_scale")
 SCALING_STEPS = ("jump", "ramp_fit")
 
 # Targets
@@ -132,13 +140,18 @@ def prepare_case(key, workdir, ipc):
             return _with_ipc(info, folder, ipc)
     from ramp2slope.simulate import simulate_exposure
     from ramp2slope.simulate.irs2 import simulate_irs2_exposure
+    from ramp2slope.simulate.miri import simulate_miri_exposure
 
     if folder.exists():
         shutil.rmtree(folder)
     log(f"  case {key}: simulating {desc} ...")
     start = time.perf_counter()
     kwargs = dict(kwargs)
-    simulate = simulate_irs2_exposure if kwargs.pop("irs2", False) else simulate_exposure
+    simulate = simulate_exposure
+    if kwargs.pop("irs2", False):
+        simulate = simulate_irs2_exposure
+    elif kwargs.pop("miri", False):
+        simulate = simulate_miri_exposure
     sim = _simulate_with_retry(simulate, folder / "input", kwargs)
     info = {
         "wanted": wanted, "uncal": str(Path(sim.uncal).resolve()),
@@ -671,11 +684,13 @@ def targets(results, args):
                         None if x is None else x >= THREAD_SPEEDUP,
                         "-" if x is None else f"{x:.3f}x ({fmt_s(t1)} s / {fmt_s(tn)} s)")
     by_key = {res["key"]: res for res in results}
-    if "c50" in by_key and "c200" in by_key:
-        m50 = summarise(by_key["c50"]["r2s"], "rss")
-        m200 = summarise(by_key["c200"]["r2s"], "rss")
+    for short, long, name in (("c50", "c200", "c"), ("mt50", "mt200", "mt")):
+        if short not in by_key or long not in by_key:
+            continue
+        m50 = summarise(by_key[short]["r2s"], "rss")
+        m200 = summarise(by_key[long]["r2s"], "rss")
         x = ratio(m200, m50)
-        verdict(f"[c] peak RSS of 200 ints <= {RSS_GROWTH_TSO:g}x that of 50 ints",
+        verdict(f"[{name}] peak RSS of 200 ints <= {RSS_GROWTH_TSO:g}x that of 50 ints",
                 None if x is None else x <= RSS_GROWTH_TSO,
                 "-" if x is None else f"{x:.3f}x ({fmt_gb(m200)} GB / {fmt_gb(m50)} GB)")
     for res in results:

@@ -79,6 +79,8 @@ def step_config(refs, ipc=False, cores=None):
     default, ramp2slope does not). ``cores`` sets jwst's ``maximum_cores`` for jump and ramp_fit
     (code default: one core).
     """
+    if "rscd" in refs:   # a MIRI exposure
+        return _miri_step_config(refs, cores)
     steps = {
         "dq_init": {"override_mask": refs["mask"]},
         "saturation": {"override_saturation": refs["saturation"],
@@ -86,6 +88,29 @@ def step_config(refs, ipc=False, cores=None):
         "ipc": ({"skip": False, "override_ipc": refs["ipc"]} if ipc else {"skip": True}),
         "superbias": {"override_superbias": refs["superbias"]},
         "refpix": {"override_refpix": refs.get("refpix", "N/A"), "override_sirskernel": "N/A"},
+        "linearity": {"override_linearity": refs["linearity"]},
+        "dark_current": {"override_dark": refs["dark"]},
+        "jump": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
+        "ramp_fit": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
+        "gain_scale": {"override_gain": refs["gain"]},
+    }
+    if cores:
+        steps["jump"]["maximum_cores"] = str(cores)
+        steps["ramp_fit"]["maximum_cores"] = str(cores)
+    return steps
+
+
+def _miri_step_config(refs, cores=None):
+    """Every reference of a MIRI exposure given explicitly; the code defaults otherwise (emicorr
+    and firstframe off, as in jwst)."""
+    steps = {
+        "dq_init": {"override_mask": refs["mask"]},
+        "saturation": {"override_saturation": refs["saturation"], "override_superbias": "N/A"},
+        "ipc": {"skip": True},
+        "superbias": {"override_superbias": "N/A"},
+        "refpix": {"override_refpix": "N/A", "override_sirskernel": "N/A"},
+        "rscd": {"override_rscd": refs["rscd"]},
+        "reset": {"override_reset": refs["reset"]},
         "linearity": {"override_linearity": refs["linearity"]},
         "dark_current": {"override_dark": refs["dark"]},
         "jump": {"override_gain": refs["gain"], "override_readnoise": refs["readnoise"]},
@@ -157,8 +182,9 @@ def run_jwst(args):
         root.setLevel(logging.INFO)
 
     steps = step_config(refs, ipc=args.ipc, cores=args.cores)
-    for name in MIRI_ONLY_STEPS:
-        steps[name] = {"skip": True}
+    if "rscd" not in refs:   # a near-infrared exposure: no lookup of MIRI reference types
+        for name in MIRI_ONLY_STEPS:
+            steps[name] = {"skip": True}
     os.makedirs(args.output_dir, exist_ok=True)
     t_run = time.perf_counter()
     Detector1Pipeline.call(args.uncal, steps=steps, output_dir=args.output_dir, save_results=True)
