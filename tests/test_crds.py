@@ -239,3 +239,80 @@ def test_crds_path_without_a_cache_and_local_references_runs(exposure, tmp_path,
     forget_crds_state()
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out_dir.iterdir()) == [f"{sim.root}_rate.fits", f"{sim.root}_rateints.fits"]
+
+
+# -- MIRI ----------------------------------------------------------------------------------------
+READPATT = "META.EXPOSURE.READPATT"
+
+
+@pytest.fixture(scope="module")
+def miri_exposure(tmp_path_factory):
+    """A MIRI SUB64 exposure of 2 integrations and its references, as a CRDS context lists
+    MIRI's: full-frame MASK/SATURATION/LINEARITY/GAIN/READNOISE, a DARK and a RESET per subarray
+    and read pattern, the RSCD table, the EMICORR file (ASDF); SUPERBIAS, REFPIX and SIRSKERNEL
+    not applicable."""
+    from ramp2slope.simulate.miri import simulate_miri_exposure
+
+    base = tmp_path_factory.mktemp("crds_miri")
+    sim = simulate_miri_exposure(base / "sim", subarray="SUB64", ngroups=6, nints=2, seed=9)
+    names = base / "names"
+    names.mkdir()
+    entries = []
+    for reftype, match in (("mask", {DET: "MIRIMAGE"}), ("saturation", {DET: "MIRIMAGE"}),
+                           ("linearity", {DET: "MIRIMAGE"}), ("gain", {DET: "MIRIMAGE"}),
+                           ("readnoise", {DET: "MIRIMAGE"}), ("rscd", {DET: "MIRIMAGE"}),
+                           ("emicorr", {DET: "MIRIMAGE"}),
+                           ("dark", {DET: "MIRIMAGE", SUB: "SUB64", READPATT: "FAST"}),
+                           ("reset", {DET: "MIRIMAGE", SUB: "SUB64", READPATT: "FAST"})):
+        source = sim.refs[reftype]
+        path = names / f"jwst_miri_{reftype}_0001{os.path.splitext(source)[1]}"
+        shutil.copy(source, path)
+        entries.append(Entry("MIRI", reftype, match, "2022-01-01 00:00:00", str(path)))
+    return sim, entries
+
+
+@pytest.fixture
+def miri_cache(miri_exposure, tmp_path, monkeypatch):
+    sim, entries = miri_exposure
+    root = build_cache(tmp_path / "crds_cache", entries)
+    crds_environment(monkeypatch, root)
+    yield root
+    monkeypatch.undo()
+    forget_crds_state()
+
+
+@pytest.mark.oracle
+def test_miri_references_and_products_as_jwst(miri_exposure, miri_cache, tmp_path):
+    """jwst and ramp2slope ask the same MIRI context: the same file (or N/A) for every type,
+    the same R_* and CRDS keywords in the products, and the same rates."""
+    pytest.importorskip("jwst")
+    from jwst.pipeline import Detector1Pipeline as Official
+    from stdatamodels.jwst import datamodels as jdm
+
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    from jwst.dq_init import DQInitStep
+
+    sim = miri_exposure[0]
+    ours = _metadata(sim)
+    asker = DQInitStep()
+    with jdm.RampModel(str(sim.uncal)) as theirs:
+        for reftype in ("mask", "saturation", "superbias", "linearity", "dark", "reset", "rscd",
+                        "emicorr", "gain", "readnoise", "refpix", "sirskernel"):
+            official = asker.get_reference_file(theirs, reftype)
+            mine = find_reference(reftype, ours)
+            assert (official if official == "N/A" else os.path.basename(official)) == \
+                   (mine if mine == "N/A" else os.path.basename(mine)), reftype
+    Official.call(str(sim.uncal), output_dir=str(tmp_path / "jwst"), save_results=True)
+    Detector1Pipeline.call(str(sim.uncal), output_dir=str(tmp_path / "ours"), save_results=True)
+    for suffix in ("rate", "rateints"):
+        name = f"{sim.root}_{suffix}.fits"
+        official = fits.getheader(tmp_path / "jwst" / name)
+        mine = fits.getheader(tmp_path / "ours" / name)
+        # (jwst runs ipc by default and records its N/A with R_IPC; ramp2slope leaves ipc off)
+        keys = sorted(k for k in official if k.startswith(("R_", "CRDS_")) and k != "R_IPC")
+        assert "R_RESET" in keys and "R_RSCD" in keys and "R_DARK" in keys
+        assert {k: mine.get(k) for k in keys} == {k: official[k] for k in keys}
+        with fits.open(tmp_path / "jwst" / name) as a, fits.open(tmp_path / "ours" / name) as b:
+            np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
+            assert np.array_equal(b["DQ"].data, a["DQ"].data)
