@@ -223,7 +223,11 @@ def run_floor(args):
     advice.__enter__()
 
     refs = _load_refs(args.refs)
-    paths = [args.uncal] + sorted(set(refs.values()) - {"N/A"})
+    # the references the pipeline runs read (not e.g. MIRI's EMICORR when emicorr is off)
+    used = {value for params in step_config(refs, ipc="ipc" in refs).values()
+            for key, value in params.items()
+            if key.startswith("override_")}
+    paths = [args.uncal] + sorted(used - {"N/A"})
     nbytes = 0
     for path in paths:
         with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:

@@ -1,4 +1,4 @@
-"""Jump (cosmic-ray) detection for near-infrared ramps: the algorithm behind ``JumpStep``.
+"""Jump (cosmic-ray) detection (near-infrared and MIRI ramps): the algorithm behind ``JumpStep``.
 
 Public API
 ----------
@@ -10,8 +10,8 @@ Public API
     ``gain``      (ny, nx) e-/DN and ``readnoise`` (ny, nx) CDS read noise in DN, cut out to
                   the science array; used as float32 (converted if needed).
     ``nframes``   frames averaged per group (NFRAMES); ``group_time`` TGROUP in seconds.
-    The keyword parameters have the names and defaults of jwst 3.0.0's ``JumpStep`` (the NIR
-    ones; see :data:`STEP_DEFAULTS`). Returns a :class:`JumpResult`.
+    The keyword parameters have the names and defaults of jwst 3.0.0's ``JumpStep`` (see
+    :data:`STEP_DEFAULTS`). Returns a :class:`JumpResult`.
 
 ``detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_time, dnu_table,
 block_rows, **parameters)``
@@ -42,7 +42,10 @@ Algorithm (spec §4.12, as stcal 1.20 runs it)
 5. Neighbours (flag_4_neighbors) of jumps with min < significance < max; after-jump flagging
    (after_jump_flag_dn/time 1 and 2); JUMP removed where DNU or SAT is also set.
 6. Snowballs when ``expand_large_events`` (see :mod:`ramp2slope.jump.snowballs`).
-7. PRIMECRS = 1000·N_primary/(TGROUP·Ngrp_eff·npix), EXTNCRS = 1e6·N_snowballs/(same), with
+6b. MIRI showers when ``find_showers`` (see :mod:`ramp2slope.jump.showers`), after the
+    snowballs; their count then replaces the snowballs' in EXTNCRS (as in stcal, even when
+    there were too few differences to look for showers: 0).
+7. PRIMECRS = 1000·N_primary/(TGROUP·Ngrp_eff·npix), EXTNCRS = 1e6·N_extended/(same), with
    Ngrp_eff = nints·ngroups − (groups DO_NOT_USE in every pixel, counted after the step) −
    nints; both None when Ngrp_eff < 1.
 
@@ -63,13 +66,15 @@ import numpy as np
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
 from . import twopoint
+from .showers import SHOWER_DEFAULTS, ShowerFlagger, enough_differences, flag_showers, \
+    shower_statistics
 from .snowballs import LargeEventFlagger
 from .snowballs import expand_large_events as _expand_large_events
 
 __all__ = ["detect_jumps", "detect_jumps_in_blocks", "JumpResult", "STEP_DEFAULTS",
            "effective_minimum_groups"]
 
-#: NIR-relevant JumpStep parameters of jwst 3.0.0 with their defaults.
+#: JumpStep parameters of jwst 3.0.0 with their defaults.
 STEP_DEFAULTS = dict(
     rejection_threshold=4.0,
     three_group_rejection_threshold=6.0,
@@ -98,6 +103,7 @@ STEP_DEFAULTS = dict(
     minimum_groups=3,
     minimum_sigclip_groups=100,
     only_use_ints=True,
+    **SHOWER_DEFAULTS,
 )
 
 
@@ -118,6 +124,8 @@ class JumpResult:
     extncrs: float | None
     #: Detection mode used: 'iterative', 'single_pass', 'sigma_clip', 'none' or 'skipped'.
     mode: str
+    #: Number of MIRI showers (0 unless find_showers).
+    number_showers: int = 0
 
 
 #: Number of differences per pixel above which :func:`detect_jumps` keeps the first-pass
@@ -178,10 +186,16 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
                  min_sat_radius_extend=2.5, sat_expand=2, edge_size=25,
                  mask_snowball_core_next_int=True, snowball_time_masked_next_int=4000,
                  max_extended_radius=200, minimum_groups=3, minimum_sigclip_groups=100,
-                 only_use_ints=True, min_diffs_single_pass=10, dnu_table=None):
+                 only_use_ints=True, min_diffs_single_pass=10, find_showers=False,
+                 max_shower_amplitude=4.0, extend_snr_threshold=1.2, extend_min_area=90,
+                 extend_inner_radius=1.0, extend_outer_radius=2.6,
+                 extend_ellipse_expand_ratio=1.1, time_masked_after_shower=15.0,
+                 dnu_table=None):
     """Detect jumps in place on ``groupdq``/``pixeldq``; see the module docstring.
 
-    ``use_ellipses`` is accepted for compatibility and ignored (deprecated in jwst too).
+    ``use_ellipses`` is accepted for compatibility and ignored (deprecated in jwst too), and
+    so is ``max_shower_amplitude`` (jwst 3.0.0 does not pass it on; see
+    :mod:`ramp2slope.jump.showers`).
     ``minimum_groups`` is applied as given; pass :func:`effective_minimum_groups` to mimic
     stcal's single-process behaviour. ``dnu_table`` is the (nints, ngroups) table of the groups
     that are DO_NOT_USE in every pixel, from which the mode is chosen (computed from
@@ -237,8 +251,21 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
             persist_groups=int(snowball_time_masked_next_int // group_time),
             max_extended_width=int(max_extended_radius) * 2)
 
-    return _result(twopoint.dnu_planes(groupdq), data.shape, group_time, number_crs,
-                   number_snowballs, mode, skipped)
+    final_dnu = twopoint.dnu_planes(groupdq)
+    number_showers = 0
+    if find_showers:
+        # showers never change a DO_NOT_USE flag, so the table serves both purposes
+        number_showers = flag_showers(
+            data, groupdq, pixeldq, gain, readnoise, nframes=nframes, group_time=group_time,
+            minimum_sigclip_groups=minimum_sigclip_groups,
+            max_extended_radius=max_extended_radius, dnu_table=final_dnu,
+            extend_snr_threshold=extend_snr_threshold, extend_min_area=extend_min_area,
+            extend_inner_radius=extend_inner_radius, extend_outer_radius=extend_outer_radius,
+            extend_ellipse_expand_ratio=extend_ellipse_expand_ratio,
+            time_masked_after_shower=time_masked_after_shower)
+
+    return _result(final_dnu, data.shape, group_time, number_crs, number_snowballs, mode,
+                   skipped, number_showers if find_showers else None)
 
 
 def _prepare(pixeldq, gain, readnoise, group_time, after_jump_flag_dn1, after_jump_flag_time1,
@@ -261,8 +288,10 @@ def _prepare(pixeldq, gain, readnoise, group_time, after_jump_flag_dn1, after_ju
     return gain, readnoise, n1, e1, n2, e2
 
 
-def _result(final_dnu_table, shape, group_time, number_crs, number_snowballs, mode, skipped):
-    """The JumpResult, with PRIMECRS/EXTNCRS from the DO_NOT_USE groups after the step."""
+def _result(final_dnu_table, shape, group_time, number_crs, number_snowballs, mode, skipped,
+            number_showers=None):
+    """The JumpResult, with PRIMECRS/EXTNCRS from the DO_NOT_USE groups after the step (the
+    extended events are the showers when they were looked for, else the snowballs)."""
     nints, ngroups, ny, nx = shape
     all_dnu = int(np.asarray(final_dnu_table).sum())
     effective_groups = nints * ngroups - all_dnu - nints
@@ -270,9 +299,10 @@ def _result(final_dnu_table, shape, group_time, number_crs, number_snowballs, mo
     if effective_groups >= 1:
         exposure = group_time * effective_groups * (ny * nx)
         primecrs = 1000 * number_crs / exposure
-        extncrs = 1e6 * number_snowballs / exposure
+        extended = number_snowballs if number_showers is None else number_showers
+        extncrs = 1e6 * extended / exposure
     return JumpResult(False, number_crs, number_snowballs, primecrs, extncrs,
-                      _MODE_NAMES[mode] if not skipped else "none")
+                      _MODE_NAMES[mode] if not skipped else "none", number_showers or 0)
 
 
 def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_time, dnu_table,
@@ -286,7 +316,9 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     * ``store.write_gdq_rows(y0, groupdq)`` stores GROUPDQ rows y0, y0 + 1, ... (``groupdq`` may
       be a view of rows of such a buffer);
     * ``store.read_gdq(i, out)`` and ``store.write_gdq(i, groupdq_i)``: the GROUPDQ of one
-      integration (ngroups, ny, nx), used by the snowball pass.
+      integration (ngroups, ny, nx), used by the snowball and shower passes;
+    * ``store.read_integration(i, data=out)`` (only with ``find_showers``): the float32 ramp
+      of one integration (ngroups, ny, nx).
 
     ``dnu_table`` is the (nints, ngroups) table of the groups that are DO_NOT_USE in every pixel
     (:func:`twopoint.dnu_planes` of the GROUPDQ before the step). ``block_rows`` is the number of
@@ -299,8 +331,10 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     are known; the sigma-clip mode's clearing of all-JUMP planes is decided from the whole
     exposure before the neighbours are flagged (a detection-only pass first, which stops as
     soon as no plane can be full); the statistics
-    (mode, PRIMECRS, EXTNCRS) come from whole-exposure tables and counts; and snowballs are
-    found integration by integration after every block.
+    (mode, PRIMECRS, EXTNCRS) come from whole-exposure tables and counts; snowballs are
+    found integration by integration after every block; and showers, whose per-pixel
+    statistics pool every integration, take one more pass over the blocks for those
+    statistics and are then found and flagged integration by integration.
     """
     unknown = set(parameters) - set(STEP_DEFAULTS)
     if unknown:
@@ -413,9 +447,47 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             store.write_gdq(i, gdq_i)
             final_dnu[i] = twopoint.dnu_planes(gdq_i[np.newaxis])[0]
         number_snowballs = flagger.total
-    # Without snowballs the step changes no DO_NOT_USE flag, so the table is the initial one.
+    # Without snowballs the step changes no DO_NOT_USE flag, so the table is the initial one
+    # (nor do showers change any).
+    number_showers = None
+    if p["find_showers"]:
+        number_showers = _showers_in_blocks(store, blocks, pixeldq, gain, readnoise, nframes,
+                                            group_time, final_dnu, p)
     return _result(final_dnu, store.shape, group_time, number_crs, number_snowballs, mode,
-                   skipped)
+                   skipped, number_showers)
+
+
+def _showers_in_blocks(store, blocks, pixeldq, gain, readnoise, nframes, group_time, dnu_table,
+                       p):
+    """Showers for an exposure held by ``store``: the statistics need every integration of a
+    pixel (one pass over the blocks), the search whole frames of one integration."""
+    if not enough_differences(dnu_table):
+        return 0
+    nints, ngroups, ny, nx = store.shape
+    centre = spread = None
+    for y0, y1, data, gdq in blocks.read(with_data=True):
+        c, s = shower_statistics(data, gdq, gain[y0:y1], readnoise[y0:y1], nframes=nframes,
+                                 minimum_sigclip_groups=p["minimum_sigclip_groups"])
+        if centre is None:
+            centre = np.empty(c.shape[:-2] + (ny, nx), dtype=c.dtype)
+            spread = np.empty(s.shape[:-2] + (ny, nx), dtype=s.dtype)
+        centre[..., y0:y1, :] = c
+        spread[..., y0:y1, :] = s
+    flagger = ShowerFlagger(
+        pixeldq, gain, group_time=group_time, extend_snr_threshold=p["extend_snr_threshold"],
+        extend_min_area=p["extend_min_area"], extend_inner_radius=p["extend_inner_radius"],
+        extend_outer_radius=p["extend_outer_radius"],
+        extend_ellipse_expand_ratio=p["extend_ellipse_expand_ratio"],
+        time_masked_after_shower=p["time_masked_after_shower"],
+        max_extended_radius=p["max_extended_radius"])
+    data_i = np.empty((ngroups, ny, nx), dtype=np.float32)
+    gdq_i = np.empty((ngroups, ny, nx), dtype=np.uint8)
+    for i in range(nints):
+        store.read_integration(i, data=data_i)
+        store.read_gdq(i, gdq_i)
+        if flagger.flag_integration(data_i, gdq_i, centre, spread):
+            store.write_gdq(i, gdq_i)
+    return flagger.total
 
 
 class _RowBlocks:

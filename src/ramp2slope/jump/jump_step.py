@@ -1,4 +1,4 @@
-"""JumpStep: flag cosmic-ray jumps (two-point differences, neighbours, snowballs)."""
+"""JumpStep: flag cosmic-ray jumps (two-point differences, neighbours, snowballs, showers)."""
 import logging
 
 from ..references import load_gain, load_readnoise
@@ -40,8 +40,8 @@ class JumpStep(Step):
         edge_size = integer(default=25)  # Distance from detector edge where a saturated core is not required for snowball detection
         mask_snowball_core_next_int = boolean(default=True)  # Flag saturated cores of snowballs in the next integration?
         snowball_time_masked_next_int = integer(default=4000)  # Time in seconds over which saturated cores are flagged in next integration
-        find_showers = boolean(default=False)  # Apply MIRI shower flagging? (MIRI only; ignored here)
-        max_shower_amplitude = float(default=4)  # Maximum MIRI shower amplitude in DN/s (MIRI only)
+        find_showers = boolean(default=False)  # Apply MIRI shower flagging?
+        max_shower_amplitude = float(default=4)  # Maximum MIRI shower amplitude in DN/s (unused by jwst 3.0.0, which applies 6 DN/group)
         extend_snr_threshold = float(default=1.2)  # The SNR minimum for detection of extended showers in MIRI
         extend_min_area = integer(default=90)  # Min area of emission after convolution for the detection of showers
         extend_inner_radius = float(default=1)  # Inner radius of the ring_2D_kernel used for convolution
@@ -85,6 +85,7 @@ class JumpStep(Step):
             return self.skipped(model, "fewer than 3 groups")
         exposure.primary_cosmic_rays = result.primecrs
         exposure.extended_emission_events = result.extncrs
-        log.info("%s: %s mode, %d primary jumps, %d snowballs", self.name, result.mode,
-                 result.number_primary_crs, result.number_snowballs)
+        log.info("%s: %s mode, %d primary jumps, %d snowballs, %d showers", self.name,
+                 result.mode, result.number_primary_crs, result.number_snowballs,
+                 result.number_showers)
         return self.complete(model)
