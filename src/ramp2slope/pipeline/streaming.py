@@ -60,13 +60,18 @@ _AD_FLOOR = np.uint8(dqflags.group["AD_FLOOR"])
 
 #: Fewest rows per jump block: thinner blocks cost more in file accesses than they save.
 MIN_BLOCK_ROWS = 4
+#: ... and a block may always hold this many bytes (data and GROUPDQ of every integration):
+#: a time series of small frames (MIRI's SLITLESSPRISM: 72 columns) would otherwise be read back
+#: in hundreds of thousands of pieces of a few hundred bytes, each one a system call.
+MIN_BLOCK_BYTES = 32 << 20
 
 
 def default_block_rows(shape):
-    """Rows per jump block: a block of every integration is about the size of one integration
-    (at least MIN_BLOCK_ROWS rows)."""
-    nints, _, ny, _ = shape
-    return min(ny, max(MIN_BLOCK_ROWS, ny // max(1, nints)))
+    """Rows per jump block: a block of every integration is about the size of one integration,
+    or MIN_BLOCK_BYTES if that is more (at least MIN_BLOCK_ROWS rows)."""
+    nints, ngroups, ny, nx = shape
+    row_bytes = max(1, nints * ngroups * nx * 5)   # float32 data and uint8 GROUPDQ
+    return min(ny, max(MIN_BLOCK_ROWS, ny // max(1, nints), MIN_BLOCK_BYTES // row_bytes))
 
 
 class _RepeatFilter(logging.Filter):
