@@ -7,7 +7,8 @@ seconds once compiled). ``pip install .`` therefore runs this module on the fres
 package (see ``setup.py``): it simulates a small full-frame exposure and a multi-integration
 subarray one, runs the command-line paths a user runs first on them (``run``, which is also
 what ``demo`` and batches run per exposure, with the default steps and with LIKELY ramp fitting
-and clean_flicker_noise turned on), and so leaves the compiled kernels in the build
+and clean_flicker_noise turned on; and two MIRI exposures, with the EMI correction and shower
+flagging on in one), and so leaves the compiled kernels in the build
 folder, from where they go into the installed package.
 
 Compiled code is specific to the CPU and the numba version: a package built on one machine and
@@ -45,6 +46,14 @@ RUNS = (
     ("SUB160, 1 integration, LIKELY and clean_flicker_noise",
      {"subarray": "SUB160", "ngroups": 5, "nints": 1},
      ["--steps.ramp_fit.algorithm=LIKELY", "--steps.clean_flicker_noise.skip=false"]),
+    # MIRI: a full frame (the reference-column refpix) and a time series with the options that
+    # have kernels of their own (the EMI correction, shower flagging)
+    ("MIRI full frame", {"miri": True, "subarray": "FULL", "ngroups": 4, "nints": 1}, []),
+    ("MIRI SUB64, 2 integrations, emicorr and showers",
+     {"miri": True, "subarray": "SUB64", "ngroups": 14, "nints": 2},
+     lambda sim: ["--steps.emicorr.skip=false",
+                  f"--steps.emicorr.override_emicorr={sim.refs['emicorr']}",
+                  "--steps.jump.find_showers=true"]),
 )
 
 
@@ -62,7 +71,15 @@ def compile_kernels(workdir, say=print):
     for index, (what, sim_kwargs, extra) in enumerate(RUNS):
         folder = os.path.join(workdir, f"run{index}")
         t0 = time.perf_counter()
-        sim = simulate_exposure(folder, seed=index + 1, **sim_kwargs)
+        sim_kwargs = dict(sim_kwargs)
+        if sim_kwargs.pop("miri", False):
+            from ..simulate.miri import simulate_miri_exposure
+
+            sim = simulate_miri_exposure(folder, seed=index + 1, **sim_kwargs)
+        else:
+            sim = simulate_exposure(folder, seed=index + 1, **sim_kwargs)
+        if callable(extra):
+            extra = extra(sim)
         refdir = os.path.dirname(sim.refs["mask"])
         # the runs' own output would drown the build log; their errors still propagate
         with contextlib.redirect_stdout(io.StringIO()):
