@@ -10,19 +10,45 @@ import numpy as np
 from ..errors import ReferenceFileError
 from ..references.loaders import _RefFile
 
-__all__ = ["ResetRef", "exposure_integrations", "load_reset"]
+__all__ = ["ResetPlanes", "ResetRef", "exposure_integrations", "load_reset"]
+
+
+class ResetPlanes:
+    """The anomaly planes of an open RESET file, read one (integration, group) plane at a time
+    when indexed (``planes[i, j]``: float32 (ny, nx), NaN set to 0), so that a full frame's
+    reference is never held whole; ``shape`` is that of the planes the exposure uses."""
+
+    def __init__(self, ref, shape):
+        self._ref = ref
+        self.shape = tuple(shape)
+        self._plane = np.empty(self.shape[-2:], np.float32)
+
+    def __getitem__(self, index):
+        i, j = index
+        if not (0 <= i < self.shape[0] and 0 <= j < self.shape[1]):
+            raise IndexError(f"reset plane {index} outside {self.shape[:2]}")
+        plane = self._ref.read("SCI", np.float32, planes=(i, j), out=self._plane)
+        plane[np.isnan(plane)] = 0.0
+        return plane
+
+    def close(self):
+        self._ref.close()
 
 
 @dataclass
 class ResetRef:
-    """``data``: float32 (nints, ngroups, ny, nx), NaN set to 0, limited to the integrations and
-    groups the exposure uses; ``nints``/``ngroups``: the reference's NINTS/NGROUPS keywords;
-    ``dq``: uint32 (ny, nx) in standard flags."""
+    """``data``: the planes (nints, ngroups, ny, nx) the exposure uses, float32 with NaN set to 0
+    (a :class:`ResetPlanes`, read plane by plane from the file, which stays open until
+    :meth:`close`); ``nints``/``ngroups``: the reference's NINTS/NGROUPS keywords; ``dq``:
+    uint32 (ny, nx) in standard flags."""
     path: str
-    data: np.ndarray
+    data: ResetPlanes
     dq: np.ndarray
     nints: int
     ngroups: int
+
+    def close(self):
+        self.data.close()
 
 
 def _keyword(ref, name):
@@ -64,17 +90,14 @@ def load_reset(path, model):
             raise ReferenceFileError(
                 f"{path}: NINTS = {nints}, NGROUPS = {ngroups} but SCI has {shape[0]} integrations "
                 f"of {shape[1]} groups; this exposure needs {use_ints} of {use_groups}")
-        data = np.empty((use_ints, use_groups) + shape[-2:], np.float32)
-        for i in range(use_ints):
-            for j in range(use_groups):
-                ref.read("SCI", np.float32, planes=(i, j), out=data[i, j])
-        data[np.isnan(data)] = 0.0
         dq = ref.dq()
         if dq is None:
             dq = np.zeros(shape[-2:], np.uint32)
         elif dq.shape != shape[-2:]:
             raise ReferenceFileError(f"{path}: DQ must be {shape[-2]}x{shape[-1]} like SCI, "
                                      f"got {dq.shape}")
-        return ResetRef(path, data, np.ascontiguousarray(dq, dtype=np.uint32), nints, ngroups)
-    finally:
+        planes = ResetPlanes(ref, (use_ints, use_groups) + shape[-2:])
+        return ResetRef(path, planes, np.ascontiguousarray(dq, dtype=np.uint32), nints, ngroups)
+    except BaseException:
         ref.close()
+        raise
