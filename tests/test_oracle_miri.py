@@ -15,16 +15,19 @@ import jwst_oracle
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 
 CASES = {
-    # the LRS slitless time-series window: several integrations (reset and dark planes per
-    # integration, RSCD's integration-2 rule), streamed one integration at a time by ramp2slope
-    "slitlessprism_3ints": dict(subarray="SLITLESSPRISM", ngroups=8, nints=3, seed=21),
-    # a full frame: refpix's reference columns, amplifiers and odd/even rows; firstframe on
-    "full_1int": dict(subarray="FULL", ngroups=6, nints=1, seed=22),
+    # the LRS slitless time series: 50 integrations (reset and dark planes per integration,
+    # RSCD's integration-2 rule, a jump statistics mode of its own), streamed one integration at
+    # a time by ramp2slope
+    "slitlessprism_50ints": dict(subarray="SLITLESSPRISM", ngroups=8, nints=50, seed=21),
+    # the imager full frame, 1 x 20 groups: refpix's reference columns, amplifiers and odd/even
+    # rows; firstframe and shower flagging on
+    "full_1int": dict(subarray="FULL", ngroups=20, nints=1, seed=22, n_showers=4),
     # the EMI correction on (joint algorithm, fitted over the integrations in a first pass)
     "sub256_emicorr": dict(subarray="SUB256", ngroups=10, nints=3, seed=23),
 }
 EXTRA_STEPS = {
-    "full_1int": {"firstframe": {"skip": False, "save_results": True}},
+    "full_1int": {"firstframe": {"skip": False, "save_results": True},
+                  "jump": {"find_showers": True}},
     "sub256_emicorr": {"emicorr": {"save_results": True}},
 }
 
@@ -60,6 +63,15 @@ def test_slope_products_match(runs, suffix):
         for key in jwst_oracle.MIRI_STATUS_KEYWORDS + ("S_RAMP", "S_GANSCL"):
             assert b[0].header.get(key) == a[0].header.get(key), key
         assert sorted(hdu.name for hdu in b) == sorted(hdu.name for hdu in a)
+
+
+def test_showers_were_flagged(runs):
+    case, sim, theirs, ours = runs
+    if case != "full_1int":
+        pytest.skip("find_showers is off in this case")
+    with jwst_oracle.open_product(theirs, sim.root, "jump") as a, \
+            jwst_oracle.open_product(ours, sim.root, "jump") as b:
+        assert b[0].header["EXTNCRS"] == a[0].header["EXTNCRS"] > 0
 
 
 def test_rate_recovers_truth(runs):
