@@ -162,3 +162,14 @@ def test_call_logs_each_step_at_info_like_jwst_and_run_stays_quiet(tmp_path):
     shown = stderr("call")
     assert " - ramp2slope - INFO - dq_init running" in shown and "dq_init done in" in shown
     assert "INFO" not in stderr("quiet") and "INFO" not in stderr("run")
+
+
+def test_pipeline_steps_answer_parameters_by_name():
+    # jwst code reads a pipeline's step parameters as pipeline.steps[alias][name]
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    pipe = Detector1Pipeline(steps={"jump": {"rejection_threshold": 5.5}})
+    assert pipe.steps["emicorr"]["skip"] is True and pipe.steps["lastframe"]["skip"] is False
+    assert pipe.steps["jump"]["rejection_threshold"] == 5.5
+    with pytest.raises(KeyError):
+        pipe.steps["jump"]["no_such_parameter"]

@@ -5,6 +5,7 @@ EXP_TYPE, opens as a GuiderRawModel); raw ``*_uncal.fits``
 (Level1bModel) files open as a float32 :class:`RampModel` with zero-filled PIXELDQ and GROUPDQ.
 """
 from . import dqflags
+from .emi_model import EmiModel
 from .fits_io import open, write_model
 from .incremental import IncrementalWriter
 from .models import (
@@ -45,5 +46,5 @@ __all__ = [
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
-    "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel",
+    "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel", "EmiModel",
 ]

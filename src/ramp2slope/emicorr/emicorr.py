@@ -755,3 +755,176 @@ def correct_exposure(data, pixeldq, clocks, frequencies, **parameters):
     for i in range(data.shape[0]):
         corr.apply(i, data[i])
     return corr
+
+
+# ----------------------------------------------------------------------------------------------
+# jwst's module-level API (``jwst.emicorr.emicorr``), over the functions above
+# ----------------------------------------------------------------------------------------------
+def _emi_reference(emicorr_model):
+    """An :class:`~ramp2slope.emicorr.reference.EmiReference` for an EmiModel (or a path, or an
+    EmiReference), checked as :func:`~ramp2slope.emicorr.reference.load_emicorr` checks a file."""
+    import os
+
+    from ..errors import ReferenceFileError
+    from .reference import EmiReference, _plain, load_emicorr
+
+    if isinstance(emicorr_model, EmiReference):
+        return emicorr_model
+    if isinstance(emicorr_model, (str, os.PathLike)):
+        return load_emicorr(emicorr_model)
+    tree = getattr(emicorr_model, "instance", None)
+    name = (tree or {}).get("meta", {}).get("filename") or "EmiModel"
+    if not isinstance(tree, dict) or not isinstance(tree.get("frequencies"), dict) \
+            or not isinstance(tree.get("subarray_cases"), dict):
+        raise ReferenceFileError(f"{name}: not an EMICORR reference (no 'frequencies' and "
+                                 f"'subarray_cases' mappings)")
+    frequencies = {}
+    for fname, entry in tree["frequencies"].items():
+        try:
+            freq = float(entry["frequency"])
+            wave = np.array(entry["phase_amplitudes"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReferenceFileError(f"{name}: frequency {fname!r} has no usable frequency and "
+                                     f"phase_amplitudes ({exc})") from None
+        if wave.ndim != 1:
+            raise ReferenceFileError(f"{name}: frequency {fname!r}: phase_amplitudes is not 1-D")
+        frequencies[str(fname)] = (freq, wave)
+    return EmiReference(frequencies, _plain(tree["subarray_cases"]), name)
+
+
+def _readout_speed(readpatt):
+    readpatt = str(readpatt).upper()
+    return "SLOW" if "SLOW" in readpatt else "FAST" if "FAST" in readpatt else None
+
+
+def apply_emicorr(output_model, emicorr_model, save_onthefly_reffile=None, algorithm="sequential",
+                  nints_to_phase=None, nbins=None, scale_reference=True, onthefly_corr_freq=None,
+                  use_n_cycles=3, fit_ints_separately=False):
+    """Correct a RampModel for EMI in place, as jwst's ``apply_emicorr``.
+
+    ``emicorr_model``: an EmiModel (or a path to one), or None; ignored when
+    ``onthefly_corr_freq`` is given. Returns ``output_model`` corrected, or None where the
+    correction cannot be done (fewer than 3 groups, no match for the configuration), with the
+    reason logged. ``save_onthefly_reffile``: where the sequential algorithm writes the waveforms
+    it binned, as an EMICORR ASDF file (a ``.fits`` name becomes ``.asdf``).
+    """
+    # emicorr_step imports this module: plan_emicorr is taken when called
+    from .emicorr_step import plan_emicorr
+
+    reference = None
+    if onthefly_corr_freq is None and emicorr_model is not None:
+        reference = _emi_reference(emicorr_model)
+    clocks, frequencies, algorithm = plan_emicorr(output_model, reference, algorithm,
+                                                  onthefly_corr_freq)
+    if clocks is None:
+        return None
+    if output_model.data.dtype != np.float32:
+        output_model.data = output_model.data.astype(np.float32)
+    corr = correct_exposure(
+        output_model.data, output_model.pixeldq, clocks, frequencies, algorithm=algorithm,
+        nints_to_phase=nints_to_phase, nbins=nbins, scale_reference=scale_reference,
+        use_n_cycles=use_n_cycles, fit_ints_separately=fit_ints_separately)
+    if save_onthefly_reffile is not None and algorithm == "sequential":
+        meta = output_model.meta
+        readpatt = meta.exposure.readpatt
+        names = list(corr.phase_amplitudes)
+        freqs = {readpatt: names} if "FAST" in readpatt else {readpatt: {meta.instrument.detector: names}}
+        mk_reffile({
+            "frequencies": {name: {"frequency": freq, "phase_amplitudes": pa}
+                            for name, (freq, pa) in corr.phase_amplitudes.items()},
+            "subarray_cases": {meta.subarray.name: {"rowclocks": clocks.rowclocks,
+                                                    "frameclocks": clocks.frameclocks,
+                                                    "freqs": freqs}},
+        }, save_onthefly_reffile)
+    return output_model
+
+
+def get_subarcase(emi_model, subarray, readpatt, detector):
+    """``(subname, rowclocks, frameclocks, frequency names)`` of a configuration in an EmiModel.
+
+    All four are None for a read pattern neither FAST nor SLOW; past the subarray name, a value
+    is None from the first level of the reference that is missing on (as in jwst).
+    """
+    if _readout_speed(readpatt) is None:
+        log.warning("Read pattern %s does not include expected string FAST or SLOW",
+                    str(readpatt).upper())
+        return None, None, None, None
+    subname, rowclocks, frameclocks, names = _emi_reference(emi_model).case(subarray, readpatt,
+                                                                           detector)
+    if rowclocks is None or names is None:
+        log.debug("Subarray %s not found", subname)
+    return subname, rowclocks, frameclocks, names
+
+
+def get_frequency_info(emi_model, frequency_name):
+    """``(frequency in Hz, phase amplitudes)`` of a named frequency of an EmiModel.
+
+    Raises AttributeError (``No attribute '<name>'``) when the model has no such frequency.
+    """
+    from .reference import EmiReference
+
+    if isinstance(emi_model, EmiReference):
+        if frequency_name not in emi_model.frequencies:
+            raise AttributeError(f"No attribute '{frequency_name}'")
+        return emi_model.frequencies[frequency_name]
+    entry = getattr(emi_model.frequencies, frequency_name)
+    return entry.frequency, entry.phase_amplitudes
+
+
+def sloper(data):
+    """Least-squares slope and intercept of every pixel's ramp (ngroups, ny, nx), against the
+    group number (one frame per unit of time); returns ``(slope, intercept)`` in float64."""
+    data = np.asarray(data)
+    ngroups = data.shape[0]
+    t = np.arange(ngroups, dtype=np.float64)
+    sx = t.sum()
+    sxx = (t * t).sum()
+    sy = data.sum(axis=0, dtype=np.float64)
+    sxy = np.tensordot(t, data, axes=1)
+    denom = ngroups * sxx - sx * sx
+    return (ngroups * sxy - sx * sy) / denom, (sxx * sy - sx * sxy) / denom
+
+
+def minmed(data):
+    """The NaN-ignoring median of a stack of images along the first axis, or its minimum when
+    the stack has two images or fewer (the level the sequential algorithm subtracts)."""
+    data = np.asarray(data)
+    if data.shape[0] <= 2:
+        return np.nanmin(data, axis=0)
+    return np.nanmedian(data, axis=0)
+
+
+def rebin(arr, newshape):
+    """``arr`` resampled to ``newshape`` by nearest-lower index along every axis (IDL
+    ``congrid`` without interpolation; see :func:`rebin_nearest`)."""
+    arr = np.asarray(arr)
+    if len(arr.shape) != len(newshape):
+        raise ValueError("New shape dimensions must match old shape")
+    index = [rebin_nearest(np.arange(old), new) for old, new in zip(arr.shape, newshape)]
+    return arr[np.ix_(*index)]
+
+
+def mk_reffile(freq_pa_dict, emicorr_ref_filename):
+    """Save ``{"frequencies": ..., "subarray_cases": ...}`` as an EMICORR ASDF file (an EmiModel;
+    a ``.fits`` name becomes ``.asdf``)."""
+    import datetime
+
+    from ..datamodels import EmiModel
+
+    model = EmiModel()
+    model.frequencies = freq_pa_dict["frequencies"]
+    model.subarray_cases = freq_pa_dict["subarray_cases"]
+    model.meta.reftype = "emicorr"
+    model.meta.author = "JWST calibration pipeline"
+    model.meta.description = "EMI correction file"
+    model.meta.pedigree = "GROUND"
+    model.meta.useafter = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if emicorr_ref_filename.endswith(".fits"):
+        emicorr_ref_filename = emicorr_ref_filename[:-len(".fits")] + ".asdf"
+    log.info("Writing on-the-fly reference file to: %s", emicorr_ref_filename)
+    model.save(emicorr_ref_filename)
+    return emicorr_ref_filename
+
+
+__all__ += ["apply_emicorr", "get_frequency_info", "get_subarcase", "minmed", "mk_reffile", "rebin",
+            "sloper"]

@@ -1,11 +1,17 @@
 """EmiCorrStep: remove MIRI electromagnetic interference from the ramps (off by default)."""
 import datetime
 import logging
+import os
+import shutil
+import tempfile
 import warnings
+import weakref
 
 import numpy as np
 
+from ..datamodels import EmiModel
 from ..errors import BadInputError
+from ..references.finder import find_reference
 from ..stpipe import Step
 from .emicorr import ALLOWED_READPATTS, Clocks, EmiCorrection, correct_exposure, onthefly_clocks
 from .reference import load_emicorr, write_emicorr
@@ -64,7 +70,7 @@ def plan_emicorr(model, reference, algorithm="joint", onthefly_corr_freq=None):
             rowclocks, frameclocks = clocks
             frequencies = [(repr(freq), freq, None) for freq in onthefly_corr_freq]
     if rowclocks is None or not frequencies:
-        log.warning("emicorr: no correction match for this configuration")
+        log.warning("emicorr: No correction match for this configuration")
         return None, "no correction match for this configuration", None
     log.info("emicorr: will correct %d frequencies: %s", len(frequencies),
              [name for name, _, _ in frequencies])
@@ -93,6 +99,45 @@ class EmiCorrStep(Step):
         skip = boolean(default=True)  # Skip the step
     """
 
+    def __setattr__(self, name, value):
+        # the EMICORR reference is an ASDF EmiModel, not one of the FITS DataModels the base
+        # class takes in memory: it is kept as given and stands for its file (see below)
+        if name == "override_emicorr" and isinstance(value, EmiModel):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def resolve_reference(self, model, reftype, use_crds=True):
+        override = getattr(self, f"override_{reftype}", None)
+        if reftype == "emicorr" and isinstance(override, EmiModel):
+            return find_reference(reftype, model, self._emi_override_file(override),
+                                  self.search_attr("refdir"), use_crds=use_crds)
+        return super().resolve_reference(model, reftype, use_crds=use_crds)
+
+    def _emi_override_file(self, emi_model):
+        """The ASDF file an EmiModel given in memory is saved to (once per step and model, in
+        a private folder that goes with the step), so that it is read as its file would be."""
+        files = self.__dict__.get("_emi_override_files")
+        if files is None:
+            folder = tempfile.mkdtemp(prefix="ramp2slope-override-")
+            files = {"folder": folder}
+            object.__setattr__(self, "_emi_override_files", files)
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+        entry = files.get(id(emi_model))
+        if entry is None or entry[0] is not emi_model:
+            path = os.path.join(files["folder"], f"emicorr_{len(files)}.asdf")
+            EmiModel(emi_model.copy().instance).save(path)
+            entry = files[id(emi_model)] = (emi_model, path)
+        return entry[1]
+
+    def get_reference_file(self, model, reftype):
+        path = super().get_reference_file(model, reftype)
+        override = getattr(self, f"override_{reftype}", None)
+        if isinstance(override, EmiModel) and path != "N/A":
+            # recorded as jwst records a reference model given in memory
+            getattr(model.meta.ref_file, reftype).name = override.override_handle
+        return path
+
     def wanted_references(self, model):
         # frequencies given on the fly replace the reference, which is then never looked up
         if self.onthefly_corr_freq is not None or self.user_supplied_reffile is not None:
@@ -119,10 +164,14 @@ class EmiCorrStep(Step):
                    "future release. Use 'override_emicorr' instead.")
             warnings.warn(msg, DeprecationWarning, stacklevel=3)
             log.warning(msg)
+            log.info("Using EMICORR reference file: %s", self.user_supplied_reffile)
             return load_emicorr(self.user_supplied_reffile)
         path = self.reference_or_skip(model, "emicorr")
         if path is None:
             return "N/A"
+        override = self.override_emicorr
+        log.info("Using EMICORR reference file: %s",
+                 override.override_handle if isinstance(override, EmiModel) else path)
         return load_emicorr(path)
 
     #: Set by :meth:`prepare_streamed` for a pipeline that streams the exposure: the fitted
@@ -142,7 +191,7 @@ class EmiCorrStep(Step):
             return
         reference = self.load(template)
         if isinstance(reference, str):
-            log.warning("%s: no reference file found; EMICORR step will be skipped", self.name)
+            log.warning("%s: No reference file found; EMICORR step will be skipped", self.name)
             self._streamed = "no EMICORR reference"
             return
         clocks, frequencies, algorithm = plan_emicorr(template, reference, self.algorithm,
@@ -201,7 +250,7 @@ class EmiCorrStep(Step):
             return self.skipped(model, reason)
         reference = self.load(model)
         if isinstance(reference, str):
-            log.warning("%s: no reference file found; EMICORR step will be skipped", self.name)
+            log.warning("%s: No reference file found; EMICORR step will be skipped", self.name)
             return self.skipped(model, "no EMICORR reference")
         clocks, frequencies, algorithm = plan_emicorr(model, reference, self.algorithm,
                                                       self.onthefly_corr_freq)

@@ -141,6 +141,14 @@ class Step(ParameterFileSupport):
         """The current parameter values, as a dict."""
         return {name: getattr(self, name) for name in self._params}
 
+    def __getitem__(self, name):
+        """A parameter's value by name: the official pipeline's ``steps`` attribute holds each
+        step's parameters as a dict, so code reads ``pipeline.steps["jump"]["skip"]``; here the
+        entries are the steps, which answer the same way."""
+        if name not in self._params:
+            raise KeyError(name)
+        return getattr(self, name)
+
     def search_attr(self, name):
         """A parameter's value here, or else the nearest parent's (like output_dir in stpipe)."""
         step = self

@@ -1,0 +1,33 @@
+"""jwst emicorr/tests/test_emicorr.py, ported."""
+import pytest
+
+from ._port import CRDS, port
+
+XFAIL = {}
+# These run the step (or the pipeline) with no EMICORR override: jwst asks CRDS for the
+# reference (and the pipeline for every step's), and fails the same way offline.
+SKIP = {
+    'test_run_in_pipeline': CRDS,
+    'test_emicorrstep_skip_for_failure': CRDS,
+    'test_emicorrstep_skip_for_small_groups': CRDS,
+    'test_emicorrstep_succeeds': CRDS,
+}
+
+
+@pytest.fixture
+def caplog(caplog):
+    """pytest's caplog, where ``set_level(level, "jwst...")`` also sets ramp2slope's package
+    logger: the tests turn on INFO records of jwst's loggers, and ramp2slope logs the same
+    messages under ``ramp2slope`` (as the ``log_watcher`` fixture maps logger names)."""
+    set_level = caplog.set_level
+
+    def mapped(level, logger=None):
+        set_level(level, logger)
+        if logger is not None and logger.split(".")[0] == "jwst":
+            set_level(level, "ramp2slope")
+
+    caplog.set_level = mapped
+    return caplog
+
+
+globals().update(port("emicorr/tests/test_emicorr.py", XFAIL, SKIP))
