@@ -301,7 +301,10 @@ def parse_r2s_log(path, wall):
 
 
 def r2s_command(case, outdir, threads, ipc):
-    cmd = [sys.executable, "-m", "ramp2slope.cli", "run", case["uncal"], "--output-dir", str(outdir)]
+    # no CRDS parameter files, as jwst is run (runner.py: STPIPE_DISABLE_CRDS_STEPPARS): the
+    # same parameters for both, every reference given explicitly
+    cmd = [sys.executable, "-m", "ramp2slope.cli", "run", case["uncal"], "--output-dir", str(outdir),
+           "--disable-crds-steppars"]
     if threads:
         cmd += ["--threads", str(threads)]
     refs = case["refs"]
