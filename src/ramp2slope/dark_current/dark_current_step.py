@@ -2,10 +2,8 @@
 import logging
 import os
 
-import numpy as np
 
-from ..datamodels import DarkModel
-from ..datamodels.models import ArraySpec, DataModel
+from ..datamodels import DarkMIRIModel, DarkModel
 from ..references import load_dark
 from ..stpipe import Step
 from .dark_current import average_dark_current_array, dark_used, subtract_dark
@@ -13,20 +11,6 @@ from .dark_current import average_dark_current_array, dark_used, subtract_dark
 __all__ = ["DarkCurrentStep", "DarkMIRIModel"]
 
 log = logging.getLogger("ramp2slope")
-
-
-class DarkMIRIModel(DataModel):
-    """A MIRI dark (4-D: one dark ramp per integration), as written for ``dark_output``."""
-
-    model_type = "DarkMIRIModel"
-    reftype = "dark"
-    arrays = (
-        ArraySpec("data", "SCI", np.float32, 4),
-        ArraySpec("dq", "DQ", np.uint32, 4),
-        ArraySpec("err", "ERR", np.float32, 4),
-        ArraySpec("average_dark_current", "AVDRKCUR", np.float32, 2),
-    )
-    tables = ("dq_def",)
 
 
 def _file_nints(model):
