@@ -2,7 +2,6 @@
 import logging
 import os
 
-
 from ..datamodels import DarkMIRIModel, DarkModel
 from ..references import load_dark
 from ..stpipe import Step
