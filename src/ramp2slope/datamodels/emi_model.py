@@ -23,8 +23,6 @@ import os
 
 import numpy as np
 
-from ..errors import ReferenceFileError
-
 __all__ = ["EmiModel"]
 
 # The keys asdf adds to every file: not part of the model's content.
@@ -170,14 +168,9 @@ class EmiModel:
 
     @staticmethod
     def _read(path):
-        import asdf
+        from ..emicorr.reference import open_asdf
 
-        try:
-            handle = asdf.open(path, lazy_load=False, memmap=False)
-        except Exception as exc:   # noqa: BLE001 - whatever asdf raises, the file is unusable
-            raise ReferenceFileError(f"{path}: cannot be read as an EMICORR ASDF file "
-                                     f"({type(exc).__name__}: {exc})") from None
-        with handle:
+        with open_asdf(path) as handle:
             return {key: _plain(value) for key, value in handle.tree.items()
                     if key not in _ASDF_KEYS}
 

@@ -766,7 +766,7 @@ def _emi_reference(emicorr_model):
     import os
 
     from ..errors import ReferenceFileError
-    from .reference import EmiReference, _plain, load_emicorr
+    from .reference import EmiReference, load_emicorr, reference_from_tree
 
     if isinstance(emicorr_model, EmiReference):
         return emicorr_model
@@ -774,22 +774,10 @@ def _emi_reference(emicorr_model):
         return load_emicorr(emicorr_model)
     tree = getattr(emicorr_model, "instance", None)
     name = (tree or {}).get("meta", {}).get("filename") or "EmiModel"
-    if not isinstance(tree, dict) or not isinstance(tree.get("frequencies"), dict) \
-            or not isinstance(tree.get("subarray_cases"), dict):
+    if not isinstance(tree, dict):
         raise ReferenceFileError(f"{name}: not an EMICORR reference (no 'frequencies' and "
                                  f"'subarray_cases' mappings)")
-    frequencies = {}
-    for fname, entry in tree["frequencies"].items():
-        try:
-            freq = float(entry["frequency"])
-            wave = np.array(entry["phase_amplitudes"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ReferenceFileError(f"{name}: frequency {fname!r} has no usable frequency and "
-                                     f"phase_amplitudes ({exc})") from None
-        if wave.ndim != 1:
-            raise ReferenceFileError(f"{name}: frequency {fname!r}: phase_amplitudes is not 1-D")
-        frequencies[str(fname)] = (freq, wave)
-    return EmiReference(frequencies, _plain(tree["subarray_cases"]), name)
+    return reference_from_tree(tree, name)
 
 
 def _readout_speed(readpatt):

@@ -57,34 +57,43 @@ class EmiReference:
         return self.frequencies[name]
 
 
-def load_emicorr(path, model=None):
-    """Read an EMICORR ASDF file; a one-line error names the file when it cannot serve."""
+def open_asdf(path):
+    """The ASDF file at ``path``, read in full; a one-line error names the file when asdf
+    cannot read it."""
     import asdf
 
     try:
-        handle = asdf.open(path, lazy_load=False, memmap=False)
+        return asdf.open(path, lazy_load=False, memmap=False)
     except Exception as exc:   # noqa: BLE001 - whatever asdf raises, the file is unusable
         raise ReferenceFileError(f"{path}: cannot be read as an EMICORR ASDF file "
                                  f"({type(exc).__name__}: {exc})") from None
-    with handle:
-        tree = handle.tree
-        raw_freqs, cases = tree.get("frequencies"), tree.get("subarray_cases")
-        if not isinstance(raw_freqs, dict) or not isinstance(cases, dict):
-            raise ReferenceFileError(f"{path}: not an EMICORR reference (no 'frequencies' and "
-                                     f"'subarray_cases' mappings)")
-        frequencies = {}
-        for name, entry in raw_freqs.items():
-            try:
-                freq = float(entry["frequency"])
-                wave = np.array(entry["phase_amplitudes"], dtype=np.float64)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ReferenceFileError(f"{path}: frequency {name!r} has no usable frequency and "
-                                         f"phase_amplitudes ({exc})") from None
-            if wave.ndim != 1:
-                raise ReferenceFileError(f"{path}: frequency {name!r}: phase_amplitudes is not 1-D")
-            frequencies[str(name)] = (freq, wave)
-        cases = _plain(cases)
-    return EmiReference(frequencies, cases, os.fspath(path))
+
+
+def reference_from_tree(tree, name):
+    """An :class:`EmiReference` from an EMICORR tree (``frequencies``, ``subarray_cases``),
+    checked; ``name`` (the file or model) is what the one-line errors name."""
+    raw_freqs, cases = tree.get("frequencies"), tree.get("subarray_cases")
+    if not isinstance(raw_freqs, dict) or not isinstance(cases, dict):
+        raise ReferenceFileError(f"{name}: not an EMICORR reference (no 'frequencies' and "
+                                 f"'subarray_cases' mappings)")
+    frequencies = {}
+    for fname, entry in raw_freqs.items():
+        try:
+            freq = float(entry["frequency"])
+            wave = np.array(entry["phase_amplitudes"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReferenceFileError(f"{name}: frequency {fname!r} has no usable frequency and "
+                                     f"phase_amplitudes ({exc})") from None
+        if wave.ndim != 1:
+            raise ReferenceFileError(f"{name}: frequency {fname!r}: phase_amplitudes is not 1-D")
+        frequencies[str(fname)] = (freq, wave)
+    return EmiReference(frequencies, _plain(cases), str(name))
+
+
+def load_emicorr(path, model=None):
+    """Read an EMICORR ASDF file; a one-line error names the file when it cannot serve."""
+    with open_asdf(path) as handle:
+        return reference_from_tree(handle.tree, os.fspath(path))
 
 
 def _plain(node):
