@@ -70,14 +70,17 @@ def _corrupt(src, dst, edit):
     return dst
 
 
+@pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize("edit, message", [
     (lambda h: h[0].header.__setitem__("DETECTOR", "NRCA1"), "DETECTOR=NRCA1"),
     (lambda h: h["REFOUT"].__setattr__("data", h["REFOUT"].data[:, :2]), "REFOUT has shape"),
+    (lambda h: h["REFOUT"].__setattr__("data", np.zeros((4, 8, 16, 80), np.uint16)),
+     "REFOUT has shape"),
 ])
-def test_malformed_miri_inputs_fail_in_one_line(tso, tmp_path, edit, message):
+def test_malformed_miri_inputs_fail_in_one_line(tso, tmp_path, edit, message, streaming):
     bad = _corrupt(tso.uncal, tmp_path / "bad_uncal.fits", edit)
     pipe = Detector1Pipeline(refdir=os.path.dirname(tso.refs["mask"]), output_dir=str(tmp_path))
-    pipe._streaming = False
+    pipe._streaming = streaming
     with pytest.raises(Ramp2SlopeError, match=message) as info:
         pipe.run(str(bad))
     assert "\n" not in str(info.value) and "bad_uncal.fits" in str(info.value)

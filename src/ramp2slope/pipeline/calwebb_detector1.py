@@ -78,7 +78,7 @@ def validate_ramp(model, where, source=None):
     if model.meta.instrument.name is None or model.meta.instrument.detector is None:
         raise BadInputError(f"{where}: the primary header has no INSTRUME or DETECTOR keyword")
     if is_miri(model):
-        _validate_miri(model, data.shape, where)
+        _validate_miri(model, data.shape, where, source)
     if is_guide_star_exposure(model):
         _refuse_guide_star_data(model, where)
     if is_irs2_shape(data.shape):
@@ -129,7 +129,7 @@ def is_miri(model):
     return str(model.meta.instrument.name or "").upper() == "MIRI"
 
 
-def _validate_miri(model, shape, where):
+def _validate_miri(model, shape, where, source=None):
     """A MIRI exposure: one of its three detectors, no larger than the detector, and not a
     read-out of frames the pipeline cannot take (SLOW and FAST patterns read one frame per
     group)."""
@@ -141,11 +141,15 @@ def _validate_miri(model, shape, where):
     if ny > MIRI_FULL_SHAPE[0] or nx > MIRI_FULL_SHAPE[1]:
         raise BadInputError(f"{where}: SCI is {ny}x{nx}, larger than a MIRI detector "
                             f"({MIRI_FULL_SHAPE[0]}x{MIRI_FULL_SHAPE[1]})")
-    refout = model._arrays.get("refout")
-    if refout is not None and (refout.ndim != 4 or refout.shape[:2] != tuple(shape[:2])
-                               or refout.shape[-1] != nx):
-        raise BadInputError(f"{where}: REFOUT has shape {refout.shape}, which does not follow SCI "
-                            f"{tuple(shape)} (integrations, groups, rows/4, columns)")
+    if source is not None and source.has("refout"):
+        refout = source.shape_of("refout")
+    else:
+        refout = model._arrays.get("refout")
+        refout = None if refout is None else refout.shape
+    if refout is not None and (len(refout) != 4 or refout[:2] != tuple(shape[:2])
+                               or refout[-1] != nx):
+        raise BadInputError(f"{where}: REFOUT has shape {tuple(refout)}, which does not follow "
+                            f"SCI {tuple(shape)} (integrations, groups, rows/4, columns)")
 
 
 def _validate_irs2(model, shape, where):
