@@ -316,3 +316,17 @@ def test_miri_references_and_products_as_jwst(miri_exposure, miri_cache, tmp_pat
         with fits.open(tmp_path / "jwst" / name) as a, fits.open(tmp_path / "ours" / name) as b:
             np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
             assert np.array_equal(b["DQ"].data, a["DQ"].data)
+
+
+def test_override_in_the_cache_is_recorded_by_its_path(exposure, cache, tmp_path):
+    """jwst records a reference CRDS chose as crds://<name>, and one named as an override by its
+    full path, even when that file lies in the CRDS cache."""
+    from ramp2slope.dq_init import DQInitStep
+
+    sim = exposure[0]
+    in_cache = next(os.path.join(folder, name) for folder, _, names in os.walk(cache)
+                    for name in names if name == "jwst_nircam_mask_0001.fits")
+    chosen = DQInitStep.call(str(sim.uncal))
+    named = DQInitStep.call(str(sim.uncal), override_mask=in_cache)
+    assert chosen.meta.ref_file.mask.name == "crds://jwst_nircam_mask_0001.fits"
+    assert named.meta.ref_file.mask.name == os.path.abspath(in_cache)

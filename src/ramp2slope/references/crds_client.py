@@ -37,6 +37,8 @@ OBSERVATORY = "jwst"
 
 # (parameters as a sorted tuple, reftype) -> path or "N/A": asked once per run and process.
 _ANSWERS = {}
+# the real paths of the files CRDS chose in this process
+_CHOSEN = set()
 
 
 def cache_path():
@@ -161,15 +163,18 @@ def get_reference_paths(model, reftypes):
                 raise ReferenceFileError(f"{reftype.upper()}: CRDS chose {os.path.basename(path)}, "
                                          f"which is not in the cache {cache_path()}")
             _ANSWERS[(key, reftype)] = path
+            if path != NOT_APPLICABLE:
+                _CHOSEN.add(os.path.realpath(path))
     return {t: _ANSWERS[(key, t)] for t in reftypes}
 
 
 def is_crds_path(path):
-    """Whether ``path`` is a reference in the CRDS cache (so its name is recorded as crds://)."""
+    """Whether ``path`` is a reference CRDS chose (its name is then recorded as crds://, as jwst
+    records what CRDS chose; a file named as an override keeps its path, as in jwst, even when
+    it lies in the CRDS cache). Telling it needs no crds import when CRDS was not asked."""
     if not path or path == NOT_APPLICABLE:
         return False
-    references = os.path.join(os.path.realpath(cache_path()), "references")
-    return os.path.realpath(path).startswith(references + os.sep)
+    return os.path.realpath(path) in _CHOSEN
 
 
 def crds_uri(path):

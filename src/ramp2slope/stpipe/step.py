@@ -306,8 +306,9 @@ class Step(ParameterFileSupport):
             path, first = cache.path((self.name, reftype),
                                      lambda: self.resolve_reference(model, reftype))
         ref_node = getattr(model.meta.ref_file, reftype)
-        from_crds = crds_client.is_crds_path(path)
         override = getattr(self, f"override_{reftype}", None)
+        # a file named as an override keeps its path, wherever it lies (as in jwst)
+        from_crds = not override and crds_client.is_crds_path(path)
         in_memory = isinstance(override, datamodels.DataModel) and path != NOT_APPLICABLE
         if ref_node is not None:
             ref_node.name = (override.override_handle if in_memory
