@@ -529,6 +529,62 @@ def test_sigterm_stops_a_run_cleanly(tmp_path):
     assert list(out.iterdir()) == []      # no scratch, no partial product
 
 
+@pytest.fixture
+def sigterm_handler():
+    """The run's SIGTERM handler installed in this process, and the previous one put back."""
+    from ramp2slope.runtime import termination
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGALRM)
+    termination.handle_sigterm()
+    yield termination
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGTERM, before[0])
+    signal.signal(signal.SIGALRM, before[1])
+    termination._requested = False
+
+
+def _sigterm_after(function):
+    """``function`` that sends this process SIGTERM just after it returns: the handler runs at
+    the next bytecode, before the caller can record what was created."""
+    def wrapped(*args, **kwargs):
+        result = function(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return result
+    return wrapped
+
+
+@pytest.mark.parametrize("where", ["scratch folder", "product file"])
+def test_sigterm_right_after_a_temporary_is_created_leaves_nothing(sub160, tmp_path, monkeypatch,
+                                                                   sigterm_handler, where):
+    """A SIGTERM between creating a scratch folder (or a product's temporary file) and recording
+    it for clean-up is acted on once it is recorded, so the clean-up removes it."""
+    import tempfile
+
+    from ramp2slope.datamodels import fits_io, incremental
+    from ramp2slope.pipeline import scratch
+
+    if where == "scratch folder":
+        monkeypatch.setattr(scratch.tempfile, "mkdtemp", _sigterm_after(tempfile.mkdtemp))
+    else:
+        for module in (fits_io, incremental):
+            monkeypatch.setattr(module, "temporary_path", _sigterm_after(fits_io.temporary_path))
+    out = tmp_path / "out"
+    with pytest.raises(sigterm_handler.Terminated):
+        _run(sub160.uncal, os.path.dirname(sub160.refs["mask"]), out, {}, True)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_deferred_block_raises_sigterm_at_its_end(sigterm_handler):
+    reached = []
+    with pytest.raises(sigterm_handler.Terminated):
+        with sigterm_handler.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):   # bytecodes enough for the handler to have run
+                reached.append(1)
+            reached.append("end of block")
+    assert reached[-1] == "end of block"
+
+
 @pytest.mark.parametrize("streaming", [True, False])
 def test_rateints_is_withdrawn_when_the_rate_cannot_be_written(sub160, tmp_path, monkeypatch,
                                                                streaming):

@@ -6,6 +6,7 @@ import os
 import tempfile
 
 from .. import __version__
+from ..runtime import termination
 
 MANIFEST_NAME = "ramp2slope_manifest.json"
 
@@ -46,15 +47,16 @@ def save(path, records, summary=None):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     data = {"ramp2slope": __version__, "summary": summary or {}, "exposures": list(records)}
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with termination.deferred():     # short: SIGTERM waits rather than leave a .part behind
+        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def product_record(path):

@@ -15,6 +15,7 @@ from astropy.io import fits
 
 from .. import __version__
 from ..errors import BadInputError
+from ..runtime import termination
 from ..runtime.owners import owner_tag
 from .raw_image import ImageLayout
 from .asdf_tree import EXTNAME as ASDF_EXTNAME, AsdfMeta, asdf_records
@@ -314,12 +315,16 @@ def write_model(model, path, overwrite=True):
               if array.ndim >= 2 and array.size and can_defer(array.dtype)}
     if not arrays:
         return write_model_astropy(model, path)
-    writer = IncrementalWriter(model, path, {attr: array.shape for attr, array in arrays.items()})
+    writer = None
     try:
+        # SIGTERM waits until the temporary file is in hands that remove it on failure
+        with termination.deferred():
+            writer = IncrementalWriter(model, path, {attr: array.shape for attr, array in arrays.items()})
         for attr, array in arrays.items():
             writer.write_all(attr, array)
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     return writer.close()
 
@@ -330,14 +335,16 @@ def write_model_astropy(model, path):
     hdus = [primary_hdu(model)]
     hdus.extend(_image_hdu(model, spec, array) for spec, array in image_extensions(model))
     hdus.extend(trailing_hdus(model))
-    tmp = temporary_path(path)
+    tmp = None
     try:
+        with termination.deferred():
+            tmp = temporary_path(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             fits.HDUList(hdus).writeto(tmp, overwrite=True, output_verify="silentfix")
         publish(tmp, path)
     except BaseException as exc:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
             raise write_error(path, exc) from None

@@ -36,7 +36,7 @@ from ..gain_scale.gain_scale import scale_by_gain
 from ..jump import twopoint
 from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
 from ..stpipe import ReferenceCache
-from ..runtime import jit_warmup
+from ..runtime import jit_warmup, termination
 from ..stpipe.naming import withdrawn_on_failure
 from .scratch import ScratchStore
 
@@ -107,10 +107,11 @@ class _Products:
             self.refout_shape = source.shape_of("refout")
 
     def start(self, model, path, shapes):
-        writer = IncrementalWriter(model, path, shapes)
+        with termination.deferred():     # the temporary file exists only once it is recorded
+            writer = IncrementalWriter(model, path, shapes)
+            self._open.append(writer)
         writer.refout = None if self._source is None else \
             (lambda i, source=self._source: source.read("refout", i))
-        self._open.append(writer)
         return writer
 
     def finish(self, writer, step):
@@ -165,8 +166,9 @@ def run_streamed(pipe, source, input_name, block_rows=None):
     def make_store(shape):
         # made once the first integration is through stage A: an IRS2 exposure leaves refpix
         # with fewer rows than it was read with
-        stores.append(ScratchStore(folder, shape, zeroframe=source.has("zeroframe"),
-                                   memory_budget=getattr(pipe, "_scratch_memory", None)))
+        with termination.deferred():     # the folder exists only once it is recorded
+            stores.append(ScratchStore(folder, shape, zeroframe=source.has("zeroframe"),
+                                       memory_budget=getattr(pipe, "_scratch_memory", None)))
         log.debug("scratch arrays in memory: %s", stores[0].in_memory)
         return stores[0]
     try:

@@ -6,6 +6,7 @@ import os
 import time
 
 from .. import __version__
+from ..runtime import termination
 from ..errors import Ramp2SlopeError
 from . import steps
 from .accuracy import section_accuracy
@@ -157,9 +158,15 @@ def write_report(products, truth=None, out=None, uncal=None):
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     partial = out + ".part"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    os.replace(partial, out)
+    with termination.deferred():     # a few milliseconds: never leave the .part behind
+        try:
+            with open(partial, "w", encoding="utf-8") as handle:
+                handle.write(page)
+            os.replace(partial, out)
+        except BaseException:
+            if os.path.exists(partial):
+                os.unlink(partial)
+            raise
     failed = sum(c.status == FAIL for s in sections for c in s.checks)
     log.info("report written to %s in %.1f s (%d checks failed)", out, time.perf_counter() - start,
              failed)

@@ -10,15 +10,22 @@ it loads; llvmlite frees its objects in finalisers) is printed and dropped: the 
 as if nothing had happened. In such places the handler raises nothing and tries again a few
 milliseconds later (SIGALRM); the request is also remembered, and :func:`check` raises it at
 the next step.
+
+Code that creates something and records it for its clean-up (a scratch folder, a product's
+temporary file) runs inside :func:`deferred`: an exception raised between the creation and the
+record would leave the thing behind, so a SIGTERM arriving there is acted on at the block's end.
 """
+import contextlib
 import os
 import signal
 import threading
 
-__all__ = ["Terminated", "handle_sigterm", "check", "requested"]
+__all__ = ["Terminated", "handle_sigterm", "check", "requested", "deferred"]
 
 _requested = False
 _RETRY_SECONDS = 0.02
+# per thread: the handler runs in the main thread and only that thread's blocks matter to it
+_local = threading.local()
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,6 +51,8 @@ def _unsafe(frame):
 def _on_signal(signum, frame):
     global _requested
     _requested = True
+    if getattr(_local, "depth", 0):
+        return          # raised by deferred() when its block ends
     if _unsafe(frame):
         signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
         return
@@ -71,3 +80,16 @@ def check():
     """Raise :class:`Terminated` if SIGTERM has arrived (a request that was dropped is kept)."""
     if _requested:
         raise Terminated()
+
+
+@contextlib.contextmanager
+def deferred():
+    """A block in which SIGTERM does not interrupt: it is raised as :class:`Terminated` when
+    the block ends (if the block itself does not raise)."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+    if not _local.depth:
+        check()
