@@ -714,8 +714,6 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     sigma clipping), then the exact search for the others, pixel by pixel.
     """
     nints, ngroups, ny, nx = data.shape
-    nd = ngroups - 1
-    m = nints * nd
     rn_div = 0.5 * (2.0 * nframes)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
     for y in prange(ny):

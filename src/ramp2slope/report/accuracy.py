@@ -353,7 +353,6 @@ def section_accuracy(ctx, sec):
         r = result("crs")
         if r["n_strong"] == 0:
             raise NotRun(f"no detectable hit above {fmt(CR_SIGMA)} x {fmt(r['sigma'], 3)} DN")
-        frac = r["strong_detected"] / r["n_strong"]
         upper = wilson_upper(r["strong_detected"], r["n_strong"])
         return upper >= MIN_CR_COMPLETENESS, (
             f"95% upper bound {100 * upper:.1f}%: "

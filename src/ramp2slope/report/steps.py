@@ -1319,8 +1319,8 @@ def section_ramp_fit(ctx, sec):
                                        lines=[(g, v, f"Fit, segment {k + 1}", "blue")
                                               for k, (g, v) in enumerate(lines)],
                                        title=f"Pixel ({x},{y})"),
-                       f"The jump example again with its fitted line(s): YINT + SLOPE x group time "
-                       f"for each segment of the fitopt product (blue, dashed).")
+                       "The jump example again with its fitted line(s): YINT + SLOPE x group time "
+                       "for each segment of the fitopt product (blue, dashed).")
             panels = []
             for yy, xx in grid:
                 values = jump.pixel("SCI", 0, yy, xx)
