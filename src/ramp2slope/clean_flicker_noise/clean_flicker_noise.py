@@ -322,9 +322,13 @@ def background_level(image, mask, method="median", box_size=None):
     return exact_median(image[mask])
 
 
-def scene_mask(rate, n_sigma=2.0, fit_histogram=False):
-    """The background mask of a draft rate image (2-D) or rateints cube (3-D, plane by plane)."""
+def scene_mask(rate, n_sigma=2.0, fit_histogram=False, exclude=None):
+    """The background mask of a draft rate image (2-D) or rateints cube (3-D, plane by plane).
+    ``exclude``: pixels known not to be background (bool, broadcast to ``rate``), left out of
+    the clipping statistics too."""
     mask = ~(np.isnan(rate) | (rate == 0))
+    if exclude is not None:
+        mask &= ~exclude
     if n_sigma > 0:
         planes = zip(rate, mask) if rate.ndim == 3 else [(rate, mask)]
         for image, plane in planes:

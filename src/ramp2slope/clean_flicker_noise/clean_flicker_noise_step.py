@@ -5,6 +5,7 @@ import logging
 import numpy as np
 
 from .. import datamodels
+from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
 from ..ramp_fitting.draft_rate import draft_rates
 from ..references.loaders import _RefFile
@@ -41,12 +42,33 @@ def load_flat(path, model):
     return flat
 
 
+def load_flat_dq(path, model):
+    """The FLAT's DQ cut out to the science window, with the pixels that the flat_field step
+    would not correct (NaN or zero flat, NO_FLAT_FIELD) flagged DO_NOT_USE | NO_FLAT_FIELD."""
+    ref = _RefFile(path, "FLAT", model)
+    try:
+        flat = ref.cut("SCI", model)
+        dq = np.array(ref.cut("DQ", model, dtype=np.uint32))
+    finally:
+        ref.close()
+    no_flat = np.uint32(dqflags.pixel["NO_FLAT_FIELD"])
+    bad = np.isnan(flat) | (flat == 0) | ((dq & no_flat) != 0)
+    dq[bad] |= np.uint32(dqflags.pixel["DO_NOT_USE"]) | no_flat
+    return dq
+
+
+def _is_miri(model):
+    return str(model.meta.instrument.name or "").strip().upper() == "MIRI"
+
+
 class CleanFlickerNoiseStep(Step):
     """Fit and remove the 1/f (flicker) noise of a ramp between jump and ramp fitting."""
 
     class_alias = "clean_flicker_noise"
     cal_step_name = "clean_flicker_noise"
-    reference_file_types = ("flat",)
+    # PASTASOSS (the NIRISS SOSS traces, for mask_science_regions on NIS_SOSS, which is refused
+    # here) is listed so that override_pastasoss is accepted as by jwst
+    reference_file_types = ("flat", "pastasoss")
 
     @property
     def prefetch_types(self):
@@ -97,6 +119,9 @@ class CleanFlickerNoiseStep(Step):
         """None if the step can run on ``model``; else the reason jwst would give up."""
         self._refuse(model)
         exp_type = str(model.meta.exposure.type or "").upper()
+        if exp_type.startswith("MIR") and exp_type != "MIR_IMAGE" and self.fit_method != "fft":
+            # jwst cleans MIRI imaging only (spectra and coronagraphs are skipped)
+            return f"EXP_TYPE {exp_type} is not supported"
         if self.fit_method == "fft" and exp_type not in NSCLEAN_EXP_TYPES:
             # jwst fits in frequency space for NIRSpec spectroscopy only
             return f"Fit method 'fft' cannot be applied to exp_type {exp_type}"
@@ -133,17 +158,25 @@ class CleanFlickerNoiseStep(Step):
         return drafts
 
     def _options(self, model):
+        miri = _is_miri(model)
         fit_by_channel = self.fit_by_channel
-        if fit_by_channel and str(model.meta.subarray.name or "").upper() != "FULL":
-            log.warning("%s: fit_by_channel is for full-frame data only; not used", self.name)
+        if fit_by_channel and (str(model.meta.subarray.name or "").upper() != "FULL" or miri):
+            log.warning("%s: fit_by_channel is for full-frame near-infrared data only; not used",
+                        self.name)
             fit_by_channel = False
-        slowaxis = model.meta.subarray.slowaxis
-        if slowaxis is None:
-            raise Ramp2SlopeError(f"{model._path or 'input'}: no SLOWAXIS keyword; the readout "
-                                  f"direction is needed to fit the 1/f stripes")
+        if miri:
+            # MIRI has no 1/f noise but a flicker constant along columns: jwst takes the
+            # medians along y whatever SLOWAXIS says
+            slow_axis_rows = False
+        else:
+            slowaxis = model.meta.subarray.slowaxis
+            if slowaxis is None:
+                raise Ramp2SlopeError(f"{model._path or 'input'}: no SLOWAXIS keyword; the "
+                                      f"readout direction is needed to fit the 1/f stripes")
+            slow_axis_rows = abs(int(slowaxis)) == 2
         return dict(background_method=self.background_method, n_sigma=self.n_sigma,
                     background_box_size=self.background_box_size,
-                    slow_axis_rows=abs(int(slowaxis)) == 2, fit_by_channel=fit_by_channel,
+                    slow_axis_rows=slow_axis_rows, fit_by_channel=fit_by_channel,
                     fit_method=self.fit_method,
                     detector=str(model.meta.instrument.detector or "").upper(),
                     subarray=model.meta.subarray.name)
@@ -170,9 +203,31 @@ class CleanFlickerNoiseStep(Step):
             return None
         return mask
 
-    def _masks(self, rate, rateints):
-        image = rate if self.single_mask else rateints
-        return scene_mask(image, self.n_sigma, self.fit_histogram), image
+    def _masks(self, model, rate, rateints):
+        """The scene mask from the draft models, and the draft image it was made from."""
+        draft = rate if self.single_mask else rateints
+        exclude = self._non_science(model, draft)
+        return scene_mask(draft.data, self.n_sigma, self.fit_histogram, exclude), draft.data
+
+    def _non_science(self, model, draft):
+        """With ``mask_science_regions`` on MIRI imaging, the pixels DO_NOT_USE or NON_SCIENCE
+        in the draft's DQ or the FLAT's (jwst runs a flat_field step on the draft for its DQ);
+        None otherwise."""
+        exp_type = str(model.meta.exposure.type or "").upper()
+        if not (self.mask_science_regions and exp_type == "MIR_IMAGE"):
+            return None
+        dq = np.asarray(draft.dq, dtype=np.uint32)
+        try:
+            path = self.reference_or_skip(model, "flat")
+        except Ramp2SlopeError as exc:
+            log.warning("%s: %s; the non-science regions come from the draft rate's DQ only",
+                        self.name, exc)
+            path = None
+        if path is not None:
+            log.info("%s: non-science regions from the FLAT's DQ", self.name)
+            dq = dq | load_flat_dq(path, model)
+        unusable = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NON_SCIENCE"])
+        return (dq & unusable) != 0
 
     # -- whole exposure ---------------------------------------------------------------------------
     def process(self, model):
@@ -198,7 +253,7 @@ class CleanFlickerNoiseStep(Step):
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
-            mask, image = self._masks(rate.data, rateints.data)
+            mask, image = self._masks(model, rate, rateints)
             mask_source = rate if image is rate.data else rateints
         background = np.zeros(model.data.shape, np.float32) if self.save_background else None
         original = model.data.copy() if self.save_noise else None
@@ -248,7 +303,7 @@ class CleanFlickerNoiseStep(Step):
             if flat is not None:
                 rate.data = rate.data / flat
                 rateints.data = rateints.data / flat
-            mask, image = self._masks(rate.data, rateints.data)
+            mask, image = self._masks(shell, rate, rateints)
             mask_source = rate if image is rate.data else rateints
         writers = {}
         ramp_shape = {"data": store.shape}

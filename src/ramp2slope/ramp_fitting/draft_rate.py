@@ -29,13 +29,30 @@ def _draft_fitter_step(step):
     return draft
 
 
+def _miri_dnu_table(shell, nints, read):
+    """For MIRI, the groups DO_NOT_USE in every pixel of each integration (the fit drops those
+    at the start of the ramp, as stcal does, and must know them before its first pass); None
+    for the other instruments."""
+    if str(shell.meta.instrument.name or "").strip().upper() != "MIRI":
+        return None
+    from ..jump.twopoint import dnu_planes
+
+    table = None
+    for i in range(nints):
+        groupdq = read(i)[1]
+        if table is None:
+            table = np.zeros((nints, groupdq.shape[0]), dtype=bool)
+        table[i] = dnu_planes(groupdq[np.newaxis])[0]
+    return table
+
+
 def draft_rates(step, shell, nints, has_zeroframe, read):
-    """The draft (rate, rateints) models, data only, for ``step`` (whose name the log and the
+    """The draft (rate, rateints) models, SCI and DQ, for ``step`` (whose name the log and the
     errors give). ``shell`` holds the exposure's metadata; ``read(i)`` gives integration i's
     (data, groupdq, zeroframe or None)."""
     log.info("%s: creating a draft rate for the scene mask", step.name)
     draft = _draft_fitter_step(step)
-    fitter = draft.begin_fit(shell, has_zeroframe)
+    fitter = draft.begin_fit(shell, has_zeroframe, dnu_table=_miri_dnu_table(shell, nints, read))
     use_zf = draft.uses_zeroframe(shell, has_zeroframe)
     for i in range(nints):
         data, groupdq, zeroframe = read(i)
@@ -43,15 +60,19 @@ def draft_rates(step, shell, nints, has_zeroframe, read):
     if fitter.all_saturated:
         raise Ramp2SlopeError(f"{step.name}: every pixel is saturated in the first group; "
                               f"no draft rate for the scene mask")
-    planes = None
+    planes = dq_planes = None
     for i in range(nints):
         data, groupdq, zeroframe = read(i)
         plane = fitter.fit_integration(data, groupdq, zeroframe if use_zf else None)
         if planes is None:
             planes = np.empty((nints,) + plane.rateints.data.shape, np.float32)
+            dq_planes = np.empty((nints,) + plane.rateints.dq.shape, np.uint32)
         planes[i] = plane.rateints.data
-    rate = datamodels.ImageModel(data=fitter.finish().data)
-    rateints = datamodels.CubeModel(data=planes)
+        dq_planes[i] = plane.rateints.dq
+    final = fitter.finish()
+    # the DQ too: MIRI's science-region mask starts from the draft's DO_NOT_USE pixels
+    rate = datamodels.ImageModel(data=final.data, dq=final.dq)
+    rateints = datamodels.CubeModel(data=planes, dq=dq_planes)
     # the metadata the pipeline's ramp fit gives its products (RampFitStep.products)
     for product in (rate, rateints):
         product.update(shell)
