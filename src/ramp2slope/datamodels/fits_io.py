@@ -250,21 +250,30 @@ def image_extensions(model, deferred=()):
     return out
 
 
+def table_hdu(data, name, ver=None):
+    """A binary table HDU of ``data`` (a record array or FITS_rec). The same bytes as
+    ``fits.BinTableHDU(data=...)``, whose constructor imports astropy.table (0.2 s, most of a
+    small run's start) only to ask whether ``data`` is a Table."""
+    hdu = fits.BinTableHDU(name=name, ver=ver)
+    hdu.data = data
+    return hdu
+
+
 def trailing_hdus(model):
     """The HDUs that follow the images: tables, unknown extensions kept from the input, ASDF."""
     hdus = []
     for name in model.tables:
         table = model._tables.get(name)
         if table is not None:
-            hdus.append(fits.BinTableHDU(data=table, name=model.table_extname(name), ver=1))
+            hdus.append(table_hdu(table, model.table_extname(name), ver=1))
     hdus.extend(hdu.copy() for hdu in model._extra_hdus)
     meta = model._asdf_meta.meta() if model._asdf_meta is not None else None
     records = asdf_records(meta, version=__version__)
     column = records.dtype.names[0]
     # one variable-free byte column with no TDIM, as the official writer lays it out
-    hdus.append(fits.BinTableHDU.from_columns(
-        [fits.Column(name=column, format=f"{records[column].shape[1]}B", array=records[column])],
-        name=ASDF_EXTNAME))
+    hdus.append(table_hdu(fits.FITS_rec.from_columns(
+        [fits.Column(name=column, format=f"{records[column].shape[1]}B", array=records[column])]),
+        ASDF_EXTNAME))
     return hdus
 
 
