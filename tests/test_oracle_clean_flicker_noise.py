@@ -239,11 +239,84 @@ def test_nirspec_choices_not_implemented_are_refused(tmp_path, option, message):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("option", [{"background_method": "median_image"}])
-def test_options_not_implemented_are_refused_by_the_step(option):
-    with pytest.raises(Ramp2SlopeError, match=f"clean_flicker_noise: {list(option)[0]}") as err:
-        CleanFlickerNoiseStep(skip=False, **option).check_parameters()
+def _without_assign_wcs(monkeypatch):
+    """jwst assigns a WCS to its draft rate for median_image (the reference files it needs come
+    from CRDS, absent offline); on imaging that only attaches the WCS, the data and DQ it leaves
+    are the draft's own, so the draft is passed through here."""
+    import jwst.clean_flicker_noise.clean_flicker_noise as official
+
+    class PassThrough:
+        input_dir = ""
+
+        def run(self, model):
+            return model
+    monkeypatch.setattr(official, "AssignWcsStep", PassThrough)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("options", [
+    {},
+    {"single_mask": True, "n_sigma": 3.0},       # single_mask is dropped, as jwst drops it
+    {"user_mask": "ones"},                       # the draft still scales the median
+    {"apply_flat_field": True},
+], ids=["default", "single_mask", "user_mask", "flat"])
+def test_median_image_matches_jwst(sub160, monkeypatch, tmp_path, options):
+    """background_method='median_image' on imaging: each group minus the median ramp over the
+    integrations, scaled by each integration's median draft rate, cleaned with no further
+    background, the scaled median added back; the first group cleaned too."""
+    ramp, refs, _ = sub160
+    options = dict(options, background_method="median_image", save_background=True,
+                   save_noise=True)
+    if options.get("user_mask") == "ones":
+        path = tmp_path / "mask.fits"
+        datamodels.ImageModel(data=np.ones((160, 160), np.float32)).save(path)
+        options["user_mask"] = str(path)
+    if options.get("apply_flat_field"):
+        options["override_flat"] = _write_flat(refs["gain"], tmp_path / "flat.fits")
+    _without_assign_wcs(monkeypatch)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "ours").mkdir()
+    theirs = _theirs(ramp, refs, monkeypatch, output_dir=str(tmp_path / "theirs"), **options)
+    ours = _ours(ramp, refs, output_dir=str(tmp_path / "ours"), **options)
+    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
+        == "COMPLETE"
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    before = datamodels.open(ramp)
+    assert np.abs(ours.data - before.data)[:, 0].max() > 0.1   # group 0 is cleaned too
+    root = os.path.basename(ramp)[:-len("_ramp.fits")]
+    for suffix in ("flicker_bkg", "flicker_noise"):
+        name = f"{root}_{suffix}.fits"
+        with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
+            np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
+
+
+def test_median_image_needs_two_integrations(tmp_path):
+    ramp, refs, _ = _ramp(tmp_path, subarray="SUB160", ngroups=3, nints=1, seed=12)
+    out = _ours(ramp, refs, background_method="median_image")
+    assert out.meta.cal_step.clean_flicker_noise == "FAILED"
+    np.testing.assert_array_equal(out.data, datamodels.open(ramp).data)
+
+
+@pytest.mark.parametrize("exp_type,tsovisit", [("NRC_TSGRISM", True), ("NRC_TSIMAGE", True),
+                                               ("NIS_SOSS", True)])
+def test_median_image_needing_stage2_light_curves_is_refused(tmp_path, exp_type, tsovisit):
+    """Where jwst scales the median by a light curve from stage-2 extraction or photometry, one
+    line before any step runs."""
+    from ramp2slope.pipeline import Detector1Pipeline
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", subarray="SUB160", ngroups=3, nints=2, seed=13)
+    with fits.open(sim.uncal, mode="update") as hdul:
+        hdul[0].header["EXP_TYPE"] = exp_type
+        hdul[0].header["TSOVISIT"] = tsovisit
+    pipe = Detector1Pipeline(refdir=os.path.dirname(sim.refs["mask"]),
+                             output_dir=str(tmp_path / "out"),
+                             steps={"clean_flicker_noise": {"skip": False,
+                                                            "background_method": "median_image"}})
+    with pytest.raises(Ramp2SlopeError, match="median_image.*stage-2") as err:
+        pipe.run(str(sim.uncal))
     assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
 def _run_steps(ramp, refs, monkeypatch, **options):
@@ -317,7 +390,7 @@ def test_autoparam_elsewhere_keeps_the_given_parameters(tmp_path, caplog):
     assert "Auto parameters are not available for exposure type NRS_MSASPEC" in caplog.text
 
 
-@pytest.mark.parametrize("single_mask", [True, False])
+@pytest.mark.parametrize("single_mask", [True, False, "median_image"])
 def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
     from test_streaming import _assert_same_products, _run
     from ramp2slope.simulate import simulate_exposure
@@ -328,7 +401,9 @@ def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
                                          save_background=True, save_noise=True,
                                          single_mask=single_mask),
              "jump": dict(save_results=True)}   # the ramp before the cleaning, streamed as whole
-    if not single_mask:
+    if single_mask == "median_image":
+        steps["clean_flicker_noise"].update(single_mask=True, background_method="median_image")
+    elif not single_mask:
         # and autoparam, which finds the flat itself and chooses with it
         steps["clean_flicker_noise"].update(
             autoparam=True, override_flat=_write_flat(sim.refs["gain"], tmp_path / "flat.fits"))

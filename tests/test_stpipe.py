@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from ramp2slope import datamodels
 from ramp2slope.errors import Ramp2SlopeError
@@ -126,12 +127,14 @@ def test_unavailable_choice_is_refused_before_any_step_runs(tmp_path, caplog):
     from ramp2slope.pipeline import Detector1Pipeline
     from ramp2slope.simulate import simulate_exposure
 
-    sim = simulate_exposure(tmp_path / "sim", size=(64, 64), ngroups=3, nints=1, seed=2)
+    sim = simulate_exposure(tmp_path / "sim", size=(64, 64), ngroups=3, nints=2, seed=2)
+    with fits.open(sim.uncal, mode="update") as hdul:
+        hdul[0].header["EXP_TYPE"] = "NRC_TSIMAGE"     # its median image needs tso_photometry
     pipe = Detector1Pipeline(steps={"clean_flicker_noise": {"skip": False,
                                                             "background_method": "median_image"}},
                              refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path))
     with caplog.at_level("INFO", logger="ramp2slope"):
-        with pytest.raises(Ramp2SlopeError, match="median_image' is not available"):
+        with pytest.raises(Ramp2SlopeError, match="median_image' on NRC_TSIMAGE"):
             pipe.run(str(sim.uncal))
     assert "dq_init running" not in caplog.text
 

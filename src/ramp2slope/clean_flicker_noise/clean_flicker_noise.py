@@ -30,8 +30,8 @@ from ..errors import Ramp2SlopeError
 from .nsclean import ALLSLITS_CUTOFFS, SUBARRAY_CUTOFFS, nsclean_full_frame, nsclean_subarray
 
 __all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "model_background",
-           "default_box_size", "scene_mask",
-           "row_medians", "median_clean", "clean_image", "clean_integration"]
+           "default_box_size", "scene_mask", "row_medians", "median_clean", "clean_image",
+           "clean_integration", "median_image_scale", "median_ramp", "clean_integration_against"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -456,4 +456,58 @@ def clean_integration(data, groupdq, mask, *, background=None, **options):
         data[j + 1] = data[j] + cleaned
         if background is not None:
             background[j + 1] = level
+    return skipped
+
+
+# -- background_method='median_image' -----------------------------------------------------------
+def median_image_scale(rateints):
+    """Each integration's brightness relative to the others (float32, one value per
+    integration): the median of its draft rate over the median of those medians, and how many
+    integrations had no finite value (they get the median of the others). Raises ValueError
+    when none is finite (jwst then leaves the exposure uncleaned)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(rateints, axis=(1, 2))
+        scale = medians / np.nanmedian(medians)
+    invalid = ~np.isfinite(scale)
+    if invalid.all():
+        raise ValueError("No valid flux for scaling")
+    if invalid.any():
+        scale[invalid] = np.median(scale[~invalid])
+    return scale, int(invalid.sum())
+
+
+def median_ramp(ramps):
+    """The NaN-ignoring median over integrations of ``ramps`` (nints, ngroups, ...), group by
+    group, in their dtype (numpy's nanmedian)."""
+    import warnings
+
+    out = np.empty(ramps.shape[1:], dtype=ramps.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for g in range(ramps.shape[1]):
+            np.nanmedian(ramps[:, g], axis=0, out=out[g])
+    return out
+
+
+def clean_integration_against(data, median, scale, mask, *, background=None, **options):
+    """Clean one integration's ramp ``data`` (ngroups, ny, nx) in place against a scaled median
+    ramp (``background_method='median_image'``): each group, the first one included, minus
+    ``scale * median[j]`` is cleaned with no further background and the scaled median added
+    back. The group DQ is not consulted (the median carries the scene). ``background``, when
+    given, receives the scaled median of each cleaned group. Returns the number of groups left
+    uncleaned for lack of background pixels."""
+    options = dict(options, background_method=None)
+    skipped = 0
+    for j in range(data.shape[0]):
+        model = scale * median[j]
+        cleaned, _ = clean_image(data[j] - model, mask.copy(), **options)
+        if cleaned is None:
+            skipped += 1
+            continue
+        data[j] = model + cleaned
+        if background is not None:
+            background[j] = model
     return skipped

@@ -10,7 +10,8 @@ from ..errors import Ramp2SlopeError
 from ..ramp_fitting.draft_rate import draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
-from .clean_flicker_noise import background_level, clean_integration, scene_mask
+from .clean_flicker_noise import (background_level, clean_integration, clean_integration_against,
+                                  median_image_scale, median_ramp, scene_mask)
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -57,6 +58,38 @@ def load_flat_dq(path, model):
     return dq
 
 
+#: The exposure types on which jwst's median_image light curve comes from stage-2 steps.
+MEDIAN_IMAGE_STAGE2 = {
+    "NIS_SOSS": "background subtraction and a box extraction along the SOSS traces",
+    "NRS_BRIGHTOBJ": "extract_2d, extract_1d and white_light",
+    "NRC_TSGRISM": "extract_2d, extract_1d and white_light",
+    "NRC_TSIMAGE": "tso_photometry",
+}
+
+
+def _is_tso(model):
+    """A time series as jwst tells one (TSOVISIT, or a time-series EXP_TYPE) of 2+ integrations."""
+    exp_type = str(model.meta.exposure.type or "").upper()
+    tso = bool(model.meta.visit.tsovisit) or exp_type in (
+        "MIR_LRS-SLITLESS", "NIS_SOSS", "NRC_TSGRISM", "NRC_TSIMAGE", "NRS_BRIGHTOBJ")
+    return tso and (model.meta.exposure.nints or 0) >= 2
+
+
+def _stored_median_ramp(store, block_bytes=64 << 20):
+    """:func:`median_ramp` of the exposure in a ScratchStore, by blocks of rows spanning every
+    integration (about ``block_bytes`` each)."""
+    nints, ngroups, ny, nx = store.shape
+    out = np.empty((ngroups, ny, nx), np.float32)
+    rows = int(max(1, min(ny, block_bytes // max(1, nints * ngroups * nx * 5))))
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        data = np.empty((nints, ngroups, y1 - y0, nx), np.float32)
+        groupdq = np.empty(data.shape, np.uint8)
+        store.read_rows(y0, y1, data, groupdq)
+        out[:, y0:y1] = median_ramp(data)
+    return out
+
+
 def _is_miri(model):
     return str(model.meta.instrument.name or "").strip().upper() == "MIRI"
 
@@ -92,14 +125,6 @@ class CleanFlickerNoiseStep(Step):
         skip = boolean(default=True)  # By default, skip the step
     """
 
-    def check_parameters(self):
-        if self.background_method == "median_image":
-            # jwst scales its median image by a light curve from stage-2 steps (extract_2d,
-            # extract_1d, white_light, tso_photometry, background), which detector1 has not
-            raise Ramp2SlopeError(f"{self.name}: background_method='median_image' is not "
-                                  f"available in ramp2slope (it needs stage-2 spectral extraction "
-                                  f"and photometry); use 'median', 'model' or None")
-
     # -- setting up -------------------------------------------------------------------------------
     def wanted_references(self, model):
         self._refuse(model)   # before any step runs
@@ -114,6 +139,15 @@ class CleanFlickerNoiseStep(Step):
         if exp_type == "NIS_SOSS" and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIS_SOSS (trace masks) "
                                   f"is not available in ramp2slope")
+        if self.background_method == "median_image":
+            needs = MEDIAN_IMAGE_STAGE2.get(exp_type)
+            if exp_type == "MIR_IMAGE" and _is_tso(model):
+                needs = MEDIAN_IMAGE_STAGE2["NRC_TSIMAGE"]
+            if needs is not None:
+                raise Ramp2SlopeError(
+                    f"{self.name}: background_method='median_image' on {exp_type} scales the "
+                    f"median by a light curve from {needs}, stage-2 steps ramp2slope does not "
+                    f"have; use 'median', 'model' or None")
 
     def _usable(self, model):
         """None if the step can run on ``model``; else the reason jwst would give up."""
@@ -203,9 +237,20 @@ class CleanFlickerNoiseStep(Step):
             return None
         return mask
 
+    @property
+    def _median_image(self):
+        return str(self.background_method) == "median_image"
+
+    def _single_mask(self):
+        if self.single_mask and self._median_image:
+            log.warning("%s: the median_image background method needs a mask per integration; "
+                        "single_mask taken as False", self.name)
+            return False
+        return self.single_mask
+
     def _masks(self, model, rate, rateints):
         """The scene mask from the draft models, and the draft image it was made from."""
-        draft = rate if self.single_mask else rateints
+        draft = rate if self._single_mask() else rateints
         exclude = self._non_science(model, draft)
         return scene_mask(draft.data, self.n_sigma, self.fit_histogram, exclude), draft.data
 
@@ -243,31 +288,67 @@ class CleanFlickerNoiseStep(Step):
         drafts = self._auto_parameters(model, make_drafts) if self.autoparam else None
         options = self._options(model)
         flat = self._flat(model)
-        mask_source = None
-        if self.user_mask is not None and str(self.user_mask).lower() != "none":
-            mask = self._user_mask((ny, nx), nints)
-            if mask is None:
-                return self._failed(model, "Mask does not match data shape")
-        else:
-            rate, rateints = drafts if drafts is not None else make_drafts()
-            if flat is not None:
-                rate.data = rate.data / flat
-                rateints.data = rateints.data / flat
-            mask, image = self._masks(model, rate, rateints)
-            mask_source = rate if image is rate.data else rateints
+        prepared = self._prepare_masks(model, drafts, make_drafts, flat, (ny, nx), nints)
+        if isinstance(prepared, str):
+            return self._failed(model, prepared)
+        mask, mask_source, scale = prepared
+        median = median_ramp(model.data) if scale is not None else None
         background = np.zeros(model.data.shape, np.float32) if self.save_background else None
         original = model.data.copy() if self.save_noise else None
         data, groupdq = model.data, model.groupdq
         for i in range(nints):
-            plane_mask = mask[i] if mask.ndim == 3 else mask
-            skipped = clean_integration(data[i], groupdq[i], plane_mask, flat=flat,
-                                        background=None if background is None else background[i],
-                                        **options)
-            if skipped:
-                log.warning("%s: integration %d: %d group difference(s) without background "
-                            "pixels left as they were", self.name, i + 1, skipped)
+            self._clean_one(i, data[i], groupdq[i], mask, median, scale, flat, options,
+                            None if background is None else background[i])
         self._save_intermediates(model, mask, mask_source, background, original)
         return self.complete(model)
+
+    def _prepare_masks(self, model, drafts, make_drafts, flat, shape, nints):
+        """(mask, the draft model it came from or None, per-integration scale of the median
+        image or None), or the reason jwst gives for leaving the exposure as it is."""
+        user_mask = self.user_mask is not None and str(self.user_mask).lower() != "none"
+        rate = rateints = None
+        if not user_mask or self._median_image:
+            rate, rateints = drafts if drafts is not None else make_drafts()
+            if flat is not None:
+                rate.data = rate.data / flat
+                rateints.data = rateints.data / flat
+        mask_source = None
+        if user_mask:
+            mask = self._user_mask(shape, nints)
+            if mask is None:
+                return "Mask does not match data shape"
+        else:
+            mask, image = self._masks(model, rate, rateints)
+            mask_source = rate if image is rate.data else rateints
+        scale = None
+        if self._median_image:
+            if nints <= 1:
+                return f"The median_image background method cannot be used with nints={nints}"
+            try:
+                scale, invalid = median_image_scale(rateints.data)
+            except ValueError as exc:
+                return f"A median image could not be created ({exc})"
+            if invalid:
+                log.warning("%s: %d integration(s) out of %d had no finite median rate and are "
+                            "scaled by the median instead", self.name, invalid, nints)
+            log.info("%s: making a scaled median image", self.name)
+        return mask, mask_source, scale
+
+    def _clean_one(self, i, data, groupdq, mask, median, scale, flat, options, background):
+        """Clean integration ``i`` in place: its group differences, or with a median image,
+        its groups against the scaled median."""
+        plane_mask = mask[i] if mask.ndim == 3 else mask
+        if median is None:
+            skipped = clean_integration(data, groupdq, plane_mask, flat=flat,
+                                        background=background, **options)
+            what = "group difference(s)"
+        else:
+            skipped = clean_integration_against(data, median, scale[i], plane_mask, flat=flat,
+                                                background=background, **options)
+            what = "group(s)"
+        if skipped:
+            log.warning("%s: integration %d: %d %s without background pixels left as they were",
+                        self.name, i + 1, skipped, what)
 
     # -- one integration at a time (pipeline/streaming.py) -------------------------------------
     def process_store(self, shell, store, products):
@@ -293,18 +374,11 @@ class CleanFlickerNoiseStep(Step):
         drafts = self._auto_parameters(shell, make_drafts) if self.autoparam else None
         options = self._options(shell)
         flat = self._flat(shell)
-        mask_source = None
-        if self.user_mask is not None and str(self.user_mask).lower() != "none":
-            mask = self._user_mask((ny, nx), nints)
-            if mask is None:
-                return self._failed(shell, "Mask does not match data shape")
-        else:
-            rate, rateints = drafts if drafts is not None else make_drafts()
-            if flat is not None:
-                rate.data = rate.data / flat
-                rateints.data = rateints.data / flat
-            mask, image = self._masks(shell, rate, rateints)
-            mask_source = rate if image is rate.data else rateints
+        prepared = self._prepare_masks(shell, drafts, make_drafts, flat, (ny, nx), nints)
+        if isinstance(prepared, str):
+            return self._failed(shell, prepared)
+        mask, mask_source, scale = prepared
+        median = _stored_median_ramp(store) if scale is not None else None
         writers = {}
         ramp_shape = {"data": store.shape}
         for wanted, suffix in ((self.save_background, "flicker_bkg"), (self.save_noise, "flicker_noise")):
@@ -320,11 +394,7 @@ class CleanFlickerNoiseStep(Step):
                 original[...] = data
             if background is not None:
                 background[...] = 0
-            skipped = clean_integration(data, groupdq, mask[i] if mask.ndim == 3 else mask,
-                                        flat=flat, background=background, **options)
-            if skipped:
-                log.warning("%s: integration %d: %d group difference(s) without background "
-                            "pixels left as they were", self.name, i + 1, skipped)
+            self._clean_one(i, data, groupdq, mask, median, scale, flat, options, background)
             store.write_integration(i, data=data)
             if background is not None:
                 writers["flicker_bkg"].write("data", i, background)
