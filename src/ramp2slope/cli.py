@@ -467,5 +467,13 @@ def main(argv=None):
         return 141
 
 
+def entry_point():
+    """The ``ramp2slope`` command: :func:`main`, then a fast process exit
+    (:func:`~ramp2slope.runtime.process_exit.exit_process`)."""
+    from .runtime.process_exit import exit_process
+
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -1,0 +1,54 @@
+"""The command line's fast exit: what a normal exit does that matters still happens (exit
+handlers, temporary folders left to their finalisers, log files and the standard streams
+flushed), with the exit status given."""
+import subprocess
+import sys
+import textwrap
+
+
+def _run(body, tmp_path):
+    script = textwrap.dedent(f"""
+        import atexit, logging, os, sys, tempfile, threading, time
+        from ramp2slope.runtime.process_exit import exit_process
+        folder = r"{tmp_path}"
+        {textwrap.indent(textwrap.dedent(body), "        ").strip()}
+    """)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_exit_runs_handlers_and_flushes(tmp_path):
+    done = _run("""
+        atexit.register(lambda: open(os.path.join(folder, "handler-ran"), "w").close())
+        scratch = tempfile.TemporaryDirectory(dir=folder)   # removed by its finaliser at exit
+        handler = logging.FileHandler(os.path.join(folder, "run.log"))
+        logging.getLogger("probe").addHandler(handler)
+        logging.getLogger("probe").warning("last line")
+        sys.stdout.write("no newline")
+        sys.stderr.write("to stderr")
+        exit_process(3)
+        print("never printed")
+    """, tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "no newline" and done.stderr == "to stderr"
+    assert (tmp_path / "handler-ran").exists()
+    assert (tmp_path / "run.log").read_text() == "last line\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["handler-ran", "run.log"]
+
+
+def test_exit_with_a_message_or_none(tmp_path):
+    done = _run('exit_process("bad thing")', tmp_path)
+    assert (done.returncode, done.stderr.strip()) == (1, "bad thing")
+    assert _run("exit_process(None)", tmp_path).returncode == 0
+
+
+def test_exit_waits_for_other_threads(tmp_path):
+    done = _run("""
+        def work():
+            time.sleep(0.5)
+            open(os.path.join(folder, "thread-finished"), "w").close()
+        threading.Thread(target=work).start()
+        exit_process(0)
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "thread-finished").exists()
