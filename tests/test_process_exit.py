@@ -52,3 +52,15 @@ def test_exit_waits_for_other_threads(tmp_path):
     """, tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "thread-finished").exists()
+
+
+def test_a_profiler_still_gets_its_results(tmp_path):
+    """``python -m cProfile -o FILE`` writes FILE after the program returns: the exit is the
+    ordinary one under a profiler."""
+    script = tmp_path / "prog.py"
+    script.write_text("from ramp2slope.runtime.process_exit import exit_process\nexit_process(0)\n")
+    out = tmp_path / "run.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), str(script)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert out.exists() and out.stat().st_size > 0

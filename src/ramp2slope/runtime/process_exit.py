@@ -7,6 +7,7 @@ written, which the user waits for and gains nothing from. :func:`exit_process` d
 normal exit does that matters (the exit handlers, which flush the logs and run pending
 clean-ups such as temporary folders', then flushing the standard streams) and ends the
 process there. It is for the command line's entry points only: a library call never exits.
+Under a profiler or a tracer, or with ``RAMP2SLOPE_FAST_EXIT=0``, the exit is the ordinary one.
 """
 import atexit
 import os
@@ -26,7 +27,11 @@ def exit_process(code):
     falls back to ``sys.exit`` where that cannot be done safely (other non-daemon threads
     still running, an interpreter without ``atexit._run_exitfuncs``)."""
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None or _other_threads_running():
+    if (run_exit_handlers is None or _other_threads_running()
+            or sys.getprofile() is not None or sys.gettrace() is not None
+            or os.environ.get("RAMP2SLOPE_FAST_EXIT", "1") == "0"):
+        # a profiler or tracer (``python -m cProfile``, a debugger) writes its results after
+        # the program returns: let it
         sys.exit(code)
     if code is None:
         status = 0
