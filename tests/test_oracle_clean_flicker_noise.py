@@ -488,3 +488,81 @@ def test_flat_is_checked_before_any_step_runs(tmp_path, caplog):
     assert "\n" not in str(err.value) and os.path.basename(str(sim.refs["gain"])) in str(err.value)
     assert "dq_init running" not in caplog.text
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".fits")]
+
+
+def write_pastasoss(path):
+    """A PASTASOSS reference (written by stdatamodels, as CRDS's are) with two smooth orders
+    crossing a 256 x 2048 SOSS window, valid for pupil-wheel positions 245.54-246.04."""
+    from stdatamodels.jwst.datamodels import PastasossModel
+
+    model = PastasossModel()
+    meta = model.meta
+    meta.pwcpos_bounds, meta.pwcpos_cmd = [245.54, 246.04], 245.76
+    meta.soss_xdim, meta.soss_ydim, meta.subarray_ymin = 2048, 300, 1792
+    meta.wavemap_nwl, meta.wavemap_wlmin, meta.wavemap_wlmax = 5001, 0.5, 5.5
+    meta.order2_separation_cutoff = [0.77, 0.95]
+    x1 = np.linspace(4.0, 2043.0, 400)
+    x2 = np.linspace(4.0, 1780.0, 300)
+    model.traces = [
+        {"cutoff": 2048, "pivot_x": 1000.0, "pivot_y": 80.0, "spectral_order": 1,
+         "trace": np.array([x1, 80.0 + 0.02 * (x1 - 1000) + 1e-5 * (x1 - 1000) ** 2]).T},
+        {"cutoff": 1783, "pivot_x": 900.0, "pivot_y": 170.0, "spectral_order": 2,
+         "trace": np.array([x2, 170.0 + 0.03 * (x2 - 900)]).T},
+    ]
+    extents = [[0.0, -0.104], [2048.0, 0.163]]
+    model.wavecal_models = [
+        {"coefficients": [2.9, -2.0, 0.05] + [0.0] * 7, "polynomial_degree": 3,
+         "scale_extents": extents},
+        {"coefficients": [1.5, -1.0, 0.02] + [0.0] * 7, "polynomial_degree": 3,
+         "scale_extents": extents},
+    ]
+    model.throughputs = [{"spectral_order": k, "wavelength": np.linspace(0.5, 5.5, 501),
+                          "throughput": np.ones(501)} for k in (1, 2)]
+    model.meta.instrument.name, model.meta.instrument.detector = "NIRISS", "NIS"
+    model.meta.reftype, model.meta.author = "PASTASOSS", "test"
+    model.meta.description, model.meta.pedigree = "mock", "GROUND"
+    model.meta.useafter, model.meta.telescope = "2022-01-01T00:00:00", "JWST"
+    model.save(path)
+    return str(path)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("pwcpos,single_mask", [(245.79, True), (245.6, False)])
+def test_soss_trace_mask_matches_jwst(tmp_path, monkeypatch, pwcpos, single_mask):
+    """mask_science_regions on NIS_SOSS: the pixels within 16 rows of each order's trace (from
+    the PASTASOSS reference at the exposure's pupil-wheel position) are not background."""
+    ramp, refs, _ = _ramp(tmp_path, detector="NIS", readpatt="NISRAPID", size=(256, 2048),
+                          ngroups=3, nints=2, seed=17)
+    with fits.open(ramp, mode="update") as hdul:
+        hdul[0].header["EXP_TYPE"] = "NIS_SOSS"
+        hdul[0].header["PWCPOS"] = pwcpos
+    pastasoss = write_pastasoss(tmp_path / "pastasoss.asdf")
+    options = dict(mask_science_regions=True, override_pastasoss=pastasoss, save_mask=True,
+                   single_mask=single_mask)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "ours").mkdir()
+    theirs = _theirs(ramp, refs, monkeypatch, output_dir=str(tmp_path / "theirs"), **options)
+    ours = _ours(ramp, refs, output_dir=str(tmp_path / "ours"), **options)
+    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
+        == "COMPLETE"
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    name = os.path.basename(ramp).replace("_ramp.fits", "_mask.fits")
+    with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
+        np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
+        mask = b["SCI"].data.astype(bool)
+    # the traces are out: order 1 crosses row 80 near column 1000, order 2 row 170 near 900
+    assert not mask[..., 70:90, 1000].any() and not mask[..., 160:180, 900].any()
+    assert mask[..., 120:130, 1000].any()
+    assert ours.meta.ref_file.pastasoss.name == pastasoss
+
+
+def test_soss_trace_mask_outside_the_reference_is_one_line(tmp_path):
+    ramp, refs, _ = _ramp(tmp_path, detector="NIS", readpatt="NISRAPID", size=(256, 2048),
+                          ngroups=3, nints=1, seed=18)
+    with fits.open(ramp, mode="update") as hdul:
+        hdul[0].header["EXP_TYPE"] = "NIS_SOSS"
+        hdul[0].header["PWCPOS"] = 250.0
+    with pytest.raises(Ramp2SlopeError, match="pupil wheel position 250.0 is outside") as err:
+        _ours(ramp, refs, mask_science_regions=True,
+              override_pastasoss=write_pastasoss(tmp_path / "p.asdf"))
+    assert "\n" not in str(err.value)

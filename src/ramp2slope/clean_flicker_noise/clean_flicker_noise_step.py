@@ -1,6 +1,7 @@
 """CleanFlickerNoiseStep: remove 1/f stripes from each group difference of a ramp (jwst 3.0.0's
 median method; off by default, as officially)."""
 import logging
+import os
 
 import numpy as np
 
@@ -136,9 +137,6 @@ class CleanFlickerNoiseStep(Step):
         if exp_type.startswith("NRS") and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIRSpec needs its WCS "
                                   f"(assign_wcs, msaflagopen), which ramp2slope does not compute")
-        if exp_type == "NIS_SOSS" and self.mask_science_regions:
-            raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIS_SOSS (trace masks) "
-                                  f"is not available in ramp2slope")
         if self.background_method == "median_image":
             needs = MEDIAN_IMAGE_STAGE2.get(exp_type)
             if exp_type == "MIR_IMAGE" and _is_tso(model):
@@ -252,7 +250,37 @@ class CleanFlickerNoiseStep(Step):
         """The scene mask from the draft models, and the draft image it was made from."""
         draft = rate if self._single_mask() else rateints
         exclude = self._non_science(model, draft)
+        traces = self._soss_traces(model, draft.data.shape[-2:])
+        if traces is not None:
+            exclude = traces if exclude is None else exclude | traces
         return scene_mask(draft.data, self.n_sigma, self.fit_histogram, exclude), draft.data
+
+    def _soss_traces(self, model, shape):
+        """With ``mask_science_regions`` on NIS_SOSS, the pixels near the spectral traces (bool,
+        ``shape``), from the PASTASOSS reference at the exposure's pupil-wheel position; None
+        otherwise."""
+        from .soss_traces import read_pastasoss, soss_traces, trace_pixels
+
+        exp_type = str(model.meta.exposure.type or "").upper()
+        if not (self.mask_science_regions and exp_type == "NIS_SOSS"):
+            return None
+        where = model._path or "input"
+        pwcpos = model.meta.instrument.pupil_position
+        if pwcpos is None:
+            raise Ramp2SlopeError(f"{where}: no PWCPOS keyword; mask_science_regions on NIS_SOSS "
+                                  f"needs the pupil wheel position to place the traces")
+        path = self.reference_or_skip(model, "pastasoss")
+        if path is None:
+            raise Ramp2SlopeError(f"{self.name}: mask_science_regions on NIS_SOSS needs a "
+                                  f"PASTASOSS reference (override_pastasoss)")
+        try:
+            traces = soss_traces(read_pastasoss(path), float(pwcpos),
+                                 str(model.meta.subarray.name or "").upper())
+        except Ramp2SlopeError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        log.info("%s: masking the SOSS traces (PASTASOSS %s, PWCPOS %.3f)", self.name,
+                 os.path.basename(path), float(pwcpos))
+        return trace_pixels(traces, shape)
 
     def _non_science(self, model, draft):
         """With ``mask_science_regions`` on MIRI imaging, the pixels DO_NOT_USE or NON_SCIENCE

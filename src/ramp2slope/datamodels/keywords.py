@@ -27,6 +27,7 @@ _PRIMARY = {
     "instrument.channel": "CHANNEL",
     "instrument.filter": "FILTER",
     "instrument.pupil": "PUPIL",
+    "instrument.pupil_position": "PWCPOS",
     "instrument.grating": "GRATING",
     "instrument.lamp_mode": "LAMPMODE",
     "observation.date": "DATE-OBS",
@@ -130,6 +131,8 @@ REF_FILE_KEYWORDS = {
     "emicorr": "R_MIREMI",
     "reset": "R_RESET",
     "rscd": "R_RSCD",
+    "flat": "R_FLAT",
+    "pastasoss": "R_PSTSOS",
 }
 
 KEYWORDS = {path: ("PRIMARY", kw) for path, kw in _PRIMARY.items()}
