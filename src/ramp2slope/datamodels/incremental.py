@@ -71,14 +71,17 @@ class _Extension:
         self.itemsize = self.disk.itemsize
         self.plane_bytes = math.prod(shape[1:]) * self.itemsize
         self.written = np.zeros(shape[0], dtype=bool)
-        self.buffer = None  # reused for the encoded bytes of each piece
 
-    def encode(self, array):
+    def encode(self, array, scratch):
+        """The stored bytes of ``array``, in ``scratch`` (a one-item list holding the writer's
+        buffer, enlarged when too small): one buffer for every extension of a writer, which
+        writes one piece at a time."""
         array = np.asarray(array, dtype=self.dtype)
         nbytes = array.size * self.itemsize
-        if self.buffer is None or self.buffer.size < nbytes:
-            self.buffer = np.empty(nbytes, dtype=np.uint8)
-        return encode(array, self.disk, self.sign_bit, self.buffer)
+        if scratch[0] is None or scratch[0].size < nbytes:
+            scratch[0] = None
+            scratch[0] = np.empty(nbytes, dtype=np.uint8)
+        return encode(array, self.disk, self.sign_bit, scratch[0])
 
 
 def can_defer(dtype):
@@ -95,6 +98,7 @@ class IncrementalWriter:
         if os.path.exists(path) and not overwrite:
             raise BadInputError(f"{path}: exists and overwrite is off")
         self.path = path
+        self._scratch = [None]   # the encoding buffer, shared by the extensions
         self.model = model
         model.stamp_for_save(path)
         shapes = {attr: tuple(int(n) for n in shape) for attr, shape in shapes.items()}
@@ -200,9 +204,9 @@ class IncrementalWriter:
             # one plane at a time keeps the encoded copy small
             step = math.prod(array.shape[1:]) * ext.itemsize
             for k in range(array.shape[0]):
-                self._pwrite(ext.encode(array[k]), offset + k * step)
+                self._pwrite(ext.encode(array[k], self._scratch), offset + k * step)
         else:
-            self._pwrite(ext.encode(array), offset)
+            self._pwrite(ext.encode(array, self._scratch), offset)
         ext.written[index] = True
 
     def write_all(self, attr, array):
@@ -217,7 +221,8 @@ class IncrementalWriter:
         row_bytes = array.shape[-1] * ext.itemsize
         step = max(1, _CHUNK_BYTES // max(row_bytes, 1))
         for start in range(0, rows.shape[0], step):
-            self._pwrite(ext.encode(rows[start:start + step]), ext.offset + start * row_bytes)
+            self._pwrite(ext.encode(rows[start:start + step], self._scratch),
+                        ext.offset + start * row_bytes)
         ext.written[:] = True
 
     def write_integration(self, index, model, exclude=()):
@@ -255,6 +260,7 @@ class IncrementalWriter:
         """Finish the file and give it its final name; returns the path."""
         if self._fd is None:
             raise Ramp2SlopeError(f"{self.path}: writer already closed")
+        self._scratch[0] = None
         missing = [f"{name}[{int(np.argmin(ext.written))}]" for name, ext in self._extensions.items()
                    if not ext.written.all()]
         if missing:
@@ -271,6 +277,7 @@ class IncrementalWriter:
 
     def abort(self):
         """Discard the temporary file (nothing appears under the final name)."""
+        self._scratch[0] = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

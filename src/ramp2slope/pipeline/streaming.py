@@ -37,6 +37,7 @@ from ..jump import twopoint
 from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
 from ..stpipe import ReferenceCache
 from ..runtime import jit_warmup, termination
+from ..runtime.malloc import release_free_memory
 from ..stpipe.naming import withdrawn_on_failure
 from .scratch import ScratchStore
 
@@ -180,6 +181,7 @@ def run_streamed(pipe, source, input_name, block_rows=None):
         shell, dnu_table = _stage_a(pipe, source, make_store, products)
         store = stores[0]
         cache.clear()
+        release_free_memory()   # the stage's references, freed: see runtime/malloc.py
         rows = block_rows or default_block_rows(store.shape)
         return _stage_b(pipe, shell, store, products, input_name, dnu_table, rows)
     except BaseException:
@@ -388,6 +390,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
         log.info("%s running", jump.name)
         t0 = time.perf_counter()
         shell = jump.process_in_blocks(shell, store, dnu_table, block_rows)
+        release_free_memory()   # the blocks
         _log_done(jump, time.perf_counter() - t0, shell)
         if jump.should_save():
             jump_writer = products.start(shell, jump.output_path(step_input), ramp_shapes)
@@ -476,14 +479,19 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
                 _write_ramp(writer, i, data, groupdq, zeroframe)
             products.finish(writer, pipe)
         return None
-    return _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf,
-                     (data, groupdq, zeroframe), fit_start)
+    # handed over in a list that _fit_pass empties: no reference stays in this frame, so the
+    # buffers and the fitter's arrays are freed before the rate is written (the run's peak)
+    handed = [fitter, data, groupdq, zeroframe]
+    del fitter, data, groupdq, zeroframe
+    return _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_start)
 
 
-def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers, fit_start):
-    """The ramp fit's second pass, the rateints/fitopt products, the rate and gain_scale."""
+def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_start):
+    """The ramp fit's second pass, the rateints/fitopt products, the rate and gain_scale.
+    ``handed``: [fitter, data, groupdq, zeroframe], emptied here."""
     nints, ngroups, ny, nx = store.shape
-    data, groupdq, zeroframe = buffers
+    fitter, data, groupdq, zeroframe = handed
+    handed.clear()
     ramp_fit, gain_scale = pipe.ramp_fit, pipe.gain_scale
     step_input = shell._path or shell.meta.filename
     plane, cube = (ny, nx), (nints, ny, nx)
@@ -560,11 +568,15 @@ def _fit_pass(pipe, shell, store, products, input_name, fitter, use_zf, buffers,
         _write_planes(scaled_writer, i, out)
         _write_planes(final_writer, i, out)
         write_time += time.perf_counter() - t0
+    # the integration buffers are freed before the rate is combined, scaled and written
+    del data, groupdq, zeroframe, out, opt_out
+    release_free_memory()
     result = fitter.finish()
     if likely and ramp_fit.save_opt:
         ramp_fit.save_chisq(shell, fitter.chisq)
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
         setattr(rate, name, getattr(result, name))
+    del fitter, result
     _log_done(ramp_fit, time.perf_counter() - fit_start - write_time, rate)
     log.info("%s: rateints planes written in %.2f s", pipe.name, write_time)
     if fitopt_writer is not None:
