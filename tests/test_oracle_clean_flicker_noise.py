@@ -239,6 +239,19 @@ def test_nirspec_choices_not_implemented_are_refused(tmp_path, option, message):
     assert "\n" not in str(err.value)
 
 
+def _both_complete_and_equal(ramp, refs, monkeypatch, tmp_path, **options):
+    """Both steps on ``ramp``, saving into tmp_path/theirs and tmp_path/ours: COMPLETE and the
+    same data; returns our model."""
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "ours").mkdir()
+    theirs = _theirs(ramp, refs, monkeypatch, output_dir=str(tmp_path / "theirs"), **options)
+    ours = _ours(ramp, refs, output_dir=str(tmp_path / "ours"), **options)
+    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
+        == "COMPLETE"
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    return ours
+
+
 def _without_assign_wcs(monkeypatch):
     """jwst assigns a WCS to its draft rate for median_image (the reference files it needs come
     from CRDS, absent offline); on imaging that only attaches the WCS, the data and DQ it leaves
@@ -274,13 +287,7 @@ def test_median_image_matches_jwst(sub160, monkeypatch, tmp_path, options):
     if options.get("apply_flat_field"):
         options["override_flat"] = _write_flat(refs["gain"], tmp_path / "flat.fits")
     _without_assign_wcs(monkeypatch)
-    (tmp_path / "theirs").mkdir()
-    (tmp_path / "ours").mkdir()
-    theirs = _theirs(ramp, refs, monkeypatch, output_dir=str(tmp_path / "theirs"), **options)
-    ours = _ours(ramp, refs, output_dir=str(tmp_path / "ours"), **options)
-    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
-        == "COMPLETE"
-    np.testing.assert_array_equal(ours.data, theirs.data)
+    ours = _both_complete_and_equal(ramp, refs, monkeypatch, tmp_path, **options)
     before = datamodels.open(ramp)
     assert np.abs(ours.data - before.data)[:, 0].max() > 0.1   # group 0 is cleaned too
     root = os.path.basename(ramp)[:-len("_ramp.fits")]
@@ -539,13 +546,7 @@ def test_soss_trace_mask_matches_jwst(tmp_path, monkeypatch, pwcpos, single_mask
     pastasoss = write_pastasoss(tmp_path / "pastasoss.asdf")
     options = dict(mask_science_regions=True, override_pastasoss=pastasoss, save_mask=True,
                    single_mask=single_mask)
-    (tmp_path / "theirs").mkdir()
-    (tmp_path / "ours").mkdir()
-    theirs = _theirs(ramp, refs, monkeypatch, output_dir=str(tmp_path / "theirs"), **options)
-    ours = _ours(ramp, refs, output_dir=str(tmp_path / "ours"), **options)
-    assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
-        == "COMPLETE"
-    np.testing.assert_array_equal(ours.data, theirs.data)
+    ours = _both_complete_and_equal(ramp, refs, monkeypatch, tmp_path, **options)
     name = os.path.basename(ramp).replace("_ramp.fits", "_mask.fits")
     with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
         np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
