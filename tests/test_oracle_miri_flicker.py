@@ -16,9 +16,9 @@ import jwst_oracle
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 
 CASES = {
-    # the full frame, one integration (processed whole), non-science regions masked
-    "full_mask": (dict(subarray="FULL", ngroups=6, nints=1, seed=31),
-                  {"mask_science_regions": True, "fit_by_channel": True}),
+    # one integration (processed whole), non-science regions masked, fit_by_channel dropped
+    "sub256_mask": (dict(subarray="SUB256", ngroups=6, nints=1, seed=31),
+                    {"mask_science_regions": True, "fit_by_channel": True}),
     # an imager subarray, three integrations (streamed), one mask per integration
     "sub256_mask_per_int": (dict(subarray="SUB256", ngroups=6, nints=3, seed=32),
                             {"mask_science_regions": True, "single_mask": False}),
@@ -30,8 +30,8 @@ ROOT = "jw01234001001_01101_00001_mirimage"
 
 def write_miri_flat(gain_path, path):
     """A full-frame MIRI imager FLAT: a smooth gradient, NON_SCIENCE over the coronagraph
-    corner (x < 360, y > 700, as the imager's Lyot and 4QPM fields lie), NaN and zero values
-    and NO_FLAT_FIELD pixels scattered."""
+    corner (x < 360, y > 700, as the imager's Lyot and 4QPM fields lie) and over a block that
+    the SUB256 window holds, NaN and zero values and NO_FLAT_FIELD pixels scattered."""
     with fits.open(gain_path) as gain:
         primary = gain[0].header.copy()
     primary["REFTYPE"] = primary["FILETYPE"] = "FLAT"
@@ -45,6 +45,7 @@ def write_miri_flat(gain_path, path):
     dq = np.zeros((ny, nx), np.uint32)
     from ramp2slope.datamodels import dqflags
     dq[700:, :360] |= dqflags.pixel["NON_SCIENCE"]
+    dq[100:140, 450:500] |= dqflags.pixel["NON_SCIENCE"]
     dq.flat[11::1499] |= dqflags.pixel["NO_FLAT_FIELD"]
     fits.HDUList([fits.PrimaryHDU(header=primary), fits.ImageHDU(flat, name="SCI"),
                   fits.ImageHDU(np.full_like(flat, 0.01), name="ERR"),
