@@ -19,9 +19,9 @@ CASES = {
     # RSCD's integration-2 rule, a jump statistics mode of its own), streamed one integration at
     # a time by ramp2slope
     "slitlessprism_50ints": dict(subarray="SLITLESSPRISM", ngroups=8, nints=50, seed=21),
-    # the imager full frame, 1 x 20 groups: refpix's reference columns, amplifiers and odd/even
+    # the imager full frame, 1 x 14 groups: refpix's reference columns, amplifiers and odd/even
     # rows; firstframe and shower flagging on
-    "full_1int": dict(subarray="FULL", ngroups=20, nints=1, seed=22, n_showers=4),
+    "full_1int": dict(subarray="FULL", ngroups=14, nints=1, seed=22, n_showers=4),
     # the EMI correction on (joint algorithm, fitted over the integrations in a first pass)
     "sub256_emicorr": dict(subarray="SUB256", ngroups=10, nints=3, seed=23),
 }
