@@ -68,9 +68,13 @@ MEDIAN_IMAGE_STAGE2 = {
 }
 
 
+def _exp_type(model):
+    return str(model.meta.exposure.type or "").upper()
+
+
 def _is_tso(model):
     """A time series as jwst tells one (TSOVISIT, or a time-series EXP_TYPE) of 2+ integrations."""
-    exp_type = str(model.meta.exposure.type or "").upper()
+    exp_type = _exp_type(model)
     tso = bool(model.meta.visit.tsovisit) or exp_type in (
         "MIR_LRS-SLITLESS", "NIS_SOSS", "NRC_TSGRISM", "NRC_TSIMAGE", "NRS_BRIGHTOBJ")
     return tso and (model.meta.exposure.nints or 0) >= 2
@@ -100,8 +104,7 @@ class CleanFlickerNoiseStep(Step):
 
     class_alias = "clean_flicker_noise"
     cal_step_name = "clean_flicker_noise"
-    # PASTASOSS (the NIRISS SOSS traces, for mask_science_regions on NIS_SOSS, which is refused
-    # here) is listed so that override_pastasoss is accepted as by jwst
+    # PASTASOSS: the NIRISS SOSS traces, looked up only for mask_science_regions on NIS_SOSS
     reference_file_types = ("flat", "pastasoss")
 
     @property
@@ -133,7 +136,7 @@ class CleanFlickerNoiseStep(Step):
 
     def _refuse(self, model):
         """One-line errors for what ramp2slope does not implement on this exposure."""
-        exp_type = str(model.meta.exposure.type or "").upper()
+        exp_type = _exp_type(model)
         if exp_type.startswith("NRS") and self.mask_science_regions:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions for NIRSpec needs its WCS "
                                   f"(assign_wcs, msaflagopen), which ramp2slope does not compute")
@@ -150,7 +153,7 @@ class CleanFlickerNoiseStep(Step):
     def _usable(self, model):
         """None if the step can run on ``model``; else the reason jwst would give up."""
         self._refuse(model)
-        exp_type = str(model.meta.exposure.type or "").upper()
+        exp_type = _exp_type(model)
         if exp_type.startswith("MIR") and exp_type != "MIR_IMAGE" and self.fit_method != "fft":
             # jwst cleans MIRI imaging only (spectra and coronagraphs are skipped)
             return f"EXP_TYPE {exp_type} is not supported"
@@ -165,7 +168,7 @@ class CleanFlickerNoiseStep(Step):
         for the scene mask to reuse, or None."""
         from .autoparam import AUTOPARAM_EXP_TYPES, image_parameters
 
-        exp_type = str(model.meta.exposure.type or "").upper()
+        exp_type = _exp_type(model)
         if exp_type not in AUTOPARAM_EXP_TYPES:
             log.warning("%s: Auto parameters are not available for exposure type %s", self.name,
                         exp_type)
@@ -261,7 +264,7 @@ class CleanFlickerNoiseStep(Step):
         otherwise."""
         from .soss_traces import read_pastasoss, soss_traces, trace_pixels
 
-        exp_type = str(model.meta.exposure.type or "").upper()
+        exp_type = _exp_type(model)
         if not (self.mask_science_regions and exp_type == "NIS_SOSS"):
             return None
         where = model._path or "input"
@@ -273,8 +276,9 @@ class CleanFlickerNoiseStep(Step):
         if path is None:
             raise Ramp2SlopeError(f"{self.name}: mask_science_regions on NIS_SOSS needs a "
                                   f"PASTASOSS reference (override_pastasoss)")
+        reference = read_pastasoss(path)      # its errors name the reference file
         try:
-            traces = soss_traces(read_pastasoss(path), float(pwcpos),
+            traces = soss_traces(reference, float(pwcpos),
                                  str(model.meta.subarray.name or "").upper())
         except Ramp2SlopeError as exc:
             raise type(exc)(f"{where}: {exc}") from None
@@ -286,7 +290,7 @@ class CleanFlickerNoiseStep(Step):
         """With ``mask_science_regions`` on MIRI imaging, the pixels DO_NOT_USE or NON_SCIENCE
         in the draft's DQ or the FLAT's (jwst runs a flat_field step on the draft for its DQ);
         None otherwise."""
-        exp_type = str(model.meta.exposure.type or "").upper()
+        exp_type = _exp_type(model)
         if not (self.mask_science_regions and exp_type == "MIR_IMAGE"):
             return None
         dq = np.asarray(draft.dq, dtype=np.uint32)

@@ -49,8 +49,6 @@ def read_pastasoss(path):
                         "extents": np.array(model["scale_extents"], dtype=np.float64),
                     } for model in tree["wavecal_models"]],
                 }
-    except ReferenceFileError:
-        raise
     except Exception as exc:   # noqa: BLE001 - whatever is missing or unreadable
         raise ReferenceFileError(f"{path}: not a usable PASTASOSS reference "
                                  f"({type(exc).__name__}: {exc})") from None
