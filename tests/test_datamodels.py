@@ -223,3 +223,47 @@ def test_file_names_fits_refuses_give_a_legal_filename(tmp_path, name):
     path = model.save(str(tmp_path / name))
     header = fits.getheader(path)
     assert header["FILENAME"] == name.replace("é", "?").replace("\n", "?")
+
+
+def test_read_times_live_in_the_asdf_tree(tmp_path):
+    # meta.exposure.read_times has no FITS keyword: saved in the ASDF extension, where
+    # stdatamodels (and so jwst's steps) read it, and carried by copies and products
+    sdm = pytest.importorskip("stdatamodels.jwst.datamodels")
+    times = [[0.28408], [0.5628], [0.84688], [1.1256]]
+    model = datamodels.RampModel(np.zeros((1, 4, 3, 5), np.float32))
+    assert model.meta.exposure.read_times is None
+    model.meta.exposure.read_times = times
+    path = str(tmp_path / "x_ramp.fits")
+    model.copy().save(path)
+    again = datamodels.open(path)
+    assert again.meta.exposure.read_times == times
+    with sdm.open(path) as theirs:
+        assert [list(t) for t in theirs.meta.exposure.read_times] == times
+    product = datamodels.ImageModel(np.zeros((3, 5), np.float32))
+    product.update(again)
+    assert product.meta.exposure.read_times == times
+    product.meta.exposure.read_times = None
+    product.save(str(tmp_path / "x_rate.fits"))
+    with sdm.open(str(tmp_path / "x_rate.fits")) as theirs:
+        assert not theirs.meta.exposure.read_times
+
+
+def test_a_removed_keyword_does_not_come_back_from_the_inputs_tree(tmp_path):
+    # stdatamodels reads the ASDF tree first and the FITS keywords over it: a keyword removed
+    # here (the stripe keywords after collation) must leave the tree too
+    sdm = pytest.importorskip("stdatamodels.jwst.datamodels")
+    theirs = sdm.RampModel(np.zeros((1, 2, 3, 5), np.float32))
+    theirs.meta.subarray.num_superstripe = 2
+    theirs.meta.subarray.multistripe_reads1 = 4
+    path = str(tmp_path / "in_ramp.fits")
+    theirs.save(path)
+    with fits.open(path) as hdul:
+        assert b"num_superstripe" in hdul["ASDF"].data["ASDF_METADATA"][0].tobytes()
+    ours = datamodels.open(path)
+    assert ours.meta.subarray.num_superstripe == 2
+    ours.meta.subarray.num_superstripe = None
+    out = str(tmp_path / "out_ramp.fits")
+    ours.save(out)
+    with sdm.open(out) as back:
+        assert not back.meta.subarray.num_superstripe
+        assert back.meta.subarray.multistripe_reads1 == 4

@@ -16,6 +16,7 @@ import pytest
 from astropy.io import fits
 
 from ramp2slope.datamodels import dqflags
+from ramp2slope.errors import Ramp2SlopeError
 from ramp2slope.ramp_fitting.likely_fit import fit_ramps_likely
 from test_ramp_fitting import assert_matches, make_exposure, stcal_dq_with_nan_flagged
 from test_streaming import _assert_same_products, _run
@@ -24,7 +25,7 @@ JUMP = dqflags.group["JUMP_DET"]
 DNU = dqflags.group["DO_NOT_USE"]
 
 
-def stcal_likely(exp, firstgroup=None, lastgroup=None):
+def stcal_likely(exp, firstgroup=None, lastgroup=None, read_times=None):
     pytest.importorskip("stcal")
     pytest.importorskip("stdatamodels")
     from stcal.ramp_fitting import likely_fit, ramp_fit_class
@@ -42,6 +43,9 @@ def stcal_likely(exp, firstgroup=None, lastgroup=None):
                 groupgap=exp["groupgap"], nframes=exp["nframes"],
                 drop_frames1=exp["drop_frames1"])
     rd.algorithm = "LIKELY"
+    if read_times is not None:
+        # stcal edits the first group's list in place when it splits off a ZEROFRAME
+        rd.read_pattern = [list(t) for t in read_times]
     rd.set_dqflags(jwst_dqflags.pixel)
     rd.start_row, rd.num_rows = 0, exp["data"].shape[2]
     image, ints, opt = likely_fit.likely_ramp_fit(rd, exp["readnoise"].copy(), exp["gain"].copy())
@@ -102,6 +106,41 @@ def test_likely_firstgroup_lastgroup_matches_stcal():
     exp = make_exposure(41, 2, 8)
     image, ints = stcal_likely(exp, firstgroup=1, lastgroup=6)
     compare(fit_ramps_likely(**exp, firstgroup=1, lastgroup=6), image, ints)
+
+
+# uneven reads: two per frame time at unequal spacing, as a collated superstripe ramp repeated
+# within a frame has them (nframes 1), and a pattern of several frames per group with gaps
+UNEVEN = {
+    "stripes-8g": (dict(nints=2, ngroups=8), [[0.284], [0.563], [0.847], [1.126], [1.410],
+                                              [1.688], [1.972], [2.251]]),
+    "frames-6g-zeroframe": (dict(nints=2, ngroups=6, nframes=2, zeroframe=True),
+                            [[1.0, 2.0], [3.5, 4.5], [5.0, 6.0], [9.0, 10.0], [10.5, 11.5],
+                             [16.0, 17.0]]),
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", UNEVEN)
+def test_likely_explicit_read_times_match_stcal(case):
+    kw, times = UNEVEN[case]
+    kw = dict(kw)
+    nints, ngroups = kw.pop("nints"), kw.pop("ngroups")
+    exp = make_exposure(77 + ngroups, nints, ngroups, **kw)
+    image, ints = stcal_likely(exp, read_times=times)
+    ours = fit_ramps_likely(**exp, read_times=times)
+    compare(ours, image, ints)
+    # the times matter: evenly spaced reads give other slopes
+    even = fit_ramps_likely(**exp)
+    finite = np.isfinite(ours.rate.data)
+    assert not np.allclose(even.rate.data[finite], ours.rate.data[finite], rtol=1e-3)
+
+
+def test_likely_read_times_must_fit_the_ramp():
+    exp = make_exposure(5, 1, 5)
+    with pytest.raises(Ramp2SlopeError, match="list 4 groups, the ramp has 5"):
+        fit_ramps_likely(**exp, read_times=[[1.0], [2.0], [3.0], [4.0]])
+    with pytest.raises(Ramp2SlopeError, match="not a finite number"):
+        fit_ramps_likely(**exp, read_times=[[1.0], [2.0], [np.nan], [4.0], [5.0]])
 
 
 def test_likely_finds_a_jump_and_is_thread_independent():

@@ -496,3 +496,158 @@ def test_simulated_dhs_rate_matches_jwst_and_the_truth(simulated_dhs):
         assert good.sum() > 100
         ratio = np.median(rate["SCI"].data[good] / rate_truth[good])
     assert abs(ratio - 1) < 0.01, ratio
+
+
+# -- superstripes whose stripes repeat within a frame ------------------------------------------
+# The collated ramp has NGROUPS x nrepeat groups read at uneven times: jwst records them in
+# meta.exposure.read_times (ASDF tree), linearity then skips its read-level form and ramp_fit is
+# forced to LIKELY with those times.
+
+@pytest.mark.parametrize("case", ["repeat4", "repeat2", "soss204", "no_repeat"])
+@pytest.mark.parametrize("nframes, groupgap, noutputs", [(1, 0, 1), (2, 1, 4), (3, 2, 1)])
+def test_stripe_read_times_match_jwst(case, nframes, groupgap, noutputs):
+    from ramp2slope.references.stripes import stripe_read_times
+
+    layouts = dict(LAYOUTS, repeat4={"repeat": 1, "reads1": 4, "reads2": 48, "skips2": 10,
+                                     "step": 60, "nstripe": 3},
+                   repeat2={"repeat": 1, "reads1": 4, "reads2": 100, "step": 100, "nstripe": 2})
+    model = _soss(**layouts[case])
+    exp = model.meta.exposure
+    exp.nframes, exp.groupgap, exp.noutputs = nframes, groupgap, noutputs
+    ours = stripe_read_times(_layout(model), nframes, groupgap, exp.ngroups, noutputs)
+    assert ours == stripe_utils.stripe_read_times(model)
+
+
+REPEATED = dict(nstripe=2, reads1=4, reads2=100, step=100, ngroups=4, nparent=2)
+
+
+@pytest.fixture(scope="module")
+def repeated_exposure(tmp_path_factory):
+    """NIS_SOSS superstripes, each read twice per frame (two 100-line blocks, each after its 4
+    reference lines); stripe 1's first block is the lines of both stripes' second block, so
+    those lines get a ramp of 2 x NGROUPS reads in the collated frame, the others half of one
+    (NaN in the rest, as jwst collates them). The signal of every read is the pixel's rate
+    times the read's time from jwst's timing, so the LIKELY slopes can be checked against it."""
+    from ramp2slope.references.stripes import stripe_read_times
+    from ramp2slope.refpix.orientation import detector_to_dms
+
+    base = tmp_path_factory.mktemp("repeated_stripes")
+    rng = np.random.default_rng(12)
+    refs = _full_frame_refs(base, rng)
+    nstripe, ngroups, nparent = REPEATED["nstripe"], REPEATED["ngroups"], REPEATED["nparent"]
+    nints = nparent * nstripe
+    model = helpers.make_rawramp("NIRISS", nints, ngroups, 256, 208, 1793, 2048,
+                                 num_superstripe=nstripe)
+    model.meta.instrument.detector = "NIS"
+    sub, exp = model.meta.subarray, model.meta.exposure
+    sub.name, sub.fastaxis, sub.slowaxis = "SUB204STRIPE_SOSS", -2, -1
+    sub.multistripe_reads1, sub.multistripe_reads2 = REPEATED["reads1"], REPEATED["reads2"]
+    sub.multistripe_skips1 = sub.multistripe_skips2 = 0
+    sub.num_superstripe, sub.superstripe_step = nstripe, REPEATED["step"]
+    sub.repeat_stripe = sub.interleave_reads1 = 1
+    exp.integration_start, exp.integration_end, exp.nints = 1, nints, nints
+    exp.frame_time = exp.group_time = 0.5628
+    exp.type, exp.readpatt = "NIS_SOSS", "NISRAPID"
+    exp.nframes, exp.groupgap, exp.noutputs = 1, 0, 1
+    model.int_times = helpers.int_times_table(nints)
+    layout = _layout(model)
+    ranges = superstripe_ranges(layout)
+    nrepeat = max(len(r[1]) for r in ranges)
+    times = [t[0] for t in stripe_read_times(layout, 1, 0, ngroups, 1)]
+    # detector orientation: (stripe integrations, groups, slow lines, fast pixels)
+    rate = rng.uniform(20.0, 900.0, (max(f[1] for r in ranges for f in r[0]), 256))
+    det = 1.2e4 + rng.normal(0.0, 8.0, (nints, ngroups, 208, 256))
+    for p in range(nparent):
+        for s, (full, sub_rows, _, _) in enumerate(ranges):
+            for r, ((f0, f1), (s0, s1)) in enumerate(zip(full, sub_rows)):
+                for g in range(ngroups):
+                    det[p * nstripe + s, g, s0:s1] += rate[f0:f1] * times[g * nrepeat + r]
+    # the four fast-axis reference pixels at the detector's edge see no light
+    det[..., :4] = 1.2e4 + rng.normal(0.0, 8.0, det[..., :4].shape)
+    model.data = detector_to_dms(det, -2, -1).astype(np.float32)
+    path = str(base / "repeated_uncal.fits")
+    model.save(path)
+
+    import jwst_oracle
+
+    skip = {name: {"skip": True} for name in ("linearity", "dark_current", "persistence",
+                                              "charge_migration", "clean_flicker_noise")}
+    folders = {who: base / who for who in ("theirs", "ours")}
+    jwst_oracle.run_official_detector1(path, refs, folders["theirs"], steps=skip,
+                                       save_steps=("refpix", "jump"))
+    jwst_oracle.run_ours_detector1(path, refs, folders["ours"], steps=skip,
+                                   save_steps=("refpix", "jump"))
+    return folders, rate, nrepeat, refs
+
+
+def test_repeated_superstripes_match_jwst(repeated_exposure):
+    from stdatamodels.jwst import datamodels as sdm
+
+    from ramp2slope.refpix.orientation import dms_to_detector
+
+    folders, rate_truth, nrepeat, refs = repeated_exposure
+    opened = {}
+    for suffix in ("refpix", "jump", "rateints", "rate"):
+        theirs = sdm.open(str(folders["theirs"] / f"repeated_{suffix}.fits"))
+        ours = sdm.open(str(folders["ours"] / f"repeated_{suffix}.fits"))
+        opened[suffix] = ours, theirs
+        if suffix in ("refpix", "jump"):
+            assert ours.data.shape == theirs.data.shape == (2, 4 * nrepeat, 256, 2048)
+            for name in ("data", "groupdq", "pixeldq"):
+                np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name),
+                                              err_msg=f"{suffix} {name}")
+            # the read times reach the saved ramps, where jwst's own steps find them
+            assert len(theirs.meta.exposure.read_times) == 4 * nrepeat
+            assert list(ours.meta.exposure.read_times) == list(theirs.meta.exposure.read_times)
+            continue
+        for name in ("data", "err", "var_poisson", "var_rnoise"):
+            np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name),
+                                          err_msg=f"{suffix} {name}")
+        # jwst keeps no read times on slope products
+        assert not ours.meta.exposure.read_times and not theirs.meta.exposure.read_times
+        # DQ: the same, but for ramp2slope's documented DO_NOT_USE on every NaN rate (the lines
+        # only one repeat covers: jwst leaves them unflagged)
+        nan = np.isnan(theirs.data)
+        assert 0 < np.count_nonzero(~nan) < nan.size
+        np.testing.assert_array_equal(ours.dq[~nan], theirs.dq[~nan], err_msg=f"{suffix} dq")
+        np.testing.assert_array_equal(ours.dq[nan], theirs.dq[nan] | 1, err_msg=f"{suffix} dq")
+    # the LIKELY slopes follow the injected rates on the lines every read covers
+    ours = opened["rate"][0]
+    rate = dms_to_detector(ours.data, -2, -1)[:rate_truth.shape[0]]
+    usable = np.isfinite(rate)
+    usable[:, :4] = False
+    assert usable.sum() > 20000
+    error = np.abs(rate[usable] - rate_truth[usable]) / rate_truth[usable]
+    assert np.median(error) < 0.02
+    # jwst's ramp_fit finds the read times in ramp2slope's saved jump product
+    from jwst.ramp_fitting import RampFitStep
+
+    theirs, _ = RampFitStep.call(str(folders["ours"] / "repeated_jump.fits"),
+                                 override_gain=refs["gain"], override_readnoise=refs["readnoise"])
+    np.testing.assert_array_equal(theirs.data, ours.data)
+
+
+def test_read_times_that_do_not_fit_the_collated_ramp_are_one_error(tmp_path):
+    # without repeated reference rows the layout reads 4 blocks per frame, but jwst's timing
+    # counts subframes of reads1 + reads2 lines (3): jwst fails inside its LIKELY fit
+    import jwst_oracle
+
+    from ramp2slope.errors import Ramp2SlopeError
+
+    refs = _full_frame_refs(tmp_path, np.random.default_rng(3))
+    model = _soss(**LAYOUTS["no_repeat"])
+    keep = 6
+    model.data = np.full((keep, 3, 256, 208), 1.2e4, np.float32)
+    model.int_times = model.int_times[:keep]
+    exp = model.meta.exposure
+    exp.nints = exp.integration_end = keep
+    exp.ngroups, exp.type, exp.readpatt = 3, "NIS_SOSS", "NISRAPID"
+    exp.group_time = exp.frame_time
+    path = str(tmp_path / "uneven_uncal.fits")
+    model.save(path)
+    skip = {name: {"skip": True} for name in ("linearity", "dark_current", "persistence",
+                                              "charge_migration", "clean_flicker_noise")}
+    with pytest.raises(Ramp2SlopeError, match=r"uneven_uncal.fits: ramp_fit: the exposure's read "
+                                              r"times .* list 9 groups, the ramp has 12"):
+        jwst_oracle.run_ours_detector1(path, refs, tmp_path / "ours", steps=skip, save_steps=())
+    assert not list((tmp_path / "ours").glob("*.fits"))

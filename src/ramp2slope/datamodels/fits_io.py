@@ -267,7 +267,7 @@ def trailing_hdus(model):
         if table is not None:
             hdus.append(table_hdu(table, model.table_extname(name), ver=1))
     hdus.extend(hdu.copy() for hdu in model._extra_hdus)
-    meta = model._asdf_meta.meta() if model._asdf_meta is not None else None
+    meta = model.tree_meta()
     records = asdf_records(meta, version=__version__)
     column = records.dtype.names[0]
     # one variable-free byte column with no TDIM, as the official writer lays it out

@@ -141,5 +141,11 @@ KEYWORDS.update({f"ref_file.{name}.name": ("PRIMARY", kw) for name, kw in REF_FI
 KEYWORDS["bunit_data"] = ("SCI", "BUNIT")
 KEYWORDS["bunit_err"] = ("ERR", "BUNIT")
 
+#: Metadata of the official tree that has no FITS keyword: it lives in a product's ASDF
+#: extension (``meta.exposure.read_times``: the explicit read times jwst gives a collated
+#: superstripe ramp whose stripes repeat within a frame).
+TREE_ONLY = {"exposure.read_times"}
+
 #: Every prefix of a mapped path, so that ``meta.exposure`` is a node and not a missing leaf.
-PREFIXES = {".".join(path.split(".")[:i]) for path in KEYWORDS for i in range(1, path.count(".") + 1)}
+PREFIXES = {".".join(path.split(".")[:i]) for path in (*KEYWORDS, *TREE_ONLY)
+            for i in range(1, path.count(".") + 1)}

@@ -129,6 +129,7 @@ class RampSource:
         model._tables.update(template._tables)
         model._extra_hdus[:] = template._extra_hdus
         model._asdf_meta = template._asdf_meta
+        model._tree = dict(template._tree)
         for attr, value in template._arrays.items():
             if attr != "data":
                 model._arrays[attr] = value.copy()

@@ -2,10 +2,12 @@
 
 The headers are the single source of truth: ``meta.exposure.ngroups`` reads NGROUPS from the
 primary header and assigning it writes the keyword back, so what is saved is always what the
-code saw. Attributes with no FITS keyword can still be set (they live on the node for the life of
-the model, as in the official models, but are not written to files).
+code saw. The few official attributes with no FITS keyword (``TREE_ONLY``) are kept by the model
+and written to, and read from, the ASDF extension's tree. Other attributes with no FITS keyword
+can still be set (they live on the node for the life of the model, as in the official models,
+but are not written to files).
 """
-from .keywords import KEYWORDS, PREFIXES
+from .keywords import KEYWORDS, PREFIXES, TREE_ONLY
 
 
 def _plain(value):
@@ -38,6 +40,8 @@ class MetaNode:
             hdu, keyword = KEYWORDS[full]
             header = self._model._headers.get(hdu)
             return None if header is None else _plain(header.get(keyword))
+        if full in TREE_ONLY:
+            return self._model._tree_value(full)
         if name in self._extra:
             return self._extra[name]
         if full in PREFIXES:
@@ -57,8 +61,13 @@ class MetaNode:
             header = self._model._header(hdu)
             if value is None:
                 header.remove(keyword, ignore_missing=True)
+                # and from the ASDF tree the product carries on, which readers take first
+                self._model._tree[full] = None
             else:
                 header[keyword] = _plain(value)
+                self._model._tree.pop(full, None)
+        elif full in TREE_ONLY:
+            self._model._tree[full] = value
         else:
             self._extra[name] = value
 

@@ -45,6 +45,17 @@ def placeholder(shape, dtype=np.float32):
     return np.broadcast_to(np.zeros((), dtype=dtype), tuple(shape))
 
 
+def _plain_tree(value):
+    """A value for the YAML tree: numpy arrays and scalars as plain lists and numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain_tree(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _zeros_like_data_2d(dtype):
     return lambda model: np.zeros(model.data.shape[-2:], dtype=dtype)
 
@@ -73,6 +84,8 @@ class DataModel:
         self._path = None
         # the input's ASDF metadata tree (see :mod:`.asdf_tree`), carried into products
         self._asdf_meta = None
+        # values set on tree-only attributes (keywords.TREE_ONLY), over the input's tree
+        self._tree = {}
         if isinstance(init, DataModel):
             self.update(init)
             for spec in self.arrays:
@@ -213,8 +226,45 @@ class DataModel:
         if sci is not None and self._spec_by_extname("SCI") is not None:
             self._headers["SCI"] = sci.copy()
         self._asdf_meta = getattr(other, "_asdf_meta", None)
+        self._tree = _copy.deepcopy(getattr(other, "_tree", {}))
         self.meta.model_type = self.model_type
         return self
+
+    def _tree_value(self, path):
+        """A tree-only attribute (keywords.TREE_ONLY): as set on this model, else as the input's
+        ASDF tree has it, else None."""
+        if path in self._tree:
+            return self._tree[path]
+        node = self._asdf_meta.meta() if self._asdf_meta is not None else None
+        for part in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+        return node
+
+    def tree_meta(self):
+        """The metadata tree this model's ASDF extension holds: the input's, with the tree-only
+        attributes set on this model written over it, and without what was set to None here
+        (a keyword removed from the headers must not come back from the tree)."""
+        meta = self._asdf_meta.meta() if self._asdf_meta is not None else None
+        if not self._tree:
+            return meta
+        meta = _copy.deepcopy(meta) if meta else {}
+        for path, value in self._tree.items():
+            *parents, leaf = path.split(".")
+            node = meta
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    if value is None:
+                        break
+                    node[part] = {}
+                node = node[part]
+            else:
+                if value is None:
+                    node.pop(leaf, None)
+                else:
+                    node[leaf] = _plain_tree(value)
+        return meta
 
     @classmethod
     def _spec_by_extname(cls, extname):
@@ -230,6 +280,7 @@ class DataModel:
         object.__setattr__(new, "meta", MetaNode(new))
         new._path = self._path
         new._asdf_meta = self._asdf_meta   # read-only once read: shared, not copied
+        new._tree = _copy.deepcopy(self._tree)
         for name, value in self.meta._extra.items():
             if not isinstance(value, MetaNode):
                 new.meta._extra[name] = _copy.deepcopy(value)
@@ -244,6 +295,7 @@ class DataModel:
         object.__setattr__(new, "_tables", dict(self._tables))
         object.__setattr__(new, "meta", MetaNode(new))
         new.meta._extra.update({k: v for k, v in self.meta._extra.items() if not isinstance(v, MetaNode)})
+        new._tree = dict(self._tree)
         return new
 
     def close(self):

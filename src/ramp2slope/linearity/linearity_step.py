@@ -26,7 +26,8 @@ class LinearityStep(Step):
         zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
         read_level = correct_linearity(
             model.data, model.groupdq, model.pixeldq, lin.coeffs, lin.dq, zeroframe=zeroframe,
-            inv_coeffs=lin.inv_coeffs, nframes=model.meta.exposure.nframes or 1)
+            inv_coeffs=lin.inv_coeffs, nframes=model.meta.exposure.nframes or 1,
+            has_read_times=bool(model.meta.exposure.read_times))
         if read_level:
             log.info("%s: read-level correction (NFRAMES=%s, INV_COEFFS present)", self.name,
                      model.meta.exposure.nframes)

@@ -348,6 +348,7 @@ def _shell(first, shape):
     shell._tables.update(first._tables)
     shell._extra_hdus[:] = first._extra_hdus
     shell._asdf_meta = first._asdf_meta
+    shell._tree = dict(first._tree)
     shell._path = first._path
     for attr, value in first._arrays.items():
         if value is not None and value.ndim == 2:

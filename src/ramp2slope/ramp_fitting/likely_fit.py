@@ -9,8 +9,8 @@ difference was dropped get JUMP_DET. The rate combines the integrations with wei
 recomputed from their median rate (two passes), as stcal does.
 
 ``fit_ramps_likely(data, groupdq, pixeldq, gain, readnoise, *, nframes, frame_time, groupgap=0,
-zeroframe=None, average_dark_current=None, firstgroup=None, lastgroup=None, threads=None)
--> LikelyResult`` takes the arrays ``ols_fit.fit_ramps`` takes and returns ``rate`` and
+zeroframe=None, average_dark_current=None, firstgroup=None, lastgroup=None, threads=None,
+read_times=None) -> LikelyResult`` takes the arrays ``ols_fit.fit_ramps`` takes and returns ``rate`` and
 ``rateints`` ``ImageProduct``s plus ``chisq`` (2-D) and ``chisq_ints`` (3-D), float32.
 Needs at least ``MIN_NGROUPS`` groups (RampFitStep falls back to OLS_C below that, as jwst
 does). Where they differ from OLS_C, products follow stcal's LIKELY:
@@ -19,7 +19,10 @@ does). Where they differ from OLS_C, products follow stcal's LIKELY:
   differences they belong to; there is no one-group suppression and no all-saturated skip;
 * rateints ERR is the fit's own uncertainty; the rate's ERR is sqrt(VAR_POISSON +
   VAR_RNOISE) of the combination;
-* a ZEROFRAME array, when present and NFRAMES >= 2, becomes a resultant of its own.
+* a ZEROFRAME array, when present and NFRAMES >= 2, becomes a resultant of its own;
+* the frames are read evenly, ``frame_time`` apart with GROUPGAP frames dropped between groups,
+  unless ``read_times`` gives every group's frame times (``meta.exposure.read_times``: jwst's
+  collated superstripes that repeat within a frame).
 
 As in the OLS_C path, every NaN rate also gets DO_NOT_USE (``ImageProduct.flag_nan_do_not_use``).
 
@@ -58,11 +61,26 @@ class LikelyResult:
     chisq_ints: np.ndarray
 
 
-def read_times(nframes, groupgap, frame_time, ngroups):
+def even_read_times(nframes, groupgap, frame_time, ngroups):
     """Times of every frame of every group, evenly spaced (each a float64 array)."""
     per_group = nframes + groupgap
     frames = np.arange(1, nframes + 1)
     return [(frames + k * per_group) * frame_time for k in range(ngroups)]
+
+
+def explicit_read_times(read_times, ngroups):
+    """The exposure's own read times (``meta.exposure.read_times``: one list of frame times per
+    group, as jwst records them for superstripes repeated within a frame), checked against the
+    ramp; each group's times as a float64 array."""
+    times = [np.atleast_1d(np.asarray(group, dtype=np.float64)) for group in read_times]
+    if len(times) != ngroups:
+        raise Ramp2SlopeError(
+            f"the exposure's read times (meta.exposure.read_times) list {len(times)} groups, "
+            f"the ramp has {ngroups}")
+    if any(t.size == 0 or not np.isfinite(t).all() for t in times):
+        raise Ramp2SlopeError("the exposure's read times (meta.exposure.read_times) hold an "
+                              "empty group or a value that is not a finite number")
+    return times
 
 
 def covariance_terms(times):
@@ -131,7 +149,7 @@ class LikelyRampFitter:
 
     def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, frame_time, groupgap=0,
                  average_dark_current=None, firstgroup=None, lastgroup=None,
-                 has_zeroframe=False, storage=None, **_ignored):
+                 has_zeroframe=False, storage=None, read_times=None, **_ignored):
         if len(shape) != 4:
             raise Ramp2SlopeError(f"ramp fitting needs a 4-D ramp, got shape {tuple(shape)}")
         nints, ngroups, ny, nx = (int(v) for v in shape)
@@ -148,9 +166,12 @@ class LikelyRampFitter:
         if self.nframes < 1:
             raise Ramp2SlopeError(f"NFRAMES must be at least 1, got {self.nframes}")
         self.first, self.last = group_range(ngroups, firstgroup, lastgroup)
-        times = read_times(self.nframes, int(groupgap or 0), frame_time, ngroups)
+        if read_times:
+            times = explicit_read_times(read_times, ngroups)
+        else:
+            times = even_read_times(self.nframes, int(groupgap or 0), frame_time, ngroups)
         # A ZEROFRAME is its group's first frame: it becomes a resultant of its own.
-        self.use_zf = bool(has_zeroframe) and self.nframes >= 2
+        self.use_zf = bool(has_zeroframe) and len(times[0]) >= 2
         if self.use_zf:
             times = [times[0][:1], times[0][1:]] + times[1:]
         self.delta_t, self.cov, self.two_ok = covariance_terms(times)
@@ -261,7 +282,7 @@ class LikelyRampFitter:
 
 def fit_ramps_likely(data, groupdq, pixeldq, gain, readnoise, *, nframes, frame_time,
                      groupgap=0, zeroframe=None, average_dark_current=None, firstgroup=None,
-                     lastgroup=None, threads=None, **_ignored):
+                     lastgroup=None, threads=None, read_times=None, **_ignored):
     """Fit every ramp of an exposure with LIKELY; see the module docstring."""
     if np.ndim(data) != 4 or np.shape(groupdq) != np.shape(data):
         raise Ramp2SlopeError(
@@ -280,7 +301,7 @@ def fit_ramps_likely(data, groupdq, pixeldq, gain, readnoise, *, nframes, frame_
             (nints, ngroups, ny, nx), gain, readnoise, pixeldq, nframes=nframes,
             frame_time=frame_time, groupgap=groupgap,
             average_dark_current=average_dark_current, firstgroup=firstgroup,
-            lastgroup=lastgroup, has_zeroframe=zeroframe is not None)
+            lastgroup=lastgroup, has_zeroframe=zeroframe is not None, read_times=read_times)
         rateints = ImageProduct.empty((nints, ny, nx))
         chisq_ints = np.zeros((nints, ny, nx), np.float32)
         for i in range(nints):

@@ -4,6 +4,7 @@ import logging
 import numpy as np
 
 from .. import datamodels
+from ..errors import Ramp2SlopeError
 from ..datamodels.models import rate_model_class
 from ..references import load_gain, load_readnoise
 from ..stpipe import Step
@@ -40,7 +41,8 @@ class RampFitStep(Step):
             result = fit_ramps_likely(
                 model.data, model.groupdq, model.pixeldq, gain.data, readnoise.data,
                 zeroframe=model.zeroframe if self.uses_zeroframe(model, model.has("zeroframe"))
-                else None, **self._fit_parameters(model))
+                else None, read_times=model.meta.exposure.read_times or None,
+                **self._fit_parameters(model))
             if self.save_opt:
                 self.save_chisq(model, result.chisq)
             return self.products(model, result.rate, result.rateints)
@@ -71,7 +73,9 @@ class RampFitStep(Step):
         if self.likely(model):
             return LikelyRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                                     has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
-                                    storage=storage, **self._fit_parameters(model))
+                                    storage=storage,
+                                    read_times=model.meta.exposure.read_times or None,
+                                    **self._fit_parameters(model))
         dnu_groups = None
         if dnu_table is not None:
             dnu_groups = np.asarray(dnu_table, bool).all(axis=0)
@@ -91,12 +95,29 @@ class RampFitStep(Step):
         return bool(model.meta.exposure.zero_frame and has_zeroframe)
 
     def likely(self, model):
-        """Whether LIKELY fits ``model``: asked for, and at least MIN_NGROUPS groups (jwst
-        falls back to OLS_C below that)."""
-        return str(self.algorithm).upper() == "LIKELY" and model.shape[1] >= MIN_NGROUPS
+        """Whether LIKELY fits ``model``: asked for, or forced by explicit read times, and at
+        least MIN_NGROUPS groups (jwst falls back to OLS_C below that)."""
+        return self._asks_likely(model) and model.shape[1] >= MIN_NGROUPS
+
+    def _asks_likely(self, model):
+        return str(self.algorithm).upper() == "LIKELY" or bool(model.meta.exposure.read_times)
 
     def _prepare(self, model):
-        if str(self.algorithm).upper() == "LIKELY" and not self.likely(model):
+        read_times = model.meta.exposure.read_times
+        if read_times and len(read_times) != model.shape[1]:
+            # jwst 3.0.0 fails inside its fit here (its timing of a superstripe layout without
+            # repeated reference rows counts other reads than its collation)
+            raise Ramp2SlopeError(
+                f"{model._path or 'input'}: ramp_fit: the exposure's read times "
+                f"(meta.exposure.read_times) list {len(read_times)} groups, the ramp has "
+                f"{model.shape[1]}")
+        if read_times and str(self.algorithm).upper() != "LIKELY":
+            # as jwst: unevenly spaced groups (superstripes repeated within a frame) need the
+            # fit that takes every read's time
+            log.warning("%s: the exposure has explicit, uneven read times; using LIKELY instead "
+                        "of %s", self.name, self.algorithm)
+            self.algorithm = "LIKELY"
+        if self._asks_likely(model) and not self.likely(model):
             log.info("%s: LIKELY needs at least %d groups, got %d; using OLS_C", self.name,
                      MIN_NGROUPS, model.shape[1])
         group_range(model.shape[1], self.firstgroup, self.lastgroup, warn=True)
@@ -139,6 +160,8 @@ class RampFitStep(Step):
         out = cls(data=product.data, dq=product.dq, err=product.err,
                   var_poisson=product.var_poisson, var_rnoise=product.var_rnoise)
         out.update(model)
+        # the read times belong to the ramp: jwst's slope products do not carry them
+        out.meta.exposure.read_times = None
         out.meta.bunit_data = "DN/s"
         out.meta.bunit_err = "DN/s"
         self.record_status(out, "COMPLETE")

@@ -19,7 +19,7 @@ from ..errors import Ramp2SlopeError
 from ..refpix.orientation import detector_to_dms, dms_to_detector
 
 __all__ = ["StripeLayout", "superstripe_ranges", "substripe_ranges", "stripe_reference",
-           "collate_superstripes", "stripe_int_times", "PARENT_FRAME"]
+           "collate_superstripes", "stripe_int_times", "stripe_read_times", "PARENT_FRAME"]
 
 FULL_SIZE = 2048
 
@@ -244,6 +244,53 @@ def collate_superstripes(layout, data, groupdq=None, pixeldq=None, zeroframe=Non
     back = lambda a: None if a is None else np.ascontiguousarray(  # noqa: E731
         detector_to_dms(a, layout.fastaxis, layout.slowaxis))
     return back(new_data), back(new_gdq), back(new_pdq), back(new_zf), sci_start, nrepeat
+
+
+def _frame_seconds(columns, rows, outputs, row_pad, extra_rows, extra_clocks):
+    """Seconds to clock out ``rows`` lines of ``columns`` pixels over ``outputs`` amplifiers
+    (10 us per pixel), with the end-of-row pad and the extra rows and clocks of a reset."""
+    return ((columns / outputs + row_pad) * (rows + extra_rows) + extra_clocks) * 10.0e-6
+
+
+def stripe_read_times(layout, nframes, groupgap, ngroups, noutputs):
+    """The time of every read of a collated superstripe ramp whose stripes repeat within a frame:
+    a list of ``ngroups * nrepeat`` lists of ``nframes`` seconds, as jwst records them in
+    ``meta.exposure.read_times`` (and as its ramp fit then uses them).
+
+    Within a frame the head reads ``reads1 + reads2`` lines (a "subframe") again and again; the
+    first subframe of a frame follows the reset of the subframe's lines, the others follow the
+    previous subframe. Each frame averaged into a group adds one read a frame time later, and a
+    group is followed by its other frames and the dropped ones. ``layout`` is the exposure's
+    (uncollated) :class:`StripeLayout`; the other arguments are its NFRAMES, GROUPGAP, NGROUPS
+    and NOUTPUTS.
+    """
+    nframes, groupgap, ngroups = int(nframes or 1), int(groupgap or 0), int(ngroups)
+    outputs = int(noutputs or 1)
+    if abs(layout.slowaxis) == 1:
+        rows, columns = layout.xsize, layout.ysize
+    else:
+        rows, columns = layout.ysize, layout.xsize
+    subframe_rows = layout.reads1 + layout.reads2
+    # the detector's clocking overheads: four outputs (full frame and stripe readouts) add one
+    # line and one clock to a reset; one output adds two lines for 9+ columns, three for fewer
+    if outputs == 4:
+        extra_rows, extra_clocks = 1, 1
+    else:
+        extra_rows, extra_clocks = (2 if outputs == 1 and columns >= 9 else 3), 0
+    frame = _frame_seconds(columns, rows, outputs, 12, extra_rows, extra_clocks)
+    if subframe_rows > 0:
+        reset = _frame_seconds(columns, subframe_rows, outputs, 12, extra_rows, extra_clocks)
+        subframe = _frame_seconds(columns, subframe_rows, outputs, 12, 0, 0)
+        steps = [reset] + [subframe] * (rows // subframe_rows - 1)
+    else:
+        steps = [frame]
+    times, elapsed = [], 0
+    for _ in range(ngroups):
+        for step in steps:
+            times.append([elapsed + step + k * frame for k in range(nframes)])
+            elapsed += step
+        elapsed += frame * (nframes - 1 + groupgap)
+    return times
 
 
 def stripe_int_times(int_times, nstripe, integration_start=1):

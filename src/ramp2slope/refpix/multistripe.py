@@ -12,8 +12,8 @@ import logging
 import numpy as np
 
 from ..datamodels import RampModel, dqflags
-from ..errors import Ramp2SlopeError
-from ..references.stripes import StripeLayout, collate_superstripes, stripe_int_times
+from ..references.stripes import (StripeLayout, collate_superstripes, stripe_int_times,
+                                  stripe_read_times)
 from .clipping import sigma_clipped_mean
 from .orientation import dms_to_detector
 
@@ -89,16 +89,18 @@ def collate_model(model):
     ``collate_superstripes``): integrations of the parent frame, INT_TIMES per parent
     integration and INT_TIMES_STRIPE per stripe, the stripe keywords removed."""
     layout = StripeLayout.from_model(model)
-    where = model._path or "input"
     zero = bool(model.meta.exposure.zero_frame)
     data, gdq, pdq, zf, slow_start, nrepeat = collate_superstripes(
         layout, model.data, model._arrays.get("groupdq"), model._arrays.get("pixeldq"),
         model._arrays.get("zeroframe") if zero else None)
-    if nrepeat > 1:
-        raise Ramp2SlopeError(f"{where}: refpix: superstripes that repeat within a frame ({nrepeat} "
-                              f"reads per group) need per-read times, which are not supported")
     out = RampModel()
     out.update(model)
+    if nrepeat > 1:
+        # each group now holds nrepeat reads at uneven times: jwst records them, and the ramp
+        # fit (LIKELY, forced) uses them
+        exp = model.meta.exposure
+        out.meta.exposure.read_times = stripe_read_times(
+            layout, exp.nframes, exp.groupgap, exp.ngroups, exp.noutputs)
     out.data, out.groupdq, out.pixeldq = data, gdq, pdq
     if zf is not None:
         out.zeroframe = zf
