@@ -15,7 +15,7 @@ import jwst_oracle
 STEPS = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump")
 
 CASES = {
-    "nrs1_2ints": dict(detector="NRS1", ngroups=4, nints=2, seed=41),
+    "nrs1_2ints": dict(detector="NRS1", ngroups=3, nints=2, seed=41),
     "nrs2": dict(detector="NRS2", ngroups=3, nints=1, seed=42),
 }
 
@@ -52,7 +52,7 @@ def test_simulated_layout(nrs1_sim):
     sim = nrs1_sim
     with fits.open(sim.uncal) as hdul:
         header, sci = hdul[0].header, hdul["SCI"].data
-        assert sci.shape == (2, 4, 3200, 2048) and sci.dtype == np.uint16
+        assert sci.shape == (2, 3, 3200, 2048) and sci.dtype == np.uint16
         assert header["READPATT"] == "NRSIRS2RAPID" and header["SUBSIZE2"] == 2048
         assert (header["NRS_NORM"], header["NRS_REF"]) == (16, 4)
         assert "ZEROFRAME" not in hdul

@@ -206,3 +206,48 @@ def test_matches_jwst_do_correction(nframes):
     np.testing.assert_array_equal(result.data, data)
     np.testing.assert_array_equal(result.pixeldq, pdq)
     np.testing.assert_array_equal(result.zeroframe, zf)
+
+
+@pytest.mark.oracle
+def test_step_with_read_times_skips_the_read_level_form_as_jwst(tmp_path):
+    # explicit read times (a collated superstripe ramp): the averaged-frames pattern no longer
+    # applies, so the INV_COEFFS are not used, in jwst's step and in ours
+    pytest.importorskip("jwst")
+    import jwst_oracle
+
+    jwst_oracle.configure_offline_crds()
+    from stdatamodels.jwst import datamodels as dm
+    from jwst.linearity import LinearityStep as TheirLinearity
+
+    from ramp2slope import datamodels
+    from ramp2slope.linearity import LinearityStep
+
+    data, gdq, pdq, coeffs, lin_dq, inv, _ = _random_case(47, nints=1, ngroups=5)
+    ny, nx = data.shape[-2:]
+
+    def meta(model):
+        model.meta.instrument.name, model.meta.instrument.detector = "NIRCAM", "NRCA1"
+        model.meta.subarray.name = "FULL"
+        model.meta.subarray.xstart = model.meta.subarray.ystart = 1
+        model.meta.subarray.xsize, model.meta.subarray.ysize = nx, ny
+        return model
+
+    ramp = meta(dm.RampModel(data=data, groupdq=gdq, pixeldq=pdq))
+    ramp.meta.exposure.nframes, ramp.meta.exposure.ngroups = 4, data.shape[1]
+    ramp.meta.exposure.read_times = [[4.0 * g + k for k in range(1, 5)] for g in range(5)]
+    ramp_path = str(tmp_path / "x_ramp.fits")
+    ramp.save(ramp_path)
+    lin = meta(dm.LinearityModel(coeffs=coeffs, dq=lin_dq, inv_coeffs=inv))
+    lin.meta.reftype, lin.meta.author, lin.meta.pedigree = "LINEARITY", "test", "GROUND"
+    lin.meta.description, lin.meta.useafter = "test", "2020-01-01T00:00:00"
+    lin_path = str(tmp_path / "linearity.fits")
+    lin.save(lin_path)
+
+    theirs = TheirLinearity.call(ramp_path, override_linearity=lin_path)
+    ours = LinearityStep(override_linearity=lin_path).run(datamodels.open(ramp_path))
+    np.testing.assert_array_equal(ours.data, theirs.data)
+    np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)
+    # and that is the group-level correction
+    group_level = data.copy()
+    correct_linearity(group_level, gdq.copy(), pdq.copy(), coeffs, lin_dq, nframes=4)
+    np.testing.assert_array_equal(ours.data, group_level)
