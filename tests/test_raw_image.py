@@ -70,6 +70,27 @@ def test_chunked_reads(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got, data.astype(np.float32))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_reads_in_threads_give_the_same_values(tmp_path, monkeypatch, threads):
+    # with numba loaded, large reads are decoded by as many threads as the kernels use
+    import numba
+
+    from ramp2slope.datamodels import raw_image
+
+    monkeypatch.setattr(raw_image, "_CHUNK_BYTES", 640)   # several pieces per plane
+    monkeypatch.setattr(raw_image, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+    assert raw_image._decode_threads() == threads
+    data = RNG.integers(0, 65536, (3, 4, 37, 29)).astype(np.uint16)
+    path = _write(tmp_path, data)
+    with fits.open(path) as hdul:
+        layout = ImageLayout(path, hdul["SCI"])
+        np.testing.assert_array_equal(layout.read(np.float32), data.astype(np.float32))
+        np.testing.assert_array_equal(layout.read(np.float32, (2,), rows=slice(3, 30),
+                                                  cols=slice(5, 21)),
+                                      data[2, :, 3:30, 5:21].astype(np.float32))
+
+
 def test_truncated_file(tmp_path):
     path = _write(tmp_path, RNG.integers(0, 65536, (4, 50, 60)).astype(np.uint16))
     with fits.open(path) as hdul:

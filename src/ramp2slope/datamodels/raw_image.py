@@ -19,6 +19,7 @@ import math
 import mmap
 import numbers
 import os
+import sys
 
 import numpy as np
 from astropy.io import fits
@@ -28,8 +29,22 @@ from ..errors import BadInputError
 _BIG_ENDIAN = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 _WARNED_BSCALE = set()   # (path, extension) already warned of a zero BSCALE
 _CHUNK_BYTES = 32 << 20  # bytes mapped at a time
+# Reads this large are decoded in threads (as many as the numba kernels use).
+_PARALLEL_BYTES = 16 << 20
 # Populating the mapping in one call is much cheaper than one page fault per 4 kB page.
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _decode_threads():
+    """The pipeline's thread count (numba's, which ``--threads`` sets) once numba is loaded;
+    1 for the data models used on their own."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return 1
+    try:
+        return int(numba.get_num_threads())
+    except (AttributeError, RuntimeError, ValueError):
+        return 1
 
 
 class ImageLayout:
@@ -127,12 +142,25 @@ class ImageLayout:
             size = os.fstat(handle.fileno()).st_size
             if self.offset + self.nbytes > size:
                 raise self._truncated(size)
-            for j, k in enumerate(indices):
-                base = self.offset + (k * ny + y0) * row_bytes
-                for r in range(0, nrows, chunk_rows):
-                    n = min(chunk_rows, nrows - r)
-                    self._read_rows(handle, base + r * row_bytes, n, row_bytes, x0,
-                                    planes_out[j, r:r + n])
+            pieces = [(self.offset + (k * ny + y0 + r) * row_bytes, min(chunk_rows, nrows - r),
+                       planes_out[j, r:r + min(chunk_rows, nrows - r)])
+                      for j, k in enumerate(indices) for r in range(0, nrows, chunk_rows)]
+
+            def decode(piece):
+                start, n, target = piece
+                self._read_rows(handle, start, n, row_bytes, x0, target)
+
+            workers = min(_decode_threads(), len(pieces))
+            if workers > 1 and out.nbytes >= _PARALLEL_BYTES:
+                # mapping the pages, decoding and first touching the output release the GIL
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    for _ in pool.map(decode, pieces):
+                        pass
+            else:
+                for piece in pieces:
+                    decode(piece)
         return out
 
     def _read_rows(self, handle, start, nrows, row_bytes, x0, out):
