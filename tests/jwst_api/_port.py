@@ -79,6 +79,10 @@ _REWRITES = [
     (re.compile(r"(?<![\w.])jwst\.datamodels\b"), "ramp2slope.datamodels"),
     # jwst's test helpers: ported as well
     (re.compile(rf"(?<![\w.])jwst\.((?:{_PACKAGES}|lib)\.tests)\b"), PREFIX + r".\1"),
+    # the few jwst.lib functions detector1 users call: ramp2slope.lib has them
+    (re.compile(r"(?<![\w.])jwst\.lib\.(reffile_utils|stripe_utils)\b"), r"ramp2slope.lib.\1"),
+    (re.compile(r"\bfrom\s+jwst\.lib\s+import\s+(reffile_utils|stripe_utils)\b"),
+     r"from ramp2slope.lib import \1"),
     # the steps and the pipeline (module paths, logger names, monkeypatch targets)
     (re.compile(rf"(?<![\w.])jwst\.({_PACKAGES})\b"), r"ramp2slope.\1"),
 ]

@@ -16,8 +16,12 @@ from ._port import Unported, UnportedAPI, port_import, rewrite
     ("from jwst.lib.tests.helpers import make_superstripe_model",
      "from _jwst_ported.lib.tests.helpers import make_superstripe_model"),
     ('log_watcher("jwst.ramp_fitting.ramp_fit_step")', 'log_watcher("ramp2slope.ramp_fitting.ramp_fit_step")'),
+    # the jwst.lib functions ramp2slope.lib provides
+    ("from jwst.lib import reffile_utils", "from ramp2slope.lib import reffile_utils"),
+    ("from jwst.lib.stripe_utils import collate_superstripes",
+     "from ramp2slope.lib.stripe_utils import collate_superstripes"),
     # what is not the API under test stays jwst's (or stcal's, stdatamodels')
-    ("from jwst.lib import reffile_utils", "from jwst.lib import reffile_utils"),
+    ("from jwst.lib import pipe_utils", "from jwst.lib import pipe_utils"),
     ("from stcal.ramp_fitting.ramp_fit import ramp_fit", "from stcal.ramp_fitting.ramp_fit import ramp_fit"),
     ("from stdatamodels.validate import ValidationWarning", "from stdatamodels.validate import ValidationWarning"),
 ])

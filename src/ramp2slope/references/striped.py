@@ -37,6 +37,11 @@ def load_striped(path, model, reftype, with_data=True):
             if sci is None:
                 raise ReferenceFileError(f"{path}: no DQ extension")
             dq = np.zeros(sci.shape[-2:], np.uint32)
+        striped = (layout.num_superstripe,) + tuple(model.shape[-2:])
+        if dq.shape == striped and (sci is None or sci.shape == striped):
+            # already one plane per stripe (jwst's get_subarray_model gives references so, and
+            # its module-level functions take them)
+            return StripedRef(path, sci, dq)
         shape = dq.shape[-2:]
         xstart, ystart, xsize, ysize = ref.box(shape)
         slow = (ystart, ysize) if abs(layout.fastaxis) == 1 else (xstart, xsize)
