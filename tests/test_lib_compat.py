@@ -1,5 +1,6 @@
 """ramp2slope.lib: the jwst.lib functions detector1 users call, on ramp2slope's models, against
-jwst's own on stdatamodels' models (the same arrays, the same files)."""
+jwst's own on stdatamodels' models (the same arrays, the same files); and the superstripe forms
+of the module-level dq_init interface they go with."""
 import numpy as np
 import pytest
 
@@ -94,3 +95,52 @@ def test_collate_superstripes_matches_jwst(tmp_path):
         np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=name)
     assert ours.meta.exposure.nints == theirs.meta.exposure.nints
     assert not ours.meta.subarray.num_superstripe and not theirs.meta.subarray.num_superstripe
+
+
+@pytest.mark.parametrize("how", ["step", "do_dqinit"])
+def test_superstripe_user_dq_as_jwst(tmp_path, how):
+    # a user-supplied DQ of one plane per stripe (the shape jwst cuts the MASK to) is OR-ed in
+    import jwst_oracle
+
+    jwst_oracle.configure_offline_crds()
+    from jwst.dq_init import DQInitStep as TheirDQInit
+    from jwst.dq_init.dq_initialization import do_dqinit as their_do_dqinit
+
+    from ramp2slope.dq_init import DQInitStep
+    from ramp2slope.dq_init.dq_initialization import do_dqinit
+
+    model = helpers.make_superstripe_model()
+    nstripe = model.meta.subarray.num_superstripe
+    sci_path = str(tmp_path / "ss_uncal.fits")
+    model.save(sci_path)
+    mask_path = str(tmp_path / "mask.fits")
+    helpers.make_superstripe_mask_model().save(mask_path)
+    rng = np.random.default_rng(8)
+    user = (rng.random((nstripe,) + model.data.shape[-2:]) < 0.01).astype(np.uint32)
+    user[user > 0] = np.array([1, 4], np.uint32)[rng.integers(0, 2, int(user.sum()))]
+    user_path = str(tmp_path / "user_dq.fits")
+    from astropy.io import fits
+
+    fits.PrimaryHDU(user).writeto(user_path)
+    if how == "step":
+        theirs = TheirDQInit.call(sci_path, override_mask=mask_path, user_supplied_dq=user_path)
+        ours = DQInitStep(override_mask=mask_path, user_supplied_dq=user_path).run(
+            datamodels.open(sci_path))
+    else:
+        theirs = their_do_dqinit(sdm.open(sci_path), sdm.MaskModel(mask_path), user_dq=user)
+        ours = do_dqinit(datamodels.open(sci_path), datamodels.open(mask_path), user_dq=user)
+    np.testing.assert_array_equal(ours.pixeldq, theirs.pixeldq)
+    np.testing.assert_array_equal(ours.groupdq, theirs.groupdq)
+    assert (ours.pixeldq & 4).any() and (ours.groupdq & 1).any()
+    # another shape: one line, naming the file (the step) or a ValueError (do_dqinit), as jwst
+    wrong = str(tmp_path / "wrong_dq.fits")
+    fits.PrimaryHDU(user[0]).writeto(wrong)
+    if how == "step":
+        from ramp2slope.errors import BadInputError
+
+        with pytest.raises(BadInputError, match="wrong_dq.fits: user-supplied DQ of shape"):
+            DQInitStep(override_mask=mask_path, user_supplied_dq=wrong).run(
+                datamodels.open(sci_path))
+    else:
+        with pytest.raises(ValueError, match="one plane per stripe"):
+            do_dqinit(datamodels.open(sci_path), datamodels.open(mask_path), user_dq=user[0])

@@ -55,25 +55,33 @@ class DQInitStep(Step):
         model.dq = dq
         return self.complete(model)
 
-    def _process_superstripe(self, model):
+    def _process_superstripe(self, model, user_dq=None, user_dq_name=None):
         # integration i is stripe i % nstripe: its groups get that stripe's DO_NOT_USE
         mask = self.load_reference(model, "mask", lambda path, m: load_striped(path, m, "mask", False))
         if mask is None:
             return self.skipped(model, "no MASK reference")
-        if self.user_supplied_dq:
-            raise BadInputError(f"{self.name}: user_supplied_dq is not supported for superstripe exposures")
-        nstripe = mask.dq.shape[0]
+        flags = mask.dq
+        if user_dq is None and self.user_supplied_dq:
+            user_dq, user_dq_name = self._user_dq(model), self.user_supplied_dq
+        if user_dq is not None:
+            # as jwst: one plane per stripe, the shape the MASK is cut to
+            if np.shape(user_dq) != flags.shape:
+                raise BadInputError(f"{user_dq_name or 'user_dq'}: user-supplied DQ of shape "
+                                    f"{np.shape(user_dq)}, the superstripe exposure needs "
+                                    f"{flags.shape} (one plane per stripe)")
+            flags = flags | np.asarray(user_dq).astype(flags.dtype)
+        nstripe = flags.shape[0]
         pixeldq = model._arrays.get("pixeldq")
-        if pixeldq is None or pixeldq.shape != mask.dq.shape:
-            pixeldq = np.zeros(mask.dq.shape, np.uint32)
+        if pixeldq is None or pixeldq.shape != flags.shape:
+            pixeldq = np.zeros(flags.shape, np.uint32)
         groupdq = model._arrays.get("groupdq")
         if groupdq is None or groupdq.shape != model.data.shape:
             groupdq = np.zeros(model.data.shape, np.uint8)
-        scratch = np.zeros(mask.dq.shape[1:], np.uint32)
+        scratch = np.zeros(flags.shape[1:], np.uint32)
         for integ in range(model.data.shape[0]):
             scratch[...] = 0
-            apply_mask(scratch, groupdq[integ:integ + 1], mask.dq[integ % nstripe])
-        pixeldq |= mask.dq
+            apply_mask(scratch, groupdq[integ:integ + 1], flags[integ % nstripe])
+        pixeldq |= flags
         model.pixeldq, model.groupdq = pixeldq, groupdq
         return self.complete(model)
 

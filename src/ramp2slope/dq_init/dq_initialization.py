@@ -11,6 +11,7 @@ import numpy as np
 from ..datamodels import GuiderRawModel, RampModel, SuperstripeRampModel
 from ..errors import BadInputError
 from ..references import load_mask
+from ..references.striped import is_superstripe
 from .dq_init import apply_mask, combine_user_dq, ensure_dq_arrays
 from .dq_init_step import DQInitStep
 
@@ -64,6 +65,11 @@ def do_dqinit(output_model, mask_model, user_dq=None):
     step = DQInitStep(override_mask=mask_model)
     if user_dq is None:
         return step.process(output_model)
+    if is_superstripe(output_model):
+        try:
+            return step._process_superstripe(output_model, user_dq)
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from None
     mask = step.load_reference(output_model, "mask", load_mask)
     try:
         _check_user_dq_shape(user_dq, mask.dq)
