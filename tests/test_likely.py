@@ -266,6 +266,9 @@ def test_report_compares_likely_with_ols(sim, tmp_path):
     assert "The run fitted the ramps with LIKELY" in section
     assert re.search(r"median \|difference\| = [0-9.]+ x ERR", section)
     assert section.count("<img") >= 3
+    # a LIKELY fit has no fitopt product (nor has jwst's): not reported missing
+    missing = re.search(r"missing: ([^<]*)", text)
+    assert missing is None or "fitopt" not in missing.group(1)
     # without the chi-squared product (an OLS_C run's products) the comparison is not shown
     os.remove(out / f"{sim.root}_likely_chisq.fits")
     text = open(write_report(out, out=tmp_path / "plain.html"), encoding="utf-8").read()

@@ -651,3 +651,33 @@ def test_read_times_that_do_not_fit_the_collated_ramp_are_one_error(tmp_path):
                                               r"times .* list 9 groups, the ramp has 12"):
         jwst_oracle.run_ours_detector1(path, refs, tmp_path / "ours", steps=skip, save_steps=())
     assert not list((tmp_path / "ours").glob("*.fits"))
+
+
+@pytest.mark.slow
+def test_report_on_a_superstripe_run(simulated_soss, tmp_path):
+    # the sections of the steps saved in the stripe layout say why they are not checked (they
+    # crashed on the stripe shapes before); the others check the collated ramp and the slopes,
+    # against the injected truth too
+    import json
+    import re
+
+    from ramp2slope.report import write_report
+
+    sim, _, ours = simulated_soss
+    out = write_report(str(ours), truth=sim.truth, out=tmp_path / "report.html")
+    text = open(out, encoding="utf-8").read()
+    checks = json.loads(re.search(r'<script type="application/json" id="report-checks">(.*?)'
+                                  r'</script>', text, re.S).group(1))
+    assert not [c for c in checks if c["name"] == "Section built"]
+    striped = {c["section"]: c for c in checks if c["name"] == "Section checks"}
+    assert set(striped) == {"dq_init", "saturation", "superbias", "refpix"}
+    assert all(c["status"] == "not run" and "superstripe" in c["measured"]
+               for c in striped.values())
+    failed = {c["name"]: c["measured"] for c in checks if c["status"] == "fail"}
+    # only the products this run did not save (linearity, dark_current, fitopt)
+    assert set(failed) <= {"Every step's product was saved"}, failed
+    passed = {c["name"] for c in checks if c["status"] == "pass"}
+    # the truth of the window the stripes tile, taken as the collated ramp sees it
+    assert {"ERR combines the two variances", "Slope bias", "ERR describes the slope scatter",
+            "Cosmic-ray completeness", "Jump false-positive rate",
+            "Saturation-group accuracy"} <= passed, [c for c in checks if c["section"] == "accuracy"]

@@ -54,6 +54,17 @@ class StripeLayout:
     num_superstripe: int = 0
 
     @classmethod
+    def from_header(cls, header):
+        """The layout from a primary header's SUBARRAY, SUBSTRT/SUBSIZE, FASTAXIS/SLOWAXIS and
+        MSTR_*/SSTR_* keywords."""
+        get = header.get
+        return cls(str(get("SUBARRAY") or ""), _int(get("SUBSTRT1"), 1), _int(get("SUBSTRT2"), 1),
+                   _int(get("SUBSIZE1")), _int(get("SUBSIZE2")), _int(get("FASTAXIS"), 1),
+                   _int(get("SLOWAXIS"), 2), _int(get("MSTR_RD1")), _int(get("MSTR_SK1")),
+                   _int(get("MSTR_RD2")), _int(get("MSTR_SK2")), _int(get("MSTR_RPT")),
+                   _int(get("MSTR_ILV")), _int(get("SSTR_STP")), _int(get("SSTR_NST")))
+
+    @classmethod
     def from_model(cls, model):
         sub = model.meta.subarray
         return cls(str(sub.name or ""), _int(sub.xstart, 1), _int(sub.ystart, 1), _int(sub.xsize),

@@ -45,6 +45,8 @@ def load_checked_truth(ctx):
         truth = load_truth(ctx.truth_path)
     except Exception as exc:
         raise NotRun(f"the truth file cannot be read: {str(exc).splitlines()[0]}") from None
+    if ctx.superstripe and truth.satgroup.shape[0] == ctx.nints * ctx.superstripe:
+        truth = _collated_truth(ctx, truth)
     if truth.rate.shape != (ctx.ny, ctx.nx):
         raise NotRun(f"the truth is {truth.rate.shape[0]}x{truth.rate.shape[1]} but the exposure is "
                      f"{ctx.ny}x{ctx.nx}")
@@ -55,6 +57,47 @@ def load_checked_truth(ctx):
         raise NotRun(f"the truth has {truth.satgroup.shape[0]} integrations, the exposure {ctx.nints}")
     ctx._cache["truth"] = truth
     return truth
+
+
+def _collated_truth(ctx, truth):
+    """The truth of a superstripe exposure's window (one integration per stripe integration)
+    as the collated ramp sees it: integration ``p`` of the collated ramp holds, on the rows of
+    stripe ``s``, integration ``p * nstripe + s`` of the window. The saturation groups and the
+    cosmic-ray hits are taken from there (hits elsewhere were never read); the rate is the
+    window's."""
+    import dataclasses
+
+    from ..references.stripes import collate_superstripes
+
+    layout = ctx.stripe_layout()
+    if layout is None:
+        raise NotRun("the stripe layout (SSTR_*/MSTR_* keywords) is in none of the products")
+    nstripe = layout.num_superstripe
+    # which stripe's rows each pixel of the collated frame shows (NaN: no stripe reads it)
+    index = np.broadcast_to(np.arange(nstripe, dtype=np.float32)[:, None, None, None],
+                            (nstripe, 1, layout.ysize, layout.xsize))
+    collated = collate_superstripes(layout, np.ascontiguousarray(index))[0]
+    if collated.shape[1] != 1:
+        raise NotRun("the stripes repeat within a frame: the truth's groups are not the "
+                     "collated ramp's")
+    owner = collated[0, 0]
+    if owner.shape != truth.rate.shape:
+        raise NotRun(f"the truth is {truth.rate.shape[0]}x{truth.rate.shape[1]} but the stripes "
+                     f"collate into {owner.shape[0]}x{owner.shape[1]}")
+    nints = truth.satgroup.shape[0] // nstripe
+    satgroup = np.full((nints,) + owner.shape, -1, np.int16)
+    for p in range(nints):
+        for s in range(nstripe):
+            rows = owner == s
+            satgroup[p][rows] = truth.satgroup[p * nstripe + s][rows]
+    crs = truth.cosmic_rays
+    if len(crs):
+        ints = np.asarray(crs["integration"], dtype=int)
+        shown = owner[np.asarray(crs["y"], dtype=int), np.asarray(crs["x"], dtype=int)]
+        keep = shown == (ints % nstripe)
+        crs = crs[keep].copy()
+        crs["integration"] = ints[keep] // nstripe
+    return dataclasses.replace(truth, satgroup=satgroup, cosmic_rays=crs)
 
 
 def noise_per_difference(ctx):
@@ -259,7 +302,10 @@ def _cosmic_rays(ctx, sec):
 
 def _saturation_groups(ctx, sec):
     truth = load_checked_truth(ctx)
-    flagged = ctx.flag_summary("saturation")["first_sat"].astype(np.int32)
+    # a superstripe exposure's saturation product holds stripes: its flags are read after the
+    # collation (refpix does not change them)
+    flagged = ctx.flag_summary("refpix" if ctx.superstripe else "saturation")["first_sat"]
+    flagged = flagged.astype(np.int32)
     expected = truth.satgroup.astype(np.int32)
     big = np.int32(1 << 20)
     counts = dict(truth_sat=0, exact=0, late=0, early_grown=0, unexplained=0, spurious_grown=0)

@@ -68,6 +68,36 @@ class Context:
         return self.instrument == "MIRI"
 
     @property
+    def superstripe(self):
+        """The number of superstripes (0: none), from the products saved before refpix's
+        collation (the later ones no longer have SSTR_NST)."""
+        if "superstripe" not in self._cache:
+            count = 0
+            for suffix in ("dq_init", "saturation", "superbias", "refpix"):
+                product = self.products.get(suffix)
+                if product is not None:
+                    count = max(count, int(product.header.get("SSTR_NST") or 0))
+            uncal = self.products.open_uncal() if not count else None
+            if uncal is not None:
+                count = int(uncal.header.get("SSTR_NST") or 0)
+            self._cache["superstripe"] = count
+        return self._cache["superstripe"]
+
+    def stripe_layout(self):
+        """The superstripe layout, from the first product (or raw exposure) saved before the
+        collation; None when there is none."""
+        from ..references.stripes import StripeLayout
+
+        for suffix in ("dq_init", "saturation", "superbias", "refpix"):
+            product = self.products.get(suffix)
+            if product is not None and int(product.header.get("SSTR_NST") or 0) > 0:
+                return StripeLayout.from_header(product.header)
+        uncal = self.products.open_uncal()
+        if uncal is not None and int(uncal.header.get("SSTR_NST") or 0) > 0:
+            return StripeLayout.from_header(uncal.header)
+        return None
+
+    @property
     def step_order(self):
         return MIRI_STEPS if self.miri else NIR_STEPS
 

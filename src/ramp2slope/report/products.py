@@ -205,7 +205,9 @@ class ProductSet:
         return self._open["uncal"]
 
     def missing(self):
-        return [s for s in SUFFIXES if s not in self.paths]
+        # a LIKELY fit (its chi squared saved) has no optional fit product, in jwst either
+        likely = "likely_chisq" in self.paths
+        return [s for s in SUFFIXES if s not in self.paths and not (likely and s == "fitopt")]
 
     def close(self):
         for product in self._open.values():

@@ -10,7 +10,7 @@ from ..runtime import termination
 from ..errors import Ramp2SlopeError
 from . import steps
 from .accuracy import section_accuracy
-from .checks import FAIL, Check
+from .checks import FAIL, NOT_RUN, Check
 from .context import Context
 from .document import Section, render
 from .products import locate
@@ -96,6 +96,12 @@ def sections_for(ctx):
     return SECTIONS
 
 
+#: The sections of the steps whose products a superstripe exposure saves in its stripe layout
+#: (refpix collates the stripes): their checks compare against the references cut to the
+#: science subarray, which a stripe needs cut otherwise.
+STRIPED_SECTIONS = ("dq_init", "saturation", "superbias", "refpix")
+
+
 def build_sections(ctx):
     """Every section, built in order; a section that fails to build says so and fails a check."""
     sections = []
@@ -103,6 +109,15 @@ def build_sections(ctx):
         section = Section(section_id, title, summary)
         start = time.perf_counter()
         log.info("report: %s", title)   # some sections take seconds: the log keeps talking
+        if ctx.superstripe and section_id in STRIPED_SECTIONS:
+            why = (f"a superstripe exposure ({ctx.superstripe} stripes): the products up to "
+                   f"refpix hold stripes, which refpix collates; this section's checks are not "
+                   f"made on them, the later sections check the collated ramp")
+            section.para(f"Not checked: {why}.")
+            section.checks.append(Check(section_id, "Section checks", "the section's checks on "
+                                        "this step's products", NOT_RUN, why))
+            sections.append(section)
+            continue
         try:
             builder(ctx, section)
         except Exception as exc:  # keep the rest of the report

@@ -173,10 +173,11 @@ def section_overview(ctx, sec, step_status=STEP_STATUS, expected=None, reftypes=
     sec.table(["Reference", "Keyword", "Recorded", "Available to the report"], ref_rows)
 
     def products_present():
-        return not missing, (f"all {len(expected) if expected else 12} products present"
+        count = len(expected) if expected else len(ctx.products.paths)
+        return not missing, (f"all {count} products present"
                              if not missing else f"missing: {', '.join(missing)}")
-    sec.check("Every step's product was saved", "the 7 ramp products, rate, rateints, fitopt and "
-              "both ramp_fit products exist" if expected is None else
+    sec.check("Every step's product was saved", "the 7 ramp products, rate, rateints, fitopt (an "
+              "OLS_C fit's) and both ramp_fit products exist" if expected is None else
               f"the products {', '.join(expected)} exist", products_present)
 
     def steps_complete():
@@ -250,11 +251,12 @@ def section_rate(ctx, sec):
         with np.errstate(invalid="ignore"):
             dev = np.abs(err - total) / np.maximum(np.abs(total), 1e-30)
         dev[(err == 0) & (total == 0)] = 0
+        dev[np.isnan(err) & np.isnan(total)] = 0     # NaN where NaN: no slope, no error
         bad = ~(dev <= 1e-5)
         return not bad.any(), (f"largest relative difference {fmt(np.nanmax(dev))}; "
                                f"{fmt(int(bad.sum()))} pixels above 1e-5")
     sec.check("ERR combines the two variances", "ERR = sqrt(VAR_POISSON + VAR_RNOISE) within 1e-5 "
-              "(relative) in every pixel", err_is_total)
+              "(relative) in every pixel (NaN where it is NaN)", err_is_total)
 
     def rate_vs_rateints():
         product = ctx.require("rate")
