@@ -680,4 +680,5 @@ def test_report_on_a_superstripe_run(simulated_soss, tmp_path):
     # the truth of the window the stripes tile, taken as the collated ramp sees it
     assert {"ERR combines the two variances", "Slope bias", "ERR describes the slope scatter",
             "Cosmic-ray completeness", "Jump false-positive rate",
-            "Saturation-group accuracy"} <= passed, [c for c in checks if c["section"] == "accuracy"]
+            "Saturation-group accuracy"} <= passed, [c for c in checks
+                                                     if c["section"] == "accuracy"]

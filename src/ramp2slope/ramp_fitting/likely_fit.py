@@ -10,8 +10,9 @@ recomputed from their median rate (two passes), as stcal does.
 
 ``fit_ramps_likely(data, groupdq, pixeldq, gain, readnoise, *, nframes, frame_time, groupgap=0,
 zeroframe=None, average_dark_current=None, firstgroup=None, lastgroup=None, threads=None,
-read_times=None) -> LikelyResult`` takes the arrays ``ols_fit.fit_ramps`` takes and returns ``rate`` and
-``rateints`` ``ImageProduct``s plus ``chisq`` (2-D) and ``chisq_ints`` (3-D), float32.
+read_times=None) -> LikelyResult`` takes the arrays ``ols_fit.fit_ramps`` takes and returns
+``rate`` and ``rateints`` ``ImageProduct``s plus ``chisq`` (2-D) and ``chisq_ints`` (3-D),
+float32.
 Needs at least ``MIN_NGROUPS`` groups (RampFitStep falls back to OLS_C below that, as jwst
 does). Where they differ from OLS_C, products follow stcal's LIKELY:
 

@@ -4,8 +4,8 @@ import logging
 import numpy as np
 
 from .. import datamodels
-from ..errors import Ramp2SlopeError
 from ..datamodels.models import rate_model_class
+from ..errors import Ramp2SlopeError
 from ..references import load_gain, load_readnoise
 from ..stpipe import Step
 from ..stpipe.naming import make_output_path
