@@ -138,20 +138,33 @@ class ImageLayout:
         itemsize = self.raw_dtype.itemsize
         row_bytes = nx * itemsize
         chunk_rows = max(1, min(nrows, _CHUNK_BYTES // row_bytes))
+        threads = _decode_threads() if out.nbytes >= _PARALLEL_BYTES else 1
+        indices = list(indices)
+        if nrows == ny and len(indices) > 1 and indices[-1] - indices[0] == len(indices) - 1:
+            # whole planes that follow each other in the file: one run of rows, mapped in a few
+            # large pieces rather than plane by plane (a small plane costs a mapping each)
+            total = len(indices) * ny
+            chunk = max(1, min(total, _CHUNK_BYTES // row_bytes, -(-total // (4 * threads))
+                               if threads > 1 else total))
+            flat = planes_out.reshape(-1, ncols)
+            base = self.offset + indices[0] * ny * row_bytes
+            pieces = [(base + r * row_bytes, min(chunk, total - r), flat[r:r + chunk])
+                      for r in range(0, total, chunk)]
+        else:
+            pieces = [(self.offset + (k * ny + y0 + r) * row_bytes, min(chunk_rows, nrows - r),
+                       planes_out[j, r:r + min(chunk_rows, nrows - r)])
+                      for j, k in enumerate(indices) for r in range(0, nrows, chunk_rows)]
         with open(self.path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if self.offset + self.nbytes > size:
                 raise self._truncated(size)
-            pieces = [(self.offset + (k * ny + y0 + r) * row_bytes, min(chunk_rows, nrows - r),
-                       planes_out[j, r:r + min(chunk_rows, nrows - r)])
-                      for j, k in enumerate(indices) for r in range(0, nrows, chunk_rows)]
 
             def decode(piece):
                 start, n, target = piece
                 self._read_rows(handle, start, n, row_bytes, x0, target)
 
-            workers = min(_decode_threads(), len(pieces))
-            if workers > 1 and out.nbytes >= _PARALLEL_BYTES:
+            workers = min(threads, len(pieces))
+            if workers > 1:
                 # mapping the pages, decoding and first touching the output release the GIL
                 from concurrent.futures import ThreadPoolExecutor
 
