@@ -655,24 +655,33 @@ def test_read_times_that_do_not_fit_the_collated_ramp_are_one_error(tmp_path):
 
 @pytest.mark.slow
 def test_report_on_a_superstripe_run(simulated_soss, tmp_path):
-    # the sections of the steps saved in the stripe layout say why they are not checked (they
-    # crashed on the stripe shapes before); the others check the collated ramp and the slopes,
-    # against the injected truth too
+    # the sections of the steps saved in the stripe layout are checked there (dq_init,
+    # superbias) or say why they are not (they crashed on the stripe shapes before); the others
+    # check the collated ramp and the slopes, against the injected truth too
     import json
     import re
 
     from ramp2slope.report import write_report
 
     sim, _, ours = simulated_soss
-    out = write_report(str(ours), truth=sim.truth, out=tmp_path / "report.html")
+    out = write_report(str(ours), truth=sim.truth, out=tmp_path / "report.html",
+                       uncal=str(sim.uncal))
     text = open(out, encoding="utf-8").read()
     checks = json.loads(re.search(r'<script type="application/json" id="report-checks">(.*?)'
                                   r'</script>', text, re.S).group(1))
     assert not [c for c in checks if c["name"] == "Section built"]
     striped = {c["section"]: c for c in checks if c["name"] == "Section checks"}
-    assert set(striped) == {"dq_init", "saturation", "superbias", "refpix"}
+    assert set(striped) == {"saturation", "refpix"}
     assert all(c["status"] == "not run" and "superstripe" in c["measured"]
                for c in striped.values())
+    # dq_init and superbias are checked in the stripe layout, against the references cut into
+    # stripes (the cut itself is compared with jwst's above)
+    by_section = {(c["section"], c["name"]): c["status"] for c in checks}
+    for key in (("dq_init", "SCI unchanged by dq_init"),
+                ("dq_init", "PIXELDQ is the MASK reference"),
+                ("dq_init", "GROUPDQ carries the DO_NOT_USE pixels"),
+                ("superbias", "Superbias difference equals the reference")):
+        assert by_section[key] == "pass", key
     failed = {c["name"]: c["measured"] for c in checks if c["status"] == "fail"}
     # only the products this run did not save (linearity, dark_current, fitopt)
     assert set(failed) <= {"Every step's product was saved"}, failed

@@ -269,6 +269,24 @@ class Context:
             self._cache[key] = model
         return self._cache[key]
 
+    def stripe_reference(self, reftype, with_data=True):
+        """A superstripe exposure's reference cut into one plane per stripe, as dq_init,
+        saturation and superbias use it (``data``, ``dq``: (nstripe, ny, nx)); NotRun if absent."""
+        from ..references.striped import load_striped
+
+        path = self.reference_path(reftype)
+        product = next((self.products.get(s) for s in ("dq_init", "saturation", "superbias")
+                        if self.products.get(s) is not None), None)
+        if product is None:
+            raise NotRun("no product of the stripe layout was saved")
+        model = ImageModel(np.broadcast_to(np.float32(0), product.shape("SCI")[-2:]))
+        model.primary_header.update(product.header)
+        try:
+            return load_striped(path, model, reftype, with_data)
+        except Ramp2SlopeError as exc:
+            raise NotRun(f"the {reftype.upper()} reference cannot be cut into stripes: "
+                         f"{exc}") from None
+
     def irs2_rows(self):
         """The science-row mask of an IRS2 exposure (its first products' layout), else None."""
         for suffix in ("dq_init", "saturation", "superbias"):

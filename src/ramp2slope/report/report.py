@@ -97,9 +97,12 @@ def sections_for(ctx):
 
 
 #: The sections of the steps whose products a superstripe exposure saves in its stripe layout
-#: (refpix collates the stripes): their checks compare against the references cut to the
-#: science subarray, which a stripe needs cut otherwise.
-STRIPED_SECTIONS = ("dq_init", "saturation", "superbias", "refpix")
+#: (refpix collates the stripes): dq_init and superbias have their own forms there; saturation
+#: and refpix are not checked (their checks need the collated frame's neighbours and reference
+#: pixels).
+STRIPED_SECTIONS = {"dq_init": steps.section_dq_init_striped,
+                    "superbias": steps.section_superbias_striped,
+                    "saturation": None, "refpix": None}
 
 
 def build_sections(ctx):
@@ -110,14 +113,16 @@ def build_sections(ctx):
         start = time.perf_counter()
         log.info("report: %s", title)   # some sections take seconds: the log keeps talking
         if ctx.superstripe and section_id in STRIPED_SECTIONS:
-            why = (f"a superstripe exposure ({ctx.superstripe} stripes): the products up to "
-                   f"refpix hold stripes, which refpix collates; this section's checks are not "
-                   f"made on them, the later sections check the collated ramp")
-            section.para(f"Not checked: {why}.")
-            section.checks.append(Check(section_id, "Section checks", "the section's checks on "
-                                        "this step's products", NOT_RUN, why))
-            sections.append(section)
-            continue
+            builder = STRIPED_SECTIONS[section_id]
+            if builder is None:
+                why = (f"a superstripe exposure ({ctx.superstripe} stripes): the products up to "
+                       f"refpix hold stripes, which refpix collates; this section's checks are "
+                       f"not made on them, the later sections check the collated ramp")
+                section.para(f"Not checked: {why}.")
+                section.checks.append(Check(section_id, "Section checks", "the section's checks "
+                                            "on this step's products", NOT_RUN, why))
+                sections.append(section)
+                continue
         try:
             builder(ctx, section)
         except Exception as exc:  # keep the rest of the report

@@ -344,6 +344,100 @@ def section_dq_init(ctx, sec):
               "PIXELDQ & DO_NOT_USE (the raw file has no group flags)", groupdq_dnu)
 
 
+def _stripe_planes(product):
+    """(integration, group) of every plane of a product in the stripe layout."""
+    nints, ngroups = product.shape("SCI")[:2]
+    for i in range(nints):
+        for g in range(ngroups):
+            yield i, g
+
+
+def section_dq_init_striped(ctx, sec):
+    """dq_init of a superstripe exposure: its product holds stripes (integration i is stripe
+    i % nstripe) and PIXELDQ one plane per stripe, from the MASK cut into stripes."""
+    product = ctx.get("dq_init")
+    nstripe = ctx.superstripe
+    if product is None:
+        _missing(sec, ctx, "dq_init", "the PIXELDQ array")
+    else:
+        dq = product.plane("PIXELDQ").astype(np.uint32)
+        sec.para(f"A superstripe exposure: the dq_init product holds {nstripe} stripes of "
+                 f"{dq.shape[-2]} x {dq.shape[-1]} pixels (file integration i is stripe "
+                 f"i % {nstripe}); PIXELDQ has one plane per stripe, {fmt(int((dq != 0).sum()))} "
+                 f"of {fmt(dq.size)} values flagged.")
+        sec.figure(plots.show_image(dq[0], 0, 100, title="Pixel DQ, stripe 0", label="DQ value",
+                                    how="max"),
+                   "PIXELDQ of the first stripe after dq_init, log stretch 0-100.")
+
+    def sci_unchanged():
+        dq_init = ctx.require("dq_init")
+        uncal = ctx.products.open_uncal()
+        if uncal is None:
+            raise NotRun(f"the raw exposure {ctx.products.rootname}_uncal.fits was not found next to "
+                         f"the products (give it with uncal=)")
+        ndiff = values = 0
+        for i, g in _stripe_planes(dq_init):
+            a = uncal.plane("SCI", i, g).astype(np.float32)
+            ndiff += int((~_same(a, dq_init.plane("SCI", i, g))).sum())
+            values += a.size
+        return ndiff == 0, f"{fmt(ndiff)} of {fmt(values)} values differ from {uncal.name}"
+    sec.check("SCI unchanged by dq_init", "the SCI ramp equals the raw uncal data exactly",
+              sci_unchanged)
+
+    def mask_copied():
+        dq = ctx.require("dq_init").plane("PIXELDQ").astype(np.uint32)
+        mask = ctx.stripe_reference("mask", with_data=False).dq.astype(np.uint32)
+        if dq.shape != mask.shape:
+            return False, f"PIXELDQ is {dq.shape}, the MASK cut into stripes {mask.shape}"
+        bad = dq != mask
+        return not bad.any(), (f"{fmt(int(bad.sum()))} of {fmt(dq.size)} values differ from the "
+                               f"MASK reference cut into stripes")
+    sec.check("PIXELDQ is the MASK reference", "PIXELDQ equals the MASK reference's DQ (R_MASK) "
+              "cut into one plane per stripe", mask_copied)
+
+    def groupdq_dnu():
+        product = ctx.require("dq_init")
+        expected = (product.plane("PIXELDQ").astype(np.uint32) & np.uint32(DNU)).astype(np.uint8)
+        bad = 0
+        for i, g in _stripe_planes(product):
+            bad += int((product.plane("GROUPDQ", i, g) != expected[i % len(expected)]).sum())
+        return bad == 0, f"{fmt(bad)} group values differ from their stripe's PIXELDQ & DO_NOT_USE"
+    sec.check("GROUPDQ carries the DO_NOT_USE pixels", "every group's GROUPDQ equals its "
+              "stripe's PIXELDQ & DO_NOT_USE", groupdq_dnu)
+
+
+def section_superbias_striped(ctx, sec):
+    """superbias of a superstripe exposure: integration i loses the SUPERBIAS cut for stripe
+    i % nstripe."""
+    before, after = ctx.get("saturation"), ctx.get("superbias")
+    if before is None or after is None:
+        _missing(sec, ctx, "saturation" if before is None else "superbias", "the bias subtraction")
+    else:
+        b, a = before.plane("SCI", 0, 0), after.plane("SCI", 0, 0)
+        sec.figure(plots.side_by_side(b, a, plots.auto_limits(b), plots.auto_limits(a),
+                                      "Before superbias subtraction", "After superbias subtraction"),
+                   "The first group of the first stripe integration before and after the "
+                   "superbias subtraction (each panel from its 1st to 99.5th percentile).")
+
+    def difference_is_bias():
+        first, second = ctx.require("saturation"), ctx.require("superbias")
+        bias = ctx.stripe_reference("superbias").data.astype(np.float32)
+        bias = np.where(np.isfinite(bias), bias, np.float32(0))
+        bad, largest = 0, 0.0
+        for i, g in _stripe_planes(second):
+            raw = first.plane("SCI", i, g)
+            sub = second.plane("SCI", i, g)
+            plane = bias[i % len(bias)]
+            dev = np.abs(raw.astype(np.float64) - sub - plane)
+            bad += int((dev > _ulp_tolerance(raw, plane)).sum())
+            largest = max(largest, float(np.nanmax(dev)))
+        return bad == 0, (f"largest |before - after - bias| = {fmt(largest)} DN; {fmt(bad)} values "
+                          f"beyond float32 rounding")
+    sec.check("Superbias difference equals the reference", "before - after = the SUPERBIAS "
+              "reference (R_SUPERB, NaN as 0) cut for each integration's stripe, in every pixel "
+              "and group, to float32 rounding", difference_is_bias)
+
+
 # -------------------------------------------------------------------------------------------------
 # saturation
 # -------------------------------------------------------------------------------------------------
