@@ -656,8 +656,8 @@ def test_read_times_that_do_not_fit_the_collated_ramp_are_one_error(tmp_path):
 @pytest.mark.slow
 def test_report_on_a_superstripe_run(simulated_soss, tmp_path):
     # the sections of the steps saved in the stripe layout are checked there (dq_init,
-    # superbias) or say why they are not (they crashed on the stripe shapes before); the others
-    # check the collated ramp and the slopes, against the injected truth too
+    # saturation, superbias) or say why not (refpix; they crashed on the stripe shapes before);
+    # the others check the collated ramp and the slopes, against the injected truth too
     import json
     import re
 
@@ -671,15 +671,17 @@ def test_report_on_a_superstripe_run(simulated_soss, tmp_path):
                                   r'</script>', text, re.S).group(1))
     assert not [c for c in checks if c["name"] == "Section built"]
     striped = {c["section"]: c for c in checks if c["name"] == "Section checks"}
-    assert set(striped) == {"saturation", "refpix"}
+    assert set(striped) == {"refpix"}
     assert all(c["status"] == "not run" and "superstripe" in c["measured"]
                for c in striped.values())
-    # dq_init and superbias are checked in the stripe layout, against the references cut into
-    # stripes (the cut itself is compared with jwst's above)
+    # dq_init, saturation and superbias are checked in the stripe layout, against the
+    # references cut into stripes (the cut itself is compared with jwst's above)
     by_section = {(c["section"], c["name"]): c["status"] for c in checks}
     for key in (("dq_init", "SCI unchanged by dq_init"),
                 ("dq_init", "PIXELDQ is the MASK reference"),
                 ("dq_init", "GROUPDQ carries the DO_NOT_USE pixels"),
+                ("saturation", "Every SATURATED group is above the threshold"),
+                ("saturation", "Every group above the threshold is flagged"),
                 ("superbias", "Superbias difference equals the reference")):
         assert by_section[key] == "pass", key
     failed = {c["name"]: c["measured"] for c in checks if c["status"] == "fail"}

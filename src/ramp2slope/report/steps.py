@@ -442,19 +442,27 @@ def section_superbias_striped(ctx, sec):
 # saturation
 # -------------------------------------------------------------------------------------------------
 def _saturation_audit(ctx):
-    """Compare every SATURATED group flag with the SATURATION reference threshold."""
+    """Compare every SATURATED group flag with the SATURATION reference threshold (for a
+    superstripe exposure, in the stripe layout with the threshold cut for each stripe)."""
     if "sat_audit" in ctx._cache:
         return ctx._cache["sat_audit"]
     product = ctx.require("saturation")
-    ref = ctx.reference("saturation")
-    threshold = ref.threshold.astype(np.float32).copy()
-    threshold[~np.isfinite(threshold) | ((ref.dq & np.uint32(NO_SAT_CHECK)) != 0)] = 65536.0
+    if ctx.superstripe:
+        ref = ctx.stripe_reference("saturation")
+        threshold, ref_dq = ref.data.astype(np.float32), ref.dq
+    else:
+        ref = ctx.reference("saturation")
+        threshold, ref_dq = ref.threshold.astype(np.float32)[np.newaxis], ref.dq[np.newaxis]
+    threshold = threshold.copy()
+    threshold[~np.isfinite(threshold) | ((ref_dq & np.uint32(NO_SAT_CHECK)) != 0)] = 65536.0
+    nints, ngroups, ny, nx = product.shape("SCI")
     counts = dict(flagged=0, direct=0, earlier=0, grown=0, unexplained=0, missed=0)
-    for i in range(ctx.nints):
-        reached = np.zeros((ctx.ny, ctx.nx), bool)
-        for g in range(ctx.ngroups):
+    for i in range(nints):
+        reached = np.zeros((ny, nx), bool)
+        plane_threshold = threshold[i % len(threshold)]
+        for g in range(ngroups):
             data = product.plane("SCI", i, g)
-            over = data >= threshold
+            over = data >= plane_threshold
             reached |= over
             expected = dilate(reached)
             flagged = (product.plane("GROUPDQ", i, g) & SAT) != 0
@@ -506,7 +514,22 @@ def section_saturation(ctx, sec):
             sec.para("No pixel is partially saturated in this exposure, so there is no example ramp.")
 
     _unchanged_check(ctx, sec, ctx.previous("saturation"), "saturation", "saturation")
+    _saturation_checks(ctx, sec)
 
+
+def section_saturation_striped(ctx, sec):
+    """saturation of a superstripe exposure: the flags checked in the stripe layout, each
+    integration against the SATURATION reference cut for its stripe."""
+    if ctx.get("saturation") is None:
+        _missing(sec, ctx, "saturation", "the saturation flags")
+    else:
+        sec.para(f"A superstripe exposure: the saturation product holds {ctx.superstripe} "
+                 f"stripes (file integration i is stripe i % {ctx.superstripe}); its flags are "
+                 f"checked there, against the SATURATION reference cut into stripes.")
+    _saturation_checks(ctx, sec)
+
+
+def _saturation_checks(ctx, sec):
     def flags_explained():
         c = _saturation_audit(ctx)
         return c["unexplained"] == 0, (
