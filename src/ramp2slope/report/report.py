@@ -97,11 +97,12 @@ def sections_for(ctx):
 
 
 #: The sections of the steps whose products a superstripe exposure saves in its stripe layout
-#: (refpix collates the stripes): dq_init, saturation and superbias have their own forms there;
-#: refpix is not checked (its checks need the collated frame's reference pixels).
+#: (refpix collates the stripes): dq_init and saturation have their own forms there (superbias'
+#: own section reads the stripes too); refpix is not checked (its checks need the collated
+#: frame's reference pixels).
 STRIPED_SECTIONS = {"dq_init": steps.section_dq_init_striped,
                     "saturation": steps.section_saturation_striped,
-                    "superbias": steps.section_superbias_striped,
+                    "superbias": steps.section_superbias,
                     "refpix": None}
 
 

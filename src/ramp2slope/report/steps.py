@@ -344,8 +344,8 @@ def section_dq_init(ctx, sec):
               "PIXELDQ & DO_NOT_USE (the raw file has no group flags)", groupdq_dnu)
 
 
-def _stripe_planes(product):
-    """(integration, group) of every plane of a product in the stripe layout."""
+def _product_planes(product):
+    """(integration, group) of every plane of a product, in its own layout (stripes too)."""
     nints, ngroups = product.shape("SCI")[:2]
     for i in range(nints):
         for g in range(ngroups):
@@ -376,7 +376,7 @@ def section_dq_init_striped(ctx, sec):
             raise NotRun(f"the raw exposure {ctx.products.rootname}_uncal.fits was not found next to "
                          f"the products (give it with uncal=)")
         ndiff = values = 0
-        for i, g in _stripe_planes(dq_init):
+        for i, g in _product_planes(dq_init):
             a = uncal.plane("SCI", i, g).astype(np.float32)
             ndiff += int((~_same(a, dq_init.plane("SCI", i, g))).sum())
             values += a.size
@@ -399,43 +399,11 @@ def section_dq_init_striped(ctx, sec):
         product = ctx.require("dq_init")
         expected = (product.plane("PIXELDQ").astype(np.uint32) & np.uint32(DNU)).astype(np.uint8)
         bad = 0
-        for i, g in _stripe_planes(product):
+        for i, g in _product_planes(product):
             bad += int((product.plane("GROUPDQ", i, g) != expected[i % len(expected)]).sum())
         return bad == 0, f"{fmt(bad)} group values differ from their stripe's PIXELDQ & DO_NOT_USE"
     sec.check("GROUPDQ carries the DO_NOT_USE pixels", "every group's GROUPDQ equals its "
               "stripe's PIXELDQ & DO_NOT_USE", groupdq_dnu)
-
-
-def section_superbias_striped(ctx, sec):
-    """superbias of a superstripe exposure: integration i loses the SUPERBIAS cut for stripe
-    i % nstripe."""
-    before, after = ctx.get("saturation"), ctx.get("superbias")
-    if before is None or after is None:
-        _missing(sec, ctx, "saturation" if before is None else "superbias", "the bias subtraction")
-    else:
-        b, a = before.plane("SCI", 0, 0), after.plane("SCI", 0, 0)
-        sec.figure(plots.side_by_side(b, a, plots.auto_limits(b), plots.auto_limits(a),
-                                      "Before superbias subtraction", "After superbias subtraction"),
-                   "The first group of the first stripe integration before and after the "
-                   "superbias subtraction (each panel from its 1st to 99.5th percentile).")
-
-    def difference_is_bias():
-        first, second = ctx.require("saturation"), ctx.require("superbias")
-        bias = ctx.stripe_reference("superbias").data.astype(np.float32)
-        bias = np.where(np.isfinite(bias), bias, np.float32(0))
-        bad, largest = 0, 0.0
-        for i, g in _stripe_planes(second):
-            raw = first.plane("SCI", i, g)
-            sub = second.plane("SCI", i, g)
-            plane = bias[i % len(bias)]
-            dev = np.abs(raw.astype(np.float64) - sub - plane)
-            bad += int((dev > _ulp_tolerance(raw, plane)).sum())
-            largest = max(largest, float(np.nanmax(dev)))
-        return bad == 0, (f"largest |before - after - bias| = {fmt(largest)} DN; {fmt(bad)} values "
-                          f"beyond float32 rounding")
-    sec.check("Superbias difference equals the reference", "before - after = the SUPERBIAS "
-              "reference (R_SUPERB, NaN as 0) cut for each integration's stripe, in every pixel "
-              "and group, to float32 rounding", difference_is_bias)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -552,32 +520,40 @@ def _saturation_checks(ctx, sec):
 # superbias
 # -------------------------------------------------------------------------------------------------
 def section_superbias(ctx, sec):
+    """Also for a superstripe exposure, in its stripe layout: integration i loses the SUPERBIAS
+    cut for stripe i % nstripe."""
     before, after = ctx.get("saturation"), ctx.get("superbias")
     if before is None or after is None:
         _missing(sec, ctx, "saturation" if before is None else "superbias", "the bias subtraction")
     else:
         b = before.plane("SCI", 0, 0)
         a = after.plane("SCI", 0, 0)
+        what = "stripe integration" if ctx.superstripe else "integration"
         sec.figure(plots.side_by_side(b, a, plots.auto_limits(b), plots.auto_limits(a),
                                       "Before superbias subtraction", "After superbias subtraction"),
-                   "The first group of the first integration before and after the superbias "
+                   f"The first group of the first {what} before and after the superbias "
                    "subtraction (log stretch, each panel from its 1st to 99.5th percentile).")
 
     def difference_is_bias():
         first, second = ctx.require("saturation"), ctx.require("superbias")
-        bias = ctx.reference("superbias").data.astype(np.float32)
+        if ctx.superstripe:
+            bias = ctx.stripe_reference("superbias").data.astype(np.float32)
+        else:
+            bias = ctx.reference("superbias").data.astype(np.float32)[np.newaxis]
         bias = np.where(np.isfinite(bias), bias, np.float32(0))
         bad, largest = 0, 0.0
-        for i, g in _planes(ctx):
+        for i, g in _product_planes(second):
             raw = first.plane("SCI", i, g)
             sub = second.plane("SCI", i, g)
-            dev = np.abs(raw.astype(np.float64) - sub - bias)
-            bad += int((dev > _ulp_tolerance(raw, bias)).sum())
+            plane = bias[i % len(bias)]
+            dev = np.abs(raw.astype(np.float64) - sub - plane)
+            bad += int((dev > _ulp_tolerance(raw, plane)).sum())
             largest = max(largest, float(np.nanmax(dev)))
         return bad == 0, (f"largest |before - after - bias| = {fmt(largest)} DN; {fmt(bad)} values "
                           f"beyond float32 rounding")
     sec.check("Superbias difference equals the reference", "before - after = SUPERBIAS reference "
-              "(R_SUPERB, NaN as 0) in every pixel and group, to float32 rounding",
+              "(R_SUPERB, NaN as 0; cut for each integration's stripe in a superstripe exposure) "
+              "in every pixel and group, to float32 rounding",
               difference_is_bias)
 
 
