@@ -61,10 +61,11 @@ def _same(a, b):
     return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
-def compare_sci(ctx, first, second, ext_first="SCI", ext_second="SCI"):
-    """(differing values, largest |difference|, planes compared) between two ramp products."""
+def compare_sci(ctx, first, second, ext_first="SCI", ext_second="SCI", planes_of=None):
+    """(differing values, largest |difference|, planes compared) between two ramp products, over
+    the exposure's (integration, group) planes or those ``planes_of`` yields."""
     ndiff, largest, planes = 0, 0.0, 0
-    for i, g in _planes(ctx):
+    for i, g in (planes_of if planes_of is not None else _planes(ctx)):
         a = first.plane(ext_first, i, g).astype(np.float32)
         b = second.plane(ext_second, i, g).astype(np.float32)
         bad = ~_same(a, b)
@@ -311,17 +312,7 @@ def section_dq_init(ctx, sec):
                   caption="Number of pixels for each DQ value (the notebook's frequencies table; "
                           "largest 15)")
 
-    def sci_unchanged():
-        dq_init = ctx.require("dq_init")
-        uncal = ctx.products.open_uncal()
-        if uncal is None:
-            raise NotRun(f"the raw exposure {ctx.products.rootname}_uncal.fits was not found next to "
-                         f"the products (give it with uncal=)")
-        ndiff, largest, planes = compare_sci(ctx, uncal, dq_init)
-        return ndiff == 0, (f"{fmt(ndiff)} of {fmt(planes * ctx.ny * ctx.nx)} values differ from "
-                            f"{uncal.name} (largest difference {fmt(largest)} DN)")
-    sec.check("SCI unchanged by dq_init", "the SCI ramp equals the raw uncal data exactly",
-              sci_unchanged)
+    _dq_init_sci_check(ctx, sec)
 
     def mask_copied():
         dq = ctx.require("dq_init").plane("PIXELDQ").astype(np.uint32)
@@ -352,6 +343,23 @@ def _product_planes(product):
             yield i, g
 
 
+def _dq_init_sci_check(ctx, sec):
+    def sci_unchanged():
+        dq_init = ctx.require("dq_init")
+        uncal = ctx.products.open_uncal()
+        if uncal is None:
+            raise NotRun(f"the raw exposure {ctx.products.rootname}_uncal.fits was not found next to "
+                         f"the products (give it with uncal=)")
+        # the product's own planes: a superstripe exposure's are stripes
+        ndiff, largest, planes = compare_sci(ctx, uncal, dq_init,
+                                             planes_of=_product_planes(dq_init))
+        values = planes * int(np.prod(dq_init.shape("SCI")[-2:]))
+        return ndiff == 0, (f"{fmt(ndiff)} of {fmt(values)} values differ from "
+                            f"{uncal.name} (largest difference {fmt(largest)} DN)")
+    sec.check("SCI unchanged by dq_init", "the SCI ramp equals the raw uncal data exactly",
+              sci_unchanged)
+
+
 def section_dq_init_striped(ctx, sec):
     """dq_init of a superstripe exposure: its product holds stripes (integration i is stripe
     i % nstripe) and PIXELDQ one plane per stripe, from the MASK cut into stripes."""
@@ -369,20 +377,7 @@ def section_dq_init_striped(ctx, sec):
                                     how="max"),
                    "PIXELDQ of the first stripe after dq_init, log stretch 0-100.")
 
-    def sci_unchanged():
-        dq_init = ctx.require("dq_init")
-        uncal = ctx.products.open_uncal()
-        if uncal is None:
-            raise NotRun(f"the raw exposure {ctx.products.rootname}_uncal.fits was not found next to "
-                         f"the products (give it with uncal=)")
-        ndiff = values = 0
-        for i, g in _product_planes(dq_init):
-            a = uncal.plane("SCI", i, g).astype(np.float32)
-            ndiff += int((~_same(a, dq_init.plane("SCI", i, g))).sum())
-            values += a.size
-        return ndiff == 0, f"{fmt(ndiff)} of {fmt(values)} values differ from {uncal.name}"
-    sec.check("SCI unchanged by dq_init", "the SCI ramp equals the raw uncal data exactly",
-              sci_unchanged)
+    _dq_init_sci_check(ctx, sec)
 
     def mask_copied():
         dq = ctx.require("dq_init").plane("PIXELDQ").astype(np.uint32)
