@@ -61,3 +61,31 @@ def test_fitopt_products_match(runs):
             assert b[ext].data.shape == a[ext].data.shape, ext
             np.testing.assert_allclose(b[ext].data, a[ext].data, rtol=1e-4, atol=1e-6,
                                        equal_nan=True, err_msg=ext)
+
+
+def test_ramp_fit_skipped_gives_the_calibrated_ramp(tmp_path):
+    """With ramp_fit skipped, jwst returns the calibrated RampModel (after gain_scale) and saves
+    it as ``_ramp``, with no rate products: so does ramp2slope, for a multi-integration
+    exposure too (which then is not streamed: the result is the whole ramp)."""
+    jwst_oracle.require_jwst()
+    from ramp2slope.datamodels import RampModel
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", subarray="SUB160", ngroups=4, nints=2, seed=3)
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    steps = {"ramp_fit": {"skip": True}}
+    jwst_oracle.run_official_detector1(sim.uncal, refs, tmp_path / "jwst", steps=steps, save_steps=())
+    result = jwst_oracle.run_ours_detector1(sim.uncal, refs, tmp_path / "ours", steps=steps,
+                                            save_steps=())
+    assert isinstance(result, RampModel) and result.data.shape == (2, 4, 160, 160)
+    for folder in ("jwst", "ours"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [f"{sim.root}_ramp.fits"]
+    with _product(tmp_path / "jwst", sim.root, "ramp") as a, \
+            _product(tmp_path / "ours", sim.root, "ramp") as b:
+        assert [h.name for h in b] == [h.name for h in a]
+        for ext in ("PIXELDQ", "GROUPDQ", "ZEROFRAME"):
+            np.testing.assert_array_equal(b[ext].data, a[ext].data, err_msg=ext)
+        np.testing.assert_allclose(b["SCI"].data, a["SCI"].data, rtol=0, atol=1e-3)
+        for key in ("S_RAMP", "S_GANSCL", "S_JUMP", "DATAMODL"):
+            assert b[0].header[key] == a[0].header[key], key
+        assert b[0].header["S_RAMP"] == "SKIPPED"

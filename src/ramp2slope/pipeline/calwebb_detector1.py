@@ -360,6 +360,10 @@ class Detector1Pipeline(Pipeline):
         source = open_ramp_source(path)
         if source is None:
             return None   # not a ramp: _open_input gives the error
+        if self.ramp_fit.skip:
+            # the result is then the whole calibrated ramp, in memory as jwst returns it
+            source.close()
+            return None
         if source.nints < 2 or int(source.template.meta.subarray.num_superstripe or 0) > 0:
             # superstripes are collated across integrations at the end of refpix: whole exposure
             source.close()
@@ -464,6 +468,8 @@ class Detector1Pipeline(Pipeline):
         if self.save_calibrated_ramp:
             self.save_model(model, input_name=input_name, suffix="ramp")
 
+        if self.ramp_fit.skip:
+            return self._calibrated_ramp(model, input_name)
         jit_warmup.wait("ramp_fit")
         result = self.ramp_fit.run(model)
         rate, rateints = result if result is not None else (None, None)
@@ -480,3 +486,12 @@ class Detector1Pipeline(Pipeline):
             with withdrawn_on_failure(rateints_path):
                 self.save_model(rate, input_name=input_name, suffix="rate")
         return rate
+
+    def _calibrated_ramp(self, model, input_name):
+        """The end of a run with ramp_fit skipped, as jwst ends it: the calibrated ramp goes
+        through gain_scale and is the result, saved as the ``ramp`` product."""
+        model = self.ramp_fit.run(model)
+        model = self.gain_scale.run(model)
+        if self.save_results or self.output_file:
+            self.save_model(model, input_name=input_name, suffix="ramp")
+        return model
