@@ -18,18 +18,20 @@ from ramp2slope.datamodels import dqflags
 from ramp2slope.errors import ReferenceFileError
 from ramp2slope.saturation.saturation import make_read_pattern
 
-__all__ = ["prepare_coefficients", "use_read_level", "correct_linearity", "do_correction"]
+__all__ = ["identity_pixels", "prepare_coefficients", "use_read_level", "correct_linearity",
+           "do_correction"]
 
 _SAT = dqflags.group["SATURATED"]
 _NO_LIN_CORR = dqflags.pixel["NO_LIN_CORR"]
 
 
-def prepare_coefficients(coeffs, lin_dq, pixeldq):
-    """Find the pixels that get the identity polynomial and update PIXELDQ, in place.
+def identity_pixels(coeffs, lin_dq):
+    """The pixels that get the identity polynomial, and what they add to PIXELDQ.
 
-    ``pixeldq |= lin_dq``, and NO_LIN_CORR is added where a coefficient is NaN or c1 == 0
-    (pixels with NO_LIN_CORR in ``lin_dq`` already carry it). Returns a uint8 (ny, nx) array,
-    1 where the identity is to be used. ``coeffs`` (ncoeffs >= 2, ny, nx) is not modified.
+    Returns ``(benign, flags)``: ``benign`` a uint8 (ny, nx) array, 1 where a coefficient is
+    NaN, c1 == 0 or ``lin_dq`` has NO_LIN_CORR; ``flags`` the uint32 (ny, nx) bits to OR into
+    PIXELDQ: ``lin_dq``, plus NO_LIN_CORR on those pixels. ``coeffs`` (ncoeffs >= 2, ny, nx) is
+    not modified.
     """
     ncoef = coeffs.shape[0]
     if coeffs.ndim != 3 or ncoef < 2:
@@ -42,8 +44,20 @@ def prepare_coefficients(coeffs, lin_dq, pixeldq):
         bad |= np.isnan(plane)
     bad |= coeffs[1] == 0
     benign = bad.view(np.uint8)
-    pixeldq |= lin_dq
-    pixeldq[benign != 0] |= np.uint32(_NO_LIN_CORR)
+    flags = lin_dq.copy()
+    flags[bad] |= np.uint32(_NO_LIN_CORR)
+    return benign, flags
+
+
+def prepare_coefficients(coeffs, lin_dq, pixeldq):
+    """Find the pixels that get the identity polynomial and update PIXELDQ, in place.
+
+    ``pixeldq |= lin_dq``, and NO_LIN_CORR is added where a coefficient is NaN or c1 == 0
+    (pixels with NO_LIN_CORR in ``lin_dq`` already carry it). Returns a uint8 (ny, nx) array,
+    1 where the identity is to be used. ``coeffs`` (ncoeffs >= 2, ny, nx) is not modified.
+    """
+    benign, flags = identity_pixels(coeffs, lin_dq)
+    pixeldq |= flags
     return benign
 
 
@@ -161,7 +175,7 @@ def _correct_reads(data, gdq, coeffs, benign, icoeffs, ibenign, pattern, mean_re
 
 
 def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, inv_coeffs=None,
-                      nframes=1, has_read_times=False):
+                      nframes=1, has_read_times=False, cache=None):
     """Apply the linearity correction in place.
 
     data: float32 (nints, ngroups, ny, nx), corrected except in SAT groups; groupdq: uint8, not
@@ -169,7 +183,9 @@ def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, in
     coeffs: float32 (ncoeffs, ny, nx); lin_dq: uint32 (ny, nx); zeroframe: float32
     (nints, ny, nx) or None, corrected with the plain polynomial, zeros kept at 0;
     inv_coeffs: float32 (ncoeffs_inv, ny, nx) or None (the INV_COEFFS extension);
-    nframes: science NFRAMES; has_read_times: whether the exposure carries explicit read times.
+    nframes: science NFRAMES; has_read_times: whether the exposure carries explicit read times;
+    cache: a dict kept with the reference between calls (a pipeline correcting one integration
+    at a time), where the arrays prepared from the coefficients are kept, or None.
 
     Returns True when the read-level path was used (see :func:`use_read_level`). The inverse
     coefficients get the same identity/NO_LIN_CORR treatment as the forward ones. With fewer
@@ -177,18 +193,11 @@ def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, in
     IndexError) and the group-by-group polynomial is used instead.
     """
     nints, ngroups, ny, nx = data.shape
-    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
-    if coeffs.shape[1:] != (ny, nx):
-        raise ReferenceFileError(
-            f"linearity coefficients shape {coeffs.shape} does not match {(ny, nx)}")
-    benign = prepare_coefficients(coeffs, lin_dq, pixeldq)
+    cache = {} if cache is None else cache
+    coeffs, benign = _prepared(cache, "forward", coeffs, lin_dq, pixeldq, (ny, nx))
     read_level = use_read_level(inv_coeffs is not None, nframes, has_read_times)
     if read_level:
-        icoeffs = np.ascontiguousarray(inv_coeffs, dtype=np.float32)
-        if icoeffs.shape[1:] != (ny, nx):
-            raise ReferenceFileError(
-                f"inverse coefficients shape {icoeffs.shape} does not match {(ny, nx)}")
-        ibenign = prepare_coefficients(icoeffs, lin_dq, pixeldq)
+        icoeffs, ibenign = _prepared(cache, "inverse", inv_coeffs, lin_dq, pixeldq, (ny, nx))
         if ngroups < 2:
             read_level = False
     sat = np.uint8(_SAT)
@@ -210,6 +219,21 @@ def correct_linearity(data, groupdq, pixeldq, coeffs, lin_dq, zeroframe=None, in
             _correct_groups(zplane[None], zero.view(np.uint8) * sat, coeffs, benign, sat)
             zplane[zero[0]] = 0.0
     return read_level
+
+
+def _prepared(cache, key, coeffs, lin_dq, pixeldq, shape):
+    """float32 ``coeffs`` and their identity pixels, from ``cache`` or made and put there; the
+    PIXELDQ flags are OR-ed into ``pixeldq`` either way."""
+    if key not in cache:
+        coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+        if coeffs.shape[1:] != shape:
+            which = "linearity" if key == "forward" else "inverse"
+            raise ReferenceFileError(
+                f"{which} coefficients shape {coeffs.shape} does not match {shape}")
+        cache[key] = (coeffs,) + identity_pixels(coeffs, lin_dq)
+    coeffs, benign, flags = cache[key]
+    pixeldq |= flags
+    return coeffs, benign
 
 
 def do_correction(output_model, lin_model):

@@ -1,7 +1,7 @@
 """LinearityStep: correct the classical non-linearity with the LINEARITY polynomials."""
 import logging
 
-from ..references import load_linearity
+from ..references import derived, load_linearity
 from ..stpipe import Step
 from .linearity import correct_linearity
 
@@ -27,7 +27,8 @@ class LinearityStep(Step):
         read_level = correct_linearity(
             model.data, model.groupdq, model.pixeldq, lin.coeffs, lin.dq, zeroframe=zeroframe,
             inv_coeffs=lin.inv_coeffs, nframes=model.meta.exposure.nframes or 1,
-            has_read_times=bool(model.meta.exposure.read_times))
+            has_read_times=bool(model.meta.exposure.read_times),
+            cache=derived(lin, "linearity", dict))
         if read_level:
             log.info("%s: read-level correction (NFRAMES=%s, INV_COEFFS present)", self.name,
                      model.meta.exposure.nframes)

@@ -1,5 +1,6 @@
 """Finding and loading reference files (MASK, SATURATION, SUPERBIAS, LINEARITY, DARK, GAIN,
 READNOISE, IPC, REFPIX), with DQ_DEF translation and subarray cut-outs."""
+from .derived import derived
 from .dq_def import translate_dq
 from .finder import ENV_REFDIR, NOT_APPLICABLE, find_in_directory, find_reference
 from .loaders import (
@@ -31,7 +32,7 @@ LOADERS = {
 }
 
 __all__ = [
-    "ENV_REFDIR", "DarkPlanes", "check_reference", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
+    "ENV_REFDIR", "DarkPlanes", "derived", "check_reference", "NOT_APPLICABLE", "LOADERS", "find_reference", "find_in_directory", "translate_dq",
     "cutout", "science_box", "subarray_box", "load_mask", "load_saturation", "load_superbias",
     "load_linearity", "load_dark", "load_dark_resident", "load_gain", "load_readnoise", "load_ipc",
     "load_irs2_refpix",

@@ -204,7 +204,8 @@ def grow_flags(plane_dq, srcbit, bit, n, target=None):
 
 
 def flag_saturation(data, groupdq, pixeldq=None, sat_thresh=None, sat_dq=None, n_pix_grow_sat=1,
-                    use_readpatt=True, nframes=1, bias=None, zeroframe=None, bias_model=None):
+                    use_readpatt=True, nframes=1, bias=None, zeroframe=None, bias_model=None,
+                    prepared=None):
     """Flag saturation in place.
 
     Also takes the official module-level form, ``flag_saturation(model, ref_model,
@@ -227,11 +228,15 @@ def flag_saturation(data, groupdq, pixeldq=None, sat_thresh=None, sat_dq=None, n
     nframes : int, science NFRAMES (used for the read pattern)
     bias : (ny, nx) SUPERBIAS image (raw; NaN left as is) for the group-2 test, or None (= 0)
     zeroframe : float32 (nints, ny, nx) or None; flagged zero-frame pixels are set to 0.0
+    prepared : ``prepare_thresholds(sat_thresh, sat_dq)`` when the caller has it already (a
+        pipeline flagging one integration at a time); not modified
     """
     if isinstance(data, DataModel):
         return _flag_model(data, groupdq, n_pix_grow_sat, use_readpatt, bias_model)
     nints, ngroups, ny, nx = data.shape
-    thresh, ref_dq, no_check = prepare_thresholds(sat_thresh, sat_dq)
+    if prepared is None:
+        prepared = prepare_thresholds(sat_thresh, sat_dq)
+    thresh, ref_dq, no_check = prepared
     if thresh.shape != (ny, nx):
         raise ReferenceFileError(f"saturation reference shape {thresh.shape} != science pixels {(ny, nx)}")
     no_check = no_check.view(np.uint8) if no_check.dtype == np.bool_ else no_check.astype(np.uint8)

@@ -2,11 +2,11 @@
 import logging
 
 from ..datamodels.irs2_layout import is_irs2_shape, layout_of, rows_mask
-from ..references import load_saturation, load_superbias
+from ..references import derived, load_saturation, load_superbias
 from ..references.striped import is_superstripe, load_striped
 from ..stpipe import Step
 from .irs2 import flag_saturation_irs2
-from .saturation import flag_saturation
+from .saturation import flag_saturation, prepare_thresholds
 
 __all__ = ["SaturationStep"]
 
@@ -46,7 +46,8 @@ class SaturationStep(Step):
         n_sat, n_floor = flag_saturation(
             model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq,
             n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
-            nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe)
+            nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe,
+            prepared=derived(sat, "thresholds", lambda: prepare_thresholds(sat.threshold, sat.dq)))
         log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
         return self.complete(model)
 
