@@ -53,6 +53,35 @@ def test_prepare_coefficients_returns_identity_mask():
     np.testing.assert_array_equal(pdq, [[0, NLC, NLC]])
 
 
+def test_cache_gives_the_same_correction_and_flags_every_call():
+    """The prepared coefficients kept between integrations (the streamed pipeline's cache):
+    each call corrects as an uncached call does and ORs the same PIXELDQ flags in, read-level
+    path included."""
+    rng = np.random.default_rng(4)
+    ny, nx = 3, 4
+    coeffs = _coeffs(ny, nx, 0.0, 1.0, 1e-5)
+    coeffs[2, 0, 0] = np.nan
+    inv = _coeffs(ny, nx, 0.0, 1.0, -1e-5)
+    lin_dq = np.zeros((ny, nx), np.uint32)
+    lin_dq[1, 1] = dqflags.pixel["HOT"]
+    raw = rng.uniform(100, 3000, (1, 4, ny, nx)).astype(np.float32)
+    for inv_coeffs, nframes in ((None, 1), (inv, 4)):
+        cache = {}
+        expected_data = raw.copy()
+        expected_pdq = np.zeros((ny, nx), np.uint32)
+        correct_linearity(expected_data, np.zeros(raw.shape, np.uint8), expected_pdq, coeffs,
+                          lin_dq, inv_coeffs=inv_coeffs, nframes=nframes)
+        for _ in range(2):
+            data = raw.copy()
+            pdq = np.zeros((ny, nx), np.uint32)
+            correct_linearity(data, np.zeros(raw.shape, np.uint8), pdq, coeffs, lin_dq,
+                              inv_coeffs=inv_coeffs, nframes=nframes, cache=cache)
+            np.testing.assert_array_equal(data, expected_data)
+            np.testing.assert_array_equal(pdq, expected_pdq)
+        assert sorted(cache) == (["forward"] if inv_coeffs is None else ["forward", "inverse"])
+        assert expected_pdq[0, 0] == NLC and expected_pdq[1, 1] == dqflags.pixel["HOT"]
+
+
 def test_zeroframe_zeros_stay_zero():
     data = np.zeros((1, 1, 1, 3), np.float32)
     zeroframe = np.array([[[0.0, 2.0, -0.0]]], np.float32)

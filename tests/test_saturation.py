@@ -51,6 +51,31 @@ def test_sticky_saturation_ad_floor_and_nan_threshold():
     assert np.count_nonzero(pdq) == 3
 
 
+def test_prepared_thresholds_reused_between_integrations():
+    """The streamed pipeline prepares the thresholds once and flags each integration with
+    them: the flags are those of an unprepared call, and the prepared arrays are not changed."""
+    rng = np.random.default_rng(7)
+    data = rng.uniform(-5, 120, (1, 4, 5, 6)).astype(np.float32)
+    thresh = np.full((5, 6), 100.0, np.float32)
+    thresh[0, 0] = np.nan
+    sat_dq = np.zeros((5, 6), np.uint32)
+    sat_dq[1, 1] = NSC
+    expected_gdq = np.zeros(data.shape, np.uint8)
+    expected_pdq = np.zeros((5, 6), np.uint32)
+    expected = flag_saturation(data, expected_gdq, expected_pdq, thresh, sat_dq)
+    prepared = prepare_thresholds(thresh, sat_dq)
+    kept = [a.copy() for a in prepared]
+    for _ in range(2):
+        gdq = np.zeros(data.shape, np.uint8)
+        pdq = np.zeros((5, 6), np.uint32)
+        assert flag_saturation(data, gdq, pdq, None, None, prepared=prepared) == expected
+        np.testing.assert_array_equal(gdq, expected_gdq)
+        np.testing.assert_array_equal(pdq, expected_pdq)
+    for array, copy in zip(prepared, kept):
+        np.testing.assert_array_equal(array, copy)
+    assert expected_gdq.any() and expected_pdq[0, 0] == NSC
+
+
 def test_growth_at_edges_is_clipped_and_does_not_cascade():
     # corner pixel saturates in group 1 and stays saturated; n=1 grows a 2x2 block at the corner
     data, gdq, pdq = _ramp({(0, 0): [10, 60, 70, 80], (3, 3): [-1, 10, 10, 10]})
