@@ -529,6 +529,170 @@ def _rate_values(dq, num, sum_ip, sum_ir, sum_clr, flags):
     return slope, err, dq, var_p, var_r
 
 
+@njit(cache=True, error_model="numpy")  # not inlined: compile time
+def _block_clean_flags(data, gdq, y, x0, nb, pfl):
+    """``pfl[b]`` = 0 where pixel ``x0+b`` of row ``y`` has no group DQ and no NaN difference
+    (the test ``_block_median_setup`` makes for a single integration), else non-zero."""
+    ng = data.shape[0]
+    for b in range(nb):
+        pfl[b] = 0
+    for k in range(ng):
+        for b in range(nb):
+            pfl[b] |= np.int32(gdq[k, y, x0 + b])
+    for k in range(ng - 1):
+        for b in range(nb):
+            diff = np.float64(data[k + 1, y, x0 + b]) - np.float64(data[k, y, x0 + b])
+            pfl[b] |= np.int32(256) if math.isnan(diff) else np.int32(0)
+
+
+#: Rows of the float64 scratch of ``_block_clean_fit``.
+N_BLOCK_ROWS = 12
+
+
+@njit(cache=True, error_model="numpy")  # not inlined: compile time
+def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgroup, y, x0, nb,
+                     pfl, rn_blk, mr_blk, vals, cnt, mval, blk, pidx,
+                     out_slope, out_err, out_dq, out_vp, out_vr,
+                     acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                     rate_slope, rate_err, rate_dq, rate_vp, rate_vr):
+    """The fit of the block's clean ramps, the common case, across the block at once.
+
+    A clean ramp (``pfl[b] == 0`` on entry: no group DQ, no NaN, every group in range) of at
+    least 3 groups, with a positive gain and neither DO_NOT_USE nor SATURATED in its PIXELDQ, is
+    one segment of every group; its fit is then the same sequence of operations for every
+    pixel. Here it runs in simple loops across the block, which the compiler vectorises, with
+    exactly the arithmetic of the per-pixel path (``_fit_segment``, the sums and thresholds of
+    ``fit_integration_kernel`` and ``_rate_values`` for such a ramp), so that the results are
+    identical. ``pfl[b]`` is left 0 for the ramps done here and set to 1 for the others, which
+    the caller fits pixel by pixel. ``blk`` (float64, (N_BLOCK_ROWS, MEDIAN_BLOCK)) and ``pidx``
+    (int64, MEDIAN_BLOCK) are scratch.
+    """
+    ng = data.shape[0]
+    w_ng = wtable[ng]
+    seglen = np.float64(ng)
+    sumw, sumx, sumxx, sumy, sumxy = blk[0], blk[1], blk[2], blk[3], blk[4]
+    invrn2, mrate = blk[5], blk[6]
+    slope_o, err_o, vp_o, vr_o = blk[7], blk[8], blk[9], blk[10]
+    num_o = blk[11]
+    for b in range(nb):
+        x = x0 + b
+        ok = pfl[b] == 0 and gain2d[y, x] > 0 and (np.uint32(pixdq[y, x]) & DNU_SAT) == 0
+        pfl[b] = 0 if ok else 1
+        if single:
+            # the exposure mean of the one median rate, as in the per-pixel path
+            mrate[b] = 0.0 + _median_finish(vals, cnt[b], b, mval[b])
+        else:
+            mrate[b] = mr_blk[b]
+    for b in range(nb):
+        x = x0 + b
+        gain = np.float64(gain2d[y, x])
+        rn = rn_blk[b]
+        diff = np.float64(data[ng - 1, y, x]) - np.float64(data[0, y, x])
+        den = rn * rn + diff * gain
+        snr = (diff * gain) / math.sqrt(den) if den > 0.0 else 0.0
+        snr = snr if snr >= 0.0 else 0.0
+        p = 5
+        p = 4 if snr < 100.0 else p
+        p = 3 if snr < 50.0 else p
+        p = 2 if snr < 20.0 else p
+        p = 1 if snr < 10.0 else p
+        p = 0 if snr < 5.0 else p
+        pidx[b] = p
+        invrn2[b] = 1.0 / (rn * rn)
+        sumw[b] = 0.0
+        sumx[b] = 0.0
+        sumxx[b] = 0.0
+        sumy[b] = 0.0
+        sumxy[b] = 0.0
+    for k in range(ng):
+        xval = np.float64(k) + 0.0
+        for b in range(nb):
+            w = w_ng[pidx[b], k] * invrn2[b]
+            val = np.float64(data[k, y, x0 + b])
+            xwt = xval * w
+            sumw[b] += w
+            sumx[b] += xwt
+            sumxx[b] += xval * xwt
+            sumy[b] += val * w
+            sumxy[b] += val * xwt
+    for b in range(nb):
+        x = x0 + b
+        gain = np.float64(gain2d[y, x])
+        rn = rn_blk[b]
+        dcur = np.float64(dark2d[y, x]) if has_dark else 0.0
+        den = sumw[b] * sumxx[b] - sumx[b] * sumx[b]
+        num_s = sumw[b] * sumxy[b] - sumx[b] * sumy[b]
+        seg_slope = (num_s * (1.0 / den)) / tgroup
+        pden = tgroup * gain * (seglen - 1.0)
+        seg_vp = (mrate[b] + dcur) / pden if mrate[b] > 0.0 else dcur / pden
+        rnum = rn / tgroup
+        rnum = 12.0 * rnum * rnum
+        rden = seglen * seglen * seglen - seglen
+        rden = rden * gain * gain
+        seg_vr = rnum / rden
+        inv_r = 0.0 + 1.0 / seg_vr
+        inv_p = (0.0 + 1.0 / seg_vp) if seg_vp > 0.0 else 0.0
+        inv_e = 0.0 + 1.0 / (seg_vp + seg_vr)
+        num = 0.0 + seg_slope / seg_vr
+        var_p = 1.0 / inv_p if inv_p > 0.0 else 0.0
+        var_p = 0.0 if var_p >= LARGE_VARIANCE_THRESHOLD else var_p
+        var_r = 1.0 / inv_r
+        var_r = 0.0 if var_r >= LARGE_VARIANCE_THRESHOLD else var_r
+        var_e = 1.0 / inv_e
+        slope_o[b] = num * var_r
+        err_o[b] = 0.0 if var_e > LARGE_VARIANCE_THRESHOLD else math.sqrt(var_e)
+        vp_o[b] = var_p
+        vr_o[b] = var_r
+        num_o[b] = num
+        # the exposure sums take inv_p (in vp_o's place once stored) and inv_r below
+        invrn2[b] = inv_p
+        mrate[b] = inv_r
+    for b in range(nb):
+        if pfl[b] == 0:
+            x = x0 + b
+            out_slope[y, x] = np.float32(slope_o[b])
+            out_dq[y, x] = np.uint32(pixdq[y, x])
+            out_vp[y, x] = np.float32(vp_o[b])
+            out_vr[y, x] = np.float32(vr_o[b])
+            out_err[y, x] = np.float32(err_o[b])
+    if single:
+        # _rate_values of sums over this one integration: a fully used, unsaturated ramp
+        for b in range(nb):
+            inv_p = invrn2[b]
+            a_ip = (0.0 + inv_p) if inv_p > 0.0 else 0.0
+            a_ir = 0.0 + mrate[b]
+            a_num = 0.0 + num_o[b]
+            var_p = 1.0 / a_ip if a_ip > 0.0 else a_ip
+            var_p = 0.0 if (var_p >= LARGE_VARIANCE_THRESHOLD or var_p < 0.0) else var_p
+            var_r = 1.0 / a_ir if a_ir > 0.0 else a_ir
+            var_r = 0.0 if var_r >= LARGE_VARIANCE_THRESHOLD else var_r
+            slope_o[b] = a_num if math.isnan(a_num) else a_num * var_r
+            err_o[b] = math.sqrt(var_p + var_r)
+            vp_o[b] = var_p
+            vr_o[b] = var_r
+        for b in range(nb):
+            if pfl[b] == 0:
+                x = x0 + b
+                rate_slope[y, x] = np.float32(slope_o[b])
+                rate_dq[y, x] = np.uint32(pixdq[y, x])
+                rate_vp[y, x] = np.float32(vp_o[b])
+                rate_vr[y, x] = np.float32(vr_o[b])
+                rate_err[y, x] = np.float32(err_o[b])
+    else:
+        for b in range(nb):
+            if pfl[b] == 0:
+                x = x0 + b
+                inv_p = invrn2[b]
+                var_r = vr_o[b]
+                if inv_p > 0.0:
+                    acc_ip[y, x] += inv_p
+                acc_ir[y, x] += mrate[b]
+                acc_num[y, x] += num_o[b]
+                acc_flags[y, x] |= FLAG_SOME_USED | FLAG_SOME_UNSAT
+                if var_r > 0.0:
+                    acc_clr[y, x] += 1.0 / var_r
+
+
 # ------------------------------------------------------------------------------------------------
 # Kernels
 # ------------------------------------------------------------------------------------------------
@@ -643,9 +807,12 @@ def fit_integration_kernel(
     ng, ny, nx = data.shape
     nslots = seg_out.shape[1]
     ncr_slots = cr_out.shape[0]
+    # Clean ramps are fitted across a block at once (``_block_clean_fit``), the others pixel by
+    # pixel; the optional outputs are written by the per-pixel path only.
+    block_fit = (not save_opt) and ng >= 3 and first == 0 and last == ng - 1
     for y in prange(ny):
         # For a single integration, the median rates of a block of pixels are computed first
-        # (the sort runs across the block), then the block is fitted pixel by pixel.
+        # (the sort runs across the block), then the block is fitted.
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
@@ -658,6 +825,8 @@ def fit_integration_kernel(
         s0 = np.empty(ng, np.int64)
         sl = np.empty(ng, np.int64)
         res = np.empty(8, np.float64)
+        blk = np.empty((N_BLOCK_ROWS, MEDIAN_BLOCK), np.float64)
+        pidx = np.empty(MEDIAN_BLOCK, np.int64)
         for x0 in range(0, nx, MEDIAN_BLOCK):
             nb = min(MEDIAN_BLOCK, nx - x0)
             _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
@@ -666,7 +835,17 @@ def fit_integration_kernel(
                 _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
                                     suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og)
                 _sort_columns(vals, nb)
+            elif block_fit:
+                _block_clean_flags(data, gdq, y, x0, nb, pfl)
+            if block_fit:
+                _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgroup,
+                                 y, x0, nb, pfl, rn_blk, mr_blk, vals, cnt, mval, blk, pidx,
+                                 out_slope, out_err, out_dq, out_vp, out_vr,
+                                 acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                                 rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
             for b in range(nb):
+                if block_fit and pfl[b] == 0:
+                    continue   # a clean ramp, fitted above
                 x = x0 + b
                 (_, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
                  is_0th, is_zf, d0_raw) = _load_ramp(
