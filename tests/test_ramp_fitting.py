@@ -413,18 +413,27 @@ def test_inputs_unchanged_and_thread_count_irrelevant():
         np.testing.assert_array_equal(getattr(one.optional, name), getattr(two.optional, name))
 
 
-@pytest.mark.parametrize("nints,ngroups,first_last", [(1, 3, None), (1, 10, None), (2, 6, None),
-                                                      (1, 6, (1, 4))])
-def test_block_fit_of_clean_ramps_equals_the_per_pixel_fit(nints, ngroups, first_last):
+@pytest.mark.parametrize("nints,ngroups,first_last,miri", [
+    (1, 3, None, False), (1, 10, None, False), (2, 6, None, False), (1, 6, (1, 4), False),
+    (1, 8, None, True), (3, 7, None, True)])
+def test_block_fit_of_clean_ramps_equals_the_per_pixel_fit(nints, ngroups, first_last, miri):
     """Clean ramps are fitted across blocks of pixels at once, the others pixel by pixel; with
     ``save_opt`` every ramp takes the per-pixel path. The products must be the same bytes:
     blocks that end mid-row (70 columns), bad gains, DO_NOT_USE/SATURATED pixels, a dark
-    current, jumps and saturation among the clean ramps."""
+    current, jumps and saturation among the clean ramps; MIRI ramps whose first and last groups
+    are DO_NOT_USE everywhere (stcal drops them: the clean ramps are those of the groups
+    left)."""
     exp = make_exposure(21, nints, ngroups, ny=12, nx=70)
     kw = {} if first_last is None else dict(firstgroup=first_last[0], lastgroup=first_last[1])
+    kept = slice(None)
+    if miri:
+        exp["groupdq"][:, 0] |= DNU
+        exp["groupdq"][:, -1] |= DNU
+        kw["instrument"] = "MIRI"
+        kept = slice(1, -1)
     block = fit_ramps(**exp, **kw)
     per_pixel = fit_ramps(**exp, **kw, save_opt=True)
-    clean = ~np.any(exp["groupdq"], axis=(0, 1))
+    clean = ~np.any(exp["groupdq"][:, kept], axis=(0, 1))
     assert clean.sum() > 100
     for a, b in ((block.rate, per_pixel.rate), (block.rateints, per_pixel.rateints)):
         for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):

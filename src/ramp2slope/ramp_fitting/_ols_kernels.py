@@ -432,7 +432,7 @@ def _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last, s
     """
     ng = data.shape[0]
     unsat0 = False
-    if ng >= 2 and first == 0 and last == ng - 1:
+    if ng >= 2 and first <= 0 and last >= ng - 1:
         for b in range(nb):
             pfl[b] = 0
         for k in range(ng):
@@ -809,7 +809,7 @@ def fit_integration_kernel(
     ncr_slots = cr_out.shape[0]
     # Clean ramps are fitted across a block at once (``_block_clean_fit``), the others pixel by
     # pixel; the optional outputs are written by the per-pixel path only.
-    block_fit = (not save_opt) and ng >= 3 and first == 0 and last == ng - 1
+    block_fit = (not save_opt) and ng >= 3 and first <= 0 and last >= ng - 1
     for y in prange(ny):
         # For a single integration, the median rates of a block of pixels are computed first
         # (the sort runs across the block), then the block is fitted.
