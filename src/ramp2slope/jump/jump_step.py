@@ -72,8 +72,8 @@ class JumpStep(Step):
     def _detect(self, model, detector):
         if model.shape[1] <= 2:
             return self.skipped(model, "fewer than 3 groups")
-        gain = load_gain(self.get_reference_file(model, "gain"), model)
-        readnoise = load_readnoise(self.get_reference_file(model, "readnoise"), model)
+        gain = self.load_reference(model, "gain", load_gain, required=True)
+        readnoise = self.load_reference(model, "readnoise", load_readnoise, required=True)
         params = {name: getattr(self, name) for name in STEP_DEFAULTS if name != "maximum_cores"}
         # The official step runs in one process by default and then always applies 3.
         params["minimum_groups"] = effective_minimum_groups(self.maximum_cores, self.minimum_groups,

@@ -42,7 +42,7 @@ from ..refpix import RefPixStep
 from ..reset import ResetStep
 from ..rscd import RscdStep
 from ..saturation import SaturationStep
-from ..stpipe import Pipeline
+from ..stpipe import Pipeline, ReferenceCache
 from ..stpipe.naming import check_product_path, withdrawn_on_failure
 from .scratch import remove_stale_scratch
 from ..picture_frame import PictureFrameStep
@@ -461,10 +461,25 @@ class Detector1Pipeline(Pipeline):
                 check_reference(path, reftype, model)
 
     def process(self, model, input_name=None):
-        for alias in self.detector_steps(model) + self.COMMON_STEPS:
+        # References shared by two steps (SUPERBIAS: saturation and superbias; GAIN and
+        # READNOISE: jump and ramp_fit) are loaded once; each leaves memory after its last user.
+        cache = ReferenceCache()
+        self._reference_cache = cache
+        try:
+            return self._process(model, input_name, cache)
+        finally:
+            cache.clear()
+            self._reference_cache = None
+
+    def _process(self, model, input_name, cache):
+        aliases = self.detector_steps(model) + self.COMMON_STEPS + ("ramp_fit",)
+        for index, alias in enumerate(aliases[:-1]):
             if alias == "jump":
                 jit_warmup.wait("jump")
             model = getattr(self, alias).run(model)
+            cache.keep_only({reftype for later in aliases[index + 1:]
+                             if not getattr(self, later).skip
+                             for reftype in getattr(self, later).reference_file_types})
         if self.save_calibrated_ramp:
             self.save_model(model, input_name=input_name, suffix="ramp")
 
@@ -472,6 +487,7 @@ class Detector1Pipeline(Pipeline):
             return self._calibrated_ramp(model, input_name)
         jit_warmup.wait("ramp_fit")
         result = self.ramp_fit.run(model)
+        cache.clear()
         rate, rateints = result if result is not None else (None, None)
         if rate is None:
             log.warning("%s: ramp fitting produced no slopes (every pixel saturated in group 0); "

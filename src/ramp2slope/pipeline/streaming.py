@@ -441,6 +441,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     fit_start = time.perf_counter()
     jit_warmup.wait("ramp_fit")
     fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table)
+    pipe._reference_cache.clear()   # the fitter holds what it needs of GAIN and READNOISE
     use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
     data = np.empty((ngroups, ny, nx), dtype=np.float32)
     groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)

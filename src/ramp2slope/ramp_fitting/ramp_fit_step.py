@@ -121,8 +121,8 @@ class RampFitStep(Step):
             log.info("%s: LIKELY needs at least %d groups, got %d; using OLS_C", self.name,
                      MIN_NGROUPS, model.shape[1])
         group_range(model.shape[1], self.firstgroup, self.lastgroup, warn=True)
-        gain = load_gain(self.get_reference_file(model, "gain"), model)
-        readnoise = load_readnoise(self.get_reference_file(model, "readnoise"), model)
+        gain = self.load_reference(model, "gain", load_gain, required=True)
+        readnoise = self.load_reference(model, "readnoise", load_readnoise, required=True)
         if gain.gain_factor is not None:
             model.meta.exposure.gain_factor = gain.gain_factor
         return gain, readnoise

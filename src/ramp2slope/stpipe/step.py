@@ -76,9 +76,15 @@ class ReferenceCache:
 
     def clear(self):
         """Close and forget every loaded reference (resolved paths are kept)."""
-        values, self._values = list(self._values.values()), {}
-        for value in values:
-            close = getattr(value, "close", None)
+        self.keep_only(())
+
+    def keep_only(self, reftypes):
+        """Close and forget the loaded references of every type not in ``reftypes`` (the
+        types the steps still to run will load): a reference leaves memory after its last
+        user."""
+        dropped = [key for key in self._values if key[0] not in reftypes]
+        for key in dropped:
+            close = getattr(self._values.pop(key), "close", None)
             if callable(close):
                 close()
 
@@ -331,17 +337,19 @@ class Step(ParameterFileSupport):
             step = step.parent
         return None
 
-    def load_reference(self, model, reftype, loader, key=()):
-        """``loader(path, model)`` for this step's ``reftype`` reference; None when it is "N/A".
+    def load_reference(self, model, reftype, loader, key=(), required=False):
+        """``loader(path, model)`` for this step's ``reftype`` reference; None when it is "N/A"
+        (unless ``required``: the loader is then given "N/A" and says why it cannot be).
 
         The path is recorded in ``R_<reftype>`` as :meth:`get_reference_file` does. Inside a
         pipeline run with a reference cache the object is loaded once per run (per file, loader,
-        science window and ``key``) and shared: it must not be modified. Give it back with
+        science window and ``key``) and shared, also between steps (jump and ramp_fit load the
+        same GAIN and READNOISE): it must not be modified. Give it back with
         :meth:`release_reference` instead of closing it.
         """
-        path = self.reference_or_skip(model, reftype)
-        if path is None:
-            return None
+        path = self.get_reference_file(model, reftype)
+        if path == NOT_APPLICABLE:
+            return loader(path, model) if required else None
         cache = self.reference_cache()
         if cache is None:
             return loader(path, model)
