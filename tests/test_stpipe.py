@@ -176,3 +176,62 @@ def test_pipeline_steps_answer_parameters_by_name():
     assert pipe.steps["jump"]["rejection_threshold"] == 5.5
     with pytest.raises(KeyError):
         pipe.steps["jump"]["no_such_parameter"]
+
+
+class _Closable:
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_reference_cache_keeps_only_what_later_steps_load():
+    from ramp2slope.stpipe import ReferenceCache
+
+    cache = ReferenceCache()
+    gain, mask = _Closable(), _Closable()
+    assert cache.get(("gain", "g.fits"), lambda: gain) is gain
+    assert cache.get(("mask", "m.fits"), lambda: mask) is mask
+    assert cache.get(("gain", "g.fits"), _Closable) is gain    # loaded once
+    cache.keep_only({"gain", "readnoise"})
+    assert mask.closed and not gain.closed
+    assert cache.holds(gain) and not cache.holds(mask)
+    cache.clear()
+    assert gain.closed and not cache.holds(gain)
+
+
+@pytest.mark.parametrize("nints", [1, 2])
+def test_pipeline_loads_gain_and_readnoise_once_for_jump_and_ramp_fit(tmp_path, monkeypatch, nints):
+    """A whole-exposure run (1 integration) and a streamed one (2) load the GAIN and READNOISE
+    that jump and ramp_fit both use once, and SUPERBIAS once for saturation and superbias."""
+    from ramp2slope import references
+    from ramp2slope.jump import jump_step
+    from ramp2slope.pipeline import Detector1Pipeline
+    from ramp2slope.ramp_fitting import ramp_fit_step
+    from ramp2slope.saturation import saturation_step
+    from ramp2slope.simulate import simulate_exposure
+    from ramp2slope.superbias import superbias_step
+
+    loads = []
+
+    def counting(loader, name):
+        def load(path, model):
+            loads.append(name)
+            return loader(path, model)
+        return load
+
+    # one counting loader per type, shared by its steps as the real loader is
+    gain = counting(references.load_gain, "gain")
+    readnoise = counting(references.load_readnoise, "readnoise")
+    superbias = counting(references.load_superbias, "superbias")
+    for module in (jump_step, ramp_fit_step):
+        monkeypatch.setattr(module, "load_gain", gain)
+        monkeypatch.setattr(module, "load_readnoise", readnoise)
+    for module in (saturation_step, superbias_step):
+        monkeypatch.setattr(module, "load_superbias", superbias)
+    sim = simulate_exposure(tmp_path / "sim", size=(64, 64), ngroups=4, nints=nints, seed=5)
+    refdir = os.path.dirname(sim.refs["mask"])
+    Detector1Pipeline(refdir=refdir, output_dir=str(tmp_path / "out"),
+                      steps={"ipc": {"skip": True}}).run(str(sim.uncal))
+    assert sorted(loads) == ["gain", "readnoise", "superbias"]
