@@ -10,7 +10,7 @@ from ..runtime import termination
 from ..errors import Ramp2SlopeError
 from . import steps
 from .accuracy import section_accuracy
-from .checks import FAIL, NOT_RUN, Check
+from .checks import FAIL, Check
 from .context import Context
 from .document import Section, render
 from .products import locate
@@ -98,12 +98,12 @@ def sections_for(ctx):
 
 #: The sections of the steps whose products a superstripe exposure saves in its stripe layout
 #: (refpix collates the stripes): dq_init and saturation have their own forms there (superbias'
-#: own section reads the stripes too); refpix is not checked (its checks need the collated
-#: frame's reference pixels).
+#: and refpix's own sections read the stripes too: refpix's compares the collated stripes of
+#: the superbias product with its collated product).
 STRIPED_SECTIONS = {"dq_init": steps.section_dq_init_striped,
                     "saturation": steps.section_saturation_striped,
                     "superbias": steps.section_superbias,
-                    "refpix": None}
+                    "refpix": steps.section_refpix}
 
 
 def build_sections(ctx):
@@ -115,15 +115,6 @@ def build_sections(ctx):
         log.info("report: %s", title)   # some sections take seconds: the log keeps talking
         if ctx.superstripe and section_id in STRIPED_SECTIONS:
             builder = STRIPED_SECTIONS[section_id]
-            if builder is None:
-                why = (f"a superstripe exposure ({ctx.superstripe} stripes): the products up to "
-                       f"refpix hold stripes, which refpix collates; this section's checks are "
-                       f"not made on them, the later sections check the collated ramp")
-                section.para(f"Not checked: {why}.")
-                section.checks.append(Check(section_id, "Section checks", "the section's checks "
-                                            "on this step's products", NOT_RUN, why))
-                sections.append(section)
-                continue
         try:
             builder(ctx, section)
         except Exception as exc:  # keep the rest of the report

@@ -566,8 +566,46 @@ def _one_group_model(product, integration, group):
     return model
 
 
+def _stripes_group_model(product, nstripe, group):
+    """A superstripe RampModel of one group: the first ``nstripe`` integrations of a product
+    saved in the stripe layout (one per stripe, together collated integration 0)."""
+    from ..datamodels import RampModel
+
+    model = RampModel(data=np.stack([product.plane("SCI", i, group)
+                                     for i in range(nstripe)])[:, None].astype(np.float32))
+    model.pixeldq = product.plane("PIXELDQ").astype(np.uint32)
+    model.groupdq = np.stack([product.plane("GROUPDQ", i, group)
+                              for i in range(nstripe)])[:, None].astype(np.uint8)
+    model.primary_header.update(product.header)
+    return model
+
+
+def _before_refpix(ctx, group):
+    """Group ``group`` of integration 0 before refpix: the superbias product's, or for a
+    superstripe exposure its stripes collated into the frame the refpix product holds (refpix
+    corrects each stripe, then collates them; the collation only moves pixels)."""
+    product = ctx.require("superbias")
+    if not ctx.superstripe:
+        return product.plane("SCI", 0, group)
+    key = ("before_refpix", group)
+    if key not in ctx._cache:
+        from ..references.stripes import collate_superstripes
+
+        layout = ctx.stripe_layout()
+        if layout is None:
+            raise NotRun("the stripe layout (SSTR_*/MSTR_* keywords) is in none of the products")
+        data = _stripes_group_model(product, ctx.superstripe, group).data
+        collated, *_, nrepeat = collate_superstripes(layout, data)
+        if nrepeat != 1:
+            raise NotRun("the stripes repeat within a frame: one group of the stripes is "
+                         f"{nrepeat} groups of the collated ramp")
+        ctx._cache[key] = collated[0, 0]
+    return ctx._cache[key]
+
+
 def _no_side_refpix(ctx, group):
-    """RefPixStep with use_side_ref_pixels=False on one group of the superbias product.
+    """RefPixStep with use_side_ref_pixels=False on one group of the superbias product (for a
+    superstripe exposure, on that group of every stripe, which the step collates).
 
     The correction of one group depends on that group only, and without the side correction the
     official arithmetic is float32 for every group, so this equals the full run's group.
@@ -576,7 +614,12 @@ def _no_side_refpix(ctx, group):
     if key not in ctx._cache:
         from ..refpix import RefPixStep
 
-        model = _one_group_model(ctx.require("superbias"), 0, group)
+        product = ctx.require("superbias")
+        if ctx.superstripe:
+            _before_refpix(ctx, group)   # the same NotRun when the stripes repeat
+            model = _stripes_group_model(product, ctx.superstripe, group)
+        else:
+            model = _one_group_model(product, 0, group)
         result = RefPixStep(use_side_ref_pixels=False).run(model)
         ctx._cache[key] = result.data[0, 0]
     return ctx._cache[key]
@@ -607,7 +650,7 @@ def section_refpix(ctx, sec):
     if before_p is None or after_p is None:
         _missing(sec, ctx, "superbias" if before_p is None else "refpix", "the reference-pixel correction")
     else:
-        before = before_p.plane("SCI", 0, group)
+        before = _before_refpix(ctx, group)
         after = after_p.plane("SCI", 0, group)
         rows = min(18, ctx.ny)
         width = min(20, ctx.nx)
@@ -643,7 +686,7 @@ def section_refpix(ctx, sec):
                        "bands are the removed row noise.")
 
     def parity():
-        before = ctx.require("superbias").plane("SCI", 0, group)
+        before = _before_refpix(ctx, group)
         after = ctx.require("refpix").plane("SCI", 0, group)
         dq = ctx.require("refpix").plane("PIXELDQ").astype(np.uint32)
         mask = ((dq & np.uint32(REFPIX)) != 0) & ((dq & np.uint32(DNU)) == 0)
@@ -668,7 +711,7 @@ def section_refpix(ctx, sec):
     def _side_inputs():
         after = ctx.require("refpix").plane("SCI", 0, group).astype(np.float64)
         no_side = _no_side_refpix(ctx, group).astype(np.float64)
-        if np.array_equal(after, no_side):
+        if np.array_equal(after, no_side, equal_nan=True):
             raise NotRun("the side reference-pixel correction changed nothing: it does not apply to "
                          "this readout (a 1-output subarray, or no side reference columns)")
         dq = ctx.require("refpix").plane("PIXELDQ").astype(np.uint32)
@@ -681,8 +724,11 @@ def section_refpix(ctx, sec):
     def one_value_per_row():
         after, no_side, _ = _side_inputs()
         diff = after - no_side
-        spread = diff.max(axis=1) - diff.min(axis=1)
-        tol = 4.0 * np.spacing(np.abs(after).max(axis=1).astype(np.float32)).astype(np.float64) + 1e-6
+        # rows no pixel of which was read (between a superstripe exposure's stripes) are NaN
+        read = np.isfinite(diff).any(axis=1)
+        diff, after = diff[read], after[read]
+        spread = np.nanmax(diff, axis=1) - np.nanmin(diff, axis=1)
+        tol = 4.0 * np.spacing(np.nanmax(np.abs(after), axis=1).astype(np.float32)).astype(np.float64) + 1e-6
         bad = int((spread > tol).sum())
         return bad == 0, (f"group {group}: the with-minus-without difference varies along "
                           f"{fmt(bad)} of {fmt(diff.shape[0])} detector rows (largest spread "
