@@ -576,8 +576,28 @@ def repeated_exposure(tmp_path_factory):
     jwst_oracle.run_official_detector1(path, refs, folders["theirs"], steps=skip,
                                        save_steps=("refpix", "jump"))
     jwst_oracle.run_ours_detector1(path, refs, folders["ours"], steps=skip,
-                                   save_steps=("refpix", "jump"))
+                                   save_steps=("superbias", "refpix", "jump"))
     return folders, rate, nrepeat, refs
+
+
+def test_report_on_repeated_superstripes(repeated_exposure, tmp_path):
+    # one group of the stripes is several groups of the collated ramp: the refpix section says
+    # so instead of failing to build
+    import json
+    import re
+
+    from ramp2slope.report import write_report
+
+    folders = repeated_exposure[0]
+    out = write_report(str(folders["ours"]), out=tmp_path / "report.html",
+                       uncal=str(folders["ours"].parent / "repeated_uncal.fits"))
+    text = open(out, encoding="utf-8").read()
+    checks = json.loads(re.search(r'<script type="application/json" id="report-checks">(.*?)'
+                                  r'</script>', text, re.S).group(1))
+    assert not [c for c in checks if c["name"] == "Section built"]
+    refpix = [c for c in checks if c["section"] == "refpix"]
+    assert refpix and all(c["status"] == "not run" and "repeat within a frame" in c["measured"]
+                          for c in refpix)
 
 
 def test_repeated_superstripes_match_jwst(repeated_exposure):

@@ -594,12 +594,12 @@ def _before_refpix(ctx, group):
         layout = ctx.stripe_layout()
         if layout is None:
             raise NotRun("the stripe layout (SSTR_*/MSTR_* keywords) is in none of the products")
+        stripe_groups = product.shape("SCI")[1]
+        if stripe_groups != ctx.ngroups:
+            raise NotRun(f"the stripes repeat within a frame: their {stripe_groups} groups are "
+                         f"{ctx.ngroups} groups of the collated ramp")
         data = _stripes_group_model(product, ctx.superstripe, group).data
-        collated, *_, nrepeat = collate_superstripes(layout, data)
-        if nrepeat != 1:
-            raise NotRun("the stripes repeat within a frame: one group of the stripes is "
-                         f"{nrepeat} groups of the collated ramp")
-        ctx._cache[key] = collated[0, 0]
+        ctx._cache[key] = collate_superstripes(layout, data)[0][0, 0]
     return ctx._cache[key]
 
 
@@ -647,10 +647,15 @@ def section_refpix(ctx, sec):
         return _section_refpix_irs2(ctx, sec)
     before_p, after_p = ctx.get("superbias"), ctx.get("refpix")
     group = wrap_index(REFPIX_GROUP, ctx.ngroups)
+    before = None
     if before_p is None or after_p is None:
         _missing(sec, ctx, "superbias" if before_p is None else "refpix", "the reference-pixel correction")
     else:
-        before = _before_refpix(ctx, group)
+        try:
+            before = _before_refpix(ctx, group)
+        except NotRun as exc:
+            sec.para(f"Not shown: {exc}.")
+    if before is not None:
         after = after_p.plane("SCI", 0, group)
         rows = min(18, ctx.ny)
         width = min(20, ctx.nx)
