@@ -420,6 +420,16 @@ def _median_finish(vals, n, b, m):
     return m
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _or_group_flags(gdq, y, x0, nb, pfl):
+    """``pfl[b]`` = the OR of pixel ``x0+b``'s group DQ over its ramp (row ``y``)."""
+    for b in range(nb):
+        pfl[b] = 0
+    for k in range(gdq.shape[0]):
+        for b in range(nb):
+            pfl[b] |= np.int32(gdq[k, y, x0 + b])
+
+
 @njit(cache=True, error_model="numpy")  # not inlined: compile time
 def _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last, suppress,
                         tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og):
@@ -433,11 +443,7 @@ def _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last, s
     ng = data.shape[0]
     unsat0 = False
     if ng >= 2 and first <= 0 and last >= ng - 1:
-        for b in range(nb):
-            pfl[b] = 0
-        for k in range(ng):
-            for b in range(nb):
-                pfl[b] |= np.int32(gdq[k, y, x0 + b])
+        _or_group_flags(gdq, y, x0, nb, pfl)
         for k in range(ng - 1):
             for b in range(nb):
                 # With every group usable, these are the differences of _median_setup.
@@ -534,15 +540,26 @@ def _block_clean_flags(data, gdq, y, x0, nb, pfl):
     """``pfl[b]`` = 0 where pixel ``x0+b`` of row ``y`` has no group DQ and no NaN difference
     (the test ``_block_median_setup`` makes for a single integration), else non-zero."""
     ng = data.shape[0]
-    for b in range(nb):
-        pfl[b] = 0
-    for k in range(ng):
-        for b in range(nb):
-            pfl[b] |= np.int32(gdq[k, y, x0 + b])
+    _or_group_flags(gdq, y, x0, nb, pfl)
     for k in range(ng - 1):
         for b in range(nb):
             diff = np.float64(data[k + 1, y, x0 + b]) - np.float64(data[k, y, x0 + b])
             pfl[b] |= np.int32(256) if math.isnan(diff) else np.int32(0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _store_clean(pfl, pixdq, y, x0, nb, slope, err, var_p, var_r,
+                 out_slope, out_err, out_dq, out_vp, out_vr):
+    """The block's results of the clean ramps (``pfl[b] == 0``) into a product's planes, with
+    the PIXELDQ as their DQ."""
+    for b in range(nb):
+        if pfl[b] == 0:
+            x = x0 + b
+            out_slope[y, x] = np.float32(slope[b])
+            out_dq[y, x] = np.uint32(pixdq[y, x])
+            out_vp[y, x] = np.float32(var_p[b])
+            out_vr[y, x] = np.float32(var_r[b])
+            out_err[y, x] = np.float32(err[b])
 
 
 #: Rows of the float64 scratch of ``_block_clean_fit``.
@@ -644,17 +661,11 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
         vp_o[b] = var_p
         vr_o[b] = var_r
         num_o[b] = num
-        # the exposure sums take inv_p (in vp_o's place once stored) and inv_r below
+        # rows no longer needed keep inv_p and inv_r for the exposure sums below
         invrn2[b] = inv_p
         mrate[b] = inv_r
-    for b in range(nb):
-        if pfl[b] == 0:
-            x = x0 + b
-            out_slope[y, x] = np.float32(slope_o[b])
-            out_dq[y, x] = np.uint32(pixdq[y, x])
-            out_vp[y, x] = np.float32(vp_o[b])
-            out_vr[y, x] = np.float32(vr_o[b])
-            out_err[y, x] = np.float32(err_o[b])
+    _store_clean(pfl, pixdq, y, x0, nb, slope_o, err_o, vp_o, vr_o,
+                 out_slope, out_err, out_dq, out_vp, out_vr)
     if single:
         # _rate_values of sums over this one integration: a fully used, unsaturated ramp
         for b in range(nb):
@@ -670,14 +681,8 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
             err_o[b] = math.sqrt(var_p + var_r)
             vp_o[b] = var_p
             vr_o[b] = var_r
-        for b in range(nb):
-            if pfl[b] == 0:
-                x = x0 + b
-                rate_slope[y, x] = np.float32(slope_o[b])
-                rate_dq[y, x] = np.uint32(pixdq[y, x])
-                rate_vp[y, x] = np.float32(vp_o[b])
-                rate_vr[y, x] = np.float32(vr_o[b])
-                rate_err[y, x] = np.float32(err_o[b])
+        _store_clean(pfl, pixdq, y, x0, nb, slope_o, err_o, vp_o, vr_o,
+                     rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
     else:
         for b in range(nb):
             if pfl[b] == 0:
