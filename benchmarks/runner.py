@@ -215,12 +215,15 @@ def run_floor(args):
     import scipy  # noqa: F401
     import scipy.ndimage  # noqa: F401
     t_imported = time.perf_counter()
-    # The floor allocates as ramp2slope does (no huge-page advice; see ramp2slope.runtime.hugepages),
-    # so that the comparison is about processing, not about the kernel's page compaction.
+    # The floor allocates as ramp2slope does (no huge-page advice, freed arrays kept for reuse;
+    # see ramp2slope.runtime.hugepages and .malloc), so that the comparison is about processing,
+    # not about the kernel's page compaction and page faults.
     from ramp2slope.runtime.hugepages import no_hugepage_advice
+    from ramp2slope.runtime.malloc import retained_heap
 
-    advice = no_hugepage_advice()
+    advice, heap = no_hugepage_advice(), retained_heap()
     advice.__enter__()
+    heap.__enter__()
 
     refs = _load_refs(args.refs)
     # the references the pipeline runs read (not e.g. MIRI's EMICORR when emicorr is off)

@@ -121,15 +121,6 @@ def test_help_everywhere():
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
-def test_free_memory_is_given_back_between_steps():
-    import platform
-
-    from ramp2slope.runtime.malloc import release_free_memory
-
-    assert release_free_memory() is (platform.system() == "Linux"
-                                     and platform.libc_ver()[0] == "glibc")
-
-
 def test_info_into_a_closed_pipe_stops_quietly(small_exposure):
     """``ramp2slope info X | head -1``: no BrokenPipeError traceback when the reader has gone."""
     read_end, write_end = os.pipe()

@@ -380,10 +380,11 @@ class Detector1Pipeline(Pipeline):
         start = time.perf_counter()
         compile_notice.install()
         from ..runtime.hugepages import no_hugepage_advice
+        from ..runtime.malloc import retained_heap
         from ..runtime.threads import thread_limit
 
         try:
-            with thread_limit(self.threads), no_hugepage_advice():
+            with thread_limit(self.threads), no_hugepage_advice(), retained_heap():
                 source = self._open_source(step_input)
                 if source is None:
                     model = self._open_input(step_input)

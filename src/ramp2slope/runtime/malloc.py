@@ -1,30 +1,94 @@
-"""Giving freed memory back to the system between steps.
+"""How the C heap holds the large arrays of a run: kept for reuse during it, given back after.
 
-glibc serves allocations above a threshold with their own memory mapping, returned to the
-system on ``free``; but it raises that threshold to the size of each such block freed (up to
-32 MB), so after the first 16 MB array is freed the following ones come from the heap, and
-freed heap memory in the middle of the heap stays in the process. A run frees many
-reference-sized arrays (16-80 MB), so without help the resident set keeps memory already freed:
-on the full-frame MEDIUM8 benchmark case the peak was 0.62 GB, and 0.56 GB when the free heap
-memory is returned (``malloc_trim``) at the end of every step. Fixing the threshold instead
-(``mallopt``) gave the same peak but made every large array fault its pages in afresh, which
-cost a full-frame run 0.2-0.3 s.
+Every large array a run allocates is written over at once, so each of its pages is touched
+fresh. glibc serves large allocations (above 32 MB, and smaller ones until the first such block
+is freed) with their own memory mapping, returned to the system on ``free``: the next
+integration's array, or the next step's, then takes a new mapping whose every page is faulted
+in again. Page faults are slow on virtual machines: on the 2-core test VM about 2.6 ms per MB,
+so a full frame of 3 integrations spent 2.3 s of its 4.4 s in the kernel, faulting in 1.9 GB for
+a peak of 0.8 GB.
+
+While a step or pipeline runs (:func:`retained_heap`), glibc is asked to take every allocation
+from its heap (``mallopt``: no memory mappings, no trimming of the heap's top), so a freed array's
+pages serve the next array of its size without faults: that run took 3.8 s with 0.8 GB of faults,
+for a peak 2 % higher (memory freed and not reused before the peak). When the outermost run
+ends, glibc's usual settings come back and the heap's free memory is given back to the system
+(``malloc_trim``), so a long-lived process (a notebook, a batch worker) keeps only what it holds.
+
+Outside such a run :func:`release_free_memory` gives free heap memory back, as between the
+exposures of a batch worker.
 """
+import contextlib
 import ctypes
 import ctypes.util
+import os
 import platform
+import threading
 
-_malloc_trim = None
+_libc = None
 if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
     try:
-        _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _libc.malloc_trim, _libc.mallopt    # both exist in every glibc
     except (OSError, AttributeError):
-        _malloc_trim = None
+        _libc = None
+
+# mallopt's parameters (malloc.h) and glibc's defaults for them
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+#: Free memory at the heap's top that is kept while retaining: the largest an int can say.
+_RETAINED_TRIM_THRESHOLD = 2**31 - 1
+
+#: Set to 0 to keep glibc's own settings during runs (more page faults, a slightly lower peak).
+ENV_VARIABLE = "RAMP2SLOPE_RETAIN_HEAP"
+
+_lock = threading.Lock()
+_depth = 0
+
+
+def _mallopt(param, value):
+    return bool(_libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)))
+
+
+def _wanted():
+    return _libc is not None and os.environ.get(ENV_VARIABLE, "1").strip() not in ("0", "false", "no")
+
+
+def retaining():
+    """True while a run keeps freed heap memory for reuse (inside :func:`retained_heap`)."""
+    return _depth > 0
+
+
+@contextlib.contextmanager
+def retained_heap():
+    """Within the block (nested blocks count as one), large allocations come from glibc's heap
+    and freed memory stays there for the next ones; on leaving the outermost block the usual
+    settings are restored and the free memory is given back."""
+    global _depth
+    if not _wanted():
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            _mallopt(_M_TRIM_THRESHOLD, _RETAINED_TRIM_THRESHOLD)
+            _mallopt(_M_MMAP_MAX, 0)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                _mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                _libc.malloc_trim(0)
 
 
 def release_free_memory():
-    """Return the C heap's free memory to the system; True when that could be asked (glibc)."""
-    if _malloc_trim is None:
+    """Give the C heap's free memory back to the system, unless a run is keeping it for reuse.
+
+    True when it was given back (glibc, outside :func:`retained_heap`)."""
+    if _libc is None or retaining():
         return False
-    _malloc_trim(0)
+    _libc.malloc_trim(0)
     return True

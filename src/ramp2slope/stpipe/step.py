@@ -18,7 +18,7 @@ from ..datamodels.reference_models import BY_REFTYPE
 from ..datamodels.models import is_guide_star_exposure
 from ..errors import BadInputError, IncompatibleModelError, Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
-from ..runtime.malloc import release_free_memory
+from ..runtime.malloc import retained_heap
 from ..references import NOT_APPLICABLE, crds_client, find_reference
 from ..runtime import compile_notice, termination
 from .config import ParameterFileSupport
@@ -195,11 +195,8 @@ class Step(ParameterFileSupport):
 
     def run(self, *args):
         compile_notice.install()   # a kernel compiled on first use is said, not silent
-        with no_hugepage_advice():
-            try:
-                return self._run(*args)
-            finally:
-                release_free_memory()   # see ramp2slope.runtime.malloc
+        with no_hugepage_advice(), retained_heap():   # see ramp2slope.runtime.malloc
+            return self._run(*args)
 
     def _run(self, *args):
         termination.check()   # a stop request that arrived where it could not be raised

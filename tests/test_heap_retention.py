@@ -1,0 +1,82 @@
+"""The C heap during runs: freed large arrays are reused without page faults, and given back
+to the system when the run ends (ramp2slope.runtime.malloc)."""
+import os
+import platform
+import resource
+
+import numpy as np
+import pytest
+
+from ramp2slope.runtime import malloc
+from ramp2slope.runtime.hugepages import no_hugepage_advice
+
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+needs_glibc = pytest.mark.skipif(not GLIBC, reason="the heap settings are glibc's")
+
+_MB = 1 << 20
+
+
+def _faulted_mb(action):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    action()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) * resource.getpagesize() / _MB
+
+
+def _fill_fresh_array():
+    array = np.empty(80 * _MB // 4, np.float32)   # above every mmap threshold glibc may pick
+    array[:] = 1.0
+    del array
+
+
+def _second_fill_faults():
+    with no_hugepage_advice():       # huge pages would hide the 4 kB faults being counted
+        _fill_fresh_array()
+        return _faulted_mb(_fill_fresh_array)
+
+
+@needs_glibc
+def test_a_freed_array_serves_the_next_one_without_page_faults():
+    with malloc.retained_heap():
+        assert malloc.retaining()
+        assert _second_fill_faults() < 8
+        assert malloc.release_free_memory() is False   # kept for the next array
+    assert not malloc.retaining()
+
+
+@needs_glibc
+def test_outside_a_run_glibc_behaves_as_usual_and_memory_is_given_back():
+    with malloc.retained_heap():
+        with malloc.retained_heap():      # nested runs count as one
+            pass
+        assert malloc.retaining()
+    assert _second_fill_faults() > 60     # a new mapping, faulted in again
+    assert malloc.release_free_memory() is True
+
+
+@needs_glibc
+def test_the_retention_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv(malloc.ENV_VARIABLE, "0")
+    with malloc.retained_heap():
+        assert not malloc.retaining()
+        assert _second_fill_faults() > 60
+
+
+def test_a_pipeline_run_keeps_the_heap_in_every_step(tmp_path, monkeypatch):
+    from ramp2slope.pipeline import Detector1Pipeline
+    from ramp2slope.simulate import simulate_exposure
+    from ramp2slope.stpipe import Step
+
+    seen = []
+    original = Step._run
+
+    def recording(self, *args):
+        seen.append((self.name, malloc.retaining()))
+        return original(self, *args)
+
+    monkeypatch.setattr(Step, "_run", recording)
+    sim = simulate_exposure(tmp_path / "sim", size=(64, 64), ngroups=4, nints=1, seed=5)
+    Detector1Pipeline(refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path / "out"),
+                      steps={"ipc": {"skip": True}}).run(str(sim.uncal))
+    assert {name for name, _ in seen} >= {"dq_init", "jump", "ramp_fit"}
+    assert all(kept == GLIBC for _, kept in seen), seen
+    assert not malloc.retaining()
