@@ -3,6 +3,8 @@ to the system when the run ends (ramp2slope.runtime.malloc)."""
 import os
 import platform
 import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -80,3 +82,43 @@ def test_a_pipeline_run_keeps_the_heap_in_every_step(tmp_path, monkeypatch):
     assert {name for name, _ in seen} >= {"dq_init", "jump", "ramp_fit"}
     assert all(kept == GLIBC for _, kept in seen), seen
     assert not malloc.retaining()
+
+
+_THREAD_ALLOCATION = """
+import ctypes, sys, threading
+from ramp2slope.runtime import malloc
+took = malloc.use_one_arena()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p
+libc.malloc.argtypes, libc.sbrk.argtypes = [ctypes.c_size_t], [ctypes.c_ssize_t]
+held = []
+def allocate():          # glibc gives each new thread an arena of its own, up to its limit
+    held.append(libc.malloc(4000))
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+top = libc.sbrk(0)       # the main heap ends here; other arenas are mappings far above it
+print(took, all(address < top for address in held))
+"""
+
+
+@needs_glibc
+@pytest.mark.parametrize("setting, expected", [("1", "True True"), ("0", "False False")])
+def test_one_arena_puts_every_thread_on_the_main_heap(setting, expected):
+    env = dict(os.environ, **{malloc.ENV_VARIABLE: setting})
+    out = subprocess.run([sys.executable, "-c", _THREAD_ALLOCATION], capture_output=True,
+                         text=True, env=env, check=True).stdout.strip()
+    assert out == expected
+
+
+def test_the_command_asks_for_one_arena_before_it_starts(monkeypatch):
+    from ramp2slope import cli
+
+    calls = []
+    monkeypatch.setattr(malloc, "use_one_arena", lambda: calls.append("arena"))
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 0)
+    monkeypatch.setattr("ramp2slope.runtime.process_exit.exit_process", lambda code: calls.append(code))
+    cli.entry_point()
+    assert calls == ["arena", "main", 0]

@@ -11,7 +11,7 @@ import time
 
 from . import __version__
 from .errors import Ramp2SlopeError
-from .runtime import termination
+from .runtime import malloc, termination
 
 log = logging.getLogger("ramp2slope")
 
@@ -472,6 +472,7 @@ def entry_point():
     (:func:`~ramp2slope.runtime.process_exit.exit_process`)."""
     from .runtime.process_exit import exit_process
 
+    malloc.use_one_arena()   # the process is the command's own: see ramp2slope.runtime.malloc
     exit_process(main())
 
 
