@@ -122,3 +122,18 @@ def test_the_command_asks_for_one_arena_before_it_starts(monkeypatch):
     monkeypatch.setattr("ramp2slope.runtime.process_exit.exit_process", lambda code: calls.append(code))
     cli.entry_point()
     assert calls == ["arena", "main", 0]
+
+
+def _arena_setting():
+    return os.environ.get("MALLOC_ARENA_MAX")
+
+
+@needs_glibc
+def test_local_batch_workers_start_with_one_arena():
+    distributed = pytest.importorskip("distributed")
+    from ramp2slope.batch.engine import _local_cluster
+
+    before = os.environ.get("MALLOC_ARENA_MAX")
+    with _local_cluster(distributed, 1, "2GB") as cluster, distributed.Client(cluster) as client:
+        assert list(client.run(_arena_setting).values()) == ["1"]
+    assert os.environ.get("MALLOC_ARENA_MAX") == before    # this process's own is left alone

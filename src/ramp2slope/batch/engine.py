@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import Ramp2SlopeError
+from ..runtime import malloc
 from ..stpipe.naming import split_root
 from . import manifest as manifest_io
 from . import memory
@@ -52,10 +53,25 @@ def _local_cluster(distributed, workers, memory_limit):
     A nanny restarts a worker that dies, and the scheduler gives its task to another worker:
     what concurrent.futures' process pool cannot do (one dead worker breaks the whole pool and
     every exposure waiting in it)."""
-    return distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True,
-        memory_limit=memory_limit,            # the nanny restarts a worker beyond the whole budget
-        dashboard_address=":0", silence_logs=logging.ERROR)   # no fixed port to collide on
+    import dask
+
+    # set in each worker process before it starts (see ramp2slope.runtime.malloc); the nanny
+    # sets them in this process's environment to spawn the workers: put back as they were
+    environment = malloc.one_arena_environment()
+    saved = {name: os.environ.get(name) for name in environment}
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{name}": value
+                              for name, value in environment.items()}):
+            return distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                memory_limit=memory_limit,        # the nanny restarts a worker beyond the whole budget
+                dashboard_address=":0", silence_logs=logging.ERROR)   # no fixed port to collide on
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _worker_slots(client):

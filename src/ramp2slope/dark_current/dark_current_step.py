@@ -39,7 +39,7 @@ class DarkCurrentStep(Step):
 
     def process(self, model):
         # The dark is read plane by plane, only the planes the science groups use. Within a
-        # pipeline run that shares references (one integration at a time) the dark of each
+        # pipeline run that shares references one integration at a time, the dark of each
         # group is computed once and kept with the shared reference (``dark.derived``).
         shared = self.reference_cache() is not None
         dark = self.load_reference(model, "dark", load_dark)
@@ -59,12 +59,16 @@ class DarkCurrentStep(Step):
                 log.info("%s: the reference AVDRKCUR array does not match the science "
                             "average_dark_current shape; not used", self.name)
             offset = int(getattr(model, "_integration_offset", 0))
+            file_nints = _file_nints(model)
+            # kept for the other integrations when they come on their own; a model holding the
+            # whole exposure uses each group's dark once, so no copy is made of it
+            whole = offset == 0 and model.shape[0] >= file_nints
             status, plan = subtract_dark(model.data, model.pixeldq, dark.data, dark.dq, nframes,
                                          groupgap, dark.nframes, dark.groupgap,
-                                         reuse=dark.derived if shared else None,
+                                         reuse=dark.derived if shared and not whole else None,
                                          first_integration=offset,
                                          integration_start=exposure.integration_start,
-                                         exposure_nints=_file_nints(model))
+                                         exposure_nints=file_nints)
             if status == "SKIPPED":
                 return self.skipped(model, plan.reason)
             if plan.n_extend:

@@ -287,7 +287,9 @@ def _stage_a(pipe, source, make_store, products):
             if i == 0:
                 first = model
                 first.pixeldq  # noqa: B018  (creates the default PIXELDQ if no step made one)
-                first._arrays["data"] = None
+                # the integration is in the store: only its 2-D arrays and headers are kept
+                for attr in ("data", "groupdq", "zeroframe"):
+                    first._arrays[attr] = None
             else:
                 # Steps only OR flags into PIXELDQ, most of them the same in every integration;
                 # MIRI's rscd and firstframe add FLUX_ESTIMATED where an integration's own ramp

@@ -22,9 +22,11 @@ glibc also gives each thread that allocates while another holds the heap's lock 
 own (an arena), and freed memory stays in the arena that served it. numba's worker threads
 allocate a little in some kernels, and the full frame of 1 x 10 groups peaked 20 MB higher
 (0.69 against 0.67 GB) with their arenas holding freed memory. The command line, which owns its
-process, asks for one arena (:func:`use_one_arena`) before any thread starts; a library cannot
-undo that choice in a process that is not its own (glibc fixes the number of arenas once), so
-runs through the Python API keep glibc's default.
+process, asks for one arena (:func:`use_one_arena`) before any thread starts, and so do the
+worker processes of a local batch (:func:`one_arena_environment`: a Dask worker runs its tasks
+in a thread other than the main one, whose arena would otherwise serve every array of a run);
+a library cannot undo that choice in a process that is not its own (glibc fixes the number of
+arenas once), so runs through the Python API keep glibc's default.
 """
 import contextlib
 import ctypes
@@ -98,6 +100,12 @@ def use_one_arena():
     if not _wanted():
         return False
     return _mallopt(_M_ARENA_MAX, 1)
+
+
+def one_arena_environment():
+    """The environment that gives a new process one arena from its start (glibc reads
+    ``MALLOC_ARENA_MAX`` when the process starts): for worker processes ramp2slope starts."""
+    return {"MALLOC_ARENA_MAX": "1"} if _wanted() else {}
 
 
 def release_free_memory():

@@ -35,16 +35,23 @@ def make_read_pattern(ngroups, nframes):
     return [[x + 1 + g * nframes for x in range(nframes)] for g in range(ngroups)]
 
 
-def prepare_thresholds(sat_thresh, sat_dq):
-    """Return ``(thresh, dq, no_check)`` ready for flagging; the inputs are not modified.
+def prepare_thresholds(sat_thresh, sat_dq, in_place=False):
+    """Return ``(thresh, dq, no_check)`` ready for flagging; the inputs are not modified, unless
+    ``in_place`` (then float32 and uint32 inputs become ``thresh`` and ``dq`` themselves).
 
     ``thresh`` is a float32 copy of the threshold with ATOD_LIMIT + 1 (65536) where the reference
     DQ has NO_SAT_CHECK or the threshold is NaN; ``dq`` is a uint32 copy of the reference DQ with
     NO_SAT_CHECK added where the threshold is NaN (this is what is OR-ed into PIXELDQ);
     ``no_check`` is the boolean mask of those pixels.
     """
-    thresh = np.array(sat_thresh, dtype=np.float32, copy=True)
-    dq = np.array(sat_dq, dtype=np.uint32, copy=True)
+    def own(array, dtype):
+        if in_place and isinstance(array, np.ndarray) and array.dtype == dtype \
+                and array.flags.writeable:
+            return array
+        return np.array(array, dtype=dtype, copy=True)
+
+    thresh = own(sat_thresh, np.float32)
+    dq = own(sat_dq, np.uint32)
     if thresh.shape != dq.shape:
         raise ReferenceFileError(f"saturation threshold shape {thresh.shape} != DQ shape {dq.shape}")
     nan = np.isnan(thresh)
@@ -93,19 +100,29 @@ def _first_saturated(data_int, gdq_int, thresh, first, input_sat):
     ngroups, ny, nx = data_int.shape
     low = np.uint8(64 | 1)
     sat = np.uint8(2)
+    zero = np.uint8(0)
     for y in numba.prange(ny):
+        row_first = first[y]
+        row_thresh = thresh[y]
         for x in range(nx):
-            first[y, x] = ngroups
-        for g in range(ngroups):
+            row_first[x] = ngroups
+        # Groups from the last to the first, so that the earliest group at the threshold is
+        # the one left in ``first``: the inner loop has no dependence between pixels and
+        # is vectorised (selects and unconditional stores instead of branches).
+        for g in range(ngroups - 1, -1, -1):
+            values = data_int[g, y]
+            flags = gdq_int[g, y]
+            group = np.uint16(g)
+            seen = zero
             for x in range(nx):
-                v = data_int[g, y, x]
-                f = gdq_int[g, y, x]
-                if f & sat:
-                    input_sat[g] = 1
-                if v >= thresh[y, x] and first[y, x] == ngroups:
-                    first[y, x] = g
-                if v <= 0:
-                    gdq_int[g, y, x] = f | low
+                v = values[x]
+                f = flags[x]
+                seen |= f & sat
+                if v >= row_thresh[x]:
+                    row_first[x] = group
+                flags[x] = f | (low if v <= 0 else zero)
+            if seen:
+                input_sat[g] = 1
 
 
 @numba.njit(parallel=True, cache=True)

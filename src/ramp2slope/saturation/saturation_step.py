@@ -47,7 +47,10 @@ class SaturationStep(Step):
             model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq,
             n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
             nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe,
-            prepared=derived(sat, "thresholds", lambda: prepare_thresholds(sat.threshold, sat.dq)))
+            # the loaded reference is this step's alone: its arrays become the prepared ones
+            # rather than being held twice for the run
+            prepared=derived(sat, "thresholds",
+                             lambda: prepare_thresholds(sat.threshold, sat.dq, in_place=True)))
         log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
         return self.complete(model)
 
