@@ -151,3 +151,32 @@ def test_matches_stcal(nframes, groupgap, dark_nframes, dark_groupgap, nplanes):
     else:
         np.testing.assert_array_equal(used[0], averaged.data.astype(np.float32))
         assert used[1:] == (averaged.exp_nframes, averaged.exp_ngroups, averaged.exp_groupgap)
+
+
+def test_group_darks_are_kept_only_for_integrations_run_one_at_a_time(tmp_path):
+    """With a run-wide reference cache, the group darks are kept with the loaded dark for
+    the next integration; a model holding the whole exposure gets no copy of them. The
+    result is the same either way."""
+    from ramp2slope.dark_current import DarkCurrentStep
+    from ramp2slope.datamodels import RampModel
+    from ramp2slope.datamodels.lazy import RampSource
+    from ramp2slope.simulate import simulate_exposure
+    from ramp2slope.stpipe import ReferenceCache
+
+    sim = simulate_exposure(tmp_path / "sim", size=(32, 32), ngroups=4, nints=3, seed=3)
+
+    def run(model):
+        step = DarkCurrentStep(override_dark=str(sim.refs["dark"]))
+        step._reference_cache = cache = ReferenceCache()
+        result = step.process(model)   # as the pipeline calls it, on the model itself
+        darks = [ref for ref in cache._values.values() if hasattr(ref, "derived")]
+        return result, darks[0].derived
+
+    whole, kept = run(RampModel(str(sim.uncal)))
+    assert not any(key[0] == "group darks" for key in kept)
+    with RampSource(str(sim.uncal)) as source:
+        part = source.integration_model(1)
+    part._integration_offset = 1
+    one, kept = run(part)
+    assert any(key[0] == "group darks" for key in kept)
+    np.testing.assert_array_equal(one.data[0], whole.data[1])

@@ -278,3 +278,18 @@ def test_matches_jwst_flag_saturation():
     np.testing.assert_array_equal(result.groupdq, gdq)
     np.testing.assert_array_equal(result.pixeldq, pdq)
     np.testing.assert_array_equal(result.zeroframe, zf)
+
+
+def test_thresholds_prepared_in_place_are_the_same_as_copies():
+    thresh = np.array([[100.0, np.nan], [200.0, 300.0]], np.float32)
+    dq = np.array([[0, 0], [2, 0]], np.uint32)   # 2: NO_SAT_CHECK
+    copies = prepare_thresholds(thresh, dq)
+    assert np.isnan(thresh[0, 1]) and dq[0, 1] == 0           # the inputs are left alone
+    own_thresh, own_dq = thresh.copy(), dq.copy()
+    prepared = prepare_thresholds(own_thresh, own_dq, in_place=True)
+    assert prepared[0] is own_thresh and prepared[1] is own_dq
+    for a, b in zip(copies, prepared):
+        np.testing.assert_array_equal(a, b)
+    read_only = thresh.copy()
+    read_only.flags.writeable = False
+    assert prepare_thresholds(read_only, dq, in_place=True)[0] is not read_only
