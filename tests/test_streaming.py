@@ -154,6 +154,53 @@ def test_scratch_store_in_memory_and_in_files(tmp_path, budget, expected):
     assert not os.listdir(tmp_path)
 
 
+def _file_system_punches_holes(folder):
+    """Whether fallocate(PUNCH_HOLE | KEEP_SIZE) frees blocks of a file in ``folder``."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    path = os.path.join(folder, "probe")
+    with open(path, "wb") as handle:
+        handle.write(b"x" * (1 << 20))
+        handle.flush()
+        os.fsync(handle.fileno())
+        before = os.stat(path).st_blocks
+        done = libc.fallocate(handle.fileno(), 3, 0, 1 << 20) == 0
+        after = os.stat(path).st_blocks
+    os.remove(path)
+    return done and after < before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="hole punching is Linux's")
+def test_integrations_read_for_the_last_time_give_their_file_pages_back(tmp_path):
+    from ramp2slope.pipeline.scratch import ScratchStore
+
+    if not _file_system_punches_holes(str(tmp_path)):
+        pytest.skip("this file system does not punch holes")
+
+    shape = (3, 4, 64, 1024)                 # 1 MB of data per integration
+    data = np.ones(shape, np.float32)
+    store = ScratchStore(str(tmp_path), shape, memory_budget=0)
+    try:
+        for i in range(3):
+            store.write_integration(i, data[i], np.zeros(shape[1:], np.uint8))
+        path = os.path.join(store.folder, "sci.f32")
+        os.fsync(store._data.fd)            # blocks allocated now, not at writeback
+        before = os.stat(path).st_blocks
+        store.discard_integration(1)
+        freed = (before - os.stat(path).st_blocks) * 512
+        assert freed == data[1].nbytes       # integration 1's bytes exactly
+        out = np.empty(shape[1:], np.float32)
+        out_g = np.empty(shape[1:], np.uint8)
+        for i in (0, 2):                     # the others are intact
+            store.read_integration(i, out, out_g)
+            assert out.tobytes() == data[i].tobytes()
+        assert os.path.getsize(path) == data.nbytes
+    finally:
+        store.close()
+
+
 def test_scratch_memory_budget_from_environment(monkeypatch):
     from ramp2slope.errors import Ramp2SlopeError
     from ramp2slope.pipeline.scratch import default_memory_budget

@@ -15,9 +15,11 @@ test machine): 256x2048 with 20 integrations of 10 groups took 3.3 s with the 0.
 scratch in memory and 4.0 s in files (peak memory 0.87 and 0.31 GB).
 ``close()`` frees the memory and removes the folder.
 """
+import ctypes
 import logging
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -28,6 +30,29 @@ from ..runtime import owners
 __all__ = ["ScratchStore", "remove_stale_scratch"]
 
 log = logging.getLogger("ramp2slope")
+
+
+def _hole_puncher():
+    """``punch(fd, offset, length)``: free a file's pages in that range (Linux's
+    ``fallocate(FALLOC_FL_PUNCH_HOLE)``); True when done, False where the system or the file
+    system cannot."""
+    if not sys.platform.startswith("linux"):
+        return lambda fd, offset, length: False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return lambda fd, offset, length: False
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    keep_size_punch_hole = 0x01 | 0x02
+
+    def punch(fd, offset, length):
+        return fallocate(fd, keep_size_punch_hole, offset, length) == 0
+
+    return punch
+
+
+_punch_hole = _hole_puncher()
 
 
 if hasattr(os, "preadv") and hasattr(os, "pwrite"):
@@ -96,6 +121,11 @@ class _ArrayFile(_StoredArray):
         except OSError as exc:  # typically a full disk
             raise Ramp2SlopeError(f"cannot write the scratch files: {exc.strerror or exc}") from None
 
+    def discard(self, offset, nbytes):
+        """The bytes at ``offset`` will not be read again: their pages are freed now (best
+        effort; the content there is undefined afterwards)."""
+        _punch_hole(self.fd, offset, nbytes)
+
     def close(self):
         if self.fd is not None:
             os.close(self.fd)
@@ -118,6 +148,9 @@ class _ArrayMemory(_StoredArray):
         array = np.asarray(array)
         target = self.buffer[offset:offset + array.size * self.dtype.itemsize].view(self.dtype)
         target.reshape(array.shape)[...] = array
+
+    def discard(self, offset, nbytes):
+        """Memory is given back only as a whole, by ``close()``."""
 
     def array(self):
         """The stored array itself (a view of the buffer)."""
@@ -254,6 +287,14 @@ class ScratchStore:
             self._gdq.read(self._gdq.offset(i), groupdq)
         if zeroframe is not None:
             self._zf.read(self._zf.offset(i), zeroframe)
+
+    def discard_integration(self, i):
+        """Integration i will not be read again: the file pages holding it are freed at once,
+        so that the products written next take those pages rather than new ones (new pages
+        are slow to come by where the host backs the memory of a virtual machine)."""
+        for store in (self._data, self._gdq, self._zf):
+            if store is not None:
+                store.discard(store.offset(i), store.strides[0])
 
     def read_gdq(self, i, out):
         self._gdq.read(self._gdq.offset(i), out)

@@ -555,6 +555,7 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_star
     write_time = 0.0   # the products' share, logged apart from the step's own time
     for i in range(nints):
         store.read_integration(i, data, groupdq, zeroframe)
+        store.discard_integration(i)   # read for the last time: its pages serve the products
         if opt_out is not None:
             for array in (opt_out.segments, opt_out.pedestal, opt_out.crmag):
                 array[...] = 0
@@ -576,6 +577,7 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_star
     del data, groupdq, zeroframe, out, opt_out
     release_free_memory()
     result = fitter.finish()
+    store.close()   # before the rate is written, which then takes the scratch files' pages
     if likely and ramp_fit.save_opt:
         ramp_fit.save_chisq(shell, fitter.chisq)
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
