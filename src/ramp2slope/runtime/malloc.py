@@ -14,6 +14,9 @@ pages serve the next array of its size without faults: that run took 3.8 s with 
 for a peak 2 % higher (memory freed and not reused before the peak). When the outermost run
 ends, glibc's usual settings come back and the heap's free memory is given back to the system
 (``malloc_trim``), so a long-lived process (a notebook, a batch worker) keeps only what it holds.
+One exception: glibc can shrink its heap only where the heap grew in one piece. In a process
+whose heap met another mapping on the way up, so that glibc had to continue it elsewhere, the
+free top of the heap stays resident after the run. It then serves that process's next arrays.
 
 Outside such a run :func:`release_free_memory` gives free heap memory back, as between the
 exposures of a batch worker.
