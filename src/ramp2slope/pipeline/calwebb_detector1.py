@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from .. import datamodels
-from ..runtime import compile_notice, jit_warmup
+from ..runtime import compile_notice, jit_warmup, kernel_clock
 from ..datamodels.lazy import open_ramp_source
 from ..datamodels.irs2_layout import is_irs2_shape, layout_of
 from ..datamodels.models import is_guide_star_exposure
@@ -377,7 +377,7 @@ class Detector1Pipeline(Pipeline):
 
     def run(self, *args):
         step_input = args[0]
-        start = time.perf_counter()
+        start, kernels = time.perf_counter(), kernel_clock.seconds()
         compile_notice.install()
         from ..runtime.hugepages import no_hugepage_advice
         from ..runtime.malloc import retained_heap
@@ -411,7 +411,9 @@ class Detector1Pipeline(Pipeline):
                         source.close()
         finally:
             jit_warmup.cancel()  # only still running if the run failed before fitting
-        log.info("%s done in %.2f s", self.name, time.perf_counter() - start)
+        kernels = kernel_clock.seconds() - kernels
+        log.info("%s done in %.2f s%s", self.name, time.perf_counter() - start,
+                 f" (kernels loaded in {kernels:.2f} s)" if kernels >= 0.005 else "")
         return result
 
     def check_parameters(self):

@@ -36,7 +36,7 @@ from ..gain_scale.gain_scale import scale_by_gain
 from ..jump import twopoint
 from ..ramp_fitting.ols_fit import SEGMENT_FIELDS, ImageProduct, IntegrationOptional, OptionalProduct
 from ..stpipe import ReferenceCache
-from ..runtime import jit_warmup, termination
+from ..runtime import jit_warmup, kernel_clock, termination
 from ..runtime.malloc import release_free_memory
 from ..stpipe.naming import withdrawn_on_failure
 from .scratch import ScratchStore
@@ -148,9 +148,8 @@ def _write_ramp(writer, i, data, groupdq, zeroframe):
         writer.write("refout", i, writer.refout(i))
 
 
-def _log_done(step, elapsed, model):
-    status = step.status_of(model)
-    log.info("%s done in %.2f s%s", step.name, elapsed, f" ({status.lower()})" if status else "")
+def _log_done(step, elapsed, model, kernel_s=0.0):
+    step.log_done(elapsed, model, kernel_s)
 
 
 def run_streamed(pipe, source, input_name, block_rows=None):
@@ -238,6 +237,7 @@ def _stage_a(pipe, source, make_store, products):
     aliases = stage_a_steps(pipe, source.template)
     steps = [getattr(pipe, alias) for alias in aliases]
     elapsed = {step.name: 0.0 for step in steps}
+    kernels = {step.name: 0.0 for step in steps}
     writers = {}
     dnu_table = np.zeros((nints, ngroups), dtype=bool)
     store = any_sat = any_floor = None
@@ -258,9 +258,10 @@ def _stage_a(pipe, source, make_store, products):
                     continue
                 if i == 0:
                     log.info("%s running", step.name)
-                t0 = time.perf_counter()
+                t0, k0 = time.perf_counter(), kernel_clock.seconds()
                 model = step.process(model)
                 elapsed[step.name] += time.perf_counter() - t0
+                kernels[step.name] += kernel_clock.seconds() - k0
                 if step.should_save():
                     if step.name not in writers:
                         # integration 0: the header is the one the whole exposure's has here;
@@ -304,7 +305,7 @@ def _stage_a(pipe, source, make_store, products):
         log.removeFilter(quiet)
     for step in steps:
         if not step.skip:
-            _log_done(step, elapsed[step.name], first)
+            _log_done(step, elapsed[step.name], first, kernels[step.name])
     if not pipe.saturation.skip:
         log.info("%s: %d saturated pixels, %d A/D floor pixels in %d integrations",
                  pipe.saturation.name, int(np.count_nonzero(any_sat)),
@@ -391,10 +392,10 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     else:
         jit_warmup.wait("jump")   # a first run's compilation is not the step's time
         log.info("%s running", jump.name)
-        t0 = time.perf_counter()
+        t0, k0 = time.perf_counter(), kernel_clock.seconds()
         shell = jump.process_in_blocks(shell, store, dnu_table, block_rows)
         release_free_memory()   # the blocks
-        _log_done(jump, time.perf_counter() - t0, shell)
+        _log_done(jump, time.perf_counter() - t0, shell, kernel_clock.seconds() - k0)
         if jump.should_save():
             jump_writer = products.start(shell, jump.output_path(step_input), ramp_shapes)
 
@@ -410,9 +411,9 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
             shell = corrector.run(shell)
             continue
         log.info("%s running", corrector.name)
-        t0 = time.perf_counter()
+        t0, k0 = time.perf_counter(), kernel_clock.seconds()
         shell = corrector.process_store(shell, store, products)
-        _log_done(corrector, time.perf_counter() - t0, shell)
+        _log_done(corrector, time.perf_counter() - t0, shell, kernel_clock.seconds() - k0)
         if corrector.should_save():
             writer = products.start(shell, corrector.output_path(step_input), ramp_shapes)
             _write_store(products, writer, corrector, store)
@@ -440,7 +441,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     # ramp fitting, first pass (with the products of the finished ramp)
     ramp_fit = pipe.ramp_fit
     log.info("%s running", ramp_fit.name)
-    fit_start = time.perf_counter()
+    fit_start, fit_kernels = time.perf_counter(), kernel_clock.seconds()
     jit_warmup.wait("ramp_fit")
     fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table)
     pipe._reference_cache.clear()   # the fitter holds what it needs of GAIN and READNOISE
@@ -487,12 +488,14 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     # buffers and the fitter's arrays are freed before the rate is written (the run's peak)
     handed = [fitter, data, groupdq, zeroframe]
     del fitter, data, groupdq, zeroframe
-    return _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_start)
+    return _fit_pass(pipe, shell, store, products, input_name, handed, use_zf,
+                     (fit_start, fit_kernels))
 
 
-def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_start):
+def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_clock):
     """The ramp fit's second pass, the rateints/fitopt products, the rate and gain_scale.
-    ``handed``: [fitter, data, groupdq, zeroframe], emptied here."""
+    ``handed``: [fitter, data, groupdq, zeroframe], emptied here; ``fit_clock``: the ramp fit's
+    start (``time.perf_counter()``, ``kernel_clock.seconds()``)."""
     nints, ngroups, ny, nx = store.shape
     fitter, data, groupdq, zeroframe = handed
     handed.clear()
@@ -583,7 +586,9 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_star
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
         setattr(rate, name, getattr(result, name))
     del fitter, result
-    _log_done(ramp_fit, time.perf_counter() - fit_start - write_time, rate)
+    fit_start, fit_kernels = fit_clock
+    _log_done(ramp_fit, time.perf_counter() - fit_start - write_time, rate,
+              kernel_clock.seconds() - fit_kernels)
     log.info("%s: rateints planes written in %.2f s", pipe.name, write_time)
     if fitopt_writer is not None:
         products.finish(fitopt_writer, ramp_fit)

@@ -20,7 +20,7 @@ from ..errors import BadInputError, IncompatibleModelError, Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
 from ..runtime.malloc import retained_heap
 from ..references import NOT_APPLICABLE, crds_client, find_reference
-from ..runtime import compile_notice, termination
+from ..runtime import compile_notice, kernel_clock, termination
 from .config import ParameterFileSupport
 from .naming import make_output_path
 from .spec import parse_spec
@@ -212,16 +212,25 @@ class Step(ParameterFileSupport):
             log.info("%s skipped", self.name)
             return model
         log.info("%s running", self.name)
+        kernels = kernel_clock.seconds()
         result = self.process(model, *args[1:])
-        elapsed = time.perf_counter() - start
-        status = self.status_of(result)
-        log.info("%s done in %.2f s%s", self.name, elapsed, f" ({status.lower()})" if status else "")
+        self.log_done(time.perf_counter() - start, result, kernel_clock.seconds() - kernels)
         if self.should_save() and result is not None:
             self.save_model(result, input_name=self.input_name(step_input, model))
         return result
 
     def process(self, model):
         raise NotImplementedError
+
+    def log_done(self, elapsed, result, kernel_s=0.0):
+        """The step's closing line: its time, its status, and the part of the time that went to
+        loading numba kernels on their first call in the process (start-up, not the step's
+        work: see :mod:`ramp2slope.runtime.kernel_clock`)."""
+        status = self.status_of(result)
+        notes = [status.lower()] if status else []
+        if kernel_s >= 0.005:
+            notes.append(f"kernels loaded in {kernel_s:.2f} s")
+        log.info("%s done in %.2f s%s", self.name, elapsed, f" ({'; '.join(notes)})" if notes else "")
 
     def status_of(self, result):
         model = result[0] if isinstance(result, (tuple, list)) and result else result
