@@ -101,6 +101,7 @@ class _Products:
 
     def __init__(self, source=None):
         self._open = []
+        self.setup_s = 0.0   # seconds spent creating the products' files (headers, layout)
         self.refout_shape = None
         self._source = None
         if source is not None and source.has("refout"):
@@ -108,9 +109,11 @@ class _Products:
             self.refout_shape = source.shape_of("refout")
 
     def start(self, model, path, shapes):
+        t0 = time.perf_counter()
         with termination.deferred():     # the temporary file exists only once it is recorded
             writer = IncrementalWriter(model, path, shapes)
             self._open.append(writer)
+        self.setup_s += time.perf_counter() - t0
         writer.refout = None if self._source is None else \
             (lambda i, source=self._source: source.read("refout", i))
         return writer
@@ -441,7 +444,8 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     # ramp fitting, first pass (with the products of the finished ramp)
     ramp_fit = pipe.ramp_fit
     log.info("%s running", ramp_fit.name)
-    fit_start, fit_kernels = time.perf_counter(), kernel_clock.seconds()
+    fit_clock = (time.perf_counter(), kernel_clock.seconds(), products.setup_s)
+    fit_start = fit_clock[0]
     jit_warmup.wait("ramp_fit")
     fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table)
     pipe._reference_cache.clear()   # the fitter holds what it needs of GAIN and READNOISE
@@ -488,14 +492,13 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     # buffers and the fitter's arrays are freed before the rate is written (the run's peak)
     handed = [fitter, data, groupdq, zeroframe]
     del fitter, data, groupdq, zeroframe
-    return _fit_pass(pipe, shell, store, products, input_name, handed, use_zf,
-                     (fit_start, fit_kernels))
+    return _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_clock)
 
 
 def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_clock):
     """The ramp fit's second pass, the rateints/fitopt products, the rate and gain_scale.
     ``handed``: [fitter, data, groupdq, zeroframe], emptied here; ``fit_clock``: the ramp fit's
-    start (``time.perf_counter()``, ``kernel_clock.seconds()``)."""
+    start (``time.perf_counter()``, ``kernel_clock.seconds()``, ``products.setup_s``)."""
     nints, ngroups, ny, nx = store.shape
     fitter, data, groupdq, zeroframe = handed
     handed.clear()
@@ -586,10 +589,13 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
         setattr(rate, name, getattr(result, name))
     del fitter, result
-    fit_start, fit_kernels = fit_clock
+    # the step's time is the fitting's: creating and filling the products is I/O, as it is
+    # for the whole-exposure run, which saves them after the step's line
+    fit_start, fit_kernels, setup_start = fit_clock
+    write_time += products.setup_s - setup_start
     _log_done(ramp_fit, time.perf_counter() - fit_start - write_time, rate,
               kernel_clock.seconds() - fit_kernels)
-    log.info("%s: rateints planes written in %.2f s", pipe.name, write_time)
+    log.info("%s: rateints products created and filled in %.2f s", pipe.name, write_time)
     if fitopt_writer is not None:
         products.finish(fitopt_writer, ramp_fit)
     if fit_writer is not None:
