@@ -27,7 +27,7 @@ def tso(tmp_path_factory):
                                   ngroups=8, nints=4, seed=5, cr_rate=200.0)
 
 
-def _run(sim, out, streaming, **steps):
+def _run(sim, out, streaming, chunk_bytes=None, **steps):
     all_steps = {name: {"save_results": True} for name in MIRI_SAVED}
     all_steps["firstframe"]["skip"] = False
     all_steps["ramp_fit"] = {"save_results": True, "save_opt": True}
@@ -36,13 +36,17 @@ def _run(sim, out, streaming, **steps):
     pipe = Detector1Pipeline(steps=all_steps, refdir=os.path.dirname(sim.refs["mask"]),
                              output_dir=str(out), save_results=True, save_calibrated_ramp=True)
     pipe._streaming = streaming
+    pipe._chunk_bytes = chunk_bytes
     return pipe.run(str(sim.uncal))
 
 
-def test_streamed_miri_products_identical_to_whole_exposure(tso, tmp_path):
+# stage A on one integration at a time, on 3 then 1 (an integration is 147,456 bytes), and on
+# all 4 at once (the default for so small an exposure)
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 147_456, None])
+def test_streamed_miri_products_identical_to_whole_exposure(tso, tmp_path, chunk_bytes):
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     for out, streaming in ((streamed, True), (whole, False)):
-        rate = _run(tso, out, streaming)
+        rate = _run(tso, out, streaming, chunk_bytes)
         assert rate.meta.cal_step.ramp_fit == "COMPLETE"
     _assert_same_products(streamed, whole)
     with fits.open(streamed / f"{tso.root}_rscd.fits") as hdul:
@@ -54,6 +58,18 @@ def test_streamed_miri_products_identical_to_whole_exposure(tso, tmp_path):
         # that keep groups because they saturate (counted once over the integrations)
         kept = ~np.all(hdul["GROUPDQ"].data[1:, :3] & 1, axis=(0, 1))
         assert 0 < np.count_nonzero(kept) == header["INT2BORS"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 147_456])
+def test_streamed_emi_correction_identical_to_whole_exposure(tso, tmp_path, chunk_bytes):
+    # the EMI is fitted over the integrations first, then subtracted from each chunk's
+    emicorr = {"skip": False, "override_emicorr": str(tso.refs["emicorr"])}
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"
+    for out, streaming in ((streamed, True), (whole, False)):
+        _run(tso, out, streaming, chunk_bytes, emicorr=emicorr)
+    _assert_same_products(streamed, whole)
+    with fits.open(streamed / f"{tso.root}_rate.fits") as hdul:
+        assert hdul[0].header["S_MIREMI"] == "COMPLETE"
 
 
 def test_miri_rate_recovers_truth(tso, tmp_path):

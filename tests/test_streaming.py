@@ -64,12 +64,14 @@ def _assert_same_products(ours, reference):
             raise AssertionError(f"{name} differs:{detail}")
 
 
-def _run(uncal, refdir, out, steps, streaming, block_rows=None, scratch_memory=None, **kwargs):
+def _run(uncal, refdir, out, steps, streaming, block_rows=None, scratch_memory=None,
+         chunk_bytes=None, **kwargs):
     pipe = Detector1Pipeline(steps={k: dict(v) for k, v in steps.items()}, refdir=str(refdir),
                              output_dir=str(out), save_results=True, **kwargs)
     pipe._streaming = streaming
     pipe._jump_block_rows = block_rows
     pipe._scratch_memory = scratch_memory
+    pipe._chunk_bytes = chunk_bytes
     return pipe.run(str(uncal))
 
 
@@ -95,9 +97,13 @@ def sub160(tmp_path_factory):
                              ngroups=5, nints=3, seed=21, cr_rate=300.0)
 
 
-# scratch in files (the default), in memory, and split (only GROUPDQ fits)
-@pytest.mark.parametrize("block_rows, scratch_memory", [(None, None), (7, 1 << 30), (None, 400_000)])
-def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_rows, scratch_memory):
+# scratch in files (the default), in memory, and split (only GROUPDQ fits); stage A on one
+# integration at a time (chunk_bytes 1), on 2 then 1 (an integration is 512,000 bytes), and on
+# all 3 at once (the default for so small an exposure)
+@pytest.mark.parametrize("block_rows, scratch_memory, chunk_bytes", [
+    (None, None, 1), (7, 1 << 30, 1_024_000), (None, 400_000, None), (None, None, 1_024_000)])
+def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_rows, scratch_memory,
+                                                       chunk_bytes):
     refdir = os.path.dirname(sub160.refs["mask"])
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     for out, streaming in ((streamed, True), (whole, False)):
@@ -105,7 +111,7 @@ def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_r
         arrays.mkdir()
         steps = _everything_saved(arrays, expand_large_events=True, min_jump_area=4.0)
         rate = _run(sub160.uncal, refdir, out, steps, streaming, block_rows, scratch_memory,
-                    save_calibrated_ramp=True)
+                    chunk_bytes, save_calibrated_ramp=True)
         assert rate.meta.cal_step.ramp_fit == "COMPLETE"
     _assert_same_products(streamed, whole)
     _assert_same_products(tmp_path / "persistence_True", tmp_path / "persistence_False")

@@ -225,12 +225,14 @@ class IncrementalWriter:
                         ext.offset + start * row_bytes)
         ext.written[:] = True
 
-    def write_integration(self, index, model, exclude=()):
-        """Write ``[index]`` of every deferred extension (but those in ``exclude``) from a
-        one-integration ``model``."""
+    def write_integrations(self, index, model, exclude=()):
+        """Write ``[index]``, ``[index + 1]``, ... of every deferred extension (but those in
+        ``exclude``) from the integrations ``model`` holds."""
         for attr in self._extensions:
             if attr not in exclude:
-                self.write(attr, index, getattr(model, attr)[0])
+                planes = getattr(model, attr)
+                for j in range(planes.shape[0]):
+                    self.write(attr, index + j, planes[j])
 
     def update_primary_values(self, values):
         """Change the values of primary-header cards the product already has (``{keyword:

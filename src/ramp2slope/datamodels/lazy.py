@@ -120,8 +120,10 @@ class RampSource:
             return out
         return layout.read(spec.dtype, key, out=out)
 
-    def integration_model(self, integration):
-        """A RampModel holding integration ``integration`` only, with its own headers."""
+    def integration_model(self, integration, stop=None):
+        """A RampModel holding integration ``integration`` only (or integrations
+        ``integration`` to ``stop - 1``), with its own headers."""
+        stop = integration + 1 if stop is None else stop
         template = self.template
         model = RampModel()
         model._headers.clear()
@@ -135,9 +137,10 @@ class RampSource:
                 model._arrays[attr] = value.copy()
         for attr in self._hdus:
             spec = RampModel._spec(attr)
-            shape = (1,) + tuple(self._hdus[attr].shape[1:])
+            shape = (stop - integration,) + tuple(self._hdus[attr].shape[1:])
             array = np.empty(shape, dtype=spec.dtype)
-            self.read(attr, integration, out=array[0])
+            for j in range(stop - integration):
+                self.read(attr, integration + j, out=array[j])
             model._arrays[attr] = array
         model._path = self.path
         return model

@@ -177,6 +177,8 @@ class EmiCorrStep(Step):
     #: Set by :meth:`prepare_streamed` for a pipeline that streams the exposure: the fitted
     #: EmiCorrection (each integration's model is then corrected with it), or why jwst skips.
     _streamed = None
+    #: ... and whether the reference was looked up there (then recorded again on each model).
+    _streamed_lookup = False
 
     def prepare_streamed(self, source, before):
         """Fit the EMI of an exposure read one integration at a time from ``source`` (a
@@ -189,7 +191,20 @@ class EmiCorrStep(Step):
             log.warning("%s: %s", self.name, reason)
             self._streamed = reason
             return
+        # The look-up records R_MIREMI (and a CRDS context) in the template, whose headers every
+        # integration's model copies: it would then be in the products of the steps before
+        # emicorr, and in another place among the cards than in the whole-exposure run. The
+        # template is put back, and process() records the reference when it runs, as there.
+        headers = {name: header.copy() for name, header in template._headers.items()}
+        tree = dict(template._tree)
+        node = template.meta.ref_file.emicorr
+        name_before = None if node is None else node.name
         reference = self.load(template)
+        self._streamed_lookup = node is not None and node.name != name_before
+        template._headers.clear()
+        template._headers.update(headers)
+        template._tree.clear()
+        template._tree.update(tree)
         if isinstance(reference, str):
             log.warning("%s: No reference file found; EMICORR step will be skipped", self.name)
             self._streamed = "no EMICORR reference"
@@ -235,14 +250,19 @@ class EmiCorrStep(Step):
 
     def end_streamed(self):
         self._streamed = None
+        self._streamed_lookup = False
 
     def process(self, model):
         if self._streamed is not None:
+            if self._streamed_lookup:
+                self.get_reference_file(model, "emicorr")   # found once, recorded as it runs
             if isinstance(self._streamed, str):
                 return self.skipped(model, self._streamed)
             if model.data.dtype != np.float32:
                 model.data = model.data.astype(np.float32)
-            self._streamed.apply(getattr(model, "_integration_offset", 0), model.data[0])
+            offset = getattr(model, "_integration_offset", 0)
+            for j in range(model.shape[0]):
+                self._streamed.apply(offset + j, model.data[j])
             return self.complete(model)
         reason = self.skip_reason(model)
         if reason is not None:

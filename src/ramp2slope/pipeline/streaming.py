@@ -8,6 +8,8 @@ bit for bit, while holding about one integration in memory:
    the references loaded once per run). Its corrected ramp, GROUPDQ and ZEROFRAME go to scratch
    files (:class:`~ramp2slope.pipeline.scratch.ScratchStore`), and the saved step products are
    written integration by integration (:class:`~ramp2slope.datamodels.IncrementalWriter`).
+   Small frames go several integrations to a model (up to :data:`CHUNK_BYTES` of ramp), which
+   every step takes as it takes a segment file: a run of integrations from an offset.
 2. Jump, on blocks of rows spanning every integration read from the scratch files
    (:func:`~ramp2slope.jump.detect.detect_jumps_in_blocks`), then snowballs per integration.
 3. One pass per integration: the ``_jump`` product, persistence (in order, carrying its
@@ -67,6 +69,20 @@ MIN_BLOCK_ROWS = 4
 MIN_BLOCK_BYTES = 32 << 20
 
 
+#: Stage A takes several integrations at a time while their float32 ramps fit in this many
+#: bytes. Each step costs a few tenths of a millisecond of Python per call whatever the size of
+#: its input, so a time series of small frames (MIRI's SLITLESSPRISM: 0.3 MB per group) spent
+#: most of stage A there, one integration at a time; larger frames still go one by one.
+CHUNK_BYTES = 16 << 20
+
+
+def integrations_per_chunk(shape, chunk_bytes=None):
+    """How many integrations of an exposure of ``shape`` stage A takes at a time (>= 1)."""
+    nints, ngroups, ny, nx = shape
+    budget = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
+    return max(1, min(nints, budget // max(1, ngroups * ny * nx * 4)))
+
+
 def default_block_rows(shape):
     """Rows per jump block: a block of every integration is about the size of one integration,
     or MIN_BLOCK_BYTES if that is more (at least MIN_BLOCK_ROWS rows)."""
@@ -76,7 +92,7 @@ def default_block_rows(shape):
 
 
 class _RepeatFilter(logging.Filter):
-    """After the first integration: no INFO messages, and each warning only once."""
+    """After the first integration (or chunk): no INFO messages, and each warning only once."""
 
     def __init__(self):
         super().__init__()
@@ -233,9 +249,10 @@ def irs2_reference_flags(pipe, source):
 
 
 def _stage_a(pipe, source, make_store, products):
-    """group_scale … charge_migration, integration by integration, into the ScratchStore that
-    ``make_store(shape)`` makes; returns the metadata model of the exposure after them and the
-    table of all-DO_NOT_USE groups."""
+    """group_scale … charge_migration, integration by integration (or a few at a time, see
+    :func:`integrations_per_chunk`), into the ScratchStore that ``make_store(shape)`` makes;
+    returns the metadata model of the exposure after them and the table of all-DO_NOT_USE
+    groups."""
     nints, ngroups = source.shape[:2]
     aliases = stage_a_steps(pipe, source.template)
     steps = [getattr(pipe, alias) for alias in aliases]
@@ -247,11 +264,15 @@ def _stage_a(pipe, source, make_store, products):
     first = None
     quiet = _RepeatFilter()
     start = time.perf_counter()
+    per_chunk = integrations_per_chunk(source.shape, getattr(pipe, "_chunk_bytes", None))
     try:
-        for i in range(nints):
-            if i == 1:
+        for i in range(0, nints, per_chunk):
+            if i > 0:
                 log.addFilter(quiet)
-            model = source.integration_model(i)
+            # integrations i .. stop - 1 as one model: every step takes a model that holds a
+            # run of integrations starting at _integration_offset (as a segment file does)
+            stop = min(nints, i + per_chunk)
+            model = source.integration_model(i, stop)
             model._integration_offset = i
             for step in steps:
                 if step.skip:
@@ -276,18 +297,19 @@ def _stage_a(pipe, source, make_store, products):
                         writers[step.name] = (products.start(model, path, shapes), step,
                                               model.pixeldq.copy())
                     writer, _, pixeldq = writers[step.name]
-                    writer.write_integration(i, model, exclude=("pixeldq",))
+                    writer.write_integrations(i, model, exclude=("pixeldq",))
                     pixeldq |= model.pixeldq
             groupdq = model.groupdq
             if store is None:
                 store = make_store((nints,) + model.shape[1:])
                 any_sat = np.zeros(model.shape[-2:], dtype=bool)
                 any_floor = np.zeros(model.shape[-2:], dtype=bool)
-            dnu_table[i] = twopoint.dnu_planes(groupdq)[0]
-            any_sat |= np.any(groupdq[0] & _SAT, axis=0)
-            any_floor |= np.any(groupdq[0] & _AD_FLOOR, axis=0)
-            store.write_integration(i, model.data[0], groupdq[0],
-                                    model.zeroframe[0] if store.has_zeroframe else None)
+            dnu_table[i:stop] = twopoint.dnu_planes(groupdq)
+            for j in range(stop - i):
+                any_sat |= np.any(groupdq[j] & _SAT, axis=0)
+                any_floor |= np.any(groupdq[j] & _AD_FLOOR, axis=0)
+                store.write_integration(i + j, model.data[j], groupdq[j],
+                                        model.zeroframe[j] if store.has_zeroframe else None)
             if i == 0:
                 first = model
                 first.pixeldq  # noqa: B018  (creates the default PIXELDQ if no step made one)
