@@ -26,12 +26,19 @@ def subtract_reset(data, pixeldq, reset, reset_dq, first_integration=0, integrat
     NINTS): integrations from there on are left alone, as jwst leaves them.
     """
     ngroups = min(data.shape[1], reset.shape[1])
-    for k in range(data.shape[0]):
-        i = first_integration + k
-        if integration_end is not None and i >= integration_end:
-            break
-        ir = reset_plane_index(i, reset.shape[0])
+    stop = data.shape[0]
+    if integration_end is not None:
+        stop = max(0, min(stop, integration_end - first_integration))
+    k = 0
+    while k < stop:
+        # the run of integrations k .. end - 1 served by the same reference integration: each
+        # plane is read once for the run and subtracted from all of it at once
+        ir = reset_plane_index(first_integration + k, reset.shape[0])
+        end = k + 1
+        while end < stop and reset_plane_index(first_integration + end, reset.shape[0]) == ir:
+            end += 1
         for j in range(ngroups):
-            np.subtract(data[k, j], reset[ir, j], out=data[k, j])
+            np.subtract(data[k:end, j], reset[ir, j], out=data[k:end, j])
+        k = end
     # PIXELDQ is per pixel, not per integration: the same flags whatever integrations are handed
     pixeldq |= reset_dq

@@ -30,3 +30,26 @@ def thread_limit(threads=None):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+#: Kernels that do a few operations per pixel run on one thread below this many pixels per call:
+#: starting a parallel section costs about 50 microseconds on the 2-core test machine (numba's
+#: threads sleep between sections, see ramp2slope/__init__.py), more than such a kernel's work
+#: on a small frame (MIRI's SLITLESSPRISM: 30,000 pixels).
+SERIAL_BELOW_PIXELS = 1 << 18
+
+
+@contextlib.contextmanager
+def serial_if_small(pixels):
+    """Run the enclosed light kernels on one thread when each call covers fewer than
+    :data:`SERIAL_BELOW_PIXELS` pixels (the products are the same on any number of threads)."""
+    if pixels >= SERIAL_BELOW_PIXELS or numba.get_num_threads() == 1:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+

@@ -12,6 +12,7 @@ import numpy as np
 from ramp2slope.datamodels import dqflags
 from ramp2slope.datamodels.models import DataModel
 from ramp2slope.errors import ReferenceFileError
+from ramp2slope.runtime.threads import serial_if_small
 
 __all__ = [
     "ATOD_LIMIT", "make_read_pattern", "prepare_thresholds", "grow_flags", "flag_saturation",
@@ -274,48 +275,52 @@ def flag_saturation(data, groupdq, pixeldq=None, sat_thresh=None, sat_dq=None, n
     any_flag = np.zeros((ny, nx), dtype=np.uint8)
     sat = np.uint8(_SAT)
     dnu = np.uint8(_DNU)
+    # each group's dilution (mean over its frames / its last frame), the same in every integration
+    dilutions = [np.mean(frames) / frames[-1] for frames in pattern] if pattern is not None else []
 
-    for integ in range(nints):
-        gdq_int = groupdq[integ]
-        # Forward pass. SAT is sticky from the first group at the threshold, and is grown by
-        # the (2n+1)^2 box group by group; growing the sticky set of group g is the same as
-        # flagging every group from the earliest first-saturated group in the box on, so the
-        # whole integration takes three passes instead of three per group.
-        input_sat[:] = 0
-        _first_saturated(data[integ], gdq_int, thresh, first, input_sat)
-        # SAT bits present on input are grown too, in their own group only (rare)
-        pre_sat = {g: gdq_int[g] & sat for g in np.flatnonzero(input_sat)} if grow > 0 else {}
-        _row_min(first, max(grow, 0), hmin)
-        _or_sat_from(gdq_int, hmin, max(grow, 0), sat)
-        for g, plane in pre_sat.items():
-            _dilate_or(plane, sat, grow, hbuf, gdq_int[g], sat)
-        # backward pass for groups averaged from several frames
-        if pattern is not None:
-            for g in range(ngroups - 2, -1, -1):
-                dilution = np.mean(pattern[g]) / pattern[g][-1]
-                if dilution == 1:
-                    continue
-                _backward_flags(data[integ, g], gdq_int[g], gdq_int[g + 1], thresh, no_check,
-                                float(dilution), flag)
+    # the kernels below do little per pixel: one thread on a small frame (see serial_if_small)
+    with serial_if_small(ny * nx):
+        for integ in range(nints):
+            gdq_int = groupdq[integ]
+            # Forward pass. SAT is sticky from the first group at the threshold, and is grown by
+            # the (2n+1)^2 box group by group; growing the sticky set of group g is the same as
+            # flagging every group from the earliest first-saturated group in the box on, so the
+            # whole integration takes three passes instead of three per group.
+            input_sat[:] = 0
+            _first_saturated(data[integ], gdq_int, thresh, first, input_sat)
+            # SAT bits present on input are grown too, in their own group only (rare)
+            pre_sat = {g: gdq_int[g] & sat for g in np.flatnonzero(input_sat)} if grow > 0 else {}
+            _row_min(first, max(grow, 0), hmin)
+            _or_sat_from(gdq_int, hmin, max(grow, 0), sat)
+            for g, plane in pre_sat.items():
+                _dilate_or(plane, sat, grow, hbuf, gdq_int[g], sat)
+            # backward pass for groups averaged from several frames
+            if pattern is not None:
+                for g in range(ngroups - 2, -1, -1):
+                    dilution = dilutions[g]
+                    if dilution == 1:
+                        continue
+                    _backward_flags(data[integ, g], gdq_int[g], gdq_int[g + 1], thresh, no_check,
+                                    float(dilution), flag)
+                    if grow > 0:
+                        _dilate_or(flag, np.uint8(1), grow, hbuf, gdq_int[g], dnu)
+                    else:
+                        gdq_int[g] |= flag  # flag holds 0 or 1 == DNU
+                # group-2 test
+                if ngroups > 2:
+                    _group2_test(data[integ, 0], data[integ, 1], gdq_int[1], gdq_int[2], thresh,
+                                 bias_arr, has_bias, float(np.mean(pattern[0])),
+                                 float(pattern[2][-1]), np.float32(len(pattern[1])))
+            # zero frame: flagged values become 0.0, meaning "bad" from here on (2-D, once per
+            # integration: numpy is fast enough and spares compiling kernels)
+            if zeroframe is not None:
+                zplane = zeroframe[integ]
+                flag[...] = np.where(zplane >= thresh, sat, np.uint8(0))
+                flag |= np.where(zplane <= 0, np.uint8(_AD_FLOOR | _DNU), np.uint8(0))
                 if grow > 0:
-                    _dilate_or(flag, np.uint8(1), grow, hbuf, gdq_int[g], dnu)
-                else:
-                    gdq_int[g] |= flag  # flag holds 0 or 1 == DNU
-            # group-2 test
-            if ngroups > 2:
-                _group2_test(data[integ, 0], data[integ, 1], gdq_int[1], gdq_int[2], thresh,
-                             bias_arr, has_bias, float(np.mean(pattern[0])),
-                             float(pattern[2][-1]), np.float32(len(pattern[1])))
-        # zero frame: flagged values become 0.0, meaning "bad" from here on (2-D, once per
-        # integration: numpy is fast enough and spares compiling kernels)
-        if zeroframe is not None:
-            zplane = zeroframe[integ]
-            flag[...] = np.where(zplane >= thresh, sat, np.uint8(0))
-            flag |= np.where(zplane <= 0, np.uint8(_AD_FLOOR | _DNU), np.uint8(0))
-            if grow > 0:
-                _dilate_or(flag, sat, grow, hbuf, flag, sat)
-            zplane[flag != 0] = 0.0
-        any_flag |= np.bitwise_or.reduce(gdq_int, axis=0)
+                    _dilate_or(flag, sat, grow, hbuf, flag, sat)
+                zplane[flag != 0] = 0.0
+            any_flag |= np.bitwise_or.reduce(gdq_int, axis=0)
 
     pixeldq |= ref_dq
     return (int(np.count_nonzero(any_flag & sat)),
