@@ -160,6 +160,35 @@ def test_scratch_store_in_memory_and_in_files(tmp_path, budget, expected):
     assert not os.listdir(tmp_path)
 
 
+def test_row_blocks_of_scratch_files_cross_pages(tmp_path):
+    """Blocks of rows copied through file mappings: integrations that start inside a page (56,000
+    and 14,000 bytes each), a block at the bottom edge, written back and read again."""
+    from ramp2slope.pipeline.scratch import ScratchStore
+
+    rng = np.random.default_rng(8)
+    data = rng.normal(size=(3, 4, 50, 70)).astype(np.float32)
+    gdq = rng.integers(0, 256, size=data.shape).astype(np.uint8)
+    store = ScratchStore(str(tmp_path), data.shape, memory_budget=0)
+    try:
+        assert store.in_memory == {"data": False, "groupdq": False}
+        for i in range(3):
+            store.write_integration(i, data[i], gdq[i])
+        for y0, y1 in ((0, 17), (17, 34), (34, 50)):
+            block_d = np.empty((3, 4, y1 - y0, 70), np.float32)
+            block_g = np.empty((3, 4, y1 - y0, 70), np.uint8)
+            store.read_rows(y0, y1, block_d, block_g)
+            np.testing.assert_array_equal(block_d, data[:, :, y0:y1])
+            np.testing.assert_array_equal(block_g, gdq[:, :, y0:y1])
+            store.write_gdq_rows(y0, block_g[:, :, ::-1])   # a view, rows reversed
+            gdq[:, :, y0:y1] = gdq[:, :, y0:y1][:, :, ::-1].copy()
+        out = np.empty((4, 50, 70), np.uint8)
+        for i in range(3):
+            store.read_gdq(i, out)
+            np.testing.assert_array_equal(out, gdq[i])
+    finally:
+        store.close()
+
+
 def _file_system_punches_holes(folder):
     """Whether fallocate(PUNCH_HOLE | KEEP_SIZE) frees blocks of a file in ``folder``."""
     import ctypes
