@@ -60,6 +60,11 @@ FLAG_SOME_UNSAT = np.uint8(32)   # some integration's DQ lacks SATURATED
 SEG_SLOPE, SEG_SIGSLOPE, SEG_VAR_P, SEG_VAR_R, SEG_YINT, SEG_SIGYINT, SEG_WEIGHT = range(7)
 N_SEG_FIELDS = 7
 
+#: Rows per parallel task of the per-pixel kernels: their work buffers are allocated once per
+#: task. Allocated once per row, a small frame's short rows (MIRI's SLITLESSPRISM: 72 pixels)
+#: spent a good part of their time in the allocator, shared by the threads.
+ROWS_PER_TASK = 8
+
 
 # ------------------------------------------------------------------------------------------------
 # Per-pixel helpers
@@ -738,7 +743,8 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
     ``row_unsat0[y]`` is set to 1 when some pixel of row y is not SATURATED in group 0.
     """
     ng, ny, nx = data.shape
-    for y in prange(ny):
+    for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
@@ -746,46 +752,50 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
         cnt = np.empty(MEDIAN_BLOCK, np.int64)
         mval = np.empty(MEDIAN_BLOCK, np.float64)
         pfl = np.empty(MEDIAN_BLOCK, np.int32)
-        unsat0 = False
-        for x0 in range(0, nx, MEDIAN_BLOCK):
-            nb = min(MEDIAN_BLOCK, nx - x0)
-            if _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
-                                   suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og):
-                unsat0 = True
-            _sort_columns(vals, nb)
-            for b in range(nb):
-                accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
-        if unsat0:
-            row_unsat0[y] = 1
+        for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
+            unsat0 = False
+            for x0 in range(0, nx, MEDIAN_BLOCK):
+                nb = min(MEDIAN_BLOCK, nx - x0)
+                if _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
+                                       suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g,
+                                       og):
+                    unsat0 = True
+                _sort_columns(vals, nb)
+                for b in range(nb):
+                    accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
+            if unsat0:
+                row_unsat0[y] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def count_slots_kernel(data, gdq, zframe, use_zframe, first, last, suppress, nseg_rows, ncr_rows):
     """Per row, the largest segment count (stcal's) and JUMP count of one integration."""
     ng, ny, nx = data.shape
-    for y in prange(ny):
+    for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
         s0 = np.empty(ng, np.int64)
         sl = np.empty(ng, np.int64)
-        best_seg = 0
-        best_cr = 0
-        for x in range(nx):
-            _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
-            ncr = 0
-            for k in range(1, ng):
-                if g[k] & JUMP:
-                    ncr += 1
-            if ncr > best_cr:
-                best_cr = ncr
-            if g[0] & SAT:
-                continue
-            size = _segments(g, ng, s0, sl)[1]
-            if size > best_seg:
-                best_seg = size
-        nseg_rows[y] = best_seg
-        ncr_rows[y] = best_cr
+        for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
+            best_seg = 0
+            best_cr = 0
+            for x in range(nx):
+                _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+                ncr = 0
+                for k in range(1, ng):
+                    if g[k] & JUMP:
+                        ncr += 1
+                if ncr > best_cr:
+                    best_cr = ncr
+                if g[0] & SAT:
+                    continue
+                size = _segments(g, ng, s0, sl)[1]
+                if size > best_seg:
+                    best_seg = size
+            nseg_rows[y] = best_seg
+            ncr_rows[y] = best_cr
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -820,7 +830,8 @@ def fit_integration_kernel(
     # Clean ramps are fitted across a block at once (``_block_clean_fit``), the others pixel by
     # pixel; the optional outputs are written by the per-pixel path only.
     block_fit = (not save_opt) and ng >= 3 and first <= 0 and last >= ng - 1
-    for y in prange(ny):
+    for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
         # For a single integration, the median rates of a block of pixels are computed first
         # (the sort runs across the block), then the block is fitted.
         d = np.empty(ng, np.float64)
@@ -837,204 +848,206 @@ def fit_integration_kernel(
         res = np.empty(8, np.float64)
         blk = np.empty((N_BLOCK_ROWS, MEDIAN_BLOCK), np.float64)
         pidx = np.empty(MEDIAN_BLOCK, np.int64)
-        for x0 in range(0, nx, MEDIAN_BLOCK):
-            nb = min(MEDIAN_BLOCK, nx - x0)
-            _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
-                               x0, nb, rn_blk, mr_blk)
-            if single:
-                _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
-                                    suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og)
-                _sort_columns(vals, nb)
-            elif block_fit:
-                _block_clean_flags(data, gdq, y, x0, nb, pfl)
-            if block_fit:
-                n_clean = 0
-                for b in range(nb):
-                    if pfl[b] == 0:
-                        n_clean += 1
-                if n_clean * MIN_CLEAN_SHARE >= nb:
-                    _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable,
-                                     tgroup, y, x0, nb, pfl, rn_blk, mr_blk, vals, cnt, mval,
-                                     blk, pidx, out_slope, out_err, out_dq, out_vp, out_vr,
-                                     acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
-                                     rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
-                else:
-                    for b in range(nb):
-                        pfl[b] = 1   # too few to gain from the block fit: all pixel by pixel
-            for b in range(nb):
-                if block_fit and pfl[b] == 0:
-                    continue   # a clean ramp, fitted above
-                x = x0 + b
-                (_, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
-                 is_0th, is_zf, d0_raw) = _load_ramp(
-                    data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
-                pdq = _pixel_dq(pixdq, gain2d, y, x)
-                gain = np.float64(gain2d[y, x])
-                rn = rn_blk[b]
-                dcur = np.float64(dark2d[y, x]) if has_dark else 0.0
+        for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
+            for x0 in range(0, nx, MEDIAN_BLOCK):
+                nb = min(MEDIAN_BLOCK, nx - x0)
+                _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
+                                   x0, nb, rn_blk, mr_blk)
                 if single:
-                    # The exposure mean of one median rate: (0 + m) / 1, where / 1 is exact.
-                    mrate = 0.0 + _median_finish(vals, cnt[b], b, mval[b])
-                    a_num = 0.0
-                    a_ip = 0.0
-                    a_ir = 0.0
-                    a_clr = 0.0
-                    a_flags = np.uint8(0)
-                else:
-                    mrate = mr_blk[b]
-                    a_num = acc_num[y, x]
-                    a_ip = acc_ip[y, x]
-                    a_ir = acc_ir[y, x]
-                    a_clr = acc_clr[y, x]
-                    a_flags = acc_flags[y, x]
-                if suppress & SUPPRESS_ONE:
-                    timing1 = tgroup
-                elif is_0th:
-                    timing1 = t1
-                elif is_zf:
-                    timing1 = tframe
-                else:
-                    timing1 = tgroup
-
-                dq = pdq
-                if has_jump:
-                    dq |= JUMP
-                    a_flags |= FLAG_JUMP
-                if has_pers:
-                    dq |= PERS
-                    a_flags |= FLAG_PERS
-
-                slope = 0.0
-                var_p = 0.0
-                var_r = 0.0
-                err = 0.0
-                nseg = 0
-                if g[0] & SAT:
-                    dq |= DNU_SAT
-                    slope = np.nan
-                else:
-                    nseg = _segments(g, ng, s0, sl)[0]
-
-                if cnt_dnu_sat == ng:
-                    dq |= DNU
-                    if cnt_sat == ng:
-                        dq |= SAT
-                elif nseg > 0:
-                    inv_r = 0.0
-                    inv_p = 0.0
-                    inv_e = 0.0
-                    num = 0.0
-                    for j in range(nseg):
-                        _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1, wtable,
-                                     res)
-                        inv_r += res[SEG_WEIGHT]  # = 1.0 / res[SEG_VAR_R]
-                        if res[SEG_VAR_P] > 0.0:
-                            inv_p += 1.0 / res[SEG_VAR_P]
-                        inv_e += 1.0 / res[7]
-                        num += res[SEG_SLOPE] / res[SEG_VAR_R]
-                        if save_opt and j < nslots:
-                            for f in range(N_SEG_FIELDS):
-                                seg_out[f, j, y, x] = np.float32(res[f])
-                    if inv_p > 0.0:
-                        var_p = 1.0 / inv_p
-                    if var_p >= LARGE_VARIANCE_THRESHOLD:
-                        var_p = 0.0
-                    var_r = 1.0 / inv_r
-                    if var_r >= LARGE_VARIANCE_THRESHOLD:
-                        var_r = 0.0
-                    if dq & DNU_SAT:
-                        slope = np.nan
-                        var_p = 0.0
-                        var_r = 0.0
-                        err = 0.0
+                    _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
+                                        suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g,
+                                        og)
+                    _sort_columns(vals, nb)
+                elif block_fit:
+                    _block_clean_flags(data, gdq, y, x0, nb, pfl)
+                if block_fit:
+                    n_clean = 0
+                    for b in range(nb):
+                        if pfl[b] == 0:
+                            n_clean += 1
+                    if n_clean * MIN_CLEAN_SHARE >= nb:
+                        _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable,
+                                         tgroup, y, x0, nb, pfl, rn_blk, mr_blk, vals, cnt, mval,
+                                         blk, pidx, out_slope, out_err, out_dq, out_vp, out_vr,
+                                         acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                                         rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
                     else:
-                        var_e = 1.0 / inv_e
-                        # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
-                        slope = num * var_r
-                        if var_e > LARGE_VARIANCE_THRESHOLD:
+                        for b in range(nb):
+                            pfl[b] = 1   # too few to gain from the block fit: all pixel by pixel
+                for b in range(nb):
+                    if block_fit and pfl[b] == 0:
+                        continue   # a clean ramp, fitted above
+                    x = x0 + b
+                    (_, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
+                     is_0th, is_zf, d0_raw) = _load_ramp(
+                        data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+                    pdq = _pixel_dq(pixdq, gain2d, y, x)
+                    gain = np.float64(gain2d[y, x])
+                    rn = rn_blk[b]
+                    dcur = np.float64(dark2d[y, x]) if has_dark else 0.0
+                    if single:
+                        # The exposure mean of one median rate: (0 + m) / 1, where / 1 is exact.
+                        mrate = 0.0 + _median_finish(vals, cnt[b], b, mval[b])
+                        a_num = 0.0
+                        a_ip = 0.0
+                        a_ir = 0.0
+                        a_clr = 0.0
+                        a_flags = np.uint8(0)
+                    else:
+                        mrate = mr_blk[b]
+                        a_num = acc_num[y, x]
+                        a_ip = acc_ip[y, x]
+                        a_ir = acc_ir[y, x]
+                        a_clr = acc_clr[y, x]
+                        a_flags = acc_flags[y, x]
+                    if suppress & SUPPRESS_ONE:
+                        timing1 = tgroup
+                    elif is_0th:
+                        timing1 = t1
+                    elif is_zf:
+                        timing1 = tframe
+                    else:
+                        timing1 = tgroup
+
+                    dq = pdq
+                    if has_jump:
+                        dq |= JUMP
+                        a_flags |= FLAG_JUMP
+                    if has_pers:
+                        dq |= PERS
+                        a_flags |= FLAG_PERS
+
+                    slope = 0.0
+                    var_p = 0.0
+                    var_r = 0.0
+                    err = 0.0
+                    nseg = 0
+                    if g[0] & SAT:
+                        dq |= DNU_SAT
+                        slope = np.nan
+                    else:
+                        nseg = _segments(g, ng, s0, sl)[0]
+
+                    if cnt_dnu_sat == ng:
+                        dq |= DNU
+                        if cnt_sat == ng:
+                            dq |= SAT
+                    elif nseg > 0:
+                        inv_r = 0.0
+                        inv_p = 0.0
+                        inv_e = 0.0
+                        num = 0.0
+                        for j in range(nseg):
+                            _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1,
+                                         wtable, res)
+                            inv_r += res[SEG_WEIGHT]  # = 1.0 / res[SEG_VAR_R]
+                            if res[SEG_VAR_P] > 0.0:
+                                inv_p += 1.0 / res[SEG_VAR_P]
+                            inv_e += 1.0 / res[7]
+                            num += res[SEG_SLOPE] / res[SEG_VAR_R]
+                            if save_opt and j < nslots:
+                                for f in range(N_SEG_FIELDS):
+                                    seg_out[f, j, y, x] = np.float32(res[f])
+                        if inv_p > 0.0:
+                            var_p = 1.0 / inv_p
+                        if var_p >= LARGE_VARIANCE_THRESHOLD:
+                            var_p = 0.0
+                        var_r = 1.0 / inv_r
+                        if var_r >= LARGE_VARIANCE_THRESHOLD:
+                            var_r = 0.0
+                        if dq & DNU_SAT:
+                            slope = np.nan
+                            var_p = 0.0
+                            var_r = 0.0
                             err = 0.0
                         else:
-                            err = math.sqrt(var_e)
-                    if inv_p > 0.0:
-                        a_ip += inv_p
-                    a_ir += inv_r
-                    a_num += num
+                            var_e = 1.0 / inv_e
+                            # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
+                            slope = num * var_r
+                            if var_e > LARGE_VARIANCE_THRESHOLD:
+                                err = 0.0
+                            else:
+                                err = math.sqrt(var_e)
+                        if inv_p > 0.0:
+                            a_ip += inv_p
+                        a_ir += inv_r
+                        a_num += num
 
-                if dq & DNU:
-                    slope = np.nan
-                else:
-                    a_flags |= FLAG_SOME_USED
-
-                if save_opt:
-                    # The pedestal sees the integration DQ before the partial-saturation flag.
-                    if dq & SAT:
-                        ped = 0.0
+                    if dq & DNU:
+                        slope = np.nan
                     else:
-                        ped = d[0] - slope * ped_factor
-                        if math.isnan(ped):
+                        a_flags |= FLAG_SOME_USED
+
+                    if save_opt:
+                        # The pedestal sees the integration DQ before the partial-saturation flag.
+                        if dq & SAT:
                             ped = 0.0
-                    ped_out[y, x] = np.float32(ped)
-                    icr = 0
-                    for k in range(1, ng):
-                        if g[k] & JUMP:
-                            prev = d0_raw if k == 1 else d[k - 1]
-                            if icr < ncr_slots:
-                                cr_out[icr, y, x] = np.float32(d[k] - prev)
-                            icr += 1
-
-                if dq & SAT:
-                    slope = np.nan
-                else:
-                    a_flags |= FLAG_SOME_UNSAT
-                if cnt_sat > 0:
-                    dq |= SAT
-                    a_flags |= FLAG_PARTIAL_SAT
-
-                # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
-                if has_closs:
-                    a_flags |= FLAG_CHARGELOSS
-                    for k in range(ng):
-                        if og[k] & CLOSS:
-                            og[k] ^= DNU_CLOSS
-                    nseg2 = _segments(og, ng, s0, sl)[0]
-                    inv_r2 = 0.0
-                    for j in range(nseg2):
-                        ln = sl[j]
-                        if ln == 1:
-                            sv = _rnoise_var_short(rn, gain, timing1)
-                        elif ln == 2:
-                            sv = _rnoise_var_short(rn, gain, tgroup)
                         else:
-                            sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
-                        if sv > 0.0:
-                            inv_r2 += 1.0 / sv
-                    var_r = 1.0 / inv_r2
-                    if var_r >= LARGE_VARIANCE_THRESHOLD:
-                        var_r = 0.0
-                    a_clr += inv_r2
-                elif var_r > 0.0:
-                    a_clr += 1.0 / var_r
+                            ped = d[0] - slope * ped_factor
+                            if math.isnan(ped):
+                                ped = 0.0
+                        ped_out[y, x] = np.float32(ped)
+                        icr = 0
+                        for k in range(1, ng):
+                            if g[k] & JUMP:
+                                prev = d0_raw if k == 1 else d[k - 1]
+                                if icr < ncr_slots:
+                                    cr_out[icr, y, x] = np.float32(d[k] - prev)
+                                icr += 1
 
-                out_slope[y, x] = np.float32(slope)
-                out_dq[y, x] = dq
-                out_vp[y, x] = np.float32(var_p)
-                out_vr[y, x] = np.float32(var_r)
-                out_err[y, x] = np.float32(err)
+                    if dq & SAT:
+                        slope = np.nan
+                    else:
+                        a_flags |= FLAG_SOME_UNSAT
+                    if cnt_sat > 0:
+                        dq |= SAT
+                        a_flags |= FLAG_PARTIAL_SAT
 
-                if single:
-                    r_slope, r_err, r_dq, r_vp, r_vr = _rate_values(pdq, a_num, a_ip, a_ir, a_clr,
-                                                                    a_flags)
-                    rate_slope[y, x] = np.float32(r_slope)
-                    rate_dq[y, x] = r_dq
-                    rate_vp[y, x] = np.float32(r_vp)
-                    rate_vr[y, x] = np.float32(r_vr)
-                    rate_err[y, x] = np.float32(r_err)
-                else:
-                    acc_num[y, x] = a_num
-                    acc_ip[y, x] = a_ip
-                    acc_ir[y, x] = a_ir
-                    acc_clr[y, x] = a_clr
-                    acc_flags[y, x] = a_flags
+                    # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
+                    if has_closs:
+                        a_flags |= FLAG_CHARGELOSS
+                        for k in range(ng):
+                            if og[k] & CLOSS:
+                                og[k] ^= DNU_CLOSS
+                        nseg2 = _segments(og, ng, s0, sl)[0]
+                        inv_r2 = 0.0
+                        for j in range(nseg2):
+                            ln = sl[j]
+                            if ln == 1:
+                                sv = _rnoise_var_short(rn, gain, timing1)
+                            elif ln == 2:
+                                sv = _rnoise_var_short(rn, gain, tgroup)
+                            else:
+                                sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
+                            if sv > 0.0:
+                                inv_r2 += 1.0 / sv
+                        var_r = 1.0 / inv_r2
+                        if var_r >= LARGE_VARIANCE_THRESHOLD:
+                            var_r = 0.0
+                        a_clr += inv_r2
+                    elif var_r > 0.0:
+                        a_clr += 1.0 / var_r
+
+                    out_slope[y, x] = np.float32(slope)
+                    out_dq[y, x] = dq
+                    out_vp[y, x] = np.float32(var_p)
+                    out_vr[y, x] = np.float32(var_r)
+                    out_err[y, x] = np.float32(err)
+
+                    if single:
+                        r_slope, r_err, r_dq, r_vp, r_vr = _rate_values(pdq, a_num, a_ip, a_ir,
+                                                                        a_clr, a_flags)
+                        rate_slope[y, x] = np.float32(r_slope)
+                        rate_dq[y, x] = r_dq
+                        rate_vp[y, x] = np.float32(r_vp)
+                        rate_vr[y, x] = np.float32(r_vr)
+                        rate_err[y, x] = np.float32(r_err)
+                    else:
+                        acc_num[y, x] = a_num
+                        acc_ip[y, x] = a_ip
+                        acc_ir[y, x] = a_ir
+                        acc_clr[y, x] = a_clr
+                        acc_flags[y, x] = a_flags
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
