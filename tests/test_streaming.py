@@ -160,10 +160,15 @@ def test_scratch_store_in_memory_and_in_files(tmp_path, budget, expected):
     assert not os.listdir(tmp_path)
 
 
-def test_row_blocks_of_scratch_files_cross_pages(tmp_path):
-    """Blocks of rows copied through file mappings: integrations that start inside a page (56,000
-    and 14,000 bytes each), a block at the bottom edge, written back and read again."""
+@pytest.mark.parametrize("map_below", [64 << 10, 0])
+def test_row_blocks_of_scratch_files_cross_pages(tmp_path, monkeypatch, map_below):
+    """Blocks of rows copied through file mappings (pieces below 64 KB), or with a system call
+    per piece: integrations that start inside a page (56,000 and 14,000 bytes each), a block at
+    the bottom edge, written back and read again."""
+    from ramp2slope.pipeline import scratch
     from ramp2slope.pipeline.scratch import ScratchStore
+
+    monkeypatch.setattr(scratch, "MAP_BELOW_BYTES", map_below)
 
     rng = np.random.default_rng(8)
     data = rng.normal(size=(3, 4, 50, 70)).astype(np.float32)

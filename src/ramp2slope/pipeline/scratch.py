@@ -92,6 +92,11 @@ class _StoredArray:
             raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
 
 
+#: Pieces of a block of rows smaller than this are copied through a file mapping, larger ones
+#: with a system call each (see :meth:`_ArrayFile.copy_rows`).
+MAP_BELOW_BYTES = 64 << 10
+
+
 class _ArrayFile(_StoredArray):
     """The array in a file."""
 
@@ -132,17 +137,27 @@ class _ArrayFile(_StoredArray):
         """Rows ``y0 .. y0 + rows - 1`` of every plane of a 4-D array: into ``out`` (nints,
         ngroups, rows, nx), or from ``source`` of that shape into the file.
 
-        A block of rows is one strided piece of each of the nints x ngroups planes: read with
-        one system call per piece, a time series of small frames made hundreds of thousands of
-        calls. Here each integration's part of the file is mapped for the copy and unmapped
-        after it, so that the process holds no more of the file than one integration's pages
-        at a time (the page cache keeps them). The pieces written were all written before
-        (stage A stores every integration whole), so the mapping never has to allocate disk
-        blocks: a full disk cannot strike here.
+        A block of rows is one strided piece of each of the nints x ngroups planes. Pieces of
+        at least :data:`MAP_BELOW_BYTES` are read or written with one system call each; smaller
+        ones (a time series of small frames has hundreds of thousands of them) through a
+        mapping of each integration's part of the file, unmapped after the copy, so that the
+        process holds no more of the file than one integration's pages at a time (the page
+        cache keeps them; the kernel maps up to 64 KB around each page touched, which for
+        large pieces would add a block's worth to the resident memory). The pieces written
+        were all written before (stage A stores every integration whole), so the mapping never
+        has to allocate disk blocks: a full disk cannot strike here.
         """
         block = out if out is not None else source
         rows = block.shape[2]
         if block.size == 0:
+            return
+        if rows * self.strides[2] >= MAP_BELOW_BYTES:
+            for i in range(self.shape[0]):
+                for g in range(self.shape[1]):
+                    if out is not None:
+                        self.read(self.offset(i, g, y0), out[i, g])
+                    else:
+                        self.write(self.offset(i, g, y0), source[i, g])
             return
         access = mmap.ACCESS_READ if out is not None else mmap.ACCESS_WRITE
         per_int = self.strides[0]
