@@ -329,6 +329,9 @@ class Detector1Pipeline(Pipeline):
     #: Bytes of scratch storage that may be held in memory when streaming (None: the default of
     #: ``pipeline.scratch.default_memory_budget``; 0: files only).
     _scratch_memory = None
+    #: Bytes of float32 ramp the per-integration steps take at a time when streaming (None:
+    #: ``pipeline.streaming.CHUNK_BYTES``; 1: one integration at a time).
+    _chunk_bytes = None
 
     def __init__(self, *args, steps=None, **kwargs):
         steps = {name: dict(values) for name, values in (steps or {}).items()}
