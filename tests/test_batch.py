@@ -152,11 +152,16 @@ def test_killed_worker_retried_elsewhere_without_partial_products(exposures, cli
 def test_scheduler_from_dask_configuration(exposures, client, tmp_path):
     import dask.config
 
+    # a worker killed by an earlier test is replaced by its nanny: the cluster's processes are
+    # asked for once it is whole again, and after the run as well
+    client.wait_for_workers(2, timeout=60)
     workers = set(client.run(os.getpid).values())
     with dask.config.set({"scheduler-address": client.scheduler.address}):
         result = run_many(exposures["uncals"][:1], tmp_path / "out", refdir=exposures["refdir"],
                           progress=False)
-    assert result.exit_code == 0 and result.records[0]["pid"] in workers
+    workers |= set(client.run(os.getpid).values())
+    assert result.exit_code == 0
+    assert result.records[0]["pid"] in workers and result.records[0]["pid"] != os.getpid()
 
 
 def test_association_local_pool_resume_and_parameters(exposures, tmp_path, capsys):
