@@ -880,23 +880,33 @@ def apply_neighbour_triggers(gdq, trigger, outside):
     for plane in prange(nints * nd):
         i = plane // nd
         g = plane - i * nd + 1
+        blank = np.zeros(nx, dtype=np.uint8)
         for y in range(ny):
             cur = trigger[i, g, y]
             up = trigger[i, g, y - 1] if y > 0 else outside[i, g]
-            down = trigger[i, g, y + 1] if y < ny - 1 else outside[i, g]
-            use_down = y < ny - 1
-            row = gdq[i, g, y]
+            down = trigger[i, g, y + 1] if y < ny - 1 else blank
+            # most rows have no trigger near them: they are only read (the loops are simple
+            # enough to be vectorised, and the rows without triggers are not rewritten)
+            near = np.uint8(0)
             for x in range(nx):
-                f = cur[x] | up[x]
-                if use_down:
-                    f |= down[x]
-                if x > 0:
-                    f |= cur[x - 1]
-                if x < nx - 1:
-                    f |= cur[x + 1]
+                near |= cur[x] | up[x] | down[x]
+            if near == 0:
+                continue
+            row = gdq[i, g, y]
+            _or_jump(row, 0, cur[0] | up[0] | down[0] | (cur[1] if nx > 1 else np.uint8(0)))
+            for x in range(1, nx - 1):
                 v = row[x]
-                usable = np.uint8((v & SAT_OR_DNU) == 0)
-                row[x] = v | (np.uint8(JUMP) * (f & usable))
+                f = cur[x] | up[x] | down[x] | cur[x - 1] | cur[x + 1]
+                row[x] = v | (np.uint8(JUMP) * (f & np.uint8((v & SAT_OR_DNU) == 0)))
+            if nx > 1:
+                _or_jump(row, nx - 1, cur[nx - 1] | up[nx - 1] | down[nx - 1] | cur[nx - 2])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _or_jump(row, x, f):
+    """JUMP into ``row[x]`` when ``f`` (a trigger there or next to it) and the pixel is usable."""
+    v = row[x]
+    row[x] = v | (np.uint8(JUMP) * (f & np.uint8((v & SAT_OR_DNU) == 0)))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -24,10 +24,12 @@ import shutil
 import sys
 import tempfile
 
+import numba
 import numpy as np
 
 from ..errors import Ramp2SlopeError
 from ..runtime import owners
+from ..runtime.threads import map_in_threads
 
 __all__ = ["ScratchStore", "remove_stale_scratch"]
 
@@ -97,6 +99,21 @@ class _StoredArray:
 MAP_BELOW_BYTES = 64 << 10
 
 
+#: Transfers of at least this many bytes are split between threads (the kernels' number): a
+#: copy between the page cache and memory runs on one core per system call, and the steps
+#: around it run on all of them.
+PARALLEL_BYTES = 4 << 20
+
+
+def _pieces(view, offset):
+    """(view, offset) pieces of a transfer: one, or a few per thread when it is large."""
+    if len(view) < PARALLEL_BYTES:
+        return [(view, offset)]
+    size = -(-len(view) // (2 * numba.get_num_threads()))
+    size += -size % mmap.PAGESIZE   # pieces start on page boundaries of the buffer
+    return [(view[k:k + size], offset + k) for k in range(0, len(view), size)]
+
+
 class _ArrayFile(_StoredArray):
     """The array in a file."""
 
@@ -109,6 +126,10 @@ class _ArrayFile(_StoredArray):
         """Fill the contiguous array ``out`` from the bytes at ``offset``."""
         self._check_out(out)
         view = memoryview(out).cast("B")
+        map_in_threads(lambda piece: self._read_bytes(piece[0], piece[1]),
+                       _pieces(view, offset))
+
+    def _read_bytes(self, view, offset):
         while len(view):
             got = _pread_into(self.fd, view, offset)
             if got <= 0:
@@ -120,6 +141,10 @@ class _ArrayFile(_StoredArray):
         """Store ``array`` (converted to the stored dtype) at ``offset``."""
         array = np.ascontiguousarray(array, dtype=self.dtype)
         view = memoryview(array).cast("B")
+        map_in_threads(lambda piece: self._write_bytes(piece[0], piece[1]),
+                       _pieces(view, offset))
+
+    def _write_bytes(self, view, offset):
         try:
             while len(view):
                 done = _pwrite(self.fd, view, offset)
@@ -152,12 +177,15 @@ class _ArrayFile(_StoredArray):
         if block.size == 0:
             return
         if rows * self.strides[2] >= MAP_BELOW_BYTES:
-            for i in range(self.shape[0]):
-                for g in range(self.shape[1]):
-                    if out is not None:
-                        self.read(self.offset(i, g, y0), out[i, g])
-                    else:
-                        self.write(self.offset(i, g, y0), source[i, g])
+            planes = [(i, g) for i in range(self.shape[0]) for g in range(self.shape[1])]
+            if out is not None:
+                def copy(plane):
+                    self._read_bytes(memoryview(out[plane]).cast("B"), self.offset(*plane, y0))
+            else:
+                def copy(plane):
+                    piece = np.ascontiguousarray(source[plane], dtype=self.dtype)
+                    self._write_bytes(memoryview(piece).cast("B"), self.offset(*plane, y0))
+            map_in_threads(copy, planes, None if block.nbytes >= PARALLEL_BYTES else 1)
             return
         access = mmap.ACCESS_READ if out is not None else mmap.ACCESS_WRITE
         per_int = self.strides[0]

@@ -1,6 +1,7 @@
 """How many threads the numba kernels use (``threads`` parameter, CLI ``--threads``)."""
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
@@ -53,3 +54,19 @@ def serial_if_small(pixels):
     finally:
         numba.set_num_threads(previous)
 
+
+
+def map_in_threads(function, items, threads=None):
+    """Call ``function(item)`` for every item, on up to ``threads`` threads (None: as many as
+    the kernels use). For work that releases the GIL: positional reads and writes, mapping
+    pages, numpy copies and conversions. The first exception is raised once every call
+    has ended (none is left running)."""
+    items = list(items)
+    workers = min(int(threads or numba.get_num_threads()), len(items))
+    if workers <= 1:
+        for item in items:
+            function(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(function, items):
+            pass
