@@ -366,9 +366,12 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
         # The planes where every pixel is JUMP or DNU after detection have their JUMP-only
         # pixels cleared before anything else, so they must be known first: detect block by
         # block (without storing anything) until every plane has a pixel that is neither,
-        # which usually happens in the first block.
-        full = np.ones((nints, ngroups), dtype=bool)
-        for y0, y1, data, gdq in blocks.read(with_data=True):
+        # which usually happens in the first block. The planes DO_NOT_USE in every pixel are
+        # left out from the start: no pixel of theirs is exactly JUMP, so clearing them changes
+        # nothing, and they would never stop being full (MIRI's last group: the whole exposure
+        # was detected twice).
+        full = ~dnu_table
+        for y0, y1, data, gdq in blocks.read(with_data=True) if full.any() else ():
             twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args, _NO_STATS)
             full &= twopoint.jump_or_dnu_planes(gdq)
             if not full.any():
