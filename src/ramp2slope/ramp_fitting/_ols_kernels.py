@@ -426,42 +426,66 @@ def _median_finish(vals, n, b, m):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _or_group_flags(gdq, y, x0, nb, pfl):
-    """``pfl[b]`` = the OR of pixel ``x0+b``'s group DQ over its ramp (row ``y``)."""
+def _block_lead(gdq, y, x0, ng):
+    """The leading groups of a block's clean ramps: those flagged exactly DO_NOT_USE in the
+    block's first pixel (row ``y``) when at least 3 groups are left after them, else 0.
+
+    jwst's RSCD step makes the first groups of every integration after the first DO_NOT_USE
+    (MIRI); the ramps are then one segment of the groups after them, as regular as clean ones.
+    The hint costs nothing when wrong: each pixel is still tested (``_or_group_flags``)."""
+    lead = 0
+    while lead < ng and gdq[lead, y, x0] == DNU:
+        lead += 1
+    return lead if ng - lead >= 3 else 0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _or_group_flags(gdq, y, x0, nb, lead, pfl):
+    """``pfl[b]`` = 0 where pixel ``x0+b`` of row ``y`` has no group DQ but DO_NOT_USE (alone)
+    on its ``lead`` first groups, else non-zero."""
     for b in range(nb):
         pfl[b] = 0
     for k in range(gdq.shape[0]):
+        flag = np.uint8(DNU) if k < lead else np.uint8(0)
         for b in range(nb):
-            pfl[b] |= np.int32(gdq[k, y, x0 + b])
+            pfl[b] |= np.int32(gdq[k, y, x0 + b] ^ flag)
 
 
 @njit(cache=True, error_model="numpy")  # not inlined: compile time
 def _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last, suppress,
                         tgroup, tframe, t1, vals, cnt, mval, pfl, d, g, og):
     """``_median_setup`` for pixels ``x0 … x0+nb-1`` of row ``y`` (column b of ``vals``,
-    ``cnt[b]``, ``mval[b]``). Returns True when some of them is not SATURATED in group 0.
+    ``cnt[b]``, ``mval[b]``). Returns (whether some of them is not SATURATED in group 0,
+    ``lead``).
 
-    Clean ramps (no group DQ, every group in range, no NaN difference), the common case, are
-    done across the block at once; the others pixel by pixel through ``_load_ramp`` (``pfl``,
-    ``d``, ``g``, ``og`` are scratch).
+    Clean ramps (no group DQ but DO_NOT_USE on the ``lead`` first groups, see
+    ``_block_lead``; every group in range; no NaN difference after the leading groups), the
+    common case, are done across the block at once (``pfl[b]`` left 0); the others pixel by
+    pixel through ``_load_ramp`` (``d``, ``g``, ``og`` are scratch).
     """
     ng = data.shape[0]
     unsat0 = False
+    lead = 0
     if ng >= 2 and first <= 0 and last >= ng - 1:
-        _or_group_flags(gdq, y, x0, nb, pfl)
-        for k in range(ng - 1):
+        lead = _block_lead(gdq, y, x0, ng)
+        _or_group_flags(gdq, y, x0, nb, lead, pfl)
+        for k in range(lead, ng - 1):
             for b in range(nb):
-                # With every group usable, these are the differences of _median_setup.
+                # With every group from lead on usable, these are the differences of
+                # _median_setup (those into a DO_NOT_USE group are NaN there, and left out).
                 diff = (np.float64(data[k + 1, y, x0 + b]) / tgroup
                         - np.float64(data[k, y, x0 + b]) / tgroup)
-                vals[k, b] = diff
+                vals[k - lead, b] = diff
                 pfl[b] |= np.int32(256) if math.isnan(diff) else np.int32(0)
+        for k in range(ng - 1 - lead, ng - 1):
+            for b in range(nb):
+                vals[k, b] = np.inf
     else:
         for b in range(nb):
             pfl[b] = 1
     for b in range(nb):
         if pfl[b] == 0:
-            cnt[b] = ng - 1
+            cnt[b] = ng - 1 - lead
             unsat0 = True
         else:
             x = x0 + b
@@ -469,7 +493,7 @@ def _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last, s
             if not (gdq[0, y, x] & SAT):
                 unsat0 = True
             cnt[b], mval[b] = _median_setup(d, g, ng, st[6], st[7], tgroup, tframe, t1, vals, b)
-    return unsat0
+    return unsat0, lead
 
 
 @njit(cache=True, error_model="numpy")  # not inlined: compile time
@@ -542,14 +566,17 @@ def _rate_values(dq, num, sum_ip, sum_ir, sum_clr, flags):
 
 @njit(cache=True, error_model="numpy")  # not inlined: compile time
 def _block_clean_flags(data, gdq, y, x0, nb, pfl):
-    """``pfl[b]`` = 0 where pixel ``x0+b`` of row ``y`` has no group DQ and no NaN difference
-    (the test ``_block_median_setup`` makes for a single integration), else non-zero."""
+    """``pfl[b]`` = 0 where pixel ``x0+b`` of row ``y`` is clean after the block's ``lead``
+    leading DO_NOT_USE groups (``_block_lead``; no NaN difference after them either; the test
+    ``_block_median_setup`` makes for a single integration), else non-zero. Returns ``lead``."""
     ng = data.shape[0]
-    _or_group_flags(gdq, y, x0, nb, pfl)
-    for k in range(ng - 1):
+    lead = _block_lead(gdq, y, x0, ng)
+    _or_group_flags(gdq, y, x0, nb, lead, pfl)
+    for k in range(lead, ng - 1):
         for b in range(nb):
             diff = np.float64(data[k + 1, y, x0 + b]) - np.float64(data[k, y, x0 + b])
             pfl[b] |= np.int32(256) if math.isnan(diff) else np.int32(0)
+    return lead
 
 
 #: The block fit runs when at least 1 / MIN_CLEAN_SHARE of a block's ramps are clean: it costs
@@ -563,16 +590,16 @@ N_BLOCK_ROWS = 15
 
 @njit(cache=True, error_model="numpy")  # not inlined: compile time
 def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgroup, y, x0, nb,
-                     pfl, rn_blk, mr_blk, vals, cnt, mval, blk, pidx,
+                     lead, pfl, rn_blk, mr_blk, vals, cnt, mval, blk, pidx,
                      out_slope, out_err, out_dq, out_vp, out_vr,
                      acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
                      rate_slope, rate_err, rate_dq, rate_vp, rate_vr):
     """The fit of the block's clean ramps, the common case, across the block at once.
 
-    A clean ramp (``pfl[b] == 0`` on entry: no group DQ, no NaN, every group in range) of at
-    least 3 groups, with a positive gain and neither DO_NOT_USE nor SATURATED in its PIXELDQ, is
-    one segment of every group; its fit is then the same sequence of operations for every
-    pixel, done here with exactly the arithmetic of the per-pixel path (``_fit_segment``, the
+    A clean ramp (``pfl[b] == 0`` on entry: no group DQ but DO_NOT_USE on the ``lead`` first
+    groups, no NaN after them, every group in range) of at least 3 groups after them, with a
+    positive gain and neither DO_NOT_USE nor SATURATED in its PIXELDQ, is one segment of every
+    group from ``lead`` on; its fit is then the same sequence of operations for every pixel, done here with exactly the arithmetic of the per-pixel path (``_fit_segment``, the
     sums and thresholds of ``fit_integration_kernel`` and ``_rate_values`` for such a ramp), so
     that the results are identical. ``pfl[b]`` is left 0 for the ramps done here and set to 1
     for the others, which the caller fits pixel by pixel afterwards. ``blk`` (float64,
@@ -584,8 +611,9 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
     0.19 s instead of 0.30 s per integration on one core.
     """
     ng = data.shape[0]
-    w_ng = wtable[ng]
-    seglen = np.float64(ng)
+    length = ng - lead   # the one segment: groups lead ... ng - 1
+    w_ng = wtable[length]
+    seglen = np.float64(length)
     sumw, sumx, sumxx, sumy, sumxy = blk[0], blk[1], blk[2], blk[3], blk[4]
     invrn2, mrate = blk[5], blk[6]
     slope_o, err_o, vp_o, vr_o = blk[7], blk[8], blk[9], blk[10]
@@ -603,7 +631,7 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
     for b in range(nb):
         gain = np.float64(gain2d[y, x0 + b])
         rn = rn_blk[b]
-        diff = np.float64(data[ng - 1, y, x0 + b]) - np.float64(data[0, y, x0 + b])
+        diff = np.float64(data[ng - 1, y, x0 + b]) - np.float64(data[lead, y, x0 + b])
         den = rn * rn + diff * gain
         snr = (diff * gain) / math.sqrt(den) if den > 0.0 else 0.0
         snr = snr if snr >= 0.0 else 0.0
@@ -623,8 +651,8 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
         sumxx[b] = 0.0
         sumy[b] = 0.0
         sumxy[b] = 0.0
-    for k in range(ng):
-        xval = np.float64(k) + 0.0
+    for k in range(length):
+        xval = np.float64(k) + np.float64(lead)
         for b in range(nb):
             wk[b] = w_ng[pidx[b], k] * invrn2[b]
         for b in range(nb):
@@ -635,7 +663,7 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
             sumxx[b] += xval * xwt
         for b in range(nb):
             w = wk[b]
-            val = np.float64(data[k, y, x0 + b])
+            val = np.float64(data[lead + k, y, x0 + b])
             sumy[b] += val * w
             sumxy[b] += val * (xval * w)
     for b in range(nb):
@@ -775,9 +803,10 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
             unsat0 = False
             for x0 in range(0, nx, MEDIAN_BLOCK):
                 nb = min(MEDIAN_BLOCK, nx - x0)
-                if _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
-                                       suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g,
-                                       og):
+                some_unsat0, _ = _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb,
+                                                     first, last, suppress, tgroup, tframe, t1,
+                                                     vals, cnt, mval, pfl, d, g, og)
+                if some_unsat0:
                     unsat0 = True
                 _sort_columns(vals, nb)
                 for b in range(nb):
@@ -872,13 +901,14 @@ def fit_integration_kernel(
                 nb = min(MEDIAN_BLOCK, nx - x0)
                 _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
                                    x0, nb, rn_blk, mr_blk)
+                lead = 0   # leading groups DO_NOT_USE in the block's clean ramps
                 if single:
-                    _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first, last,
-                                        suppress, tgroup, tframe, t1, vals, cnt, mval, pfl, d, g,
-                                        og)
+                    _, lead = _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first,
+                                                  last, suppress, tgroup, tframe, t1, vals, cnt,
+                                                  mval, pfl, d, g, og)
                     _sort_columns(vals, nb)
                 elif block_fit:
-                    _block_clean_flags(data, gdq, y, x0, nb, pfl)
+                    lead = _block_clean_flags(data, gdq, y, x0, nb, pfl)
                 if block_fit:
                     n_clean = 0
                     for b in range(nb):
@@ -886,8 +916,8 @@ def fit_integration_kernel(
                             n_clean += 1
                     if n_clean * MIN_CLEAN_SHARE >= nb:
                         _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable,
-                                         tgroup, y, x0, nb, pfl, rn_blk, mr_blk, vals, cnt, mval,
-                                         blk, pidx, out_slope, out_err, out_dq, out_vp, out_vr,
+                                         tgroup, y, x0, nb, lead, pfl, rn_blk, mr_blk, vals, cnt,
+                                         mval, blk, pidx, out_slope, out_err, out_dq, out_vp, out_vr,
                                          acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
                                          rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
                     else:
