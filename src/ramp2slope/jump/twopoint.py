@@ -895,9 +895,7 @@ def apply_neighbour_triggers(gdq, trigger, outside):
             row = gdq[i, g, y]
             _or_jump(row, 0, cur[0] | up[0] | down[0] | (cur[1] if nx > 1 else np.uint8(0)))
             for x in range(1, nx - 1):
-                v = row[x]
-                f = cur[x] | up[x] | down[x] | cur[x - 1] | cur[x + 1]
-                row[x] = v | (np.uint8(JUMP) * (f & np.uint8((v & SAT_OR_DNU) == 0)))
+                _or_jump(row, x, cur[x] | up[x] | down[x] | cur[x - 1] | cur[x + 1])
             if nx > 1:
                 _or_jump(row, nx - 1, cur[nx - 1] | up[nx - 1] | down[nx - 1] | cur[nx - 2])
 

@@ -6,8 +6,9 @@ block of rows spanning every integration (for jump detection). All transfers are
 copies between the store and arrays the caller owns.
 
 Each of the three arrays lives in a file of a private temporary folder, read and written with
-``os.preadv``/``os.pwrite`` (blocks of rows through a mapping of the file, one integration at a
-time: :meth:`_ArrayFile.copy_rows`), or in memory when it fits in what is left of a budget
+``os.preadv``/``os.pwrite`` (blocks of rows of small frames through mappings of the file, a
+few integrations at a time: :meth:`_ArrayFile.copy_rows`; large transfers shared out between
+the kernels' threads), or in memory when it fits in what is left of a budget
 (``memory_budget`` bytes, see :func:`default_memory_budget`; GROUPDQ first, it is the smallest
 and is rewritten by jump). The default budget is 0: the resident memory of a run is then that
 of one integration, whatever the number of integrations. A budget trades memory for the file
@@ -102,7 +103,6 @@ MAP_BELOW_BYTES = 64 << 10
 #: one mapping per integration was 12,000 mappings and 0.58 s of its jump step).
 MAP_RUN_BYTES = 8 << 20
 
-
 #: Transfers of at least this many bytes are split between threads (the kernels' number): a
 #: copy between the page cache and memory runs on one core per system call, and the steps
 #: around it run on all of them.
@@ -171,11 +171,12 @@ class _ArrayFile(_StoredArray):
         ones (a time series of small frames has hundreds of thousands of them) through a
         mapping of a run of integrations' part of the file (:data:`MAP_RUN_BYTES`, at least
         one integration), unmapped after the copy, so that the process holds no more of the
-        file than that many pages per thread at a time (the page cache keeps them; the kernel
+        file than that many bytes per thread at a time (the page cache keeps them; the kernel
         maps up to 64 KB around each page touched, which for large pieces would add a block's
-        worth to the resident memory). Large blocks are shared out between the threads. The pieces written
-        were all written before (stage A stores every integration whole), so the mapping never
-        has to allocate disk blocks: a full disk cannot strike here.
+        worth to the resident memory). Blocks of :data:`PARALLEL_BYTES` or more are shared
+        out between the threads. The pieces written were all written before (stage A stores
+        every integration whole), so the mapping never has to allocate disk blocks: a full
+        disk cannot strike here.
         """
         block = out if out is not None else source
         rows = block.shape[2]

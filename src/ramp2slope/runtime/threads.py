@@ -1,4 +1,5 @@
-"""How many threads the numba kernels use (``threads`` parameter, CLI ``--threads``)."""
+"""How many threads the numba kernels use (``threads`` parameter, CLI ``--threads``), and work
+outside the kernels (file transfers) shared out between as many threads."""
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,6 @@ def serial_if_small(pixels):
         yield
     finally:
         numba.set_num_threads(previous)
-
 
 
 def map_in_threads(function, items, threads=None):
