@@ -162,16 +162,16 @@ def test_scratch_store_in_memory_and_in_files(tmp_path, budget, expected):
 
 @pytest.mark.parametrize("map_below, map_run, threaded", [
     (64 << 10, 8 << 20, False),    # one mapping for the 3 integrations
-    (64 << 10, 1, True),           # one mapping per integration, shared out between threads
+    (64 << 10, 1, True),           # one mapping per integration (whole ones in threads)
     (64 << 10, 120_000, True),     # 2 integrations, then the last one
     (0, 8 << 20, False),           # a system call per piece
-    (0, 8 << 20, True),
+    (0, 8 << 20, True),            # ... shared out between threads
 ])
 def test_row_blocks_of_scratch_files_cross_pages(tmp_path, monkeypatch, map_below, map_run,
                                                  threaded):
     """Blocks of rows copied through file mappings (pieces below 64 KB) of runs of
-    integrations, or with a system call per piece, on one thread or shared out between
-    threads: integrations that start inside a page (56,000 and 14,000 bytes each), a block at
+    integrations, or with a system call per piece, and whole integrations, on one thread or
+    shared out between threads: integrations that start inside a page (56,000 and 14,000 bytes each), a block at
     the bottom edge, written back and read again."""
     from ramp2slope.pipeline import scratch
     from ramp2slope.pipeline.scratch import ScratchStore

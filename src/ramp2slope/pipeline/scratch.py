@@ -171,12 +171,12 @@ class _ArrayFile(_StoredArray):
         ones (a time series of small frames has hundreds of thousands of them) through a
         mapping of a run of integrations' part of the file (:data:`MAP_RUN_BYTES`, at least
         one integration), unmapped after the copy, so that the process holds no more of the
-        file than that many bytes per thread at a time (the page cache keeps them; the kernel
-        maps up to 64 KB around each page touched, which for large pieces would add a block's
-        worth to the resident memory). Blocks of :data:`PARALLEL_BYTES` or more are shared
-        out between the threads. The pieces written were all written before (stage A stores
-        every integration whole), so the mapping never has to allocate disk blocks: a full
-        disk cannot strike here.
+        file than that many bytes at a time (the page cache keeps them; the kernel maps up to
+        64 KB around each page touched, which for large pieces would add a block's worth to
+        the resident memory). Blocks of :data:`PARALLEL_BYTES` or more copied with system
+        calls are shared out between the threads. The pieces written were all written before
+        (stage A stores every integration whole), so the mapping never has to allocate disk
+        blocks: a full disk cannot strike here.
         """
         block = out if out is not None else source
         rows = block.shape[2]
@@ -215,8 +215,10 @@ class _ArrayFile(_StoredArray):
                 finally:
                     del planes   # the mapping can close only once no array refers to it
 
-        map_in_threads(copy, range(0, nints, run),
-                       None if block.nbytes >= PARALLEL_BYTES else 1)
+        # on one thread: page faults in mappings of two threads wait for each other (the
+        # process's memory map is locked for each), which made a 256x2048 series' copies slower
+        for i0 in range(0, nints, run):
+            copy(i0)
 
     def close(self):
         if self.fd is not None:
