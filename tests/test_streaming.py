@@ -171,8 +171,8 @@ def test_row_blocks_of_scratch_files_cross_pages(tmp_path, monkeypatch, map_belo
                                                  threaded):
     """Blocks of rows copied through file mappings (pieces below 64 KB) of runs of
     integrations, or with a system call per piece, and whole integrations, on one thread or
-    shared out between threads: integrations that start inside a page (56,000 and 14,000 bytes each), a block at
-    the bottom edge, written back and read again."""
+    shared out between threads: integrations that start inside a page (56,000 and 14,000
+    bytes each), a block at the bottom edge, written back and read again."""
     from ramp2slope.pipeline import scratch
     from ramp2slope.pipeline.scratch import ScratchStore
 

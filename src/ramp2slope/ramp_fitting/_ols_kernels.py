@@ -599,8 +599,9 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
     A clean ramp (``pfl[b] == 0`` on entry: no group DQ but DO_NOT_USE on the ``lead`` first
     groups, no NaN after them, every group in range) of at least 3 groups after them, with a
     positive gain and neither DO_NOT_USE nor SATURATED in its PIXELDQ, is one segment of every
-    group from ``lead`` on; its fit is then the same sequence of operations for every pixel, done here with exactly the arithmetic of the per-pixel path (``_fit_segment``, the
-    sums and thresholds of ``fit_integration_kernel`` and ``_rate_values`` for such a ramp), so
+    group from ``lead`` on; its fit is then the same sequence of operations for every pixel,
+    done here with exactly the arithmetic of the per-pixel path (``_fit_segment``, the sums
+    and thresholds of ``fit_integration_kernel`` and ``_rate_values`` for such a ramp), so
     that the results are identical. ``pfl[b]`` is left 0 for the ramps done here and set to 1
     for the others, which the caller fits pixel by pixel afterwards. ``blk`` (float64,
     (N_BLOCK_ROWS, MEDIAN_BLOCK)) and ``pidx`` (int64, MEDIAN_BLOCK) are scratch.
@@ -619,7 +620,8 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
     slope_o, err_o, vp_o, vr_o = blk[7], blk[8], blk[9], blk[10]
     num_o, seg_vr, seg_vp, wk = blk[11], blk[12], blk[13], blk[14]
     for b in range(nb):
-        ok = pfl[b] == 0 and gain2d[y, x0 + b] > 0 and (np.uint32(pixdq[y, x0 + b]) & DNU_SAT) == 0
+        usable = gain2d[y, x0 + b] > 0 and (np.uint32(pixdq[y, x0 + b]) & DNU_SAT) == 0
+        ok = pfl[b] == 0 and usable
         pfl[b] = 0 if ok else 1
     if single:
         for b in range(nb):
@@ -731,8 +733,9 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
             acc_ir[y, x0 + b] += mrate[b] if pfl[b] == 0 else 0.0
         for b in range(nb):
             acc_num[y, x0 + b] += num_o[b] if pfl[b] == 0 else 0.0
+        used = FLAG_SOME_USED | FLAG_SOME_UNSAT
         for b in range(nb):
-            acc_flags[y, x0 + b] |= (FLAG_SOME_USED | FLAG_SOME_UNSAT) if pfl[b] == 0 else np.uint8(0)
+            acc_flags[y, x0 + b] |= used if pfl[b] == 0 else np.uint8(0)
         for b in range(nb):
             acc_clr[y, x0 + b] += (1.0 / vr_o[b]) if (pfl[b] == 0 and vr_o[b] > 0.0) else 0.0
 
@@ -917,8 +920,8 @@ def fit_integration_kernel(
                     if n_clean * MIN_CLEAN_SHARE >= nb:
                         _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable,
                                          tgroup, y, x0, nb, lead, pfl, rn_blk, mr_blk, vals, cnt,
-                                         mval, blk, pidx, out_slope, out_err, out_dq, out_vp, out_vr,
-                                         acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                                         mval, blk, pidx, out_slope, out_err, out_dq, out_vp,
+                                         out_vr, acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
                                          rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
                     else:
                         for b in range(nb):
