@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ramp2slope.datamodels import dqflags
+from ramp2slope.ramp_fitting import _ols_kernels
 from ramp2slope.ramp_fitting.ols_fit import (
     SEGMENT_FIELDS,
     ImageProduct,
@@ -418,17 +419,21 @@ def test_inputs_unchanged_and_thread_count_irrelevant():
     (1, 6, (1, 4), False, 0), (1, 8, None, True, 0), (3, 7, None, True, 0),
     (3, 7, None, False, 2), (4, 10, None, True, 3), (2, 5, None, False, 3),
     (1, 8, None, False, 2)])
+@pytest.mark.parametrize("nx", [70, 2050])
 def test_block_fit_of_clean_ramps_equals_the_per_pixel_fit(nints, ngroups, first_last, miri,
-                                                           lead):
+                                                           lead, nx):
     """Clean ramps are fitted across blocks of pixels at once, the others pixel by pixel; with
     ``save_opt`` every ramp takes the per-pixel path. The products must be the same bytes:
-    blocks that end mid-row (70 columns), bad gains, DO_NOT_USE/SATURATED pixels, a dark
+    rows of one block (70 columns) and of three, the last one shorter (2050 columns: 684, 684
+    and 682), bad gains, DO_NOT_USE/SATURATED pixels, a dark
     current, jumps and saturation among the clean ramps; MIRI ramps whose first and last groups
     are DO_NOT_USE everywhere (stcal drops them: the clean ramps are those of the groups
     left); ``lead`` groups DO_NOT_USE at the start of every integration but the first (as
     jwst's RSCD step leaves MIRI's), except in the block's first pixels of a row and in a few
     others, with NaN in one of those groups (too few groups left after them with 5 groups)."""
-    exp = make_exposure(21, nints, ngroups, ny=12, nx=70)
+    exp = make_exposure(21, nints, ngroups, ny=12, nx=nx)
+    width = _ols_kernels._block_width(nx)
+    assert (nx, width) in ((70, 70), (2050, 684))
     kw = {} if first_last is None else dict(firstgroup=first_last[0], lastgroup=first_last[1])
     kept = slice(None)
     if miri:
@@ -441,6 +446,7 @@ def test_block_fit_of_clean_ramps_equals_the_per_pixel_fit(nints, ngroups, first
         later = slice(1 if nints > 1 else 0, None)
         exp["groupdq"][later, :lead] |= DNU
         exp["groupdq"][later, :lead, 3, :2] &= np.uint8(0xFF ^ DNU)   # first pixels of row 3
+        exp["groupdq"][later, :lead, 4, width:width + 2] &= np.uint8(0xFF ^ DNU)   # of a block
         exp["groupdq"][later, :lead, 5, 30:33] &= np.uint8(0xFF ^ DNU)
         exp["data"][later, 0, 7, 40] = np.nan
     block = fit_ramps(**exp, **kw)

@@ -350,8 +350,19 @@ def _fit_segment(d, start, length, rn, gain, dcur, mrate, tgroup, timing1, wtabl
     res[7] = var_p + var_r
 
 
-#: Pixels per block of the median-rate computation (its sorting network runs across a block).
-MEDIAN_BLOCK = 64
+#: The widest block of pixels of a row done at once: the median rate's sorting network and the
+#: clean ramps' fit run across a block. Each block is a call of helpers that take some thirty
+#: arrays, and such a call costs about half a microsecond (reference counts of the arrays, which
+#: the threads share): blocks of 64 pixels spent a quarter of a full frame's fit there.
+MEDIAN_BLOCK = 1024
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _block_width(nx):
+    """Width of the blocks of a row of ``nx`` pixels: as few blocks as MEDIAN_BLOCK allows, of
+    equal widths (a 1032-pixel row is two blocks of 516, not 1024 and a short one of 8)."""
+    nblocks = max(1, (nx + MEDIAN_BLOCK - 1) // MEDIAN_BLOCK)
+    return max(1, (nx + nblocks - 1) // nblocks)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -359,7 +370,7 @@ def _median_setup(d, g, ng, is_0th, is_zf, tgroup, tframe, t1, vals, b):
     """First half of one integration's median rate (spec §4.13.3) for a loaded pixel.
 
     In the default case, writes the usable first differences (DN/s) to column ``b`` of ``vals``
-    ((max(ng-1, 1), MEDIAN_BLOCK)), the rest of the column +inf, and returns (count, 0.0).
+    ((max(ng-1, 1), block width)), the rest of the column +inf, and returns (count, 0.0).
     Otherwise (one group, a 0th-group or ZEROFRAME ramp, no usable difference) returns
     (0, rate), the rate being final.
     """
@@ -604,7 +615,7 @@ def _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable, tgro
     and thresholds of ``fit_integration_kernel`` and ``_rate_values`` for such a ramp), so
     that the results are identical. ``pfl[b]`` is left 0 for the ramps done here and set to 1
     for the others, which the caller fits pixel by pixel afterwards. ``blk`` (float64,
-    (N_BLOCK_ROWS, MEDIAN_BLOCK)) and ``pidx`` (int64, MEDIAN_BLOCK) are scratch.
+    (N_BLOCK_ROWS, block width)) and ``pidx`` (int64, block width) are scratch.
 
     Why so many short loops: each writes one or two arrays, so that the compiler, which cannot
     know that the arrays do not overlap, needs few run-time overlap checks and vectorises them
@@ -793,19 +804,20 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
     ``row_unsat0[y]`` is set to 1 when some pixel of row y is not SATURATED in group 0.
     """
     ng, ny, nx = data.shape
+    bw = _block_width(nx)
     for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
         # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
-        vals = np.empty((max(ng - 1, 1), MEDIAN_BLOCK), np.float64)
-        cnt = np.empty(MEDIAN_BLOCK, np.int64)
-        mval = np.empty(MEDIAN_BLOCK, np.float64)
-        pfl = np.empty(MEDIAN_BLOCK, np.int32)
+        vals = np.empty((max(ng - 1, 1), bw), np.float64)
+        cnt = np.empty(bw, np.int64)
+        mval = np.empty(bw, np.float64)
+        pfl = np.empty(bw, np.int32)
         for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
             unsat0 = False
-            for x0 in range(0, nx, MEDIAN_BLOCK):
-                nb = min(MEDIAN_BLOCK, nx - x0)
+            for x0 in range(0, nx, bw):
+                nb = min(bw, nx - x0)
                 some_unsat0, _ = _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb,
                                                      first, last, suppress, tgroup, tframe, t1,
                                                      vals, cnt, mval, pfl, d, g, og)
@@ -881,6 +893,7 @@ def fit_integration_kernel(
     # Clean ramps are fitted across a block at once (``_block_clean_fit``), the others pixel by
     # pixel; the optional outputs are written by the per-pixel path only.
     block_fit = (not save_opt) and ng >= 3 and first <= 0 and last >= ng - 1
+    bw = _block_width(nx)
     for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
         # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
         # For a single integration, the median rates of a block of pixels are computed first
@@ -888,20 +901,20 @@ def fit_integration_kernel(
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
-        vals = np.empty((max(ng - 1, 1), MEDIAN_BLOCK), np.float64)
-        cnt = np.empty(MEDIAN_BLOCK, np.int64)
-        mval = np.empty(MEDIAN_BLOCK, np.float64)
-        pfl = np.empty(MEDIAN_BLOCK, np.int32)
-        rn_blk = np.empty(MEDIAN_BLOCK, np.float64)
-        mr_blk = np.empty(MEDIAN_BLOCK, np.float64)
+        vals = np.empty((max(ng - 1, 1), bw), np.float64)
+        cnt = np.empty(bw, np.int64)
+        mval = np.empty(bw, np.float64)
+        pfl = np.empty(bw, np.int32)
+        rn_blk = np.empty(bw, np.float64)
+        mr_blk = np.empty(bw, np.float64)
         s0 = np.empty(ng, np.int64)
         sl = np.empty(ng, np.int64)
         res = np.empty(8, np.float64)
-        blk = np.empty((N_BLOCK_ROWS, MEDIAN_BLOCK), np.float64)
-        pidx = np.empty(MEDIAN_BLOCK, np.int64)
+        blk = np.empty((N_BLOCK_ROWS, bw), np.float64)
+        pidx = np.empty(bw, np.int64)
         for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
-            for x0 in range(0, nx, MEDIAN_BLOCK):
-                nb = min(MEDIAN_BLOCK, nx - x0)
+            for x0 in range(0, nx, bw):
+                nb = min(bw, nx - x0)
                 _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
                                    x0, nb, rn_blk, mr_blk)
                 lead = 0   # leading groups DO_NOT_USE in the block's clean ramps
