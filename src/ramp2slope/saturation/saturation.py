@@ -71,26 +71,30 @@ def _dilate_or(src, srcbit, n, hbuf, target, bit):
     """target[y, x] |= bit wherever a pixel of the (2n+1)x(2n+1) box around (y, x), clipped at
     the array edges, has ``src & srcbit``. Binary dilation with a square element; pixels
     outside the array count as unflagged. ``src`` may be ``target``: it is read completely
-    before anything is written."""
+    before anything is written.
+
+    Each pass ORs whole shifted rows (one shift per offset) rather than scanning each pixel's
+    window with an early exit: loops without branches, which the compiler vectorises (a full
+    frame's plane took 45 ms on one core the other way)."""
     ny, nx = src.shape
     for y in numba.prange(ny):
+        row, out = src[y], hbuf[y]
         for x in range(nx):
-            lo = max(0, x - n)
-            hi = min(nx, x + n + 1)
-            hit = np.uint8(0)
-            for k in range(lo, hi):
-                if src[y, k] & srcbit:
-                    hit = np.uint8(1)
-                    break
-            hbuf[y, x] = hit
+            out[x] = np.uint8(1) if row[x] & srcbit else np.uint8(0)
+        for k in range(1, min(n, nx - 1) + 1):
+            for x in range(nx - k):
+                out[x] |= np.uint8(1) if row[x + k] & srcbit else np.uint8(0)
+            for x in range(k, nx):
+                out[x] |= np.uint8(1) if row[x - k] & srcbit else np.uint8(0)
     for y in numba.prange(ny):
-        lo = max(0, y - n)
-        hi = min(ny, y + n + 1)
+        hit = hbuf[max(0, y - n)].copy()
+        for k in range(max(0, y - n) + 1, min(ny, y + n + 1)):
+            above = hbuf[k]
+            for x in range(nx):
+                hit[x] |= above[x]
+        out = target[y]
         for x in range(nx):
-            for k in range(lo, hi):
-                if hbuf[k, x]:
-                    target[y, x] |= bit
-                    break
+            out[x] |= bit if hit[x] else np.uint8(0)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -128,15 +132,18 @@ def _first_saturated(data_int, gdq_int, thresh, first, input_sat):
 
 @numba.njit(parallel=True, cache=True)
 def _row_min(first, n, hmin):
-    """hmin[y, x] = min of first[y, x-n .. x+n] (clipped at the edges)."""
+    """hmin[y, x] = min of first[y, x-n .. x+n] (clipped at the edges): the minimum with each
+    shifted row in turn (branch-free loops, vectorised; see ``_dilate_or``)."""
     ny, nx = first.shape
     for y in numba.prange(ny):
+        row, out = first[y], hmin[y]
         for x in range(nx):
-            m = first[y, x]
-            for k in range(max(0, x - n), min(nx, x + n + 1)):
-                if first[y, k] < m:
-                    m = first[y, k]
-            hmin[y, x] = m
+            out[x] = row[x]
+        for k in range(1, min(n, nx - 1) + 1):
+            for x in range(nx - k):
+                out[x] = min(out[x], row[x + k])
+            for x in range(k, nx):
+                out[x] = min(out[x], row[x - k])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -145,15 +152,15 @@ def _or_sat_from(gdq_int, hmin, n, sat):
     each pixel (rows clipped at the edges) to the last group."""
     ngroups, ny, nx = gdq_int.shape
     for y in numba.prange(ny):
-        lo = max(0, y - n)
-        hi = min(ny, y + n + 1)
-        for x in range(nx):
-            m = hmin[lo, x]
-            for k in range(lo + 1, hi):
-                if hmin[k, x] < m:
-                    m = hmin[k, x]
-            for g in range(m, ngroups):
-                gdq_int[g, y, x] |= sat
+        earliest = hmin[max(0, y - n)].copy()
+        for k in range(max(0, y - n) + 1, min(ny, y + n + 1)):
+            other = hmin[k]
+            for x in range(nx):
+                earliest[x] = min(earliest[x], other[x])
+        for g in range(ngroups):
+            flags = gdq_int[g, y]
+            for x in range(nx):
+                flags[x] |= sat if earliest[x] <= g else np.uint8(0)
 
 
 @numba.njit(parallel=True, cache=True)
