@@ -293,3 +293,35 @@ def test_thresholds_prepared_in_place_are_the_same_as_copies():
     read_only = thresh.copy()
     read_only.flags.writeable = False
     assert prepare_thresholds(read_only, dq, in_place=True)[0] is not read_only
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (7, 1), (3, 4), (41, 57)])
+@pytest.mark.parametrize("n", [0, 1, 2, 5])
+def test_growth_kernels_equal_scipy_filters(shape, n):
+    """The kernels behind the growth (the dilation of ``grow_flags``, the window minimum of the first
+    saturated group and the SAT spread from it) against scipy's filters, for windows wider than
+    the array too: a box clipped at the edges."""
+    from scipy import ndimage
+
+    from ramp2slope.saturation import saturation as kernels
+
+    rng = np.random.default_rng(sum(shape) + n)
+    box = np.ones((2 * n + 1, 2 * n + 1), bool)
+    plane = (rng.random(shape) < 0.08).astype(np.uint8) * SAT | rng.integers(0, 2, shape, np.uint8)
+    grown = plane.copy()
+    kernels._dilate_or(plane, np.uint8(SAT), n, np.empty(shape, np.uint8), grown, np.uint8(DNU))
+    expected = ndimage.binary_dilation(plane & SAT != 0, box, border_value=0)
+    np.testing.assert_array_equal(grown & DNU != 0, expected | (plane & DNU != 0))
+    np.testing.assert_array_equal(grown & ~np.uint8(DNU), plane & ~np.uint8(DNU))
+
+    ngroups = 5
+    first = rng.integers(0, ngroups + 1, shape).astype(np.uint16)
+    hmin = np.empty_like(first)
+    kernels._row_min(first, n, hmin)
+    np.testing.assert_array_equal(hmin, ndimage.minimum_filter(first, size=(1, 2 * n + 1),
+                                                               mode="nearest"))
+    gdq = np.zeros((ngroups,) + shape, np.uint8)
+    kernels._or_sat_from(gdq, hmin, n, np.uint8(SAT))
+    earliest = ndimage.minimum_filter(first, size=2 * n + 1, mode="nearest")
+    for g in range(ngroups):
+        np.testing.assert_array_equal(gdq[g] == SAT, earliest <= g, err_msg=f"group {g}")
