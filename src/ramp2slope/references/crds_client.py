@@ -140,11 +140,13 @@ def _explain(exc, reftypes):
     return f"{types}: {where}: {text}"
 
 
-def get_reference_paths(model, reftypes):
+def get_reference_paths(model, reftypes, params=None):
     """``{reftype: path or "N/A"}`` chosen by CRDS for ``model``, fetched into the cache from
-    the server when missing there; ReferenceFileError otherwise."""
+    the server when missing there; ReferenceFileError otherwise. ``params``: the model's
+    ``crds_parameters`` when the caller has them (they take a thousand header look-ups)."""
     reftypes = [t.lower() for t in reftypes]
-    params = crds_parameters(model)
+    if params is None:
+        params = crds_parameters(model)
     key = tuple(sorted((k, str(v)) for k, v in params.items()))
     missing = [t for t in reftypes if (key, t) not in _ANSWERS]
     if missing:

@@ -76,12 +76,13 @@ def find_parameter_references(dataset, reftypes, disable=None):
 def _lookup(model, reftypes):
     # One type at a time, as the official steps ask: a context without one of the types (most
     # have no pars-groupscalestep, ...) fails a whole batch.
-    from ..references.crds_client import get_reference_paths
+    from ..references.crds_client import crds_parameters, get_reference_paths
 
     found = {}
+    params = crds_parameters(model)
     for reftype in reftypes:
         try:
-            path = get_reference_paths(model, [reftype]).get(reftype)
+            path = get_reference_paths(model, [reftype], params).get(reftype)
         except Ramp2SlopeError as exc:
             log.debug("%s: no parameters found (%s)", reftype.upper(), exc)
             continue
