@@ -535,6 +535,37 @@ def test_screened_detection_equals_exact_search_near_the_threshold():
     assert flagged.any() and not flagged.all()
 
 
+@pytest.mark.parametrize("nints,ngroups,mode,width", [
+    (1, 6, twopoint.MODE_ITERATIVE, 1024), (2, 4, twopoint.MODE_ITERATIVE, 1024),
+    (20, 3, twopoint.MODE_SIGMA_CLIP, 409), (40, 5, twopoint.MODE_ITERATIVE, 128)])
+def test_detection_in_wide_pieces_equals_detection_in_strips(nints, ngroups, mode, width):
+    """Detection works on pieces of a row whose width depends on the number of differences
+    (``detection_piece_width``: 1024 pixels for few, 128 for many); each pixel's result is
+    its own, so a wide row (pieces ending mid-row, the last one shorter) must give what
+    narrow strips of it give, flags and first-pass statistics alike."""
+    ny, nx = 3, 2300
+    assert twopoint.detection_piece_width(nints * (ngroups - 1)) == width
+    rng = np.random.default_rng(nints * ngroups)
+    data, gdq, pdq, gain, rn = _flat(nints, ngroups, ny, nx, step=100.0)
+    data += rng.normal(0, 3, data.shape).astype(np.float32)
+    hits = rng.random(data.shape) < 0.01
+    data += np.where(hits, np.float32(300.0), np.float32(0.0)).cumsum(axis=1, dtype=np.float32)
+    whole, whole_stats = gdq.copy(), np.empty((ny, 2, nx))
+    twopoint.detect(data, whole, gain, rn, 1.0, mode, 4.0, 6.0, 5.0, False, whole_stats)
+    assert (whole & JUMP).any()
+    for x0 in range(0, nx, 100):
+        cut = slice(x0, x0 + 100)
+        strip = np.ascontiguousarray(gdq[..., cut])
+        strip_stats = np.empty((ny, 2, strip.shape[-1]))
+        twopoint.detect(np.ascontiguousarray(data[..., cut]), strip,
+                        np.ascontiguousarray(gain[:, cut]), np.ascontiguousarray(rn[:, cut]), 1.0,
+                        mode, 4.0, 6.0, 5.0, False, strip_stats)
+        np.testing.assert_array_equal(whole[..., cut], strip, err_msg=f"columns {x0}...")
+        flagged = strip_stats[:, 1] == 1.0
+        np.testing.assert_array_equal(whole_stats[:, 1, cut], strip_stats[:, 1])
+        np.testing.assert_array_equal(whole_stats[:, 0, cut][flagged], strip_stats[:, 0][flagged])
+
+
 @pytest.mark.oracle
 def test_sigma_clip_bounds_match_astropy():
     # Bit-identical bounds need astropy's buffer order (Wirth selection permutes it and the

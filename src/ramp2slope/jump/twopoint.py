@@ -4,8 +4,9 @@ The kernels read the ramp straight from the caller's float32 DN array: the elect
 ``D = float32(DN * gain)`` and the first differences ``Δ = float32(D[k+1] - D[k])`` are formed
 on the fly, so no copy of the ramp and no ``(nints, ngroups-1, ny, nx)`` array of differences is
 ever allocated. The work is shared out between the threads in pieces of a row
-(``ROW_CHUNK`` pixels); the differences of every integration of such a piece go to a small
-(differences, pixels) buffer, filled plane by plane along the row (vectorised).
+(``ROW_CHUNK`` pixels, wider in the detection, see ``detection_piece_width``); the differences
+of every integration of such a piece go to a small (differences, pixels) buffer, filled plane
+by plane along the row (vectorised).
 
 Detection (:func:`detect`) first screens the piece's pixels across the buffer (vectorised):
 in the iterative search and in sigma clipping, a pixel without a jump can be recognised with
@@ -48,6 +49,20 @@ SIGCLIP_MAXITERS = 5
 #: Pixels of a row handled together by one thread in the per-pixel kernels: the work is shared
 #: out in pieces of rows, so that a block of very few rows still keeps every core busy.
 ROW_CHUNK = 128
+
+#: The detection's pieces are wider when a pixel has few differences: each piece is a few
+#: calls of helpers that take a dozen arrays (about half a microsecond each), while its buffer
+#: of differences should stay in the core's fast cache (DIFFS_BUDGET float32 values).
+WIDEST_PIECE = 1024
+DIFFS_BUDGET = 16384
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def detection_piece_width(ndiffs):
+    """Pixels per piece of :func:`detect` for pixels of ``ndiffs`` differences in all:
+    ROW_CHUNK to WIDEST_PIECE, as many as DIFFS_BUDGET allows."""
+    return max(ROW_CHUNK, min(WIDEST_PIECE, DIFFS_BUDGET // max(ndiffs, 1)))
+
 
 #: Pixels of a row tested together for any JUMP flag before they are looked at one by one.
 SCAN_PIECE = 64
@@ -586,33 +601,34 @@ def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs
 
 @njit(cache=True, error_model="numpy")
 def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, thr_three_diffs,
-                  only_use_ints, stats, chunk_lo, chunk_hi, per_row):
-    """:func:`detect` for the pieces ``chunk_lo:chunk_hi`` of rows (a plain function: the
+                  only_use_ints, stats, chunk_lo, chunk_hi, per_row, width):
+    """:func:`detect` for the pieces ``chunk_lo:chunk_hi`` of rows, ``width`` pixels each (the
+    last of a row shorter), ``per_row`` per row (a plain function: the
     parallel kernel that calls it stays small, which keeps its compilation short). The work
     buffers are allocated once per call, not once per piece."""
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
     m = nints * nd
-    prev = np.empty(ROW_CHUNK, dtype=np.float32)
-    diffs = np.empty((m, ROW_CHUNK), dtype=np.float32)
+    prev = np.empty(width, dtype=np.float32)
+    diffs = np.empty((m, width), dtype=np.float32)
     delta = np.empty(m, dtype=np.float64)
     tmp = np.empty(m, dtype=np.float64)
-    cnt = np.empty(ROW_CHUNK, dtype=np.int32)
-    below = np.empty(ROW_CHUNK, dtype=np.int32)
-    n_lo = np.empty(ROW_CHUNK, dtype=np.int32)
-    n_hi = np.empty(ROW_CHUNK, dtype=np.int32)
-    todo = np.empty(ROW_CHUNK, dtype=np.uint8)
-    vmin = np.empty(ROW_CHUNK, dtype=np.float32)
-    vmax = np.empty(ROW_CHUNK, dtype=np.float32)
-    c_lo = np.empty(ROW_CHUNK, dtype=np.float64)
-    c_hi = np.empty(ROW_CHUNK, dtype=np.float64)
-    b_lo = np.empty(ROW_CHUNK, dtype=np.float64)
-    b_hi = np.empty(ROW_CHUNK, dtype=np.float64)
-    todo_k = np.empty((nd, ROW_CHUNK), dtype=np.uint8)
+    cnt = np.empty(width, dtype=np.int32)
+    below = np.empty(width, dtype=np.int32)
+    n_lo = np.empty(width, dtype=np.int32)
+    n_hi = np.empty(width, dtype=np.int32)
+    todo = np.empty(width, dtype=np.uint8)
+    vmin = np.empty(width, dtype=np.float32)
+    vmax = np.empty(width, dtype=np.float32)
+    c_lo = np.empty(width, dtype=np.float64)
+    c_hi = np.empty(width, dtype=np.float64)
+    b_lo = np.empty(width, dtype=np.float64)
+    b_hi = np.empty(width, dtype=np.float64)
+    todo_k = np.empty((nd, width), dtype=np.uint8)
     for chunk in range(chunk_lo, chunk_hi):
         y = chunk // per_row
-        x0 = (chunk - y * per_row) * ROW_CHUNK
-        x1 = min(x0 + ROW_CHUNK, nx)
+        x0 = (chunk - y * per_row) * width
+        x1 = min(x0 + width, nx)
         _load_chunk_diffs(data, gdq, gain, y, x0, x1, prev, diffs)
         if mode == MODE_ITERATIVE:
             _iterative_screen(diffs, m, x1 - x0, gain, readnoise, rn_div, y, x0, rej, cnt, vmin,
@@ -715,11 +731,12 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     """
     nints, ngroups, ny, nx = data.shape
     rn_div = 0.5 * (2.0 * nframes)
-    per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
+    width = detection_piece_width(nints * (ngroups - 1))
+    per_row = (nx + width - 1) // width
     for y in prange(ny):
         _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs,
                       thr_three_diffs, only_use_ints, stats, y * per_row, (y + 1) * per_row,
-                      per_row)
+                      per_row, width)
 
 
 def reset_all_jump_planes(gdq):
