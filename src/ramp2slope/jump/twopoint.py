@@ -98,6 +98,9 @@ def choose_mode(dnu_planes, *, minimum_groups, minimum_sigclip_groups, only_use_
 
 # ------------------------------------------------------------------------------------------
 # small helpers (serial, inlined into the kernels)
+#
+# Counts passed to them start as np.int64(0), constants as np.int64(k): numba types a plain 0
+# as a literal first and compiles the helper once more for it (about 2 s of a first run).
 
 @njit(cache=True, error_model="numpy")
 def _kth_smallest(a, n, k):
@@ -163,7 +166,7 @@ def _order_stats(buf, n, k1, k2):
 @njit(cache=True, error_model="numpy")
 def _nanmedian(values, m, tmp):
     """numpy's nanmedian of values[:m] (float64): the mean of the two middle values."""
-    n = 0
+    n = np.int64(0)
     for k in range(m):
         v = values[k]
         if not np.isnan(v):
@@ -518,7 +521,7 @@ def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs
     and a pixel with a jump sorts its values once and then shrinks a range from both ends.
     ``delta`` is consumed (flagged differences become NaN); ``buf`` is scratch of size m.
     """
-    n = 0
+    n = np.int64(0)
     vmin = np.inf
     vmax = -np.inf
     for k in range(m):
@@ -539,7 +542,7 @@ def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs
         c = (lo_v + hi_v) / 2.0
         thr = rej
     elif n == 3:
-        c = _order_stats(buf, n, 1, 1)[0]
+        c = _order_stats(buf, n, np.int64(1), np.int64(1))[0]
         thr = thr_three_diffs
     elif n == 2:
         c = min(buf[0], buf[1])
@@ -668,7 +671,7 @@ def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, 
                     for k in range(nd):
                         if todo_k[k, x - x0] == 0:
                             continue
-                        nv = 0
+                        nv = np.int64(0)
                         for i in range(nints):
                             d = delta[i * nd + k]
                             if np.isfinite(d):
@@ -680,7 +683,7 @@ def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, 
                             if np.isfinite(d) and (d < lo or d > hi):
                                 gdq[i, k + 1, y, x] |= JUMP
                 else:
-                    nv = 0
+                    nv = np.int64(0)
                     for k in range(m):
                         d = delta[k]
                         if np.isfinite(d):
@@ -1034,5 +1037,6 @@ def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, 
     j2 = min(n2, ngroups - 2)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
     for chunk in prange(min(rows, gdq.shape[2]) * per_row):
-        _after_chunk(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats, chunk,
-                     per_row)
+        # numba may type a parallel loop's index as signed or unsigned: one type, one compilation
+        _after_chunk(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats,
+                     np.int64(chunk), per_row)

@@ -861,6 +861,204 @@ def count_slots_kernel(data, gdq, zframe, use_zframe, first, last, suppress, nse
             ncr_rows[y] = best_cr
 
 
+@njit(cache=True, error_model="numpy")  # not inlined: compile time (see below)
+def _fit_block_pixels(
+    data, gdq, zframe, use_zframe, first, last, suppress, gain2d, dark2d, has_dark, pixdq, single,
+    wtable, tgroup, tframe, t1, ped_factor, y, x0, nb, block_fit, pfl, rn_blk, mr_blk, vals, cnt,
+    mval, d, g, og, s0, sl, res,
+    out_slope, out_err, out_dq, out_vp, out_vr,
+    acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+    rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
+    save_opt, seg_out, ped_out, cr_out,
+):
+    """Fit pixel by pixel the ramps of a block that the block fit left (all with ``block_fit``
+    False): ramps with jumps, saturation, DO_NOT_USE or CHARGELOSS groups, and every ramp when
+    the optional outputs are saved.
+
+    Called once per block. Its per-pixel helpers are inlined here; inlined into the parallel
+    kernel they tripled its compile time (about 40 s of a first run's CPU), for no gain at run
+    time since a call per block costs a microsecond.
+    """
+    ng = data.shape[0]
+    nslots = seg_out.shape[1]
+    ncr_slots = cr_out.shape[0]
+    for b in range(nb):
+        if block_fit and pfl[b] == 0:
+            continue   # a clean ramp, fitted above
+        x = x0 + b
+        (_, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
+         is_0th, is_zf, d0_raw) = _load_ramp(
+            data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
+        pdq = _pixel_dq(pixdq, gain2d, y, x)
+        gain = np.float64(gain2d[y, x])
+        rn = rn_blk[b]
+        dcur = np.float64(dark2d[y, x]) if has_dark else 0.0
+        if single:
+            # The exposure mean of one median rate: (0 + m) / 1, where / 1 is exact.
+            mrate = 0.0 + _median_finish(vals, cnt[b], b, mval[b])
+            a_num = 0.0
+            a_ip = 0.0
+            a_ir = 0.0
+            a_clr = 0.0
+            a_flags = np.uint8(0)
+        else:
+            mrate = mr_blk[b]
+            a_num = acc_num[y, x]
+            a_ip = acc_ip[y, x]
+            a_ir = acc_ir[y, x]
+            a_clr = acc_clr[y, x]
+            a_flags = acc_flags[y, x]
+        if suppress & SUPPRESS_ONE:
+            timing1 = tgroup
+        elif is_0th:
+            timing1 = t1
+        elif is_zf:
+            timing1 = tframe
+        else:
+            timing1 = tgroup
+
+        dq = pdq
+        if has_jump:
+            dq |= JUMP
+            a_flags |= FLAG_JUMP
+        if has_pers:
+            dq |= PERS
+            a_flags |= FLAG_PERS
+
+        slope = 0.0
+        var_p = 0.0
+        var_r = 0.0
+        err = 0.0
+        nseg = 0
+        if g[0] & SAT:
+            dq |= DNU_SAT
+            slope = np.nan
+        else:
+            nseg = _segments(g, ng, s0, sl)[0]
+
+        if cnt_dnu_sat == ng:
+            dq |= DNU
+            if cnt_sat == ng:
+                dq |= SAT
+        elif nseg > 0:
+            inv_r = 0.0
+            inv_p = 0.0
+            inv_e = 0.0
+            num = 0.0
+            for j in range(nseg):
+                _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1,
+                             wtable, res)
+                inv_r += res[SEG_WEIGHT]  # = 1.0 / res[SEG_VAR_R]
+                if res[SEG_VAR_P] > 0.0:
+                    inv_p += 1.0 / res[SEG_VAR_P]
+                inv_e += 1.0 / res[7]
+                num += res[SEG_SLOPE] / res[SEG_VAR_R]
+                if save_opt and j < nslots:
+                    for f in range(N_SEG_FIELDS):
+                        seg_out[f, j, y, x] = np.float32(res[f])
+            if inv_p > 0.0:
+                var_p = 1.0 / inv_p
+            if var_p >= LARGE_VARIANCE_THRESHOLD:
+                var_p = 0.0
+            var_r = 1.0 / inv_r
+            if var_r >= LARGE_VARIANCE_THRESHOLD:
+                var_r = 0.0
+            if dq & DNU_SAT:
+                slope = np.nan
+                var_p = 0.0
+                var_r = 0.0
+                err = 0.0
+            else:
+                var_e = 1.0 / inv_e
+                # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
+                slope = num * var_r
+                if var_e > LARGE_VARIANCE_THRESHOLD:
+                    err = 0.0
+                else:
+                    err = math.sqrt(var_e)
+            if inv_p > 0.0:
+                a_ip += inv_p
+            a_ir += inv_r
+            a_num += num
+
+        if dq & DNU:
+            slope = np.nan
+        else:
+            a_flags |= FLAG_SOME_USED
+
+        if save_opt:
+            # The pedestal sees the integration DQ before the partial-saturation flag.
+            if dq & SAT:
+                ped = 0.0
+            else:
+                ped = d[0] - slope * ped_factor
+                if math.isnan(ped):
+                    ped = 0.0
+            ped_out[y, x] = np.float32(ped)
+            icr = 0
+            for k in range(1, ng):
+                if g[k] & JUMP:
+                    prev = d0_raw if k == 1 else d[k - 1]
+                    if icr < ncr_slots:
+                        cr_out[icr, y, x] = np.float32(d[k] - prev)
+                    icr += 1
+
+        if dq & SAT:
+            slope = np.nan
+        else:
+            a_flags |= FLAG_SOME_UNSAT
+        if cnt_sat > 0:
+            dq |= SAT
+            a_flags |= FLAG_PARTIAL_SAT
+
+        # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
+        if has_closs:
+            a_flags |= FLAG_CHARGELOSS
+            for k in range(ng):
+                if og[k] & CLOSS:
+                    og[k] ^= DNU_CLOSS
+            nseg2 = _segments(og, ng, s0, sl)[0]
+            inv_r2 = 0.0
+            for j in range(nseg2):
+                ln = sl[j]
+                if ln == 1:
+                    sv = _rnoise_var_short(rn, gain, timing1)
+                elif ln == 2:
+                    sv = _rnoise_var_short(rn, gain, tgroup)
+                else:
+                    sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
+                if sv > 0.0:
+                    inv_r2 += 1.0 / sv
+            var_r = 1.0 / inv_r2
+            if var_r >= LARGE_VARIANCE_THRESHOLD:
+                var_r = 0.0
+            a_clr += inv_r2
+        elif var_r > 0.0:
+            a_clr += 1.0 / var_r
+
+        out_slope[y, x] = np.float32(slope)
+        out_dq[y, x] = dq
+        out_vp[y, x] = np.float32(var_p)
+        out_vr[y, x] = np.float32(var_r)
+        out_err[y, x] = np.float32(err)
+
+        if single:
+            r_slope, r_err, r_dq, r_vp, r_vr = _rate_values(pdq, a_num, a_ip, a_ir,
+                                                            a_clr, a_flags)
+            rate_slope[y, x] = np.float32(r_slope)
+            rate_dq[y, x] = r_dq
+            rate_vp[y, x] = np.float32(r_vp)
+            rate_vr[y, x] = np.float32(r_vr)
+            rate_err[y, x] = np.float32(r_err)
+        else:
+            acc_num[y, x] = a_num
+            acc_ip[y, x] = a_ip
+            acc_ir[y, x] = a_ir
+            acc_clr[y, x] = a_clr
+            acc_flags[y, x] = a_flags
+
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def fit_integration_kernel(
     data, gdq, zframe, use_zframe, first, last, suppress,
@@ -888,8 +1086,6 @@ def fit_integration_kernel(
     (ncr, ny, nx) are filled (they must be zero on entry).
     """
     ng, ny, nx = data.shape
-    nslots = seg_out.shape[1]
-    ncr_slots = cr_out.shape[0]
     # Clean ramps are fitted across a block at once (``_block_clean_fit``), the others pixel by
     # pixel; the optional outputs are written by the per-pixel path only.
     block_fit = (not save_opt) and ng >= 3 and first <= 0 and last >= ng - 1
@@ -939,180 +1135,14 @@ def fit_integration_kernel(
                     else:
                         for b in range(nb):
                             pfl[b] = 1   # too few to gain from the block fit: all pixel by pixel
-                for b in range(nb):
-                    if block_fit and pfl[b] == 0:
-                        continue   # a clean ramp, fitted above
-                    x = x0 + b
-                    (_, cnt_sat, cnt_dnu_sat, has_jump, has_pers, has_closs,
-                     is_0th, is_zf, d0_raw) = _load_ramp(
-                        data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
-                    pdq = _pixel_dq(pixdq, gain2d, y, x)
-                    gain = np.float64(gain2d[y, x])
-                    rn = rn_blk[b]
-                    dcur = np.float64(dark2d[y, x]) if has_dark else 0.0
-                    if single:
-                        # The exposure mean of one median rate: (0 + m) / 1, where / 1 is exact.
-                        mrate = 0.0 + _median_finish(vals, cnt[b], b, mval[b])
-                        a_num = 0.0
-                        a_ip = 0.0
-                        a_ir = 0.0
-                        a_clr = 0.0
-                        a_flags = np.uint8(0)
-                    else:
-                        mrate = mr_blk[b]
-                        a_num = acc_num[y, x]
-                        a_ip = acc_ip[y, x]
-                        a_ir = acc_ir[y, x]
-                        a_clr = acc_clr[y, x]
-                        a_flags = acc_flags[y, x]
-                    if suppress & SUPPRESS_ONE:
-                        timing1 = tgroup
-                    elif is_0th:
-                        timing1 = t1
-                    elif is_zf:
-                        timing1 = tframe
-                    else:
-                        timing1 = tgroup
-
-                    dq = pdq
-                    if has_jump:
-                        dq |= JUMP
-                        a_flags |= FLAG_JUMP
-                    if has_pers:
-                        dq |= PERS
-                        a_flags |= FLAG_PERS
-
-                    slope = 0.0
-                    var_p = 0.0
-                    var_r = 0.0
-                    err = 0.0
-                    nseg = 0
-                    if g[0] & SAT:
-                        dq |= DNU_SAT
-                        slope = np.nan
-                    else:
-                        nseg = _segments(g, ng, s0, sl)[0]
-
-                    if cnt_dnu_sat == ng:
-                        dq |= DNU
-                        if cnt_sat == ng:
-                            dq |= SAT
-                    elif nseg > 0:
-                        inv_r = 0.0
-                        inv_p = 0.0
-                        inv_e = 0.0
-                        num = 0.0
-                        for j in range(nseg):
-                            _fit_segment(d, s0[j], sl[j], rn, gain, dcur, mrate, tgroup, timing1,
-                                         wtable, res)
-                            inv_r += res[SEG_WEIGHT]  # = 1.0 / res[SEG_VAR_R]
-                            if res[SEG_VAR_P] > 0.0:
-                                inv_p += 1.0 / res[SEG_VAR_P]
-                            inv_e += 1.0 / res[7]
-                            num += res[SEG_SLOPE] / res[SEG_VAR_R]
-                            if save_opt and j < nslots:
-                                for f in range(N_SEG_FIELDS):
-                                    seg_out[f, j, y, x] = np.float32(res[f])
-                        if inv_p > 0.0:
-                            var_p = 1.0 / inv_p
-                        if var_p >= LARGE_VARIANCE_THRESHOLD:
-                            var_p = 0.0
-                        var_r = 1.0 / inv_r
-                        if var_r >= LARGE_VARIANCE_THRESHOLD:
-                            var_r = 0.0
-                        if dq & DNU_SAT:
-                            slope = np.nan
-                            var_p = 0.0
-                            var_r = 0.0
-                            err = 0.0
-                        else:
-                            var_e = 1.0 / inv_e
-                            # The slope is multiplied by the already-thresholded 1/Σ(1/var_r).
-                            slope = num * var_r
-                            if var_e > LARGE_VARIANCE_THRESHOLD:
-                                err = 0.0
-                            else:
-                                err = math.sqrt(var_e)
-                        if inv_p > 0.0:
-                            a_ip += inv_p
-                        a_ir += inv_r
-                        a_num += num
-
-                    if dq & DNU:
-                        slope = np.nan
-                    else:
-                        a_flags |= FLAG_SOME_USED
-
-                    if save_opt:
-                        # The pedestal sees the integration DQ before the partial-saturation flag.
-                        if dq & SAT:
-                            ped = 0.0
-                        else:
-                            ped = d[0] - slope * ped_factor
-                            if math.isnan(ped):
-                                ped = 0.0
-                        ped_out[y, x] = np.float32(ped)
-                        icr = 0
-                        for k in range(1, ng):
-                            if g[k] & JUMP:
-                                prev = d0_raw if k == 1 else d[k - 1]
-                                if icr < ncr_slots:
-                                    cr_out[icr, y, x] = np.float32(d[k] - prev)
-                                icr += 1
-
-                    if dq & SAT:
-                        slope = np.nan
-                    else:
-                        a_flags |= FLAG_SOME_UNSAT
-                    if cnt_sat > 0:
-                        dq |= SAT
-                        a_flags |= FLAG_PARTIAL_SAT
-
-                    # CHARGELOSS: recompute the read-noise variance without the CHARGELOSS groups.
-                    if has_closs:
-                        a_flags |= FLAG_CHARGELOSS
-                        for k in range(ng):
-                            if og[k] & CLOSS:
-                                og[k] ^= DNU_CLOSS
-                        nseg2 = _segments(og, ng, s0, sl)[0]
-                        inv_r2 = 0.0
-                        for j in range(nseg2):
-                            ln = sl[j]
-                            if ln == 1:
-                                sv = _rnoise_var_short(rn, gain, timing1)
-                            elif ln == 2:
-                                sv = _rnoise_var_short(rn, gain, tgroup)
-                            else:
-                                sv = _rnoise_var_default(rn, gain, tgroup, np.float64(ln))
-                            if sv > 0.0:
-                                inv_r2 += 1.0 / sv
-                        var_r = 1.0 / inv_r2
-                        if var_r >= LARGE_VARIANCE_THRESHOLD:
-                            var_r = 0.0
-                        a_clr += inv_r2
-                    elif var_r > 0.0:
-                        a_clr += 1.0 / var_r
-
-                    out_slope[y, x] = np.float32(slope)
-                    out_dq[y, x] = dq
-                    out_vp[y, x] = np.float32(var_p)
-                    out_vr[y, x] = np.float32(var_r)
-                    out_err[y, x] = np.float32(err)
-
-                    if single:
-                        r_slope, r_err, r_dq, r_vp, r_vr = _rate_values(pdq, a_num, a_ip, a_ir,
-                                                                        a_clr, a_flags)
-                        rate_slope[y, x] = np.float32(r_slope)
-                        rate_dq[y, x] = r_dq
-                        rate_vp[y, x] = np.float32(r_vp)
-                        rate_vr[y, x] = np.float32(r_vr)
-                        rate_err[y, x] = np.float32(r_err)
-                    else:
-                        acc_num[y, x] = a_num
-                        acc_ip[y, x] = a_ip
-                        acc_ir[y, x] = a_ir
-                        acc_clr[y, x] = a_clr
-                        acc_flags[y, x] = a_flags
+                _fit_block_pixels(
+                    data, gdq, zframe, use_zframe, first, last, suppress, gain2d, dark2d, has_dark,
+                    pixdq, single, wtable, tgroup, tframe, t1, ped_factor, y, x0, nb, block_fit,
+                    pfl, rn_blk, mr_blk, vals, cnt, mval, d, g, og, s0, sl, res,
+                    out_slope, out_err, out_dq, out_vp, out_vr,
+                    acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                    rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
+                    save_opt, seg_out, ped_out, cr_out)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
