@@ -37,7 +37,7 @@ def test_warm_up_compiles_the_types_the_pipeline_uses(small, tmp_path, nints, mo
         str(sim.uncal))
     used = _signatures()
     assert used["ramp2slope.ramp_fitting._ols_kernels.fit_integration_kernel"]
-    assert used["ramp2slope.jump.twopoint.detect"]
+    assert used["ramp2slope.jump.twopoint._detect_chunk"]
     jit_warmup.warm_jump(nints, 5, streamed=nints > 1)
     jit_warmup.warm_ramp_fit(nints, 5)
     # nothing new was compiled: the helper processes compile what a run of that kind needs

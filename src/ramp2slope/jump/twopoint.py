@@ -27,10 +27,12 @@ Those roundings decide borderline flags, so they are kept on purpose.
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from ..datamodels import dqflags
+from ..runtime.threads import map_in_threads
 
 DNU = dqflags.group["DO_NOT_USE"]
 SAT = dqflags.group["SATURATED"]
@@ -55,9 +57,10 @@ ROW_CHUNK = 128
 #: of differences should stay in the core's fast cache (DIFFS_BUDGET float32 values).
 WIDEST_PIECE = 1024
 DIFFS_BUDGET = 16384
+#: Tasks of rows per thread in the detection (rows with jumps take longer than the others).
+TASKS_PER_THREAD = 4
 
 
-@njit(cache=True, error_model="numpy", inline="always")
 def detection_piece_width(ndiffs):
     """Pixels per piece of :func:`detect` for pixels of ``ndiffs`` differences in all:
     ROW_CHUNK to WIDEST_PIECE, as many as DIFFS_BUDGET allows."""
@@ -227,12 +230,15 @@ def _sigma_clip_bounds(buf, count, nsigma):
 # ------------------------------------------------------------------------------------------
 # kernels
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def dnu_planes(gdq):
-    """(nints, ngroups) bool: True where every pixel of the group has DO_NOT_USE."""
+    """(nints, ngroups) bool: True where every pixel of the group has DO_NOT_USE.
+
+    Serial: a row's scan stops at its first usable pixel, usually the first, so threads gain
+    nothing, while a parallel kernel costs 1.5 s more to compile on a first run."""
     nints, ngroups, ny, nx = gdq.shape
     missing = np.zeros((ny, nints, ngroups), dtype=np.uint8)
-    for y in prange(ny):
+    for y in range(ny):
         for i in range(nints):
             for g in range(ngroups):
                 for x in range(nx):
@@ -602,13 +608,12 @@ def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs
         _flag_deviation(delta, m, nd, c, s, rmax, gdq, y, x)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, thr_three_diffs,
                   only_use_ints, stats, chunk_lo, chunk_hi, per_row, width):
     """:func:`detect` for the pieces ``chunk_lo:chunk_hi`` of rows, ``width`` pixels each (the
-    last of a row shorter), ``per_row`` per row (a plain function: the
-    parallel kernel that calls it stays small, which keeps its compilation short). The work
-    buffers are allocated once per call, not once per piece."""
+    last of a row shorter), ``per_row`` per row. The work buffers are allocated once per
+    call, not once per piece."""
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
     m = nints * nd
@@ -715,7 +720,6 @@ def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, 
                     stats[y, 1, x] = 0.0
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
 def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_three_diffs,
            only_use_ints, stats):
     """Primary detection for every pixel (in place on gdq).
@@ -731,15 +735,28 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     Each pass works in pieces of a row: differences of every integration in a (differences,
     pixels) buffer, a vectorised screening that clears most pixels (iterative search and
     sigma clipping), then the exact search for the others, pixel by pixel.
+
+    Rows are shared out between the threads by Python (``_detect_chunk`` releases the GIL),
+    not by a parallel numba loop: such a loop around this much code took numba 5 s more to
+    compile on a first run, and a task of several rows costs microseconds to start.
     """
     nints, ngroups, ny, nx = data.shape
-    rn_div = 0.5 * (2.0 * nframes)
+    rn_div = 0.5 * (2.0 * float(nframes))
     width = detection_piece_width(nints * (ngroups - 1))
     per_row = (nx + width - 1) // width
-    for y in prange(ny):
+
+    def rows(lo_hi):
         _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs,
-                      thr_three_diffs, only_use_ints, stats, y * per_row, (y + 1) * per_row,
-                      per_row, width)
+                      thr_three_diffs, only_use_ints, stats, lo_hi[0] * per_row,
+                      lo_hi[1] * per_row, per_row, width)
+
+    map_in_threads(rows, _task_ranges(ny), numba.get_num_threads())
+
+
+def _task_ranges(n):
+    """(start, stop) ranges splitting range(n) into a few tasks per thread."""
+    step = max(1, -(-n // (numba.get_num_threads() * TASKS_PER_THREAD)))
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
 def reset_all_jump_planes(gdq):
@@ -927,20 +944,33 @@ def _or_jump(row, x, f):
     row[x] = v | (np.uint8(JUMP) * (f & np.uint8((v & SAT_OR_DNU) == 0)))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
 def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, stats):
     """OR JUMP into the 4 edge neighbours (and the pixel itself) of each jump whose
     first-pass significance |Δ - median|/sigma lies strictly between min_sigma and max_sigma,
     where those pixels have neither SAT nor DNU. Each group is treated independently, using
     the jumps present before any neighbour was flagged.
 
-    The (integration, group) planes are shared out between the threads (one parallel region
-    for the whole exposure: many small regions cost more than the work when nints is large).
+    The (integration, group) planes are shared out between the threads, in runs of planes
+    (as in :func:`detect`, by Python: many small tasks would cost more than the work when
+    nints is large).
     """
+    nints, ngroups = data.shape[:2]
+    rn_div = 0.5 * (2.0 * float(nframes))
+
+    def planes(lo_hi):
+        _flag_neighbour_planes(data, gdq, gain, readnoise, rn_div, float(min_sigma),
+                               float(max_sigma), stats, lo_hi[0], lo_hi[1])
+
+    map_in_threads(planes, _task_ranges(nints * (ngroups - 1)), numba.get_num_threads())
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _flag_neighbour_planes(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, stats,
+                           plane_lo, plane_hi):
+    """:func:`flag_neighbours` for the planes ``plane_lo:plane_hi`` (integration-major)."""
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
-    rn_div = 0.5 * (2.0 * nframes)
-    for plane in prange(nints * nd):
+    for plane in range(plane_lo, plane_hi):
         i = plane // nd
         g = plane - i * nd + 1
         trigger = np.zeros((ny, nx), dtype=np.uint8)
@@ -966,77 +996,82 @@ def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, s
                 row[x] = v | (np.uint8(JUMP) * (f & usable))
 
 
-@njit(cache=True, error_model="numpy")
-def _after_chunk(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats, chunk,
-                 per_row):
-    """:func:`flag_after_jumps_and_clean` for one piece of a row."""
+@njit(cache=True, error_model="numpy", nogil=True)
+def _after_chunks(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats,
+                  chunk_lo, chunk_hi, per_row):
+    """:func:`flag_after_jumps_and_clean` for the pieces ``chunk_lo:chunk_hi`` of rows
+    (``per_row`` pieces of ROW_CHUNK pixels per row)."""
     nints, ngroups, ny, nx = gdq.shape
     nd = ngroups - 1
-    y = chunk // per_row
-    x0 = (chunk - y * per_row) * ROW_CHUNK
-    x1 = min(x0 + ROW_CHUNK, nx)
-    w = x1 - x0
-    if do_after:
-        big = np.zeros(ngroups, dtype=np.uint8)
-        elec = np.empty(ngroups, dtype=np.float32)
-        delta = np.empty(nints * nd, dtype=np.float64)
-        tmp = np.empty(nints * nd, dtype=np.float64)
-        # which pixels have a jump (vectorised along the row)
-        any_jump = np.zeros(ROW_CHUNK, dtype=np.uint8)
+    for chunk in range(chunk_lo, chunk_hi):
+        y = chunk // per_row
+        x0 = (chunk - y * per_row) * ROW_CHUNK
+        x1 = min(x0 + ROW_CHUNK, nx)
+        w = x1 - x0
+        if do_after:
+            big = np.zeros(ngroups, dtype=np.uint8)
+            elec = np.empty(ngroups, dtype=np.float32)
+            delta = np.empty(nints * nd, dtype=np.float64)
+            tmp = np.empty(nints * nd, dtype=np.float64)
+            # which pixels have a jump (vectorised along the row)
+            any_jump = np.zeros(ROW_CHUNK, dtype=np.uint8)
+            for i in range(nints):
+                for g in range(1, ngroups):
+                    row = gdq[i, g, y, x0:x1]
+                    for j in range(w):
+                        any_jump[j] |= row[j]
+            for x in range(x0, x1):
+                if (any_jump[x - x0] & JUMP) == 0:
+                    continue
+                med, _, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x,
+                                              elec, delta, tmp, stats)
+                for i in range(nints):
+                    for g in range(ngroups):
+                        big[g] = 0
+                    for g in range(1, ngroups):
+                        if gdq[i, g, y, x] & JUMP:
+                            d = (delta[i * nd + g - 1] if loaded
+                                 else _one_diff(data, gdq, gain, i, g, y, x))
+                            e = (d - med) * 1.0
+                            if e >= e1:
+                                big[g] |= 1
+                            if e >= e2:
+                                big[g] |= 2
+                    until = -1
+                    for g in range(1, ngroups):
+                        if big[g] & 1:
+                            until = max(until, g + j1)
+                        if big[g] & 2:
+                            until = max(until, g + j2)
+                        if g <= until and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
+                            gdq[i, g, y, x] |= JUMP
+        # no JUMP where SAT or DNU (vectorised along the row)
         for i in range(nints):
-            for g in range(1, ngroups):
+            for g in range(ngroups):
                 row = gdq[i, g, y, x0:x1]
                 for j in range(w):
-                    any_jump[j] |= row[j]
-        for x in range(x0, x1):
-            if (any_jump[x - x0] & JUMP) == 0:
-                continue
-            med, _, loaded = _known_stats(data, gdq, gain, readnoise, rn_div, y, x,
-                                          elec, delta, tmp, stats)
-            for i in range(nints):
-                for g in range(ngroups):
-                    big[g] = 0
-                for g in range(1, ngroups):
-                    if gdq[i, g, y, x] & JUMP:
-                        d = (delta[i * nd + g - 1] if loaded
-                             else _one_diff(data, gdq, gain, i, g, y, x))
-                        e = (d - med) * 1.0
-                        if e >= e1:
-                            big[g] |= 1
-                        if e >= e2:
-                            big[g] |= 2
-                until = -1
-                for g in range(1, ngroups):
-                    if big[g] & 1:
-                        until = max(until, g + j1)
-                    if big[g] & 2:
-                        until = max(until, g + j2)
-                    if g <= until and (gdq[i, g, y, x] & SAT_OR_DNU) == 0:
-                        gdq[i, g, y, x] |= JUMP
-    # no JUMP where SAT or DNU (vectorised along the row)
-    for i in range(nints):
-        for g in range(ngroups):
-            row = gdq[i, g, y, x0:x1]
-            for j in range(w):
-                v = row[j]
-                row[j] = v & ~(np.uint8(JUMP) * np.uint8((v & SAT_OR_DNU) != 0))
+                    v = row[j]
+                    row[j] = v & ~(np.uint8(JUMP) * np.uint8((v & SAT_OR_DNU) != 0))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
 def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, n2,
                                do_after, stats, rows):
     """After-jump flagging (when do_after), then removal of JUMP wherever DNU or SAT is set,
     in the first ``rows`` rows.
 
     For a jump at group g whose Δ[g-1] - median reaches e1 (e2), JUMP is added to groups
-    g+1 … g+min(n1, ngroups-2) (n2 respectively) that have neither SAT nor DNU.
+    g+1 … g+min(n1, ngroups-2) (n2 respectively) that have neither SAT nor DNU. Pieces of
+    rows are shared out between threads as in :func:`detect`.
     """
     ngroups, nx = gdq.shape[1], gdq.shape[3]
-    rn_div = 0.5 * (2.0 * nframes)
-    j1 = min(n1, ngroups - 2)
-    j2 = min(n2, ngroups - 2)
+    rn_div = 0.5 * (2.0 * float(nframes))
+    j1 = min(int(n1), ngroups - 2)
+    j2 = min(int(n2), ngroups - 2)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
-    for chunk in prange(min(rows, gdq.shape[2]) * per_row):
-        # numba may type a parallel loop's index as signed or unsigned: one type, one compilation
-        _after_chunk(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats,
-                     np.int64(chunk), per_row)
+    chunks = min(int(rows), gdq.shape[2]) * per_row
+
+    def pieces(lo_hi):
+        _after_chunks(data, gdq, gain, readnoise, rn_div, float(e1), float(e2), j1, j2,
+                      bool(do_after), stats, lo_hi[0], lo_hi[1], per_row)
+
+    map_in_threads(pieces, _task_ranges(chunks), numba.get_num_threads())

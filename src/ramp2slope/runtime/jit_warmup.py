@@ -39,7 +39,7 @@ def _probe(kind):
     if kind == "jump":
         from ..jump import twopoint
 
-        return twopoint.detect
+        return twopoint._detect_chunk
     if kind == "ramp_fit_likely":
         from ..ramp_fitting import _likely_kernels
 
