@@ -59,8 +59,8 @@ def serial_if_small(pixels):
 def map_in_threads(function, items, threads=None):
     """Call ``function(item)`` for every item, on up to ``threads`` threads (None: as many as
     the kernels use). For work that releases the GIL: positional reads and writes, mapping
-    pages, numpy copies and conversions. The first exception is raised once every call
-    has ended (none is left running)."""
+    pages, numpy copies and conversions, numba kernels compiled with ``nogil=True``. The
+    first exception is raised once every call has ended (none is left running)."""
     items = list(items)
     workers = min(int(threads or numba.get_num_threads()), len(items))
     if workers <= 1:
