@@ -1,6 +1,7 @@
 """One exposure, as one task on a worker: the pipeline, its log file and its record."""
 import gc
 import logging
+import multiprocessing
 import os
 import socket
 import time
@@ -32,6 +33,20 @@ def _threads_for_this_worker(requested):
     except (ImportError, ValueError, AttributeError):
         slots = 1
     return max(1, memory.available_cores() // max(1, slots))
+
+
+_frozen = []
+
+
+def _freeze_once():
+    """After the worker's first exposure, move what is alive then (the imported libraries:
+    dask, astropy, numba, the pipeline's modules) out of the garbage collector's view: a full
+    collection of a worker's heap took 50-80 ms after each exposure, 1-13 ms with this.
+    Only in a worker process of its own (a nanny's child), never in a process the task shares
+    with its caller."""
+    if not _frozen and multiprocessing.parent_process() is not None:
+        gc.freeze()
+        _frozen.append(True)
 
 
 def process_exposure(uncal, params, log_path):
@@ -77,6 +92,7 @@ def process_exposure(uncal, params, log_path):
         # the next exposure on this worker starts from what the pipeline freed, not from this
         # one's high-water mark: the admission counts each exposure's own peak only
         gc.collect()
+        _freeze_once()
         release_free_memory()
         logger.removeHandler(handler)
         handler.close()
