@@ -235,3 +235,37 @@ def test_same_root_twice_is_refused(exposures, tmp_path):
     shutil.copy(exposures["uncals"][0], copy)
     with pytest.raises(Ramp2SlopeError, match="same root name"):
         expand_inputs([exposures["uncals"][0], copy])
+
+
+def test_client_process_does_not_load_the_steps():
+    """A batch's own process needs output names only: importing the batch engine must not
+    load astropy or numba (half a second before the workers can start)."""
+    code = ("import sys, ramp2slope.batch.engine; "
+            "print(sorted(m for m in ('astropy', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from ramp2slope.stpipe import Step, split_root    # the names still resolve on first use
+    assert Step.__name__ == "Step" and split_root("a_uncal.fits") == "a"
+
+
+def _freeze_count_in_child():
+    import gc
+
+    from ramp2slope.batch import task
+
+    task._freeze_once()
+    task._freeze_once()
+    return gc.get_freeze_count() > 0
+
+
+def test_worker_heap_frozen_in_worker_processes_only():
+    import gc
+    import multiprocessing
+
+    from ramp2slope.batch import task
+
+    before = gc.get_freeze_count()
+    task._freeze_once()       # this process is not a worker of its own: nothing frozen
+    assert gc.get_freeze_count() == before and not task._frozen
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_freeze_count_in_child)
