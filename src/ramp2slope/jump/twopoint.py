@@ -750,7 +750,7 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
                       thr_three_diffs, only_use_ints, stats, lo_hi[0] * per_row,
                       lo_hi[1] * per_row, per_row, width)
 
-    map_in_threads(rows, _task_ranges(ny), numba.get_num_threads())
+    map_in_threads(rows, _task_ranges(ny))
 
 
 def _task_ranges(n):
@@ -961,7 +961,7 @@ def flag_neighbours(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, s
         _flag_neighbour_planes(data, gdq, gain, readnoise, rn_div, float(min_sigma),
                                float(max_sigma), stats, lo_hi[0], lo_hi[1])
 
-    map_in_threads(planes, _task_ranges(nints * (ngroups - 1)), numba.get_num_threads())
+    map_in_threads(planes, _task_ranges(nints * (ngroups - 1)))
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -1074,4 +1074,4 @@ def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, 
         _after_chunks(data, gdq, gain, readnoise, rn_div, float(e1), float(e2), j1, j2,
                       bool(do_after), stats, lo_hi[0], lo_hi[1], per_row)
 
-    map_in_threads(pieces, _task_ranges(chunks), numba.get_num_threads())
+    map_in_threads(pieces, _task_ranges(chunks))
