@@ -307,11 +307,10 @@ def test_median_image_needs_two_integrations(tmp_path):
     np.testing.assert_array_equal(out.data, datamodels.open(ramp).data)
 
 
-@pytest.mark.parametrize("exp_type,tsovisit", [("NRC_TSGRISM", True), ("NRC_TSIMAGE", True),
-                                               ("NIS_SOSS", True)])
+@pytest.mark.parametrize("exp_type,tsovisit", [("NRC_TSGRISM", True), ("NIS_SOSS", True)])
 def test_median_image_needing_stage2_light_curves_is_refused(tmp_path, exp_type, tsovisit):
-    """Where jwst scales the median by a light curve from stage-2 extraction or photometry, one
-    line before any step runs."""
+    """Where jwst scales the median by a light curve from stage-2 spectral extraction, one line
+    before any step runs (imaging time series: test_oracle_tso_median_image.py)."""
     from ramp2slope.pipeline import Detector1Pipeline
     from ramp2slope.simulate import simulate_exposure
 
@@ -400,7 +399,7 @@ def test_autoparam_elsewhere_keeps_the_given_parameters(tmp_path, caplog):
     assert "Auto parameters are not available for exposure type NRS_MSASPEC" in caplog.text
 
 
-@pytest.mark.parametrize("single_mask", [True, False, "median_image"])
+@pytest.mark.parametrize("single_mask", [True, False, "median_image", "tso_median_image"])
 def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
     from test_streaming import _assert_same_products, _run
     from ramp2slope.simulate import simulate_exposure
@@ -411,6 +410,12 @@ def test_pipeline_streamed_equals_whole(tmp_path, single_mask):
                                          save_background=True, save_noise=True,
                                          single_mask=single_mask),
              "jump": dict(save_results=True)}   # the ramp before the cleaning, streamed as whole
+    if single_mask == "tso_median_image":
+        # an imaging time series: the median scaled by aperture photometry of the draft
+        with fits.open(sim.uncal, mode="update") as hdul:
+            hdul[0].header.update(EXP_TYPE="NRC_TSIMAGE", TSOVISIT=True)
+            hdul["SCI"].header.update(XREF_SCI=80.5, YREF_SCI=75.0)
+        single_mask = "median_image"
     if single_mask == "median_image":
         steps["clean_flicker_noise"].update(single_mask=True, background_method="median_image")
     elif not single_mask:

@@ -31,7 +31,8 @@ from .nsclean import ALLSLITS_CUTOFFS, SUBARRAY_CUTOFFS, nsclean_full_frame, nsc
 
 __all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "model_background",
            "default_box_size", "scene_mask", "row_medians", "median_clean", "clean_image",
-           "clean_integration", "median_image_scale", "median_ramp", "clean_integration_against"]
+           "clean_integration", "median_image_scale", "relative_scale", "median_ramp",
+           "clean_integration_against"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -337,10 +338,10 @@ def scene_mask(rate, n_sigma=2.0, fit_histogram=False, exclude=None):
 
 
 @njit(parallel=True, cache=True)
-def _row_medians(image, mask, c0, c1, out):
+def _row_medians(image, mask, c0, c1, out, two):
     ny = image.shape[0]
     for y in prange(ny):
-        buf = np.empty(c1 - c0, dtype=np.float32)
+        buf = np.empty(c1 - c0, dtype=image.dtype)
         n = 0
         for x in range(c0, c1):
             if mask[y, x]:
@@ -354,14 +355,18 @@ def _row_medians(image, mask, c0, c1, out):
         if n % 2 == 1:
             out[y] = vals[half]
         else:
-            # float32 sum then halving, as numpy's masked median does
-            out[y] = np.float32(vals[:half].max() + vals[half]) / np.float32(2.0)
+            # sum and halving in the image's precision, as numpy's masked median does
+            out[y] = (vals[:half].max() + vals[half]) / two
 
 
 def row_medians(image, mask, c0=0, c1=None):
-    """Masked median of each row of ``image[:, c0:c1]`` (0 where a row has no mask pixel)."""
-    out = np.empty(image.shape[0], dtype=np.float32)
-    _row_medians(image, mask, c0, image.shape[1] if c1 is None else c1, out)
+    """Masked median of each row of ``image[:, c0:c1]`` (0 where a row has no mask pixel), in
+    the image's float type: float32 images, or float64 ones where the official step's image is
+    float64 (a median image scaled by a float64 light curve)."""
+    dtype = np.float64 if image.dtype == np.float64 else np.float32
+    out = np.empty(image.shape[0], dtype=dtype)
+    _row_medians(image.astype(dtype, copy=False), mask, c0, image.shape[1] if c1 is None else c1,
+                 out, dtype(2.0))
     return out
 
 
@@ -408,8 +413,10 @@ def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_ax
 
     ``image`` is a float32 array the function may modify; ``mask`` is modified in place.
     ``fit_method='fft'`` fits NIRSpec images (``detector`` NRS1 or NRS2; ``subarray`` picks the
-    subarray fit's frequency cut-offs) with NSClean.
+    subarray fit's frequency cut-offs) with NSClean. Other float types are rounded to float32
+    first, as officially (a median image scaled by a float64 light curve gives float64).
     """
+    image = image.astype(np.float32, copy=False)
     if flat is not None:
         image /= flat
     nan_pix = np.isnan(image)
@@ -462,15 +469,24 @@ def clean_integration(data, groupdq, mask, *, background=None, **options):
 # -- background_method='median_image' -----------------------------------------------------------
 def median_image_scale(rateints):
     """Each integration's brightness relative to the others (float32, one value per
-    integration): the median of its draft rate over the median of those medians, and how many
-    integrations had no finite value (they get the median of the others). Raises ValueError
-    when none is finite (jwst then leaves the exposure uncleaned)."""
+    integration) from the median of its draft rate: see :func:`relative_scale`."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         medians = np.nanmedian(rateints, axis=(1, 2))
-        scale = medians / np.nanmedian(medians)
+    return relative_scale(medians)
+
+
+def relative_scale(fluxes):
+    """``fluxes`` (one per integration) over their median, and how many integrations had no
+    finite value (they get the median of the others). Raises ValueError when none is finite
+    (jwst then leaves the exposure uncleaned)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = fluxes / np.nanmedian(fluxes)
     invalid = ~np.isfinite(scale)
     if invalid.all():
         raise ValueError("No valid flux for scaling")

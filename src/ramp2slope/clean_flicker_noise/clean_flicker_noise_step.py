@@ -8,11 +8,11 @@ import numpy as np
 from .. import datamodels
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
-from ..ramp_fitting.draft_rate import draft_rates
+from ..ramp_fitting.draft_rate import draft_gain, draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
 from .clean_flicker_noise import (background_level, clean_integration, clean_integration_against,
-                                  median_image_scale, median_ramp, scene_mask)
+                                  median_image_scale, median_ramp, relative_scale, scene_mask)
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -59,12 +59,12 @@ def load_flat_dq(path, model):
     return dq
 
 
-#: The exposure types on which jwst's median_image light curve comes from stage-2 steps.
+#: The exposure types on which jwst's median_image light curve comes from stage-2 spectral
+#: extraction (imaging time series are measured here as its tso_photometry does).
 MEDIAN_IMAGE_STAGE2 = {
     "NIS_SOSS": "background subtraction and a box extraction along the SOSS traces",
     "NRS_BRIGHTOBJ": "extract_2d, extract_1d and white_light",
     "NRC_TSGRISM": "extract_2d, extract_1d and white_light",
-    "NRC_TSIMAGE": "tso_photometry",
 }
 
 
@@ -93,6 +93,12 @@ def _stored_median_ramp(store, block_bytes=64 << 20):
         store.read_rows(y0, y1, data, groupdq)
         out[:, y0:y1] = median_ramp(data)
     return out
+
+
+def _is_tso_imaging(model):
+    """Where jwst measures the median image's scale with tso_photometry."""
+    exp_type = _exp_type(model)
+    return exp_type == "NRC_TSIMAGE" or (exp_type == "MIR_IMAGE" and _is_tso(model))
 
 
 def _is_miri(model):
@@ -142,13 +148,15 @@ class CleanFlickerNoiseStep(Step):
                                   f"(assign_wcs, msaflagopen), which ramp2slope does not compute")
         if self.background_method == "median_image":
             needs = MEDIAN_IMAGE_STAGE2.get(exp_type)
-            if exp_type == "MIR_IMAGE" and _is_tso(model):
-                needs = MEDIAN_IMAGE_STAGE2["NRC_TSIMAGE"]
             if needs is not None:
                 raise Ramp2SlopeError(
                     f"{self.name}: background_method='median_image' on {exp_type} scales the "
                     f"median by a light curve from {needs}, stage-2 steps ramp2slope does not "
                     f"have; use 'median', 'model' or None")
+            if _is_tso_imaging(model) and model.meta.exposure.integration_time is None:
+                raise Ramp2SlopeError(
+                    f"{model._path or 'input'}: no EFFINTTM keyword; {self.name}'s median_image "
+                    f"on a time series is scaled by photometry in electrons per integration")
 
     def _usable(self, model):
         """None if the step can run on ``model``; else the reason jwst would give up."""
@@ -293,16 +301,7 @@ class CleanFlickerNoiseStep(Step):
         exp_type = _exp_type(model)
         if not (self.mask_science_regions and exp_type == "MIR_IMAGE"):
             return None
-        dq = np.asarray(draft.dq, dtype=np.uint32)
-        try:
-            path = self.reference_or_skip(model, "flat")
-        except Ramp2SlopeError as exc:
-            log.warning("%s: %s; the non-science regions come from the draft rate's DQ only",
-                        self.name, exc)
-            path = None
-        if path is not None:
-            log.info("%s: non-science regions from the FLAT's DQ", self.name)
-            dq = dq | load_flat_dq(path, model)
+        dq = np.asarray(draft.dq, dtype=np.uint32) | self._flat_dq(model, "the non-science regions")
         unusable = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NON_SCIENCE"])
         return (dq & unusable) != 0
 
@@ -357,7 +356,10 @@ class CleanFlickerNoiseStep(Step):
             if nints <= 1:
                 return f"The median_image background method cannot be used with nints={nints}"
             try:
-                scale, invalid = median_image_scale(rateints.data)
+                if _is_tso_imaging(model):
+                    scale, invalid = relative_scale(self._light_curve(model, rateints))
+                else:
+                    scale, invalid = median_image_scale(rateints.data)
             except ValueError as exc:
                 return f"A median image could not be created ({exc})"
             if invalid:
@@ -365,6 +367,43 @@ class CleanFlickerNoiseStep(Step):
                             "scaled by the median instead", self.name, invalid, nints)
             log.info("%s: making a scaled median image", self.name)
         return mask, mask_source, scale
+
+    def _light_curve(self, model, rateints):
+        """The aperture sums that scale the median image of an imaging time series (see
+        :mod:`.tso_light_curve`); ValueError where the photometry cannot be made."""
+        from ..stpipe.crds_pars import find_parameter_references
+        from ..stpipe.parfiles import read_tree
+        from .tso_light_curve import PhotometryParameters, light_curve
+
+        # as the official step's call of TSOPhotometryStep: its CRDS parameters, if any
+        found = find_parameter_references(model, ["pars-tsophotometrystep"])
+        given = read_tree(found["pars-tsophotometrystep"])["parameters"] if found else {}
+        params = PhotometryParameters.from_mapping(given)
+        dq = rateints.dq
+        if _exp_type(model) == "MIR_IMAGE":
+            dq = dq | self._flat_dq(model, "the pixels the centroids skip")
+        whole = (str(model.meta.instrument.pupil or "").upper() == "WLP8"
+                 and str(model.meta.subarray.name or "").upper() == "SUB64P")
+        log.info("%s: scaling the median image by aperture photometry of each integration, as "
+                 "tso_photometry measures it", self.name)
+        wcsinfo = model.meta.wcsinfo
+        return light_curve(rateints.data, dq, draft_gain(self, model),
+                           model.meta.exposure.integration_time,
+                           wcsinfo.siaf_xref_sci, wcsinfo.siaf_yref_sci, params,
+                           whole_image=whole)
+
+    def _flat_dq(self, model, purpose):
+        """The FLAT's DQ for ``purpose`` (jwst runs flat_field on the draft rate for it); 0
+        without a FLAT (the draft rate's own DQ is then used alone)."""
+        try:
+            path = self.reference_or_skip(model, "flat")
+        except Ramp2SlopeError as exc:
+            log.warning("%s: %s; %s come from the draft rate's DQ only", self.name, exc, purpose)
+            return np.uint32(0)
+        if path is None:
+            return np.uint32(0)
+        log.info("%s: %s from the FLAT's DQ too", self.name, purpose)
+        return load_flat_dq(path, model)
 
     def _clean_one(self, i, data, groupdq, mask, median, scale, flat, options, background):
         """Clean integration ``i`` in place: its group differences, or with a median image,

@@ -140,6 +140,9 @@ KEYWORDS.update({f"cal_step.{name}": ("PRIMARY", kw) for name, kw in CAL_STEP_KE
 KEYWORDS.update({f"ref_file.{name}.name": ("PRIMARY", kw) for name, kw in REF_FILE_KEYWORDS.items()})
 KEYWORDS["bunit_data"] = ("SCI", "BUNIT")
 KEYWORDS["bunit_err"] = ("ERR", "BUNIT")
+# the planned source position of an imaging time series (clean_flicker_noise's median_image)
+KEYWORDS["wcsinfo.siaf_xref_sci"] = ("SCI", "XREF_SCI")
+KEYWORDS["wcsinfo.siaf_yref_sci"] = ("SCI", "YREF_SCI")
 
 #: Metadata of the official tree that has no FITS keyword: it lives in a product's ASDF
 #: extension (``meta.exposure.read_times``: the explicit read times jwst gives a collated

@@ -11,7 +11,7 @@ import numpy as np
 from .. import datamodels
 from ..errors import Ramp2SlopeError
 
-__all__ = ["draft_rates"]
+__all__ = ["draft_rates", "draft_gain"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -80,3 +80,16 @@ def draft_rates(step, shell, nints, has_zeroframe, read):
         draft.record_status(product, "COMPLETE")
         product._path = shell._path
     return rate, rateints
+
+
+def draft_gain(step, shell):
+    """The GAIN (float32, the science window) of the ramp fit behind the draft: the pipeline's
+    ramp_fit reference, which is CRDS's for the exposure unless the user chose another."""
+    from ..references import load_gain
+
+    draft = _draft_fitter_step(step)
+    gain = draft.load_reference(shell, "gain", load_gain, required=True)
+    try:
+        return np.array(gain.data, dtype=np.float32)
+    finally:
+        draft.release_reference(gain)
