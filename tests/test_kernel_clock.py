@@ -53,6 +53,25 @@ def test_each_thread_has_its_own_clock():
     assert kernel_clock.seconds() == before   # this thread loaded nothing
 
 
+def test_pool_threads_working_for_a_step_add_to_its_clock():
+    """A kernel first called on map_in_threads' pool (jump's detection) is loaded while the
+    caller waits: the caller's clock has it, a plain thread's clock does not."""
+    from ramp2slope.runtime.threads import map_in_threads
+
+    import time
+
+    kernel = _fresh_kernel(3.0)
+    before, started = kernel_clock.seconds(), time.perf_counter()
+    map_in_threads(lambda values: kernel(values), [np.ones(3)] * 4, threads=2)
+    wall = time.perf_counter() - started
+    counted = kernel_clock.seconds() - before
+    # one thread compiles while the other waits for the lock: wall time, counted once
+    assert 0.005 < counted <= wall
+    before = kernel_clock.seconds()
+    map_in_threads(lambda values: kernel(values), [np.ones(3)] * 4, threads=2)
+    assert kernel_clock.seconds() - before < 0.005    # loaded: nothing more to count
+
+
 class _KernelStep(Step):
     class_alias = "kernel_step"
     spec = ""

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 
 from ..errors import Ramp2SlopeError
+from . import kernel_clock
 
 
 def available_cores():
@@ -67,6 +68,12 @@ def map_in_threads(function, items, threads=None):
         for item in items:
             function(item)
         return
+    clock = kernel_clock.owner()
+
+    def call(item):
+        # a kernel's first call (its loading) may fall on any pool thread: the caller's time
+        with kernel_clock.on_behalf_of(clock):
+            return function(item)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(function, items):
+        for _ in pool.map(call, items):
             pass
