@@ -241,6 +241,39 @@ def test_crds_path_without_a_cache_and_local_references_runs(exposure, tmp_path,
     assert sorted(p.name for p in out_dir.iterdir()) == [f"{sim.root}_rate.fits", f"{sim.root}_rateints.fits"]
 
 
+def test_default_cache_is_crds_own():
+    """Without any CRDS_* variable the cache is crds's default, known here without importing
+    crds: the same folder crds names."""
+    import subprocess
+    import sys
+
+    from ramp2slope.references import crds_client
+
+    code = "from crds.core import config; print(config.get_crds_path())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == crds_client.CRDS_DEFAULT_CACHE
+
+
+def test_a_run_without_crds_does_not_import_it(exposure, tmp_path):
+    """Every reference in --refdir and no CRDS_* variable: the run never asks CRDS, so crds
+    (0.3 s of imports) is not loaded; the products are written."""
+    import subprocess
+    import sys
+
+    sim = exposure[0]
+    code = ("import sys; from ramp2slope import cli; "
+            f"code = cli.main(['run', {str(sim.uncal)!r}, '--refdir', "
+            f"{os.path.dirname(sim.refs['mask'])!r}, '--output-dir', {str(tmp_path)!r}]); "
+            "print(code, 'crds' in sys.modules)")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CRDS_") and k != "STPIPE_DISABLE_CRDS_STEPPARS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 False", out.stderr[-2000:]
+    assert (tmp_path / f"{sim.root}_rate.fits").exists()
+
+
 # -- MIRI ----------------------------------------------------------------------------------------
 READPATT = "META.EXPOSURE.READPATT"
 

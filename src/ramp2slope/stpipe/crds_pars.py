@@ -9,9 +9,9 @@ they are) and is said in the debug log.
 The switch is the official one: ``STPIPE_DISABLE_CRDS_STEPPARS`` (true for "true", "True", "t",
 "yes", "y"), or an explicit ``disable`` argument. The look-up goes through
 :func:`ramp2slope.references.crds_client.get_reference_paths`, which answers only when CRDS is
-set up (a server in ``CRDS_SERVER_URL`` or a cache at ``CRDS_PATH``, by default
-``~/crds_cache``): ramp2slope also runs with a folder of reference files and no CRDS at all, and
-then must not try to reach the CRDS server on every run.
+set up (a server in ``CRDS_SERVER_URL`` or a cache at ``CRDS_PATH``, by default crds's own
+``/grp/crds/cache``): ramp2slope also runs with a folder of reference files and no CRDS at all,
+and then must not try to reach the CRDS server on every run (nor import crds).
 """
 import logging
 import os
