@@ -129,12 +129,12 @@ def test_unavailable_choice_is_refused_before_any_step_runs(tmp_path, caplog):
 
     sim = simulate_exposure(tmp_path / "sim", size=(64, 64), ngroups=3, nints=2, seed=2)
     with fits.open(sim.uncal, mode="update") as hdul:
-        hdul[0].header["EXP_TYPE"] = "NRC_TSIMAGE"     # its median image needs tso_photometry
+        hdul[0].header["EXP_TYPE"] = "NRC_TSGRISM"     # its median image needs extract_1d
     pipe = Detector1Pipeline(steps={"clean_flicker_noise": {"skip": False,
                                                             "background_method": "median_image"}},
                              refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path))
     with caplog.at_level("INFO", logger="ramp2slope"):
-        with pytest.raises(Ramp2SlopeError, match="median_image' on NRC_TSIMAGE"):
+        with pytest.raises(Ramp2SlopeError, match="median_image' on NRC_TSGRISM"):
             pipe.run(str(sim.uncal))
     assert "dq_init running" not in caplog.text
 
