@@ -1000,21 +1000,23 @@ def _flag_neighbour_planes(data, gdq, gain, readnoise, rn_div, min_sigma, max_si
 def _after_chunks(data, gdq, gain, readnoise, rn_div, e1, e2, j1, j2, do_after, stats,
                   chunk_lo, chunk_hi, per_row):
     """:func:`flag_after_jumps_and_clean` for the pieces ``chunk_lo:chunk_hi`` of rows
-    (``per_row`` pieces of ROW_CHUNK pixels per row)."""
+    (``per_row`` pieces of ROW_CHUNK pixels per row). The work buffers are allocated once per
+    call, not once per piece."""
     nints, ngroups, ny, nx = gdq.shape
     nd = ngroups - 1
+    big = np.zeros(ngroups, dtype=np.uint8)
+    elec = np.empty(ngroups, dtype=np.float32)
+    delta = np.empty(nints * nd, dtype=np.float64)
+    tmp = np.empty(nints * nd, dtype=np.float64)
+    any_jump = np.empty(ROW_CHUNK, dtype=np.uint8)
     for chunk in range(chunk_lo, chunk_hi):
         y = chunk // per_row
         x0 = (chunk - y * per_row) * ROW_CHUNK
         x1 = min(x0 + ROW_CHUNK, nx)
         w = x1 - x0
         if do_after:
-            big = np.zeros(ngroups, dtype=np.uint8)
-            elec = np.empty(ngroups, dtype=np.float32)
-            delta = np.empty(nints * nd, dtype=np.float64)
-            tmp = np.empty(nints * nd, dtype=np.float64)
             # which pixels have a jump (vectorised along the row)
-            any_jump = np.zeros(ROW_CHUNK, dtype=np.uint8)
+            any_jump[:] = 0
             for i in range(nints):
                 for g in range(1, ngroups):
                     row = gdq[i, g, y, x0:x1]
