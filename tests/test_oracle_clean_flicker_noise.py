@@ -307,7 +307,7 @@ def test_median_image_needs_two_integrations(tmp_path):
     np.testing.assert_array_equal(out.data, datamodels.open(ramp).data)
 
 
-@pytest.mark.parametrize("exp_type,tsovisit", [("NRC_TSGRISM", True), ("NIS_SOSS", True)])
+@pytest.mark.parametrize("exp_type,tsovisit", [("NRC_TSGRISM", True), ("NRS_BRIGHTOBJ", False)])
 def test_median_image_needing_stage2_light_curves_is_refused(tmp_path, exp_type, tsovisit):
     """Where jwst scales the median by a light curve from stage-2 spectral extraction, one line
     before any step runs (imaging time series: test_oracle_tso_median_image.py)."""

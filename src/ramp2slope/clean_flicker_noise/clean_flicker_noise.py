@@ -495,30 +495,36 @@ def relative_scale(fluxes):
     return scale, int(invalid.sum())
 
 
-def median_ramp(ramps):
+def median_ramp(ramps, offset=None):
     """The NaN-ignoring median over integrations of ``ramps`` (nints, ngroups, ...), group by
-    group, in their dtype (numpy's nanmedian)."""
+    group, in their dtype (numpy's nanmedian). ``offset`` (background rates (nints, ...), each
+    group's time): each integration's background ramp is taken out first."""
     import warnings
 
     out = np.empty(ramps.shape[1:], dtype=ramps.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for g in range(ramps.shape[1]):
-            np.nanmedian(ramps[:, g], axis=0, out=out[g])
+            planes = ramps[:, g] if offset is None else ramps[:, g] - offset[0] * offset[1][g]
+            np.nanmedian(planes, axis=0, out=out[g])
     return out
 
 
-def clean_integration_against(data, median, scale, mask, *, background=None, **options):
+def clean_integration_against(data, median, scale, mask, *, background=None, offset=None,
+                              **options):
     """Clean one integration's ramp ``data`` (ngroups, ny, nx) in place against a scaled median
     ramp (``background_method='median_image'``): each group, the first one included, minus
     ``scale * median[j]`` is cleaned with no further background and the scaled median added
-    back. The group DQ is not consulted (the median carries the scene). ``background``, when
-    given, receives the scaled median of each cleaned group. Returns the number of groups left
-    uncleaned for lack of background pixels."""
+    back. ``offset`` (a background rate image, each group's time), when given, adds that
+    background's ramp to the scaled median. The group DQ is not consulted (the median carries
+    the scene). ``background``, when given, receives what was subtracted from each cleaned
+    group. Returns the number of groups left uncleaned for lack of background pixels."""
     options = dict(options, background_method=None)
     skipped = 0
     for j in range(data.shape[0]):
         model = scale * median[j]
+        if offset is not None:
+            model += offset[0] * offset[1][j]    # float32 ramp, as officially
         cleaned, _ = clean_image(data[j] - model, mask.copy(), **options)
         if cleaned is None:
             skipped += 1

@@ -60,12 +60,17 @@ def load_flat_dq(path, model):
 
 
 #: The exposure types on which jwst's median_image light curve comes from stage-2 spectral
-#: extraction (imaging time series are measured here as its tso_photometry does).
+#: extraction through the spectral WCS (imaging time series are measured here as its
+#: tso_photometry does, NIRISS SOSS by its background templates and a box on the traces).
 MEDIAN_IMAGE_STAGE2 = {
-    "NIS_SOSS": "background subtraction and a box extraction along the SOSS traces",
     "NRS_BRIGHTOBJ": "extract_2d, extract_1d and white_light",
     "NRC_TSGRISM": "extract_2d, extract_1d and white_light",
 }
+
+#: The SOSS subarrays jwst makes a median image on; the stripe layouts among them are refused.
+SOSS_MEDIAN_SUBARRAYS = ("SUBSTRIP256", "SUBSTRIP96")
+SOSS_STRIPE_SUBARRAYS = ("SUB17STRIPE_SOSS", "SUB60STRIPE_SOSS", "SUB204STRIPE_SOSS",
+                         "SUB680STRIPE_SOSS")
 
 
 def _exp_type(model):
@@ -80,9 +85,9 @@ def _is_tso(model):
     return tso and (model.meta.exposure.nints or 0) >= 2
 
 
-def _stored_median_ramp(store, block_bytes=64 << 20):
+def _stored_median_ramp(store, sky=None, block_bytes=64 << 20):
     """:func:`median_ramp` of the exposure in a ScratchStore, by blocks of rows spanning every
-    integration (about ``block_bytes`` each)."""
+    integration (about ``block_bytes`` each); ``sky`` as there."""
     nints, ngroups, ny, nx = store.shape
     out = np.empty((ngroups, ny, nx), np.float32)
     rows = int(max(1, min(ny, block_bytes // max(1, nints * ngroups * nx * 5))))
@@ -91,7 +96,7 @@ def _stored_median_ramp(store, block_bytes=64 << 20):
         data = np.empty((nints, ngroups, y1 - y0, nx), np.float32)
         groupdq = np.empty(data.shape, np.uint8)
         store.read_rows(y0, y1, data, groupdq)
-        out[:, y0:y1] = median_ramp(data)
+        out[:, y0:y1] = median_ramp(data, None if sky is None else (sky[0][:, y0:y1], sky[1]))
     return out
 
 
@@ -110,8 +115,10 @@ class CleanFlickerNoiseStep(Step):
 
     class_alias = "clean_flicker_noise"
     cal_step_name = "clean_flicker_noise"
-    # PASTASOSS: the NIRISS SOSS traces, looked up only for mask_science_regions on NIS_SOSS
-    reference_file_types = ("flat", "pastasoss")
+    # PASTASOSS: the NIRISS SOSS traces, looked up only for mask_science_regions or
+    # median_image on NIS_SOSS; BKG and WAVELENGTHRANGE only for median_image on NIS_SOSS (jwst
+    # asks CRDS for them from the stage-2 steps it runs; here they may be given as overrides too)
+    reference_file_types = ("flat", "pastasoss", "bkg", "wavelengthrange")
 
     @property
     def prefetch_types(self):
@@ -138,6 +145,9 @@ class CleanFlickerNoiseStep(Step):
     # -- setting up -------------------------------------------------------------------------------
     def wanted_references(self, model):
         self._refuse(model)   # before any step runs
+        if self._median_image and _exp_type(model) == "NIS_SOSS":
+            for reftype in ("bkg", "wavelengthrange"):
+                self.resolve_reference(model, reftype)   # none anywhere: one line, now
         return super().wanted_references(model)
 
     def _refuse(self, model):
@@ -157,6 +167,23 @@ class CleanFlickerNoiseStep(Step):
                 raise Ramp2SlopeError(
                     f"{model._path or 'input'}: no EFFINTTM keyword; {self.name}'s median_image "
                     f"on a time series is scaled by photometry in electrons per integration")
+            if exp_type == "NIS_SOSS":
+                self._refuse_soss_median(model)
+
+    def _refuse_soss_median(self, model):
+        where = model._path or "input"
+        subarray = str(model.meta.subarray.name or "").upper()
+        if subarray in SOSS_STRIPE_SUBARRAYS:
+            raise Ramp2SlopeError(f"{self.name}: background_method='median_image' on the SOSS "
+                                  f"stripe subarray {subarray} is not implemented; use 'median', "
+                                  f"'model' or None")
+        if model.meta.instrument.pupil_position is None:
+            raise Ramp2SlopeError(f"{where}: no PWCPOS keyword; {self.name}'s median_image on "
+                                  f"NIS_SOSS needs the pupil wheel position to place the traces")
+        exposure = model.meta.exposure
+        if exposure.frame_time is None or exposure.nframes is None:
+            raise Ramp2SlopeError(f"{where}: no TFRAME or NFRAMES keyword; {self.name}'s "
+                                  f"median_image on NIS_SOSS needs each group's time")
 
     def _usable(self, model):
         """None if the step can run on ``model``; else the reason jwst would give up."""
@@ -168,6 +195,12 @@ class CleanFlickerNoiseStep(Step):
         if self.fit_method == "fft" and exp_type not in NSCLEAN_EXP_TYPES:
             # jwst fits in frequency space for NIRSpec spectroscopy only
             return f"Fit method 'fft' cannot be applied to exp_type {exp_type}"
+        if self._median_image and exp_type == "NIS_SOSS":
+            subarray = str(model.meta.subarray.name or "").upper()
+            if subarray not in SOSS_MEDIAN_SUBARRAYS:
+                return f"median_image processing is not available for SOSS subarray {subarray}"
+            if self.reference_or_skip(model, "pastasoss") is None:
+                return "median_image processing is not available for SOSS without a pastasoss file"
         return None
 
     def _auto_parameters(self, model, make_drafts):
@@ -322,20 +355,21 @@ class CleanFlickerNoiseStep(Step):
         prepared = self._prepare_masks(model, drafts, make_drafts, flat, (ny, nx), nints)
         if isinstance(prepared, str):
             return self._failed(model, prepared)
-        mask, mask_source, scale = prepared
-        median = median_ramp(model.data) if scale is not None else None
+        mask, mask_source, scale, sky = prepared
+        median = median_ramp(model.data, sky) if scale is not None else None
         background = np.zeros(model.data.shape, np.float32) if self.save_background else None
         original = model.data.copy() if self.save_noise else None
         data, groupdq = model.data, model.groupdq
         for i in range(nints):
             self._clean_one(i, data[i], groupdq[i], mask, median, scale, flat, options,
-                            None if background is None else background[i])
+                            None if background is None else background[i], sky)
         self._save_intermediates(model, mask, mask_source, background, original)
         return self.complete(model)
 
     def _prepare_masks(self, model, drafts, make_drafts, flat, shape, nints):
         """(mask, the draft model it came from or None, per-integration scale of the median
-        image or None), or the reason jwst gives for leaving the exposure as it is."""
+        image or None, the SOSS background rates and group times or None), or the reason jwst
+        gives for leaving the exposure as it is."""
         user_mask = self.user_mask is not None and str(self.user_mask).lower() != "none"
         rate = rateints = None
         if not user_mask or self._median_image:
@@ -351,13 +385,16 @@ class CleanFlickerNoiseStep(Step):
         else:
             mask, image = self._masks(model, rate, rateints)
             mask_source = rate if image is rate.data else rateints
-        scale = None
+        scale = sky = None
         if self._median_image:
             if nints <= 1:
                 return f"The median_image background method cannot be used with nints={nints}"
             try:
                 if _is_tso_imaging(model):
                     scale, invalid = relative_scale(self._light_curve(model, rateints))
+                elif _exp_type(model) == "NIS_SOSS":
+                    curve, sky = self._soss_light_curve(model, rateints)
+                    scale, invalid = relative_scale(curve)
                 else:
                     scale, invalid = median_image_scale(rateints.data)
             except ValueError as exc:
@@ -366,7 +403,51 @@ class CleanFlickerNoiseStep(Step):
                 log.warning("%s: %d integration(s) out of %d had no finite median rate and are "
                             "scaled by the median instead", self.name, invalid, nints)
             log.info("%s: making a scaled median image", self.name)
-        return mask, mask_source, scale
+        return mask, mask_source, scale, sky
+
+    def _soss_light_curve(self, model, rateints):
+        """The white-light curve that scales the median image of a SOSS time series, and the
+        background (rates per integration, each group's time) taken out of the ramps before
+        their median and put back in the image subtracted (see :mod:`.soss_light_curve`).
+        ValueError where jwst's stage-2 steps fail."""
+        from .soss_light_curve import (background_rates, group_times, read_background_templates,
+                                       read_wavelength_range, soss_light_curve,
+                                       subtract_template_background)
+        from .soss_traces import read_pastasoss
+
+        log.info("%s: scaling the median image by a white-light curve: SOSS background "
+                 "templates, a box along order 1's trace", self.name)
+        bkg = self._stage2_reference(model, "bkg")
+        if bkg is None:
+            log.warning("%s: no BKG reference; no background is subtracted", self.name)
+            subtracted = rateints.data.copy()
+        else:
+            subtracted = subtract_template_background(
+                rateints.data, rateints.dq, read_background_templates(bkg), os.path.basename(bkg))
+        rates = background_rates(rateints.data, subtracted)
+        wave_range = None
+        ranges = self._stage2_reference(model, "wavelengthrange")
+        if ranges is None:
+            log.warning("%s: no WAVELENGTHRANGE reference; the white light sums every wavelength",
+                        self.name)
+        else:
+            wave_range = read_wavelength_range(ranges, 1, model.meta.instrument.filter)
+        pastasoss = read_pastasoss(self.reference_or_skip(model, "pastasoss"))
+        curve = soss_light_curve(subtracted, pastasoss, float(model.meta.instrument.pupil_position),
+                                 str(model.meta.subarray.name or "").upper(), wave_range)
+        exposure = model.meta.exposure
+        times = group_times(int(exposure.nframes), int(exposure.groupgap or 0),
+                            float(exposure.frame_time), model.shape[1])
+        return curve, (rates, times)
+
+    def _stage2_reference(self, model, reftype):
+        """A reference jwst's stage-2 steps look up (not recorded in the product, as there): its
+        path, or None for N/A."""
+        path = self.resolve_reference(model, reftype)
+        if path == "N/A":
+            return None
+        log.info("%s: using %s reference %s", self.name, reftype.upper(), os.path.basename(path))
+        return path
 
     def _light_curve(self, model, rateints):
         """The aperture sums that scale the median image of an imaging time series (see
@@ -405,17 +486,19 @@ class CleanFlickerNoiseStep(Step):
         log.info("%s: %s from the FLAT's DQ too", self.name, purpose)
         return load_flat_dq(path, model)
 
-    def _clean_one(self, i, data, groupdq, mask, median, scale, flat, options, background):
+    def _clean_one(self, i, data, groupdq, mask, median, scale, flat, options, background,
+                   sky=None):
         """Clean integration ``i`` in place: its group differences, or with a median image,
-        its groups against the scaled median."""
+        its groups against the scaled median (plus, on SOSS, the background ramp ``sky``)."""
         plane_mask = mask[i] if mask.ndim == 3 else mask
         if median is None:
             skipped = clean_integration(data, groupdq, plane_mask, flat=flat,
                                         background=background, **options)
             what = "group difference(s)"
         else:
+            offset = None if sky is None else (sky[0][i], sky[1])
             skipped = clean_integration_against(data, median, scale[i], plane_mask, flat=flat,
-                                                background=background, **options)
+                                                background=background, offset=offset, **options)
             what = "group(s)"
         if skipped:
             log.warning("%s: integration %d: %d %s without background pixels left as they were",
@@ -448,8 +531,8 @@ class CleanFlickerNoiseStep(Step):
         prepared = self._prepare_masks(shell, drafts, make_drafts, flat, (ny, nx), nints)
         if isinstance(prepared, str):
             return self._failed(shell, prepared)
-        mask, mask_source, scale = prepared
-        median = _stored_median_ramp(store) if scale is not None else None
+        mask, mask_source, scale, sky = prepared
+        median = _stored_median_ramp(store, sky) if scale is not None else None
         writers = {}
         ramp_shape = {"data": store.shape}
         for wanted, suffix in ((self.save_background, "flicker_bkg"), (self.save_noise, "flicker_noise")):
@@ -465,7 +548,7 @@ class CleanFlickerNoiseStep(Step):
                 original[...] = data
             if background is not None:
                 background[...] = 0
-            self._clean_one(i, data, groupdq, mask, median, scale, flat, options, background)
+            self._clean_one(i, data, groupdq, mask, median, scale, flat, options, background, sky)
             store.write_integration(i, data=data)
             if background is not None:
                 writers["flicker_bkg"].write("data", i, background)

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import ReferenceFileError
 
-__all__ = ["HALFWIDTH", "read_pastasoss", "soss_traces", "trace_pixels"]
+__all__ = ["HALFWIDTH", "order_trace", "read_pastasoss", "soss_traces", "trace_pixels",
+           "wavelength_map"]
 
 #: Rows masked above and below the centre of each trace (jwst's default).
 HALFWIDTH = 16
@@ -36,6 +37,9 @@ def read_pastasoss(path):
                 ref = {
                     "pwcpos_cmd": float(meta["pwcpos_cmd"]),
                     "pwcpos_bounds": [float(v) for v in meta["pwcpos_bounds"]],
+                    # the frame of the wavelength maps (only they need it)
+                    "frame": {key: int(meta[key]) if meta.get(key) is not None else None
+                              for key in ("soss_xdim", "soss_ydim", "subarray_ymin")},
                     "wave_grid": np.linspace(float(meta["wavemap_wlmin"]),
                                              float(meta["wavemap_wlmax"]),
                                              int(meta["wavemap_nwl"])),
@@ -115,19 +119,69 @@ def _on_grid(grid, wavelength, quantity):
                      np.concatenate((q_left, q, q_right)))
 
 
-def soss_traces(ref, pwcpos, subarray):
-    """Each order's trace as (x, y) arrays on the reference's wavelength grid. Raises
-    ReferenceFileError when ``pwcpos`` is outside the positions the reference covers."""
+def _check_position(ref, pwcpos):
     low, high = (ref["pwcpos_bounds"] + [None, None])[:2]
     if low is None or high is None or not low <= pwcpos <= high:
         raise ReferenceFileError(f"PASTASOSS: pupil wheel position {pwcpos} is outside the "
                                  f"positions the reference covers ({ref['pwcpos_bounds']})")
+
+
+def _order_index(ref, order):
+    orders = [trace["order"] for trace in ref["traces"]]
+    if order not in orders:
+        raise ReferenceFileError(f"PASTASOSS: no trace of spectral order {order} (orders "
+                                 f"{orders})")
+    return orders.index(order)
+
+
+def soss_traces(ref, pwcpos, subarray):
+    """Each order's trace as (x, y) arrays on the reference's wavelength grid. Raises
+    ReferenceFileError when ``pwcpos`` is outside the positions the reference covers."""
+    _check_position(ref, pwcpos)
     traces = []
     for index in range(len(ref["traces"])):
         x, y, wavelength = _trace_at(ref, index, pwcpos, subarray)
         traces.append((_on_grid(ref["wave_grid"], wavelength, x),
                        _on_grid(ref["wave_grid"], wavelength, y)))
     return traces
+
+
+def order_trace(ref, pwcpos, order, subarray="SUBSTRIP256"):
+    """Spectral order ``order``'s trace at ``pwcpos`` on the reference's own columns: (x, y,
+    wavelength). ReferenceFileError when the position or the order is not in the reference."""
+    _check_position(ref, pwcpos)
+    return _trace_at(ref, _order_index(ref, order), pwcpos, subarray)
+
+
+def wavelength_map(ref, pwcpos, order, subarray, iterations=5, tolerance=1e-2):
+    """The wavelength of each pixel of the SOSS window (rows, columns) for one order, as jwst's
+    ``get_soss_wavemaps`` draws it: the trace on the wavelength grid, each column's wavelength
+    found by a few fixed-point steps, NaN beyond the grid, the map drawn in the reference's
+    frame (``soss_xdim`` wide, its last ``soss_ydim`` rows), rows below ``subarray_ymin``
+    repeating that row, then cut to the subarray (96 rows for SUBSTRIP96, up to ``soss_xdim``
+    otherwise). The traces are not tilted, so a column has one wavelength in every row of the
+    frame: the steps are taken on one row."""
+    frame = ref.get("frame", {})
+    if None in (frame.get("soss_xdim"), frame.get("soss_ydim"), frame.get("subarray_ymin")):
+        raise ReferenceFileError("PASTASOSS: no soss_xdim, soss_ydim or subarray_ymin; the "
+                                 "wavelength map cannot be drawn")
+    width, height, ymin = frame["soss_xdim"], frame["soss_ydim"], frame["subarray_ymin"]
+    x, _, wavelength = order_trace(ref, pwcpos, order, subarray)
+    grid = ref["wave_grid"]
+    xtrace = _on_grid(grid, wavelength, x)
+    columns = np.arange(width, dtype=np.float64)
+    shift = 0.0
+    for _ in range(iterations):
+        guess = np.interp(columns - shift, xtrace[::-1], grid[::-1])
+        moved = np.interp(guess, grid, xtrace)
+        shift = shift + (moved - columns)
+        if np.all(np.abs(moved - columns) < tolerance):
+            break
+    row = np.interp(columns - shift, xtrace[::-1], grid[::-1], left=np.nan, right=np.nan)
+    # the frame is square (width rows); only its last `height` rows are drawn
+    stop = ymin + 96 if subarray == "SUBSTRIP96" else width
+    drawn = np.arange(ymin, stop) >= width - height
+    return np.where(drawn[:, np.newaxis], row[np.newaxis, :], np.nan)
 
 
 def trace_pixels(traces, shape, halfwidth=HALFWIDTH):
