@@ -267,3 +267,25 @@ def test_a_removed_keyword_does_not_come_back_from_the_inputs_tree(tmp_path):
     with sdm.open(out) as back:
         assert not back.meta.subarray.num_superstripe
         assert back.meta.subarray.multistripe_reads1 == 4
+
+
+def test_model_from_an_hdulist_in_memory(tmp_path, monkeypatch):
+    """As the official models: a model built from an HDUList (no file behind it) holds what the
+    file would give, and the private temporary file is gone."""
+    import tempfile
+
+    from astropy.io import fits
+
+    path = tmp_path / "image.fits"
+    model = datamodels.ImageModel(data=np.arange(12, dtype=np.float32).reshape(3, 4))
+    model.meta.instrument.name, model.meta.exposure.type = "NIRSPEC", "NRS_FIXEDSLIT"
+    model.save(path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with fits.open(path) as hdul:
+        built = datamodels.ImageModel(hdul)
+    np.testing.assert_array_equal(built.data, datamodels.ImageModel(str(path)).data)
+    assert built.meta.exposure.type == "NRS_FIXEDSLIT" and built._path is None
+    assert built.dq.shape == (3, 4)
+    assert os.listdir(scratch) == []

@@ -575,3 +575,60 @@ def test_soss_trace_mask_outside_the_reference_is_one_line(tmp_path):
         _ours(ramp, refs, mask_science_regions=True,
               override_pastasoss=write_pastasoss(tmp_path / "p.asdf"))
     assert "\n" not in str(err.value)
+
+
+def _rates(ramp, refs):
+    """The rate and rateints files of ``ramp`` (our ramp fit: equal to jwst's), made once."""
+    from ramp2slope.ramp_fitting import RampFitStep
+
+    folder = os.path.join(os.path.dirname(ramp), "rates")
+    paths = {p: os.path.join(folder, os.path.basename(ramp).replace("_ramp", f"_{p}"))
+             for p in ("rate", "rateints")}
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+        rate, rateints = RampFitStep(override_gain=refs["gain"],
+                                     override_readnoise=refs["readnoise"]).run(ramp)
+        rate.save(paths["rate"])
+        rateints.save(paths["rateints"])
+    return paths
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("product,options", [
+    ("rate", {}),
+    ("rate", {"background_method": "model", "n_sigma": 1.5}),
+    ("rateints", {"single_mask": False}),
+    ("rateints", {"single_mask": True, "background_method": None}),
+    ("rate", {"apply_flat_field": True}),
+    ("rateints", {"background_method": "median_image"}),
+    ("rateints", {"background_method": "median_image", "apply_flat_field": True}),
+], ids=["rate", "rate_model", "rateints_masks", "rateints_single", "rate_flat", "rateints_median",
+        "rateints_median_flat"])
+def test_rate_images_match_jwst(sub160, monkeypatch, tmp_path, product, options):
+    """On stage-2 rate images and rateints cubes, each image is cleaned itself (no draft: the
+    scene mask comes from the rates), with the saved mask, background and noise, as jwst."""
+    ramp, refs, _ = sub160
+    path = _rates(ramp, refs)[product]
+    options = dict(options, save_mask=True, save_background=True, save_noise=True)
+    if options.get("apply_flat_field"):
+        options["override_flat"] = _write_flat(refs["gain"], tmp_path / "flat.fits")
+    if options.get("background_method") == "median_image":
+        _without_assign_wcs(monkeypatch)
+    ours = _both_complete_and_equal(path, refs, monkeypatch, tmp_path, **options)
+    before = datamodels.open(path)
+    assert type(ours) is type(before)
+    assert np.nanmax(np.abs(ours.data - before.data)) > 1e-3   # cleaned
+    root = os.path.basename(path)[:-len(f"_{product}.fits")]   # the rate suffix goes
+    for suffix in ("mask", "flicker_bkg", "flicker_noise"):
+        name = f"{root}_{suffix}.fits"
+        with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
+            np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
+            assert b[0].header["DATAMODL"] == a[0].header["DATAMODL"]
+
+
+def test_median_image_on_a_rate_image_fails_as_jwst(sub160):
+    ramp, refs, _ = sub160
+    path = _rates(ramp, refs)["rate"]
+    out = _ours(path, refs, background_method="median_image")
+    assert out.meta.cal_step.clean_flicker_noise == "FAILED"
+    np.testing.assert_array_equal(out.data, datamodels.open(path).data)

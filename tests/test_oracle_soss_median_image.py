@@ -137,7 +137,8 @@ def _spy_on_scales(monkeypatch):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("case", ["templates", "no_references", "transit_nan", "substrip96"])
+@pytest.mark.parametrize("case", ["templates", "no_references", "transit_nan", "substrip96",
+                                  "rateints"])
 def test_soss_median_image_matches_jwst(soss_base, tmp_path, monkeypatch, case):
     ramp, refs, _ = soss_base
     kwargs = {"dip": (1, 0.9)} if case != "no_references" else {}
@@ -156,6 +157,14 @@ def test_soss_median_image_matches_jwst(soss_base, tmp_path, monkeypatch, case):
         series = cut
         kwargs["subarray"] = "SUBSTRIP96"
     series = _as_soss(series, tmp_path / "series_ramp.fits", **kwargs)
+    if case == "rateints":
+        # stage 2: the rateints cube cleaned (its median and background taken as rates)
+        from ramp2slope.ramp_fitting import RampFitStep
+
+        rateints = RampFitStep(override_gain=refs["gain"],
+                               override_readnoise=refs["readnoise"]).run(series)[1]
+        series = str(tmp_path / "series_rateints.fits")
+        rateints.save(series)
     references = {}
     if case != "no_references":
         references = dict(bkg=write_soss_background(tmp_path / "bkg.fits"),
@@ -163,7 +172,8 @@ def test_soss_median_image_matches_jwst(soss_base, tmp_path, monkeypatch, case):
     scales = _spy_on_scales(monkeypatch)
     ours, _ = _compare(series, refs, monkeypatch, tmp_path, save_background=True, **references)
     assert ours.meta.cal_step.clean_flicker_noise == "COMPLETE"
-    name = os.path.basename(series).replace("_ramp.fits", "_flicker_bkg.fits")
+    name = os.path.basename(series).replace("_ramp.fits", "_flicker_bkg.fits").replace(
+        "_rateints.fits", "_flicker_bkg.fits")
     with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
         np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
     if "dip" in kwargs:

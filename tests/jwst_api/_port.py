@@ -34,7 +34,7 @@ PREFIX = "_jwst_ported"
 PORTED_PACKAGES = (
     "dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump",
     "ramp_fitting", "ipc", "charge_migration", "persistence", "group_scale", "gain_scale",
-    "pipeline", "firstframe", "lastframe", "reset", "rscd", "emicorr",
+    "pipeline", "firstframe", "lastframe", "reset", "rscd", "emicorr", "clean_flicker_noise",
 )
 
 

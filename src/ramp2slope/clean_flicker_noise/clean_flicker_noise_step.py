@@ -11,8 +11,9 @@ from ..errors import Ramp2SlopeError
 from ..ramp_fitting.draft_rate import draft_gain, draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
-from .clean_flicker_noise import (background_level, clean_integration, clean_integration_against,
-                                  median_image_scale, median_ramp, relative_scale, scene_mask)
+from .clean_flicker_noise import (background_level, clean_image, clean_integration,
+                                  clean_integration_against, median_image_scale, median_ramp,
+                                  relative_scale, scene_mask)
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -98,6 +99,12 @@ def _stored_median_ramp(store, sky=None, block_bytes=64 << 20):
         store.read_rows(y0, y1, data, groupdq)
         out[:, y0:y1] = median_ramp(data, None if sky is None else (sky[0][:, y0:y1], sky[1]))
     return out
+
+
+def _intermediate_model(data):
+    """A saved intermediate: a model of the array's own dimension (ramp, cube or image)."""
+    cls = {4: datamodels.RampModel, 3: datamodels.CubeModel}.get(data.ndim, datamodels.ImageModel)
+    return cls(data=data)
 
 
 def _is_tso_imaging(model):
@@ -200,6 +207,7 @@ class CleanFlickerNoiseStep(Step):
             if subarray not in SOSS_MEDIAN_SUBARRAYS:
                 return f"median_image processing is not available for SOSS subarray {subarray}"
             if self.reference_or_skip(model, "pastasoss") is None:
+                log.warning("%s: No PASTASOSS reference file found", self.name)
                 return "median_image processing is not available for SOSS without a pastasoss file"
         return None
 
@@ -343,6 +351,8 @@ class CleanFlickerNoiseStep(Step):
         reason = self._usable(model)
         if reason is not None:
             return self._failed(model, reason)
+        if model.data.ndim in (2, 3):
+            return self._process_rates(model)
         nints, ngroups, ny, nx = model.shape
         has_zf = model.has("zeroframe")
 
@@ -355,7 +365,7 @@ class CleanFlickerNoiseStep(Step):
         prepared = self._prepare_masks(model, drafts, make_drafts, flat, (ny, nx), nints)
         if isinstance(prepared, str):
             return self._failed(model, prepared)
-        mask, mask_source, scale, sky = prepared
+        mask, mask_source, scale, sky = prepared[:4]
         median = median_ramp(model.data, sky) if scale is not None else None
         background = np.zeros(model.data.shape, np.float32) if self.save_background else None
         original = model.data.copy() if self.save_noise else None
@@ -366,9 +376,61 @@ class CleanFlickerNoiseStep(Step):
         self._save_intermediates(model, mask, mask_source, background, original)
         return self.complete(model)
 
+    def _process_rates(self, model):
+        """The step on a rate image or a rateints cube (stage 2, as jwst runs it there): each
+        image is cleaned itself, its scene mask made from the rates themselves."""
+        data = model.data
+        cube = data.ndim == 3
+        nints = data.shape[0] if cube else 1
+        source = (datamodels.CubeModel if cube else datamodels.ImageModel)(data=data.copy(),
+                                                                            dq=model.dq.copy())
+        source.update(model)
+
+        def make_drafts():
+            # autoparam looks at the mean of the integrations' rates
+            mean = datamodels.ImageModel(data=np.nanmean(data, axis=0)) if cube else source
+            mean.update(model)
+            return mean, source
+        if self.autoparam:
+            self._auto_parameters(model, make_drafts)
+        options = self._options(model)
+        flat = self._flat(model)
+        prepared = self._prepare_masks(model, (source, source), None, flat, data.shape[-2:],
+                                       nints)
+        if isinstance(prepared, str):
+            return self._failed(model, prepared)
+        mask, mask_source, scale, sky, median_source = prepared
+        if mask.ndim == 3 and self.single_mask and not self._median_image:
+            mask = np.all(mask, axis=0)     # one mask: background in every integration
+        background = np.zeros(data.shape, np.float32) if self.save_background else None
+        original = data.copy() if self.save_noise else None
+        planes = data if cube else data[np.newaxis]
+        levels = None if background is None else (background if cube else background[np.newaxis])
+        if scale is not None:
+            # the median of the (flat-divided, on SOSS background-subtracted) draft, as jwst
+            median = median_ramp(median_source[:, np.newaxis])
+            for i in range(nints):
+                self._clean_one(i, planes[i:i + 1], None, mask, median, scale, flat, options,
+                                None if levels is None else levels[i:i + 1], sky)
+            self._save_intermediates(model, mask, mask_source, background, original)
+            return self.complete(model)
+        for i in range(nints):
+            plane_mask = (mask[i] if mask.ndim == 3 else mask).copy()
+            cleaned, level = clean_image(planes[i].copy(), plane_mask, flat=flat, **options)
+            if cleaned is None:
+                log.warning("%s: integration %d has no background pixels; left as it was",
+                            self.name, i + 1)
+                continue
+            planes[i] = cleaned
+            if levels is not None:
+                levels[i] = level
+        self._save_intermediates(model, mask, mask_source, background, original)
+        return self.complete(model)
+
     def _prepare_masks(self, model, drafts, make_drafts, flat, shape, nints):
         """(mask, the draft model it came from or None, per-integration scale of the median
-        image or None, the SOSS background rates and group times or None), or the reason jwst
+        image or None, the SOSS background rates and group times or None, on rate inputs the
+        cube whose median over integrations is the median image or None), or the reason jwst
         gives for leaving the exposure as it is."""
         user_mask = self.user_mask is not None and str(self.user_mask).lower() != "none"
         rate = rateints = None
@@ -376,7 +438,8 @@ class CleanFlickerNoiseStep(Step):
             rate, rateints = drafts if drafts is not None else make_drafts()
             if flat is not None:
                 rate.data = rate.data / flat
-                rateints.data = rateints.data / flat
+                if rateints is not rate:
+                    rateints.data = rateints.data / flat
         mask_source = None
         if user_mask:
             mask = self._user_mask(shape, nints)
@@ -386,6 +449,8 @@ class CleanFlickerNoiseStep(Step):
             mask, image = self._masks(model, rate, rateints)
             mask_source = rate if image is rate.data else rateints
         scale = sky = None
+        rates_input = model.data.ndim < 4
+        median_source = rateints.data if self._median_image and rates_input else None
         if self._median_image:
             if nints <= 1:
                 return f"The median_image background method cannot be used with nints={nints}"
@@ -393,8 +458,11 @@ class CleanFlickerNoiseStep(Step):
                 if _is_tso_imaging(model):
                     scale, invalid = relative_scale(self._light_curve(model, rateints))
                 elif _exp_type(model) == "NIS_SOSS":
-                    curve, sky = self._soss_light_curve(model, rateints)
+                    curve, rates, subtracted = self._soss_light_curve(model, rateints)
+                    if rates_input:
+                        median_source = subtracted
                     scale, invalid = relative_scale(curve)
+                    sky = (rates, self._group_times(model))
                 else:
                     scale, invalid = median_image_scale(rateints.data)
             except ValueError as exc:
@@ -403,14 +471,25 @@ class CleanFlickerNoiseStep(Step):
                 log.warning("%s: %d integration(s) out of %d had no finite median rate and are "
                             "scaled by the median instead", self.name, invalid, nints)
             log.info("%s: making a scaled median image", self.name)
-        return mask, mask_source, scale, sky
+        return mask, mask_source, scale, sky, median_source
+
+    @staticmethod
+    def _group_times(model):
+        """Seconds from the reset to each group's read; a rate is its own one-second ramp."""
+        from .soss_light_curve import group_times
+
+        if model.data.ndim < 4:
+            return [1.0]
+        exposure = model.meta.exposure
+        return group_times(int(exposure.nframes), int(exposure.groupgap or 0),
+                           float(exposure.frame_time), model.shape[1])
 
     def _soss_light_curve(self, model, rateints):
-        """The white-light curve that scales the median image of a SOSS time series, and the
-        background (rates per integration, each group's time) taken out of the ramps before
-        their median and put back in the image subtracted (see :mod:`.soss_light_curve`).
-        ValueError where jwst's stage-2 steps fail."""
-        from .soss_light_curve import (background_rates, group_times, read_background_templates,
+        """The white-light curve that scales the median image of a SOSS time series, the
+        background rates (per integration) taken out of the ramps before their median and put
+        back in the image subtracted, and the background-subtracted draft (see
+        :mod:`.soss_light_curve`). ValueError where jwst's stage-2 steps fail."""
+        from .soss_light_curve import (background_rates, read_background_templates,
                                        read_wavelength_range, soss_light_curve,
                                        subtract_template_background)
         from .soss_traces import read_pastasoss
@@ -435,10 +514,7 @@ class CleanFlickerNoiseStep(Step):
         pastasoss = read_pastasoss(self.reference_or_skip(model, "pastasoss"))
         curve = soss_light_curve(subtracted, pastasoss, float(model.meta.instrument.pupil_position),
                                  str(model.meta.subarray.name or "").upper(), wave_range)
-        exposure = model.meta.exposure
-        times = group_times(int(exposure.nframes), int(exposure.groupgap or 0),
-                            float(exposure.frame_time), model.shape[1])
-        return curve, (rates, times)
+        return curve, rates, subtracted
 
     def _stage2_reference(self, model, reftype):
         """A reference jwst's stage-2 steps look up (not recorded in the product, as there): its
@@ -531,7 +607,7 @@ class CleanFlickerNoiseStep(Step):
         prepared = self._prepare_masks(shell, drafts, make_drafts, flat, (ny, nx), nints)
         if isinstance(prepared, str):
             return self._failed(shell, prepared)
-        mask, mask_source, scale, sky = prepared
+        mask, mask_source, scale, sky = prepared[:4]
         median = _stored_median_ramp(store, sky) if scale is not None else None
         writers = {}
         ramp_shape = {"data": store.shape}
@@ -579,11 +655,11 @@ class CleanFlickerNoiseStep(Step):
             out.update(mask_source if mask_source is not None else model)
             self._save_extra(out, self._intermediate_path(model, "mask"))
         if background is not None:
-            out = datamodels.RampModel(data=background)
+            out = _intermediate_model(background)
             out.update(model)
             self._save_extra(out, self._intermediate_path(model, "flicker_bkg"))
         if original is not None:
-            out = datamodels.RampModel(data=model.data - original)
+            out = _intermediate_model(model.data - original)
             out.update(model)
             self._save_extra(out, self._intermediate_path(model, "flicker_noise"))
 

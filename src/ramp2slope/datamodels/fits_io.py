@@ -171,6 +171,19 @@ def read_into(model, path):
         raise BadInputError(f"{path}: no {primary.extname} extension")
 
 
+def read_hdulist_into(model, hdulist):
+    """Fill ``model`` from an HDUList in memory (as the official models accept one): through a
+    private temporary file, so that it is checked and read exactly as a file would be."""
+    with tempfile.TemporaryDirectory(prefix="ramp2slope-hdulist-") as folder:
+        path = os.path.join(folder, "model.fits")
+        hdulist.writeto(path)
+        read_into(model, path)
+        for name, array in model._arrays.items():   # nothing may point into the file
+            if isinstance(array, np.memmap) or getattr(array, "base", None) is not None:
+                model._arrays[name] = np.array(array)
+    model._path = None
+
+
 def guess_model_class(path):
     """The model class for a file: from DATAMODL, else from the SCI shape (as stdatamodels does)."""
     with _open_hdulist(path) as hdulist:

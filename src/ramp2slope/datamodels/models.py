@@ -99,6 +99,10 @@ class DataModel:
             from .fits_io import read_into
 
             read_into(self, os.fspath(init))
+        elif isinstance(init, fits.HDUList):
+            from .fits_io import read_hdulist_into
+
+            read_hdulist_into(self, init)
         elif isinstance(init, tuple):
             primary = self._spec(self.primary_array)
             self._arrays[primary.attr] = np.full(init, self.primary_fill, dtype=primary.dtype)
