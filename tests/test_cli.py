@@ -287,3 +287,46 @@ def test_file_size_limit_while_writing_is_one_line_and_leaves_nothing(small_expo
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr
     assert "cannot be written" in errors[0] and "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []
+
+
+def test_one_step_alone_in_struns_order(small_exposure, tmp_path, capsys):
+    """`ramp2slope run STEP FILE --<param>=VALUE` runs that step alone, as `strun STEP FILE`:
+    by alias, class name or jwst's dotted path; its output saved under its suffix; the result
+    equals the step run from Python."""
+    from ramp2slope import datamodels
+    from ramp2slope.clean_flicker_noise import CleanFlickerNoiseStep
+
+    refdir = os.path.dirname(small_exposure.refs["mask"])
+    code, _, err = _run(["run", str(small_exposure.uncal), "--refdir", refdir,
+                         "--output-dir", str(tmp_path / "pipe")], capsys)
+    assert code == 0, err
+    rate = str(tmp_path / "pipe" / f"{small_exposure.root}_rate.fits")
+    for name in ("clean_flicker_noise", "CleanFlickerNoiseStep",
+                 "jwst.clean_flicker_noise.CleanFlickerNoiseStep"):
+        out_dir = tmp_path / name
+        code, out, err = _run(["run", name, rate, "--skip=false", "--save_noise=true",
+                               "--n_sigma=1.5", "--output_dir", str(out_dir)], capsys)
+        assert code == 0, err
+        product = out_dir / f"{small_exposure.root}_clean_flicker_noise.fits"
+        assert str(product) in out and (out_dir / f"{small_exposure.root}_flicker_noise.fits").exists()
+        expected = CleanFlickerNoiseStep.call(rate, skip=False, n_sigma=1.5)
+        with datamodels.open(str(product)) as written:
+            assert written.meta.cal_step.clean_flicker_noise == "COMPLETE"
+            np.testing.assert_array_equal(written.data, expected.data)
+    # a ramp step by its alias, with its references from the folder
+    code, out, err = _run(["run", "dq_init", str(small_exposure.uncal), "--refdir", refdir,
+                           "--output-dir", str(tmp_path / "dq")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "dq" / f"{small_exposure.root}_dq_init.fits").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--steps.jump.rejection_threshold=5"], "give its parameters as --<param>=VALUE"),
+    (["--no_such_parameter=1"], "has no parameter 'no_such_parameter'"),
+    (["--save-steps"], "takes one file and none of --save-steps"),
+])
+def test_one_step_alone_refuses_pipeline_options(small_exposure, tmp_path, capsys, argv, message):
+    code, _, err = _run(["run", "jump", str(small_exposure.uncal), "--output-dir",
+                         str(tmp_path)] + argv, capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not os.listdir(tmp_path)

@@ -106,6 +106,8 @@ def _written_since(folder, started):
 
 def _cmd_run(args, extra):
     steps, pipeline_params = parse_step_overrides(extra)
+    if args.step:
+        return _cmd_run_step(args, steps, pipeline_params)
     if _wants_batch(args):
         return _cmd_run_many(args, steps, pipeline_params)
     args.uncal = args.uncal[0]
@@ -127,6 +129,58 @@ def _cmd_run(args, extra):
         folder = os.path.dirname(rate[0]) if rate else (args.output_dir or os.getcwd())
         _write_report(folder, args.uncal, None)
     return 0
+
+
+def _cmd_run_step(args, steps, params):
+    """One step on one file, as ``strun <step> FILE`` runs it: its output saved under the
+    step's suffix (``--save_results=false`` to keep nothing)."""
+    from .stpipe.config import configure
+
+    cls = step_class(args.step)
+    if steps:
+        raise Ramp2SlopeError(f"{args.step} is one step: give its parameters as --<param>=VALUE, "
+                              f"not --steps.<step>.<param>")
+    unsupported = [option for option, given in (
+        ("--save-steps", args.save_steps), ("--save-calibrated-ramp", args.save_calibrated_ramp),
+        ("--report", args.report), ("--threads", args.threads is not None)) if given]
+    if unsupported or _wants_batch(args) or len(args.uncal) != 1:
+        what = ", ".join(unsupported) or "several inputs"
+        raise Ramp2SlopeError(f"running the {args.step} step alone takes one file and none of "
+                              f"{what}; run the pipeline for those")
+    path = args.uncal[0]
+    if not os.path.isfile(path):
+        raise Ramp2SlopeError(f"{path}: no such file")
+    given = {"refdir": args.refdir, "output_dir": args.output_dir}
+    params = dict(params, **{key: value for key, value in given.items() if value is not None})
+    params.setdefault("save_results", True)   # as strun
+    started = time.time() - 1
+    step = configure(cls, path, config_file=args.config, disable=args.disable_crds_steppars or None,
+                     **params)
+    if args.save_parameters:
+        step.export_config(args.save_parameters, include_metadata=True)
+        log.info("parameters saved to %s", args.save_parameters)
+    step.run(path)
+    print("Products written:")
+    for written in _written_since(step.output_dir or os.getcwd(), started):
+        print(f"  {written}")
+    return 0
+
+
+def step_class(name):
+    """The step class strun would run for ``name``: a step's alias (``jump``), its class name
+    (``JumpStep``), or its dotted path under jwst or ramp2slope."""
+    from .pipeline import Detector1Pipeline
+
+    classes = dict(Detector1Pipeline.step_defs)
+    for alias, cls in Detector1Pipeline.step_defs.items():
+        classes[cls.__name__] = cls
+        for package in ("jwst", "ramp2slope"):
+            classes[f"{package}.{alias}.{cls.__name__}"] = cls
+            classes[f"{package}.{alias}.{alias}_step.{cls.__name__}"] = cls
+    if name not in classes:
+        raise Ramp2SlopeError(f"no step named {name}; the steps are "
+                              f"{', '.join(Detector1Pipeline.step_defs)}")
+    return classes[name]
 
 
 _BATCH_OPTIONS = ("workers", "memory_limit", "scheduler", "manifest", "overwrite")
@@ -295,7 +349,10 @@ def build_parser():
                     "e.g. --steps.jump.rejection_threshold=5 --steps.ipc.skip=false; pipeline "
                     "parameters: --<param>=VALUE (jwst's spellings such as --output_dir=out and "
                     "--save_results=true work too). strun's order works as well: "
-                    "`ramp2slope run calwebb_detector1 FILE` or `ramp2slope run PARS.asdf FILE`. "
+                    "`ramp2slope run calwebb_detector1 FILE` or `ramp2slope run PARS.asdf FILE`; "
+                    "one step alone: `ramp2slope run STEP FILE --<param>=VALUE` (e.g. `run "
+                    "clean_flicker_noise x_rate.fits --skip=false`), its output saved under its "
+                    "suffix as strun saves it. "
                     "Every parameter, its default and meaning: `ramp2slope steps`.")
     run.add_argument("uncal", nargs="+",
                      help="raw exposure (*_uncal.fits); several, a folder, a glob pattern or a "
@@ -333,6 +390,7 @@ def build_parser():
                             "OUTPUT_DIR/ramp2slope_manifest.json)")
     batch.add_argument("--overwrite", action="store_true",
                        help="process exposures whose products an earlier run completed")
+    run.add_argument("--step", help=argparse.SUPPRESS)   # strun's `run STEP FILE`, see strun_order
     run.set_defaults(func=_cmd_run)
 
     refs = sub.add_parser(
@@ -395,9 +453,17 @@ PIPELINE_NAMES = ("calwebb_detector1", "Detector1Pipeline", "jwst.pipeline.Detec
                   "ramp2slope.pipeline.calwebb_detector1.Detector1Pipeline")
 
 
+def _is_step_name(name):
+    try:
+        step_class(name)
+    except Ramp2SlopeError:
+        return False
+    return True
+
+
 def strun_order(argv):
-    """``run calwebb_detector1 FILE`` and ``run PARS.asdf FILE`` (strun's order) as
-    ``run FILE`` and ``run FILE --config PARS.asdf``."""
+    """``run calwebb_detector1 FILE``, ``run PARS.asdf FILE`` and ``run STEP FILE`` (strun's
+    order) as ``run FILE``, ``run FILE --config PARS.asdf`` and ``run FILE --step STEP``."""
     argv = list(argv)
     if len(argv) < 3 or argv[0] != "run" or argv[1].startswith("-"):
         return argv
@@ -406,6 +472,8 @@ def strun_order(argv):
         return argv
     if first in PIPELINE_NAMES:
         return ["run"] + argv[2:]
+    if _is_step_name(first):
+        return ["run"] + argv[2:] + ["--step", first]
     if first.lower().endswith((".asdf", ".cfg")) and not second.lower().endswith((".asdf", ".cfg")):
         return ["run"] + argv[2:] + ["--config", first]
     return argv
