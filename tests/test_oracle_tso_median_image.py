@@ -85,14 +85,25 @@ def nircam_series(tmp_path_factory):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("offset,dip", [((2.3, -1.7), None), ((0.0, 0.0), (2, 0.8))],
-                         ids=["off_centre", "transit"])
-def test_nircam_time_series_matches_jwst(nircam_series, monkeypatch, tmp_path, offset, dip):
+@pytest.mark.parametrize("offset,dip,rates", [((2.3, -1.7), None, False),
+                                              ((0.0, 0.0), (2, 0.8), False),
+                                              ((0.0, 0.0), (2, 0.8), True)],
+                         ids=["off_centre", "transit", "transit_rateints"])
+def test_nircam_time_series_matches_jwst(nircam_series, monkeypatch, tmp_path, offset, dip,
+                                         rates):
     """The median ramp scaled by each integration's aperture sum at the centroided source,
-    then each group cleaned against it: bit-identical to jwst, the saved background too."""
+    then each group cleaned against it: bit-identical to jwst, the saved background too. With
+    ``rates``, the stage-2 rateints cube of the series instead."""
     ramp, refs, (x, y) = nircam_series
     series = _as_time_series(ramp, tmp_path / os.path.basename(ramp), "NRC_TSIMAGE",
                              (x + offset[0], y + offset[1]), dip)
+    if rates:
+        from ramp2slope.ramp_fitting import RampFitStep
+
+        cube = RampFitStep(override_gain=refs["gain"], override_readnoise=refs["readnoise"]).run(
+            series)[1]
+        series = str(tmp_path / os.path.basename(ramp).replace("_ramp", "_rateints"))
+        cube.save(series)
     _official_photometry_stubs(monkeypatch, refs["gain"])
     options = dict(background_method="median_image", save_background=True)
     for side in ("theirs", "ours"):
@@ -102,10 +113,13 @@ def test_nircam_time_series_matches_jwst(nircam_series, monkeypatch, tmp_path, o
     assert ours.meta.cal_step.clean_flicker_noise == theirs.meta.cal_step.clean_flicker_noise \
         == "COMPLETE"
     np.testing.assert_array_equal(ours.data, theirs.data)
-    name = os.path.basename(series).replace("_ramp.fits", "_flicker_bkg.fits")
+    name = os.path.basename(series).replace("_ramp.fits", "_flicker_bkg.fits").replace(
+        "_rateints.fits", "_flicker_bkg.fits")
     with fits.open(tmp_path / "theirs" / name) as a, fits.open(tmp_path / "ours" / name) as b:
         np.testing.assert_array_equal(b["SCI"].data, a["SCI"].data)
         background = b["SCI"].data
+    if rates:
+        background = background[:, np.newaxis]   # one "group": the rate
     if dip is not None:
         # the light curve carries the transit: the dimmed integration's median is scaled down
         ratio = background[dip[0], -1] / np.delete(background, dip[0], axis=0)[:, -1].mean(axis=0)
