@@ -5,11 +5,7 @@ MASK, a PASTASOSS) from CRDS: offline, jwst itself cannot run them either. Rate 
 compared with jwst in tests/test_oracle_clean_flicker_noise.py."""
 from ._port import CRDS, port
 
-XFAIL = {
-    "test_autoparam_failed": "monkeypatches the jwst-internal autoparam.niriss_image_parameters "
-                             "(AttributeError): ramp2slope's autoparam decides through one "
-                             "function for both instruments",
-}
+XFAIL = {}
 SKIP = {name: CRDS for name in (
     "test_output_type", "test_run_in_pipeline", "test_save_mask", "test_save_background",
     "test_save_noise", "test_apply_flat", "test_apply_flat_not_available",

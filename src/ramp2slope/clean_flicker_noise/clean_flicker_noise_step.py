@@ -215,10 +215,10 @@ class CleanFlickerNoiseStep(Step):
         """``autoparam``: set background_method, fit_by_channel and apply_flat_field from the
         exposure (NRC_IMAGE and NIS_IMAGE, as jwst). Returns the draft (rate, rateints) it made,
         for the scene mask to reuse, or None."""
-        from .autoparam import AUTOPARAM_EXP_TYPES, image_parameters
+        from . import autoparam
 
         exp_type = _exp_type(model)
-        if exp_type not in AUTOPARAM_EXP_TYPES:
+        if exp_type not in autoparam.AUTOPARAM_EXP_TYPES:
             log.warning("%s: Auto parameters are not available for exposure type %s", self.name,
                         exp_type)
             log.info("%s: Using input parameters as provided; no overrides applied.", self.name)
@@ -229,12 +229,14 @@ class CleanFlickerNoiseStep(Step):
         except Ramp2SlopeError as exc:
             log.warning("%s: %s; autoparam decides without a flat", self.name, exc)
             path = None
-        flat = load_flat(path, model) if path is not None else None
-        slowaxis = model.meta.subarray.slowaxis
-        if slowaxis is None:
-            raise Ramp2SlopeError(f"{model._path or 'input'}: no SLOWAXIS keyword; the readout "
-                                  f"direction is needed to fit the 1/f stripes")
-        chosen = image_parameters(exp_type, drafts[0].data, flat, abs(int(slowaxis)) == 2)
+        # through the module's public functions, as jwst's step calls them
+        choose = (autoparam.niriss_image_parameters if exp_type == "NIS_IMAGE"
+                  else autoparam.nircam_image_parameters)
+        chosen = choose(model, path, drafts[0].data)
+        if chosen is None:
+            log.warning("%s: Auto parameter setting failed.", self.name)
+            log.info("%s: Using input parameters as provided; no overrides applied.", self.name)
+            return drafts
         log.info("%s: Auto parameters set for %s:", self.name, exp_type)
         for name, value in chosen.items():
             log.info("%s:   %s: %s", self.name, name, value)

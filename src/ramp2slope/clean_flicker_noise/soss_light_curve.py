@@ -35,8 +35,9 @@ from ..errors import ReferenceFileError
 from .clean_flicker_noise import background_level
 from .soss_traces import order_trace, wavelength_map
 
-__all__ = ["BOX_WIDTH", "background_rates", "box_weights", "group_times", "read_background_templates",
-           "read_wavelength_range", "soss_light_curve", "subtract_template_background"]
+__all__ = ["BOX_WIDTH", "background_rates", "box_weights", "group_times",
+           "read_background_templates", "read_wavelength_range", "soss_light_curve",
+           "subtract_template_background"]
 
 log = logging.getLogger("ramp2slope")
 

@@ -22,6 +22,7 @@ from .models import (
     SuperstripeRampModel,
 )
 from .reference_models import (
+    FlatModel,
     GainModel,
     IPCModel,
     LinearityModel,
@@ -43,7 +44,8 @@ from .reference_models import (
 
 __all__ = [
     "open", "write_model", "IncrementalWriter", "dqflags", "DataModel", "JwstDataModel", "RampModel", "SuperstripeRampModel", "GuiderRawModel", "Level1bModel", "ImageModel", "IFUImageModel",
-    "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "GainModel", "ReadnoiseModel",
+    "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "FlatModel", "GainModel",
+    "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
     "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel", "EmiModel",

@@ -62,6 +62,11 @@ DarkNirspecModel = _reference("DarkNirspecModel", "dark", [
     ArraySpec("dark_rate", "DRK", np.float32, 2),
     ArraySpec("dark_rate_unc", "UNC", np.float32, 2),
 ])
+FlatModel = _reference("FlatModel", "flat", [
+    ArraySpec("data", "SCI", np.float32, 2),
+    ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
+    ArraySpec("err", "ERR", np.float32, 2, default=_zeros_like_data(np.float32)),
+], fill=1.0)
 IPCModel = _reference("IPCModel", "ipc", [ArraySpec("data", "SCI", np.float32, 2)], tables=(), fill=1.0)
 PersistenceSatModel = _reference("PersistenceSatModel", "persat", [
     ArraySpec("data", "SCI", np.float32, 2),
@@ -103,7 +108,7 @@ class TrapsFilledModel(DataModel):
 
 REFERENCE_MODEL_CLASSES = (
     GainModel, ReadnoiseModel, SaturationModel, MaskModel, SuperBiasModel, LinearityModel,
-    DarkNirspecModel, IPCModel, PersistenceSatModel, TrapDensityModel, TrapParsModel,
+    DarkNirspecModel, FlatModel, IPCModel, PersistenceSatModel, TrapDensityModel, TrapParsModel,
     TrapsFilledModel, IRS2Model, DarkMIRIModel, ResetModel, RSCDModel,
 )
 
