@@ -39,15 +39,9 @@ def _draft_image(input_model):
     from .. import datamodels
 
     if isinstance(input_model, datamodels.RampModel):
-        from ..ramp_fitting.draft_rate import draft_rates
-        from .clean_flicker_noise_step import CleanFlickerNoiseStep
+        from .clean_flicker_noise_step import CleanFlickerNoiseStep, ramp_drafts
 
-        nints = input_model.shape[0]
-        has_zf = input_model.has("zeroframe")
-        rate, _ = draft_rates(CleanFlickerNoiseStep(), input_model, nints, has_zf, lambda i: (
-            input_model.data[i], input_model.groupdq[i],
-            input_model.zeroframe[i] if has_zf else None))
-        return rate.data
+        return ramp_drafts(CleanFlickerNoiseStep(), input_model)[0].data
     data = np.asarray(input_model.data)
     if data.ndim == 3:
         with warnings.catch_warnings():

@@ -101,6 +101,13 @@ def _stored_median_ramp(store, sky=None, block_bytes=64 << 20):
     return out
 
 
+def ramp_drafts(step, model):
+    """The draft (rate, rateints) models of a ramp held in memory, made for ``step``."""
+    has_zf = model.has("zeroframe")
+    return draft_rates(step, model, model.shape[0], has_zf, lambda i: (
+        model.data[i], model.groupdq[i], model.zeroframe[i] if has_zf else None))
+
+
 def _intermediate_model(data):
     """A saved intermediate: a model of the array's own dimension (ramp, cube or image)."""
     cls = {4: datamodels.RampModel, 3: datamodels.CubeModel}.get(data.ndim, datamodels.ImageModel)
@@ -356,11 +363,9 @@ class CleanFlickerNoiseStep(Step):
         if model.data.ndim in (2, 3):
             return self._process_rates(model)
         nints, ngroups, ny, nx = model.shape
-        has_zf = model.has("zeroframe")
 
         def make_drafts():
-            return draft_rates(self, model, nints, has_zf, lambda i: (
-                model.data[i], model.groupdq[i], model.zeroframe[i] if has_zf else None))
+            return ramp_drafts(self, model)
         drafts = self._auto_parameters(model, make_drafts) if self.autoparam else None
         options = self._options(model)
         flat = self._flat(model)
@@ -390,7 +395,9 @@ class CleanFlickerNoiseStep(Step):
 
         def make_drafts():
             # autoparam looks at the mean of the integrations' rates
-            mean = datamodels.ImageModel(data=np.nanmean(data, axis=0)) if cube else source
+            if not cube:
+                return source, source
+            mean = datamodels.ImageModel(data=np.nanmean(data, axis=0))
             mean.update(model)
             return mean, source
         if self.autoparam:
@@ -402,6 +409,7 @@ class CleanFlickerNoiseStep(Step):
         if isinstance(prepared, str):
             return self._failed(model, prepared)
         mask, mask_source, scale, sky, median_source = prepared
+        # (median_image keeps a mask per integration; _masks has said so already)
         if mask.ndim == 3 and self.single_mask and not self._median_image:
             mask = np.all(mask, axis=0)     # one mask: background in every integration
         background = np.zeros(data.shape, np.float32) if self.save_background else None

@@ -104,7 +104,7 @@ def _sides(template, fitting):
     first, last = STEP_COLUMNS
     step = np.argmax(gradient[:, first:last], axis=1) + first
     columns = np.arange(template.shape[1])[np.newaxis, :]
-    right = np.broadcast_to(columns >= step[:, np.newaxis], template.shape).copy()
+    right = columns >= step[:, np.newaxis]
     left = ~right
     if fitting:
         right[:, columns[0] > LAST_FITTED_COLUMN] = False
