@@ -15,7 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .clean_flicker_noise import background_level, clip_to_background, median_clean
+from .background_level import background_level, clip_to_background
+from .clean_flicker_noise import median_clean
 
 __all__ = ["AUTOPARAM_EXP_TYPES", "image_parameters", "nircam_image_parameters",
            "niriss_image_parameters", "quick_clean"]
@@ -91,7 +92,7 @@ def _quick_clean_image(rate, flat, slow_axis_rows):
     background = background_level(image, mask)
     image -= background
     clip_to_background(image, mask, lower_half_only=True)
-    image = median_clean(image, mask, slow_axis_rows)
+    image = median_clean(image, mask, 2 if slow_axis_rows else 1)
     image += background
     image[nan_pix] = np.nan
     return image, mask

@@ -13,314 +13,26 @@ The arithmetic follows jwst 3.0.0's clean_flicker_noise with ``fit_method='media
   ``fit_by_channel``) is the stripe removed;
 * the cleaned group j+1 is the cleaned group j plus the cleaned difference, so group 0 is kept.
 
-Statistics run in float64. The clipped statistics sort the mask's values once, so each
-clipping pass keeps a slice of them (the mirrored lower half of the distribution is merged from
-that sorted order, not sorted again); their medians are exact, their mean and std may differ
-from numpy's pairwise sums in the last bit or two. The background median is an exact selection
-by bucket counting; stripe medians are computed in float32 as numpy's masked median does.
+Statistics run in float64 (see :mod:`.clipped_stats`); stripe medians are computed in float32
+as numpy's masked median does.
 """
 import logging
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
+from .background_level import background_level, clip_to_background
 from .nsclean import ALLSLITS_CUTOFFS, SUBARRAY_CUTOFFS, nsclean_full_frame, nsclean_subarray
 
-__all__ = ["sigma_clipped_stats", "clip_to_background", "background_level", "model_background",
-           "default_box_size", "scene_mask", "row_medians", "median_clean", "clean_image",
+__all__ = ["scene_mask", "row_medians", "median_clean", "clean_image",
            "clean_integration", "median_image_scale", "relative_scale", "median_ramp",
            "clean_integration_against"]
 
 log = logging.getLogger("ramp2slope")
 
-#: jwst's fixed clip level for the statistics behind each threshold.
-SIGMA_LIMIT = 3.0
 _UNUSABLE = dqflags.group["DO_NOT_USE"] | dqflags.group["JUMP_DET"]
-
-
-_BUCKETS = 65536
-_SMALL = 4096
-
-
-@njit(cache=True)
-def _sorted_pair(candidates, k, below_max):
-    ordered = np.sort(candidates)
-    return (ordered[k - 1] if k > 0 else below_max), ordered[k]
-
-
-@njit(parallel=True, cache=True)
-def _ranked_pair(values, low, high, k, nthreads):
-    """The (k-1)-th and k-th smallest (0-based; the first is -inf when k is 0) of the values
-    of the 1-D ``values`` within ``[low, high]`` (not modified).
-
-    Buckets of equal width between the minimum and maximum are counted per thread; the bucket
-    holding rank k is gathered and searched the same way until it is small enough to sort, while
-    the largest value ranked below it is kept. A bucket index is a non-decreasing function of
-    the value, so ranks carry over exactly.
-    """
-    candidates = values
-    below_max = -np.inf
-    while True:
-        n = candidates.size
-        chunk = (n + nthreads - 1) // nthreads
-        lows = np.empty(nthreads)
-        highs = np.empty(nthreads)
-        for t in prange(nthreads):
-            lo = np.inf
-            hi = -np.inf
-            for i in range(t * chunk, min(n, (t + 1) * chunk)):
-                v = candidates[i]
-                if v >= low and v <= high:
-                    lo = min(lo, v)
-                    hi = max(hi, v)
-            lows[t] = lo
-            highs[t] = hi
-        lo = lows.min()
-        hi = highs.max()
-        scale = _BUCKETS / (hi - lo) if hi > lo else 0.0
-        if scale == 0.0 or not np.isfinite(scale):
-            # all equal, or a spread the float arithmetic cannot divide
-            return (lo if k > 0 else below_max), lo
-        counts = np.zeros((nthreads, _BUCKETS), dtype=np.int64)
-        for t in prange(nthreads):
-            for i in range(t * chunk, min(n, (t + 1) * chunk)):
-                v = candidates[i]
-                if v >= low and v <= high:
-                    counts[t, min(int((v - lo) * scale), _BUCKETS - 1)] += 1
-        below = 0
-        bucket = 0
-        while True:
-            in_bucket = 0
-            for t in range(nthreads):
-                in_bucket += counts[t, bucket]
-            if below + in_bucket > k:
-                break
-            below += in_bucket
-            bucket += 1
-        starts = np.zeros(nthreads + 1, dtype=np.int64)
-        for t in range(nthreads):
-            starts[t + 1] = starts[t] + counts[t, bucket]
-        members = np.empty(starts[nthreads], dtype=candidates.dtype)
-        maxima = np.full(nthreads, -np.inf)
-        for t in prange(nthreads):
-            m = starts[t]
-            top = -np.inf
-            for i in range(t * chunk, min(n, (t + 1) * chunk)):
-                v = candidates[i]
-                if v >= low and v <= high:
-                    b = min(int((v - lo) * scale), _BUCKETS - 1)
-                    if b == bucket:
-                        members[m] = v
-                        m += 1
-                    elif b < bucket:
-                        top = max(top, v)
-            maxima[t] = top
-        if below > 0:
-            below_max = max(below_max, maxima.max())
-        k -= below
-        if members.size <= _SMALL or members.size == n:
-            return _sorted_pair(members, k, below_max)
-        candidates = members
-
-
-def exact_median(values):
-    """``np.median`` of finite 1-D ``values`` by selection: the same value and dtype (the two
-    middle values of an even count averaged in that dtype)."""
-    n = values.size
-    if n < 2 * _SMALL:
-        return np.median(values)
-    kind = values.dtype.type
-    lower, upper = _ranked_pair(np.ascontiguousarray(values), -np.inf, np.inf, n // 2,
-                                numba.get_num_threads())
-    if n % 2:
-        return kind(upper)
-    return (kind(lower) + kind(upper)) / kind(2)
-
-
-@njit(parallel=True, cache=True)
-def _slice_moments(ordered, start, stop):
-    """Mean and population std of ``ordered[start:stop]`` (two passes, float64)."""
-    total = 0.0
-    for i in prange(start, stop):
-        total += ordered[i]
-    mean = total / (stop - start)
-    squares = 0.0
-    for i in prange(start, stop):
-        squares += (ordered[i] - mean) * (ordered[i] - mean)
-    return mean, np.sqrt(squares / (stop - start))
-
-
-@njit(cache=True)
-def _slice_median(ordered, start, stop):
-    n = stop - start
-    middle = start + n // 2
-    return ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
-
-
-@njit(cache=True)
-def _sorted_clipped_stats(ordered, sigma, maxiters):
-    """``sigma_clipped_stats`` of sorted float64 values: each pass keeps a slice."""
-    start = np.searchsorted(ordered, -np.inf, side="right")
-    stop = np.searchsorted(ordered, np.inf, side="left")
-    for _ in range(maxiters):
-        if stop <= start:
-            break
-        _, std = _slice_moments(ordered, start, stop)
-        center = _slice_median(ordered, start, stop)
-        new_start = start + np.searchsorted(ordered[start:stop], center - std * sigma, side="left")
-        new_stop = start + np.searchsorted(ordered[start:stop], center + std * sigma, side="right")
-        changed = new_start != start or new_stop != stop
-        start, stop = new_start, new_stop
-        if not changed:
-            break
-    if stop <= start:
-        return np.nan, np.nan, np.nan
-    mean, std = _slice_moments(ordered, start, stop)
-    return mean, _slice_median(ordered, start, stop), std
-
-
-def sigma_clipped_stats(values, sigma=SIGMA_LIMIT, maxiters=5, presorted=False):
-    """(mean, median, std) of the finite values of 1-D ``values`` after iterative symmetric
-    clipping about the median (astropy's ``sigma_clipped_stats`` defaults: at most 5 passes,
-    ddof 0), in float64.
-
-    The values are sorted once (unless ``presorted``), so every pass keeps a slice. The median
-    is exact; mean and std are summed in another order than numpy's pairwise sums, so they may
-    differ in the last bit or two (1e-15 relative).
-    """
-    ordered = values if presorted else np.sort(values)
-    ordered = np.ascontiguousarray(ordered, dtype=np.float64)
-    mean, median, std = _sorted_clipped_stats(ordered, float(sigma), maxiters)
-    return np.float64(mean), np.float64(median), np.float64(std)
-
-
-@njit(cache=True)
-def _mirrored_lower_half(ordered, center):
-    """Sorted ``concatenate((lower - center, center - lower)) + center`` of the finite sorted
-    values ``<= center``: both halves are monotonic in the value, so one merge sorts them."""
-    first = np.searchsorted(ordered, -np.inf, side="right")
-    stop = np.searchsorted(ordered, center, side="right")
-    n = stop - first
-    out = np.empty(2 * n)
-    below = first            # ascending: (x - c) + c
-    above = stop - 1         # ascending as x descends: (c - x) + c
-    for k in range(2 * n):
-        if below < stop:
-            a = (ordered[below] - center) + center
-        else:
-            a = np.inf
-        if above >= first:
-            b = (center - ordered[above]) + center
-        else:
-            b = np.inf
-        if a <= b:
-            out[k] = a
-            below += 1
-        else:
-            out[k] = b
-            above -= 1
-    return out
-
-
-def histogram_fit(values, center, sigma):
-    """Center and width of a Gaussian least-squares fit to a 2000-bin histogram of ``values``
-    over ``center +- 4 sigma`` (``fit_histogram``); the inputs back when the fit fails."""
-    from scipy.optimize import curve_fit
-
-    try:
-        counts, edges = np.histogram(values, bins=2000,
-                                     range=(center - 4.0 * sigma, center + 4.0 * sigma))
-    except ValueError:
-        log.error("Histogram failed; using clip center and sigma.")
-        return center, sigma
-    mids = (edges[1:] + edges[:-1]) / 2.0
-    peak = np.argmax(counts)
-
-    def gaussian(x, amplitude, mean, width):
-        return amplitude * np.exp(-0.5 * ((x - mean) / width) ** 2)
-
-    bounds = [(0, mids[0], 0), (np.inf, mids[-1], mids[-1] - mids[0])]
-    try:
-        fitted, _ = curve_fit(gaussian, mids, counts, p0=(counts[peak], mids[peak], sigma),
-                              bounds=bounds)
-    except RuntimeError:
-        log.error("Gaussian fit failed; using clip center and sigma.")
-        return center, sigma
-    return fitted[1], fitted[2]
-
-
-def clip_to_background(image, mask, sigma_lower=3.0, sigma_upper=2.0, lower_half_only=False,
-                       fit_histogram=False):
-    """Unset in ``mask`` (in place) the pixels of ``image`` outside the background's range.
-
-    The center is the clipped median, or with ``fit_histogram`` the clipped mean refined with
-    the sigma by a Gaussian fit to the histogram of the values.
-    """
-    if not mask.any():
-        return
-    # sorted in the image's dtype (float32 sorts faster), compared in float64 (exact)
-    ordered = np.sort(image[mask]).astype(np.float64)
-    mean, median, sigma = sigma_clipped_stats(ordered, presorted=True)
-    center = mean if fit_histogram else median
-    if lower_half_only:
-        ordered = _mirrored_lower_half(ordered, center)
-        mean, median, sigma = sigma_clipped_stats(ordered, presorted=True)
-        center = mean if fit_histogram else median
-    if fit_histogram:
-        center, sigma = histogram_fit(ordered, center, sigma)
-        center, sigma = np.float64(center), np.float64(sigma)
-    # float64 thresholds: a float32 image is compared in float64, as jwst's float64 copy is
-    mask[image < center - sigma_lower * sigma] = False
-    mask[image > center + sigma_upper * sigma] = False
-
-
-def default_box_size(shape):
-    """Per axis, the largest size up to 32 that divides the image evenly (jwst's default)."""
-    return [max(n for n in range(1, 33) if size % n == 0) for size in shape]
-
-
-def model_background(image, mask, box_size=None):
-    """photutils' Background2D of the masked image, set up as jwst 3.0.0 sets it up (3-sigma,
-    5-iteration clip, median estimator, 5 x 5 filter), or None when photutils cannot fit it."""
-    import warnings
-
-    from astropy.stats import SigmaClip
-    from astropy.utils.exceptions import AstropyUserWarning
-    try:
-        from photutils.background import Background2D, MedianBackground
-    except ImportError:  # a core dependency; only a broken install gets here
-        raise Ramp2SlopeError("clean_flicker_noise: background_method='model' needs the photutils "
-                              "package (pip install photutils)") from None
-    box_size = list(box_size) if box_size is not None else default_box_size(image.shape)
-    if image.shape[0] % box_size[0] or image.shape[1] % box_size[1]:
-        log.warning("background box size %s does not divide the image shape %s evenly",
-                    box_size, image.shape)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=AstropyUserWarning)
-            fitted = Background2D(image, box_size=box_size, filter_size=(5, 5), mask=~mask,
-                                  sigma_clip=SigmaClip(sigma=SIGMA_LIMIT, maxiters=5),
-                                  bkg_estimator=MedianBackground())
-    except ValueError:
-        log.error("background model fit failed; using the median background value")
-        return None
-    return fitted.background
-
-
-def background_level(image, mask, method="median", box_size=None):
-    """The background removed before the stripe fit and restored after it: a scalar, or an
-    image for ``method='model'`` (photutils' Background2D)."""
-    if method is None:
-        return np.float32(0.0)
-    clip_to_background(image, mask, SIGMA_LIMIT, SIGMA_LIMIT, lower_half_only=True)
-    if method == "model":
-        fitted = model_background(image, mask, box_size)
-        if fitted is not None:
-            return fitted
-    return exact_median(image[mask])
 
 
 def scene_mask(rate, n_sigma=2.0, fit_histogram=False, exclude=None):
@@ -370,16 +82,18 @@ def row_medians(image, mask, c0=0, c1=None):
     return out
 
 
-def median_clean(image, mask, slow_axis_rows, fit_by_channel=False):
-    """``image`` minus its masked stripe medians, along the fast readout direction.
+def median_clean(image, mask, axis_to_correct, fit_by_channel=False):
+    """``image`` minus its masked stripe medians (0 for a stripe with no mask pixel).
 
-    ``slow_axis_rows`` is True when the slow readout axis runs along the array's rows (y), so a
-    stripe is a row; otherwise stripes are columns. ``fit_by_channel`` fits each of the four
-    512-pixel output channels of a full frame on its own.
+    ``axis_to_correct`` is the axis the medians run along, numbered as in the SLOWAXIS keyword
+    and jwst's function of this name: 1 takes the median of each column (the stripes are
+    columns), 2 of each row. ``fit_by_channel`` fits each of the four 512-pixel output
+    channels of a 2048-pixel axis on its own.
     """
-    work_image, work_mask = (image, mask) if slow_axis_rows else (image.T, mask.T)
+    rows = int(axis_to_correct) == 2
+    work_image, work_mask = (image, mask) if rows else (image.T, mask.T)
     nx = work_image.shape[1]
-    # channels divide the fast (median) direction of a full frame
+    # channels divide the median direction of a full frame
     nchan = 4 if fit_by_channel and nx == 2048 else 1
     size = nx // nchan
     cleaned = np.empty_like(work_image)
@@ -387,7 +101,7 @@ def median_clean(image, mask, slow_axis_rows, fit_by_channel=False):
         cols = slice(c * size, (c + 1) * size)
         stripes = row_medians(work_image, work_mask, c * size, (c + 1) * size)
         cleaned[:, cols] = work_image[:, cols] - stripes[:, np.newaxis]
-    return cleaned if slow_axis_rows else np.ascontiguousarray(cleaned.T)
+    return cleaned if rows else np.ascontiguousarray(cleaned.T)
 
 
 def _nsclean(image, mask, detector, subarray):
@@ -434,7 +148,7 @@ def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_ax
     if fit_method == "fft":
         cleaned = _nsclean(subtracted, mask, detector, subarray)
     else:
-        cleaned = median_clean(subtracted, mask, slow_axis_rows, fit_by_channel)
+        cleaned = median_clean(subtracted, mask, 2 if slow_axis_rows else 1, fit_by_channel)
     cleaned += background
     if flat is not None:
         cleaned *= flat

@@ -11,7 +11,8 @@ from ..errors import Ramp2SlopeError
 from ..ramp_fitting.draft_rate import draft_gain, draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
-from .clean_flicker_noise import (background_level, clean_image, clean_integration,
+from .background_level import background_level
+from .clean_flicker_noise import (clean_image, clean_integration,
                                   clean_integration_against, median_image_scale, median_ramp,
                                   relative_scale, scene_mask)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..datamodels import dqflags
 from ..errors import ReferenceFileError
-from .clean_flicker_noise import background_level
+from .background_level import background_level
 from .soss_traces import order_trace, wavelength_map
 
 __all__ = ["BOX_WIDTH", "background_rates", "box_weights", "group_times",
@@ -184,7 +184,7 @@ def background_rates(rates, subtracted):
         if bad.all():
             raise ValueError("No valid values in background rate")
         if bad.any():
-            level = background_level(plane, ~bad, method="model")
+            level = background_level(plane, ~bad, "model")
             plane[bad] = level if np.isscalar(level) else level[bad]
             log.debug("clean_flicker_noise: %d background value(s) filled in integration %d",
                       int(bad.sum()), i + 1)
