@@ -289,3 +289,22 @@ def test_model_from_an_hdulist_in_memory(tmp_path, monkeypatch):
     assert built.meta.exposure.type == "NRS_FIXEDSLIT" and built._path is None
     assert built.dq.shape == (3, 4)
     assert os.listdir(scratch) == []
+
+
+def test_assigning_a_mapping_replaces_a_meta_subtree(tmp_path):
+    """``meta.wcsinfo = {...}`` (as the official models take it): the subtree becomes the
+    mapping, keywords it does not name are unset, its attributes stay settable, and another
+    model's node copies over with its values."""
+    model = datamodels.CubeModel((2, 3, 3))
+    model.meta.wcsinfo.siaf_yref_sci = 5.0
+    model.meta.wcsinfo = {"roll_ref": 1.5, "siaf_xref_sci": 10.0}
+    assert model.meta.wcsinfo.roll_ref == 1.5
+    assert model.meta.wcsinfo.siaf_yref_sci is None
+    path = model.save(str(tmp_path / "cube.fits"))
+    with fits.open(path) as hdul:
+        assert hdul["SCI"].header["XREF_SCI"] == 10.0 and "YREF_SCI" not in hdul["SCI"].header
+    model.meta.wcsinfo.siaf_yref_sci = 20.0
+    other = datamodels.CubeModel((2, 3, 3))
+    other.meta.wcsinfo = model.meta.wcsinfo
+    assert (other.meta.wcsinfo.roll_ref, other.meta.wcsinfo.siaf_xref_sci,
+            other.meta.wcsinfo.siaf_yref_sci) == (1.5, 10.0, 20.0)

@@ -632,3 +632,36 @@ def test_median_image_on_a_rate_image_fails_as_jwst(sub160):
     out = _ours(path, refs, background_method="median_image")
     assert out.meta.cal_step.clean_flicker_noise == "FAILED"
     np.testing.assert_array_equal(out.data, datamodels.open(path).data)
+
+
+@pytest.mark.parametrize("ramp", [True, False])
+def test_make_median_image_as_jwst(ramp):
+    """make_median_image (jwst's public function of the median_image method) on a ramp with its
+    draft rateints, or on the rateints alone: the same array as jwst's, with an integration
+    whose rates are all NaN (scaled by the others' median)."""
+    jwst_oracle.require_jwst()
+    jwst_oracle.configure_offline_crds()
+    from jwst.clean_flicker_noise.tso_median_image import make_median_image as theirs
+    from stdatamodels.jwst import datamodels as jwst_models
+
+    from ramp2slope.clean_flicker_noise.tso_median_image import make_median_image
+
+    rng = np.random.default_rng(11)
+    rates = (rng.normal(5.0, 1.0, (4, 12, 14)) * np.array([1.0, 0.9, 1.1, 1.0])[:, None, None])
+    rates = rates.astype(np.float32)
+    rates[2] = np.nan
+    data = (rates[:, None] * np.arange(1, 6, dtype=np.float32)[None, :, None, None]
+            + rng.normal(0, 0.5, (4, 5, 12, 14))).astype(np.float32)
+
+    def models(package):
+        cube = package.CubeModel(data=rates.copy())
+        source = package.RampModel(data=data.copy()) if ramp else cube
+        for m in (cube, source):
+            m.meta.exposure.type = "NRC_IMAGE"
+            m.meta.instrument.name = "NIRCAM"
+        return source, cube
+
+    ours = make_median_image(*models(datamodels))
+    expected = theirs(*models(jwst_models))
+    assert ours.shape == (data if ramp else rates).shape and ours.dtype == expected.dtype
+    np.testing.assert_array_equal(ours, expected)

@@ -466,23 +466,39 @@ class CleanFlickerNoiseStep(Step):
             if nints <= 1:
                 return f"The median_image background method cannot be used with nints={nints}"
             try:
-                if _is_tso_imaging(model):
-                    scale, invalid = relative_scale(self._light_curve(model, rateints))
-                elif _exp_type(model) == "NIS_SOSS":
-                    curve, rates, subtracted = self._soss_light_curve(model, rateints)
-                    if rates_input:
-                        median_source = subtracted
-                    scale, invalid = relative_scale(curve)
-                    sky = (rates, self._group_times(model))
-                else:
-                    scale, invalid = median_image_scale(rateints.data)
+                scale, sky, subtracted = self.median_image_scale(model, rateints)
             except ValueError as exc:
                 return f"A median image could not be created ({exc})"
-            if invalid:
-                log.warning("%s: %d integration(s) out of %d had no finite median rate and are "
-                            "scaled by the median instead", self.name, invalid, nints)
+            if rates_input and subtracted is not None:
+                median_source = subtracted
             log.info("%s: making a scaled median image", self.name)
         return mask, mask_source, scale, sky, median_source
+
+    def median_image_scale(self, model, rateints):
+        """What scales the median image of ``model`` (a ramp or rateints) in each integration,
+        from its draft ``rateints``: (relative flux per integration, the SOSS background (rates
+        per integration, each group's time) or None, the background-subtracted rateints or
+        None). The flux is aperture photometry on imaging time series, a white-light curve on
+        NIRISS SOSS, else the median rate. ValueError where jwst gives up on the median image."""
+        sky = subtracted = None
+        needs = MEDIAN_IMAGE_STAGE2.get(_exp_type(model))
+        if needs is not None:
+            raise Ramp2SlopeError(f"{self.name}: the median image of {_exp_type(model)} is scaled "
+                                  f"by a light curve from {needs}, stage-2 steps ramp2slope "
+                                  f"does not have")
+        if _is_tso_imaging(model):
+            flux = self._light_curve(model, rateints)
+        elif _exp_type(model) == "NIS_SOSS":
+            flux, rates, subtracted = self._soss_light_curve(model, rateints)
+            sky = (rates, self._group_times(model))
+        else:
+            flux = None
+        scale, invalid = (median_image_scale(rateints.data) if flux is None
+                          else relative_scale(flux))
+        if invalid:
+            log.warning("%s: %d integration(s) out of %d had no finite median rate and are "
+                        "scaled by the median instead", self.name, invalid, len(scale))
+        return scale, sky, subtracted
 
     @staticmethod
     def _group_times(model):

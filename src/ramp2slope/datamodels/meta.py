@@ -68,8 +68,29 @@ class MetaNode:
                 self._model._tree.pop(full, None)
         elif full in TREE_ONLY:
             self._model._tree[full] = value
+        elif full in PREFIXES and isinstance(value, (dict, MetaNode)):
+            self._replace_subtree(name, full, value)
         else:
             self._extra[name] = value
+
+    def _replace_subtree(self, name, full, value):
+        """``meta.wcsinfo = {...}`` (or another model's node): the subtree becomes the mapping's
+        contents, as in the official models; what it does not name is unset."""
+        if isinstance(value, MetaNode):
+            leaves = [path[len(value._path) + 1:] for path in value
+                      if path.startswith(value._path + ".")]
+            copied = {leaf: getattr(value, leaf) for leaf in leaves if "." not in leaf}
+            copied.update((key, item) for key, item in value._extra.items()
+                          if not isinstance(item, MetaNode))
+            value = {key: item for key, item in copied.items() if item is not None}
+        node = getattr(self, name)
+        for path in [p for p in KEYWORDS if p.startswith(full + ".")]:
+            leaf = path[len(full) + 1:]
+            if "." not in leaf and leaf not in value:
+                setattr(node, leaf, None)
+        node._extra.clear()
+        for key, item in value.items():
+            setattr(node, key, item)
 
     def __iter__(self):
         for path in sorted(KEYWORDS):
