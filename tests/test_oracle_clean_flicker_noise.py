@@ -665,3 +665,42 @@ def test_make_median_image_as_jwst(ramp):
     expected = theirs(*models(jwst_models))
     assert ours.shape == (data if ramp else rates).shape and ours.dtype == expected.dtype
     np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"background_method": "model", "background_box_size": [16, 20], "single_mask": False},
+    {"background_method": None, "n_sigma": 1.5, "fit_histogram": True}])
+def test_do_correction_as_jwst_on_rateints(options):
+    """do_correction (jwst's function-level entry) on a striped NIRCam rateints with sources:
+    the cleaned data, the mask and the background models equal jwst's, and the status."""
+    jwst_oracle.require_jwst()
+    jwst_oracle.configure_offline_crds()
+    from jwst.clean_flicker_noise import clean_flicker_noise as theirs
+    from stdatamodels.jwst import datamodels as jwst_models
+
+    from ramp2slope.clean_flicker_noise import clean_flicker_noise as ours
+
+    rng = np.random.default_rng(21)
+    rates = rng.normal(2.0, 0.3, (2, 64, 80)).astype(np.float32)
+    rates += rng.normal(0, 0.2, (2, 64, 1)).astype(np.float32)       # stripes along rows
+    rates[:, 20:26, 30:36] += 40.0                                     # a source
+    rates[0, 5, 5] = np.nan
+
+    def model(package):
+        m = package.CubeModel(data=rates.copy(), dq=np.zeros(rates.shape, np.uint32))
+        m.meta.exposure.type = "NRC_IMAGE"
+        m.meta.instrument.name = "NIRCAM"
+        m.meta.instrument.detector = "NRCA1"
+        m.meta.subarray.name = "SUB64P"
+        m.meta.subarray.slowaxis = 2
+        m.meta.subarray.fastaxis = 1
+        return m
+
+    got = ours.do_correction(model(datamodels), save_mask=True, save_background=True, **options)
+    expected = theirs.do_correction(model(jwst_models), save_mask=True, save_background=True,
+                                    **options)
+    assert got[4] == expected[4] == "COMPLETE"
+    np.testing.assert_array_equal(got[0].data, expected[0].data)
+    assert not np.array_equal(got[0].data, rates, equal_nan=True)
+    np.testing.assert_array_equal(got[1].data, expected[1].data)
+    np.testing.assert_array_equal(got[2].data, expected[2].data)

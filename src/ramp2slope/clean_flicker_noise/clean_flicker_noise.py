@@ -24,11 +24,15 @@ from numba import njit, prange
 from ..datamodels import dqflags
 from ..errors import Ramp2SlopeError
 from .background_level import background_level, clip_to_background
-from .nsclean import ALLSLITS_CUTOFFS, SUBARRAY_CUTOFFS, nsclean_full_frame, nsclean_subarray
+from .nsclean import (ALLSLITS_CUTOFFS, SUBARRAY_CUTOFFS, NSClean, NSCleanSubarray,
+                      nsclean_subarray)
 
-__all__ = ["scene_mask", "row_medians", "median_clean", "clean_image",
-           "clean_integration", "median_image_scale", "relative_scale", "median_ramp",
-           "clean_integration_against"]
+__all__ = ["scene_mask", "row_medians", "median_clean", "clean_image", "clean_integration",
+           "median_image_scale", "relative_scale", "median_ramp", "clean_integration_against",
+           # jwst's function-level API (the end of this module)
+           "read_flat_file", "make_rate", "post_process_rate", "mask_ifu_slices", "mask_slits",
+           "create_mask", "fft_clean_full_frame", "fft_clean_subarray", "make_intermediate_model",
+           "do_correction", "NRS_FS_REGION", "NSClean", "NSCleanSubarray"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -104,19 +108,43 @@ def median_clean(image, mask, axis_to_correct, fit_by_channel=False):
     return cleaned if rows else np.ascontiguousarray(cleaned.T)
 
 
+def fft_clean_full_frame(image, mask, detector):
+    """A full-frame NIRSpec image cleaned by NSClean (``detector`` NRS1 or NRS2; ``mask`` marks
+    the background), or None when its fit is singular (jwst then marks the step FAILED)."""
+    try:
+        return NSClean(detector, mask).clean(image, buff=True)
+    except np.linalg.LinAlgError:
+        log.warning("clean_flicker_noise: Error cleaning image: NSClean's fit is singular")
+        return None
+
+
+def fft_clean_subarray(image, mask, detector, npix_iter=512, fc=SUBARRAY_CUTOFFS,
+                       exclude_outliers=True, sigrej=4, minfrac=0.05):
+    """A NIRSpec subarray image cleaned by NSClean over blocks of lines (see
+    :func:`.nsclean.nsclean_subarray` for the parameters), or None when the mask leaves no
+    background pixel or a block's fit is singular (jwst then marks the step FAILED)."""
+    try:
+        cleaned = nsclean_subarray(image, mask, detector, fc, npix_iter=npix_iter,
+                                   exclude_outliers=exclude_outliers, sigrej=sigrej,
+                                   minfrac=minfrac)
+    except np.linalg.LinAlgError:
+        log.warning("clean_flicker_noise: Error cleaning image: a block's NSClean fit is singular")
+        return None
+    if cleaned is None:
+        log.warning("clean_flicker_noise: No good pixels in the background mask for NSClean")
+    return cleaned
+
+
 def _nsclean(image, mask, detector, subarray):
     # where jwst marks the step FAILED and leaves the data, a one-line error here
-    try:
-        if image.shape == (2048, 2048):
-            return nsclean_full_frame(image, mask, detector)
+    if image.shape == (2048, 2048):
+        cleaned = fft_clean_full_frame(image, mask, detector)
+    else:
         cutoffs = ALLSLITS_CUTOFFS if str(subarray).upper() == "ALLSLITS" else SUBARRAY_CUTOFFS
-        cleaned = nsclean_subarray(image, mask, detector, cutoffs)
-    except np.linalg.LinAlgError:
-        raise Ramp2SlopeError("clean_flicker_noise: NSClean's fit is singular (jwst marks the step "
-                              "FAILED); use fit_method='median'") from None
+        cleaned = fft_clean_subarray(image, mask, detector, fc=cutoffs)
     if cleaned is None:
-        raise Ramp2SlopeError("clean_flicker_noise: no background pixel left for NSClean (jwst "
-                              "marks the step FAILED)")
+        raise Ramp2SlopeError("clean_flicker_noise: NSClean could not fit the background (jwst "
+                              "marks the step FAILED); use fit_method='median'")
     return cleaned
 
 
@@ -247,3 +275,173 @@ def clean_integration_against(data, median, scale, mask, *, background=None, off
         if background is not None:
             background[j] = model
     return skipped
+
+
+# -- jwst's function-level API -------------------------------------------------------------------
+# The functions jwst 3.0.0's clean_flicker_noise module exposes besides its step, with their
+# signatures, on ramp2slope's models: code written against them runs here. They are built on
+# the step's own methods (references found as the step finds them), so there is one
+# implementation of each rule. NIRSpec's WCS (assign_wcs, msaflagopen) is not computed here:
+# what needs it raises a one-line error.
+
+#: Rows (y start, stop) of NIRSpec's fixed-slit region, masked on IFU and MOS exposures with
+#: ``mask_science_regions`` unless open fixed slits are part of the MSA configuration.
+NRS_FS_REGION = [922, 1116]
+
+
+def _step(**options):
+    from .clean_flicker_noise_step import CleanFlickerNoiseStep
+
+    return CleanFlickerNoiseStep(skip=False, **options)
+
+
+def _no_nirspec_wcs(what):
+    return Ramp2SlopeError(f"clean_flicker_noise: {what} needs NIRSpec's WCS (assign_wcs, "
+                           f"msaflagopen), which ramp2slope does not compute")
+
+
+def read_flat_file(input_model, flat_filename):
+    """The FLAT at ``flat_filename`` cut to ``input_model``'s window with its zero and NaN
+    values filled (see :func:`.clean_flicker_noise_step.load_flat`), or None without a file."""
+    from .clean_flicker_noise_step import load_flat
+
+    if flat_filename is None or str(flat_filename).lower() == "none":
+        return None
+    return load_flat(str(flat_filename), input_model)
+
+
+def make_rate(input_model, input_dir="", return_cube=False):
+    """The draft rate (an ImageModel) of a ramp model, or its draft rateints (a CubeModel) with
+    ``return_cube``: an ordinary least-squares fit of each pixel's ramp (GAIN and READNOISE from
+    CRDS). ``input_dir`` is accepted for jwst's signature and not needed."""
+    from .clean_flicker_noise_step import ramp_drafts
+
+    log.info("clean_flicker_noise: Creating draft rate file for the scene mask")
+    rate, rateints = ramp_drafts(_step(), input_model)
+    return rateints if return_cube else rate
+
+
+def post_process_rate(input_model, assign_wcs=False, msaflagopen=False, flat_dq=False,
+                      input_dir=""):
+    """A draft rate prepared for the scene mask: with ``flat_dq`` its DQ combined with the
+    FLAT's (CRDS), the pixels the flat cannot correct flagged DO_NOT_USE. ``assign_wcs`` and
+    ``msaflagopen`` (NIRSpec) raise Ramp2SlopeError: ramp2slope computes no NIRSpec WCS."""
+    if assign_wcs or msaflagopen:
+        raise _no_nirspec_wcs("post_process_rate(assign_wcs/msaflagopen)")
+    if flat_dq:
+        log.info("clean_flicker_noise: Retrieving flat DQ to mask the non-science regions")
+        output = input_model.copy()
+        output.dq = np.asarray(output.dq, np.uint32) | _step()._flat_dq(output, "the DQ")
+        return output
+    return input_model
+
+
+def mask_ifu_slices(input_model, mask):
+    """Would unset the pixels of NIRSpec's IFU slices in ``mask``: needs the NIRSpec WCS."""
+    raise _no_nirspec_wcs("masking the IFU slices")
+
+
+def mask_slits(input_model, mask):
+    """Would unset the pixels of NIRSpec's open slits in ``mask``: needs the NIRSpec WCS."""
+    raise _no_nirspec_wcs("masking the open slits")
+
+
+def _fixed_slits_open(input_model):
+    """Whether the MSA configuration in the model's WCS opens fixed slits (never known here:
+    no NIRSpec WCS is computed, so the fixed-slit region is masked, as jwst does without one)."""
+    wcs = getattr(input_model.meta, "wcs", None)
+    try:
+        slits = wcs.get_transform("gwa", "slit_frame").slits
+    except (AttributeError, ValueError, TypeError):
+        log.warning("clean_flicker_noise: Open slits not found in input WCS; masking the "
+                    "fixed-slit region")
+        return False
+    return any(getattr(slit, "quadrant", None) == 5 for slit in slits)
+
+
+def create_mask(input_model, mask_science_regions=False, n_sigma=2.0, fit_histogram=False,
+                single_mask=False, soss_refmodel=None):
+    """The background mask (bool, True for background) of a rate image or rateints cube model.
+
+    Pixels NaN or exactly zero are not background; with ``mask_science_regions`` neither are
+    NIRSpec's slits, IFU slices, failed-open shutters and (on IFU and MOS) fixed-slit region,
+    MIRI imaging's DO_NOT_USE and NON_SCIENCE pixels, nor NIRISS SOSS's traces (from the
+    PASTASOSS reference at path ``soss_refmodel``, else from CRDS). The rest is clipped to the
+    background's range (``n_sigma`` above, 3 sigma below; plane by plane for a cube);
+    ``single_mask`` reduces a cube's mask to one plane (background in every integration).
+    """
+    data = np.asarray(input_model.data)
+    exp_type = str(input_model.meta.exposure.type or "").upper()
+    mask = np.full(data.shape, True)
+    if mask_science_regions:
+        if exp_type == "NRS_IFU":
+            mask = mask_ifu_slices(input_model, mask)
+        elif exp_type in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ", "NRS_MSASPEC"):
+            mask = mask_slits(input_model, mask)
+        dq = np.asarray(input_model.dq, np.uint32)
+        if exp_type.startswith("NRS"):
+            mask &= (dq & np.uint32(dqflags.pixel["MSA_FAILED_OPEN"])) == 0
+        if exp_type == "MIR_IMAGE":
+            unusable = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NON_SCIENCE"])
+            mask &= (dq & unusable) == 0
+        if exp_type == "NIS_SOSS":
+            step = _step(mask_science_regions=True,
+                         **({} if soss_refmodel is None else {"override_pastasoss": str(soss_refmodel)}))
+            mask &= ~step._soss_traces(input_model, data.shape[-2:])
+        if exp_type == "NRS_IFU" or (exp_type == "NRS_MSASPEC"
+                                     and not _fixed_slits_open(input_model)):
+            mask[..., NRS_FS_REGION[0]:NRS_FS_REGION[1], :] = False
+    mask = scene_mask(data, n_sigma, fit_histogram, exclude=~mask)
+    if single_mask and mask.ndim == 3:
+        mask = np.all(mask, axis=0)
+    return mask
+
+
+def make_intermediate_model(input_model, intermediate_data):
+    """A model of ``input_model``'s class holding ``intermediate_data`` (a saved background or
+    noise), with the input's metadata."""
+    output = type(input_model)(data=intermediate_data)
+    output.update(input_model)
+    return output
+
+
+def do_correction(input_model, input_dir=None, fit_method="median", fit_by_channel=False,
+                  background_method="median", background_box_size=None,
+                  mask_science_regions=False, flat_filename=None, pastasoss_filename=None,
+                  n_sigma=2.0, fit_histogram=False, single_mask=True, user_mask=None,
+                  save_mask=False, save_background=False, save_noise=False):
+    """The step's correction on ``input_model`` (a ramp, rate or rateints model, updated in
+    place), with the step's parameters as arguments (``flat_filename`` applies that FLAT;
+    ``pastasoss_filename`` names the PASTASOSS reference).
+
+    Returns ``(output_model, mask_model, background_model, noise_model, status)``: the cleaned
+    model, the scene mask, fitted background and fitted noise models where ``save_mask``,
+    ``save_background``, ``save_noise`` ask for them (else None), and 'COMPLETE' or 'FAILED'
+    (the data then left as they were). Nothing is written to disk.
+    """
+    if isinstance(background_method, str) and background_method.lower() == "none":
+        background_method = None
+    options = dict(fit_method=fit_method, fit_by_channel=fit_by_channel,
+                   background_method=background_method, background_box_size=background_box_size,
+                   mask_science_regions=mask_science_regions, n_sigma=n_sigma,
+                   fit_histogram=fit_histogram, single_mask=single_mask, user_mask=user_mask,
+                   save_mask=save_mask, save_background=save_background, save_noise=save_noise,
+                   apply_flat_field=flat_filename is not None
+                   and str(flat_filename).lower() != "none")
+    if options["apply_flat_field"]:
+        options["override_flat"] = str(flat_filename)
+    if pastasoss_filename is not None:
+        options["override_pastasoss"] = str(pastasoss_filename)
+    step = _step(**options)
+    log.info("clean_flicker_noise: Input exposure type is %s, detector=%s",
+             input_model.meta.exposure.type, input_model.meta.instrument.detector)
+    cal_step = input_model.meta.cal_step
+    before = cal_step.clean_flicker_noise
+    kept = step.keep_intermediates()
+    output = step.process(input_model)
+    status = output.meta.cal_step.clean_flicker_noise
+    cal_step.clean_flicker_noise = before     # the step records it, not this function
+    if status != "COMPLETE":
+        return output, None, None, None, "FAILED"
+    return (output, kept.get("mask"), kept.get("flicker_bkg"), kept.get("flicker_noise"),
+            "COMPLETE")

@@ -14,7 +14,7 @@ from ..stpipe import Step
 from .background_level import background_level
 from .clean_flicker_noise import (clean_image, clean_integration,
                                   clean_integration_against, median_image_scale, median_ramp,
-                                  relative_scale, scene_mask)
+                                  relative_scale)
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -33,6 +33,8 @@ def load_flat(path, model):
     ref = _RefFile(path, "FLAT", model)
     try:
         flat = np.array(ref.cut("SCI", model), dtype=np.float32)
+        if ref.hdu("SCI").shape != flat.shape:
+            log.info("%s: Extracting matching subarray %s from the flat", path, flat.shape)
     finally:
         ref.close()
     bad = (flat == 0) | ~np.isfinite(flat)
@@ -107,12 +109,6 @@ def ramp_drafts(step, model):
     has_zf = model.has("zeroframe")
     return draft_rates(step, model, model.shape[0], has_zf, lambda i: (
         model.data[i], model.groupdq[i], model.zeroframe[i] if has_zf else None))
-
-
-def _intermediate_model(data):
-    """A saved intermediate: a model of the array's own dimension (ramp, cube or image)."""
-    cls = {4: datamodels.RampModel, 3: datamodels.CubeModel}.get(data.ndim, datamodels.ImageModel)
-    return cls(data=data)
 
 
 def _is_tso_imaging(model):
@@ -255,7 +251,7 @@ class CleanFlickerNoiseStep(Step):
         miri = _is_miri(model)
         fit_by_channel = self.fit_by_channel
         if fit_by_channel and (str(model.meta.subarray.name or "").upper() != "FULL" or miri):
-            log.warning("%s: fit_by_channel is for full-frame near-infrared data only; not used",
+            log.warning("%s: fit_by_channel can only be used for full-frame NIR data; not used",
                         self.name)
             fit_by_channel = False
         if miri:
@@ -282,6 +278,8 @@ class CleanFlickerNoiseStep(Step):
         if path is None:
             log.warning("%s: no FLAT reference; the fit is made without a flat", self.name)
             return None
+        log.info("%s: Dividing by flat %s before the fit (restored after it)", self.name,
+                 os.path.basename(path))
         return load_flat(path, model)
 
     def _user_mask(self, shape, nints):
@@ -310,12 +308,23 @@ class CleanFlickerNoiseStep(Step):
 
     def _masks(self, model, rate, rateints):
         """The scene mask from the draft models, and the draft image it was made from."""
+        from .clean_flicker_noise import create_mask
+
         draft = rate if self._single_mask() else rateints
-        exclude = self._non_science(model, draft)
-        traces = self._soss_traces(model, draft.data.shape[-2:])
-        if traces is not None:
-            exclude = traces if exclude is None else exclude | traces
-        return scene_mask(draft.data, self.n_sigma, self.fit_histogram, exclude), draft.data
+        exp_type = _exp_type(model)
+        pastasoss = None
+        if self.mask_science_regions and exp_type == "MIR_IMAGE":
+            # jwst runs a flat_field step on the draft for its DQ
+            draft.dq = np.asarray(draft.dq, np.uint32) | self._flat_dq(
+                model, "the non-science regions")
+        if self.mask_science_regions and exp_type == "NIS_SOSS":
+            pastasoss = self.reference_or_skip(model, "pastasoss")
+            if pastasoss is None:
+                raise Ramp2SlopeError(f"{self.name}: mask_science_regions on NIS_SOSS needs a "
+                                      f"PASTASOSS reference (override_pastasoss)")
+        mask = create_mask(draft, self.mask_science_regions, self.n_sigma, self.fit_histogram,
+                           soss_refmodel=pastasoss)
+        return mask, draft.data
 
     def _soss_traces(self, model, shape):
         """With ``mask_science_regions`` on NIS_SOSS, the pixels near the spectral traces (bool,
@@ -323,9 +332,6 @@ class CleanFlickerNoiseStep(Step):
         otherwise."""
         from .soss_traces import read_pastasoss, soss_traces, trace_pixels
 
-        exp_type = _exp_type(model)
-        if not (self.mask_science_regions and exp_type == "NIS_SOSS"):
-            return None
         where = model._path or "input"
         pwcpos = model.meta.instrument.pupil_position
         if pwcpos is None:
@@ -344,17 +350,6 @@ class CleanFlickerNoiseStep(Step):
         log.info("%s: masking the SOSS traces (PASTASOSS %s, PWCPOS %.3f)", self.name,
                  os.path.basename(path), float(pwcpos))
         return trace_pixels(traces, shape)
-
-    def _non_science(self, model, draft):
-        """With ``mask_science_regions`` on MIRI imaging, the pixels DO_NOT_USE or NON_SCIENCE
-        in the draft's DQ or the FLAT's (jwst runs a flat_field step on the draft for its DQ);
-        None otherwise."""
-        exp_type = _exp_type(model)
-        if not (self.mask_science_regions and exp_type == "MIR_IMAGE"):
-            return None
-        dq = np.asarray(draft.dq, dtype=np.uint32) | self._flat_dq(model, "the non-science regions")
-        unusable = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NON_SCIENCE"])
-        return (dq & unusable) != 0
 
     # -- whole exposure ---------------------------------------------------------------------------
     def process(self, model):
@@ -675,21 +670,32 @@ class CleanFlickerNoiseStep(Step):
         base = model._path or model.meta.filename
         return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix=suffix)
 
+    def keep_intermediates(self):
+        """Keep the mask, background and noise models in the dict returned (keys ``mask``,
+        ``flicker_bkg``, ``flicker_noise``) instead of writing them: for
+        :func:`.clean_flicker_noise.do_correction`, which returns them."""
+        self._kept = {}
+        return self._kept
+
     def _save_intermediates(self, model, mask, mask_source, background, original):
+        from .clean_flicker_noise import make_intermediate_model
+
         if self.save_mask and mask is not None:
             cls = datamodels.CubeModel if mask.ndim == 3 else datamodels.ImageModel
             out = cls(data=mask.astype(np.float32))
             out.update(mask_source if mask_source is not None else model)
-            self._save_extra(out, self._intermediate_path(model, "mask"))
+            self._save_extra(out, model, "mask")
         if background is not None:
-            out = _intermediate_model(background)
-            out.update(model)
-            self._save_extra(out, self._intermediate_path(model, "flicker_bkg"))
+            self._save_extra(make_intermediate_model(model, background), model, "flicker_bkg")
         if original is not None:
-            out = _intermediate_model(model.data - original)
-            out.update(model)
-            self._save_extra(out, self._intermediate_path(model, "flicker_noise"))
+            self._save_extra(make_intermediate_model(model, model.data - original), model,
+                             "flicker_noise")
 
-    def _save_extra(self, out, path):
+    def _save_extra(self, out, model, suffix):
+        kept = getattr(self, "_kept", None)
+        if kept is not None:
+            kept[suffix] = out
+            return
+        path = self._intermediate_path(model, suffix)
         out.save(path)
         log.info("%s: saved %s", self.name, path)

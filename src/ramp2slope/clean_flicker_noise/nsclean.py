@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["lowpass_filter", "nsclean_full_frame", "nsclean_subarray"]
+__all__ = ["lowpass_filter", "nsclean_full_frame", "nsclean_subarray", "NSClean", "NSCleanSubarray"]
 
 log = logging.getLogger("ramp2slope")
 
@@ -145,6 +145,38 @@ def _cutoff_gain(freq, cutoffs):
     return gain
 
 
+class NSClean:
+    """The full-frame fit as an object, with the interface of jwst's class of this name: the
+    detector (NRS1, NRS2) and background mask are set first, ``clean(image)`` returns the
+    cleaned image (see :func:`nsclean_full_frame`)."""
+
+    def __init__(self, detector, mask):
+        self.detector = detector
+        self.mask = mask
+
+    def clean(self, image, buff=True):
+        # ``buff`` (jwst: pad the lines before the fit) is always on there: accepted, no choice
+        return nsclean_full_frame(np.array(image, dtype=np.float32), self.mask, self.detector)
+
+
+class NSCleanSubarray:
+    """The fit of one block of detector lines (see :func:`nsclean_subarray`), with the interface
+    of jwst's class of this name: ``clean(return_model=True)`` gives the fitted noise,
+    ``clean()`` the block minus it. ``fc`` are the frequency cut-offs."""
+
+    def __init__(self, data, mask, fc=None, exclude_outliers=False):
+        if exclude_outliers:
+            raise ValueError("NSCleanSubarray: outliers are excluded over the whole image "
+                             "before the blocks are fitted (nsclean_subarray)")
+        self.data = data
+        self.mask = mask
+        self.fc = SUBARRAY_CUTOFFS if fc is None else fc
+
+    def clean(self, return_model=False):
+        model = _block_model(self.data, self.mask, self.fc)
+        return model if return_model else self.data - model
+
+
 def _block_model(data, mask, cutoffs):
     """The fitted noise of a block of detector lines, seen as one time series of pixel reads
     (each line followed by its overhead): its background pixels fitted with the series' Fourier
@@ -179,22 +211,27 @@ def _block_model(data, mask, cutoffs):
     return np.fft.irfft(spectrum * gain, n).reshape((ny, -1))[:, :nx]
 
 
-def nsclean_subarray(image, mask, detector, cutoffs=SUBARRAY_CUTOFFS):
+def nsclean_subarray(image, mask, detector, cutoffs=SUBARRAY_CUTOFFS, npix_iter=CHUNK_PIXELS,
+                     exclude_outliers=True, sigrej=SUBARRAY_OUTLIER_SIGMA,
+                     minfrac=MIN_BACKGROUND_FRACTION):
     """Clean a NIRSpec subarray image (stored orientation): overlapping blocks of detector lines
-    holding about CHUNK_PIXELS background pixels each are fitted (:func:`_block_model`) and their
-    models blended with triangular weights. Returns the cleaned image (a new float64 array as
-    jwst's), or None when no line has a background pixel."""
+    holding about ``npix_iter`` background pixels each are fitted (:class:`NSCleanSubarray`)
+    and their models blended with triangular weights; a block whose background fraction is
+    not above ``minfrac`` is left uncorrected. With ``exclude_outliers``, pixels more than
+    ``sigrej`` robust sigmas from the background's median, and their four neighbours, are
+    not background. Returns the cleaned image (a new float64 array as jwst's), or None when
+    no line has a background pixel."""
     image = _to_detector(image, detector)
     mask = _to_detector(mask, detector)
-    # pixels far from the background level, and their four neighbours, are not background
-    centre = np.median(image[mask])
-    spread = 1.4825 * np.median(np.abs((image - centre)[mask]))
-    outlier = mask & (np.abs(image - centre) > SUBARRAY_OUTLIER_SIGMA * spread)
-    mask = mask & (~outlier)
-    mask[1:] = mask[1:] & (~outlier[:-1])
-    mask[:-1] = mask[:-1] & (~outlier[1:])
-    mask[:, 1:] = mask[:, 1:] & (~outlier[:, :-1])
-    mask[:, :-1] = mask[:, :-1] & (~outlier[:, 1:])
+    if exclude_outliers:
+        centre = np.median(image[mask])
+        spread = 1.4825 * np.median(np.abs((image - centre)[mask]))
+        outlier = mask & (np.abs(image - centre) > sigrej * spread)
+        mask = mask & (~outlier)
+        mask[1:] = mask[1:] & (~outlier[:-1])
+        mask[:-1] = mask[:-1] & (~outlier[1:])
+        mask[:, 1:] = mask[:, 1:] & (~outlier[:, :-1])
+        mask[:, :-1] = mask[:, :-1] & (~outlier[:, 1:])
     per_line = np.sum(mask, axis=1)
     cumulative = np.array([0] + list(np.cumsum(per_line)))
     lines = np.arange(mask.shape[0])[per_line > 0]
@@ -205,14 +242,15 @@ def nsclean_subarray(image, mask, detector, cutoffs=SUBARRAY_CUTOFFS):
     while first <= last:
         stop = 0
         for stop in range(first + 1, last + 2):
-            if cumulative[stop] - cumulative[first] > CHUNK_PIXELS \
-                    and cumulative[-1] - cumulative[first] > 1.5 * CHUNK_PIXELS:
+            if cumulative[stop] - cumulative[first] > npix_iter \
+                    and cumulative[-1] - cumulative[first] > 1.5 * npix_iter:
                 break
         size = stop - first
-        if np.mean(mask[first:first + size]) > MIN_BACKGROUND_FRACTION:
-            block = _block_model(image[first:first + size], mask[first:first + size], cutoffs)
+        if np.mean(mask[first:first + size]) > minfrac:
+            block = NSCleanSubarray(image[first:first + size], mask[first:first + size],
+                                    fc=cutoffs).clean(return_model=True)
         else:
-            log.warning("clean_flicker_noise: too few background pixels for NSClean around "
+            log.warning("clean_flicker_noise: Insufficient reference pixels for NSClean around "
                         "detector line %d; no correction there", first)
             block = np.zeros(image[first:first + size].shape)
         blocks.append((first, size, block))
