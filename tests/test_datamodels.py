@@ -231,7 +231,7 @@ def test_read_times_live_in_the_asdf_tree(tmp_path):
     sdm = pytest.importorskip("stdatamodels.jwst.datamodels")
     times = [[0.28408], [0.5628], [0.84688], [1.1256]]
     model = datamodels.RampModel(np.zeros((1, 4, 3, 5), np.float32))
-    assert model.meta.exposure.read_times is None
+    assert model.meta.exposure.read_times == []     # unset: the official default
     model.meta.exposure.read_times = times
     path = str(tmp_path / "x_ramp.fits")
     model.copy().save(path)
@@ -308,3 +308,20 @@ def test_assigning_a_mapping_replaces_a_meta_subtree(tmp_path):
     other.meta.wcsinfo = model.meta.wcsinfo
     assert (other.meta.wcsinfo.roll_ref, other.meta.wcsinfo.siaf_xref_sci,
             other.meta.wcsinfo.siaf_yref_sci) == (1.5, 10.0, 20.0)
+
+
+def test_update_from_an_official_model():
+    """``update`` takes an official (stdatamodels) model too: its metadata with a keyword here
+    (and the tree-only read times) are copied, the rest is left."""
+    sdm = pytest.importorskip("stdatamodels.jwst.datamodels")
+    theirs = sdm.RampModel((1, 4, 3, 5))
+    theirs.meta.exposure.ngroups = 4
+    theirs.meta.exposure.type = "NRC_IMAGE"
+    theirs.meta.instrument.detector = "NRCA1"
+    theirs.meta.subarray.name = "SUB64P"
+    theirs.meta.exposure.read_times = [[1.0], [2.0], [3.0], [4.0]]
+    ours = datamodels.ImageModel(np.zeros((3, 5), np.float32)).update(theirs)
+    assert (ours.meta.exposure.ngroups, ours.meta.exposure.type, ours.meta.instrument.detector,
+            ours.meta.subarray.name) == (4, "NRC_IMAGE", "NRCA1", "SUB64P")
+    assert ours.meta.exposure.read_times == [[1.0], [2.0], [3.0], [4.0]]
+    assert ours.meta.model_type == "ImageModel"

@@ -9,6 +9,9 @@ but are not written to files).
 """
 from .keywords import KEYWORDS, PREFIXES, TREE_ONLY
 
+#: tree-only attributes whose official default is an empty list
+LIST_DEFAULTS = {"exposure.read_times"}
+
 
 def _plain(value):
     """Header values come back as numpy/astropy scalars or undefined cards; give plain Python."""
@@ -41,7 +44,9 @@ class MetaNode:
             header = self._model._headers.get(hdu)
             return None if header is None else _plain(header.get(keyword))
         if full in TREE_ONLY:
-            return self._model._tree_value(full)
+            value = self._model._tree_value(full)
+            # an unset list reads as an empty one, as the official schema's default
+            return [] if value is None and full in LIST_DEFAULTS else value
         if name in self._extra:
             return self._extra[name]
         if full in PREFIXES:

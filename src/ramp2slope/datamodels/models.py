@@ -207,6 +207,30 @@ class DataModel:
         primary = self._arrays.get(self.primary_array)
         return None if primary is None else primary.shape
 
+    def _update_from_official(self, other):
+        from .keywords import KEYWORDS, TREE_ONLY
+
+        def assign(path, value):
+            *parents, leaf = path.split(".")
+            node = self.meta
+            for part in parents:
+                node = getattr(node, part)
+            setattr(node, leaf, value)
+
+        for key, value in other.to_flat_dict().items():
+            path = key[len("meta."):] if key.startswith("meta.") else None
+            if path in KEYWORDS:
+                assign(path, value.tolist() if hasattr(value, "tolist") else value)
+        for path in TREE_ONLY:     # lists, which the flat dict spreads over numbered keys
+            value = other.meta
+            for part in path.split("."):
+                value = getattr(value, part, None)
+            value = getattr(value, "instance", value)     # stdatamodels' ListNode
+            if value:
+                assign(path, _copy.deepcopy(list(value)))
+        self.meta.model_type = self.model_type
+        return self
+
     # -- headers ------------------------------------------------------------------------------
     def _header(self, hdu):
         header = self._headers.get(hdu)
@@ -222,7 +246,12 @@ class DataModel:
     def update(self, other, only=None):
         """Copy the metadata of another model (not its arrays): the primary header, the SCI
         header's keywords (WCS, pointing, times, ephemeris: the official models keep these in
-        the SCI extension of every product) and the input's ASDF metadata tree."""
+        the SCI extension of every product) and the input's ASDF metadata tree.
+
+        ``other`` may also be an official (stdatamodels) model: its metadata that have a FITS
+        keyword or a tree-only attribute here are copied."""
+        if not hasattr(other, "_headers") and hasattr(other, "to_flat_dict"):
+            return self._update_from_official(other)
         header = other._headers["PRIMARY"].copy()
         header.remove("DATAMODL", ignore_missing=True)
         self._headers["PRIMARY"] = header

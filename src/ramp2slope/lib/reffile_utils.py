@@ -1,12 +1,24 @@
-"""``get_subarray_model``: a reference model cut to the science exposure (as ``jwst.lib``'s)."""
+"""Reference models against science exposures, as ``jwst.lib.reffile_utils`` has them:
+``get_subarray_model`` (a reference cut to the science exposure), ``ref_matches_sci``,
+``is_subarray``, the science/detector frame transforms and ``find_row``."""
+import logging
+
 import numpy as np
 
 from ..datamodels.models import DataModel
 from ..errors import ReferenceFileError
 from ..references.stripes import FULL_SIZE, StripeLayout, stripe_reference
 from ..references.subarray import cutout_slices, science_box
+from ..refpix.orientation import detector_to_dms, dms_to_detector
 
-__all__ = ["get_subarray_model"]
+__all__ = ["get_subarray_model", "get_multistripe_subarray_model", "ref_matches_sci",
+           "is_subarray", "science_detector_frame_transform",
+           "detector_science_frame_transform", "find_row", "MatchRowError"]
+
+log = logging.getLogger("ramp2slope")
+
+#: Full-frame (columns, rows) of MIRI's detectors; the near-infrared ones are 2048 x 2048.
+MIRI_FULL = (1032, 1024)
 
 
 def _cut_arrays(ref_model):
@@ -67,3 +79,70 @@ def get_subarray_model(sci_model, ref_model):
         setattr(sub_model, name, np.array(array))
     sub_model.update(ref_model)
     return sub_model
+
+
+def get_multistripe_subarray_model(sci_model, ref_model):
+    """``ref_model`` cut to the rows a multistripe or superstripe exposure reads (see
+    :func:`get_subarray_model`, which cuts striped and ordinary subarrays alike)."""
+    return get_subarray_model(sci_model, ref_model)
+
+
+def _full_size(model):
+    miri = str(model.meta.instrument.name or "").upper() == "MIRI"
+    return MIRI_FULL if miri else (FULL_SIZE, FULL_SIZE)
+
+
+def is_subarray(input_model):
+    """True when the model's data are smaller than its instrument's full frame."""
+    ny, nx = np.shape(input_model.data)[-2:]
+    columns, rows = _full_size(input_model)
+    return nx < columns or ny < rows
+
+
+def ref_matches_sci(sci_model, ref_model):
+    """True when the reference covers exactly the science exposure's subarray (no cut
+    needed); never for a superstripe exposure, whose references are always cut per stripe.
+    A reference without SUBSTRT/SUBSIZE is taken as full frame when its data are (the
+    keywords are then set on it), else ValueError."""
+    if (sci_model.meta.subarray.num_superstripe or 0) > 0:
+        return False
+    sub = ref_model.meta.subarray
+    box = (sub.xstart, sub.ystart, sub.xsize, sub.ysize)
+    if any(value is None for value in box):
+        columns, rows = _full_size(ref_model)
+        if tuple(np.shape(ref_model.data)[-2:]) != (rows, columns):
+            raise ValueError(f"{ref_model._path or 'reference'}: SUBSTRT1/2 and SUBSIZE1/2 are "
+                             f"missing and the data are not full frame")
+        log.warning("%s: no SUBSTRT/SUBSIZE keywords; taken as full frame",
+                    ref_model._path or "reference")
+        sub.xstart, sub.ystart, sub.xsize, sub.ysize = box = (1, 1, columns, rows)
+    sci = sci_model.meta.subarray
+    return tuple(int(v) for v in box) == tuple(
+        int(v) if v is not None else None for v in (sci.xstart, sci.ystart, sci.xsize, sci.ysize))
+
+
+def science_detector_frame_transform(data, fastaxis, slowaxis):
+    """A view of ``data`` (last two axes y, x in the science frame) in the detector frame, as
+    FASTAXIS and SLOWAXIS say (see :mod:`ramp2slope.refpix.orientation`)."""
+    return dms_to_detector(data, fastaxis, slowaxis)
+
+
+def detector_science_frame_transform(data, fastaxis, slowaxis):
+    """The inverse of :func:`science_detector_frame_transform`."""
+    return detector_to_dms(data, fastaxis, slowaxis)
+
+
+class MatchRowError(Exception):
+    """More than one row of a table matched."""
+
+
+def find_row(ldict, match_keys):
+    """The one dict of the list ``ldict`` whose values equal ``match_keys``'s; None (with a
+    warning) when none does, MatchRowError when several do."""
+    found = [row for row in ldict if all(row[key] == value for key, value in match_keys.items())]
+    if len(found) > 1:
+        raise MatchRowError(f"{len(found)} rows match {match_keys}; expected one")
+    if not found:
+        log.warning("no row matches %s", match_keys)
+        return None
+    return found[0]

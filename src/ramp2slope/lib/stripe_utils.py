@@ -1,5 +1,6 @@
-"""``collate_superstripes``: a superstripe ramp as an ordinary ramp (as ``jwst.lib``'s)."""
-__all__ = ["collate_superstripes"]
+"""Superstripe and multistripe readouts, as ``jwst.lib.stripe_utils`` has them:
+``collate_superstripes`` (a superstripe ramp as an ordinary ramp) and ``stripe_read_times``."""
+__all__ = ["collate_superstripes", "stripe_read_times"]
 
 
 def collate_superstripes(input_model):
@@ -10,3 +11,14 @@ def collate_superstripes(input_model):
     from ..refpix.multistripe import collate_model
 
     return collate_model(input_model)
+
+
+def stripe_read_times(stripe_ramp):
+    """The time of every read of ``stripe_ramp`` (a SuperstripeRampModel or RampModel with its
+    stripe keywords) once collated: ``ngroups * nrepeat`` lists of one time per frame of a
+    group, in seconds (see :func:`ramp2slope.references.stripes.stripe_read_times`)."""
+    from ..references.stripes import StripeLayout, stripe_read_times as read_times
+
+    exposure = stripe_ramp.meta.exposure
+    return read_times(StripeLayout.from_model(stripe_ramp), exposure.nframes, exposure.groupgap,
+                      exposure.ngroups, exposure.noutputs)

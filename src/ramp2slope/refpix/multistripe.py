@@ -87,7 +87,8 @@ def correct_superstripes(data, pixeldq, layout, odd_even_columns=True, siglimit=
 def collate_model(model):
     """The ordinary RampModel of a corrected SuperstripeRampModel (jwst's
     ``collate_superstripes``): integrations of the parent frame, INT_TIMES per parent
-    integration and INT_TIMES_STRIPE per stripe, the stripe keywords removed."""
+    integration and INT_TIMES_STRIPE per stripe (superstripes only), the stripe keywords
+    removed."""
     layout = StripeLayout.from_model(model)
     zero = bool(model.meta.exposure.zero_frame)
     data, gdq, pdq, zf, slow_start, nrepeat = collate_superstripes(
@@ -107,10 +108,14 @@ def collate_model(model):
     nstripe = max(layout.num_superstripe, 1)
     exp = model.meta.exposure
     table = model.int_times
-    if table is not None and len(table) > 0:
+    # without superstripes the integrations are the same: INT_TIMES stays as it is, with no
+    # INT_TIMES_STRIPE (as jwst)
+    if table is not None and len(table) > 0 and layout.num_superstripe > 0:
         parent, per_stripe = stripe_int_times(table, nstripe, exp.integration_start)
         out.int_times = np.array(parent, dtype=np.asarray(table).dtype)
         out.int_times_stripe = np.array(per_stripe, dtype=out.get_dtype("int_times_stripe"))
+    elif table is not None:
+        out.int_times = np.array(table)
     start = exp.integration_start if exp.integration_start is not None else 1
     end = exp.integration_end if exp.integration_end is not None else exp.nints
     out.meta.exposure.integration_start = int(np.ceil(start / nstripe))
