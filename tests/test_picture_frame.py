@@ -163,3 +163,37 @@ def test_report_shows_the_subtracted_frame(nirspec, tmp_path, capsys):
     body = _section(text, "picture_frame")
     assert body.count("<img") == 2     # the subtracted pattern, before/after
     assert "scaled PICTUREFRAME pattern" in body
+
+
+def test_correct_picture_frame_function_as_jwst(nirspec, tmp_path):
+    """correct_picture_frame (jwst's function-level entry) on the rate with the reference as a
+    PictureFrameModel: the corrected data, mask and correction equal jwst's function's, status
+    COMPLETE; a single-group ramp is SKIPPED before the science masking is looked at."""
+    jwst_oracle.require_jwst()
+    jwst_oracle.configure_offline_crds()
+    from jwst.picture_frame.picture_frame import correct_picture_frame as theirs
+    from stdatamodels.jwst import datamodels as jwst_models
+
+    from ramp2slope import datamodels
+    from ramp2slope.picture_frame.picture_frame import correct_picture_frame
+    from ramp2slope.ramp_fitting import RampFitStep
+
+    sim, refs, ramp, base = nirspec
+    rate, _ = RampFitStep(override_gain=refs["gain"], override_readnoise=refs["readnoise"]).run(ramp)
+    path = str(tmp_path / f"{sim.root}_rate.fits")
+    rate.save(path)
+    pattern = datamodels.PictureFrameModel(data=_pattern())
+    got = correct_picture_frame(datamodels.open(path), pattern, mask_science_regions=False,
+                                save_mask=True, save_correction=True)
+    expected = theirs(jwst_models.open(path), jwst_models.PictureFrameModel(data=_pattern()),
+                      mask_science_regions=False, save_mask=True, save_correction=True)
+    assert got[3] == expected[3] == "COMPLETE"
+    for ours, official in zip(got[:3], expected[:3]):
+        np.testing.assert_array_equal(ours.data, official.data)
+    assert not np.array_equal(got[0].data, rate.data)
+    single = datamodels.open(ramp)
+    single.data, single.groupdq = single.data[:, :1], single.groupdq[:, :1]
+    single.meta.cal_step.picture_frame = None
+    out, mask, correction, status = correct_picture_frame(single, pattern)
+    assert (status, mask, correction) == ("SKIPPED", None, None)
+    assert single.meta.cal_step.picture_frame is None     # the step's status is not recorded

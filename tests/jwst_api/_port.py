@@ -35,6 +35,7 @@ PORTED_PACKAGES = (
     "dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump",
     "ramp_fitting", "ipc", "charge_migration", "persistence", "group_scale", "gain_scale",
     "pipeline", "firstframe", "lastframe", "reset", "rscd", "emicorr", "clean_flicker_noise",
+    "picture_frame",
 )
 
 

@@ -637,7 +637,7 @@ class CleanFlickerNoiseStep(Step):
             if wanted:
                 out = datamodels.RampModel(data=placeholder(store.shape, np.float32))
                 out.update(shell)
-                writers[suffix] = products.start(out, self._intermediate_path(shell, suffix), ramp_shape)
+                writers[suffix] = products.start(out, self.intermediate_path(shell, suffix), ramp_shape)
         background = np.zeros_like(data) if self.save_background else None
         original = np.empty_like(data) if self.save_noise else None
         for i in range(nints):
@@ -664,19 +664,6 @@ class CleanFlickerNoiseStep(Step):
         return model
 
     # -- intermediate products --------------------------------------------------------------------
-    def _intermediate_path(self, model, suffix):
-        from ..stpipe.naming import make_output_path
-
-        base = model._path or model.meta.filename
-        return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix=suffix)
-
-    def keep_intermediates(self):
-        """Keep the mask, background and noise models in the dict returned (keys ``mask``,
-        ``flicker_bkg``, ``flicker_noise``) instead of writing them: for
-        :func:`.clean_flicker_noise.do_correction`, which returns them."""
-        self._kept = {}
-        return self._kept
-
     def _save_intermediates(self, model, mask, mask_source, background, original):
         from .clean_flicker_noise import make_intermediate_model
 
@@ -684,18 +671,9 @@ class CleanFlickerNoiseStep(Step):
             cls = datamodels.CubeModel if mask.ndim == 3 else datamodels.ImageModel
             out = cls(data=mask.astype(np.float32))
             out.update(mask_source if mask_source is not None else model)
-            self._save_extra(out, model, "mask")
+            self.save_intermediate(out, model, "mask")
         if background is not None:
-            self._save_extra(make_intermediate_model(model, background), model, "flicker_bkg")
+            self.save_intermediate(make_intermediate_model(model, background), model, "flicker_bkg")
         if original is not None:
-            self._save_extra(make_intermediate_model(model, model.data - original), model,
+            self.save_intermediate(make_intermediate_model(model, model.data - original), model,
                              "flicker_noise")
-
-    def _save_extra(self, out, model, suffix):
-        kept = getattr(self, "_kept", None)
-        if kept is not None:
-            kept[suffix] = out
-            return
-        path = self._intermediate_path(model, suffix)
-        out.save(path)
-        log.info("%s: saved %s", self.name, path)

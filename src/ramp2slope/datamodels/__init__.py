@@ -29,6 +29,7 @@ from .reference_models import (
     MaskModel,
     DarkNirspecModel,
     PersistenceSatModel,
+    PictureFrameModel,
     ReadnoiseModel,
     ReferenceFileModel,
     SaturationModel,
@@ -47,6 +48,6 @@ __all__ = [
     "CubeModel", "RampFitOutputModel", "DarkModel", "ReferenceFileModel", "FlatModel", "GainModel",
     "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
-    "PersistenceSatModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
+    "PersistenceSatModel", "PictureFrameModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
     "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel", "EmiModel",
 ]

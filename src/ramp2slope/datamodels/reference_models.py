@@ -67,6 +67,8 @@ FlatModel = _reference("FlatModel", "flat", [
     ArraySpec("dq", "DQ", np.uint32, 2, default=_zeros_like_data(np.uint32)),
     ArraySpec("err", "ERR", np.float32, 2, default=_zeros_like_data(np.float32)),
 ], fill=1.0)
+PictureFrameModel = _reference("PictureFrameModel", "pictureframe",
+                               [ArraySpec("data", "SCI", np.float32, 2)], tables=())
 IPCModel = _reference("IPCModel", "ipc", [ArraySpec("data", "SCI", np.float32, 2)], tables=(), fill=1.0)
 PersistenceSatModel = _reference("PersistenceSatModel", "persat", [
     ArraySpec("data", "SCI", np.float32, 2),
@@ -108,7 +110,8 @@ class TrapsFilledModel(DataModel):
 
 REFERENCE_MODEL_CLASSES = (
     GainModel, ReadnoiseModel, SaturationModel, MaskModel, SuperBiasModel, LinearityModel,
-    DarkNirspecModel, FlatModel, IPCModel, PersistenceSatModel, TrapDensityModel, TrapParsModel,
+    DarkNirspecModel, FlatModel, IPCModel, PersistenceSatModel, PictureFrameModel,
+    TrapDensityModel, TrapParsModel,
     TrapsFilledModel, IRS2Model, DarkMIRIModel, ResetModel, RSCDModel,
 )
 

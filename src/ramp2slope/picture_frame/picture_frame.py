@@ -8,25 +8,28 @@ result is bit-identical to jwst's.
 """
 import numpy as np
 
-__all__ = ["region_masks", "reference_levels", "correct_ramp_integration", "correct_rate"]
+__all__ = ["region_masks", "reference_levels", "correct_ramp_integration", "correct_rate",
+           "correct_picture_frame", "LOWER_EDGE_REGION", "UPPER_EDGE_REGION", "CENTER_REGION"]
 
 # full-frame rows/columns (0-based, stop excluded): the edge band between the reference pixels
-# and the centre, on each side, and the centre
-LOWER_EDGE = (4, 75)
-UPPER_EDGE = (1985, 2043)
-CENTER = (76, 1984)
+# and the centre, on each side, and the centre (jwst's names)
+LOWER_EDGE_REGION = (4, 75)
+UPPER_EDGE_REGION = (1985, 2043)
+CENTER_REGION = (76, 1984)
 
 
 def region_masks(background):
     """``(center, edge)``: the background pixels (``background``, bool, full frame) of the
     centre and of the edge bands (reference pixels excluded)."""
     y, x = np.mgrid[: background.shape[0], : background.shape[1]]
-    in_center = (y >= CENTER[0]) & (y < CENTER[1]) & (x >= CENTER[0]) & (x < CENTER[1])
-    outside = (y < LOWER_EDGE[0]) | (y >= UPPER_EDGE[1]) | (x < LOWER_EDGE[0]) | (x >= UPPER_EDGE[1])
+    in_center = ((y >= CENTER_REGION[0]) & (y < CENTER_REGION[1])
+                 & (x >= CENTER_REGION[0]) & (x < CENTER_REGION[1]))
+    outside = ((y < LOWER_EDGE_REGION[0]) | (y >= UPPER_EDGE_REGION[1])
+               | (x < LOWER_EDGE_REGION[0]) | (x >= UPPER_EDGE_REGION[1]))
     band = np.zeros(background.shape, bool)
     for axis in (y, x):
-        band |= ((axis >= LOWER_EDGE[0]) & (axis < LOWER_EDGE[1])) | \
-                ((axis >= UPPER_EDGE[0]) & (axis < UPPER_EDGE[1]))
+        band |= ((axis >= LOWER_EDGE_REGION[0]) & (axis < LOWER_EDGE_REGION[1])) | \
+                ((axis >= UPPER_EDGE_REGION[0]) & (axis < UPPER_EDGE_REGION[1]))
     return background & in_center, background & band & ~outside
 
 
@@ -59,3 +62,29 @@ def correct_rate(image, pattern, center, edge, levels):
     """Correct a rate image (ny, nx) or cube (nints, ny, nx), float32, in place."""
     image += 0.0 - _correction(image, pattern, center, edge, levels)
     return image
+
+
+def correct_picture_frame(input_model, pictureframe_model, mask_science_regions=True, n_sigma=2.0,
+                          input_dir="", save_mask=False, save_correction=False):
+    """The step's correction on ``input_model`` (a NIRSpec full-frame ramp or rate model,
+    updated in place) with the PICTUREFRAME reference ``pictureframe_model`` (a model or a
+    path), as jwst's function of this name: returns ``(output_model, mask_model,
+    correction_model, status)``, the mask and correction models only where ``save_mask`` and
+    ``save_correction`` ask for them and the correction was made, status 'COMPLETE' or
+    'SKIPPED'. ``mask_science_regions`` needs NIRSpec's WCS: a one-line error here (pass
+    False). ``input_dir`` is accepted for jwst's signature and not needed."""
+    from .picture_frame_step import PictureFrameStep
+
+    step = PictureFrameStep(skip=False, mask_science_regions=mask_science_regions,
+                            n_sigma=n_sigma, save_mask=save_mask,
+                            save_correction=save_correction,
+                            override_pictureframe=pictureframe_model)
+    cal_step = input_model.meta.cal_step
+    before = cal_step.picture_frame
+    kept = step.keep_intermediates()
+    output = step.process(input_model)
+    status = output.meta.cal_step.picture_frame
+    cal_step.picture_frame = before       # the step records it, not this function
+    if status != "COMPLETE":
+        return output, kept.get("pctfrm_mask"), None, "SKIPPED"
+    return output, kept.get("pctfrm_mask"), kept.get("pctfrm_correction"), "COMPLETE"

@@ -53,7 +53,8 @@ class PictureFrameStep(Step):
                 and str(model.meta.subarray.name or "").upper() == "FULL")
 
     def wanted_references(self, model):
-        if not self._applies(model):
+        # (the pipeline's ramp: a single group is skipped before any reference is needed)
+        if not self._applies(model) or model.meta.exposure.ngroups == 1:
             return ()
         self._refuse_science_masking()
         return self.reference_file_types
@@ -91,13 +92,15 @@ class PictureFrameStep(Step):
 
     # -- whole model ----------------------------------------------------------------------------------
     def process(self, model):
+        ramp = isinstance(model, datamodels.RampModel)
+        if ramp and model.data.shape[1] == 1 and self._applies(model):
+            # (before the reference and the science-region masking, as jwst decides it)
+            log.warning("%s: the correction cannot be performed for single-group data; step "
+                        "skipped", self.name)
+            return self.skipped(model, "single group")
         pattern = self._pattern(model)
         if pattern is None:
             return self.skipped(model, "not applicable")
-        ramp = isinstance(model, datamodels.RampModel)
-        if ramp and model.data.shape[1] == 1:
-            log.warning("%s: a single group cannot be corrected; step skipped", self.name)
-            return self.skipped(model, "single group")
         if not ramp and not isinstance(model, datamodels.ImageModel):
             raise Ramp2SlopeError(f"{self.name}: takes a ramp or a rate image, not a "
                                   f"{type(model).__name__}")
@@ -129,13 +132,14 @@ class PictureFrameStep(Step):
         passes, then each integration corrected and written back."""
         from ..datamodels.models import placeholder
 
+        nints, ngroups, ny, nx = store.shape
+        if ngroups == 1 and self._applies(shell):
+            log.warning("%s: the correction cannot be performed for single-group data; step "
+                        "skipped", self.name)
+            return self.skipped(shell, "single group")
         pattern = self._pattern(shell)
         if pattern is None:
             return self.skipped(shell, "not applicable")
-        nints, ngroups, ny, nx = store.shape
-        if ngroups == 1:
-            log.warning("%s: a single group cannot be corrected; step skipped", self.name)
-            return self.skipped(shell, "single group")
         data = np.empty((ngroups, ny, nx), dtype=np.float32)
         groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)
         zeroframe = np.empty((ny, nx), dtype=np.float32) if store.has_zeroframe else None
@@ -153,7 +157,7 @@ class PictureFrameStep(Step):
         if self.save_correction:
             out = datamodels.RampModel(data=placeholder(store.shape, np.float32))
             out.update(shell)
-            writer = products.start(out, self._intermediate_path(shell, "pctfrm_correction"),
+            writer = products.start(out, self.intermediate_path(shell, "pctfrm_correction"),
                                     {"data": store.shape})
         original = np.empty_like(data) if writer is not None else None
         for i in range(nints):
@@ -171,23 +175,13 @@ class PictureFrameStep(Step):
         return self.complete(shell)
 
     # -- intermediate products ---------------------------------------------------------------------
-    def _intermediate_path(self, model, suffix):
-        from ..stpipe.naming import make_output_path
-
-        base = model._path or model.meta.filename
-        return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix=suffix)
-
     def _save_mask(self, model, rate, background):
         if self.save_mask:
             out = datamodels.ImageModel(data=background.astype(np.float32))
             out.update(rate)
-            path = self._intermediate_path(model, "pctfrm_mask")
-            out.save(path)
-            log.info("%s: saved %s", self.name, path)
+            self.save_intermediate(out, model, "pctfrm_mask")
 
     def _save_correction(self, model, correction):
         out = type(model)(data=correction)
         out.update(model)
-        path = self._intermediate_path(model, "pctfrm_correction")
-        out.save(path)
-        log.info("%s: saved %s", self.name, path)
+        self.save_intermediate(out, model, "pctfrm_correction")

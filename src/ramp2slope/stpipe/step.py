@@ -254,6 +254,33 @@ class Step(ParameterFileSupport):
         self.record_status(model, "COMPLETE")
         return model
 
+    # -- a step's intermediate products (mask, background, correction...) -----------------------
+    def intermediate_path(self, model, suffix):
+        """Where the intermediate product ``suffix`` of ``model`` is written (its name with the
+        suffix, in the output folder)."""
+        from .naming import make_output_path
+
+        base = model._path or model.meta.filename
+        return make_output_path(base, output_dir=self.search_attr("output_dir"), suffix=suffix)
+
+    def keep_intermediates(self):
+        """From now on the intermediate products are kept in the dict returned (by suffix)
+        instead of written: for the function-level entry points (jwst's ``do_correction``,
+        ``correct_picture_frame``), which return them."""
+        self._kept = {}
+        return self._kept
+
+    def save_intermediate(self, out, model, suffix):
+        """Write the intermediate product ``out`` of ``model`` (or keep it, see
+        :meth:`keep_intermediates`)."""
+        kept = getattr(self, "_kept", None)
+        if kept is not None:
+            kept[suffix] = out
+            return
+        path = self.intermediate_path(model, suffix)
+        out.save(path)
+        log.info("%s: saved %s", self.name, path)
+
     def skipped(self, model, reason):
         """Mark ``model`` as not processed by this step (saying why in the log) and return it."""
         log.info("%s skipped: %s", self.name, reason)
