@@ -11,12 +11,15 @@ indices ("full") and of indices into the striped array ("sub"). Reference arrays
 stripes by :func:`stripe_reference`; :func:`collate_superstripes` puts a corrected superstripe
 ramp back into an ordinary ramp of the parent frame.
 """
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import Ramp2SlopeError
 from ..refpix.orientation import detector_to_dms, dms_to_detector
+
+log = logging.getLogger("ramp2slope")
 
 __all__ = ["StripeLayout", "superstripe_ranges", "substripe_ranges", "stripe_reference",
            "collate_superstripes", "stripe_int_times", "stripe_read_times", "PARENT_FRAME"]
@@ -27,6 +30,10 @@ FULL_SIZE = 2048
 #: ``STRIPE_TO_STANDARD_SUBARRAY``; other layouts collate to the span the stripes cover.
 PARENT_FRAME = {name: (1, FULL_SIZE) for name in
                 ("SUB17STRIPE_SOSS", "SUB60STRIPE_SOSS", "SUB204STRIPE_SOSS", "SUB680STRIPE_SOSS")}
+
+
+class StripeLayoutError(Ramp2SlopeError, ValueError):
+    """Stripe keywords that do not describe the science array (a ValueError, as in jwst)."""
 
 
 def _int(value, default=0):
@@ -90,13 +97,20 @@ class StripeLayout:
     def slow_start_index(self):
         """0-based detector-frame index of the first row read."""
         start = self.ystart if abs(self.fastaxis) == 1 else self.xstart
-        if self.slowaxis < 0:
+        if self.slowaxis < 0 and start == 1:
             # early products recorded 1 where the reversed axis should say 2048
-            index = 0 if start == 1 else FULL_SIZE - start
+            log.warning("%s: Slow start is set to 1 for slowaxis=%d; the readout taken to start "
+                        "at detector row 0", self.name, self.slowaxis)
+            index = 0
+        elif self.slowaxis < 0:
+            index = FULL_SIZE - start
         else:
             index = start - 1
-        if "DHS" in self.name.upper():
-            index = 0  # early DHS products carry a wrong start; jwst reads from 0
+        if "DHS" in self.name.upper() and index != 0:
+            # early DHS products carry a wrong start; jwst reads from 0
+            log.warning("%s: Setting detector start index to 0 for DHS (the start keyword says "
+                        "%d)", self.name, index)
+            index = 0
         return index
 
 
@@ -142,8 +156,8 @@ def superstripe_ranges(layout):
             head += reads2
             filled += reads2
         if filled != size:
-            raise Ramp2SlopeError(f"{layout.name}: the stripe readout ({filled} rows) does not match "
-                                  f"the science array ({size} rows)")
+            raise StripeLayoutError(f"{layout.name}: stripe readout does not match science array "
+                                    f"shape ({filled} rows read, {size} in the array)")
         out.append((sci_full, sci_sub, ref_full, ref_sub))
     return out
 
@@ -152,7 +166,8 @@ def substripe_ranges(layout):
     """The multistripe (no superstripes) readout as one list of (full, sub) pairs, reference
     and science rows together (jwst's ``generate_substripe_ranges``, which needs reads2 > 0)."""
     if layout.reads2 <= 0:
-        raise Ramp2SlopeError(f"{layout.name}: MSTR_RD2 must be positive for a multistripe readout")
+        raise StripeLayoutError(f"{layout.name}: Invalid value for multistripe_reads2 (MSTR_RD2 = "
+                                f"{layout.reads2}): must be positive for a multistripe readout")
     single = StripeLayout(**{**layout.__dict__, "num_superstripe": 0, "superstripe_step": 0})
     sci_full, sci_sub, ref_full, ref_sub = superstripe_ranges(single)[0]
     return list(zip(sci_full, sci_sub)) + list(zip(ref_full, ref_sub))
@@ -178,7 +193,8 @@ def stripe_reference(ref_array, layout, ref_fast_start=None):
     det = dms_to_detector(ref_array, layout.fastaxis, layout.slowaxis)
     if layout.num_superstripe > 0:
         if det.ndim != 2:
-            raise Ramp2SlopeError(f"{layout.name}: superstripe references must be 2-D, got {det.shape}")
+            raise StripeLayoutError(f"{layout.name}: Unsupported shape: len(ref_shape) == {det.ndim}; "
+                                    f"superstripe references must be 2-D")
         out = np.zeros((layout.num_superstripe, layout.slow_size, layout.fast_size), dtype=det.dtype)
         for stripe, (sci_full, sci_sub, ref_full, ref_sub) in enumerate(superstripe_ranges(layout)):
             for (f0, f1), (s0, s1) in zip(sci_full + ref_full, sci_sub + ref_sub):
