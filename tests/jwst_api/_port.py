@@ -173,12 +173,14 @@ def _install():
         sys.meta_path.insert(0, _FINDER)
 
 
-def port(test_file, xfail=None, skip=None):
+def port(test_file, xfail=None, skip=None, crds=None):
     """The namespace of jwst's ``test_file`` (relative to the jwst package), ported.
 
     ``xfail``: {test id: reason or (reason, exception)} for tests expected to fail (strict);
-    ``skip``: {test id: reason}. A test id is a function name (every parametrization) or a
-    pytest item name with its parameters (``test_x[1-2]``). The conftest applies the table
+    ``skip``: {test id: reason}; ``crds``: {test id: reason} for tests that need references
+    from CRDS (jwst fails them offline), run here on a synthetic CRDS cache (see the conftest).
+    A test id is a function name (every parametrization) or a pytest item name with its
+    parameters (``test_x[1-2]``). The conftest applies the table
     and refuses entries that match no collected test.
     """
     if jwst_root() is None:
@@ -205,12 +207,16 @@ def port(test_file, xfail=None, skip=None):
         names.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
     names["JWST_API_XFAIL"] = dict(xfail or {})
     names["JWST_API_SKIP"] = dict(skip or {})
+    names["JWST_API_CRDS"] = dict(crds or {})
     names["JWST_API_SOURCE"] = test_file
     return names
 
 
 #: the reason for skipping a test that fails on jwst itself when no CRDS server answers
 CRDS = "asks the CRDS server for reference files: fails on jwst itself offline"
+
+#: the reason for running such a test on the synthetic CRDS cache of the conftest instead
+SYNTHETIC_CRDS = "jwst asks a CRDS server: references from a synthetic CRDS cache here"
 
 
 def internal(name, why="takes stdatamodels models; ramp2slope has no such function"):

@@ -94,6 +94,12 @@ def pytest_collection_modifyitems(config, items):
             continue
         used = tables.setdefault(module.__name__, (module, set()))[1]
         for key in _keys(item):
+            if key in getattr(module, "JWST_API_CRDS", ()):
+                # jwst needs a CRDS server for it; ramp2slope runs it on a synthetic cache
+                item.add_marker(pytest.mark.jwst_api_crds)
+                used.add(key)
+                break
+        for key in _keys(item):
             if key in module.JWST_API_SKIP:
                 item.add_marker(pytest.mark.skip(reason=module.JWST_API_SKIP[key]))
                 used.add(key)
@@ -110,7 +116,8 @@ def pytest_collection_modifyitems(config, items):
                 break
     stale = []
     for name, (module, used) in tables.items():
-        for key in list(module.JWST_API_XFAIL) + list(module.JWST_API_SKIP):
+        for key in (list(module.JWST_API_XFAIL) + list(module.JWST_API_SKIP)
+                    + list(getattr(module, "JWST_API_CRDS", ()))):
             if key not in used:
                 stale.append(f"{name}: {key}")
     if stale:
@@ -122,3 +129,75 @@ def _run_in_tmp_path(tmp_path, monkeypatch):
     """jwst's suite runs every test in its own temporary folder (its ``_jail`` fixture);
     some ported tests save products to the current folder, which must not be the checkout."""
     monkeypatch.chdir(tmp_path)
+
+
+# -- a synthetic CRDS cache for the tests jwst can only run with a CRDS server ------------------
+#: Reference files of the synthetic cache: (instrument, reftype, detector) -> model maker.
+def _synthetic_references(folder):
+    import numpy as np
+
+    from ramp2slope import datamodels
+    from ramp2slope.datamodels import dqflags
+
+    def finish(model, instrument, detector, reftype, shape):
+        model.meta.instrument.name = instrument
+        model.meta.instrument.detector = detector
+        model.meta.reftype = reftype.upper()
+        model.meta.subarray.name = "FULL"
+        model.meta.subarray.xstart, model.meta.subarray.ystart = 1, 1
+        model.meta.subarray.ysize, model.meta.subarray.xsize = shape
+        model.meta.author, model.meta.pedigree = "ramp2slope tests", "DUMMY"
+        model.meta.useafter = "2000-01-01T00:00:00"
+        model.meta.description = "synthetic reference for jwst's ported unit tests"
+        path = str(folder / f"jwst_{instrument.lower()}_{reftype}_{detector.lower()}.fits")
+        model.save(path)
+        return path
+
+    def flat(shape, unusable=False):
+        model = datamodels.FlatModel(data=np.ones(shape, np.float32),
+                                     dq=np.zeros(shape, np.uint32), err=np.zeros(shape, np.float32))
+        if unusable:
+            model.dq[:5, :5] = dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NON_SCIENCE"]
+        return model
+
+    def gain(shape):
+        return datamodels.GainModel(data=np.full(shape, 4.0, np.float32))
+
+    miri, nir = (1024, 1032), (2048, 2048)
+    refs = {
+        ("MIRI", "gain", "MIRIMAGE"): (gain(miri), miri),
+        ("MIRI", "readnoise", "MIRIMAGE"): (
+            datamodels.ReadnoiseModel(data=np.full(miri, 10.0, np.float32)), miri),
+        ("MIRI", "flat", "MIRIMAGE"): (flat(miri, unusable=True), miri),
+        ("NIRCAM", "flat", "NRCBLONG"): (flat(nir), nir),
+        ("NIRISS", "flat", "NIS"): (flat(nir), nir),
+        # (NIRSpec's FLAT is N/A, as for detector1 in a real context: only its imap is needed)
+        ("NIRSPEC", "gain", "NRS1"): (gain(nir), nir),
+    }
+    return {key: finish(model, key[0], key[2], key[1], shape)
+            for key, (model, shape) in refs.items()}
+
+
+@pytest.fixture(scope="session")
+def _synthetic_crds_root(tmp_path_factory):
+    from crds_cache import Entry, build_cache
+
+    folder = tmp_path_factory.mktemp("synthetic_refs")
+    entries = [Entry(instrument, reftype, {"META.INSTRUMENT.DETECTOR": detector},
+                     "2000-01-01 00:00:00", path)
+               for (instrument, reftype, detector), path in _synthetic_references(folder).items()]
+    return build_cache(tmp_path_factory.mktemp("synthetic_crds"), entries)
+
+
+@pytest.fixture(autouse=True)
+def _synthetic_crds(request, monkeypatch):
+    """Tests marked ``jwst_api_crds`` find their references in the synthetic cache."""
+    if request.node.get_closest_marker("jwst_api_crds") is None:
+        yield
+        return
+    from crds_cache import crds_environment, forget_crds_state
+
+    crds_environment(monkeypatch, request.getfixturevalue("_synthetic_crds_root"))
+    yield
+    monkeypatch.undo()
+    forget_crds_state()

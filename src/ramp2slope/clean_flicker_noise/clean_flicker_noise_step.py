@@ -276,7 +276,8 @@ class CleanFlickerNoiseStep(Step):
             return None
         path = self.reference_or_skip(model, "flat")
         if path is None:
-            log.warning("%s: no FLAT reference; the fit is made without a flat", self.name)
+            log.warning("%s: Flat correction is not available (no FLAT reference); the fit is "
+                        "made without a flat", self.name)
             return None
         log.info("%s: Dividing by flat %s before the fit (restored after it)", self.name,
                  os.path.basename(path))
@@ -544,7 +545,8 @@ class CleanFlickerNoiseStep(Step):
         path = self.resolve_reference(model, reftype)
         if path == "N/A":
             return None
-        log.info("%s: using %s reference %s", self.name, reftype.upper(), os.path.basename(path))
+        log.info("%s: Using %s reference file %s", self.name, reftype.upper(),
+                 os.path.basename(path))
         return path
 
     def _light_curve(self, model, rateints):

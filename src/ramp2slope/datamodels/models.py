@@ -187,8 +187,15 @@ class DataModel:
         """A new default array for ``name`` (zeros of the shape the data call for), as the
         official models' ``get_default``; the model itself is not changed."""
         spec = self._spec(name)
-        if spec is None or spec.default is None or self._arrays.get(self.primary_array) is None:
+        primary = self._arrays.get(self.primary_array)
+        if spec is None or primary is None:
             raise AttributeError(f"{type(self).__name__} has no default for {name!r}")
+        if spec.default is None:
+            # an array with no default of its own (the variances): zeros of the data's shape,
+            # as the official schemas' default of 0
+            if spec.ndim != primary.ndim:
+                raise AttributeError(f"{type(self).__name__} has no default for {name!r}")
+            return np.zeros(primary.shape, dtype=spec.dtype)
         return spec.default(self)
 
     def hasattr(self, name):
@@ -490,6 +497,8 @@ class ImageModel(DataModel):
         ArraySpec("err", "ERR", np.float32, 2, default=_zeros_like_data(np.float32)),
         ArraySpec("var_poisson", "VAR_POISSON", np.float32, 2),
         ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 2),
+        # the flat's variance (stage 2's flat_field adds it): absent from detector1's products
+        ArraySpec("var_flat", "VAR_FLAT", np.float32, 2),
     )
 
 
@@ -523,6 +532,7 @@ class CubeModel(DataModel):
         ArraySpec("err", "ERR", np.float32, 3, default=_zeros_like_data(np.float32)),
         ArraySpec("var_poisson", "VAR_POISSON", np.float32, 3),
         ArraySpec("var_rnoise", "VAR_RNOISE", np.float32, 3),
+        ArraySpec("var_flat", "VAR_FLAT", np.float32, 3),
     )
     tables = ("int_times", "int_times_stripe")
 

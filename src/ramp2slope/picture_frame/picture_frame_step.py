@@ -78,7 +78,7 @@ class PictureFrameStep(Step):
                         self.name, model.meta.exposure.type)
             return None
         self._refuse_science_masking()
-        log.info("%s: using PICTUREFRAME reference file %s", self.name, path)
+        log.info("%s: Using PICTUREFRAME reference file %s", self.name, path)
         return load_pattern(path, model)
 
     def _regions(self, rate, pattern):

@@ -356,7 +356,7 @@ class Step(ParameterFileSupport):
             model.meta.ref_file.crds.context_used = crds_client.context_used()
             model.meta.ref_file.crds.sw_version = crds_client.crds_version()
         if path != NOT_APPLICABLE and first:
-            log.info("%s: using %s reference %s", self.name, reftype.upper(),
+            log.info("%s: Using %s reference file %s", self.name, reftype.upper(),
                      override.override_handle if in_memory else os.path.basename(path))
         return path
 
