@@ -86,6 +86,9 @@ _REWRITES = [
      r"from ramp2slope.lib import \1"),
     # the steps and the pipeline (module paths, logger names, monkeypatch targets)
     (re.compile(rf"(?<![\w.])jwst\.({_PACKAGES})\b"), r"ramp2slope.\1"),
+    # the package logger's level set by name (``caplog.set_level("DEBUG", "jwst")``; stcal's,
+    # whose algorithms ramp2slope implements, too)
+    (re.compile(r"""(\.set_level\([^()]*?)(["'])(?:jwst|stcal)\2\)"""), r"\1\2ramp2slope\2)"),
 ]
 
 

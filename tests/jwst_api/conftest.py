@@ -170,6 +170,9 @@ def _synthetic_references(folder):
             datamodels.ReadnoiseModel(data=np.full(miri, 10.0, np.float32)), miri),
         ("MIRI", "flat", "MIRIMAGE"): (flat(miri, unusable=True), miri),
         ("NIRCAM", "flat", "NRCBLONG"): (flat(nir), nir),
+        ("NIRCAM", "gain", "NRCB1"): (gain(nir), nir),
+        ("NIRCAM", "readnoise", "NRCB1"): (
+            datamodels.ReadnoiseModel(data=np.full(nir, 10.0, np.float32)), nir),
         ("NIRISS", "flat", "NIS"): (flat(nir), nir),
         # (NIRSpec's FLAT is N/A, as for detector1 in a real context: only its imap is needed)
         ("NIRSPEC", "gain", "NRS1"): (gain(nir), nir),

@@ -16,6 +16,11 @@ from ._port import Unported, UnportedAPI, port_import, rewrite
     ("from jwst.lib.tests.helpers import make_superstripe_model",
      "from _jwst_ported.lib.tests.helpers import make_superstripe_model"),
     ('log_watcher("jwst.ramp_fitting.ramp_fit_step")', 'log_watcher("ramp2slope.ramp_fitting.ramp_fit_step")'),
+    # the package loggers' levels set by name
+    ('caplog.set_level("DEBUG", "jwst")', 'caplog.set_level("DEBUG", "ramp2slope")'),
+    ("caplog.set_level('DEBUG', 'stcal')", "caplog.set_level('DEBUG', 'ramp2slope')"),
+    ('caplog.set_level("DEBUG", "jwst.jump")', 'caplog.set_level("DEBUG", "ramp2slope.jump")'),
+    ('caplog.set_level("DEBUG", "stpipe")', 'caplog.set_level("DEBUG", "stpipe")'),
     # the jwst.lib functions ramp2slope.lib provides
     ("from jwst.lib import reffile_utils", "from ramp2slope.lib import reffile_utils"),
     ("from jwst.lib.stripe_utils import collate_superstripes",

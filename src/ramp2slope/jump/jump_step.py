@@ -79,6 +79,11 @@ class JumpStep(Step):
         params["minimum_groups"] = effective_minimum_groups(self.maximum_cores, self.minimum_groups,
                                                             model.shape[-2])
         exposure = model.meta.exposure
+        if exposure.read_times:
+            # jwst 3.0.0 hands them to stcal's jump, whose group differences do not use them:
+            # the differences stay per group there, and so here
+            log.info("%s: Using explicit read times as jwst 3.0.0 does (its two-point "
+                     "differences remain per group)", self.name)
         result = detector(gain.data, readnoise.data, nframes=exposure.nframes or 1,
                           group_time=exposure.group_time, **params)
         if result.skipped:

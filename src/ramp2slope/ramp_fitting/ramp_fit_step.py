@@ -114,9 +114,12 @@ class RampFitStep(Step):
         if read_times and str(self.algorithm).upper() != "LIKELY":
             # as jwst: unevenly spaced groups (superstripes repeated within a frame) need the
             # fit that takes every read's time
-            log.warning("%s: the exposure has explicit, uneven read times; using LIKELY instead "
-                        "of %s", self.name, self.algorithm)
+            log.warning("%s: Setting the algorithm to LIKELY for unevenly sampled exposure "
+                        "(explicit read times), instead of %s", self.name, self.algorithm)
             self.algorithm = "LIKELY"
+        if read_times:
+            log.info("%s: Using explicit read times (%d groups) for the fit", self.name,
+                     len(read_times))
         if self._asks_likely(model) and not self.likely(model):
             log.info("%s: LIKELY needs at least %d groups, got %d; using OLS_C", self.name,
                      MIN_NGROUPS, model.shape[1])
