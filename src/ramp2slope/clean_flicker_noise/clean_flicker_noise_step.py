@@ -12,9 +12,9 @@ from ..ramp_fitting.draft_rate import draft_gain, draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
 from .background_level import background_level
-from .clean_flicker_noise import (clean_image, clean_integration,
-                                  clean_integration_against, median_image_scale, median_ramp,
-                                  relative_scale)
+from .clean_flicker_noise import (clean_image, clean_integration, clean_integration_against,
+                                  create_mask, make_intermediate_model, median_image_scale,
+                                  median_ramp, relative_scale)
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -309,8 +309,6 @@ class CleanFlickerNoiseStep(Step):
 
     def _masks(self, model, rate, rateints):
         """The scene mask from the draft models, and the draft image it was made from."""
-        from .clean_flicker_noise import create_mask
-
         draft = rate if self._single_mask() else rateints
         exp_type = _exp_type(model)
         pastasoss = None
@@ -328,9 +326,9 @@ class CleanFlickerNoiseStep(Step):
         return mask, draft.data
 
     def _soss_traces(self, model, shape):
-        """With ``mask_science_regions`` on NIS_SOSS, the pixels near the spectral traces (bool,
-        ``shape``), from the PASTASOSS reference at the exposure's pupil-wheel position; None
-        otherwise."""
+        """The pixels near a NIRISS SOSS exposure's spectral traces (bool, ``shape``), from the
+        PASTASOSS reference at its pupil-wheel position (``mask_science_regions``, through
+        :func:`.clean_flicker_noise.create_mask`)."""
         from .soss_traces import read_pastasoss, soss_traces, trace_pixels
 
         where = model._path or "input"
@@ -667,8 +665,6 @@ class CleanFlickerNoiseStep(Step):
 
     # -- intermediate products --------------------------------------------------------------------
     def _save_intermediates(self, model, mask, mask_source, background, original):
-        from .clean_flicker_noise import make_intermediate_model
-
         if self.save_mask and mask is not None:
             cls = datamodels.CubeModel if mask.ndim == 3 else datamodels.ImageModel
             out = cls(data=mask.astype(np.float32))
@@ -678,4 +674,4 @@ class CleanFlickerNoiseStep(Step):
             self.save_intermediate(make_intermediate_model(model, background), model, "flicker_bkg")
         if original is not None:
             self.save_intermediate(make_intermediate_model(model, model.data - original), model,
-                             "flicker_noise")
+                                   "flicker_noise")
