@@ -435,12 +435,7 @@ def do_correction(input_model, input_dir=None, fit_method="median", fit_by_chann
     step = _step(**options)
     log.info("clean_flicker_noise: Input exposure type is %s, detector=%s",
              input_model.meta.exposure.type, input_model.meta.instrument.detector)
-    cal_step = input_model.meta.cal_step
-    before = cal_step.clean_flicker_noise
-    kept = step.keep_intermediates()
-    output = step.process(input_model)
-    status = output.meta.cal_step.clean_flicker_noise
-    cal_step.clean_flicker_noise = before     # the step records it, not this function
+    output, status, kept = step.process_as_function(input_model)
     if status != "COMPLETE":
         return output, None, None, None, "FAILED"
     return (output, kept.get("mask"), kept.get("flicker_bkg"), kept.get("flicker_noise"),

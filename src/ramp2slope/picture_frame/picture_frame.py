@@ -79,12 +79,7 @@ def correct_picture_frame(input_model, pictureframe_model, mask_science_regions=
                             n_sigma=n_sigma, save_mask=save_mask,
                             save_correction=save_correction,
                             override_pictureframe=pictureframe_model)
-    cal_step = input_model.meta.cal_step
-    before = cal_step.picture_frame
-    kept = step.keep_intermediates()
-    output = step.process(input_model)
-    status = output.meta.cal_step.picture_frame
-    cal_step.picture_frame = before       # the step records it, not this function
+    output, status, kept = step.process_as_function(input_model)
     if status != "COMPLETE":
         return output, kept.get("pctfrm_mask"), None, "SKIPPED"
     return output, kept.get("pctfrm_mask"), kept.get("pctfrm_correction"), "COMPLETE"

@@ -270,6 +270,18 @@ class Step(ParameterFileSupport):
         self._kept = {}
         return self._kept
 
+    def process_as_function(self, model):
+        """:meth:`process` as the function-level entries (jwst's ``do_correction``,
+        ``correct_picture_frame``) run it: ``(output, status, intermediates)``, the step's
+        status returned rather than left in the model, the intermediate products kept (by
+        suffix) rather than written."""
+        kept = self.keep_intermediates()
+        before = getattr(model.meta.cal_step, self.cal_step_name)
+        output = self.process(model)
+        status = getattr(output.meta.cal_step, self.cal_step_name)
+        setattr(output.meta.cal_step, self.cal_step_name, before)
+        return output, status, kept
+
     def save_intermediate(self, out, model, suffix):
         """Write the intermediate product ``out`` of ``model`` (or keep it, see
         :meth:`keep_intermediates`)."""
