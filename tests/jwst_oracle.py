@@ -149,17 +149,30 @@ def run_official_detector1(uncal, refs, output_dir, steps=None, save_steps=SAVED
                                   save_results=True, **pipeline_kwargs)
 
 
-def run_ours_detector1(uncal, refs, output_dir, steps=None, save_steps=SAVED_STEPS, **pipeline_kwargs):
-    """Run our Detector1Pipeline with the same explicit reference files and saved products."""
-    from ramp2slope.pipeline import Detector1Pipeline
-
+def _our_steps(refs, steps, save_steps):
     all_steps = reference_overrides(refs)
     for name in save_steps:
         all_steps.setdefault(name, {})["save_results"] = True
     for name, values in (steps or {}).items():
         all_steps.setdefault(name, {}).update(values)
-    return Detector1Pipeline.call(str(uncal), steps=all_steps, output_dir=str(output_dir),
-                                  save_results=True, **pipeline_kwargs)
+    return all_steps
+
+
+def run_ours_detector1(uncal, refs, output_dir, steps=None, save_steps=SAVED_STEPS, **pipeline_kwargs):
+    """Run our Detector1Pipeline with the same explicit reference files and saved products."""
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    return Detector1Pipeline.call(str(uncal), steps=_our_steps(refs, steps, save_steps),
+                                  output_dir=str(output_dir), save_results=True, **pipeline_kwargs)
+
+
+def ours_detector1(refs, output_dir, steps=None, save_steps=SAVED_STEPS, **pipeline_kwargs):
+    """Our Detector1Pipeline set up as :func:`run_ours_detector1` runs it, not yet run (a test
+    may then change how it runs, e.g. not streamed)."""
+    from ramp2slope.pipeline import Detector1Pipeline
+
+    return Detector1Pipeline(steps=_our_steps(refs, steps, save_steps), output_dir=str(output_dir),
+                             save_results=True, **pipeline_kwargs)
 
 
 # -- comparing the two pipelines' products ------------------------------------------------------

@@ -68,19 +68,32 @@ def test_simulated_layout(nrs1_sim):
         assert len(refpix["IRS2"].data) == 2 * 712 * 2048 and len(refpix["DQ"].data) == 8
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
-def runs(request, tmp_path_factory, nrs1_sim):
-    jwst_oracle.require_jwst()
-    from ramp2slope.simulate.irs2 import simulate_irs2_exposure
+def _steps(sim):
+    return {"refpix": {"override_refpix": str(sim.refs["refpix"])}}
 
-    base = tmp_path_factory.mktemp(request.param)
-    if request.param == "nrs1_2ints":
-        sim = nrs1_sim
-    else:
-        sim = simulate_irs2_exposure(base / "sim", **CASES[request.param])
-    steps = {"refpix": {"override_refpix": str(sim.refs["refpix"])}}
-    theirs, ours = jwst_oracle.run_both(sim, base, steps=steps)
-    return sim, theirs, ours
+
+@pytest.fixture(scope="module")
+def oracle_runs(tmp_path_factory, nrs1_sim):
+    """Both pipelines on a case, run once per module: case name -> (sim, jwst's folder, ours).
+    Ours is streamed (the pipeline's default for a file), every step's product saved."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            jwst_oracle.require_jwst()
+            from ramp2slope.simulate.irs2 import simulate_irs2_exposure
+
+            base = tmp_path_factory.mktemp(name)
+            sim = nrs1_sim if name == "nrs1_2ints" else \
+                simulate_irs2_exposure(base / "sim", **CASES[name])
+            done[name] = (sim, *jwst_oracle.run_both(sim, base, steps=_steps(sim)))
+        return done[name]
+    return run
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def runs(request, oracle_runs):
+    return oracle_runs(request.param)
 
 
 @pytest.mark.oracle
@@ -111,16 +124,17 @@ def test_rate_recovers_the_injected_rate(runs):
 
 @pytest.mark.oracle
 @pytest.mark.slow
-def test_report_checks_pass_on_irs2(runs):
+def test_report_checks_pass_on_irs2(oracle_runs, tmp_path):
     # the report sees the science rows of the products before refpix, and its refpix section
-    # checks the IRS2 correction (not the traditional one's odd/even and side-pixel checks)
+    # checks the IRS2 correction (not the traditional one's odd/even and side-pixel checks).
+    # NRS1 with 2 integrations: the report reads the same products on NRS2
     import json
     import re
 
     from ramp2slope.report import write_report
 
-    sim, _, ours = runs
-    out = write_report(str(ours), uncal=sim.uncal, truth=sim.truth, out=str(ours / "report.html"))
+    sim, _, ours = oracle_runs("nrs1_2ints")
+    out = write_report(str(ours), uncal=sim.uncal, truth=sim.truth, out=str(tmp_path / "report.html"))
     text = open(out, encoding="utf-8").read()
     checks = json.loads(re.search(r'<script type="application/json" id="report-checks">(.*?)'
                                   r'</script>', text, re.S).group(1))
@@ -137,18 +151,20 @@ def test_report_checks_pass_on_irs2(runs):
     assert "Odd/even column offsets reduced" not in status
 
 
+@pytest.mark.oracle
 @pytest.mark.slow
-def test_streamed_equals_whole(nrs1_sim, tmp_path):
+def test_streamed_equals_whole(oracle_runs, tmp_path):
     # 2 integrations are streamed one at a time: the bad reference samples are found from both
-    # beforehand, the scratch store holds the 2048 rows refpix leaves
-    from test_streaming import _assert_same_products, _run
+    # beforehand, the scratch store holds the 2048 rows refpix leaves. The streamed run is the
+    # oracle's; the same run on the whole exposure must give the same bytes
+    from test_streaming import _assert_same_products
 
-    refdir = os.path.dirname(nrs1_sim.refs["mask"])
-    steps = {name: {"save_results": True} for name in ("dq_init", "saturation", "refpix", "jump")}
-    steps["refpix"]["override_refpix"] = str(nrs1_sim.refs["refpix"])
-    _run(nrs1_sim.uncal, refdir, tmp_path / "whole", steps, streaming=False)
-    _run(nrs1_sim.uncal, refdir, tmp_path / "streamed", steps, streaming=True)
-    _assert_same_products(tmp_path / "streamed", tmp_path / "whole")
+    sim, _, streamed = oracle_runs("nrs1_2ints")
+    refs = {k: str(v) for k, v in sim.refs.items()}
+    pipeline = jwst_oracle.ours_detector1(refs, tmp_path, steps=_steps(sim))
+    pipeline._streaming = False
+    pipeline.run(str(sim.uncal))
+    _assert_same_products(streamed, tmp_path)
 
 
 def _irs2_header_variant(src, dst, **cards):
