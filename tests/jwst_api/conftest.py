@@ -132,14 +132,29 @@ def _run_in_tmp_path(tmp_path, monkeypatch):
 
 
 # -- a synthetic CRDS cache for the tests jwst can only run with a CRDS server ------------------
-#: Reference files of the synthetic cache: (instrument, reftype, detector) -> model maker.
+DET, SUB, READPATT = "META.INSTRUMENT.DETECTOR", "META.SUBARRAY.NAME", "META.EXPOSURE.READPATT"
+
+
 def _synthetic_references(folder):
+    """Reference files of the synthetic cache: [(instrument, reftype, match, path)].
+
+    Full frames of plausible values, chosen so that the assertions of jwst's tests hold as on
+    real references: a saturation level of 60000 DN (jwst's saturation tests ramp a pixel past
+    70000 and 68000), a superbias of 12000 DN, a NIRSpec GAIN whose GAINFACT is 2 (gain_scale
+    must change the data), no INV_COEFFS in the MIRI LINEARITY (jwst's linearity tests leave
+    NFRAMES unset), and an IRS2 REFPIX with the row count jwst's correction insists on.
+    """
     import numpy as np
+    from astropy.io import fits
 
     from ramp2slope import datamodels
     from ramp2slope.datamodels import dqflags
+    from ramp2slope.emicorr.reference import write_emicorr
+    from ramp2slope.simulate.irs2 import write_irs2_refpix
 
-    def finish(model, instrument, detector, reftype, shape):
+    entries = []
+
+    def finish(model, instrument, detector, reftype, shape, match=None, name=None):
         model.meta.instrument.name = instrument
         model.meta.instrument.detector = detector
         model.meta.reftype = reftype.upper()
@@ -149,9 +164,12 @@ def _synthetic_references(folder):
         model.meta.author, model.meta.pedigree = "ramp2slope tests", "DUMMY"
         model.meta.useafter = "2000-01-01T00:00:00"
         model.meta.description = "synthetic reference for jwst's ported unit tests"
-        path = str(folder / f"jwst_{instrument.lower()}_{reftype}_{detector.lower()}.fits")
+        path = str(folder / (name or f"jwst_{instrument.lower()}_{reftype}_{detector.lower()}.fits"))
         model.save(path)
-        return path
+        add(instrument, reftype, match or {DET: detector}, path)
+
+    def add(instrument, reftype, match, path):
+        entries.append((instrument, reftype, match, str(path)))
 
     def flat(shape, unusable=False):
         model = datamodels.FlatModel(data=np.ones(shape, np.float32),
@@ -160,25 +178,88 @@ def _synthetic_references(folder):
             model.dq[:5, :5] = dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NON_SCIENCE"]
         return model
 
-    def gain(shape):
-        return datamodels.GainModel(data=np.full(shape, 4.0, np.float32))
+    def filled(model_class, shape, value):
+        return model_class(data=np.full(shape, value, np.float32))
+
+    def mask(shape):
+        return datamodels.MaskModel(dq=np.zeros(shape, np.uint32))
 
     miri, nir = (1024, 1032), (2048, 2048)
-    refs = {
-        ("MIRI", "gain", "MIRIMAGE"): (gain(miri), miri),
-        ("MIRI", "readnoise", "MIRIMAGE"): (
-            datamodels.ReadnoiseModel(data=np.full(miri, 10.0, np.float32)), miri),
-        ("MIRI", "flat", "MIRIMAGE"): (flat(miri, unusable=True), miri),
-        ("NIRCAM", "flat", "NRCBLONG"): (flat(nir), nir),
-        ("NIRCAM", "gain", "NRCB1"): (gain(nir), nir),
-        ("NIRCAM", "readnoise", "NRCB1"): (
-            datamodels.ReadnoiseModel(data=np.full(nir, 10.0, np.float32)), nir),
-        ("NIRISS", "flat", "NIS"): (flat(nir), nir),
-        # (NIRSpec's FLAT is N/A, as for detector1 in a real context: only its imap is needed)
-        ("NIRSPEC", "gain", "NRS1"): (gain(nir), nir),
-    }
-    return {key: finish(model, key[0], key[2], key[1], shape)
-            for key, (model, shape) in refs.items()}
+    for instrument, reftype, detector, model, shape in (
+            ("MIRI", "gain", "MIRIMAGE", filled(datamodels.GainModel, miri, 4.0), miri),
+            ("MIRI", "readnoise", "MIRIMAGE", filled(datamodels.ReadnoiseModel, miri, 10.0), miri),
+            ("MIRI", "flat", "MIRIMAGE", flat(miri, unusable=True), miri),
+            ("MIRI", "mask", "MIRIMAGE", mask(miri), miri),
+            ("MIRI", "saturation", "MIRIMAGE", filled(datamodels.SaturationModel, miri, 60000.0), miri),
+            ("MIRI", "linearity", "MIRIMAGE", datamodels.LinearityModel(
+                coeffs=np.stack([np.zeros(miri, np.float32), np.ones(miri, np.float32)])), miri),
+            ("NIRCAM", "flat", "NRCBLONG", flat(nir), nir),
+            ("NIRCAM", "gain", "NRCB1", filled(datamodels.GainModel, nir, 4.0), nir),
+            ("NIRCAM", "readnoise", "NRCB1", filled(datamodels.ReadnoiseModel, nir, 10.0), nir),
+            ("NIRCAM", "saturation", "NRCA1", filled(datamodels.SaturationModel, nir, 60000.0), nir),
+            ("NIRCAM", "superbias", "NRCA1", filled(datamodels.SuperBiasModel, nir, 12000.0), nir),
+            ("NIRISS", "flat", "NIS", flat(nir), nir),
+            # (NIRSpec's FLAT is N/A, as for detector1 in a real context: only its imap is needed)
+            ("NIRSPEC", "gain", "NRS1", filled(datamodels.GainModel, nir, 4.0), nir),
+            ("NIRSPEC", "saturation", "NRS1", filled(datamodels.SaturationModel, nir, 60000.0), nir),
+            ("FGS", "mask", "GUIDER1", mask(nir), nir)):
+        if (instrument, reftype) == ("NIRSPEC", "gain"):
+            model.meta.exposure.gain_factor = 2.0
+        finish(model, instrument, detector, reftype, shape)
+
+    # MIRI's RESET is made per subarray and read pattern, not cut out of a full frame
+    for subarray, shape, nints, ngroups in (("SUB128", (128, 136), 2, 15), ("FULL", miri, 1, 5)):
+        model = datamodels.ResetModel(data=np.zeros((nints, ngroups) + shape, np.float32),
+                                      err=np.zeros((nints, ngroups) + shape, np.float32),
+                                      dq=np.zeros(shape, np.uint32))
+        model.meta.exposure.nints, model.meta.exposure.ngroups = nints, ngroups
+        finish(model, "MIRI", "MIRIMAGE", "reset", miri,
+               match={DET: "MIRIMAGE", SUB: subarray, READPATT: "FASTR1"},
+               name=f"jwst_miri_reset_{subarray.lower()}.fits")
+        with fits.open(entries[-1][3], mode="update") as hdul:
+            hdul[0].header["SUBARRAY"] = subarray
+            hdul[0].header["SUBSIZE2"], hdul[0].header["SUBSIZE1"] = shape
+    # the RSCD's table of groups to skip, for SUB128 read FASTR1 only
+    rscd = folder / "jwst_miri_rscd_mirimage.fits"
+    table = fits.BinTableHDU.from_columns([
+        fits.Column(name="subarray", format="17A", array=["SUB128"]),
+        fits.Column(name="readpatt", format="12A", array=["FASTR1"]),
+        fits.Column(name="group_skip1", format="J", array=[1]),
+        fits.Column(name="group_skip", format="J", array=[4])], name="RSCD_GROUP_SKIP")
+    header = fits.Header({"TELESCOP": "JWST", "INSTRUME": "MIRI", "DETECTOR": "MIRIMAGE",
+                          "REFTYPE": "RSCD", "DATAMODL": "RSCDModel", "USEAFTER": "2000-01-01T00:00:00",
+                          "AUTHOR": "ramp2slope tests", "PEDIGREE": "DUMMY",
+                          "DESCRIP": "synthetic reference for jwst's ported unit tests"})
+    fits.HDUList([fits.PrimaryHDU(header=header), table]).writeto(rscd)
+    add("MIRI", "rscd", {DET: "MIRIMAGE"}, rscd)
+    # EMICORR (ASDF): one frequency for the two cases jwst's emicorr tests read
+    emicorr = folder / "jwst_miri_emicorr.asdf"
+    wave = np.sin(np.linspace(0.0, 2 * np.pi, 500, endpoint=False)).astype(np.float32)
+    write_emicorr(str(emicorr), {"Hz10": (10.0, wave)}, {
+        "MASK1550": {"rowclocks": 82, "frameclocks": 23968, "freqs": {
+            "FAST": ["Hz10"], "SLOW": {"MIRIMAGE": ["Hz10"]}}},
+        "FULL_FAST": {"rowclocks": 271, "frameclocks": 277504, "freqs": {"FAST": ["Hz10"]}}},
+        "2000-01-01T00:00:00")
+    add("MIRI", "emicorr", {DET: "MIRIMAGE"}, emicorr)
+    # NIRSpec's IRS2 REFPIX (one per detector) and NIRCam's SIRSKERNEL (ASDF)
+    for detector in ("NRS1", "NRS2"):
+        refpix = folder / f"jwst_nirspec_refpix_{detector.lower()}.fits"
+        header = fits.Header({"TELESCOP": "JWST", "INSTRUME": "NIRSPEC", "DETECTOR": detector,
+                              "USEAFTER": "2000-01-01T00:00:00", "AUTHOR": "ramp2slope tests",
+                              "PEDIGREE": "DUMMY"})
+        write_irs2_refpix(str(refpix), header, seed=1)
+        add("NIRSPEC", "refpix", {DET: detector}, refpix)
+    import asdf
+
+    sirs = folder / "jwst_nircam_sirskernel.asdf"
+    rng = np.random.default_rng(2)
+    kernel = (rng.normal(size=(4, 1025)) + 1j * rng.normal(size=(4, 1025))) * 1e-3
+    asdf.AsdfFile({"nrcalong": {"gamma": kernel, "zeta": kernel.conj()},
+                   "meta": {"reftype": "sirskernel", "instrument": {"name": "NIRCAM"},
+                            "useafter": "2000-01-01T00:00:00", "pedigree": "DUMMY",
+                            "author": "ramp2slope tests"}}).write_to(str(sirs))
+    add("NIRCAM", "sirskernel", {DET: "NRCALONG"}, sirs)
+    return entries
 
 
 @pytest.fixture(scope="session")
@@ -186,9 +267,8 @@ def _synthetic_crds_root(tmp_path_factory):
     from crds_cache import Entry, build_cache
 
     folder = tmp_path_factory.mktemp("synthetic_refs")
-    entries = [Entry(instrument, reftype, {"META.INSTRUMENT.DETECTOR": detector},
-                     "2000-01-01 00:00:00", path)
-               for (instrument, reftype, detector), path in _synthetic_references(folder).items()]
+    entries = [Entry(instrument, reftype, match, "2000-01-01 00:00:00", path)
+               for instrument, reftype, match, path in _synthetic_references(folder)]
     return build_cache(tmp_path_factory.mktemp("synthetic_crds"), entries)
 
 

@@ -40,8 +40,9 @@ class RscdStep(Step):
         finally:
             self.release_reference(ref)
         if found is None:
-            return self._skip(model, f"READPATT {model.meta.exposure.readpatt}, SUBARRAY "
-                                     f"{model.meta.subarray.name} not in {ref.path}")
+            return self._skip(model, f"READPATT, SUBARRAY combination not found in {ref.path} "
+                                     f"(READPATT={model.meta.exposure.readpatt}, "
+                                     f"SUBARRAY={model.meta.subarray.name})")
         skip_int1, skip_int2p = found
         if skip_int1 < 0:
             log.warning("%s: the RSCD reference has no value for the first integration (an old "
