@@ -8,10 +8,6 @@ XFAIL = {
     # one line before any step (saturation builds its read pattern from NGROUPS), jwst runs
     # it when every step that reads it is skipped
     'test_run_in_pipeline': "the ramp has no NGROUPS: ramp2slope's pipeline refuses it",
-    # the test patches jwst-internal emicorr.apply_emicorr to fail; ramp2slope's step corrects
-    # the ramp through its own streaming path, not through that function
-    'test_emicorrstep_skip_for_failure': "patches the internal apply_emicorr, which "
-                                         "ramp2slope's step does not call",
 }
 SKIP = {}
 # These run the step (or the pipeline) with no EMICORR override: jwst asks CRDS for the

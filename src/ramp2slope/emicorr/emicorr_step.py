@@ -13,7 +13,8 @@ from ..datamodels import EmiModel
 from ..errors import BadInputError
 from ..references.finder import find_reference
 from ..stpipe import Step
-from .emicorr import ALLOWED_READPATTS, Clocks, EmiCorrection, correct_exposure, onthefly_clocks
+from . import emicorr as _emicorr_module
+from .emicorr import ALLOWED_READPATTS, Clocks, EmiCorrection, onthefly_clocks
 from .reference import load_emicorr, write_emicorr
 
 __all__ = ["EmiCorrStep", "plan_emicorr"]
@@ -272,22 +273,25 @@ class EmiCorrStep(Step):
         if isinstance(reference, str):
             log.warning("%s: No reference file found; EMICORR step will be skipped", self.name)
             return self.skipped(model, "no EMICORR reference")
-        clocks, frequencies, algorithm = plan_emicorr(model, reference, self.algorithm,
-                                                      self.onthefly_corr_freq)
-        if clocks is None:
-            log.warning("%s: step skipped", self.name)
-            return self.skipped(model, frequencies)
-        if model.data.dtype != np.float32:
-            model.data = model.data.astype(np.float32)
-        log.info("%s: EMI fit with algorithm = '%s'", self.name, algorithm)
-        corr = correct_exposure(
-            model.data, model.pixeldq, clocks, frequencies, algorithm=algorithm,
-            nints_to_phase=self.nints_to_phase, nbins=self.nbins,
-            scale_reference=self.scale_reference, use_n_cycles=self.use_n_cycles,
-            fit_ints_separately=self.fit_ints_separately)
+        save_path = None
         if self.save_intermediate_results and reference is None:
-            self.save_onthefly_reference(model, corr, clocks)
-        return self.complete(model)
+            save_path = self.onthefly_reference_path(model)
+        # a ramp held whole is corrected by the module's apply_emicorr, looked up when called
+        # as jwst's step does (code written for jwst may replace it there)
+        corrected = _emicorr_module.apply_emicorr(
+            model, reference, save_onthefly_reffile=save_path, algorithm=self.algorithm,
+            nints_to_phase=self.nints_to_phase, nbins=self.nbins,
+            scale_reference=self.scale_reference, onthefly_corr_freq=self.onthefly_corr_freq,
+            use_n_cycles=self.use_n_cycles, fit_ints_separately=self.fit_ints_separately)
+        if corrected is None:
+            log.warning("%s: Step skipped", self.name)
+            return self.skipped(model, "no correction could be made (the reason is above)")
+        return self.complete(corrected)
+
+    def onthefly_reference_path(self, model):
+        """Where the on-the-fly EMICORR file goes (``_emi_ref_waves.asdf``)."""
+        path = self.output_path(self.input_name(None, model), suffix="emi_ref_waves")
+        return path[:-len(".fits")] + ".asdf" if path.endswith(".fits") else path
 
     def save_onthefly_reference(self, model, corr, clocks):
         """Write the binned waveforms as an EMICORR file (``_emi_ref_waves.asdf``)."""
@@ -297,9 +301,7 @@ class EmiCorrStep(Step):
         freqs = {readpatt: names} if "FAST" in readpatt else {readpatt: {meta.instrument.detector: names}}
         cases = {meta.subarray.name: {"rowclocks": clocks.rowclocks,
                                       "frameclocks": clocks.frameclocks, "freqs": freqs}}
-        path = self.output_path(self.input_name(None, model), suffix="emi_ref_waves")
-        if path.endswith(".fits"):
-            path = path[:-len(".fits")] + ".asdf"
+        path = self.onthefly_reference_path(model)
         useafter = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
         write_emicorr(path, corr.phase_amplitudes, cases, useafter)
         log.info("%s: wrote the on-the-fly reference %s", self.name, path)
