@@ -199,6 +199,8 @@ def _synthetic_references(folder):
             ("NIRCAM", "saturation", "NRCA1", filled(datamodels.SaturationModel, nir, 60000.0), nir),
             ("NIRCAM", "superbias", "NRCA1", filled(datamodels.SuperBiasModel, nir, 12000.0), nir),
             ("NIRISS", "flat", "NIS", flat(nir), nir),
+            ("NIRISS", "gain", "NIS", filled(datamodels.GainModel, nir, 1.6), nir),
+            ("NIRISS", "readnoise", "NIS", filled(datamodels.ReadnoiseModel, nir, 10.0), nir),
             # (NIRSpec's FLAT is N/A, as for detector1 in a real context: only its imap is needed)
             ("NIRSPEC", "gain", "NRS1", filled(datamodels.GainModel, nir, 4.0), nir),
             ("NIRSPEC", "saturation", "NRS1", filled(datamodels.SaturationModel, nir, 60000.0), nir),
@@ -259,6 +261,15 @@ def _synthetic_references(folder):
                             "useafter": "2000-01-01T00:00:00", "pedigree": "DUMMY",
                             "author": "ramp2slope tests"}}).write_to(str(sirs))
     add("NIRCAM", "sirskernel", {DET: "NRCALONG"}, sirs)
+    # NIRISS SOSS: the traces (PASTASOSS, for pupil-wheel positions 245.54-246.04), the
+    # background templates (BKG) and the orders' wavelength ranges, as the oracle tests make them
+    from test_oracle_clean_flicker_noise import write_pastasoss
+    from test_oracle_soss_median_image import write_soss_background, write_wavelength_range
+
+    add("NIRISS", "pastasoss", {DET: "NIS"}, write_pastasoss(folder / "jwst_niriss_pastasoss.asdf"))
+    add("NIRISS", "bkg", {DET: "NIS"}, write_soss_background(folder / "jwst_niriss_bkg.fits"))
+    add("NIRISS", "wavelengthrange", {DET: "NIS"},
+        write_wavelength_range(folder / "jwst_niriss_wavelengthrange.asdf"))
     return entries
 
 

@@ -23,9 +23,6 @@ XFAIL = {
                                        "FAILED, data unchanged)", Ramp2SlopeError),
 }
 SKIP = {
-    # the FLAT's DQ and the PASTASOSS traces from CRDS
-    "test_create_mask_soss": CRDS,
-    "test_do_correction_median_image_rateints": CRDS,
     # NIRSpec's WCS (jwst's assign_wcs asks CRDS for its references; ramp2slope has none)
     "test_postprocess_rate_nirspec": CRDS + "; " + not_implemented("NIRSpec WCS"),
     "test_mask_ifu_slices": CRDS + "; " + not_implemented("NIRSpec WCS"),
@@ -36,6 +33,9 @@ SKIP = {
 
 #: MIRI ramps' draft rates (GAIN, READNOISE) and the FLAT's DQ
 CRDS_CACHE = {
+    # the PASTASOSS traces (and the SOSS background templates) from CRDS
+    "test_create_mask_soss": SYNTHETIC_CRDS,
+    "test_do_correction_median_image_rateints": SYNTHETIC_CRDS,
     "test_make_rate": SYNTHETIC_CRDS,
     "test_do_correction_miri_imaging_ramp": SYNTHETIC_CRDS,
     "test_do_correction_no_fit_by_channel": SYNTHETIC_CRDS,

@@ -302,8 +302,8 @@ class CleanFlickerNoiseStep(Step):
 
     def _single_mask(self):
         if self.single_mask and self._median_image:
-            log.warning("%s: the median_image background method needs a mask per integration; "
-                        "single_mask taken as False", self.name)
+            log.warning("%s: the median_image background method needs a mask per integration "
+                        "(draft rateints). Setting single_mask to False.", self.name)
             return False
         return self.single_mask
 

@@ -150,6 +150,9 @@ def subtract_template_background(rates, dq, templates, source=None):
                          f"{rates.shape[-1]}")
     flagged = (dq & np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["REFERENCE_PIXEL"])) > 0
     usable = np.isfinite(rates) & ~flagged
+    if not usable.any():
+        # nothing to fit a template to (the background rate is then empty, as officially)
+        return rates.copy()
     threshold = np.nanpercentile(rates[usable], SOURCE_PERCENTILE)
     excluded = (usable & (rates >= threshold)) | flagged
     best, best_scales, best_total = -1, None, np.inf
