@@ -154,11 +154,11 @@ def _synthetic_references(folder):
 
     entries = []
 
-    def finish(model, instrument, detector, reftype, shape, match=None, name=None):
+    def finish(model, instrument, detector, reftype, shape, match=None, name=None, subarray="FULL"):
         model.meta.instrument.name = instrument
         model.meta.instrument.detector = detector
         model.meta.reftype = reftype.upper()
-        model.meta.subarray.name = "FULL"
+        model.meta.subarray.name = subarray
         model.meta.subarray.xstart, model.meta.subarray.ystart = 1, 1
         model.meta.subarray.ysize, model.meta.subarray.xsize = shape
         model.meta.author, model.meta.pedigree = "ramp2slope tests", "DUMMY"
@@ -215,12 +215,9 @@ def _synthetic_references(folder):
                                       err=np.zeros((nints, ngroups) + shape, np.float32),
                                       dq=np.zeros(shape, np.uint32))
         model.meta.exposure.nints, model.meta.exposure.ngroups = nints, ngroups
-        finish(model, "MIRI", "MIRIMAGE", "reset", miri,
+        finish(model, "MIRI", "MIRIMAGE", "reset", shape,
                match={DET: "MIRIMAGE", SUB: subarray, READPATT: "FASTR1"},
-               name=f"jwst_miri_reset_{subarray.lower()}.fits")
-        with fits.open(entries[-1][3], mode="update") as hdul:
-            hdul[0].header["SUBARRAY"] = subarray
-            hdul[0].header["SUBSIZE2"], hdul[0].header["SUBSIZE1"] = shape
+               name=f"jwst_miri_reset_{subarray.lower()}.fits", subarray=subarray)
     # the RSCD's table of groups to skip, for SUB128 read FASTR1 only
     rscd = folder / "jwst_miri_rscd_mirimage.fits"
     table = fits.BinTableHDU.from_columns([
