@@ -22,6 +22,14 @@ CASES = {
     "guider1_window": dict(detector="GUIDER1", size=(2048, 64), ngroups=4, nints=2, seed=21),
     "guider2_full": dict(detector="GUIDER2", ngroups=3, nints=1, seed=22),
 }
+#: The full frames' runs stop after dark_current: what a full frame adds (the reference rows
+#: and columns of all four sides, four amplifiers across the transposed axis) ends with refpix;
+#: jump and ramp_fit work pixel by pixel, and the windows take them (and the rates) through
+#: on the same detectors, about 20 s of jwst's time saved
+FULL_FRAME_LAST_STEP = "dark_current"
+CASE_STEPS = [(case, step) for case in sorted(CASES) for step in STEPS
+              if not case.endswith("_full") or STEPS.index(step) <= STEPS.index(FULL_FRAME_LAST_STEP)]
+WITH_RATES = [case for case in sorted(CASES) if not case.endswith("_full")]
 
 
 def _simulate(folder, detector, **kw):
@@ -55,25 +63,36 @@ def test_amplifier_pattern_follows_the_header_axes(tmp_path, detector):
     assert np.ptp([term[group == g][0] for g in range(8)]) > 1.0   # the offsets do differ
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
-def runs(request, tmp_path_factory):
-    jwst_oracle.require_jwst()
-    base = tmp_path_factory.mktemp(request.param)
-    case = dict(CASES[request.param])
-    exp_type = case.pop("exp_type", None)
-    sim = _simulate(base / "sim", **case)
-    if exp_type:
-        with fits.open(sim.uncal, mode="update") as hdul:
-            hdul[0].header["EXP_TYPE"] = exp_type
-    theirs, ours = jwst_oracle.run_both(sim, base)
-    return sim, theirs, ours
+@pytest.fixture(scope="module")
+def oracle_runs(tmp_path_factory):
+    """Both pipelines on a case, run once per module: case name -> (sim, jwst's folder, ours)."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            jwst_oracle.require_jwst()
+            base = tmp_path_factory.mktemp(name)
+            case = dict(CASES[name])
+            exp_type = case.pop("exp_type", None)
+            sim = _simulate(base / "sim", **case)
+            if exp_type:
+                with fits.open(sim.uncal, mode="update") as hdul:
+                    hdul[0].header["EXP_TYPE"] = exp_type
+            options = {}
+            if name.endswith("_full"):
+                last = STEPS.index(FULL_FRAME_LAST_STEP)
+                options = dict(steps={later: {"skip": True} for later in ("jump", "ramp_fit")},
+                               save_steps=STEPS[:last + 1])
+            done[name] = (sim, *jwst_oracle.run_both(sim, base, **options))
+        return done[name]
+    return run
 
 
 @pytest.mark.oracle
 @pytest.mark.slow
-@pytest.mark.parametrize("step", STEPS)
-def test_step_products_match_jwst(runs, step):
-    sim, theirs, ours = runs
+@pytest.mark.parametrize("case,step", CASE_STEPS)
+def test_step_products_match_jwst(oracle_runs, case, step):
+    sim, theirs, ours = oracle_runs(case)
     jwst_oracle.assert_step_products_match(theirs, ours, sim.root, step)
     with jwst_oracle.open_product(ours, sim.root, step) as product:
         assert product[0].header[STATUS[step]] == "COMPLETE"
@@ -81,24 +100,27 @@ def test_step_products_match_jwst(runs, step):
 
 @pytest.mark.oracle
 @pytest.mark.slow
+@pytest.mark.parametrize("case", WITH_RATES)
 @pytest.mark.parametrize("suffix", ["rate", "rateints"])
-def test_slopes_match_jwst(runs, suffix):
-    sim, theirs, ours = runs
+def test_slopes_match_jwst(oracle_runs, case, suffix):
+    sim, theirs, ours = oracle_runs(case)
     jwst_oracle.assert_slope_products_match(theirs, ours, sim.root, suffix)
 
 
 @pytest.mark.oracle
 @pytest.mark.slow
-def test_rate_recovers_the_injected_truth(runs):
-    sim, _, ours = runs
+@pytest.mark.parametrize("case", WITH_RATES)
+def test_rate_recovers_the_injected_truth(oracle_runs, case):
+    sim, _, ours = oracle_runs(case)
     jwst_oracle.assert_rate_recovers_truth(sim, ours)
 
 
 @pytest.mark.oracle
-def test_rate_models_are_jwsts(runs):
+@pytest.mark.parametrize("case", WITH_RATES)
+def test_rate_models_are_jwsts(oracle_runs, case):
     # the official ramp fit makes the rate of an NRS_IFU exposure an IFUImageModel (stage 2's
     # IFU pipeline expects one), other rates ImageModels; a rateints is always a CubeModel
-    sim, theirs, ours = runs
+    sim, theirs, ours = oracle_runs(case)
     exp_type = fits.getheader(sim.uncal)["EXP_TYPE"]
     expected = {"rate": "IFUImageModel" if exp_type == "NRS_IFU" else "ImageModel",
                 "rateints": "CubeModel"}
