@@ -612,8 +612,8 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
     optional = None
     if save_opt:
         nseg, ncr = fitter.nseg_max, fitter.ncr_max
-        # One block holds the seven per-segment arrays, so each integration's kernel call writes
-        # straight into the final product through a (7, nseg, ny, nx) view.
+        # One block holds the seven per-segment arrays: each integration's (7, nseg, ny, nx)
+        # part is segments[:, i].
         segments = np.zeros((len(SEGMENT_FIELDS), nints, nseg, ny, nx), np.float32)
         optional = OptionalProduct(
             *(segments[f] for f in range(len(SEGMENT_FIELDS))),
@@ -621,15 +621,25 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
             crmag=np.zeros((nints, ncr, ny, nx), np.float32),
         )
     rate = ImageProduct.empty((ny, nx)) if single else None
+    # segments[:, i] is strided for several integrations: the kernel writes a contiguous
+    # block, copied into place, so that it runs with the array layout the pipeline compiled
+    # (a strided one is another compilation of the whole kernel, about 25 s)
+    scratch = (np.zeros(segments.shape[:1] + segments.shape[2:], np.float32)
+               if save_opt and not single else None)
     for i in range(nints):
         opt_out = None
         if save_opt:
-            opt_out = IntegrationOptional(segments=segments[:, i], pedestal=optional.pedestal[i],
-                                          crmag=optional.crmag[i])
+            opt_out = IntegrationOptional(
+                segments=segments[:, 0] if single else scratch, pedestal=optional.pedestal[i],
+                crmag=optional.crmag[i])
         if single:
             fitter._fit_only_integration(data[0], groupdq[0], zf(0), rateints[0], rate, opt_out)
         else:
+            if scratch is not None:
+                scratch[...] = 0
             fitter.fit_integration(data[i], groupdq[i], zf(i), out=rateints[i], opt_out=opt_out)
+            if scratch is not None:
+                segments[:, i] = scratch
     if not single:
         rate = fitter.finish()
     return RampFitResult(rate=rate, rateints=rateints, optional=optional,
