@@ -7,8 +7,9 @@ seconds once compiled). ``pip install .`` therefore runs this module on the fres
 package (see ``setup.py``): it simulates a small full-frame exposure and a multi-integration
 subarray one, runs the command-line paths a user runs first on them (``run``, which is also
 what ``demo`` and batches run per exposure, with the default steps and with LIKELY ramp fitting
-and clean_flicker_noise turned on; and two MIRI exposures, with the EMI correction and shower
-flagging on in one), and so leaves the compiled kernels in the build
+and clean_flicker_noise turned on; two MIRI exposures, with clean_flicker_noise in one and
+the EMI correction and shower flagging in the other; and NIRSpec IRS2 full frames of both
+detectors), and so leaves the compiled kernels in the build
 folder, from where they go into the installed package.
 
 Compiled code is specific to the CPU and the numba version: a package built on one machine and
@@ -48,12 +49,18 @@ RUNS = (
      ["--steps.ramp_fit.algorithm=LIKELY", "--steps.clean_flicker_noise.skip=false"]),
     # MIRI: a full frame (the reference-column refpix) and a time series with the options that
     # have kernels of their own (the EMI correction, shower flagging)
-    ("MIRI full frame", {"miri": True, "subarray": "FULL", "ngroups": 4, "nints": 1}, []),
+    ("MIRI full frame, clean_flicker_noise",
+     {"miri": True, "subarray": "FULL", "ngroups": 4, "nints": 1},
+     ["--steps.clean_flicker_noise.skip=false"]),
     ("MIRI SUB64, 2 integrations, emicorr and showers",
      {"miri": True, "subarray": "SUB64", "ngroups": 14, "nints": 2},
      lambda sim: ["--steps.emicorr.skip=false",
                   f"--steps.emicorr.override_emicorr={sim.refs['emicorr']}",
                   "--steps.jump.find_showers=true"]),
+    # NIRSpec's usual science readout, IRS2: its reference correction sees NRS1's frames
+    # transposed and NRS2's transposed and reversed, two array layouts, two compilations
+    ("NIRSpec IRS2 NRS1", {"irs2": True, "detector": "NRS1", "ngroups": 2, "nints": 1}, []),
+    ("NIRSpec IRS2 NRS2", {"irs2": True, "detector": "NRS2", "ngroups": 2, "nints": 1}, []),
 )
 
 
@@ -76,6 +83,10 @@ def compile_kernels(workdir, say=print):
             from ..simulate.miri import simulate_miri_exposure
 
             sim = simulate_miri_exposure(folder, seed=index + 1, **sim_kwargs)
+        elif sim_kwargs.pop("irs2", False):
+            from ..simulate.irs2 import simulate_irs2_exposure
+
+            sim = simulate_irs2_exposure(folder, seed=index + 1, **sim_kwargs)
         else:
             sim = simulate_exposure(folder, seed=index + 1, **sim_kwargs)
         if callable(extra):
