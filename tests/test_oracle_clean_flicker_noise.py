@@ -231,6 +231,75 @@ def test_nsclean_matches_jwst(tmp_path, monkeypatch, detector, size, ngroups, ni
     assert change[:, 0].max() == 0 and change[:, 1:].max(axis=(2, 3)).min() > 0.5
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["streamed", "whole"])
+def test_nsclean_failing_in_a_later_integration_leaves_the_exposure_as_it_was(
+        tmp_path, monkeypatch, caplog, streaming):
+    """Where NSClean cannot fit an image, jwst marks the step FAILED and gives the whole
+    exposure back as it was (and no mask, background or noise product): so here, the
+    integration already cleaned and stored (streamed) put back as it was."""
+    from test_streaming import _run
+    from ramp2slope.clean_flicker_noise import clean_flicker_noise as cfn
+    from ramp2slope.simulate import simulate_exposure
+
+    sim = simulate_exposure(tmp_path / "sim", detector="NRS1", readpatt="NRSRAPID",
+                            size=(64, 2048), ngroups=3, nints=3, seed=8)
+    refdir = os.path.dirname(sim.refs["mask"])
+    real, calls = cfn.fft_clean_subarray, []
+
+    def failing_in_the_second_integration(*args, **kwargs):
+        calls.append(True)    # two group differences per integration: the 4th is its 2nd
+        return None if len(calls) == 4 else real(*args, **kwargs)
+
+    monkeypatch.setattr(cfn, "fft_clean_subarray", failing_in_the_second_integration)
+    saved = {"jump": {"save_results": True}, "ramp_fit": {"save_results": True}}
+    steps = dict(saved, clean_flicker_noise=dict(
+        skip=False, fit_method="fft", save_results=True, save_mask=True, save_background=True,
+        save_noise=True))
+    with caplog.at_level("ERROR", logger="ramp2slope"):
+        _run(sim.uncal, refdir, tmp_path / "failed", steps, streaming)
+    assert len(calls) == 4
+    assert "Cleaning failed for integration 2, group 2" in caplog.text
+    _run(sim.uncal, refdir, tmp_path / "skipped", saved, streaming)
+    failed = sorted(os.listdir(tmp_path / "failed"))
+    assert [n for n in failed if "flicker" in n] == [f"{sim.root}_clean_flicker_noise.fits"]
+    assert not [n for n in failed if n.startswith(".")]     # no scratch, no partial product
+    for name in ("clean_flicker_noise", "jump"):
+        with fits.open(tmp_path / "failed" / f"{sim.root}_{name}.fits") as ours, \
+                fits.open(tmp_path / "skipped" / f"{sim.root}_jump.fits") as unchanged:
+            np.testing.assert_array_equal(ours["SCI"].data, unchanged["SCI"].data)
+    for suffix in ("rate", "rateints"):
+        ours = datamodels.open(str(tmp_path / "failed" / f"{sim.root}_{suffix}.fits"))
+        reference = datamodels.open(str(tmp_path / "skipped" / f"{sim.root}_{suffix}.fits"))
+        assert ours.meta.cal_step.clean_flicker_noise == "FAILED"
+        for array in ("data", "err", "dq"):
+            np.testing.assert_array_equal(getattr(ours, array), getattr(reference, array))
+
+
+def test_nsclean_failing_on_a_rateints_plane_leaves_the_cube_as_it_was(monkeypatch):
+    from ramp2slope.clean_flicker_noise import clean_flicker_noise as cfn
+
+    rng = np.random.default_rng(3)
+    cube = datamodels.CubeModel(data=rng.normal(0, 1, (3, 64, 256)).astype(np.float32),
+                                dq=np.zeros((3, 64, 256), np.uint32))
+    cube.meta.exposure.type = "NRS_FIXEDSLIT"
+    cube.meta.instrument.name, cube.meta.instrument.detector = "NIRSPEC", "NRS1"
+    cube.meta.subarray.name, cube.meta.subarray.slowaxis = "SUBS200A1", 1
+    before = cube.data.copy()
+    cleaned, *_, status = cfn.do_correction(cube.copy(), fit_method="fft")
+    assert status == "COMPLETE" and not np.array_equal(cleaned.data, before)
+    real, calls = cfn.fft_clean_subarray, []
+
+    def failing_on_the_second_plane(*args, **kwargs):
+        calls.append(True)
+        return None if len(calls) == 2 else real(*args, **kwargs)
+
+    monkeypatch.setattr(cfn, "fft_clean_subarray", failing_on_the_second_plane)
+    cleaned, mask, background, noise, status = cfn.do_correction(
+        cube.copy(), fit_method="fft", save_mask=True, save_background=True, save_noise=True)
+    assert status == "FAILED" and (mask, background, noise) == (None, None, None)
+    np.testing.assert_array_equal(cleaned.data, before)
+
+
 @pytest.mark.parametrize("option,message", [({"mask_science_regions": True}, "WCS")])
 def test_nirspec_choices_not_implemented_are_refused(tmp_path, option, message):
     from ramp2slope.simulate import simulate_exposure

@@ -1,8 +1,6 @@
 """jwst clean_flicker_noise/tests/test_clean_flicker_noise.py, ported: the module's functions
 (create_mask, median_clean, fft_clean_full_frame/subarray with NSClean, do_correction on rate,
 rateints and ramp models with user masks, flats and saved intermediates)."""
-from ramp2slope.errors import Ramp2SlopeError
-
 from ._port import CRDS, SYNTHETIC_CRDS, not_implemented, port
 
 
@@ -17,10 +15,6 @@ XFAIL = {
     # (the NIRSpec WCS errors it mocks cannot happen here: no NIRSpec WCS is computed)
     "test_do_correction_wcs_failure": _mocks_internal("_make_processed_rate_image"),
     "test_do_correction_median_image_failure": _mocks_internal("make_median_image"),
-    # where NSClean cannot fit, jwst marks the step FAILED and gives the data back unchanged;
-    # ramp2slope, which streams the integrations, stops with a one-line error instead
-    "test_do_correction_clean_fails": ("NSClean's failure is a one-line error here (jwst: "
-                                       "FAILED, data unchanged)", Ramp2SlopeError),
 }
 SKIP = {
     # NIRSpec's WCS (jwst's assign_wcs asks CRDS for its references; ramp2slope has none)

@@ -135,17 +135,27 @@ def fft_clean_subarray(image, mask, detector, npix_iter=512, fc=SUBARRAY_CUTOFFS
     return cleaned
 
 
+class CleaningFailed(Ramp2SlopeError):
+    """NSClean could not fit an image's background. As in jwst, the step then gives the whole
+    exposure back as it was and records FAILED; ``group`` (1-based) says which group (or group
+    difference) of the integration being cleaned failed, where known."""
+    group = 1
+
+
 def _nsclean(image, mask, detector, subarray):
-    # where jwst marks the step FAILED and leaves the data, a one-line error here
     if image.shape == (2048, 2048):
         cleaned = fft_clean_full_frame(image, mask, detector)
     else:
         cutoffs = ALLSLITS_CUTOFFS if str(subarray).upper() == "ALLSLITS" else SUBARRAY_CUTOFFS
         cleaned = fft_clean_subarray(image, mask, detector, fc=cutoffs)
     if cleaned is None:
-        raise Ramp2SlopeError("clean_flicker_noise: NSClean could not fit the background (jwst "
-                              "marks the step FAILED); use fit_method='median'")
+        raise CleaningFailed("NSClean could not fit the background")
     return cleaned
+
+
+def _in_group(exc, group):
+    exc.group = group
+    return exc
 
 
 def clean_image(image, mask, *, background_method="median", n_sigma=2.0, slow_axis_rows=True,
@@ -197,7 +207,10 @@ def clean_integration(data, groupdq, mask, *, background=None, **options):
         current = data[j + 1].copy()
         diff = current - previous
         group_mask = mask & ((groupdq[j + 1] & _UNUSABLE) == 0)
-        cleaned, level = clean_image(diff, group_mask, **options)
+        try:
+            cleaned, level = clean_image(diff, group_mask, **options)
+        except CleaningFailed as exc:
+            raise _in_group(exc, j + 1) from None
         previous = current
         if cleaned is None:
             skipped += 1
@@ -267,7 +280,10 @@ def clean_integration_against(data, median, scale, mask, *, background=None, off
         model = scale * median[j]
         if offset is not None:
             model += offset[0] * offset[1][j]    # float32 ramp, as officially
-        cleaned, _ = clean_image(data[j] - model, mask.copy(), **options)
+        try:
+            cleaned, _ = clean_image(data[j] - model, mask.copy(), **options)
+        except CleaningFailed as exc:
+            raise _in_group(exc, j + 1) from None
         if cleaned is None:
             skipped += 1
             continue

@@ -12,9 +12,9 @@ from ..ramp_fitting.draft_rate import draft_gain, draft_rates
 from ..references.loaders import _RefFile
 from ..stpipe import Step
 from .background_level import background_level
-from .clean_flicker_noise import (clean_image, clean_integration, clean_integration_against,
-                                  create_mask, make_intermediate_model, median_image_scale,
-                                  median_ramp, relative_scale)
+from .clean_flicker_noise import (CleaningFailed, clean_image, clean_integration,
+                                  clean_integration_against, create_mask, make_intermediate_model,
+                                  median_image_scale, median_ramp, relative_scale)
 
 __all__ = ["CleanFlickerNoiseStep"]
 
@@ -370,13 +370,30 @@ class CleanFlickerNoiseStep(Step):
         mask, mask_source, scale, sky = prepared[:4]
         median = median_ramp(model.data, sky) if scale is not None else None
         background = np.zeros(model.data.shape, np.float32) if self.save_background else None
-        original = model.data.copy() if self.save_noise else None
+        original = model.data.copy() if self.save_noise or self._may_fail else None
         data, groupdq = model.data, model.groupdq
-        for i in range(nints):
-            self._clean_one(i, data[i], groupdq[i], mask, median, scale, flat, options,
-                            None if background is None else background[i], sky)
-        self._save_intermediates(model, mask, mask_source, background, original)
+        try:
+            for i in range(nints):
+                self._clean_one(i, data[i], groupdq[i], mask, median, scale, flat, options,
+                                None if background is None else background[i], sky)
+        except CleaningFailed as exc:
+            data[...] = original
+            return self._cleaning_failed(model, i, exc)
+        self._save_intermediates(model, mask, mask_source, background,
+                                 original if self.save_noise else None)
         return self.complete(model)
+
+    @property
+    def _may_fail(self):
+        """NSClean (fit_method='fft') can fail on any image of the exposure; jwst then gives
+        the whole exposure back as it was, so its data before cleaning are kept."""
+        return self.fit_method == "fft"
+
+    def _cleaning_failed(self, model, i, exc):
+        log.error("%s: Cleaning failed for integration %d, group %d (%s): the data are left "
+                  "as they were", self.name, i + 1, exc.group, exc)
+        self.record_status(model, "FAILED")
+        return model
 
     def _process_rates(self, model):
         """The step on a rate image or a rateints cube (stage 2, as jwst runs it there): each
@@ -408,20 +425,35 @@ class CleanFlickerNoiseStep(Step):
         if mask.ndim == 3 and self.single_mask and not self._median_image:
             mask = np.all(mask, axis=0)     # one mask: background in every integration
         background = np.zeros(data.shape, np.float32) if self.save_background else None
-        original = data.copy() if self.save_noise else None
+        original = data.copy() if self.save_noise or self._may_fail else None
         planes = data if cube else data[np.newaxis]
         levels = None if background is None else (background if cube else background[np.newaxis])
+        try:
+            self._clean_rates(planes, levels, mask, scale, median_source, flat, options, sky)
+        except CleaningFailed as exc:
+            data[...] = original
+            return self._cleaning_failed(model, exc.integration, exc)
+        self._save_intermediates(model, mask, mask_source, background,
+                                 original if self.save_noise else None)
+        return self.complete(model)
+
+    def _clean_rates(self, planes, levels, mask, scale, median_source, flat, options, sky):
+        """Clean the (nints, ny, nx) rate planes in place; a CleaningFailed says in
+        ``integration`` (0-based) which one failed."""
         if scale is not None:
             # the median of the (flat-divided, on SOSS background-subtracted) draft, as jwst
             median = median_ramp(median_source[:, np.newaxis])
-            for i in range(nints):
-                self._clean_one(i, planes[i:i + 1], None, mask, median, scale, flat, options,
-                                None if levels is None else levels[i:i + 1], sky)
-            self._save_intermediates(model, mask, mask_source, background, original)
-            return self.complete(model)
-        for i in range(nints):
-            plane_mask = (mask[i] if mask.ndim == 3 else mask).copy()
-            cleaned, level = clean_image(planes[i].copy(), plane_mask, flat=flat, **options)
+        for i in range(planes.shape[0]):
+            try:
+                if scale is not None:
+                    self._clean_one(i, planes[i:i + 1], None, mask, median, scale, flat, options,
+                                    None if levels is None else levels[i:i + 1], sky)
+                    continue
+                plane_mask = (mask[i] if mask.ndim == 3 else mask).copy()
+                cleaned, level = clean_image(planes[i].copy(), plane_mask, flat=flat, **options)
+            except CleaningFailed as exc:
+                exc.integration = i
+                raise
             if cleaned is None:
                 log.warning("%s: integration %d has no background pixels; left as it was",
                             self.name, i + 1)
@@ -429,8 +461,6 @@ class CleanFlickerNoiseStep(Step):
             planes[i] = cleaned
             if levels is not None:
                 levels[i] = level
-        self._save_intermediates(model, mask, mask_source, background, original)
-        return self.complete(model)
 
     def _prepare_masks(self, model, drafts, make_drafts, flat, shape, nints):
         """(mask, the draft model it came from or None, per-integration scale of the median
@@ -640,23 +670,46 @@ class CleanFlickerNoiseStep(Step):
                 writers[suffix] = products.start(out, self.intermediate_path(shell, suffix), ramp_shape)
         background = np.zeros_like(data) if self.save_background else None
         original = np.empty_like(data) if self.save_noise else None
-        for i in range(nints):
-            store.read_integration(i, data, groupdq)
-            if original is not None:
-                original[...] = data
-            if background is not None:
-                background[...] = 0
-            self._clean_one(i, data, groupdq, mask, median, scale, flat, options, background, sky)
-            store.write_integration(i, data=data)
-            if background is not None:
-                writers["flicker_bkg"].write("data", i, background)
-            if original is not None:
-                np.subtract(data, original, out=original)
-                writers["flicker_noise"].write("data", i, original)
+        # the integrations cleaned so far are written back as they go: where a later one fails,
+        # they are restored from this copy (freed when the step ends)
+        undo = store.extra("clean_flicker_noise_undo.f32", store.shape, np.float32) \
+            if self._may_fail and nints > 1 else None
+        try:
+            for i in range(nints):
+                store.read_integration(i, data, groupdq)
+                if undo is not None:
+                    undo.write(undo.offset(i), data)
+                if original is not None:
+                    original[...] = data
+                if background is not None:
+                    background[...] = 0
+                try:
+                    self._clean_one(i, data, groupdq, mask, median, scale, flat, options,
+                                    background, sky)
+                except CleaningFailed as exc:
+                    for done in range(i):
+                        undo.read(undo.offset(done), data)
+                        store.write_integration(done, data=data)
+                    for writer in writers.values():
+                        products.discard(writer)
+                    return self._cleaning_failed(shell, i, exc)
+                self._write_one(store, writers, i, data, background, original)
+        finally:
+            if undo is not None:
+                store.release(undo)
         for writer in writers.values():
             products.finish(writer, self)
         self._save_intermediates(shell, mask, mask_source, None, None)
         return self.complete(shell)
+
+    @staticmethod
+    def _write_one(store, writers, i, data, background, original):
+        store.write_integration(i, data=data)
+        if background is not None:
+            writers["flicker_bkg"].write("data", i, background)
+        if original is not None:
+            np.subtract(data, original, out=original)
+            writers["flicker_noise"].write("data", i, original)
 
     def _failed(self, model, reason):
         log.warning("%s: %s; step skipped", self.name, reason)

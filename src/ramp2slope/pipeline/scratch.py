@@ -17,6 +17,7 @@ test machine): 256x2048 with 20 integrations of 10 groups took 3.3 s with the 0.
 scratch in memory and 4.0 s in files (peak memory 0.87 and 0.31 GB).
 ``close()`` frees the memory and removes the folder.
 """
+import contextlib
 import ctypes
 import logging
 import mmap
@@ -123,6 +124,7 @@ class _ArrayFile(_StoredArray):
 
     def __init__(self, path, shape, dtype):
         super().__init__(shape, dtype)
+        self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.ftruncate(self.fd, self.nbytes)
 
@@ -350,6 +352,17 @@ class ScratchStore:
         except OSError as exc:
             raise Ramp2SlopeError(f"cannot create scratch files in {self.folder}: "
                                   f"{exc.strerror or exc}") from None
+
+    def release(self, array_file):
+        """Free an :meth:`extra` array before the run ends: its file is removed, or its memory
+        returned to the budget."""
+        self._files.remove(array_file)
+        array_file.close()
+        if isinstance(array_file, _ArrayMemory):
+            self._budget += array_file.nbytes
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(array_file.path)
 
     @property
     def in_memory(self):

@@ -145,6 +145,11 @@ class _Products:
             writer.abort()
         self._open = []
 
+    def discard(self, writer):
+        """Give up one product being written (nothing appears under its name)."""
+        self._open.remove(writer)
+        writer.abort()
+
 
 def _ramp_shapes(model_or_shape, zeroframe, refout_shape=None):
     shape = tuple(model_or_shape)
