@@ -87,13 +87,16 @@ def generate_stripe_reference(ref_array, sci_model):
 
 
 def stripe_read(sci_model, ref_model, attribs):
-    """A reference model of ``ref_model``'s type whose arrays ``attribs`` are cut to the
-    science exposure's fast-axis subarray and to its stripes (see
-    :func:`generate_stripe_reference`), with the reference's metadata."""
+    """A reference model whose arrays ``attribs`` are cut to the science exposure's fast-axis
+    subarray and to its stripes (see :func:`generate_stripe_reference`), with the reference's
+    metadata: of ``ref_model``'s type, or for superstripes, whose cut has one more axis (the
+    stripe) than that type's arrays, a plain ReferenceFileModel, as in jwst."""
+    from ..datamodels import ReferenceFileModel
+
     layout = StripeLayout.from_model(sci_model)
     sub = ref_model.meta.subarray
     fast_start = sub.xstart if abs(layout.fastaxis) == 1 else sub.ystart
-    out = type(ref_model)()
+    out = ReferenceFileModel() if layout.num_superstripe > 0 else type(ref_model)()
     for name in attribs:
         setattr(out, name, stripe_reference(np.asarray(getattr(ref_model, name)), layout,
                                             fast_start))
