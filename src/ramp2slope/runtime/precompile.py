@@ -47,8 +47,9 @@ RUNS = (
     ("SUB160, 1 integration, LIKELY and clean_flicker_noise",
      {"subarray": "SUB160", "ngroups": 5, "nints": 1},
      ["--steps.ramp_fit.algorithm=LIKELY", "--steps.clean_flicker_noise.skip=false"]),
-    # MIRI: a full frame (the reference-column refpix) and a time series with the options that
-    # have kernels of their own (the EMI correction, shower flagging)
+    # MIRI: a full frame (the reference-column refpix; clean_flicker_noise, whose MIRI medians
+    # run along the columns) and a time series with the options that have kernels of their own
+    # (the EMI correction, shower flagging)
     ("MIRI full frame, clean_flicker_noise",
      {"miri": True, "subarray": "FULL", "ngroups": 4, "nints": 1},
      ["--steps.clean_flicker_noise.skip=false"]),
