@@ -297,3 +297,21 @@ def test_correct_irs2_matches_jwst(irs2_table, detector, preserve, ngroups):
     rows = rows_mask(detector, LENGTH)
     moved = ours[0][..., rows, :] if preserve else ours[0]
     assert np.isfinite(moved).all() and np.abs(moved - data[..., rows, :]).mean() > 2.0
+
+
+@pytest.mark.parametrize("detector", ["NRS1", "NRS2", "NRCA1"])
+def test_stripped_dq_is_contiguous(detector):
+    # the later steps' kernels are compiled for C-contiguous group DQ: a strided one (what
+    # [..., mask, :] gives for several integrations) would be compiled once more
+    from ramp2slope.datamodels.irs2_layout import normal_mask
+    from ramp2slope.refpix.irs2_subtract_reference import _strip
+
+    mask = normal_mask(3200)
+    rows = detector != "NRCA1"
+    shape = (2, 3, 3200, 8) if rows else (2, 3, 8, 3200)
+    dq = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    stripped = _strip(dq, detector, mask)
+    kept = {"NRS1": mask, "NRS2": mask[::-1], "NRCA1": mask}[detector]
+    expected = dq[..., kept, :] if rows else dq[..., kept]
+    np.testing.assert_array_equal(stripped, expected)
+    assert stripped.flags.c_contiguous

@@ -806,11 +806,13 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
 
 
 def _strip(dq, detector, mask):
-    """The normal samples of a DQ array in the DMS frame (rows for NRS1/NRS2, else columns)."""
+    """The normal samples of a DQ array in the DMS frame (rows for NRS1/NRS2, else columns),
+    C-contiguous: indexing ``[..., mask, :]`` gives a strided array for several integrations,
+    which the later steps' kernels would be compiled for once more."""
     if dq is None:
         return None
     if detector == "NRS1":
-        return dq[..., mask, :]
+        return np.compress(mask, dq, axis=-2)
     if detector == "NRS2":
-        return dq[..., mask[::-1], :]
-    return dq[..., mask]
+        return np.compress(mask[::-1], dq, axis=-2)
+    return np.compress(mask, dq, axis=-1)
