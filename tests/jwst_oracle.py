@@ -246,3 +246,19 @@ def run_both(sim, base, **kwargs):
     run_official_detector1(sim.uncal, refs, theirs, **kwargs)
     run_ours_detector1(sim.uncal, refs, ours, **kwargs)
     return theirs, ours
+
+
+def runs_once(tmp_path_factory, prepare):
+    """For a module-scoped fixture: ``run(name)`` runs both pipelines on a case the first time
+    it is asked for (``prepare(name, base)`` simulates it in the folder ``base`` and returns
+    ``(sim, run_both's options)``) and returns ``(sim, jwst's folder, ours)`` every time."""
+    done = {}
+
+    def run(name):
+        if name not in done:
+            require_jwst()
+            base = tmp_path_factory.mktemp(name)
+            sim, options = prepare(name, base)
+            done[name] = (sim, *run_both(sim, base, **options))
+        return done[name]
+    return run

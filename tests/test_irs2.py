@@ -4,7 +4,6 @@ An IRS2 full frame stores 3200 rows (2048 science rows, interleaved reference sa
 reference output); dq_init, saturation and superbias work on that layout, refpix removes the
 reference samples, and every later step sees 2048 x 2048.
 """
-import os
 
 import numpy as np
 import pytest
@@ -91,19 +90,13 @@ def _oracle_options(name, sim):
 def oracle_runs(tmp_path_factory, nrs1_sim):
     """Both pipelines on a case, run once per module: case name -> (sim, jwst's folder, ours).
     Ours is streamed (the pipeline's default for a file), every step's product saved."""
-    done = {}
+    def prepare(name, base):
+        from ramp2slope.simulate.irs2 import simulate_irs2_exposure
 
-    def run(name):
-        if name not in done:
-            jwst_oracle.require_jwst()
-            from ramp2slope.simulate.irs2 import simulate_irs2_exposure
-
-            base = tmp_path_factory.mktemp(name)
-            sim = nrs1_sim if name == "nrs1_2ints" else \
-                simulate_irs2_exposure(base / "sim", **CASES[name])
-            done[name] = (sim, *jwst_oracle.run_both(sim, base, **_oracle_options(name, sim)))
-        return done[name]
-    return run
+        sim = nrs1_sim if name == "nrs1_2ints" else \
+            simulate_irs2_exposure(base / "sim", **CASES[name])
+        return sim, _oracle_options(name, sim)
+    return jwst_oracle.runs_once(tmp_path_factory, prepare)
 
 
 @pytest.mark.oracle

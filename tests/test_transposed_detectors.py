@@ -66,26 +66,20 @@ def test_amplifier_pattern_follows_the_header_axes(tmp_path, detector):
 @pytest.fixture(scope="module")
 def oracle_runs(tmp_path_factory):
     """Both pipelines on a case, run once per module: case name -> (sim, jwst's folder, ours)."""
-    done = {}
-
-    def run(name):
-        if name not in done:
-            jwst_oracle.require_jwst()
-            base = tmp_path_factory.mktemp(name)
-            case = dict(CASES[name])
-            exp_type = case.pop("exp_type", None)
-            sim = _simulate(base / "sim", **case)
-            if exp_type:
-                with fits.open(sim.uncal, mode="update") as hdul:
-                    hdul[0].header["EXP_TYPE"] = exp_type
-            options = {}
-            if name.endswith("_full"):
-                last = STEPS.index(FULL_FRAME_LAST_STEP)
-                options = dict(steps={later: {"skip": True} for later in ("jump", "ramp_fit")},
-                               save_steps=STEPS[:last + 1])
-            done[name] = (sim, *jwst_oracle.run_both(sim, base, **options))
-        return done[name]
-    return run
+    def prepare(name, base):
+        case = dict(CASES[name])
+        exp_type = case.pop("exp_type", None)
+        sim = _simulate(base / "sim", **case)
+        if exp_type:
+            with fits.open(sim.uncal, mode="update") as hdul:
+                hdul[0].header["EXP_TYPE"] = exp_type
+        options = {}
+        if name.endswith("_full"):
+            last = STEPS.index(FULL_FRAME_LAST_STEP)
+            options = dict(steps={later: {"skip": True} for later in ("jump", "ramp_fit")},
+                           save_steps=STEPS[:last + 1])
+        return sim, options
+    return jwst_oracle.runs_once(tmp_path_factory, prepare)
 
 
 @pytest.mark.oracle
