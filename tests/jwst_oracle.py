@@ -207,7 +207,8 @@ def assert_step_products_match(theirs, ours, root, step, keywords=STATUS_KEYWORD
 
 def assert_slope_products_match(theirs, ours, root, suffix):
     """``rate`` or ``rateints``: DQ and NaNs identical, 99.99 % of the slopes within 1e-5, the
-    variances and ERR within 1e-4."""
+    variances and ERR within 1e-4 (the Poisson variance also within what the slopes' absolute
+    tolerance, 1e-6 DN/s, makes of it)."""
     import numpy as np
 
     with open_product(theirs, root, suffix) as a, open_product(ours, root, suffix) as b:
@@ -217,8 +218,16 @@ def assert_slope_products_match(theirs, ours, root, suffix):
         valid = np.isfinite(sa) & np.isfinite(sb)
         close = np.isclose(sb[valid], sa[valid], rtol=1e-5, atol=1e-6)
         assert close.mean() >= 0.9999, f"{suffix}: {np.count_nonzero(~close)} slopes differ"
-        for ext in ("ERR", "VAR_POISSON", "VAR_RNOISE"):
+        for ext in ("ERR", "VAR_RNOISE"):
             np.testing.assert_allclose(b[ext].data, a[ext].data, rtol=1e-4, atol=1e-10, err_msg=ext)
+        # the Poisson variance follows the rate: where a near-zero rate differs by float32
+        # rounding (inputs that are not bit-identical, as after IRS2 refpix), its relative
+        # difference is large, its absolute one that of the rate times variance per rate
+        poisson_a, poisson_b = a["VAR_POISSON"].data, b["VAR_POISSON"].data
+        bright = valid & (sa > 1.0)
+        per_rate = float(np.median(poisson_a[bright] / sa[bright])) if bright.any() else 0.0
+        np.testing.assert_allclose(poisson_b, poisson_a, rtol=1e-4, atol=max(1e-10, 1e-6 * per_rate),
+                                   err_msg="VAR_POISSON")
         assert b["SCI"].header["BUNIT"] == "DN/s"
         assert b[0].header["INSTRUME"] == a[0].header["INSTRUME"]
 
