@@ -326,3 +326,16 @@ def test_stripped_dq_is_contiguous(detector):
     expected = dq[..., kept, :] if rows else dq[..., kept]
     np.testing.assert_array_equal(stripped, expected)
     assert stripped.flags.c_contiguous
+
+
+def test_coefficients_of_another_layout_are_refused():
+    # the REFPIX coefficients are one per sample of the n=16, r=4 time series; another layout's
+    # series is longer, and the half-spectrum kernels must not read past the coefficients
+    from ramp2slope.datamodels.irs2_layout import IRS2Layout
+    from ramp2slope.refpix.irs2_subtract_reference import correct_irs2
+
+    data = np.zeros((1, 2, 3200, 64), dtype=np.float32)
+    coefficients = np.ones((4, 712 * 2048), dtype=np.complex64)
+    with pytest.raises(ValueError, match="1458176 values per output"):
+        correct_irs2(data, None, None, "NRS1", coefficients, coefficients, None,
+                     IRS2Layout(n=8, r=2))
