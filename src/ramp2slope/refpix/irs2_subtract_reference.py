@@ -16,6 +16,8 @@ Functions
 ---------
 :func:`coefficients_from_table`
     alpha and beta (complex64) from the REFPIX reference's IRS2 table.
+:func:`fold_coefficients`
+    alpha and beta folded onto the half spectrum the correction works on.
 :func:`flag_bad_reference_samples`
     flag (BAD_REF_PIXEL | DO_NOT_USE) and replace outlying reference samples, before the
     correction; :func:`flag_bad_refpix` is the same on a datamodel.
@@ -72,7 +74,7 @@ from ..datamodels.irs2_layout import IRS2Layout, layout_of, normal_mask
 
 log = logging.getLogger(__name__)
 
-__all__ = ["coefficients_from_table", "flag_bad_reference_samples", "flag_bad_refpix",
+__all__ = ["coefficients_from_table", "fold_coefficients", "flag_bad_reference_samples", "flag_bad_refpix",
            "correct_irs2", "clobber_ref", "decode_mask", "EXPECTED_TABLE_ROWS"]
 
 BAD_REF_PIXEL = np.uint32(dqflags.pixel["BAD_REF_PIXEL"])
@@ -122,6 +124,13 @@ def coefficients_from_table(irs2_table):
             values[amplifier] = interleaved[0::2] + 1j * interleaved[1::2]
         coefficients.append(values)
     return tuple(coefficients)
+
+
+def fold_coefficients(alpha, beta):
+    """alpha and beta of :func:`coefficients_from_table` (4, N) folded onto the half spectrum
+    of a real series (4, N // 2 + 1), as :func:`correct_irs2` uses them: fold once and pass
+    these to every call to save the folding and half the memory."""
+    return _hermitian_half(alpha), _hermitian_half(beta)
 
 
 def decode_mask(mask):
@@ -778,7 +787,8 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
     ``data`` serves as workspace: reference samples declared bad by the DQ table are replaced
     in it and every group is left with the ramp mean subtracted (with ``preserve_refpix`` it
     is the returned array, corrected in place). ``alpha`` and ``beta`` are the complex64
-    (4, 712*2048) coefficients of :func:`coefficients_from_table`.
+    (4, 712*2048) coefficients of :func:`coefficients_from_table`, or the same folded by
+    :func:`fold_coefficients` (4, 356*2048 + 1).
     """
     layout = layout or IRS2Layout()
     detector = str(detector).upper() if detector is not None else ""
@@ -813,10 +823,13 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
         else:
             out = np.empty(out_det_shape, dtype=np.float32)
 
-    if np.shape(alpha)[-1] != geometry.length or np.shape(beta)[-1] != geometry.length:
+    folded_length = geometry.length // 2 + 1
+    if np.shape(alpha)[-1] == np.shape(beta)[-1] == geometry.length:
+        alpha, beta = fold_coefficients(alpha, beta)
+    elif not np.shape(alpha)[-1] == np.shape(beta)[-1] == folded_length:
         raise ValueError(f"the IRS2 coefficients hold {np.shape(beta)[-1]} values per output, "
-                         f"the time series of this readout {geometry.length}")
-    alpha_half, beta_half = _hermitian_half(alpha), _hermitian_half(beta)
+                         f"the time series of this readout {geometry.length} "
+                         f"({folded_length} folded)")
     workers = max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
     mean = np.empty(data.shape[2:], dtype=np.float64)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -824,7 +837,7 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
             log.info(f"Working on integration {integration + 1} out of {nints}")
             frames = data[integration]
             _subtract_ramp_mean(frames.reshape(ngroups, -1), mean.reshape(-1))
-            work = _Integration(frames, mean, detector, geometry, alpha_half, beta_half, mask,
+            work = _Integration(frames, mean, detector, geometry, alpha, beta, mask,
                                 preserve_refpix, out[integration], layout, pad)
             work.run(pool, workers)
 

@@ -1,5 +1,6 @@
 """RefPixStep: remove amplifier offsets and 1/f row noise using the reference pixels."""
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,20 +93,18 @@ class RefPixStep(Step):
             subtract_irs2_means(model.data, model.pixeldq, model.meta.instrument.detector, layout,
                                 self.odd_even_columns, self.siglimit, zeroframe)
         irs2.flag_bad_reference_samples(model.data, model.pixeldq, layout, replace_only=True)
-        ref = self.load_reference(model, "refpix", load_irs2_refpix)
+        ref = self.load_reference(model, "refpix", _load_folded_coefficients)
         if ref is None:
             log.warning("No refpix reference file found")
             log.warning("RefPix step will be skipped")
             return self.skipped(model, "no REFPIX reference")
         log.info("Using refpix reference file: %s", ref.path)
-        coefficients = irs2.coefficients_from_table(ref.irs2_table)
         self.release_reference(ref)
-        if coefficients is None:   # (the count is logged as jwst logs it)
+        if ref.alpha is None:   # (the count was logged as jwst logs it)
             return self.skipped(model, "the REFPIX table has the wrong number of rows")
-        alpha, beta = coefficients
         data, pixeldq, groupdq = irs2.correct_irs2(
-            model.data, model.pixeldq, model.groupdq, model.meta.instrument.detector, alpha, beta,
-            ref.dq_table, layout, preserve_refpix=self.preserve_irs2_refpix)
+            model.data, model.pixeldq, model.groupdq, model.meta.instrument.detector, ref.alpha,
+            ref.beta, ref.dq_table, layout, preserve_refpix=self.preserve_irs2_refpix)
         model.data, model.pixeldq, model.groupdq = data, pixeldq, groupdq
         zeroframe = model._arrays.get("zeroframe")
         if zeroframe is not None and zeroframe.shape[-2] != data.shape[-2]:
@@ -146,3 +145,25 @@ class RefPixStep(Step):
         if gamma is None:
             return f"{path} has no kernel for {detector}"
         return make_sirs_kernels(gamma, zeta, gaussmooth=self.gaussmooth, halfwidth=self.halfwidth)
+
+
+@dataclass(frozen=True)
+class _FoldedCoefficients:
+    """The REFPIX reference as the IRS2 correction uses it: kept by the run's reference cache
+    in place of its table, so that the folding is done once per run and the table's memory
+    goes. ``alpha``/``beta`` are None where the table has the wrong number of rows."""
+
+    path: str
+    alpha: object
+    beta: object
+    dq_table: tuple
+
+
+def _load_folded_coefficients(path, model):
+    from . import irs2_subtract_reference as irs2   # only IRS2 exposures need it
+
+    ref = load_irs2_refpix(path, model)
+    coefficients = irs2.coefficients_from_table(ref.irs2_table)
+    if coefficients is None:
+        return _FoldedCoefficients(ref.path, None, None, ref.dq_table)
+    return _FoldedCoefficients(ref.path, *irs2.fold_coefficients(*coefficients), ref.dq_table)
