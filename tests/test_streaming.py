@@ -528,8 +528,8 @@ def test_jump_blocks_match_whole_exposure(case, block_rows):
         assert expected.number_snowballs > 0
 
 
-@pytest.mark.parametrize("side", [True, False])
-def test_refpix_integration_by_integration_matches_whole(side):
+@pytest.mark.parametrize("noutputs,side", [(4, True), (4, False), (1, False)])
+def test_refpix_integration_by_integration_matches_whole(noutputs, side, monkeypatch):
     rng = np.random.default_rng(8)
     ny, nx, y0 = 64, 2048, 1984
     data = (rng.normal(1000, 5, (3, 2, ny, nx))
@@ -539,15 +539,31 @@ def test_refpix_integration_by_integration_matches_whole(side):
     ref = dqflags.pixel["REFERENCE_PIXEL"]
     pixeldq[:, :4] = pixeldq[:, -4:] = ref
     pixeldq[-4:, :] = ref          # the detector's top reference rows
-    kwargs = dict(fastaxis=-1, slowaxis=2, xstart=1, ystart=y0 + 1, noutputs=4,
+    kwargs = dict(fastaxis=-1, slowaxis=2, xstart=1, ystart=y0 + 1, noutputs=noutputs,
                   use_side_ref_pixels=side)
     whole, whole_zf = data.copy(), zeroframe.copy()
     correct_refpix(whole, pixeldq, zeroframe=whole_zf, **kwargs)
+    cache = {}   # as the step keeps it between the integrations of a streamed run
     for i in range(3):
         one, one_zf = data[i:i + 1].copy(), zeroframe[i:i + 1].copy()
-        correct_refpix(one, pixeldq, zeroframe=one_zf, continuation=i > 0, **kwargs)
+        correct_refpix(one, pixeldq, zeroframe=one_zf, continuation=i > 0, cache=cache, **kwargs)
         assert one.tobytes() == whole[i:i + 1].tobytes()
         assert one_zf.tobytes() == whole_zf[i:i + 1].tobytes()
+    # reused while nothing changed: no table is built again
+    from ramp2slope.refpix import reference_pixels
+
+    with monkeypatch.context() as patched:
+        patched.setattr(reference_pixels, "dms_to_detector", None)
+        correct_refpix(data[:1].copy(), pixeldq, cache=cache, **kwargs)
+    # other reference pixels, then other parameters: the cache does not serve the old tables
+    bad = pixeldq.copy()
+    bad[:, :4] |= dqflags.pixel["DO_NOT_USE"]
+    bad[-4:, 1000:1100] |= dqflags.pixel["DO_NOT_USE"]
+    for changed in ({}, dict(odd_even_columns=False)):
+        fresh, cached = data.copy(), data.copy()
+        correct_refpix(fresh, bad, **kwargs, **changed)
+        correct_refpix(cached, bad, cache=cache, **kwargs, **changed)
+        assert cached.tobytes() == fresh.tobytes()
 
 
 # ------------------------------------------------------------------------------------------------

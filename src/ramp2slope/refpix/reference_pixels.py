@@ -329,7 +329,7 @@ class _OneAmpCorrector:
 def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, noutputs=4,
                    odd_even_columns=True, use_side_ref_pixels=True, side_smoothing_length=11,
                    side_gain=1.0, siglimit=3.0, zeroframe=None, subarray_name=None,
-                   sirs_kernels=None, sigreject=4.0, continuation=False):
+                   sirs_kernels=None, sigreject=4.0, continuation=False, cache=None):
     """Reference-pixel correction of a NIR ramp (traditional readout), in place.
 
     Parameters
@@ -364,6 +364,11 @@ def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, nou
         ``data`` is computed in float64. Correcting an exposure integration by integration, with
         ``continuation=True`` for every call after the first, gives exactly the result of one
         call on the whole exposure.
+    cache : dict or None
+        Kept by the caller between the calls on the integrations of one exposure: the
+        reference-pixel tables built from ``pixeldq`` are reused while it and the geometry and
+        parameters stay the same (building them costs about 40 ms per call, each integration
+        of a time series being a call).
 
     Returns
     -------
@@ -385,21 +390,34 @@ def correct_refpix(data, pixeldq, *, fastaxis, slowaxis, xstart=1, ystart=1, nou
     geometry = _Geometry((ny, nx), xstart, ystart, fastaxis, slowaxis)
     if not geometry.fits():
         return SKIPPED
-    det_dq = dms_to_detector(geometry.embedded_dq(pixeldq, subarray_name),
-                             geometry.fast, geometry.slow)
     four_amp = (not geometry.is_subarray) or noutputs == 4
-    if four_amp:
-        if sirs_kernels is not None and geometry.is_subarray:
-            raise Ramp2SlopeError("refpix: the SIRS algorithm is only supported for full-frame "
-                                  "data")
-        corrector = _FourAmpCorrector(geometry, det_dq, odd_even_columns, use_side_ref_pixels,
-                                      side_smoothing_length, side_gain, siglimit,
-                                      sirs_kernels if use_side_ref_pixels else None, sigreject)
-        # The official working buffer turns float64 after the first side correction.
-        widens = bool(use_side_ref_pixels)
+    if four_amp and sirs_kernels is not None and geometry.is_subarray:
+        raise Ramp2SlopeError("refpix: the SIRS algorithm is only supported for full-frame data")
+    # The official working buffer turns float64 after the first side correction.
+    widens = four_amp and bool(use_side_ref_pixels)
+
+    def build():
+        det_dq = dms_to_detector(geometry.embedded_dq(pixeldq, subarray_name),
+                                 geometry.fast, geometry.slow)
+        if four_amp:
+            return _FourAmpCorrector(geometry, det_dq, odd_even_columns, use_side_ref_pixels,
+                                     side_smoothing_length, side_gain, siglimit,
+                                     sirs_kernels if use_side_ref_pixels else None, sigreject)
+        return _OneAmpCorrector(geometry, det_dq, odd_even_columns, siglimit)
+
+    if cache is None:
+        corrector = build()
     else:
-        corrector = _OneAmpCorrector(geometry, det_dq, odd_even_columns, siglimit)
-        widens = False
+        # the kernels are compared by identity: the cache holds them, so the id stays theirs
+        key = ((ny, nx), xstart, ystart, fastaxis, slowaxis, four_amp, odd_even_columns,
+               use_side_ref_pixels, side_smoothing_length, side_gain, siglimit, subarray_name,
+               id(sirs_kernels), sigreject)
+        held = cache.get("corrector")
+        if held is not None and held[0] == key and np.array_equal(held[1], pixeldq):
+            corrector = held[2]
+        else:
+            corrector = build()
+            cache["corrector"] = (key, pixeldq.copy(), corrector, sirs_kernels)
 
     first = not continuation
     for integration in range(data.shape[0]):
@@ -469,5 +487,6 @@ def correct_model(input_model, odd_even_columns, use_side_ref_pixels, side_smoot
         sirs_kernels=conv_kernel_params.get("sirs_kernels"),
         sigreject=conv_kernel_params.get("sigreject", 4.0),
         # a model holding later integrations of a longer exposure continues its correction
-        continuation=getattr(input_model, "_integration_offset", 0) > 0)
+        continuation=getattr(input_model, "_integration_offset", 0) > 0,
+        cache=conv_kernel_params.get("corrector_cache"))
     return SUBARRAY_DOESNTFIT if status == "SKIPPED" else REFPIX_OK

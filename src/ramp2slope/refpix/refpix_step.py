@@ -48,9 +48,13 @@ class RefPixStep(Step):
         miri = str(model.meta.instrument.name or "").upper() == "MIRI"
         if miri and self.refpix_algorithm == "sirs":
             log.info("Simple Improved Reference Subtraction (SIRS) not applied for MIRI data.")
+        if getattr(self, "_corrector_cache", None) is None:
+            self._corrector_cache = {}
         params = {"refpix_algorithm": self.refpix_algorithm, "sirs_kernel_model": None,
                   "sirs_kernels": None if miri else self._sirs_kernels(model),
-                  "sigreject": self.sigreject, "gaussmooth": self.gaussmooth, "halfwidth": self.halfwidth}
+                  "sigreject": self.sigreject, "gaussmooth": self.gaussmooth, "halfwidth": self.halfwidth,
+                  # reused by the calls on the integrations of a streamed exposure
+                  "corrector_cache": self._corrector_cache}
         # looked up in the module at each call, so that it can be replaced as the official one can
         status = reference_pixels.correct_model(
             model, self.odd_even_columns, self.use_side_ref_pixels, self.side_smoothing_length,
