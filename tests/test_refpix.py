@@ -441,6 +441,46 @@ def test_sirs_matches_jwst():
     _run_both(data, pixeldq, -1, 2, sirs=(gamma, zeta))
 
 
+@pytest.mark.oracle
+def test_optimized_convolution_module_matches_jwst(tmp_path):
+    """jwst's refpix.optimized_convolution functions, here on a SIRSKernelModel saved and
+    reopened: the same coefficients, kernels and corrected frame, bit for bit."""
+    pytest.importorskip("jwst")
+    from jwst.refpix import optimized_convolution as theirs
+    from stdatamodels.jwst.datamodels import SIRSKernelModel as OfficialModel
+
+    from ramp2slope.datamodels import SIRSKernelModel
+    from ramp2slope.refpix import optimized_convolution as ours
+
+    rng = np.random.default_rng(11)
+    gamma = rng.normal(0.5, 0.1, (4, 257)) + 1j * rng.normal(0, 0.02, (4, 257))
+    zeta = rng.normal(0.5, 0.1, (4, 257)) + 1j * rng.normal(0, 0.02, (4, 257))
+    tree = {"nrcb1": {"gamma": gamma, "zeta": zeta}}
+    path = SIRSKernelModel({k: dict(v) for k, v in tree.items()}).save(tmp_path / "sirs.asdf")
+    model = SIRSKernelModel(path)
+    assert model.meta.reftype == "sirskernel" and model.meta.filename == "sirs.asdf"
+    np.testing.assert_array_equal(model.nrcb1.gamma, gamma)
+    official = OfficialModel(tree)
+    for source in (model, path, model.instance):
+        found = ours.get_conv_kernel_coeffs(source, "NRCB1")
+        np.testing.assert_array_equal(found[0], gamma)
+        np.testing.assert_array_equal(found[1], zeta)
+    assert ours.make_kernels(model, "NRCA1", 1, 30) is None
+    kernels = ours.make_kernels(model, "nrcb1", 1.5, 20)
+    expected = theirs.make_kernels(official, "nrcb1", 1.5, 20)
+    for side in (0, 1):
+        for amp in range(4):
+            np.testing.assert_array_equal(kernels[side][amp], expected[side][amp])
+    frame = rng.normal(1000.0, 10.0, (512, 64)).astype(np.float32)
+    frame[100:103, :4] += 500.0   # outliers the MAD rejection drops
+    frame[7, -4:] -= 300.0
+    got = ours.apply_conv_kernel(frame, kernels, sigreject=4.0)
+    want = theirs.apply_conv_kernel(frame, expected, sigreject=4.0)
+    assert got.dtype == want.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    assert np.abs(got - frame).max() > 100   # the templates were subtracted
+
+
 # ------------------------------------------------------------------------------------------
 # Evidence: the 1/f row noise is removed as well as the estimator allows
 # ------------------------------------------------------------------------------------------

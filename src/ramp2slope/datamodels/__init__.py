@@ -6,6 +6,7 @@ EXP_TYPE, opens as a GuiderRawModel); raw ``*_uncal.fits``
 """
 from . import dqflags
 from .emi_model import EmiModel
+from .sirs_kernel_model import SIRSKernelModel
 from .fits_io import open, write_model
 from .incremental import IncrementalWriter
 from .models import (
@@ -49,5 +50,5 @@ __all__ = [
     "ReadnoiseModel",
     "SaturationModel", "MaskModel", "SuperBiasModel", "LinearityModel", "DarkNirspecModel", "IPCModel",
     "PersistenceSatModel", "PictureFrameModel", "TrapDensityModel", "TrapParsModel", "TrapsFilledModel",
-    "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel", "EmiModel",
+    "IRS2Model", "DarkMIRIModel", "ResetModel", "RSCDModel", "EmiModel", "SIRSKernelModel",
 ]
