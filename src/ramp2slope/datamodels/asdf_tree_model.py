@@ -144,7 +144,7 @@ class AsdfTreeModel:
     reftype = None
     schema_names = ()
     #: the instrument written on saving when the model has none (the reference's own)
-    instrument = None
+    default_instrument = None
 
     def __init__(self, init=None, **kwargs):
         if init is None:
@@ -247,8 +247,8 @@ class AsdfTreeModel:
         meta["reftype"] = self.reftype
         meta["model_type"] = self.model_type
         meta["telescope"] = "JWST"
-        if self.instrument:
-            meta.setdefault("instrument", {})["name"] = self.instrument
+        if self.default_instrument:
+            meta.setdefault("instrument", {})["name"] = self.default_instrument
         if not meta.get("date"):
             meta["date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         tree = _pruned(_plain({k: v for k, v in self._tree.items() if k not in _ASDF_KEYS}))

@@ -19,7 +19,7 @@ class EmiModel(AsdfTreeModel):
     model_type = "EmiModel"
     reftype = "emicorr"
     schema_names = ("frequencies", "subarray_cases")
-    instrument = "MIRI"
+    default_instrument = "MIRI"
 
     def validate(self):
         """Raise ValueError when the tree cannot serve as an EMICORR reference."""
