@@ -227,3 +227,25 @@ def test_mean_subtraction_equals_jwst(detector, odd_even):
     subtract_irs2_means(data, pixeldq, detector, IRS2Layout(), odd_even, 3.0)
     np.testing.assert_array_equal(data, model.data)
     assert abs(np.median(data)) < 5   # the levels are gone
+
+
+def test_refpix_table_with_wrong_row_count_skips_the_step(nrs1_sim, tmp_path):
+    # as in jwst: the count is logged as an error and refpix is SKIPPED, the ramp keeps its
+    # 3200 rows and no science sample is corrected (the bad reference samples, flagged and
+    # replaced before the reference is read, stay replaced, as in jwst)
+    from ramp2slope import datamodels
+    from ramp2slope.datamodels.irs2_layout import rows_mask
+    from ramp2slope.refpix import RefPixStep
+
+    bad = tmp_path / "refpix_short.fits"
+    with fits.open(nrs1_sim.refs["refpix"]) as hdul:
+        hdul["IRS2"] = fits.BinTableHDU(hdul["IRS2"].data[:-2], header=hdul["IRS2"].header,
+                                        name="IRS2")
+        hdul.writeto(bad)
+    with datamodels.open(nrs1_sim.uncal) as model:
+        before = model.data.copy()
+        result = RefPixStep.call(model, override_refpix=str(bad))
+    assert result.meta.cal_step.refpix == "SKIPPED"
+    assert result.data.shape == before.shape == (2, 3, 3200, 2048)
+    science = rows_mask("NRS1", 3200)
+    np.testing.assert_array_equal(result.data[:, :, science], before[:, :, science])
