@@ -231,12 +231,13 @@ def test_nsclean_matches_jwst(tmp_path, monkeypatch, detector, size, ngroups, ni
     assert change[:, 0].max() == 0 and change[:, 1:].max(axis=(2, 3)).min() > 0.5
 
 
-@pytest.mark.parametrize("streaming", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize("streaming,failing", [(True, 2), (False, 2), (True, 3)],
+                         ids=["streamed", "whole", "streamed-last"])
 def test_nsclean_failing_in_a_later_integration_leaves_the_exposure_as_it_was(
-        tmp_path, monkeypatch, caplog, streaming):
+        tmp_path, monkeypatch, caplog, streaming, failing):
     """Where NSClean cannot fit an image, jwst marks the step FAILED and gives the whole
     exposure back as it was (and no mask, background or noise product): so here, the
-    integration already cleaned and stored (streamed) put back as it was."""
+    integrations already cleaned and stored (streamed) put back as they were."""
     from test_streaming import _run
     from ramp2slope.clean_flicker_noise import clean_flicker_noise as cfn
     from ramp2slope.simulate import simulate_exposure
@@ -246,19 +247,19 @@ def test_nsclean_failing_in_a_later_integration_leaves_the_exposure_as_it_was(
     refdir = os.path.dirname(sim.refs["mask"])
     real, calls = cfn.fft_clean_subarray, []
 
-    def failing_in_the_second_integration(*args, **kwargs):
-        calls.append(True)    # two group differences per integration: the 4th is its 2nd
-        return None if len(calls) == 4 else real(*args, **kwargs)
+    def failing_in_an_integration(*args, **kwargs):
+        calls.append(True)    # two group differences per integration: the 2nd of ``failing``
+        return None if len(calls) == 2 * failing else real(*args, **kwargs)
 
-    monkeypatch.setattr(cfn, "fft_clean_subarray", failing_in_the_second_integration)
+    monkeypatch.setattr(cfn, "fft_clean_subarray", failing_in_an_integration)
     saved = {"jump": {"save_results": True}, "ramp_fit": {"save_results": True}}
     steps = dict(saved, clean_flicker_noise=dict(
         skip=False, fit_method="fft", save_results=True, save_mask=True, save_background=True,
         save_noise=True))
     with caplog.at_level("ERROR", logger="ramp2slope"):
         _run(sim.uncal, refdir, tmp_path / "failed", steps, streaming)
-    assert len(calls) == 4
-    assert "Cleaning failed for integration 2, group 2" in caplog.text
+    assert len(calls) == 2 * failing
+    assert f"Cleaning failed for integration {failing}, group 2" in caplog.text
     _run(sim.uncal, refdir, tmp_path / "skipped", saved, streaming)
     failed = sorted(os.listdir(tmp_path / "failed"))
     assert [n for n in failed if "flicker" in n] == [f"{sim.root}_clean_flicker_noise.fits"]

@@ -671,13 +671,14 @@ class CleanFlickerNoiseStep(Step):
         background = np.zeros_like(data) if self.save_background else None
         original = np.empty_like(data) if self.save_noise else None
         # the integrations cleaned so far are written back as they go: where a later one fails,
-        # they are restored from this copy (freed when the step ends)
+        # they are restored from this copy (freed when the step ends); the last one needs none,
+        # as a failing integration is never written back
         undo = store.extra("clean_flicker_noise_undo.f32", store.shape, np.float32) \
             if self._may_fail and nints > 1 else None
         try:
             for i in range(nints):
                 store.read_integration(i, data, groupdq)
-                if undo is not None:
+                if undo is not None and i < nints - 1:
                     undo.write(undo.offset(i), data)
                 if original is not None:
                     original[...] = data
