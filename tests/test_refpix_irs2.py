@@ -329,8 +329,9 @@ def test_stripped_dq_is_contiguous(detector):
 
 
 def test_coefficients_of_another_layout_are_refused():
-    # the REFPIX coefficients are one per sample of the n=16, r=4 time series; another layout's
-    # series is longer, and the half-spectrum kernels must not read past the coefficients
+    # the REFPIX coefficients are one per sample of the full-frame n=16, r=4 time series; the
+    # series of another layout or frame size has another length, and the half-spectrum kernels
+    # must not read past the coefficients
     from ramp2slope.datamodels.irs2_layout import IRS2Layout
     from ramp2slope.refpix.irs2_subtract_reference import correct_irs2
 
