@@ -257,12 +257,13 @@ def test_blocks_path_matches_whole_array(params, block_rows, nints):
     assert got == res and res.number_showers > 0
 
 
-def test_blocks_path_with_scratch_files(tmp_path):
+@pytest.mark.parametrize("file_rows", [None, 33])   # files in blocks of other rows, or the same
+def test_blocks_path_with_scratch_files(tmp_path, file_rows):
     from ramp2slope.pipeline.scratch import ScratchStore
 
     data, gdq, pdq, gain, rn = _simulate(seed=8)
     whole, _, res = _ours(data, gdq, pdq, gain, rn)
-    store = ScratchStore(str(tmp_path), data.shape, memory_budget=0)
+    store = ScratchStore(str(tmp_path), data.shape, memory_budget=0, block_rows=file_rows)
     try:
         for i in range(data.shape[0]):
             store.write_integration(i, data[i], gdq[i])

@@ -95,6 +95,7 @@ def _stored_median_ramp(store, sky=None, block_bytes=64 << 20):
     nints, ngroups, ny, nx = store.shape
     out = np.empty((ngroups, ny, nx), np.float32)
     rows = int(max(1, min(ny, block_bytes // max(1, nints * ngroups * nx * 5))))
+    rows = max(1, rows // store.block_rows) * store.block_rows   # whole blocks move fastest
     for y0 in range(0, ny, rows):
         y1 = min(ny, y0 + rows)
         data = np.empty((nints, ngroups, y1 - y0, nx), np.float32)

@@ -385,17 +385,17 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
 
     def finish(y0, data, gdq, stats, rows):
         """After-jump flags and the JUMP clean-up for the first ``rows`` rows (y0...) of a
-        block; store them. (Whole buffers and a row count rather than views of their first
-        rows: the kernels see one memory layout, so they are compiled once.)"""
+        block. (Whole buffers and a row count rather than views of their first rows: the
+        kernels see one memory layout, so they are compiled once.)"""
         twopoint.flag_after_jumps_and_clean(data if do_after else no_data, gdq,
                                             gain[y0:y0 + gdq.shape[2]],
                                             readnoise[y0:y0 + gdq.shape[2]], *after_args, stats,
                                             rows)
-        store.write_gdq_rows(y0, gdq if rows == gdq.shape[2] else gdq[:, :, :rows])
 
-    # The last row of a block waits for the next block's triggers:
-    # (y, data, gdq, triggers, stats).
-    held = None
+    # The last row of a block waits for the next block's triggers, and the block is stored
+    # whole once that row is done (whole blocks are what the store moves fastest):
+    # (y, data, gdq, triggers, stats) of that row, and (y0, gdq) of the block.
+    held = held_block = None
     no_triggers = np.zeros((nints, ngroups, nx), dtype=np.uint8)
     # first-pass statistics of the pixels with a jump, from the detection pass
     stats_buffer = np.empty((blocks.rows, 2, nx), dtype=np.float64)
@@ -410,6 +410,7 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             number_crs += int(twopoint.count_jump_flags(gdq))
         if not neighbours:
             finish(y0, data, gdq, stats, rows)
+            store.write_gdq_rows(y0, gdq)
             continue
         triggers = np.zeros(gdq.shape, dtype=np.uint8)
         twopoint.neighbour_triggers(data, gdq, gain[y0:y1], readnoise[y0:y1], nframes,
@@ -423,13 +424,18 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             twopoint.apply_neighbour_triggers(hgdq, np.zeros_like(hgdq),
                                               np.ascontiguousarray(triggers[:, :, 0]))
             finish(hy, hdata, hgdq, hstats, 1)
+            held_block[1][:, :, -1:] = hgdq
+            store.write_gdq_rows(*held_block)
         held = (y1 - 1, data[:, :, rows - 1:].copy() if do_after else None,
                 gdq[:, :, rows - 1:].copy(), triggers[:, :, rows - 1:].copy(),
                 stats[rows - 1:].copy() if len(stats) else stats)
         if rows > 1:
             finish(y0, data, gdq, stats, rows - 1)
+        held_block = (y0, gdq.copy())   # the reader fills its buffer again
     if held is not None:
         finish(held[0], held[1], held[2], held[4], 1)
+        held_block[1][:, :, -1:] = held[2]
+        store.write_gdq_rows(*held_block)
 
     number_snowballs = 0
     final_dnu = dnu_table

@@ -6,9 +6,10 @@ block of rows spanning every integration (for jump detection). All transfers are
 copies between the store and arrays the caller owns.
 
 Each of the three arrays lives in a file of a private temporary folder, read and written with
-``os.preadv``/``os.pwrite`` (blocks of rows of small frames through mappings of the file, a
-few integrations at a time: :meth:`_ArrayFile.copy_rows`; large transfers shared out between
-the kernels' threads), or in memory when it fits in what is left of a budget
+vectored positional system calls (``os.preadv``/``os.pwritev``; large transfers shared out
+between the kernels' threads), the ramp and GROUPDQ laid out block of rows by block of rows so
+that both a block of every integration and one integration are a few runs of the file
+(:class:`_RampFileInRowBlocks`), or in memory when it fits in what is left of a budget
 (``memory_budget`` bytes, see :func:`default_memory_budget`; GROUPDQ first, it is the smallest
 and is rewritten by jump). The default budget is 0: the resident memory of a run is then that
 of one integration, whatever the number of integrations. A budget trades memory for the file
@@ -25,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 
 import numba
 import numpy as np
@@ -61,24 +63,58 @@ def _hole_puncher():
 _punch_hole = _hole_puncher()
 
 
-if hasattr(os, "preadv") and hasattr(os, "pwrite"):
-    def _pread_into(fd, view, offset):
-        return os.preadv(fd, [view], offset)
+def _iov_max():
+    try:
+        value = os.sysconf("SC_IOV_MAX")
+    except (ValueError, OSError, AttributeError):
+        value = -1
+    return value if value > 0 else 16
 
-    def _pwrite(fd, view, offset):
-        return os.pwrite(fd, view, offset)
-else:  # platforms without positional I/O
-    def _pread_into(fd, view, offset):
-        os.lseek(fd, offset, os.SEEK_SET)
-        return os.readv(fd, [view])
 
-    def _pwrite(fd, view, offset):
-        os.lseek(fd, offset, os.SEEK_SET)
-        return os.write(fd, view)
+#: The most buffers one vectored system call takes (Linux: 1024; POSIX guarantees 16).
+IOV_MAX = _iov_max()
+
+if hasattr(os, "preadv") and hasattr(os, "pwritev"):
+    _preadv, _pwritev = os.preadv, os.pwritev
+else:  # platforms without positional I/O: one buffer per call, the file position shared
+    _seek_lock = threading.Lock()
+
+    def _preadv(fd, views, offset):
+        with _seek_lock:
+            os.lseek(fd, offset, os.SEEK_SET)
+            return os.readv(fd, views[:1])
+
+    def _pwritev(fd, views, offset):
+        with _seek_lock:
+            os.lseek(fd, offset, os.SEEK_SET)
+            return os.write(fd, views[0])
+
+
+def _transfer(fd, buffers, offset, write):
+    """Read the bytes of the file from ``offset`` on into ``buffers`` (contiguous arrays or
+    memoryviews, filled in order), or write them there from ``buffers``: vectored system calls
+    of up to IOV_MAX buffers each, resumed where one stops short."""
+    views = [v for v in (memoryview(b).cast("B") for b in buffers) if len(v)]
+    k = 0
+    try:
+        while k < len(views):
+            done = (_pwritev if write else _preadv)(fd, views[k:k + IOV_MAX], offset)
+            if done <= 0:
+                raise Ramp2SlopeError("scratch file is shorter than expected")
+            offset += done
+            while k < len(views) and done >= len(views[k]):
+                done -= len(views[k])
+                k += 1
+            if done:
+                views[k] = views[k][done:]
+    except OSError as exc:  # typically a full disk
+        raise Ramp2SlopeError(f"cannot {'write' if write else 'read'} the scratch files: "
+                              f"{exc.strerror or exc}") from None
 
 
 class _StoredArray:
-    """A C-ordered array of fixed shape and dtype, read and written by pieces at byte offsets."""
+    """A C-ordered array of fixed shape and dtype, read and written by pieces at byte offsets;
+    the first axis is the integration."""
 
     def __init__(self, shape, dtype):
         self.shape = tuple(int(n) for n in shape)
@@ -95,14 +131,15 @@ class _StoredArray:
         if out.dtype != self.dtype or not out.flags.c_contiguous:
             raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
 
+    def read_integration(self, i, out):
+        self.read(self.offset(i), out)
 
-#: Pieces of a block of rows smaller than this are copied through a file mapping, larger ones
-#: with a system call each (see :meth:`_ArrayFile.copy_rows`).
-MAP_BELOW_BYTES = 64 << 10
-#: Bytes of the file mapped at a time for those small pieces: the integrations of a time series
-#: of small frames are mapped several at a time (MIRI's SLITLESSPRISM with 200 integrations:
-#: one mapping per integration was 12,000 mappings and 0.58 s of its jump step).
-MAP_RUN_BYTES = 8 << 20
+    def write_integration(self, i, array):
+        self.write(self.offset(i), array)
+
+    def discard_integration(self, i):
+        self.discard(self.offset(i), self.strides[0])
+
 
 #: Transfers of at least this many bytes are split between threads (the kernels' number): a
 #: copy between the page cache and memory runs on one core per system call, and the steps
@@ -120,7 +157,7 @@ def _pieces(view, offset):
 
 
 class _ArrayFile(_StoredArray):
-    """The array in a file."""
+    """The array in a file, in C order."""
 
     def __init__(self, path, shape, dtype):
         super().__init__(shape, dtype)
@@ -132,100 +169,143 @@ class _ArrayFile(_StoredArray):
         """Fill the contiguous array ``out`` from the bytes at ``offset``."""
         self._check_out(out)
         view = memoryview(out).cast("B")
-        map_in_threads(lambda piece: self._read_bytes(piece[0], piece[1]),
+        map_in_threads(lambda piece: _transfer(self.fd, [piece[0]], piece[1], write=False),
                        _pieces(view, offset))
-
-    def _read_bytes(self, view, offset):
-        while len(view):
-            got = _pread_into(self.fd, view, offset)
-            if got <= 0:
-                raise Ramp2SlopeError("scratch file is shorter than expected")
-            view = view[got:]
-            offset += got
 
     def write(self, offset, array):
         """Store ``array`` (converted to the stored dtype) at ``offset``."""
         array = np.ascontiguousarray(array, dtype=self.dtype)
         view = memoryview(array).cast("B")
-        map_in_threads(lambda piece: self._write_bytes(piece[0], piece[1]),
+        map_in_threads(lambda piece: _transfer(self.fd, [piece[0]], piece[1], write=True),
                        _pieces(view, offset))
-
-    def _write_bytes(self, view, offset):
-        try:
-            while len(view):
-                done = _pwrite(self.fd, view, offset)
-                view = view[done:]
-                offset += done
-        except OSError as exc:  # typically a full disk
-            raise Ramp2SlopeError(f"cannot write the scratch files: {exc.strerror or exc}") from None
 
     def discard(self, offset, nbytes):
         """The bytes at ``offset`` will not be read again: their pages are freed now (best
         effort; the content there is undefined afterwards)."""
         _punch_hole(self.fd, offset, nbytes)
 
-    def copy_rows(self, y0, out=None, source=None):
-        """Rows ``y0 .. y0 + rows - 1`` of every plane of a 4-D array: into ``out`` (nints,
-        ngroups, rows, nx), or from ``source`` of that shape into the file.
-
-        A block of rows is one strided piece of each of the nints x ngroups planes. Pieces of
-        at least :data:`MAP_BELOW_BYTES` are read or written with one system call each; smaller
-        ones (a time series of small frames has hundreds of thousands of them) through a
-        mapping of a run of integrations' part of the file (:data:`MAP_RUN_BYTES`, at least
-        one integration), unmapped after the copy, so that the process holds no more of the
-        file than that many bytes at a time (the page cache keeps them; the kernel maps up to
-        64 KB around each page touched, which for large pieces would add a block's worth to
-        the resident memory). Blocks of :data:`PARALLEL_BYTES` or more copied with system
-        calls are shared out between the threads. The pieces written were all written before
-        (stage A stores every integration whole), so the mapping never has to allocate disk
-        blocks: a full disk cannot strike here.
-        """
-        block = out if out is not None else source
-        rows = block.shape[2]
-        if block.size == 0:
-            return
-        if rows * self.strides[2] >= MAP_BELOW_BYTES:
-            planes = [(i, g) for i in range(self.shape[0]) for g in range(self.shape[1])]
-            if out is not None:
-                def copy(plane):
-                    self._read_bytes(memoryview(out[plane]).cast("B"), self.offset(*plane, y0))
-            else:
-                def copy(plane):
-                    piece = np.ascontiguousarray(source[plane], dtype=self.dtype)
-                    self._write_bytes(memoryview(piece).cast("B"), self.offset(*plane, y0))
-            map_in_threads(copy, planes, None if block.nbytes >= PARALLEL_BYTES else 1)
-            return
-        access = mmap.ACCESS_READ if out is not None else mmap.ACCESS_WRITE
-        per_int = self.strides[0]
-        nints = self.shape[0]
-        run = max(1, min(nints, MAP_RUN_BYTES // per_int))
-
-        def copy(i0):
-            i1 = min(i0 + run, nints)
-            start = i0 * per_int
-            base = start - start % mmap.ALLOCATIONGRANULARITY   # mappings start on a page
-            with mmap.mmap(self.fd, start + (i1 - i0) * per_int - base, access=access,
-                           offset=base) as mapped:
-                planes = np.frombuffer(mapped, dtype=self.dtype, offset=start - base,
-                                       count=(i1 - i0) * per_int // self.dtype.itemsize)
-                planes = planes.reshape((i1 - i0,) + self.shape[1:])
-                try:
-                    if out is not None:
-                        out[i0:i1] = planes[:, :, y0:y0 + rows]
-                    else:
-                        planes[:, :, y0:y0 + rows] = source[i0:i1]
-                finally:
-                    del planes   # the mapping can close only once no array refers to it
-
-        # on one thread: page faults in mappings of two threads wait for each other (the
-        # process's memory map is locked for each), which made a 256x2048 series' copies slower
-        for i0 in range(0, nints, run):
-            copy(i0)
-
     def close(self):
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _share_out(runs, parts):
+    """``runs`` (see :meth:`_RampFileInRowBlocks._run`) as ``parts`` lists of runs of equal
+    bytes, in order, cut where a share ends, within a buffer if need be. (Few shares of many
+    runs each: a task per run cost more than the copies of small frames.)"""
+    runs = [(offset, [memoryview(b).cast("B") for b in buffers]) for offset, buffers in runs]
+    share = max(1, -(-sum(len(v) for _, views in runs for v in views) // parts))
+    shares, current, room = [], [], share
+    for offset, views in runs:
+        piece = []
+        for view in views:
+            while len(view) >= room:     # this view ends the share
+                piece.append(view[:room])
+                current.append((offset, piece))
+                shares.append(current)
+                offset += sum(len(v) for v in piece)
+                view, piece, current, room = view[room:], [], [], share
+            if len(view):
+                piece.append(view)
+                room -= len(view)
+        if piece:
+            current.append((offset, piece))
+    if current:
+        shares.append(current)
+    return shares
+
+
+class _RampFileInRowBlocks(_ArrayFile):
+    """A ramp (nints, ngroups, ny, nx) in a file, block of rows after block of rows: block b
+    holds rows ``b * block_rows`` ... of every integration and group, in (nints, ngroups, rows,
+    nx) order.
+
+    Jump detection reads every block and writes its GROUPDQ back. In C order a block is
+    nints x ngroups strided pieces of a few rows each: thousands of small system calls or page
+    faults per block (0.8 s of a 256x2048 series' 50 x 10 GROUPDQ written back). Here a block
+    is one run of the file, and an integration one run per block. Blocks of rows that are
+    not whole blocks of the layout still work, a plane at a time.
+    """
+
+    def __init__(self, path, shape, dtype, block_rows):
+        super().__init__(path, shape, dtype)
+        nints, ngroups, ny, nx = self.shape
+        self.block_rows = max(1, min(int(block_rows), ny))
+        self._row_bytes = nx * self.dtype.itemsize
+        # (first row, end row, byte offset) of each block
+        self._blocks = [(y0, min(ny, y0 + self.block_rows), y0 * nints * ngroups * self._row_bytes)
+                        for y0 in range(0, ny, self.block_rows)]
+
+    def _plane_offset(self, block, i, g, y):
+        """Where row y of plane (i, g) is in the file, ``block`` holding that row."""
+        b0, b1, start = block
+        return start + ((i * self.shape[1] + g) * (b1 - b0) + y - b0) * self._row_bytes
+
+    def _rows_view(self, array):
+        """``array`` as rows the system calls can take: each row contiguous, rows next to each
+        other within a plane (a view of rows of a contiguous array qualifies as it is)."""
+        array = np.asarray(array)
+        if (array.dtype != self.dtype or array.strides[-1] != self.dtype.itemsize
+                or array.strides[-2] != self._row_bytes):
+            array = np.ascontiguousarray(array, dtype=self.dtype)
+        return array
+
+    def _run(self, runs, nbytes, write):
+        """Transfer ``runs``, a list of (file offset, [buffers of consecutive bytes there]); a
+        large transfer is shared out between the threads, a few equal shares each."""
+        shares = [runs]
+        if nbytes >= PARALLEL_BYTES:
+            shares = _share_out(runs, 2 * numba.get_num_threads())
+
+        def move(share):
+            for offset, buffers in share:
+                _transfer(self.fd, buffers, offset, write)
+        map_in_threads(move, shares, None if len(shares) > 1 else 1)
+
+    def _integration_runs(self, i, array):
+        return [(self._plane_offset(block, i, 0, block[0]),
+                 [array[g, block[0]:block[1]] for g in range(self.shape[1])])
+                for block in self._blocks]
+
+    def read_integration(self, i, out):
+        self._check_out(out)
+        self._run(self._integration_runs(i, out), out.nbytes, write=False)
+
+    def write_integration(self, i, array):
+        array = self._rows_view(array)
+        self._run(self._integration_runs(i, array), array.nbytes, write=True)
+
+    def discard_integration(self, i):
+        for block in self._blocks:
+            _punch_hole(self.fd, self._plane_offset(block, i, 0, block[0]),
+                        self.shape[1] * (block[1] - block[0]) * self._row_bytes)
+
+    def copy_rows(self, y0, out=None, source=None):
+        """Rows ``y0 .. y0 + rows - 1`` of every plane: into ``out`` (nints, ngroups, rows, nx),
+        or from ``source`` of that shape (or a view of rows of such an array) into the file."""
+        write = out is None
+        array = self._rows_view(source) if write else out
+        if not write:
+            self._check_out(out)
+        nints, ngroups = self.shape[:2]
+        y1 = y0 + array.shape[2]
+        runs = []
+        for block in self._blocks:
+            lo, hi = max(y0, block[0]), min(y1, block[1])
+            if lo >= hi:
+                continue
+            whole = array[:, :, lo - y0:hi - y0]
+            if (lo, hi) == block[:2] and whole.flags.c_contiguous:   # the block's own buffer
+                runs.append((block[2], [whole]))
+                continue
+            planes = [array[i, g, lo - y0:hi - y0] for i in range(nints) for g in range(ngroups)]
+            if (lo, hi) == block[:2]:
+                runs.append((block[2], planes))
+            else:   # part of a block: each plane's rows are a run of their own
+                runs.extend((self._plane_offset(block, i, g, lo), [planes[i * ngroups + g]])
+                            for i in range(nints) for g in range(ngroups))
+        self._run(runs, array.shape[2] * nints * ngroups * self._row_bytes, write)
 
 
 class _ArrayMemory(_StoredArray):
@@ -247,6 +327,14 @@ class _ArrayMemory(_StoredArray):
 
     def discard(self, offset, nbytes):
         """Memory is given back only as a whole, by ``close()``."""
+
+    def copy_rows(self, y0, out=None, source=None):
+        """As :meth:`_RampFileInRowBlocks.copy_rows`."""
+        rows = (out if out is not None else source).shape[2]
+        if out is not None:
+            out[...] = self.array()[:, :, y0:y0 + rows]
+        else:
+            self.array()[:, :, y0:y0 + rows] = source
 
     def array(self):
         """The stored array itself (a view of the buffer)."""
@@ -307,12 +395,15 @@ class ScratchStore:
 
     ``shape`` is (nints, ngroups, ny, nx); ``zeroframe`` says whether a ZEROFRAME
     (nints, ny, nx) is kept too. The folder is created inside ``parent``. ``memory_budget``:
-    bytes that may be held in memory (None: :func:`default_memory_budget`).
+    bytes that may be held in memory (None: :func:`default_memory_budget`). ``block_rows``: the
+    rows of the blocks that :meth:`read_rows` and :meth:`write_gdq_rows` will move, for which
+    the files are laid out (None: the whole frame is one block).
     """
 
-    def __init__(self, parent, shape, zeroframe=False, memory_budget=None):
+    def __init__(self, parent, shape, zeroframe=False, memory_budget=None, block_rows=None):
         self.shape = tuple(int(n) for n in shape)
         nints, ngroups, ny, nx = self.shape
+        self.block_rows = max(1, min(ny, int(block_rows or ny)))
         self._budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         try:
             remove_stale_scratch(parent)
@@ -322,9 +413,9 @@ class ScratchStore:
                                   f"{exc.strerror or exc}") from None
         self._files = []
         try:
-            self._gdq = self._file("groupdq.u8", self.shape, np.uint8)
+            self._gdq = self._file("groupdq.u8", self.shape, np.uint8, self.block_rows)
             self._zf = self._file("zeroframe.f32", (nints, ny, nx), np.float32) if zeroframe else None
-            self._data = self._file("sci.f32", self.shape, np.float32)
+            self._data = self._file("sci.f32", self.shape, np.float32, self.block_rows)
         except OSError as exc:
             self.close()
             raise Ramp2SlopeError(f"cannot create scratch files in {parent}: "
@@ -333,11 +424,14 @@ class ScratchStore:
             self.close()
             raise
 
-    def _file(self, name, shape, dtype):
+    def _file(self, name, shape, dtype, block_rows=None):
         nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if nbytes <= self._budget:
             self._budget -= nbytes
             array_file = _ArrayMemory(shape, dtype)
+        elif block_rows is not None:
+            array_file = _RampFileInRowBlocks(os.path.join(self.folder, name), shape, dtype,
+                                              block_rows)
         else:
             array_file = _ArrayFile(os.path.join(self.folder, name), shape, dtype)
         self._files.append(array_file)
@@ -379,21 +473,15 @@ class ScratchStore:
     def write_integration(self, i, data=None, groupdq=None, zeroframe=None):
         """Store the (ngroups, ny, nx) ramp, GROUPDQ and (ny, nx) ZEROFRAME of integration i
         (each one only when given)."""
-        if data is not None:
-            self._data.write(self._data.offset(i), data)
-        if groupdq is not None:
-            self._gdq.write(self._gdq.offset(i), groupdq)
-        if zeroframe is not None:
-            self._zf.write(self._zf.offset(i), zeroframe)
+        for store, array in ((self._data, data), (self._gdq, groupdq), (self._zf, zeroframe)):
+            if array is not None:
+                store.write_integration(i, array)
 
     def read_integration(self, i, data=None, groupdq=None, zeroframe=None):
         """Fill the given buffers with integration i."""
-        if data is not None:
-            self._data.read(self._data.offset(i), data)
-        if groupdq is not None:
-            self._gdq.read(self._gdq.offset(i), groupdq)
-        if zeroframe is not None:
-            self._zf.read(self._zf.offset(i), zeroframe)
+        for store, out in ((self._data, data), (self._gdq, groupdq), (self._zf, zeroframe)):
+            if out is not None:
+                store.read_integration(i, out)
 
     def discard_integration(self, i):
         """Integration i will not be read again: the file pages holding it are freed at once,
@@ -401,31 +489,24 @@ class ScratchStore:
         are slow to come by where the host backs the memory of a virtual machine)."""
         for store in (self._data, self._gdq, self._zf):
             if store is not None:
-                store.discard(store.offset(i), store.strides[0])
+                store.discard_integration(i)
 
     def read_gdq(self, i, out):
-        self._gdq.read(self._gdq.offset(i), out)
+        self._gdq.read_integration(i, out)
 
     def write_gdq(self, i, groupdq):
-        self._gdq.write(self._gdq.offset(i), groupdq)
+        self._gdq.write_integration(i, groupdq)
 
     # -- blocks of rows across every integration ---------------------------------------------------
     def read_rows(self, y0, y1, data, groupdq):
-        """Fill (nints, ngroups, y1 - y0, nx) buffers with rows y0..y1-1 (``data`` may be None)."""
-        rows = groupdq.shape[2]
+        """Fill (nints, ngroups, y1 - y0, nx) buffers with rows y0..y1-1 (``data`` may be None).
+        Fastest for whole blocks of ``block_rows`` rows."""
         for store, out in ((self._data, data), (self._gdq, groupdq)):
-            if out is None:
-                continue
-            if isinstance(store, _ArrayMemory):
-                out[...] = store.array()[:, :, y0:y0 + rows]
-            else:
+            if out is not None:
                 store.copy_rows(y0, out=out)
 
     def write_gdq_rows(self, y0, groupdq):
         """Store GROUPDQ rows y0, y0+1, ... from a (nints, ngroups, rows, nx) array or view."""
-        if isinstance(self._gdq, _ArrayMemory):
-            self._gdq.array()[:, :, y0:y0 + groupdq.shape[2]] = groupdq
-            return
         self._gdq.copy_rows(y0, source=groupdq)
 
     def close(self):
