@@ -125,6 +125,57 @@ def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_r
     assert not [n for n in os.listdir(streamed) if n.startswith(".")]
 
 
+def test_stage_a_references_leave_memory_after_their_last_user(sub160, tmp_path, monkeypatch):
+    """Stage A loads each reference once for every integration; in the last integrations each
+    one is dropped as soon as no later step of the stage loads it (as the whole-exposure run
+    does), not when the stage ends."""
+    from ramp2slope.dark_current.dark_current_step import DarkCurrentStep
+    from ramp2slope.dq_init.dq_init_step import DQInitStep
+    from ramp2slope.linearity.linearity_step import LinearityStep
+    from ramp2slope.refpix.refpix_step import RefPixStep
+    from ramp2slope.saturation.saturation_step import SaturationStep
+    from ramp2slope.stpipe.step import ReferenceCache
+    from ramp2slope.superbias.superbias_step import SuperBiasStep
+
+    events = []
+    stage_a_types = {"mask", "saturation", "superbias", "linearity", "dark"}
+    get, keep_only = ReferenceCache.get, ReferenceCache.keep_only
+
+    def recording_get(self, key, load):
+        if key not in self._values and key[0] in stage_a_types:
+            events.append(("load", key[0]))
+        return get(self, key, load)
+
+    def recording_keep_only(self, reftypes):
+        held = [key[0] for key in self._values]
+        keep_only(self, reftypes)
+        events.extend(("drop", t) for t in held if t not in reftypes and t in stage_a_types)
+
+    monkeypatch.setattr(ReferenceCache, "get", recording_get)
+    monkeypatch.setattr(ReferenceCache, "keep_only", recording_keep_only)
+    for cls in (DQInitStep, SaturationStep, SuperBiasStep, RefPixStep, LinearityStep,
+                DarkCurrentStep):
+        def process(self, model, _process=cls.process):
+            events.append(("run", self.name))
+            return _process(self, model)
+        monkeypatch.setattr(cls, "process", process)
+
+    refdir = os.path.dirname(sub160.refs["mask"])
+    _run(sub160.uncal, refdir, tmp_path / "out", {}, True, chunk_bytes=1)   # 3 chunks of 1
+    runs = [k for k, e in enumerate(events) if e == ("run", "dq_init")]
+    assert len(runs) == 3
+    loads = [e for e in events if e[0] == "load"]
+    assert sorted(loads) == sorted(("load", t) for t in stage_a_types)   # each once
+    assert not any(e[0] == "drop" for e in events[:runs[-1]])
+    assert events[runs[-1]:] == [
+        ("run", "dq_init"), ("drop", "mask"),
+        ("run", "saturation"), ("drop", "saturation"),
+        ("run", "superbias"), ("drop", "superbias"),
+        ("run", "refpix"),
+        ("run", "linearity"), ("drop", "linearity"),
+        ("run", "dark_current"), ("drop", "dark")]
+
+
 @pytest.mark.parametrize("budget, expected", [
     (0, {"data": False, "groupdq": False, "zeroframe": False}),
     (3 * 4 * 5 * 6, {"data": False, "groupdq": True, "zeroframe": False}),
