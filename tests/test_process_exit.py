@@ -64,3 +64,20 @@ def test_a_profiler_still_gets_its_results(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert out.exists() and out.stat().st_size > 0
+
+
+def test_the_kept_file_transfer_threads_do_not_stop_the_fast_exit(tmp_path):
+    """map_in_threads keeps its pool's threads between calls; they are idle at the end and
+    must not turn the exit into the ordinary one (the interpreter's teardown: a module-level
+    object's finaliser runs only there)."""
+    done = _run("""
+        from ramp2slope.runtime.threads import map_in_threads
+        class Probe:
+            def __del__(self, open=open, join=os.path.join, folder=folder):
+                open(join(folder, "teardown-ran"), "w").close()
+        probe = Probe()
+        map_in_threads(lambda item: None, range(8), threads=2)
+        exit_process(0)
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "teardown-ran").exists()

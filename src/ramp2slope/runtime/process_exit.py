@@ -26,6 +26,9 @@ def exit_process(code):
     """Exit with ``code`` (as ``sys.exit`` takes it) as described in the module docstring;
     falls back to ``sys.exit`` where that cannot be done safely (other non-daemon threads
     still running, an interpreter without ``atexit._run_exitfuncs``)."""
+    from .threads import shutdown_kept_pools
+
+    shutdown_kept_pools()   # idle threads kept for the file transfers: not a reason to wait
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if (run_exit_handlers is None or _other_threads_running()
             or sys.getprofile() is not None or sys.gettrace() is not None

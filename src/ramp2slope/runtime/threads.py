@@ -2,7 +2,8 @@
 outside the kernels (file transfers) shared out between as many threads."""
 import contextlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numba
 
@@ -57,11 +58,45 @@ def serial_if_small(pixels):
         numba.set_num_threads(previous)
 
 
+#: One pool of threads per size, kept for the process: a pool made and shut down per call cost
+#: about a millisecond of thread starts and joins, and jump and the scratch transfers call this
+#: a few hundred times per exposure.
+_pools = {}
+_pools_lock = threading.Lock()
+_in_pool = threading.local()
+
+
+def _mark_pool_thread():
+    _in_pool.active = True
+
+
+def _pool(workers):
+    """The kept pool of ``workers`` threads (a new one in a forked child)."""
+    with _pools_lock:
+        pid, pool = _pools.get(workers, (None, None))
+        if pool is None or pid != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ramp2slope",
+                                      initializer=_mark_pool_thread)
+            _pools[workers] = (os.getpid(), pool)
+        return pool
+
+
+def shutdown_kept_pools():
+    """End the kept pools' threads (idle between calls): before the command line's fast exit,
+    which another running thread would forbid (see :mod:`ramp2slope.runtime.process_exit`)."""
+    with _pools_lock:
+        pools = [pool for pid, pool in _pools.values() if pid == os.getpid()]
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+
+
 def map_in_threads(function, items, threads=None):
     """Call ``function(item)`` for every item, on up to ``threads`` threads (None: as many as
     the kernels use). For work that releases the GIL: positional reads and writes, mapping
-    pages, numpy copies and conversions, numba kernels compiled with ``nogil=True``. The
-    first exception is raised once every call has ended (none is left running)."""
+    pages, numpy copies and conversions, numba kernels compiled with ``nogil=True``. After an
+    error the calls not yet started are dropped, and the first error (in the order of the
+    items) is raised once the running calls have ended (none is left running)."""
     items = list(items)
     workers = min(int(threads or numba.get_num_threads()), len(items))
     if workers <= 1:
@@ -74,6 +109,23 @@ def map_in_threads(function, items, threads=None):
         # a kernel's first call (its loading) may fall on any pool thread: the caller's time
         with kernel_clock.on_behalf_of(clock):
             return function(item)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(call, items):
-            pass
+    # called from a kept pool's thread: a pool of its own, so that it never waits for threads
+    # busy with the call that waits for it
+    nested = getattr(_in_pool, "active", False)
+    pool = (ThreadPoolExecutor(max_workers=workers, initializer=_mark_pool_thread) if nested
+            else _pool(workers))
+    futures = [pool.submit(call, item) for item in items]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        # on an error, or interrupted (Ctrl-C, a termination signal): the calls not started are
+        # dropped, and nothing is still running (writing to files the caller is about to close)
+        # when this returns
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        if nested:
+            pool.shutdown()
+    for future in futures:
+        if not future.cancelled():
+            future.result()
