@@ -58,9 +58,10 @@ def serial_if_small(pixels):
         numba.set_num_threads(previous)
 
 
-#: One pool of threads per size, kept for the process: a pool made and shut down per call cost
-#: about a millisecond of thread starts and joins, and jump and the scratch transfers call this
-#: a few hundred times per exposure.
+#: One pool of threads per size, kept for the process: jump and the scratch transfers call
+#: map_in_threads a few hundred times per exposure, and a pool made and shut down per call cost
+#: its thread starts and joins each time (a 256x2048 series' after-jump flagging, 86 calls:
+#: 0.085 s on 2 threads against 0.03 s on one).
 _pools = {}
 _pools_lock = threading.Lock()
 _in_pool = threading.local()
