@@ -21,7 +21,6 @@ scratch in memory and 4.0 s in files (peak memory 0.87 and 0.31 GB).
 import contextlib
 import ctypes
 import logging
-import mmap
 import os
 import shutil
 import sys
@@ -147,15 +146,6 @@ class _StoredArray:
 PARALLEL_BYTES = 4 << 20
 
 
-def _pieces(view, offset):
-    """(view, offset) pieces of a transfer: one, or a few per thread when it is large."""
-    if len(view) < PARALLEL_BYTES:
-        return [(view, offset)]
-    size = -(-len(view) // (2 * numba.get_num_threads()))
-    size += -size % mmap.PAGESIZE   # pieces start on page boundaries of the buffer
-    return [(view[k:k + size], offset + k) for k in range(0, len(view), size)]
-
-
 class _ArrayFile(_StoredArray):
     """The array in a file, in C order."""
 
@@ -168,16 +158,24 @@ class _ArrayFile(_StoredArray):
     def read(self, offset, out):
         """Fill the contiguous array ``out`` from the bytes at ``offset``."""
         self._check_out(out)
-        view = memoryview(out).cast("B")
-        map_in_threads(lambda piece: _transfer(self.fd, [piece[0]], piece[1], write=False),
-                       _pieces(view, offset))
+        self._run([(offset, [out])], out.nbytes, write=False)
 
     def write(self, offset, array):
         """Store ``array`` (converted to the stored dtype) at ``offset``."""
         array = np.ascontiguousarray(array, dtype=self.dtype)
-        view = memoryview(array).cast("B")
-        map_in_threads(lambda piece: _transfer(self.fd, [piece[0]], piece[1], write=True),
-                       _pieces(view, offset))
+        self._run([(offset, [array])], array.nbytes, write=True)
+
+    def _run(self, runs, nbytes, write):
+        """Transfer ``runs``, a list of (file offset, [buffers of consecutive bytes there]); a
+        large transfer is shared out between the threads, a few equal shares each."""
+        shares = [runs]
+        if nbytes >= PARALLEL_BYTES:
+            shares = _share_out(runs, 2 * numba.get_num_threads())
+
+        def move(share):
+            for offset, buffers in share:
+                _transfer(self.fd, buffers, offset, write)
+        map_in_threads(move, shares, None if len(shares) > 1 else 1)
 
     def discard(self, offset, nbytes):
         """The bytes at ``offset`` will not be read again: their pages are freed now (best
@@ -191,7 +189,7 @@ class _ArrayFile(_StoredArray):
 
 
 def _share_out(runs, parts):
-    """``runs`` (see :meth:`_RampFileInRowBlocks._run`) as ``parts`` lists of runs of equal
+    """``runs`` (see :meth:`_ArrayFile._run`) as ``parts`` lists of runs of equal
     bytes, in order, cut where a share ends, within a buffer if need be. (Few shares of many
     runs each: a task per run cost more than the copies of small frames.)"""
     runs = [(offset, [memoryview(b).cast("B") for b in buffers]) for offset, buffers in runs]
@@ -250,18 +248,6 @@ class _RampFileInRowBlocks(_ArrayFile):
                 or array.strides[-2] != self._row_bytes):
             array = np.ascontiguousarray(array, dtype=self.dtype)
         return array
-
-    def _run(self, runs, nbytes, write):
-        """Transfer ``runs``, a list of (file offset, [buffers of consecutive bytes there]); a
-        large transfer is shared out between the threads, a few equal shares each."""
-        shares = [runs]
-        if nbytes >= PARALLEL_BYTES:
-            shares = _share_out(runs, 2 * numba.get_num_threads())
-
-        def move(share):
-            for offset, buffers in share:
-                _transfer(self.fd, buffers, offset, write)
-        map_in_threads(move, shares, None if len(shares) > 1 else 1)
 
     def _integration_runs(self, i, array):
         return [(self._plane_offset(block, i, 0, block[0]),
