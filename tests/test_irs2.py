@@ -249,3 +249,55 @@ def test_refpix_table_with_wrong_row_count_skips_the_step(nrs1_sim, tmp_path):
     assert result.data.shape == before.shape == (2, 3, 3200, 2048)
     science = rows_mask("NRS1", 3200)
     np.testing.assert_array_equal(result.data[:, :, science], before[:, :, science])
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("detector", ["NRS1", "NRS2"])
+def test_irs2_saturation_matches_jwst_where_the_group2_test_decides(detector):
+    # pixels whose group 1 jumped and whose group 2 reached the threshold: the group-2 test
+    # flags group 1 where group 0 predicted no saturation by group 2; the simulated exposures
+    # seldom have them
+    jwst_oracle.require_jwst()
+    from stdatamodels.jwst import datamodels
+    from jwst.saturation.saturation import irs2_flag_saturation
+
+    from ramp2slope.datamodels.irs2_layout import rows_mask
+    from ramp2slope.saturation.irs2 import flag_saturation_irs2
+
+    rng = np.random.default_rng(8)
+    ngroups, nframes = 4, 5
+    rows = rows_mask(detector, 3200)
+    thresh = rng.uniform(30000.0, 40000.0, (2048, 2048)).astype(np.float32)
+    bias = rng.uniform(9000.0, 12000.0, (3200, 2048)).astype(np.float32)
+    rate = rng.uniform(0.0, 12000.0, (3200, 2048)).astype(np.float32)
+    data = (bias + rate * np.arange(1, ngroups + 1, dtype=np.float32)[:, None, None])[None]
+    jumped = rng.random((3200, 2048)) < 0.2
+    data[0, 1][jumped] += rng.uniform(0.0, 30000.0, int(jumped.sum())).astype(np.float32)
+    # group 2 at the threshold by the jump's end or by a saturating last frame
+    last_frame = rng.uniform(30000.0, 45000.0, (3200, 2048)).astype(np.float32)
+    data[0, 2][jumped] = np.maximum(data[0, 1] + rate, last_frame)[jumped]
+    data[0, 0, ::97, ::89] = 0.0                                   # A/D floor
+    sat_dq = np.zeros((2048, 2048), dtype=np.uint32)
+    sat_dq[::50, ::60] = 2                                         # NO_SAT_CHECK
+
+    model = datamodels.RampModel(data=data.copy(), groupdq=np.zeros(data.shape, np.uint8),
+                                 pixeldq=np.zeros((3200, 2048), np.uint32))
+    model.meta.instrument.name, model.meta.instrument.detector = "NIRSPEC", detector
+    model.meta.exposure.nframes, model.meta.exposure.zero_frame = nframes, False
+    model.meta.exposure.nrs_normal, model.meta.exposure.nrs_reference = 16, 4
+    reference = datamodels.SaturationModel(data=thresh.copy(), dq=sat_dq.copy())
+    superbias = datamodels.SuperBiasModel(data=bias.copy())
+    for m in (model, reference, superbias):     # the full frame (SUBSIZE2 counts science rows)
+        m.meta.subarray.xstart, m.meta.subarray.ystart = 1, 1
+        m.meta.subarray.xsize, m.meta.subarray.ysize = 2048, 2048
+    theirs = irs2_flag_saturation(model, reference, 1, True, bias_model=superbias).groupdq
+
+    groupdq = np.zeros(data.shape, np.uint8)
+    pixeldq = np.zeros((3200, 2048), np.uint32)
+    flag_saturation_irs2(data, groupdq, pixeldq, thresh, sat_dq, rows, n_pix_grow_sat=1,
+                         nframes=nframes, bias=bias)
+    without_group2_test = np.zeros(data.shape, np.uint8)
+    flag_saturation_irs2(data, without_group2_test, pixeldq.copy(), thresh, sat_dq, rows,
+                         n_pix_grow_sat=1, use_readpatt=False, nframes=nframes, bias=bias)
+    assert (groupdq[0, 1] != without_group2_test[0, 1]).sum() > 100
+    np.testing.assert_array_equal(groupdq, theirs)

@@ -325,3 +325,39 @@ def test_growth_kernels_equal_scipy_filters(shape, n):
     earliest = ndimage.minimum_filter(first, size=2 * n + 1, mode="nearest")
     for g in range(ngroups):
         np.testing.assert_array_equal(gdq[g] == SAT, earliest <= g, err_msg=f"group {g}")
+
+
+def test_irs2_flags_do_not_depend_on_the_rows_taken_at_a_time(monkeypatch):
+    # the IRS2 variant takes the science rows out of the layout a few at a time (to keep its
+    # float temporaries small): any piece size gives the same flags, the group-2 test included
+    from ramp2slope.saturation import irs2
+
+    rng = np.random.default_rng(5)
+    length, nx, ngroups = 45, 16, 4
+    rows = np.ones(length, dtype=bool)
+    rows[::4] = False                       # interleaved rows that are never flagged
+    science = int(rows.sum())
+    thresh = rng.uniform(900.0, 1100.0, (science, nx)).astype(np.float32)
+    sat_dq = np.zeros((science, nx), dtype=np.uint32)
+    bias = rng.uniform(-20.0, 20.0, (length, nx)).astype(np.float32)
+    start = rng.uniform(-50.0, 300.0, (2, 1, length, nx)).astype(np.float32)
+    rise = rng.uniform(0.0, 700.0, (2, 1, length, nx)).astype(np.float32)
+    data = start + rise * np.arange(ngroups, dtype=np.float32)[None, :, None, None]
+
+    def flags(piece, use_readpatt=True):
+        monkeypatch.setattr(irs2, "_ROWS_AT_A_TIME", piece)
+        groupdq = np.zeros(data.shape, dtype=np.uint8)
+        pixeldq = np.zeros((length, nx), dtype=np.uint32)
+        counts = irs2.flag_saturation_irs2(data, groupdq, pixeldq, thresh, sat_dq, rows,
+                                           nframes=3, bias=bias, use_readpatt=use_readpatt)
+        return groupdq, counts
+
+    whole, counts = flags(10_000)
+    assert counts[0] > 0 and counts[1] > 0
+    assert not whole[:, :, ~rows].any()
+    # the group-2 test flagged some of group 1
+    assert (whole[:, 1] != flags(10_000, use_readpatt=False)[0][:, 1]).any()
+    for piece in (1, 7, 32):
+        pieces, piece_counts = flags(piece)
+        np.testing.assert_array_equal(pieces, whole)
+        assert piece_counts == counts

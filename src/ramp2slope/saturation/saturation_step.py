@@ -35,22 +35,24 @@ class SaturationStep(Step):
         if bias is not None:
             bias = bias.data
         zeroframe = model.zeroframe if model.meta.exposure.zero_frame and model.has("zeroframe") else None
+        # the loaded reference is this step's alone: its arrays become the prepared ones rather
+        # than being held twice for the run
+        prepared = derived(sat, "thresholds",
+                           lambda: prepare_thresholds(sat.threshold, sat.dq, in_place=True))
         if is_irs2_shape(model.shape):
             rows = rows_mask(model.meta.instrument.detector, model.shape[-2], layout_of(model))
             n_sat, n_floor = flag_saturation_irs2(
                 model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq, rows,
                 n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
-                nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe)
+                nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe,
+                prepared=prepared)
             log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
             return self.complete(model)
         n_sat, n_floor = flag_saturation(
             model.data, model.groupdq, model.pixeldq, sat.threshold, sat.dq,
             n_pix_grow_sat=self.n_pix_grow_sat, use_readpatt=self.use_readpatt,
             nframes=model.meta.exposure.nframes or 1, bias=bias, zeroframe=zeroframe,
-            # the loaded reference is this step's alone: its arrays become the prepared ones
-            # rather than being held twice for the run
-            prepared=derived(sat, "thresholds",
-                             lambda: prepare_thresholds(sat.threshold, sat.dq, in_place=True)))
+            prepared=prepared)
         log.info("%s: %d saturated pixels, %d A/D floor pixels", self.name, n_sat, n_floor)
         return self.complete(model)
 
