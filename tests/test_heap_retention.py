@@ -179,3 +179,32 @@ def test_local_batch_workers_start_with_one_arena():
     with _local_cluster(distributed, 1, "2GB") as cluster, distributed.Client(cluster) as client:
         assert list(client.run(_arena_setting).values()) == ["1"]
     assert os.environ.get("MALLOC_ARENA_MAX") == before    # this process's own is left alone
+
+
+def _resident_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / _MB
+
+
+@needs_glibc
+def test_released_pages_leave_memory_and_read_as_zero():
+    array = np.ones(64 * _MB // 4, dtype=np.float32)
+    before = _resident_mb()
+    released = malloc.release_pages(array[: array.size // 2])
+    assert 32 * _MB - 8192 <= released <= 32 * _MB
+    assert before - _resident_mb() > 24
+    assert not array[1024: array.size // 2 - 1024].any()
+    assert array[array.size // 2:].all()
+    array[:] = 2.0                       # the array stays usable
+    assert (array == 2.0).all()
+
+
+def test_pages_not_owned_by_numpy_are_left_alone(tmp_path):
+    path = tmp_path / "mapped.bin"
+    np.ones(4 * _MB // 4, dtype=np.float32).tofile(path)
+    mapped = np.memmap(path, dtype=np.float32, mode="r+")
+    foreign = np.frombuffer(bytearray(4 * _MB), dtype=np.float32)
+    strided = np.ones(2 * _MB // 4, dtype=np.float32)[::2]
+    for array in (mapped, mapped[1024:], foreign, strided, np.ones(0, np.float32)):
+        assert malloc.release_pages(array) == 0
+    assert mapped.all()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import jwst_oracle
+from ramp2slope.runtime import malloc
 from ramp2slope.datamodels import dqflags
 
 pytestmark = pytest.mark.oracle
@@ -310,10 +311,12 @@ def test_correct_irs2_matches_jwst(irs2_table, detector, preserve, ngroups):
     assert np.isfinite(moved).all() and np.abs(moved - data[..., rows, :]).mean() > 2.0
 
 
+@pytest.mark.parametrize("in_place", [False, True])
 @pytest.mark.parametrize("detector", ["NRS1", "NRS2", "NRCA1"])
-def test_stripped_dq_is_contiguous(detector):
+def test_stripped_dq_is_contiguous(detector, in_place):
     # the later steps' kernels are compiled for C-contiguous group DQ: a strided one (what
-    # [..., mask, :] gives for several integrations) would be compiled once more
+    # [..., mask, :] gives for several integrations) would be compiled once more; in place,
+    # the kept samples are moved to the start of the array itself
     from ramp2slope.datamodels.irs2_layout import normal_mask
     from ramp2slope.refpix.irs2_subtract_reference import _strip
 
@@ -321,11 +324,12 @@ def test_stripped_dq_is_contiguous(detector):
     rows = detector != "NRCA1"
     shape = (2, 3, 3200, 8) if rows else (2, 3, 8, 3200)
     dq = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
-    stripped = _strip(dq, detector, mask)
     kept = {"NRS1": mask, "NRS2": mask[::-1], "NRCA1": mask}[detector]
     expected = dq[..., kept, :] if rows else dq[..., kept]
+    stripped = _strip(dq, detector, mask, in_place=in_place)
     np.testing.assert_array_equal(stripped, expected)
     assert stripped.flags.c_contiguous
+    assert np.shares_memory(stripped, dq) == in_place
 
 
 def test_coefficients_of_another_layout_are_refused():
@@ -340,3 +344,137 @@ def test_coefficients_of_another_layout_are_refused():
     with pytest.raises(ValueError, match="1458176 values per output"):
         correct_irs2(data, None, None, "NRS1", coefficients, coefficients, None,
                      IRS2Layout(n=8, r=2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector,nints,ngroups,threads", [
+    ("NRS1", 2, 3, 2),     # groups in parallel, planes staged and written in place
+    ("NRS2", 2, 1, 2),     # one group: its amplifiers in parallel
+    ("NRCA1", 1, 3, 1),    # no reorientation (columns stripped); one thread, in order
+])
+def test_correction_over_its_input_equals_a_separate_output(irs2_table, detector, nints, ngroups,
+                                                            threads):
+    # release_input writes the 2048-row result over the 3200-row input, each plane once the
+    # input planes under it have been read, and gives back the memory beyond: the same numbers
+    # as a separate output, without holding both
+    import numba
+
+    from ramp2slope.datamodels.irs2_layout import IRS2Layout
+    from ramp2slope.refpix.irs2_subtract_reference import correct_irs2, folded_coefficients_from_table
+
+    rng = np.random.default_rng(31)
+    frames = _detector_frames(rng, nints, ngroups)
+    data = _to_dms(frames, detector) if detector != "NRCA1" else frames
+    groupdq = rng.integers(0, 3, data.shape, dtype=np.uint8)
+    pixeldq = rng.integers(0, 2, data.shape[-2:], dtype=np.uint32)
+    alpha, beta = folded_coefficients_from_table(irs2_table)
+    table = _dq_table()
+    arguments = (detector, alpha, beta, (table["output"], table["odd_even"], table["mask"]),
+                 IRS2Layout())
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        expected = correct_irs2(data.copy(), pixeldq.copy(), groupdq.copy(), *arguments)
+        inputs = (data.copy(), pixeldq.copy(), groupdq.copy())
+        ours = correct_irs2(*inputs, *arguments, release_input=True)
+    finally:
+        numba.set_num_threads(previous)
+    for mine, theirs, given in zip(ours, expected, inputs):
+        assert mine.shape == theirs.shape and mine.flags.c_contiguous
+        np.testing.assert_array_equal(mine.view(np.uint8), theirs.view(np.uint8))
+        assert np.shares_memory(mine, given)
+    if malloc._libc is not None:
+        # the pages past the result were given back: they read as zero now
+        rest = inputs[0].reshape(-1)[ours[0].size:]
+        inner = rest[1024:-1024]     # past the pages the rest shares with the result
+        assert inner.size > 0 and not inner.any()
+
+
+def _folded_by_hand(values):
+    """(w[k] + conj(w[-k])) / 2 for k = 0 .. N // 2, in double precision, rounded."""
+    n = values.shape[-1]
+    k = np.arange(n // 2 + 1)
+    front, mirror = values[:, k].astype(np.complex128), values[:, (n - k) % n].astype(np.complex128)
+    return (front + np.conj(mirror)) / 2
+
+
+@pytest.mark.parametrize("piece", [7, 1000, 1 << 17])
+def test_folded_coefficients_read_in_pieces(irs2_table, tmp_path, monkeypatch, piece):
+    from astropy.io import fits
+
+    from ramp2slope.references import load_irs2_refpix
+    from ramp2slope.refpix import irs2_subtract_reference as irs2
+
+    alpha, beta = irs2.coefficients_from_table(irs2_table)
+    expected = [np.ascontiguousarray(_folded_by_hand(w), dtype=np.complex64) for w in (alpha, beta)]
+    path = tmp_path / "refpix.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(irs2_table, name="IRS2")]).writeto(path)
+    monkeypatch.setattr(irs2, "_FOLD_PIECE", piece)
+    from_table = irs2.folded_coefficients_from_table(irs2_table)
+    from_file = load_irs2_refpix(str(path), _nirspec_model(),
+                                 derive=irs2.folded_coefficients_from_rows).irs2_table
+    for folded in (from_table, from_file, irs2.fold_coefficients(alpha, beta)):
+        for mine, theirs in zip(folded, expected):
+            assert mine.dtype == np.complex64 and mine.flags.c_contiguous
+            np.testing.assert_array_equal(mine.view(np.uint32), theirs.view(np.uint32))
+    assert irs2.folded_coefficients_from_table(irs2_table[:-2]) is None
+
+
+def _nirspec_model():
+    from ramp2slope.datamodels import RampModel
+
+    model = RampModel()
+    model.meta.instrument.name, model.meta.instrument.detector = "NIRSPEC", "NRS1"
+    return model
+
+
+def test_refpix_table_cut_short_while_read_is_named(irs2_table, tmp_path):
+    # a file cut short before it is opened is refused on opening; one cut while its table is
+    # read piece by piece is named by the reader
+    from astropy.io import fits
+
+    from ramp2slope.errors import ReferenceFileError
+    from ramp2slope.references import load_irs2_refpix
+
+    path = tmp_path / "refpix.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(irs2_table[:1000], name="IRS2")]).writeto(path)
+
+    def cut_then_read(nrows, rows):
+        first = rows(0, 10)
+        with open(path, "r+b") as handle:
+            handle.truncate(path.stat().st_size - 2880)
+        return first, rows(0, nrows)
+
+    with pytest.raises(ReferenceFileError, match="refpix.fits: the IRS2 table ends before row 1000"):
+        load_irs2_refpix(str(path), _nirspec_model(), derive=cut_then_read)
+
+
+def test_output_planes_go_over_input_planes_only_once_read():
+    from ramp2slope.refpix.irs2_subtract_reference import _OutputOverInput
+
+    data = np.arange(4 * 5 * 4, dtype=np.float32).reshape(1, 4, 5, 4)   # input planes of 20
+    original = data.reshape(-1).copy()
+    flat = data.reshape(-1)
+    over = _OutputOverInput(data, (1, 4, 3, 4))                          # output planes of 12
+    # output plane 0 lies on input plane 0, plane 1 on input planes 0 and 1: both unread
+    first, second = over.plane(0), over.plane(1)
+    assert not np.shares_memory(first, data) and not np.shares_memory(second, data)
+    assert over.plane(1) is second
+    first[:], second[:] = -1, -2
+    over.consumed(1)     # input plane 0 read and output plane 0 done; plane 1's group is not
+    np.testing.assert_array_equal(flat[:12], -1)
+    np.testing.assert_array_equal(flat[12:], original[12:])
+    assert over.plane(1) is second
+    third = over.plane(2)        # on input plane 1 (elements 20-39), still unread
+    assert not np.shares_memory(third, data)
+    third[:] = -3
+    over.consumed(2)
+    np.testing.assert_array_equal(flat[:24], [-1] * 12 + [-2] * 12)
+    np.testing.assert_array_equal(flat[24:], original[24:])
+    over.consumed(3)
+    fourth = over.plane(3)       # on input plane 2 only (elements 36-47), read by now
+    assert np.shares_memory(fourth, data)
+    fourth[:] = -4
+    result = over.finish()
+    np.testing.assert_array_equal(result.reshape(-1), np.repeat([-1, -2, -3, -4], 12))
+    assert np.shares_memory(result, data)

@@ -636,15 +636,23 @@ def load_ipc(path, model):
 @dataclass
 class IRS2RefpixRef:
     path: str
-    irs2_table: np.ndarray    # fields alpha_0..3, beta_0..3: float32 (real, imag) pairs
+    irs2_table: object        # fields alpha_0..3, beta_0..3: float32 (real, imag) pairs,
+                              # or what load_irs2_refpix's ``derive`` made of them
     dq_table: tuple = None    # the DQ table's (output, odd_even, mask) columns, or None
 
 
 _IRS2_FIELDS = tuple(f"{kind}_{k}" for kind in ("alpha", "beta") for k in range(4))
 
 
-def load_irs2_refpix(path, model):
-    """The REFPIX reference of an IRS2 exposure: its Fourier coefficient table and DQ table."""
+def load_irs2_refpix(path, model, derive=None):
+    """The REFPIX reference of an IRS2 exposure: its Fourier coefficient table and DQ table.
+
+    ``derive``, when given, is called as ``derive(nrows, rows)`` while the file is open, where
+    ``rows(start, stop)`` returns those rows of the IRS2 table (a record array with the checked
+    columns), and its result is kept as ``irs2_table`` instead of a copy of the table: for a
+    caller that keeps only something computed from it. The table is 93 MB; a table of plain
+    float columns is then read from the file piece by piece rather than mapped whole.
+    """
     ref = _RefFile(path, "REFPIX", model)
     try:
         table = ref.table("IRS2")
@@ -653,8 +661,14 @@ def load_irs2_refpix(path, model):
         if missing:
             raise ReferenceFileError(f"{path}: no IRS2 table with columns {', '.join(_IRS2_FIELDS)}"
                                      f" (missing {', '.join(missing)})")
-        irs2 = np.rec.fromarrays([np.array(table.field(names[f]), dtype=np.float32)
-                                  for f in _IRS2_FIELDS], names=list(_IRS2_FIELDS))
+        if derive is not None:
+            rows = _table_row_reader(path, ref.index["IRS2"]) or \
+                (lambda start, stop: table[start:stop])
+            irs2 = derive(len(table), rows)
+        else:
+            irs2 = np.empty(len(table), dtype=[(f, np.float32) for f in _IRS2_FIELDS]).view(np.recarray)
+            for f in _IRS2_FIELDS:    # one column at a time: no second copy of the table
+                irs2[f] = table.field(names[f])
         dq = ref.table("DQ")
         dq_table = None
         if dq is not None and len(dq) > 0:
@@ -665,6 +679,35 @@ def load_irs2_refpix(path, model):
         return IRS2RefpixRef(path, irs2, dq_table)
     finally:
         ref.close()
+
+
+def _table_row_reader(path, hdu):
+    """``rows(start, stop)`` of a binary table whose columns are all unscaled float scalars,
+    read from the file with ``os.pread`` (nothing stays mapped); None for any other table."""
+    columns = hdu.columns
+    native = columns.dtype
+    if any(native[c.name].kind != "f" or native[c.name].shape != () or c.bscale not in (None, 1)
+           or c.bzero not in (None, 0) for c in columns):
+        return None
+    stored = np.dtype([(c.name, native[c.name].newbyteorder(">")) for c in columns])
+    if stored.itemsize != hdu.header.get("NAXIS1"):
+        return None
+    offset = int(hdu.fileinfo()["datLoc"])
+
+    def rows(start, stop):
+        out = np.empty(max(stop - start, 0), dtype=stored)
+        buffer, got = out.view(np.uint8), 0
+        with open(path, "rb") as handle:
+            while got < buffer.size:
+                n = os.preadv(handle.fileno(), [buffer[got:]], offset + start * stored.itemsize + got)
+                if n == 0:
+                    break
+                got += n
+        if got != out.nbytes:
+            raise ReferenceFileError(f"{path}: the {hdu.name} table ends before row {stop} "
+                                     f"(the file is truncated)")
+        return out
+    return rows
 
 
 def describe(path):

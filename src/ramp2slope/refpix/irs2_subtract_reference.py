@@ -16,7 +16,7 @@ Functions
 ---------
 :func:`coefficients_from_table`
     alpha and beta (complex64) from the REFPIX reference's IRS2 table.
-:func:`fold_coefficients`
+:func:`fold_coefficients`, :func:`folded_coefficients_from_table`
     alpha and beta folded onto the half spectrum the correction works on.
 :func:`flag_bad_reference_samples`
     flag (BAD_REF_PIXEL | DO_NOT_USE) and replace outlying reference samples, before the
@@ -53,6 +53,12 @@ arithmetic is jwst's, in the same precision and order:
 
 A NaN in the reference output turns every output sample into NaN, in both.
 
+Memory: in the pipeline the 2048-row result is written over the 3200-row input, plane by
+plane, and the rest of the input's memory is given back (``release_input``); the DQ arrays are
+stripped the same way, the ramp mean is kept for the normal samples only, and the REFPIX
+table is read and folded piece by piece. On a full frame of 10 groups the step's allocations
+peak 0.15 GB above the integration's own arrays (tracemalloc), where they peaked 0.33 GB above.
+
 Speed: the transforms are most of the work (8 forward and 7 inverse real transforms of 1.46
 million samples per group; jwst does 11 and 7 complex ones, transforming the reference
 output's series once per amplifier). Groups, or with few groups the four amplifiers, run in
@@ -61,6 +67,7 @@ integration of 10 full-frame groups takes about 2.3 s on 2 cores, against 22-24 
 """
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,10 +78,12 @@ import scipy.fft
 
 from ..datamodels import dqflags
 from ..datamodels.irs2_layout import IRS2Layout, layout_of, normal_mask
+from ..runtime.malloc import release_pages
 
 log = logging.getLogger(__name__)
 
-__all__ = ["coefficients_from_table", "fold_coefficients", "flag_bad_reference_samples", "flag_bad_refpix",
+__all__ = ["coefficients_from_table", "fold_coefficients", "folded_coefficients_from_table",
+           "folded_coefficients_from_rows", "flag_bad_reference_samples", "flag_bad_refpix",
            "correct_irs2", "clobber_ref", "decode_mask", "EXPECTED_TABLE_ROWS"]
 
 BAD_REF_PIXEL = np.uint32(dqflags.pixel["BAD_REF_PIXEL"])
@@ -109,21 +118,10 @@ def coefficients_from_table(irs2_table):
     """alpha, beta: complex64 arrays shape (4, nrows//2) from the REFPIX reference's IRS2 table
     (a numpy record array / FITS_rec with fields alpha_0..alpha_3, beta_0..beta_3, float32 real/imag
     pairs interleaved). Returns None when the row count is not 2*712*2048 (jwst then skips the step)."""
-    nrows = len(_table_column(irs2_table, "alpha_0"))
-    if nrows != EXPECTED_TABLE_ROWS:
-        log.error(f"Number of rows in reference file = {nrows}, "
-                  f"but it should be {EXPECTED_TABLE_ROWS}.")
+    if not _expected_rows(len(_table_column(irs2_table, "alpha_0"))):
         return None
-    coefficients = []
-    for kind in ("alpha", "beta"):
-        values = np.empty((4, nrows // 2), dtype=np.complex64)
-        for amplifier in range(4):
-            interleaved = _table_column(irs2_table, f"{kind}_{amplifier}")
-            # real + 1j * imaginary in numpy's complex64 arithmetic, so that even the sign of a
-            # zero part is what jwst gets
-            values[amplifier] = interleaved[0::2] + 1j * interleaved[1::2]
-        coefficients.append(values)
-    return tuple(coefficients)
+    values = _complex_columns(irs2_table)
+    return values[:4], values[4:]
 
 
 def fold_coefficients(alpha, beta):
@@ -131,6 +129,67 @@ def fold_coefficients(alpha, beta):
     of a real series (4, N // 2 + 1), as :func:`correct_irs2` uses them: fold once and pass
     these to every call to save the folding and half the memory."""
     return _hermitian_half(alpha), _hermitian_half(beta)
+
+
+def folded_coefficients_from_table(irs2_table):
+    """:func:`fold_coefficients` of :func:`coefficients_from_table` (None for a wrong row
+    count), without the unfolded coefficients (93 MB) ever being made whole."""
+    return folded_coefficients_from_rows(len(irs2_table), lambda start, stop: irs2_table[start:stop])
+
+
+def folded_coefficients_from_rows(nrows, rows):
+    """:func:`folded_coefficients_from_table` of a table read in pieces: ``rows(start, stop)``
+    returns its rows ``start .. stop - 1`` (a record array with the alpha and beta columns).
+
+    The half spectrum's value k comes from the coefficients k and N - k, so the rows are read
+    in pieces from both ends; a reader of the file then holds no more than two pieces."""
+    if not _expected_rows(nrows):
+        return None
+    length = nrows // 2
+    folded = np.empty((2 * 4, length // 2 + 1), dtype=np.complex64)
+    _fold(lambda start, stop: _complex_columns(rows(2 * start, 2 * stop)), length, folded)
+    return folded[:4], folded[4:]
+
+
+def _expected_rows(nrows):
+    if nrows == EXPECTED_TABLE_ROWS:
+        return True
+    log.error(f"Number of rows in reference file = {nrows}, "
+              f"but it should be {EXPECTED_TABLE_ROWS}.")
+    return False
+
+
+def _complex_columns(table):
+    """alpha_0..3 then beta_0..3 of (part of) the table as complex64 (8, rows // 2)."""
+    values = np.empty((8, len(_table_column(table, "alpha_0")) // 2), dtype=np.complex64)
+    for i, name in enumerate(f"{kind}_{k}" for kind in ("alpha", "beta") for k in range(4)):
+        interleaved = _table_column(table, name)
+        # real + 1j * imaginary in numpy's complex64 arithmetic, so that even the sign of a
+        # zero part is what jwst gets
+        values[i] = interleaved[0::2] + 1j * interleaved[1::2]
+    return values
+
+
+#: Values of the half spectrum folded at a time (from two pieces of 1 MB per row folded)
+_FOLD_PIECE = 1 << 17
+
+
+def _fold(values, length, half):
+    """half[:, k] = (w[:, k] + conj(w[:, -k])) / 2 in double precision, rounded to complex64,
+    for k = 0 .. length // 2, where ``values(start, stop)`` gives ``w[:, start:stop]``."""
+    for start in range(0, half.shape[1], _FOLD_PIECE):
+        stop = min(start + _FOLD_PIECE, half.shape[1])
+        front = values(start, stop)
+        # the partner of k >= 1 is length - k: a run read backwards; k = 0 is its own partner
+        first = max(start, 1)
+        mirror = np.empty_like(front)
+        if stop > first:
+            mirror[:, first - start:] = values(length - stop + 1, length - first + 1)[:, ::-1]
+        if start == 0:
+            mirror[:, 0] = front[:, 0]
+        out = half[:, start:stop]
+        out.real = (front.real.astype(np.float64) + mirror.real.astype(np.float64)) / 2.0
+        out.imag = (front.imag.astype(np.float64) - mirror.imag.astype(np.float64)) / 2.0
 
 
 def decode_mask(mask):
@@ -416,7 +475,7 @@ def _hermitian_half(weights):
     full = np.ascontiguousarray(weights, dtype=np.complex64)
     rows = full.reshape(-1, full.shape[-1])
     half = np.empty((rows.shape[0], rows.shape[1] // 2 + 1), dtype=np.complex64)
-    _hermitian_half_kernel(rows, half)
+    _fold(lambda start, stop: rows[:, start:stop], rows.shape[1], half)
     return half.reshape(full.shape[:-1] + half.shape[-1:])
 
 
@@ -449,18 +508,22 @@ def _cosine_weights():
 
 
 @numba.njit(parallel=True, cache=True)
-def _subtract_ramp_mean(frames, mean):
-    """mean[...] = float64 mean over groups (summed in group order); frames -= mean, rounded
-    to float32. frames (ngroups, npix) float32, mean (npix,) float64."""
-    ngroups, npix = frames.shape
-    for i in numba.prange(npix):
-        total = 0.0
-        for g in range(ngroups):
-            total += np.float64(frames[g, i])
-        m = total / ngroups
-        mean[i] = m
-        for g in range(ngroups):
-            frames[g, i] = np.float32(np.float64(frames[g, i]) - m)
+def _subtract_ramp_mean(frames, mean, rows_to, columns_to):
+    """frames -= their float64 mean over groups (summed in group order), rounded to float32;
+    the mean of pixel (y, x) is kept at mean[rows_to[y], columns_to[x]] unless either is -1.
+    frames (ngroups, ny, nx) float32; mean float64."""
+    ngroups, ny, nx = frames.shape
+    for y in numba.prange(ny):
+        to_row = rows_to[y]
+        for x in range(nx):
+            total = 0.0
+            for g in range(ngroups):
+                total += np.float64(frames[g, y, x])
+            m = total / ngroups
+            if to_row >= 0 and columns_to[x] >= 0:
+                mean[to_row, columns_to[x]] = m
+            for g in range(ngroups):
+                frames[g, y, x] = np.float32(np.float64(frames[g, y, x]) - m)
 
 
 @numba.njit(inline="always")
@@ -550,18 +613,6 @@ def _cosine_interpolate(series, weights, symmetry, everywhere):
         fill = numerator / denominator
         mask = np.float32(1.0) if here != 0 else np.float32(0.0)
         series[i] = here + fill * (np.float32(1.0) - mask)
-
-
-@numba.njit(parallel=True, cache=True)
-def _hermitian_half_kernel(full, half):
-    """half[a, k] = (full[a, k] + conj(full[a, -k])) / 2 in double precision, rounded."""
-    length = full.shape[1]
-    for a in range(full.shape[0]):
-        for k in numba.prange(half.shape[1]):
-            j = (length - k) % length
-            re = (np.float64(full[a, k].real) + np.float64(full[a, j].real)) / 2.0
-            im = (np.float64(full[a, k].imag) - np.float64(full[a, j].imag)) / 2.0
-            half[a, k] = complex(np.float32(re), np.float32(im))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -666,13 +717,15 @@ def _frame_edge_fits(det_frames, geometry):
 
 class _Integration:
     """The correction of one integration: the frames (ngroups, L, nx) in the DMS frame, already
-    mean-subtracted in place, and the float64 ramp mean."""
+    mean-subtracted in place, and the float64 ramp mean (of every sample with ``preserve``,
+    else of the normal samples only, laid out as the output)."""
 
-    def __init__(self, frames, mean, detector, geometry, alpha, beta, mask, preserve, out,
+    def __init__(self, frames, mean, detector, geometry, alpha, beta, mask, preserve, output,
                  layout, pad):
         self.det = _detector_view(frames, detector)
         self.mean_det = _detector_view(mean, detector)
-        self.out_det = _detector_view(out, detector)
+        self._output = output   # group -> the (DMS-frame) plane its result is written to
+        self._detector = detector
         self.geometry = geometry
         # half spectra (see _hermitian_half)
         self.alpha, self.beta = alpha, beta
@@ -706,7 +759,7 @@ class _Integration:
             reads = np.arange(geo.section)
             targets = geo.section - 1 - reads
             _write_reference_output(series, self.mean_det, geo.column_of, targets, geo.row,
-                                    self.out_det[g])
+                                    self._out_det(g))
 
     def amplifier(self, g, output):
         """Correct amplifier ``output`` (1-4) of group g (needs its reference output first)."""
@@ -723,14 +776,16 @@ class _Integration:
         reads, columns, mean_from, targets = self._targets[output]
         _write_corrected(self.det[g], self.mean_det, correction, reads, columns,
                          mean_from, targets, intercept, slope, geo.row, geo.time_origin,
-                         self.out_det[g])
+                         self._out_det(g))
+
+    def _out_det(self, g):
+        return _detector_view(self._output(g), self._detector)
 
     def _amplifier_targets(self):
         """Per amplifier: the detector x read, its series column, where its ramp mean comes
         from (-1: none) and the output x, for every sample written."""
         geo = self.geometry
         targets_of = {}
-        normal_x = np.flatnonzero(self.mask)
         for output in range(1, 5):
             base = output * geo.section
             if self.preserve:
@@ -749,13 +804,16 @@ class _Integration:
                 targets = (output - 1) * _NORMAL_PER_OUTPUT + (
                     order if output % 2 else _NORMAL_PER_OUTPUT - 1 - order)
                 # the mean comes back from the mask's n-th normal sample, the sample stored
-                # there whenever the layout reads the same in both directions
-                mean_from = normal_x[targets]
+                # there whenever the layout reads the same in both directions; only normal
+                # samples' means are kept, in the output's layout (see correct_irs2)
+                mean_from = targets
             targets_of[output] = tuple(np.ascontiguousarray(a, dtype=np.intp)
                                        for a in (x, columns, mean_from, targets))
         return targets_of
 
-    def run(self, pool, workers):
+    def run(self, pool, workers, done):
+        """Correct every group; ``done(g)`` is called, in group order, once group g's input
+        is no longer read and its output plane is complete."""
         ngroups = self.det.shape[0]
 
         def whole_group(g):
@@ -765,8 +823,9 @@ class _Integration:
             del self.spectra[g]
 
         if ngroups >= workers:
-            for future in [pool.submit(whole_group, g) for g in range(ngroups)]:
+            for g, future in enumerate([pool.submit(whole_group, g) for g in range(ngroups)]):
                 future.result()
+                done(g)
             return
         # few groups: the reference outputs first, then the 4 * ngroups amplifiers in parallel
         for future in [pool.submit(self.reference_output, g) for g in range(ngroups)]:
@@ -775,9 +834,55 @@ class _Integration:
                        for g in range(ngroups) for output in range(1, 5)]:
             future.result()
         self.spectra.clear()
+        for g in range(ngroups):
+            done(g)
 
 
-def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout, preserve_refpix=False, pad=8):
+class _OutputOverInput:
+    """The 2048-row result written over the 3200-row input's own memory, plane after plane.
+
+    Output plane ``p`` (integration x group, in file order) takes the bytes from ``p`` times
+    the output plane's size on, so it only covers input planes up to ``p`` (the output planes
+    are smaller). A plane whose input planes are all taken already is written in place; any
+    other is computed into a plane of its own and copied into place once they are. The input's
+    full size is never held twice, and the result's pages are ones the input had already
+    faulted in; the pages beyond the result are given back at the end."""
+
+    def __init__(self, data, shape):
+        self._flat = data.reshape(-1)
+        self.result = self._flat[:int(np.prod(shape))].reshape(shape)
+        self._planes = self.result.reshape((-1,) + shape[-2:])
+        self._input_plane = data.shape[-2] * data.shape[-1]
+        self._staged = {}
+        self._consumed = 0
+        self._lock = threading.Lock()
+
+    def plane(self, p):
+        """Where output plane ``p`` is to be written (the same array on every call)."""
+        with self._lock:
+            if p in self._staged:
+                return self._staged[p]
+            last_input = ((p + 1) * self._planes[0].size - 1) // self._input_plane
+            if last_input < self._consumed:
+                return self._planes[p]
+            self._staged[p] = np.empty(self._planes.shape[1:], dtype=np.float32)
+            return self._staged[p]
+
+    def consumed(self, count):
+        """Input planes ``0 .. count - 1`` are no longer read (and their outputs are done)."""
+        with self._lock:
+            self._consumed = max(self._consumed, count)
+            for p in sorted(p for p in self._staged if p < count):
+                self._planes[p] = self._staged.pop(p)
+
+    def finish(self):
+        self.consumed(self._planes.shape[0])
+        release_pages(self._flat[self.result.size:])
+        return self.result
+
+
+def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout, preserve_refpix=False, pad=8,
+                 release_input=False):
     """jwst's correct_model on arrays (everything after the REFPIX file has been read):
     data (nints, ngroups, L, nx) float32 DMS frame; pixeldq (L, nx); groupdq (nints, ngroups, L, nx);
     detector 'NRS1' or 'NRS2' (other: no reorientation, as jwst); dq_table: None or a tuple of the
@@ -789,6 +894,12 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
     is the returned array, corrected in place). ``alpha`` and ``beta`` are the complex64
     (4, 712*2048) coefficients of :func:`coefficients_from_table`, or the same folded by
     :func:`fold_coefficients` (4, 356*2048 + 1).
+
+    ``release_input`` (ignored with ``preserve_refpix``): the caller needs nothing more from
+    ``data``, ``pixeldq`` and ``groupdq``. The results are written over their start (views of
+    them are returned) and the memory pages of the rest are given back
+    (:func:`ramp2slope.runtime.malloc.release_pages`), so that the 3200-row arrays and the
+    2048-row ones are never held together.
     """
     layout = layout or IRS2Layout()
     detector = str(detector).upper() if detector is not None else ""
@@ -814,14 +925,22 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
     else:
         log.warning("DQ extension not found in reference file")
 
+    release = release_input and not preserve_refpix
+    if release:
+        # before the correction's own arrays are made: the DQ arrays' freed tails make room
+        pixeldq = _strip(pixeldq, detector, mask, in_place=True)
+        groupdq = _strip(groupdq, detector, mask, in_place=True)
+
+    out_det_shape = (nints, ngroups, lines, _NORMAL_PER_OUTPUT * 4)
+    out_shape = out_det_shape[:2] + out_det_shape[:1:-1] if detector in ("NRS1", "NRS2") \
+        else out_det_shape
+    over_input = None
     if preserve_refpix:
         out = data
+    elif release:
+        over_input = _OutputOverInput(data, out_shape)
     else:
-        out_det_shape = (nints, ngroups, lines, _NORMAL_PER_OUTPUT * 4)
-        if detector in ("NRS1", "NRS2"):
-            out = np.empty(out_det_shape[:2] + out_det_shape[:1:-1], dtype=np.float32)
-        else:
-            out = np.empty(out_det_shape, dtype=np.float32)
+        out = np.empty(out_shape, dtype=np.float32)
 
     folded_length = geometry.length // 2 + 1
     if np.shape(alpha)[-1] == np.shape(beta)[-1] == geometry.length:
@@ -831,30 +950,66 @@ def correct_irs2(data, pixeldq, groupdq, detector, alpha, beta, dq_table, layout
                          f"the time series of this readout {geometry.length} "
                          f"({folded_length} folded)")
     workers = max(1, min(numba.get_num_threads(), os.cpu_count() or 1))
-    mean = np.empty(data.shape[2:], dtype=np.float64)
+    if preserve_refpix:
+        mean = np.empty(data.shape[2:], dtype=np.float64)
+        rows_to, columns_to = np.arange(data.shape[2]), np.arange(data.shape[3])
+    else:
+        # only the normal samples get their mean back: it is kept where they end up
+        mean = np.empty(out_shape[2:], dtype=np.float64)
+        axis, keep = _kept_axis(detector, mask)
+        kept_at = np.where(keep, np.cumsum(keep) - 1, -1)
+        rows_to, columns_to = (kept_at, np.arange(data.shape[3])) if axis == -2 else \
+            (np.arange(data.shape[2]), kept_at)
+    _reference_filter_half(layout.n, layout.r, pad, geometry.lines, geometry.row)   # made once
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for integration in range(nints):
             log.info(f"Working on integration {integration + 1} out of {nints}")
             frames = data[integration]
-            _subtract_ramp_mean(frames.reshape(ngroups, -1), mean.reshape(-1))
+            _subtract_ramp_mean(frames, mean, rows_to, columns_to)
+            first = integration * ngroups
+            if over_input is not None:
+                output, done = (lambda g, first=first: over_input.plane(first + g)), \
+                    (lambda g, first=first: over_input.consumed(first + g + 1))
+            else:
+                output, done = (lambda g, i=integration: out[i, g]), (lambda g: None)
             work = _Integration(frames, mean, detector, geometry, alpha, beta, mask,
-                                preserve_refpix, out[integration], layout, pad)
-            work.run(pool, workers)
-
-    if not preserve_refpix:
+                                preserve_refpix, output, layout, pad)
+            work.run(pool, workers, done)
+    if over_input is not None:
+        out = over_input.finish()
+    elif not preserve_refpix:
         pixeldq = _strip(pixeldq, detector, mask)
         groupdq = _strip(groupdq, detector, mask)
     return out, pixeldq, groupdq
 
 
-def _strip(dq, detector, mask):
+def _strip(dq, detector, mask, in_place=False):
     """The normal samples of a DQ array in the DMS frame (rows for NRS1/NRS2, else columns),
     C-contiguous: indexing ``[..., mask, :]`` gives a strided array for several integrations,
-    which the later steps' kernels would be compiled for once more."""
+    which the later steps' kernels would be compiled for once more.
+
+    ``in_place``: written over the start of ``dq`` itself (a view of it is returned) and the
+    pages of the rest given back. Plane ``p`` of the result ends where plane ``p`` of ``dq``
+    ends or before, so it only covers planes already taken (each is copied out first)."""
     if dq is None:
         return None
-    if detector == "NRS1":
-        return np.compress(mask, dq, axis=-2)
-    if detector == "NRS2":
-        return np.compress(mask[::-1], dq, axis=-2)
-    return np.compress(mask, dq, axis=-1)
+    axis, keep = _kept_axis(detector, mask)
+    if not (in_place and dq.flags.c_contiguous and dq.flags.writeable):
+        return np.compress(keep, dq, axis=axis)
+    kept = int(np.count_nonzero(keep))
+    shape = dq.shape[:-2] + ((kept, dq.shape[-1]) if axis == -2 else (dq.shape[-2], kept))
+    flat = dq.reshape(-1)
+    stripped = flat[:int(np.prod(shape))].reshape(shape)
+    planes, stripped_planes = dq.reshape((-1,) + dq.shape[-2:]), stripped.reshape((-1,) + shape[-2:])
+    for p in range(planes.shape[0]):
+        stripped_planes[p] = np.compress(keep, planes[p], axis=axis)
+    release_pages(flat[stripped.size:])
+    return stripped
+
+
+def _kept_axis(detector, mask):
+    """The DMS-frame axis along which the normal samples are kept (rows for NRS1/NRS2, else
+    columns) and which of its indices are kept."""
+    if detector not in ("NRS1", "NRS2"):
+        return -1, mask
+    return -2, mask if detector == "NRS1" else mask[::-1]

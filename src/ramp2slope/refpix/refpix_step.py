@@ -108,7 +108,8 @@ class RefPixStep(Step):
             return self.skipped(model, "the REFPIX table has the wrong number of rows")
         data, pixeldq, groupdq = irs2.correct_irs2(
             model.data, model.pixeldq, model.groupdq, model.meta.instrument.detector, ref.alpha,
-            ref.beta, ref.dq_table, layout, preserve_refpix=self.preserve_irs2_refpix)
+            ref.beta, ref.dq_table, layout, preserve_refpix=self.preserve_irs2_refpix,
+            release_input=True)
         model.data, model.pixeldq, model.groupdq = data, pixeldq, groupdq
         zeroframe = model._arrays.get("zeroframe")
         if zeroframe is not None and zeroframe.shape[-2] != data.shape[-2]:
@@ -166,8 +167,8 @@ class _FoldedCoefficients:
 def _load_folded_coefficients(path, model):
     from . import irs2_subtract_reference as irs2   # only IRS2 exposures need it
 
-    ref = load_irs2_refpix(path, model)
-    coefficients = irs2.coefficients_from_table(ref.irs2_table)
+    ref = load_irs2_refpix(path, model, derive=irs2.folded_coefficients_from_rows)
+    coefficients = ref.irs2_table
     if coefficients is None:
         return _FoldedCoefficients(ref.path, None, None, ref.dq_table)
-    return _FoldedCoefficients(ref.path, *irs2.fold_coefficients(*coefficients), ref.dq_table)
+    return _FoldedCoefficients(ref.path, *coefficients, ref.dq_table)

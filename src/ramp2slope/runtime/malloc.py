@@ -34,9 +34,12 @@ arenas once), so runs through the Python API keep glibc's default.
 import contextlib
 import ctypes
 import ctypes.util
+import mmap
 import os
 import platform
 import threading
+
+import numpy as np
 
 _libc = None
 if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
@@ -45,6 +48,9 @@ if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         _libc.malloc_trim, _libc.mallopt    # both exist in every glibc
     except (OSError, AttributeError):
         _libc = None
+
+# madvise's advice that frees the pages of a private mapping (mman.h, the same on every Linux)
+_MADV_DONTNEED = 4
 
 # mallopt's parameters (malloc.h) and glibc's defaults for them
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
@@ -119,3 +125,33 @@ def release_free_memory():
         return False
     _libc.malloc_trim(0)
     return True
+
+
+def release_pages(array):
+    """Give back to the system the whole memory pages under ``array``, whose values are no
+    longer needed (a workspace consumed part by part), while the array itself stays allocated.
+
+    A step that turns a large array into a smaller one (NIRSpec IRS2 refpix: 3200 rows in,
+    2048 out) would otherwise hold both at its peak. The values on the pages given back read as
+    zero afterwards; bytes of the array sharing a page with memory outside it keep theirs.
+    Only a C-contiguous, writeable array whose memory numpy allocated (itself or the array it
+    views) is released: a memory-mapped file or a foreign buffer is left alone. Returns the
+    number of bytes given back (0 on other systems than Linux with glibc).
+    """
+    if _libc is None or not isinstance(array, np.ndarray) or array.nbytes == 0 \
+            or not array.flags.c_contiguous or not array.flags.writeable:
+        return 0
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    if owner.base is not None or not owner.flags.owndata:
+        return 0
+    address = array.__array_interface__["data"][0]
+    start = -(-address // mmap.PAGESIZE) * mmap.PAGESIZE
+    end = (address + array.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+    if end <= start:
+        return 0
+    if _libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start),
+                     ctypes.c_int(_MADV_DONTNEED)) != 0:
+        return 0
+    return end - start
