@@ -39,8 +39,6 @@ import os
 import platform
 import threading
 
-import numpy as np
-
 _libc = None
 if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
     try:
@@ -138,6 +136,8 @@ def release_pages(array):
     views) is released: a memory-mapped file or a foreign buffer is left alone. Returns the
     number of bytes given back (0 on other systems than Linux with glibc).
     """
+    import numpy as np   # here: the command line imports this module before it needs numpy
+
     if _libc is None or not isinstance(array, np.ndarray) or array.nbytes == 0 \
             or not array.flags.c_contiguous or not array.flags.writeable:
         return 0
