@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import jwst_oracle
-from ramp2slope.runtime import malloc
 from ramp2slope.datamodels import dqflags
+from ramp2slope.runtime import malloc
 
 pytestmark = pytest.mark.oracle
 
