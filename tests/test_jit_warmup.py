@@ -36,7 +36,7 @@ def test_warm_up_compiles_the_types_the_pipeline_uses(small, tmp_path, nints, mo
     Detector1Pipeline(refdir=os.path.dirname(sim.refs["mask"]), output_dir=str(tmp_path)).run(
         str(sim.uncal))
     used = _signatures()
-    assert used["ramp2slope.ramp_fitting._ols_kernels.fit_integration_kernel"]
+    assert used["ramp2slope.ramp_fitting._ols_kernels.fit_integrations_kernel"]
     assert used["ramp2slope.jump.twopoint._detect_chunk"]
     jit_warmup.warm_jump(nints, 5, streamed=nints > 1)
     jit_warmup.warm_ramp_fit(nints, 5)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ramp2slope.datamodels import dqflags
+from ramp2slope.errors import Ramp2SlopeError
 from ramp2slope.ramp_fitting import _ols_kernels
 from ramp2slope.ramp_fitting.ols_fit import (
     SEGMENT_FIELDS,
@@ -670,3 +671,78 @@ def test_every_nan_rate_carries_do_not_use(nints):
         nan = np.isnan(product.data)
         assert nan[..., 3:5, :6].all()
         assert np.all(product.dq[nan] & DNU)
+
+
+def _fitter(exp, **kw):
+    data, zf = exp["data"], exp["zeroframe"]
+    return OLSRampFitter(
+        data.shape, exp["gain"], exp["readnoise"], exp["pixeldq"], nframes=exp["nframes"],
+        group_time=exp["group_time"], frame_time=exp["frame_time"], groupgap=exp["groupgap"],
+        drop_frames1=exp["drop_frames1"], average_dark_current=exp["average_dark_current"],
+        has_zeroframe=zf is not None, **kw)
+
+
+def _assert_bits_equal(a, b):
+    for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
+        np.testing.assert_array_equal(getattr(a, name).view(np.uint32),
+                                      getattr(b, name).view(np.uint32), err_msg=name)
+
+
+@pytest.mark.parametrize("run", [1, 2, 3, 7])
+@pytest.mark.parametrize("case", ["dense", "zeroframe", "miri"])
+def test_runs_of_integrations_match_one_at_a_time(case, run):
+    # add_median_rates / fit_integrations on k integrations per call: the same bits as one
+    # integration per call (the sums over integrations in the same order), runs not dividing
+    # the number of integrations included
+    kw = {}
+    if case == "dense":
+        exp = make_exposure(11, 7, 6, ny=20, nx=36, chargeloss=True, dense_flags=True)
+    elif case == "zeroframe":
+        exp = make_exposure(12, 7, 5, ny=20, nx=36, zeroframe=True)
+        kw["suppress_one_group"] = False
+    else:   # MIRI: the all-DO_NOT_USE first and last groups are cut off the fitted ramps
+        exp = make_exposure(13, 7, 7, ny=20, nx=36)
+        exp["groupdq"][:, 0] |= DNU
+        exp["groupdq"][:, -1] |= DNU
+        kw["instrument"] = "MIRI"
+        kw["dnu_groups"] = np.array([True] + [False] * 5 + [True])
+    rate_one, planes_one = _two_pass(exp, **kw)
+    data, gdq, zf = exp["data"], exp["groupdq"], exp["zeroframe"]
+    fitter = _fitter(exp, **kw)
+    nints = data.shape[0]
+    for i in range(0, nints, run):
+        fitter.add_median_rates(data[i:i + run], gdq[i:i + run],
+                                None if zf is None else zf[i:i + run])
+    planes = []
+    for i in range(0, nints, run):
+        out = fitter.fit_integrations(data[i:i + run], gdq[i:i + run],
+                                      None if zf is None else zf[i:i + run])
+        assert out.data.shape == (min(run, nints - i),) + data.shape[2:]
+        planes.extend(out[j] for j in range(out.data.shape[0]))
+    rate = fitter.finish()
+    _assert_bits_equal(rate, rate_one)
+    for a, b in zip(planes, planes_one):
+        _assert_bits_equal(a, b)
+    # fit_ramps gives each kernel the whole exposure in one call
+    whole = fit_ramps(**exp, **kw if case != "miri" else {"instrument": "MIRI"})
+    _assert_bits_equal(whole.rate, rate_one)
+    for i, b in enumerate(planes_one):
+        _assert_bits_equal(whole.rateints[i], b)
+
+
+def test_runs_of_integrations_are_checked():
+    exp = make_exposure(14, 3, 4, ny=8, nx=8)
+    fitter = _fitter(exp)
+    data, gdq = exp["data"], exp["groupdq"]
+    with pytest.raises(Ramp2SlopeError, match="run of integrations"):
+        fitter.add_median_rates(data[0], gdq[0])          # 3-D: one integration, not a run
+    with pytest.raises(Ramp2SlopeError, match="run of integrations"):
+        fitter.add_median_rates(data[:2], gdq[:1])
+    fitter.add_median_rates(data[:2], gdq[:2])
+    with pytest.raises(Ramp2SlopeError, match="more often"):
+        fitter.add_median_rates(data, gdq)                 # 2 + 3 > 3
+    fitter.add_median_rates(data[2:], gdq[2:])
+    with pytest.raises(Ramp2SlopeError, match="planes to fill"):
+        fitter.fit_integrations(data[:2], gdq[:2], out=ImageProduct.empty((1, 8, 8)))
+    with pytest.raises(Ramp2SlopeError, match="one by one"):
+        _fitter(exp, save_opt=True).fit_integrations(data[:1], gdq[:1])

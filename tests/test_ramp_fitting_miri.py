@@ -14,7 +14,7 @@ from ramp2slope import datamodels
 from ramp2slope.datamodels import dqflags
 from ramp2slope.errors import Ramp2SlopeError
 from ramp2slope.ramp_fitting import RampFitStep
-from ramp2slope.ramp_fitting.ols_fit import all_dnu_groups, fit_ramps, miri_kept_groups
+from ramp2slope.ramp_fitting.ols_fit import all_dnu_groups, fit_ramps, group_range, miri_kept_groups
 from test_ramp_fitting import (SEGMENT_FIELDS, assert_matches, make_exposure,
                                stcal_dq_with_nan_flagged)
 
@@ -22,6 +22,7 @@ NY, NX = 32, 40
 DNU = dqflags.group["DO_NOT_USE"]
 JUMP = dqflags.group["JUMP_DET"]
 SAT = dqflags.group["SATURATED"]
+PERS = dqflags.group["PERSISTENCE"]
 TFRAME = 2.775
 SUBARRAY = "BRIGHTSKY"
 
@@ -191,6 +192,50 @@ def test_kept_groups_rules():
     gdq[1:, 1, 2] = DNU | SAT                  # only group 0 good: suppressed, every group DNU
     assert list(all_dnu_groups(gdq)) == [True, False, False, False]
     assert list(all_dnu_groups(gdq, lastgroup=2)) == [True, False, False, True]
+
+
+def _all_dnu_reference(gdq, first, last, suppress):
+    """The rule of all_dnu_groups written with whole-array numpy: (k, ngroups, ny, nx) in."""
+    g = gdq.astype(np.uint32)
+    g[:, :first] |= DNU
+    g[:, last + 1:] |= DNU
+    if suppress:
+        one_good = ((g & ~np.uint32(PERS)) == 0).sum(axis=1) == 1
+        g |= np.where(one_good, np.uint32(DNU), np.uint32(0))[:, np.newaxis]
+    return np.all(g & DNU, axis=(0, 2, 3))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_all_dnu_groups_against_a_whole_array_rule(seed):
+    rng = np.random.default_rng(seed)
+    nints, ngroups, ny, nx = 3, 6, 5, 9
+    flags = np.array([0, DNU, SAT, PERS, DNU | SAT, JUMP, DNU | PERS], np.uint8)
+    gdq = flags[rng.integers(0, flags.size, (nints, ngroups, ny, nx))]
+    gdq[:, rng.integers(0, ngroups)] = DNU               # some group DO_NOT_USE everywhere
+    gdq[rng.integers(0, nints), rng.integers(0, ngroups), :, :] |= DNU
+    good = rng.random((nints, ngroups, ny, nx)) < 0.35
+    gdq[good] = 0
+    # group 3 is DO_NOT_USE everywhere but in a ramp whose only other good group is group 0:
+    # all-DNU when that ramp is suppressed, which it is when group 0 is out of range
+    gdq[:, 3] |= DNU
+    gdq[1, :, 2, 4] = DNU
+    gdq[1, 3, 2, 4] = PERS                               # PERSISTENCE alone is good
+    gdq[1, 0, 2, 4] = 0
+    # group 5: DO_NOT_USE everywhere but in the last pixel of the last row
+    gdq[:, 5] |= DNU
+    gdq[2, 5, ny - 1, nx - 1] = 0
+    gdq[2, 4, ny - 1, nx - 1] = 0
+    for first, last in ((None, None), (1, None), (None, 3), (2, 4)):
+        lo, hi = group_range(ngroups, first, last)
+        for suppress in (True, False):
+            expected = _all_dnu_reference(gdq, lo, hi, suppress)
+            assert expected[3] == (suppress and lo >= 1 and hi >= 3)
+            assert expected[5] == (hi < 5)
+            got = all_dnu_groups(gdq, first, last, suppress)      # the run of integrations
+            np.testing.assert_array_equal(got, expected)
+            each = np.logical_and.reduce([all_dnu_groups(gdq[i], first, last, suppress)
+                                          for i in range(nints)])
+            np.testing.assert_array_equal(each, expected)
 
 
 # ---------------------------------------------------------------------------- streaming

@@ -22,6 +22,7 @@ from ramp2slope import datamodels
 from ramp2slope.datamodels import IncrementalWriter, dqflags
 from ramp2slope.datamodels.lazy import open_ramp_source
 from ramp2slope.datamodels.fits_io import write_model_astropy
+from ramp2slope.errors import Ramp2SlopeError
 from ramp2slope.jump import detect_jumps, detect_jumps_in_blocks, twopoint
 from ramp2slope.pipeline import Detector1Pipeline
 from ramp2slope.refpix import correct_refpix
@@ -253,6 +254,14 @@ def test_row_blocks_of_scratch_files(tmp_path, monkeypatch, block_rows, iov_max,
             store.read_integration(i, out_d, out)
             np.testing.assert_array_equal(out, gdq[i])
             np.testing.assert_array_equal(out_d, data[i])
+        for start, stop in ((0, 3), (1, 3), (0, 2), (2, 3)):     # runs of integrations
+            run_d = np.empty((stop - start, 4, 50, 70), np.float32)
+            run_g = np.empty((stop - start, 4, 50, 70), np.uint8)
+            store.read_integrations(start, stop, run_d, run_g)
+            np.testing.assert_array_equal(run_d, data[start:stop])
+            np.testing.assert_array_equal(run_g, gdq[start:stop])
+        with pytest.raises(Ramp2SlopeError, match="needs a buffer of shape"):
+            store.read_integrations(0, 2, np.empty((1, 4, 50, 70), np.float32))
         # the file holds exactly the exposure's bytes, each once
         assert os.path.getsize(os.path.join(store.folder, "sci.f32")) == data.nbytes
     finally:
@@ -301,7 +310,9 @@ def _file_system_punches_holes(folder):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="hole punching is Linux's")
 @pytest.mark.parametrize("block_rows", [None, 16])
-def test_integrations_read_for_the_last_time_give_their_file_pages_back(tmp_path, block_rows):
+@pytest.mark.parametrize("run", [False, True])
+def test_integrations_read_for_the_last_time_give_their_file_pages_back(tmp_path, block_rows,
+                                                                       run):
     from ramp2slope.pipeline.scratch import ScratchStore
 
     if not _file_system_punches_holes(str(tmp_path)):
@@ -316,14 +327,18 @@ def test_integrations_read_for_the_last_time_give_their_file_pages_back(tmp_path
         path = os.path.join(store.folder, "sci.f32")
         os.fsync(store._data.fd)            # blocks allocated now, not at writeback
         before = os.stat(path).st_blocks
-        store.discard_integration(1)
+        if run:
+            store.discard_integrations(1, 3)
+        else:
+            store.discard_integration(1)
         freed = (before - os.stat(path).st_blocks) * 512
-        # integration 1's bytes, less what the file system may take to note the holes (ext4:
-        # a block of its extent tree once a file has more than 4 extents)
-        assert data[1].nbytes - 4096 <= freed <= data[1].nbytes
+        # integration 1's bytes (and 2's), less what the file system may take to note the
+        # holes (ext4: a block of its extent tree once a file has more than 4 extents)
+        expected = data[1:3].nbytes if run else data[1].nbytes
+        assert expected - 4096 <= freed <= expected
         out = np.empty(shape[1:], np.float32)
         out_g = np.empty(shape[1:], np.uint8)
-        for i in (0, 2):                     # the others are intact
+        for i in (0,) if run else (0, 2):    # the others are intact
             store.read_integration(i, out, out_g)
             assert out.tobytes() == data[i].tobytes()
         assert os.path.getsize(path) == data.nbytes
@@ -445,8 +460,9 @@ def _models():
     return {"RampModel": ramp, "CubeModel": cube, "RampFitOutputModel": fitopt}
 
 
+@pytest.mark.parametrize("runs", [False, True])
 @pytest.mark.parametrize("name", ["RampModel", "CubeModel", "RampFitOutputModel"])
-def test_incremental_writer_writes_what_save_writes(tmp_path, name):
+def test_incremental_writer_writes_what_save_writes(tmp_path, name, runs):
     model = _models()[name]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -458,11 +474,20 @@ def test_incremental_writer_writes_what_save_writes(tmp_path, name):
     path = str(tmp_path / "b" / "x.fits")
     writer = IncrementalWriter(model, path, shapes)
     assert not os.path.exists(path)
-    for i in reversed(range(3)):   # any order
+    if runs:   # planes 1 and 2 in one call, then plane 0
         for attr in writer.deferred:
-            writer.write(attr, i, model._arrays[attr][i])
+            writer.write_planes(attr, 1, model._arrays[attr][1:])
+            writer.write_planes(attr, 0, model._arrays[attr][:1])
+        with pytest.raises(Ramp2SlopeError, match=r"indices 2\.\.3 outside 0\.\.2"):
+            attr = next(iter(writer.deferred))
+            writer.write_planes(attr, 2, model._arrays[attr][:2])
+    else:
+        for i in reversed(range(3)):   # any order
+            for attr in writer.deferred:
+                writer.write(attr, i, model._arrays[attr][i])
     if name == "RampFitOutputModel":  # a zero-length axis: nothing to write
         writer.write("crmag", 0, np.zeros((0, 5, 6), np.float32))
+        writer.write_planes("crmag", 0, np.zeros((3, 0, 5, 6), np.float32))
     assert writer.close() == path
     with open(saved, "rb") as a, open(path, "rb") as b:
         assert _without_date(a.read()) == _without_date(b.read())

@@ -209,6 +209,29 @@ class IncrementalWriter:
             self._pwrite(ext.encode(array, self._scratch), offset)
         ext.written[index] = True
 
+    def write_planes(self, attr, index, planes):
+        """Write ``planes`` (k, shape[1:]) as ``[index]`` ... ``[index + k - 1]`` of the extension
+        of ``attr``: consecutive in the file, so a few MB go in one system call (the products of
+        a series of small frames are written a few integrations at a time)."""
+        ext = self._extensions.get(attr)
+        if ext is None:
+            if attr in self._empty:
+                return
+            raise Ramp2SlopeError(f"{self.path}: {attr} is not written incrementally")
+        planes = np.asarray(planes)
+        count = planes.shape[0] if planes.ndim == len(ext.shape) else -1
+        if count < 0 or planes.shape[1:] != ext.shape[1:]:
+            raise Ramp2SlopeError(f"{self.path}: {attr}[{index}:] must have shape "
+                                  f"(k,) + {ext.shape[1:]}, got {planes.shape}")
+        if not (0 <= index and index + count <= ext.shape[0]):
+            raise Ramp2SlopeError(f"{self.path}: {attr} indices {index}..{index + count - 1} "
+                                  f"outside 0..{ext.shape[0] - 1}")
+        step = max(1, _CHUNK_BYTES // max(ext.plane_bytes, 1))
+        for k in range(0, count, step):
+            self._pwrite(ext.encode(planes[k:k + step], self._scratch),
+                         ext.offset + (index + k) * ext.plane_bytes)
+        ext.written[index:index + count] = True
+
     def write_all(self, attr, array):
         """Write the whole extension of ``attr`` at once (in chunks of a few MB)."""
         ext = self._extensions.get(attr)

@@ -133,11 +133,18 @@ class _StoredArray:
     def read_integration(self, i, out):
         self.read(self.offset(i), out)
 
+    def read_integrations(self, i, out):
+        """Integrations i, i + 1, ... into ``out`` (one per element of its first axis)."""
+        self.read(self.offset(i), out)
+
     def write_integration(self, i, array):
         self.write(self.offset(i), array)
 
     def discard_integration(self, i):
         self.discard(self.offset(i), self.strides[0])
+
+    def discard_integrations(self, i, stop):
+        self.discard(self.offset(i), (stop - i) * self.strides[0])
 
 
 #: Transfers of at least this many bytes are split between threads (the kernels' number): a
@@ -250,22 +257,31 @@ class _RampFileInRowBlocks(_ArrayFile):
         return array
 
     def _integration_runs(self, i, array):
+        """The runs of integrations i, i + 1, ...: ``array`` holds one (ngroups, ny, nx) or
+        several (k, ngroups, ny, nx); within a block, consecutive integrations are one run."""
+        planes = array.reshape((-1,) + array.shape[-3:])
         return [(self._plane_offset(block, i, 0, block[0]),
-                 [array[g, block[0]:block[1]] for g in range(self.shape[1])])
+                 [plane[block[0]:block[1]] for ramp in planes for plane in ramp])
                 for block in self._blocks]
 
     def read_integration(self, i, out):
         self._check_out(out)
         self._run(self._integration_runs(i, out), out.nbytes, write=False)
 
+    def read_integrations(self, i, out):
+        self.read_integration(i, out)
+
     def write_integration(self, i, array):
         array = self._rows_view(array)
         self._run(self._integration_runs(i, array), array.nbytes, write=True)
 
     def discard_integration(self, i):
+        self.discard_integrations(i, i + 1)
+
+    def discard_integrations(self, i, stop):
         for block in self._blocks:
             _punch_hole(self.fd, self._plane_offset(block, i, 0, block[0]),
-                        self.shape[1] * (block[1] - block[0]) * self._row_bytes)
+                        (stop - i) * self.shape[1] * (block[1] - block[0]) * self._row_bytes)
 
     def copy_rows(self, y0, out=None, source=None):
         """Rows ``y0 .. y0 + rows - 1`` of every plane: into ``out`` (nints, ngroups, rows, nx),
@@ -469,13 +485,28 @@ class ScratchStore:
             if out is not None:
                 store.read_integration(i, out)
 
+    def read_integrations(self, start, stop, data=None, groupdq=None, zeroframe=None):
+        """Fill the given buffers, of shapes (stop - start, ngroups, ny, nx) and (stop - start,
+        ny, nx), with integrations start .. stop - 1 (fewer, larger transfers than one by one)."""
+        for store, out in ((self._data, data), (self._gdq, groupdq), (self._zf, zeroframe)):
+            if out is not None:
+                if out.shape != (stop - start,) + store.shape[1:]:
+                    raise Ramp2SlopeError(f"scratch read of integrations {start}..{stop - 1} "
+                                          f"needs a buffer of shape {(stop - start,) + store.shape[1:]}, "
+                                          f"got {out.shape}")
+                store.read_integrations(start, out)
+
     def discard_integration(self, i):
         """Integration i will not be read again: the file pages holding it are freed at once,
         so that the products written next take those pages rather than new ones (new pages
         are slow to come by where the host backs the memory of a virtual machine)."""
+        self.discard_integrations(i, i + 1)
+
+    def discard_integrations(self, start, stop):
+        """As discard_integration, for integrations start .. stop - 1."""
         for store in (self._data, self._gdq, self._zf):
             if store is not None:
-                store.discard_integration(i)
+                store.discard_integrations(start, stop)
 
     def read_gdq(self, i, out):
         self._gdq.read_integration(i, out)

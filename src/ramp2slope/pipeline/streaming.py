@@ -12,11 +12,14 @@ bit for bit, while holding about one integration in memory:
    every step takes as it takes a segment file: a run of integrations from an offset.
 2. Jump, on blocks of rows spanning every integration read from the scratch files
    (:func:`~ramp2slope.jump.detect.detect_jumps_in_blocks`), then snowballs per integration.
-3. One pass per integration: the ``_jump`` product, persistence (in order, carrying its
+3. A pass over the integrations: the ``_jump`` product, persistence (in order, carrying its
    windows), the ``_persistence`` and ``_ramp`` products, and the ramp fit's first pass (median
    rates).
-4. One pass per integration: the ramp fit's second pass, writing the rateints (and fitopt)
-   planes into their products; then the rate.
+4. A second pass: the ramp fit's second pass, writing the rateints (and fitopt) planes into
+   their products; then the rate.
+
+The passes take the integrations in runs of the size stage A's chunks have (one integration
+of a full frame, several of a small one; one at a time when fitopt arrays are made).
 
 The metadata follow exactly the path they follow in the whole-exposure run: the same step
 methods record the same keywords on a model that carries the headers (and a stand-in SCI of the
@@ -71,10 +74,11 @@ MIN_BLOCK_ROWS = 4
 MIN_BLOCK_BYTES = 64 << 20
 
 
-#: Stage A takes several integrations at a time while their float32 ramps fit in this many
-#: bytes. Each step costs a few tenths of a millisecond of Python per call whatever the size of
-#: its input, so a time series of small frames (MIRI's SLITLESSPRISM: 0.12 MB per group) spent
-#: most of stage A there, one integration at a time; larger frames still go one by one.
+#: Stage A (and the ramp fit's passes) take several integrations at a time while their float32
+#: ramps fit in this many bytes. Each step costs a few tenths of a millisecond of Python per
+#: call whatever the size of its input, so a time series of small frames (MIRI's SLITLESSPRISM:
+#: 0.12 MB per group) spent most of stage A there, one integration at a time; larger frames
+#: still go one by one.
 CHUNK_BYTES = 16 << 20
 
 
@@ -489,20 +493,28 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table)
     pipe._reference_cache.clear()   # the fitter holds what it needs of GAIN and READNOISE
     use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
-    data = np.empty((ngroups, ny, nx), dtype=np.float32)
-    groupdq = np.empty((ngroups, ny, nx), dtype=np.uint8)
-    zeroframe = np.empty((ny, nx), dtype=np.float32) if has_zf else None
-    for i in range(nints):
-        store.read_integration(i, data, groupdq, zeroframe)
-        _write_ramp(jump_writer, i, data, groupdq, zeroframe)
-        if state is not None:
-            t0 = time.perf_counter()
-            persistence.flag_integrations(state, i, data[np.newaxis], groupdq[np.newaxis])
-            store.write_gdq(i, groupdq)
-            pers_time += time.perf_counter() - t0
-        _write_ramp(pers_writer, i, data, groupdq, zeroframe)
-        _write_ramp(ramp_writer, i, data, groupdq, zeroframe)
-        fitter.add_median_rate(data, groupdq, zeroframe if use_zf else None)
+    # Both passes take as many integrations at a time as stage A did (several of a small
+    # frame): a call of the fitter costs about as much in Python and in starting its threads as
+    # the fit of a 416x72 integration, and the scratch files are read in fewer pieces. The
+    # fitopt arrays are made one integration at a time.
+    per_call = (1 if getattr(fitter, "save_opt", False)
+                else integrations_per_chunk(store.shape, pipe._chunk_bytes))
+    data = np.empty((per_call, ngroups, ny, nx), dtype=np.float32)
+    groupdq = np.empty((per_call, ngroups, ny, nx), dtype=np.uint8)
+    zeroframe = np.empty((per_call, ny, nx), dtype=np.float32) if has_zf else None
+    for i, run in _runs(nints, per_call, data, groupdq, zeroframe):
+        store.read_integrations(i, i + len(run[0]), *run)
+        for j, (data_i, groupdq_i, zeroframe_i) in enumerate(_integrations(run), start=i):
+            _write_ramp(jump_writer, j, data_i, groupdq_i, zeroframe_i)
+            if state is not None:
+                t0 = time.perf_counter()
+                persistence.flag_integrations(state, j, data_i[np.newaxis],
+                                              groupdq_i[np.newaxis])
+                store.write_gdq(j, groupdq_i)
+                pers_time += time.perf_counter() - t0
+            _write_ramp(pers_writer, j, data_i, groupdq_i, zeroframe_i)
+            _write_ramp(ramp_writer, j, data_i, groupdq_i, zeroframe_i)
+        fitter.add_median_rates(run[0], run[1], run[2] if use_zf else None)
     if jump_writer is not None:
         products.finish(jump_writer, jump)
     if not persistence.skip:
@@ -522,10 +534,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
         if pipe.save_results or pipe.output_file:
             writer = products.start(shell, pipe.output_path(input_name, suffix="ramp"),
                                     ramp_shapes)
-            for i in range(nints):
-                store.read_integration(i, data, groupdq, zeroframe)
-                _write_ramp(writer, i, data, groupdq, zeroframe)
-            products.finish(writer, pipe)
+            _write_store(products, writer, pipe, store)
         return None
     # handed over in a list that _fit_pass empties: no reference stays in this frame, so the
     # buffers and the fitter's arrays are freed before the rate is written (the run's peak)
@@ -596,16 +605,22 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
 
     # The kernel writes every pixel of the five output planes; only the optional arrays
     # (segments and cosmic rays beyond a pixel's own) must start from zero.
-    out = ImageProduct.empty(plane)
+    per_call = data.shape[0]   # integrations at a time, as in the first pass
+    all_out = ImageProduct.empty((per_call, ny, nx))
     write_time = 0.0   # the products' share, logged apart from the step's own time
-    for i in range(nints):
-        store.read_integration(i, data, groupdq, zeroframe)
-        store.discard_integration(i)   # read for the last time: its pages serve the products
+    for i, run in _runs(nints, per_call, data, groupdq, zeroframe):
+        count = len(run[0])
+        store.read_integrations(i, i + count, *run)
+        # read for the last time: their pages serve the products
+        store.discard_integrations(i, i + count)
+        out = all_out[:count]
         if opt_out is not None:
             for array in (opt_out.segments, opt_out.pedestal, opt_out.crmag):
                 array[...] = 0
-        fitter.fit_integration(data, groupdq, zeroframe if use_zf else None, out=out,
-                               opt_out=opt_out)
+            fitter.fit_integration(run[0][0], run[1][0], run[2][0] if use_zf else None,
+                                   out=out[0], opt_out=opt_out)
+        else:
+            fitter.fit_integrations(run[0], run[1], run[2] if use_zf else None, out=out)
         t0 = time.perf_counter()
         _write_planes(fit_writer, i, out)
         if fitopt_writer is not None:
@@ -619,7 +634,7 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
         _write_planes(final_writer, i, out)
         write_time += time.perf_counter() - t0
     # the integration buffers are freed before the rate is combined, scaled and written
-    del data, groupdq, zeroframe, out, opt_out
+    del data, groupdq, zeroframe, run, out, all_out, opt_out
     release_free_memory()
     result = fitter.finish()
     store.close()   # before the rate is written, which then takes the scratch files' pages
@@ -653,7 +668,23 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
 
 
 def _write_planes(writer, i, product):
+    """Write the rateints planes of integrations i, i + 1, ... (3-D ``product`` arrays)."""
     if writer is None:
         return
     for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
-        writer.write(name, i, getattr(product, name))
+        writer.write_planes(name, i, getattr(product, name))
+
+
+def _runs(nints, per_call, *buffers):
+    """(i, views) for each run of up to ``per_call`` integrations from i on: the views are the
+    first planes of each buffer (None stays None), as many as the run has integrations."""
+    for i in range(0, nints, per_call):
+        count = min(per_call, nints - i)
+        yield i, tuple(None if b is None else b[:count] for b in buffers)
+
+
+def _integrations(run):
+    """The (data, groupdq, zeroframe) of each integration of a run (zeroframe None if absent)."""
+    data, groupdq, zeroframe = run
+    for j in range(len(data)):
+        yield data[j], groupdq[j], None if zeroframe is None else zeroframe[j]

@@ -1,4 +1,4 @@
-"""Numba kernels of the OLS_C ramp fit (spec §4.13), one integration at a time.
+"""Numba kernels of the OLS_C ramp fit (spec §4.13), on a run of integrations.
 
 Everything here works on plain arrays. ``ols_fit.py`` holds the public API and the orchestration;
 read its docstring first. The arithmetic below follows stcal 1.20's C fitter operation by
@@ -14,6 +14,12 @@ Group-DQ vocabulary used in the comments:
 * *effective*: orig plus DO_NOT_USE on every group of a suppressed one-good-group ramp, plus the
   ZEROFRAME substitution of group 0, minus JUMP in group 0 with ``CLEAR_JUMP0`` (MIRI ramps whose
   leading all-DO_NOT_USE groups were cut off).
+
+The kernels take a run of consecutive integrations, ``data[j, start:stop]`` being the ramp
+of integration j with the groups fitted (MIRI drops leading and trailing ones): one call per run
+rather than per integration, which is what small frames in long series spend their time on.
+Each task loops over the integrations of its rows in order, so every pixel's sums over the
+integrations are made in the same order as one integration per call would make them.
 
 Per-pixel helpers are inlined into the kernels (``inline="always"``; as plain calls they cost
 up to 60 % more run time). Helpers called once per block of pixels are not: inlining them only
@@ -774,36 +780,46 @@ def _store_block(pfl, pixdq, y, x0, nb, slope, err, var_p, var_r,
 # ------------------------------------------------------------------------------------------------
 @njit(parallel=True, cache=True, error_model="numpy")
 def dnu_groups_kernel(gdq, first, last, suppress, row_all):
-    """``row_all[y, k]`` = 1 when group k is DO_NOT_USE in every pixel of row y once the groups
-    outside ``[first, last]`` and (``suppress & SUPPRESS_ONE``) the one-good-group ramps have
-    it, else 0 (the DQ stcal's MIRI group discarding looks at)."""
-    ng, ny, nx = gdq.shape
+    """``row_all[y, k]`` = 1 when group k is DO_NOT_USE in every pixel of row y of every
+    integration of ``gdq`` (nints, ngroups, ny, nx) once the groups outside ``[first, last]``
+    and (``suppress & SUPPRESS_ONE``) the one-good-group ramps have it, else 0 (the DQ stcal's
+    MIRI group discarding looks at)."""
+    nk, ng, ny, nx = gdq.shape
     for y in prange(ny):
         for k in range(ng):
             row_all[y, k] = 1
-        for x in range(nx):
-            n_ok = 0
-            for k in range(ng):
-                v = np.uint32(gdq[k, y, x])
-                if k < first or k > last:
-                    v |= DNU
-                if (v & NOT_PERS) == 0:
-                    n_ok += 1
-            if (suppress & SUPPRESS_ONE) and n_ok == 1:
-                continue  # every group of this ramp gets DO_NOT_USE
+        # group by group along the row (a pixel's groups are a plane apart), and a group is
+        # done with at its first pixel without DO_NOT_USE
+        n_ok = np.empty(nx, np.int64)
+        for j in range(nk):
+            if suppress & SUPPRESS_ONE:
+                for x in range(nx):
+                    n_ok[x] = 0
+                for k in range(max(first, 0), min(last, ng - 1) + 1):
+                    for x in range(nx):
+                        if (np.uint32(gdq[j, k, y, x]) & NOT_PERS) == 0:
+                            n_ok[x] += 1
             for k in range(max(first, 0), min(last, ng - 1) + 1):
-                if not (np.uint32(gdq[k, y, x]) & DNU):
-                    row_all[y, k] = 0
+                if row_all[y, k] == 0:
+                    continue
+                for x in range(nx):
+                    if (suppress & SUPPRESS_ONE) and n_ok[x] == 1:
+                        continue  # every group of this ramp gets DO_NOT_USE
+                    if not (np.uint32(gdq[j, k, y, x]) & DNU):
+                        row_all[y, k] = 0
+                        break
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
+def median_rate_kernel(data, gdq, zframe, use_zframe, start, stop, first, last, suppress,
                        tgroup, tframe, t1, accum, row_unsat0):
-    """Add one integration's median rate (spec §4.13.3) to ``accum`` (float64, (ny, nx)).
+    """Add the median rate (spec §4.13.3) of each integration of ``data`` (nints, ngroups, ny,
+    nx; groups ``start:stop`` fitted) to ``accum`` (float64, (ny, nx)), in order.
 
     ``row_unsat0[y]`` is set to 1 when some pixel of row y is not SATURATED in group 0.
     """
-    ng, ny, nx = data.shape
+    nk, ny, nx = data.shape[0], data.shape[2], data.shape[3]
+    ng = stop - start
     bw = _block_width(nx)
     for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
         # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
@@ -816,24 +832,30 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, first, last, suppress,
         pfl = np.empty(bw, np.int32)
         for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
             unsat0 = False
-            for x0 in range(0, nx, bw):
-                nb = min(bw, nx - x0)
-                some_unsat0, _ = _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb,
-                                                     first, last, suppress, tgroup, tframe, t1,
-                                                     vals, cnt, mval, pfl, d, g, og)
-                if some_unsat0:
-                    unsat0 = True
-                _sort_columns(vals, nb)
-                for b in range(nb):
-                    accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
+            for j in range(nk):
+                dj, gj = data[j, start:stop], gdq[j, start:stop]
+                zj = zframe[j] if use_zframe else zframe[0]
+                for x0 in range(0, nx, bw):
+                    nb = min(bw, nx - x0)
+                    some_unsat0, _ = _block_median_setup(dj, gj, zj, use_zframe, y, x0, nb,
+                                                         first, last, suppress, tgroup, tframe,
+                                                         t1, vals, cnt, mval, pfl, d, g, og)
+                    if some_unsat0:
+                        unsat0 = True
+                    _sort_columns(vals, nb)
+                    for b in range(nb):
+                        accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
             if unsat0:
                 row_unsat0[y] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def count_slots_kernel(data, gdq, zframe, use_zframe, first, last, suppress, nseg_rows, ncr_rows):
-    """Per row, the largest segment count (stcal's) and JUMP count of one integration."""
-    ng, ny, nx = data.shape
+def count_slots_kernel(data, gdq, zframe, use_zframe, start, stop, first, last, suppress,
+                       nseg_rows, ncr_rows):
+    """Per row, the largest segment count (stcal's) and JUMP count of the integrations of
+    ``data`` (nints, ngroups, ny, nx; groups ``start:stop`` fitted)."""
+    nk, ny, nx = data.shape[0], data.shape[2], data.shape[3]
+    ng = stop - start
     for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
         # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
         d = np.empty(ng, np.float64)
@@ -844,19 +866,22 @@ def count_slots_kernel(data, gdq, zframe, use_zframe, first, last, suppress, nse
         for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
             best_seg = 0
             best_cr = 0
-            for x in range(nx):
-                _load_ramp(data, gdq, y, x, first, last, suppress, zframe, use_zframe, d, g, og)
-                ncr = 0
-                for k in range(1, ng):
-                    if g[k] & JUMP:
-                        ncr += 1
-                if ncr > best_cr:
-                    best_cr = ncr
-                if g[0] & SAT:
-                    continue
-                size = _segments(g, ng, s0, sl)[1]
-                if size > best_seg:
-                    best_seg = size
+            for j in range(nk):
+                dj, gj = data[j, start:stop], gdq[j, start:stop]
+                zj = zframe[j] if use_zframe else zframe[0]
+                for x in range(nx):
+                    _load_ramp(dj, gj, y, x, first, last, suppress, zj, use_zframe, d, g, og)
+                    ncr = 0
+                    for k in range(1, ng):
+                        if g[k] & JUMP:
+                            ncr += 1
+                    if ncr > best_cr:
+                        best_cr = ncr
+                    if g[0] & SAT:
+                        continue
+                    size = _segments(g, ng, s0, sl)[1]
+                    if size > best_seg:
+                        best_seg = size
             nseg_rows[y] = best_seg
             ncr_rows[y] = best_cr
 
@@ -1061,8 +1086,8 @@ def _fit_block_pixels(
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def fit_integration_kernel(
-    data, gdq, zframe, use_zframe, first, last, suppress,
+def fit_integrations_kernel(
+    data, gdq, zframe, use_zframe, start, stop, first, last, suppress,
     gain2d, readnoise2d, rn_factor, dark2d, has_dark, pixdq, mrate_sum, mrate_div, single,
     wtable, tgroup, tframe, t1, ped_factor,
     out_slope, out_err, out_dq, out_vp, out_vr,
@@ -1070,23 +1095,26 @@ def fit_integration_kernel(
     rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
     save_opt, seg_out, ped_out, cr_out,
 ):
-    """Fit one integration (spec §4.13.2–4.13.6).
+    """Fit each integration of ``data`` (nints, ngroups, ny, nx; groups ``start:stop`` fitted),
+    in order (spec §4.13.2–4.13.6).
 
     ``pixdq`` is the input PIXELDQ (the bad-gain flags are added here); ``readnoise2d`` is the
     CDS read noise in DN, turned into the per-group noise in electrons with ``rn_factor`` =
     sqrt(2·NFRAMES); ``dark2d`` is used only with ``has_dark``. The pixel's median rate is
-    ``mrate_sum / mrate_div``. Outputs for this integration go to the 2-D ``out_*`` arrays.
+    ``mrate_sum / mrate_div``. The outputs of integration j go to the ``[j]`` planes of the 3-D
+    ``out_*`` arrays.
 
     * ``single`` False: the exposure sums go to the ``acc_*`` arrays (``mrate_sum`` is the sum of
       the per-integration median rates); the ``rate_*`` arrays are not used.
-    * ``single`` True (a one-integration exposure): the median rate is computed here from the
+    * ``single`` True (a one-integration exposure, one integration given): the median rate is computed here from the
       ramp (``mrate_sum`` is not used, ``mrate_div`` must be 1), the rate product is written to
       the 2-D ``rate_*`` arrays and the ``acc_*`` arrays are not used.
 
-    With ``save_opt``, ``seg_out`` (7, nslots, ny, nx), ``ped_out`` (ny, nx) and ``cr_out``
-    (ncr, ny, nx) are filled (they must be zero on entry).
+    With ``save_opt`` (one integration given), ``seg_out`` (7, nslots, ny, nx), ``ped_out``
+    (ny, nx) and ``cr_out`` (ncr, ny, nx) are filled (they must be zero on entry).
     """
-    ng, ny, nx = data.shape
+    nk, ny, nx = data.shape[0], data.shape[2], data.shape[3]
+    ng = stop - start
     # Clean ramps are fitted across a block at once (``_block_clean_fit``), the others pixel by
     # pixel; the optional outputs are written by the per-pixel path only.
     block_fit = (not save_opt) and ng >= 3 and first <= 0 and last >= ng - 1
@@ -1114,36 +1142,41 @@ def fit_integration_kernel(
                 nb = min(bw, nx - x0)
                 _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
                                    x0, nb, rn_blk, mr_blk)
-                lead = 0   # leading groups DO_NOT_USE in the block's clean ramps
-                if single:
-                    _, lead = _block_median_setup(data, gdq, zframe, use_zframe, y, x0, nb, first,
-                                                  last, suppress, tgroup, tframe, t1, vals, cnt,
-                                                  mval, pfl, d, g, og)
-                    _sort_columns(vals, nb)
-                elif block_fit:
-                    lead = _block_clean_flags(data, gdq, y, x0, nb, pfl)
-                if block_fit:
-                    n_clean = 0
-                    for b in range(nb):
-                        if pfl[b] == 0:
-                            n_clean += 1
-                    if n_clean * MIN_CLEAN_SHARE >= nb:
-                        _block_clean_fit(data, gain2d, dark2d, has_dark, pixdq, single, wtable,
-                                         tgroup, y, x0, nb, lead, pfl, rn_blk, mr_blk, vals, cnt,
-                                         mval, blk, pidx, out_slope, out_err, out_dq, out_vp,
-                                         out_vr, acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
-                                         rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
-                    else:
+                for j in range(nk):
+                    dj, gj = data[j, start:stop], gdq[j, start:stop]
+                    zj = zframe[j] if use_zframe else zframe[0]
+                    o_slope, o_err, o_dq = out_slope[j], out_err[j], out_dq[j]
+                    o_vp, o_vr = out_vp[j], out_vr[j]
+                    lead = 0   # leading groups DO_NOT_USE in the block's clean ramps
+                    if single:
+                        _, lead = _block_median_setup(dj, gj, zj, use_zframe, y, x0, nb, first,
+                                                      last, suppress, tgroup, tframe, t1, vals,
+                                                      cnt, mval, pfl, d, g, og)
+                        _sort_columns(vals, nb)
+                    elif block_fit:
+                        lead = _block_clean_flags(dj, gj, y, x0, nb, pfl)
+                    if block_fit:
+                        n_clean = 0
                         for b in range(nb):
-                            pfl[b] = 1   # too few to gain from the block fit: all pixel by pixel
-                _fit_block_pixels(
-                    data, gdq, zframe, use_zframe, first, last, suppress, gain2d, dark2d, has_dark,
-                    pixdq, single, wtable, tgroup, tframe, t1, ped_factor, y, x0, nb, block_fit,
-                    pfl, rn_blk, mr_blk, vals, cnt, mval, d, g, og, s0, sl, res,
-                    out_slope, out_err, out_dq, out_vp, out_vr,
-                    acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
-                    rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
-                    save_opt, seg_out, ped_out, cr_out)
+                            if pfl[b] == 0:
+                                n_clean += 1
+                        if n_clean * MIN_CLEAN_SHARE >= nb:
+                            _block_clean_fit(dj, gain2d, dark2d, has_dark, pixdq, single, wtable,
+                                             tgroup, y, x0, nb, lead, pfl, rn_blk, mr_blk, vals,
+                                             cnt, mval, blk, pidx, o_slope, o_err, o_dq, o_vp,
+                                             o_vr, acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                                             rate_slope, rate_err, rate_dq, rate_vp, rate_vr)
+                        else:
+                            for b in range(nb):
+                                pfl[b] = 1   # too few to gain from the block fit: pixel by pixel
+                    _fit_block_pixels(
+                        dj, gj, zj, use_zframe, first, last, suppress, gain2d, dark2d, has_dark,
+                        pixdq, single, wtable, tgroup, tframe, t1, ped_factor, y, x0, nb,
+                        block_fit, pfl, rn_blk, mr_blk, vals, cnt, mval, d, g, og, s0, sl, res,
+                        o_slope, o_err, o_dq, o_vp, o_vr,
+                        acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
+                        rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
+                        save_opt, seg_out, ped_out, cr_out)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

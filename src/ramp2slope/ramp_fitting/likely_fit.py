@@ -28,8 +28,8 @@ does). Where they differ from OLS_C, products follow stcal's LIKELY:
 As in the OLS_C path, every NaN rate also gets DO_NOT_USE (``ImageProduct.flag_nan_do_not_use``).
 
 Streaming: ``LikelyRampFitter(shape, gain, readnoise, pixeldq, ...)`` has the methods of
-``OLSRampFitter`` the pipeline uses (``add_median_rate`` only counts, ``fit_integration`` and
-``finish``). The final combination needs the rateints SCI, VAR_POISSON, VAR_RNOISE, DQ and chi
+``OLSRampFitter`` the pipeline uses (``add_median_rate(s)`` only count, ``fit_integration(s)``
+and ``finish``). The final combination needs the rateints SCI, VAR_POISSON, VAR_RNOISE, DQ and chi
 squared of every integration (20 bytes per pixel and integration): they are kept in memory, or,
 given ``storage`` (the pipeline's ``ScratchStore.extra``), in scratch files, and ``finish``
 combines them in blocks of rows, so that memory does not grow with the number of integrations.
@@ -197,6 +197,20 @@ class LikelyRampFitter:
     # pass 1 has nothing to gather for LIKELY
     def add_median_rate(self, data_i, groupdq_i, zeroframe_i=None):
         self._n_median += 1
+
+    def add_median_rates(self, data, groupdq, zeroframe=None):
+        """As ``OLSRampFitter.add_median_rates``: integrations given a few at a time."""
+        self._n_median += len(data)
+
+    def fit_integrations(self, data, groupdq, zeroframe=None, out=None):
+        """As ``OLSRampFitter.fit_integrations``: the integrations of the run one by one, into
+        the planes of ``out`` (an ``ImageProduct`` of (k, ny, nx) arrays, made when None)."""
+        if out is None:
+            out = ImageProduct.empty((len(data), self.ny, self.nx))
+        for j in range(len(data)):
+            self.fit_integration(data[j], groupdq[j], None if zeroframe is None else zeroframe[j],
+                                 out=out[j])
+        return out
 
     @property
     def all_saturated(self):

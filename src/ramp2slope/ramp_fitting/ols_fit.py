@@ -1,6 +1,7 @@
 """OLS_C ramp fitting (spec §4.13): rate, rateints and the optional fitopt arrays.
 
-The fit is done one integration at a time. Memory use beyond the outputs is a few 2-D
+The fit is done one integration at a time, or a few at a time in one kernel call (the sums
+over the integrations are made in the same order). Memory use beyond the outputs is a few 2-D
 accumulators, whatever the number of integrations. ``fit_ramps`` on a one-integration exposure
 needs none: one kernel pass computes each pixel's median rate from the ramp it fits and writes
 the rate product directly. Every pixel is independent, so the results are
@@ -56,6 +57,8 @@ the fitter are always whole ramps. Then:
 1. ``fitter.add_median_rate(data_i, groupdq_i, zeroframe_i=None)`` once per integration, in
    order. The arguments are ``(ngroups, ny, nx)`` and ``(ny, nx)``. With save_opt this also
    counts the fitopt slots, and it tracks the all-saturated case.
+   ``fitter.add_median_rates(data, groupdq, zeroframe=None)`` takes the next k integrations
+   at once (``(k, ngroups, ny, nx)`` and ``(k, ny, nx)``), with the same result.
 2. ``fitter.all_saturated`` is True when no product must be written (see above).
 3. With save_opt, ``fitter.nseg_max`` and ``fitter.ncr_max`` give the fitopt sizes once every
    integration has been through step 1.
@@ -65,6 +68,8 @@ the fitter are always whole ramps. Then:
    an ``IntegrationOptional`` of views: ``segments`` float32 ``(7, nslots, ny, nx)`` in
    the order ``SEGMENT_FIELDS``, ``pedestal`` ``(ny, nx)`` and ``crmag`` ``(ncr, ny, nx)``,
    all zero on entry. Otherwise the arrays are allocated and returned.
+   Without save_opt, ``fitter.fit_integrations(data, groupdq, zeroframe=None, out=None) ->
+   ImageProduct`` fits the next k integrations at once into (k, ny, nx) planes.
 5. ``fitter.finish() -> ImageProduct`` for the rate.
 
 Where the spec and the running stcal 1.20 differ, this module follows stcal:
@@ -115,6 +120,7 @@ __all__ = [
 
 #: Order of the per-segment fields in ``IntegrationOptional.segments``.
 SEGMENT_FIELDS = ("slope", "sigslope", "var_poisson", "var_rnoise", "yint", "sigyint", "weights")
+_PRODUCT_FIELDS = ("data", "err", "dq", "var_poisson", "var_rnoise")
 
 
 @dataclass
@@ -241,14 +247,18 @@ def miri_kept_groups(all_dnu):
 
 
 def all_dnu_groups(groupdq_i, firstgroup=None, lastgroup=None, suppress_one_group=True):
-    """Bool per group of one integration (``groupdq_i`` uint8 (ngroups, ny, nx)): DO_NOT_USE in
-    every pixel once the groups outside firstgroup/lastgroup and every group of a ramp with a
-    single good group (``suppress_one_group``, off for one group) have it. AND these over the
-    integrations for :func:`miri_kept_groups`."""
+    """Bool per group of one integration (``groupdq_i`` uint8 (ngroups, ny, nx)), or of a run
+    of them ((k, ngroups, ny, nx)): DO_NOT_USE in every pixel once the groups outside
+    firstgroup/lastgroup and every group of a ramp with a single good group
+    (``suppress_one_group``, off for one group) have it. AND these over the integrations for
+    :func:`miri_kept_groups`."""
     gdq = _native(groupdq_i, np.uint8)
-    if gdq.ndim != 3:
-        raise Ramp2SlopeError(f"groupdq of one integration must be 3-D, got shape {gdq.shape}")
-    ngroups, ny, _ = gdq.shape
+    if gdq.ndim == 3:
+        gdq = gdq[np.newaxis]
+    if gdq.ndim != 4:
+        raise Ramp2SlopeError(f"groupdq of one integration must be 3-D (or 4-D for several), got "
+                              f"shape {gdq.shape}")
+    _, ngroups, ny, _ = gdq.shape
     first, last = group_range(ngroups, firstgroup, lastgroup)
     suppress = K.SUPPRESS_ONE if (suppress_one_group and ngroups > 1) else 0
     rows = np.empty((ny, ngroups), np.uint8)
@@ -265,6 +275,12 @@ def effective_readnoise(readnoise, gain, nframes):
     return out
 
 
+def _is_native(arr, dtype):
+    """Whether ``arr`` is a C-contiguous native-endian array of ``dtype`` (``_native`` would
+    return it as it is)."""
+    return isinstance(arr, np.ndarray) and arr.dtype == np.dtype(dtype) and arr.flags.c_contiguous
+
+
 def _native(arr, dtype):
     """The array as a C-contiguous native-endian array of ``dtype`` (no copy when it already is)."""
     arr = np.asarray(arr)
@@ -275,6 +291,7 @@ def _native(arr, dtype):
 
 
 _DUMMY_ZF = np.zeros((1, 1), np.float32)
+_DUMMY_ZF3 = np.zeros((1, 1, 1), np.float32)
 _DUMMY_F64 = np.zeros((1, 1), np.float64)
 _DUMMY_U8 = np.zeros((1, 1), np.uint8)
 _MAX_TABLE_GROUPS = 256
@@ -330,6 +347,7 @@ class OLSRampFitter:
                 self._dnu_seen = np.ones(ngroups, bool)
         self.too_few_groups = self.kept_groups is None
         start, stop = self.kept_groups or (0, ngroups)
+        self._start, self._stop = start, stop   # the groups the kernels fit
         self._fit_first, self._fit_last = self.first - start, self.last - start
         self._mode = ((K.SUPPRESS_ONE if self.suppress else 0)
                       | (K.CLEAR_JUMP0 if start > 0 else 0))
@@ -378,47 +396,63 @@ class OLSRampFitter:
         self._n_fit = 0
 
     # -- helpers ------------------------------------------------------------------------------
-    def _integration_arrays(self, data_i, gdq_i, zeroframe_i):
+    def _check_integration(self, data_i, gdq_i):
         shape = (self.ngroups, self.ny, self.nx)
         if np.shape(data_i) != shape or np.shape(gdq_i) != shape:
             raise Ramp2SlopeError(
                 f"integration arrays must have shape {shape}, got {np.shape(data_i)} and "
                 f"{np.shape(gdq_i)}")
-        data_i = _native(data_i, np.float32)
-        gdq_i = _native(gdq_i, np.uint8)
-        if self.miri and self.kept_groups is not None:
-            # views of whole planes of C-contiguous arrays: still C-contiguous, no copy
-            start, stop = self.kept_groups
-            data_i, gdq_i = data_i[start:stop], gdq_i[start:stop]
-        if zeroframe_i is None or not self.has_zeroframe or self.suppress:
-            return data_i, gdq_i, _DUMMY_ZF, False
-        if np.shape(zeroframe_i) != (self.ny, self.nx):
+
+    def _run_arrays(self, data, gdq, zeroframe):
+        """A run of integrations as the kernels take it: (data, gdq, zframe, use_zframe), the
+        first two (k, ngroups, ny, nx), the ZEROFRAME (k, ny, nx) or a stand-in."""
+        shape = (self.ngroups, self.ny, self.nx)
+        if (np.ndim(data) != 4 or np.shape(data)[1:] != shape or np.shape(gdq) != np.shape(data)
+                or np.shape(data)[0] < 1):
             raise Ramp2SlopeError(
-                f"zeroframe plane has shape {np.shape(zeroframe_i)}, needs {(self.ny, self.nx)}")
-        return data_i, gdq_i, _native(zeroframe_i, np.float32), True
+                f"the arrays of a run of integrations must have shape (k, {', '.join(map(str, shape))}) "
+                f"with k >= 1, got {np.shape(data)} and {np.shape(gdq)}")
+        data = _native(data, np.float32)
+        gdq = _native(gdq, np.uint8)
+        if zeroframe is None or not self.has_zeroframe or self.suppress:
+            return data, gdq, _DUMMY_ZF3, False
+        planes = (data.shape[0], self.ny, self.nx)
+        if np.shape(zeroframe) != planes:
+            raise Ramp2SlopeError(
+                f"zeroframe planes have shape {np.shape(zeroframe)}, need {planes}")
+        return data, gdq, _native(zeroframe, np.float32), True
 
     # -- pass 1 -------------------------------------------------------------------------------
     def add_median_rate(self, data_i, groupdq_i, zeroframe_i=None):
         """Pass 1 for one integration: its median rate, the SAT-in-group-0 check, slot counts."""
-        if self._n_median >= self.nints:
+        self._check_integration(data_i, groupdq_i)
+        self.add_median_rates(np.asarray(data_i)[np.newaxis], np.asarray(groupdq_i)[np.newaxis],
+                              None if zeroframe_i is None else np.asarray(zeroframe_i)[np.newaxis])
+
+    def add_median_rates(self, data, groupdq, zeroframe=None):
+        """Pass 1 for the next k integrations at once (``data``, ``groupdq`` (k, ngroups, ny,
+        nx), ``zeroframe`` (k, ny, nx)): the same sums as k calls of add_median_rate."""
+        data, gdq, zf, use_zf = self._run_arrays(data, groupdq, zeroframe)
+        count = data.shape[0]
+        if self._n_median + count > self.nints:
             raise Ramp2SlopeError("add_median_rate called more often than there are integrations")
         if self._dnu_seen is not None:
-            self._dnu_seen &= all_dnu_groups(groupdq_i, self.first, self.last, self.suppress)
-            if self._n_median + 1 == self.nints:
+            self._dnu_seen &= all_dnu_groups(gdq, self.first, self.last, self.suppress)
+            if self._n_median + count == self.nints:
                 self._check_kept_groups()
         if self.too_few_groups:
-            self._n_median += 1
+            self._n_median += count
             return
-        data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
         if self._mrate_acc is None:
             self._mrate_acc = np.zeros((self.ny, self.nx), np.float64)
-        K.median_rate_kernel(data_i, gdq_i, zf, use_zf, self._fit_first, self._fit_last,
-                             self._mode, self.tgroup, self.tframe, self.t1, self._mrate_acc, self._row_unsat0)
+        K.median_rate_kernel(data, gdq, zf, use_zf, self._start, self._stop, self._fit_first,
+                             self._fit_last, self._mode, self.tgroup, self.tframe, self.t1,
+                             self._mrate_acc, self._row_unsat0)
         if not self._any_unsat0:
             self._any_unsat0 = bool(self._row_unsat0.any())
         if self.save_opt:
-            self._count_slots(data_i, gdq_i, zf, use_zf)
-        self._n_median += 1
+            self._count_slots(data, gdq, zf, use_zf)
+        self._n_median += count
 
     def _check_kept_groups(self):
         exact = miri_kept_groups(self._dnu_seen)
@@ -431,8 +465,8 @@ class OLSRampFitter:
     def _count_slots(self, data_i, gdq_i, zf, use_zf):
         nseg_rows = np.zeros(self.ny, np.int64)
         ncr_rows = np.zeros(self.ny, np.int64)
-        K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self._fit_first, self._fit_last,
-                             self._mode, nseg_rows, ncr_rows)
+        K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self._start, self._stop, self._fit_first,
+                             self._fit_last, self._mode, nseg_rows, ncr_rows)
         if self.ny:
             self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
             self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
@@ -479,8 +513,9 @@ class OLSRampFitter:
 
     def _run_fit_kernel(self, data_i, gdq_i, zf, use_zf, mrate_sum, mrate_div, single, out,
                         acc, rate, seg_out, ped_out, cr_out):
-        K.fit_integration_kernel(
-            data_i, gdq_i, zf, use_zf, self._fit_first, self._fit_last, self._mode,
+        K.fit_integrations_kernel(
+            data_i, gdq_i, zf, use_zf, self._start, self._stop, self._fit_first, self._fit_last,
+            self._mode,
             self.gain, self.readnoise, self.rn_factor, self.dark, self.has_dark, self.pixeldq,
             mrate_sum, mrate_div, single, self._wtable,
             self.tgroup, self.tframe, self.t1, self.ped_factor,
@@ -493,18 +528,44 @@ class OLSRampFitter:
     # -- pass 2 -------------------------------------------------------------------------------
     def fit_integration(self, data_i, groupdq_i, zeroframe_i=None, out=None, opt_out=None):
         """Pass 2 for the next integration; returns its rateints planes (and fitopt arrays)."""
-        if self._n_fit >= self.nints:
-            raise Ramp2SlopeError("fit_integration called more often than there are integrations")
-        mrate_sum = self._median_rate_sum()
-        data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
+        self._check_integration(data_i, groupdq_i)
         if out is None:
             out = ImageProduct.empty((self.ny, self.nx))
-        opt_out, seg_out, ped_out, cr_out = self._opt_arrays(opt_out)
-        self._run_fit_kernel(data_i, gdq_i, zf, use_zf, mrate_sum, float(self.nints), False,
-                             out, self._accumulators(), _DUMMY_RATE, seg_out, ped_out, cr_out)
-        self._n_fit += 1
+        opt_out = self._fit_run(np.asarray(data_i)[np.newaxis], np.asarray(groupdq_i)[np.newaxis],
+                                None if zeroframe_i is None else np.asarray(zeroframe_i)[np.newaxis],
+                                out[np.newaxis], opt_out)
         out.flag_nan_do_not_use()
         return IntegrationFit(rateints=out, optional=opt_out)
+
+    def fit_integrations(self, data, groupdq, zeroframe=None, out=None):
+        """Pass 2 for the next k integrations at once (arrays as for add_median_rates); returns
+        their rateints planes, an ``ImageProduct`` of (k, ny, nx) arrays (``out`` when given).
+        Without save_opt only: its arrays are made one integration at a time."""
+        if self.save_opt:
+            raise Ramp2SlopeError("with save_opt, fit the integrations one by one "
+                                  "(fit_integration)")
+        count = np.shape(data)[0] if np.ndim(data) == 4 else 0
+        if out is None:
+            out = ImageProduct.empty((count, self.ny, self.nx))
+        self._fit_run(data, groupdq, zeroframe, out, None)
+        out.flag_nan_do_not_use()
+        return out
+
+    def _fit_run(self, data, groupdq, zeroframe, out, opt_out):
+        """The fit kernel on a run of integrations into ``out`` (3-D planes); returns opt_out."""
+        data, gdq, zf, use_zf = self._run_arrays(data, groupdq, zeroframe)
+        count = data.shape[0]
+        if self._n_fit + count > self.nints:
+            raise Ramp2SlopeError("fit_integration called more often than there are integrations")
+        planes = (count, self.ny, self.nx)
+        if any(np.shape(getattr(out, name)) != planes for name in _PRODUCT_FIELDS):
+            raise Ramp2SlopeError(f"the rateints planes to fill must have shape {planes}")
+        mrate_sum = self._median_rate_sum()
+        opt_out, seg_out, ped_out, cr_out = self._opt_arrays(opt_out)
+        self._run_fit_kernel(data, gdq, zf, use_zf, mrate_sum, float(self.nints), False,
+                             out, self._accumulators(), _DUMMY_RATE, seg_out, ped_out, cr_out)
+        self._n_fit += count
+        return opt_out
 
     def _fit_only_integration(self, data_i, groupdq_i, zeroframe_i, out, rate, opt_out=None):
         """Both passes of a one-integration exposure in one kernel call: the median rate comes
@@ -514,11 +575,14 @@ class OLSRampFitter:
         With save_opt, the slot counts must have been set (``_count_slots``)."""
         if self.nints != 1 or self._n_median or self._n_fit:
             raise Ramp2SlopeError("_fit_only_integration needs a fresh one-integration fitter")
-        data_i, gdq_i, zf, use_zf = self._integration_arrays(data_i, groupdq_i, zeroframe_i)
+        self._check_integration(data_i, groupdq_i)
+        data, gdq, zf, use_zf = self._run_arrays(
+            np.asarray(data_i)[np.newaxis], np.asarray(groupdq_i)[np.newaxis],
+            None if zeroframe_i is None else np.asarray(zeroframe_i)[np.newaxis])
         opt_out, seg_out, ped_out, cr_out = self._opt_arrays(opt_out)
         acc = (_DUMMY_F64,) * 4 + (_DUMMY_U8,)
-        self._run_fit_kernel(data_i, gdq_i, zf, use_zf, _DUMMY_F64, 1.0, True, out, acc, rate,
-                             seg_out, ped_out, cr_out)
+        self._run_fit_kernel(data, gdq, zf, use_zf, _DUMMY_F64, 1.0, True, out[np.newaxis], acc,
+                             rate, seg_out, ped_out, cr_out)
         self._n_median = self._n_fit = 1
         self._any_unsat0 = True
         out.flag_nan_do_not_use()
@@ -600,10 +664,18 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
     def zf(i):
         return None if zeroframe is None else zeroframe[i]
 
+    # Arrays the kernels take as they are go to each kernel in one call (the sums over the
+    # integrations are made in the same order as one integration at a time); others are
+    # converted one integration at a time, which keeps the copies small.
+    at_once = _is_native(data, np.float32) and _is_native(groupdq, np.uint8) and (
+        zeroframe is None or _is_native(zeroframe, np.float32))
     single = nints == 1
     if single:
         if save_opt:
-            fitter._count_slots(*fitter._integration_arrays(data[0], groupdq[0], zf(0)))
+            fitter._count_slots(*fitter._run_arrays(
+                data[:1], groupdq[:1], None if zeroframe is None else zeroframe[:1]))
+    elif at_once:
+        fitter.add_median_rates(data, groupdq, zeroframe)
     else:
         for i in range(nints):
             fitter.add_median_rate(data[i], groupdq[i], zf(i))
@@ -626,7 +698,9 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
     # (a strided one is another compilation of the whole kernel, about 25 s)
     scratch = (np.zeros(segments.shape[:1] + segments.shape[2:], np.float32)
                if save_opt and not single else None)
-    for i in range(nints):
+    if at_once and not single and not save_opt:
+        fitter.fit_integrations(data, groupdq, zeroframe, out=rateints)
+    for i in range(fitter._n_fit, nints):
         opt_out = None
         if save_opt:
             opt_out = IntegrationOptional(

@@ -52,7 +52,7 @@ def _probe(kind):
         return _likely_kernels.integration_kernel
     from ..ramp_fitting import _ols_kernels
 
-    return _ols_kernels.fit_integration_kernel
+    return _ols_kernels.fit_integrations_kernel
 
 
 def _cache_is_empty(kind):
