@@ -192,10 +192,12 @@ def _check_planes(plan, nplanes, dark):
             f"the DARK reference has too few planes ({nplanes}) for the science readout")
 
 
-def _group_darks(dark, plan, ny, nx):
+def _group_darks(dark, plan, ny, nx, kept=False):
     """Yield ``(g, array)``: the dark subtracted from science group ``g``, float32 or float64
     (float64 only for a direct subtraction of an extrapolated plane, which the official code
-    subtracts in float64). The arrays are work buffers, reused for the next group.
+    subtracts in float64). The arrays are work buffers, reused for the next group, unless
+    ``kept``: then each is an array of its own (a plane used as it is in the file is read
+    straight into it, its NaNs zeroed in place).
 
     Planes are read one at a time into a single buffer and accumulated in file order, which
     is the order of the official float32 sum; the two last planes are kept when the dark has
@@ -215,9 +217,12 @@ def _group_darks(dark, plan, ny, nx):
     acc32 = np.empty((ny, nx), np.float32)
     acc64 = None
     for g, start in enumerate(plan.starts):
+        if kept and g:
+            acc32, acc64 = np.empty((ny, nx), np.float32), None
         if plan.direct:
             if start < nm:  # float32 plane: subtracting it in float32 or float64 is the same
-                _accumulate(read(start, buffer), none32, none32, 0, False, False, True, none64, acc32)
+                plane = read(start, acc32 if kept else buffer)
+                _accumulate(plane, none32, none32, 0, False, False, True, none64, acc32)
                 yield g, acc32
             else:
                 if acc64 is None:
@@ -327,7 +332,7 @@ def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes,
         key = ("group darks", plan, ny, nx)
         stored = reuse.get(key)
         if stored is None:
-            stored = [np.array(plane, copy=True) for _, plane in _group_darks(dark, plan, ny, nx)]
+            stored = [plane for _, plane in _group_darks(dark, plan, ny, nx, kept=True)]
             reuse[key] = stored
         for g, dark_plane in enumerate(stored):
             _subtract(data[:, g], dark_plane)
@@ -364,8 +369,8 @@ def _subtract_dark_4d(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nfra
         key = ("group darks", plan, ny, nx, d)
         stored = local.get(key)
         if stored is None:
-            stored = [np.array(plane, copy=True) for _, plane in
-                      _group_darks(_dark_of_integration(dark, d), plan, ny, nx)]
+            stored = [plane for _, plane in
+                      _group_darks(_dark_of_integration(dark, d), plan, ny, nx, kept=True)]
             local[key] = stored
         for g, dark_plane in enumerate(stored):
             _subtract(data[j:end, g], dark_plane)
