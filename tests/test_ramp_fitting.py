@@ -746,3 +746,77 @@ def test_runs_of_integrations_are_checked():
         fitter.fit_integrations(data[:2], gdq[:2], out=ImageProduct.empty((1, 8, 8)))
     with pytest.raises(Ramp2SlopeError, match="one by one"):
         _fitter(exp, save_opt=True).fit_integrations(data[:1], gdq[:1])
+
+
+def _median_rates(exp, **kw):
+    from ramp2slope.ramp_fitting.ols_fit import MedianRates
+
+    return MedianRates(exp["data"].shape, nframes=exp["nframes"], group_time=exp["group_time"],
+                       frame_time=exp["frame_time"], **kw)
+
+
+@pytest.mark.parametrize("case", ["dense", "miri"])
+def test_first_pass_from_blocks_of_rows(case):
+    # MedianRates.add_rows: blocks of every integration's rows, in any order, from the first
+    # rows of larger buffers, give the sums whole integrations give, and a fitter that takes
+    # the pass over fits as one that made it itself
+    kw = {}
+    if case == "dense":
+        exp = make_exposure(21, 4, 6, ny=23, nx=30, chargeloss=True, dense_flags=True)
+    else:
+        exp = make_exposure(22, 4, 7, ny=23, nx=30)
+        exp["groupdq"][:, 0] |= DNU
+        exp["groupdq"][:, -1] |= DNU
+        kw = dict(instrument="MIRI", dnu_groups=np.array([True] + [False] * 5 + [True]))
+    data, gdq = exp["data"], exp["groupdq"]
+    whole = _median_rates(exp, **kw)
+    whole.add(data, gdq)
+    blocks = _median_rates(exp, **kw)
+    assert blocks.takes_rows
+    for y0, rows, room in ((10, 5, 8), (0, 4, 4), (15, 8, 8), (4, 1, 3), (5, 5, 6)):
+        buf_d = np.full(data.shape[:2] + (room,) + data.shape[3:], np.nan, np.float32)
+        buf_g = np.full(buf_d.shape, 255, np.uint8)
+        buf_d[:, :, :rows] = data[:, :, y0:y0 + rows]
+        buf_g[:, :, :rows] = gdq[:, :, y0:y0 + rows]
+        assert not blocks.complete
+        blocks.add_rows(y0, buf_d, buf_g, rows)
+    assert blocks.complete
+    np.testing.assert_array_equal(blocks.sums().view(np.uint64), whole.sums().view(np.uint64))
+    assert blocks.any_unsat0 == whole.any_unsat0
+    rate_one, planes_one = _two_pass(exp, **kw)
+    fitter = _fitter(exp, median_rates=blocks, **kw)
+    out = fitter.fit_integrations(data, gdq)
+    _assert_bits_equal(fitter.finish(), rate_one)
+    for i, b in enumerate(planes_one):
+        _assert_bits_equal(out[i], b)
+
+
+def test_first_pass_from_blocks_is_checked():
+    exp = make_exposure(23, 2, 5, ny=10, nx=12)
+    data, gdq = exp["data"], exp["groupdq"]
+    median = _median_rates(exp)
+    median.add_rows(0, data, gdq, 6)
+    with pytest.raises(Ramp2SlopeError, match="row 5 given twice"):
+        median.add_rows(5, data[:, :, 5:].copy(), gdq[:, :, 5:].copy(), 5)
+    with pytest.raises(Ramp2SlopeError, match="blocks must have shape"):
+        median.add_rows(8, data[:1, :, :4].copy(), gdq[:1, :, :4].copy(), 4)  # 1 integration
+    with pytest.raises(Ramp2SlopeError, match="blocks must have shape"):
+        median.add_rows(8, data[:, :, :4].copy(), gdq[:, :, :4].copy(), 4)    # past row 9
+    with pytest.raises(Ramp2SlopeError, match="add_rows only"):
+        median.add(data, gdq)
+    with pytest.raises(Ramp2SlopeError, match="the median rate needs all 2"):
+        median.sums()
+    with pytest.raises(Ramp2SlopeError, match="other parameters"):
+        _fitter(exp, median_rates=median, firstgroup=1)
+    # the pass needs whole integrations with fitopt counts or a ZEROFRAME the fit uses
+    for kw in (dict(save_opt=True), dict(has_zeroframe=True, suppress_one_group=False)):
+        other = _median_rates(exp, **kw)
+        assert not other.takes_rows
+        with pytest.raises(Ramp2SlopeError, match="needs whole integrations"):
+            other.add_rows(0, data, gdq, 10)
+    # MIRI: the groups cut off the ramps are checked on the blocks too
+    exp["groupdq"][:, 0] |= DNU
+    wrong = _median_rates(exp, instrument="MIRI", dnu_groups=np.zeros(5, bool))
+    wrong.add_rows(0, data[:, :, :3].copy(), gdq[:, :, :3].copy(), 3)
+    with pytest.raises(Ramp2SlopeError, match="groups to fit are"):
+        wrong.add_rows(3, data[:, :, 3:].copy(), gdq[:, :, 3:].copy(), 7)

@@ -126,6 +126,39 @@ def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_r
     assert not [n for n in os.listdir(streamed) if n.startswith(".")]
 
 
+# The ramp fit's first pass made on jump's blocks as they are finished (the default run: no
+# persistence, fitopt or snowballs): every row once, whatever the blocks, the neighbour and
+# after-jump flagging, or a jump product to write; not at all with snowballs.
+@pytest.mark.parametrize("block_rows, jump, rows_expected", [
+    (None, {}, 160),
+    (7, {}, 160),
+    (1, {}, 160),
+    (7, {"flag_4_neighbors": False}, 160),
+    (5, {"after_jump_flag_dn1": 10.0, "after_jump_flag_time1": 30.0}, 160),
+    (None, {"save_results": True}, 160),
+    (None, {"expand_large_events": True, "min_jump_area": 4.0}, 0),
+])
+def test_fit_first_pass_on_jump_blocks(sub160, tmp_path, monkeypatch, block_rows, jump,
+                                       rows_expected):
+    from ramp2slope.ramp_fitting.ols_fit import MedianRates
+
+    given = []
+    add_rows = MedianRates.add_rows
+
+    def spy(self, y0, data, groupdq, rows):
+        given.append((y0, rows))
+        return add_rows(self, y0, data, groupdq, rows)
+
+    monkeypatch.setattr(MedianRates, "add_rows", spy)
+    refdir = os.path.dirname(sub160.refs["mask"])
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"
+    for out, streaming in ((streamed, True), (whole, False)):
+        _run(sub160.uncal, refdir, out, {"jump": dict(jump)}, streaming, block_rows)
+    rows = sorted(y for y0, n in given for y in range(y0, y0 + n))
+    assert rows == list(range(rows_expected))
+    _assert_same_products(streamed, whole)
+
+
 def test_stage_a_references_leave_memory_after_their_last_user(sub160, tmp_path, monkeypatch):
     """Stage A loads each reference once for every integration; in the last integrations each
     one is dropped as soon as no later step of the stage loads it (as the whole-exposure run

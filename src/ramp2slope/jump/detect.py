@@ -306,7 +306,7 @@ def _result(final_dnu_table, shape, group_time, number_crs, number_snowballs, mo
 
 
 def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_time, dnu_table,
-                           block_rows, **parameters):
+                           block_rows, on_rows=None, **parameters):
     """:func:`detect_jumps` for an exposure read and written in blocks of rows.
 
     ``store`` holds the exposure, of shape ``store.shape = (nints, ngroups, ny, nx)``:
@@ -324,6 +324,13 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     (:func:`twopoint.dnu_planes` of the GROUPDQ before the step). ``block_rows`` is the number of
     rows per block (the memory used is about that many rows of every integration). The other
     arguments are those of :func:`detect_jumps`; ``pixeldq`` is modified in place.
+
+    ``on_rows(y0, data, groupdq, rows)``, when given, is called with rows y0 .. y0 + rows - 1 of
+    every integration as the step leaves them, each row once, in the first ``rows`` rows of
+    C-contiguous (nints, ngroups, R, nx) buffers (valid during the call only), so that what
+    comes after jump can be done in the same reading of the exposure. It is not called at all
+    when the step would change flags after the blocks (snowballs, showers) or when detection is
+    skipped.
 
     The flags are exactly those of :func:`detect_jumps` on the whole exposure: detection and
     after-jump flagging only involve one pixel's ramps; neighbour flagging reaches the rows
@@ -379,6 +386,8 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
 
     neighbours = (not skipped) and bool(p["flag_4_neighbors"])
     do_after = (not skipped) and (n1 > 0 or n2 > 0)
+    if skipped or p["expand_large_events"] or p["find_showers"]:
+        on_rows = None
     after_args = (nframes, e1, n1, e2, n2, do_after)
     no_data = np.zeros((1, 1, 1, 1), dtype=np.float32)
     number_crs = -99 if skipped else 0
@@ -410,6 +419,8 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             number_crs += int(twopoint.count_jump_flags(gdq))
         if not neighbours:
             finish(y0, data, gdq, stats, rows)
+            if on_rows is not None:
+                on_rows(y0, data, gdq, rows)
             store.write_gdq_rows(y0, gdq)
             continue
         triggers = np.zeros(gdq.shape, dtype=np.uint8)
@@ -424,16 +435,23 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             twopoint.apply_neighbour_triggers(hgdq, np.zeros_like(hgdq),
                                               np.ascontiguousarray(triggers[:, :, 0]))
             finish(hy, hdata, hgdq, hstats, 1)
+            if on_rows is not None:
+                on_rows(hy, hdata, hgdq, 1)
             held_block[1][:, :, -1:] = hgdq
             store.write_gdq_rows(*held_block)
-        held = (y1 - 1, data[:, :, rows - 1:].copy() if do_after else None,
+        keep_data = do_after or on_rows is not None
+        held = (y1 - 1, data[:, :, rows - 1:].copy() if keep_data else None,
                 gdq[:, :, rows - 1:].copy(), triggers[:, :, rows - 1:].copy(),
                 stats[rows - 1:].copy() if len(stats) else stats)
         if rows > 1:
             finish(y0, data, gdq, stats, rows - 1)
+            if on_rows is not None:
+                on_rows(y0, data, gdq, rows - 1)
         held_block = (y0, gdq.copy())   # the reader fills its buffer again
     if held is not None:
         finish(held[0], held[1], held[2], held[4], 1)
+        if on_rows is not None:
+            on_rows(held[0], held[1], held[2], 1)
         held_block[1][:, :, -1:] = held[2]
         store.write_gdq_rows(*held_block)
 

@@ -59,15 +59,16 @@ class JumpStep(Step):
         return self._detect(model, lambda gain, readnoise, **params: detect_jumps(
             model.data, model.groupdq, model.pixeldq, gain, readnoise, **params))
 
-    def process_in_blocks(self, model, store, dnu_table, block_rows):
-        """``process`` for an exposure held by ``store`` (see ``detect_jumps_in_blocks``).
+    def process_in_blocks(self, model, store, dnu_table, block_rows, on_rows=None):
+        """``process`` for an exposure held by ``store`` (see ``detect_jumps_in_blocks``, which
+        also says what ``on_rows`` is given).
 
         ``model`` carries the metadata and PIXELDQ (its data may be a stand-in of the
         exposure's shape); ``dnu_table`` is the table of all-DO_NOT_USE groups of the GROUPDQ.
         """
         return self._detect(model, lambda gain, readnoise, **params: detect_jumps_in_blocks(
             store, model.pixeldq, gain, readnoise, dnu_table=dnu_table, block_rows=block_rows,
-            **params))
+            on_rows=on_rows, **params))
 
     def _detect(self, model, detector):
         if model.shape[1] <= 2:

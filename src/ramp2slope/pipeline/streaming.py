@@ -12,9 +12,12 @@ bit for bit, while holding about one integration in memory:
    every step takes as it takes a segment file: a run of integrations from an offset.
 2. Jump, on blocks of rows spanning every integration read from the scratch files
    (:func:`~ramp2slope.jump.detect.detect_jumps_in_blocks`), then snowballs per integration.
-3. A pass over the integrations: the ``_jump`` product, persistence (in order, carrying its
-   windows), the ``_persistence`` and ``_ramp`` products, and the ramp fit's first pass (median
-   rates).
+   When nothing changes the ramp after jump's blocks (no snowballs, showers, persistence,
+   picture_frame or clean_flicker_noise) and the fit allows it, the ramp fit's first pass
+   (median rates) is made on each block as jump finishes it.
+3. A pass over the integrations, when there is something to do in it: the ``_jump`` product,
+   persistence (in order, carrying its windows), the ``_persistence`` and ``_ramp`` products,
+   and the ramp fit's first pass if it was not made on jump's blocks.
 4. A second pass: the ramp fit's second pass, writing the rateints (and fitopt) planes into
    their products; then the rate.
 
@@ -432,23 +435,34 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     # jump
     jump = pipe.jump
     jump_writer = None
+    # picture_frame and clean_flicker_noise: each makes a draft rate of the whole exposure,
+    # then corrects the integrations one by one. The jump product is the ramp before them: when
+    # one will change the store, it is written now rather than in the ramp fit's first pass.
+    correctors = (pipe.picture_frame, pipe.clean_flicker_noise)
+    first_pass = None
     if jump.skip:
         jump.record_status(shell, "SKIPPED")
         log.info("%s skipped", jump.name)
     else:
         jit_warmup.wait("jump")   # a first run's compilation is not the step's time
+        if pipe.persistence.skip and all(corrector.skip for corrector in correctors):
+            # nothing changes the ramp between jump and the fit: the fit's first pass is made
+            # on jump's blocks as they are finished, not by reading the exposure once more
+            median = pipe.ramp_fit.begin_median_rates(shell, has_zf, dnu_table)
+            if median is not None:
+                jit_warmup.wait("ramp_fit")
+                first_pass = _FirstPassOnBlocks(median)
         log.info("%s running", jump.name)
         t0, k0 = time.perf_counter(), kernel_clock.seconds()
-        shell = jump.process_in_blocks(shell, store, dnu_table, block_rows)
+        shell = jump.process_in_blocks(shell, store, dnu_table, block_rows, on_rows=first_pass)
         release_free_memory()   # the blocks
-        _log_done(jump, time.perf_counter() - t0, shell, kernel_clock.seconds() - k0)
+        spent, kernels = _FirstPassOnBlocks.spent(first_pass)
+        _log_done(jump, time.perf_counter() - t0 - spent, shell,
+                  kernel_clock.seconds() - k0 - kernels)
+        if first_pass is not None and not first_pass.median.complete:
+            first_pass = None   # jump gave no blocks (snowballs, showers, too few groups)
         if jump.should_save():
             jump_writer = products.start(shell, jump.output_path(step_input), ramp_shapes)
-
-    # picture_frame and clean_flicker_noise: each makes a draft rate of the whole exposure,
-    # then corrects the integrations one by one. The jump product is the ramp before them: when
-    # one will change the store, it is written now rather than in the ramp fit's first pass.
-    correctors = (pipe.picture_frame, pipe.clean_flicker_noise)
     if jump_writer is not None and any(not corrector.skip for corrector in correctors):
         _write_store(products, jump_writer, jump, store)
         jump_writer = None
@@ -487,10 +501,13 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     # ramp fitting, first pass (with the products of the finished ramp)
     ramp_fit = pipe.ramp_fit
     log.info("%s running", ramp_fit.name)
-    fit_clock = (time.perf_counter(), kernel_clock.seconds(), products.setup_s)
+    # the fit's time includes its first pass, wherever that was made
+    spent, kernels = _FirstPassOnBlocks.spent(first_pass)
+    fit_clock = (time.perf_counter() - spent, kernel_clock.seconds() - kernels, products.setup_s)
     fit_start = fit_clock[0]
     jit_warmup.wait("ramp_fit")
-    fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table)
+    fitter = ramp_fit.begin_fit(shell, has_zf, storage=store.extra, dnu_table=dnu_table,
+                                median_rates=None if first_pass is None else first_pass.median)
     pipe._reference_cache.clear()   # the fitter holds what it needs of GAIN and READNOISE
     use_zf = ramp_fit.uses_zeroframe(shell, has_zf)
     # Both passes take as many integrations at a time as stage A did (several of a small
@@ -502,7 +519,10 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
     data = np.empty((per_call, ngroups, ny, nx), dtype=np.float32)
     groupdq = np.empty((per_call, ngroups, ny, nx), dtype=np.uint8)
     zeroframe = np.empty((per_call, ny, nx), dtype=np.float32) if has_zf else None
-    for i, run in _runs(nints, per_call, data, groupdq, zeroframe):
+    first_pass_done = first_pass is not None
+    passing = (not first_pass_done or state is not None
+               or any(writer is not None for writer in (jump_writer, pers_writer, ramp_writer)))
+    for i, run in _runs(nints, per_call, data, groupdq, zeroframe) if passing else ():
         store.read_integrations(i, i + len(run[0]), *run)
         for j, (data_i, groupdq_i, zeroframe_i) in enumerate(_integrations(run), start=i):
             _write_ramp(jump_writer, j, data_i, groupdq_i, zeroframe_i)
@@ -514,7 +534,8 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
                 pers_time += time.perf_counter() - t0
             _write_ramp(pers_writer, j, data_i, groupdq_i, zeroframe_i)
             _write_ramp(ramp_writer, j, data_i, groupdq_i, zeroframe_i)
-        fitter.add_median_rates(run[0], run[1], run[2] if use_zf else None)
+        if not first_pass_done:
+            fitter.add_median_rates(run[0], run[1], run[2] if use_zf else None)
     if jump_writer is not None:
         products.finish(jump_writer, jump)
     if not persistence.skip:
@@ -665,6 +686,29 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
         with withdrawn_on_failure(rateints_path):
             pipe.save_model(rate, input_name=input_name, suffix="rate")
     return rate
+
+
+class _FirstPassOnBlocks:
+    """jump's ``on_rows``: the ramp fit's first pass (a ``MedianRates``) made on jump's blocks,
+    timed apart, so that its time counts as the fit's rather than jump's."""
+
+    def __init__(self, median):
+        self.median = median
+        self.seconds = 0.0
+        self.kernel_seconds = 0.0
+
+    def __call__(self, y0, data, groupdq, rows):
+        t0, k0 = time.perf_counter(), kernel_clock.seconds()
+        self.median.add_rows(y0, data, groupdq, rows)
+        self.seconds += time.perf_counter() - t0
+        self.kernel_seconds += kernel_clock.seconds() - k0
+
+    @staticmethod
+    def spent(first_pass):
+        """(seconds, kernel-loading seconds) spent in ``first_pass`` (None: none)."""
+        if first_pass is None:
+            return 0.0, 0.0
+        return first_pass.seconds, first_pass.kernel_seconds
 
 
 def _write_planes(writer, i, product):

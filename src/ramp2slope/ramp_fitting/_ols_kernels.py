@@ -781,10 +781,11 @@ def _store_block(pfl, pixdq, y, x0, nb, slope, err, var_p, var_r,
 @njit(parallel=True, cache=True, error_model="numpy")
 def dnu_groups_kernel(gdq, first, last, suppress, row_all):
     """``row_all[y, k]`` = 1 when group k is DO_NOT_USE in every pixel of row y of every
-    integration of ``gdq`` (nints, ngroups, ny, nx) once the groups outside ``[first, last]``
+    integration of ``gdq`` (nints, ngroups, rows, nx) once the groups outside ``[first, last]``
     and (``suppress & SUPPRESS_ONE``) the one-good-group ramps have it, else 0 (the DQ stcal's
-    MIRI group discarding looks at)."""
-    nk, ng, ny, nx = gdq.shape
+    MIRI group discarding looks at). The rows are the first ``row_all.shape[0]`` of ``gdq``."""
+    nk, ng, nx = gdq.shape[0], gdq.shape[1], gdq.shape[3]
+    ny = row_all.shape[0]
     for y in prange(ny):
         for k in range(ng):
             row_all[y, k] = 1
@@ -813,12 +814,13 @@ def dnu_groups_kernel(gdq, first, last, suppress, row_all):
 @njit(parallel=True, cache=True, error_model="numpy")
 def median_rate_kernel(data, gdq, zframe, use_zframe, start, stop, first, last, suppress,
                        tgroup, tframe, t1, accum, row_unsat0):
-    """Add the median rate (spec §4.13.3) of each integration of ``data`` (nints, ngroups, ny,
-    nx; groups ``start:stop`` fitted) to ``accum`` (float64, (ny, nx)), in order.
+    """Add the median rate (spec §4.13.3) of each integration of ``data`` (nints, ngroups,
+    rows, nx; groups ``start:stop`` fitted) to ``accum`` (float64, (ny, nx)), in order. The rows
+    are the first ``ny`` of ``data`` (a block of rows, some of which may not be final yet).
 
     ``row_unsat0[y]`` is set to 1 when some pixel of row y is not SATURATED in group 0.
     """
-    nk, ny, nx = data.shape[0], data.shape[2], data.shape[3]
+    nk, ny, nx = data.shape[0], accum.shape[0], data.shape[3]
     ng = stop - start
     bw = _block_width(nx)
     for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):

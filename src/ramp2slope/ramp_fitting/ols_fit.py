@@ -108,6 +108,7 @@ __all__ = [
     "ImageProduct",
     "IntegrationFit",
     "IntegrationOptional",
+    "MedianRates",
     "OLSRampFitter",
     "OptionalProduct",
     "RampFitResult",
@@ -302,16 +303,28 @@ _DUMMY_RATE = ImageProduct(np.zeros((1, 1), np.float32), np.zeros((1, 1), np.flo
                            np.zeros((1, 1), np.float32))
 
 
-class OLSRampFitter:
-    """Streaming OLS_C fitter; see the module docstring for the call sequence."""
+#: The parameters of the first pass that the second must share (OLSRampFitter checks them
+#: when it takes over a MedianRates).
+_PASS_PARAMETERS = ("shape", "first", "last", "suppress", "has_zeroframe", "kept_groups",
+                    "_mode", "tgroup", "tframe", "t1", "save_opt")
 
-    def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, group_time, frame_time,
-                 groupgap=0, drop_frames1=0, average_dark_current=None, suppress_one_group=True,
+
+class MedianRates:
+    """The first pass of the OLS_C fit on its own: each pixel's median rate summed over the
+    integrations (float64), whether some pixel is not SATURATED in group 0, and with save_opt
+    the fitopt slot counts; for MIRI, the check of the groups cut off the ramps.
+
+    Arguments as for :class:`OLSRampFitter`, which makes one of these unless given one
+    (``median_rates``). It needs no reference file, so the pipeline starts it before jump and
+    feeds it jump's blocks of rows as they are finished (:meth:`add_rows`), rather than
+    reading every integration once more after jump.
+    """
+
+    def __init__(self, shape, *, nframes, group_time, frame_time, suppress_one_group=True,
                  firstgroup=None, lastgroup=None, save_opt=False, has_zeroframe=False,
-                 instrument=None, dnu_groups=None, _copy_pixeldq=True, _dnu_exact=False):
-        # _copy_pixeldq=False (fit_ramps) reads ``pixeldq`` in place: the caller must leave it
-        # unchanged until finish(). _dnu_exact: dnu_groups was computed by all_dnu_groups from
-        # every integration, so pass 1 need not check it.
+                 instrument=None, dnu_groups=None, _dnu_exact=False):
+        # _dnu_exact: dnu_groups was computed by all_dnu_groups from every integration, so
+        # the pass need not check it.
         if len(shape) != 4:
             raise Ramp2SlopeError(f"ramp fitting needs a 4-D ramp, got shape {tuple(shape)}")
         nints, ngroups, ny, nx = (int(v) for v in shape)
@@ -319,13 +332,10 @@ class OLSRampFitter:
             raise Ramp2SlopeError("ramp fitting needs at least one integration and one group")
         self.shape = (nints, ngroups, ny, nx)
         self.nints, self.ngroups, self.ny, self.nx = nints, ngroups, ny, nx
-        for name, arr in (("gain", gain), ("readnoise", readnoise), ("pixeldq", pixeldq)):
-            if np.shape(arr) != (ny, nx):
-                raise Ramp2SlopeError(
-                    f"{name} has shape {np.shape(arr)}, the science data needs {(ny, nx)}")
         nframes = int(nframes)
         if nframes < 1:
             raise Ramp2SlopeError(f"NFRAMES must be at least 1, got {nframes}")
+        self.nframes = nframes
         self.save_opt = bool(save_opt)
         self.suppress = bool(suppress_one_group) and ngroups > 1
         self.first, self.last = group_range(ngroups, firstgroup, lastgroup)
@@ -351,12 +361,191 @@ class OLSRampFitter:
         self._fit_first, self._fit_last = self.first - start, self.last - start
         self._mode = ((K.SUPPRESS_ONE if self.suppress else 0)
                       | (K.CLEAR_JUMP0 if start > 0 else 0))
-        fit_ngroups = stop - start
 
         # stcal reads the times as C floats, then works in double.
         self.tgroup = float(np.float32(group_time))
         self.tframe = float(np.float32(frame_time))
         self.t1 = (float(nframes) + 1.0) * self.tframe / 2.0
+
+        self._sum = None            # allocated on first use (a one-integration fit needs none)
+        self._row_unsat0 = np.zeros(ny, np.uint8)
+        self.count = 0              # integrations added
+        self.any_unsat0 = False
+        self.nseg_max = 0
+        self.ncr_max = 0
+        self._rows_done = None      # add_rows: the rows added, of every integration
+
+    def _check_integration(self, data_i, gdq_i):
+        shape = (self.ngroups, self.ny, self.nx)
+        if np.shape(data_i) != shape or np.shape(gdq_i) != shape:
+            raise Ramp2SlopeError(
+                f"integration arrays must have shape {shape}, got {np.shape(data_i)} and "
+                f"{np.shape(gdq_i)}")
+
+    def _run_arrays(self, data, gdq, zeroframe):
+        """A run of integrations as the kernels take it: (data, gdq, zframe, use_zframe), the
+        first two (k, ngroups, ny, nx), the ZEROFRAME (k, ny, nx) or a stand-in."""
+        shape = (self.ngroups, self.ny, self.nx)
+        if (np.ndim(data) != 4 or np.shape(data)[1:] != shape or np.shape(gdq) != np.shape(data)
+                or np.shape(data)[0] < 1):
+            raise Ramp2SlopeError(
+                f"the arrays of a run of integrations must have shape (k, {', '.join(map(str, shape))}) "
+                f"with k >= 1, got {np.shape(data)} and {np.shape(gdq)}")
+        data = _native(data, np.float32)
+        gdq = _native(gdq, np.uint8)
+        if not self.uses_zeroframe or zeroframe is None:
+            return data, gdq, _DUMMY_ZF3, False
+        planes = (data.shape[0], self.ny, self.nx)
+        if np.shape(zeroframe) != planes:
+            raise Ramp2SlopeError(
+                f"zeroframe planes have shape {np.shape(zeroframe)}, need {planes}")
+        return data, gdq, _native(zeroframe, np.float32), True
+
+    @property
+    def uses_zeroframe(self):
+        """Whether a ZEROFRAME given with the ramps is used (not with one-group suppression)."""
+        return self.has_zeroframe and not self.suppress
+
+    @property
+    def takes_rows(self):
+        """Whether :meth:`add_rows` may be used: without a ZEROFRAME to use and without save_opt
+        (which count the fitopt slots of whole integrations)."""
+        return not self.uses_zeroframe and not self.save_opt and self.count == 0
+
+    def add(self, data, groupdq, zeroframe=None):
+        """The next k integrations (``data``, ``groupdq`` (k, ngroups, ny, nx), ``zeroframe``
+        (k, ny, nx)), in order."""
+        if self._rows_done is not None:
+            raise Ramp2SlopeError("the first pass was given blocks of rows: add_rows only")
+        data, gdq, zf, use_zf = self._run_arrays(data, groupdq, zeroframe)
+        count = data.shape[0]
+        if self.count + count > self.nints:
+            raise Ramp2SlopeError("add_median_rate called more often than there are integrations")
+        if self._dnu_seen is not None:
+            self._dnu_seen &= all_dnu_groups(gdq, self.first, self.last, self.suppress)
+            if self.count + count == self.nints:
+                self._check_kept_groups()
+        if not self.too_few_groups:
+            K.median_rate_kernel(data, gdq, zf, use_zf, self._start, self._stop,
+                                 self._fit_first, self._fit_last, self._mode, self.tgroup,
+                                 self.tframe, self.t1, self._sums(), self._row_unsat0)
+            self.any_unsat0 = self.any_unsat0 or bool(self._row_unsat0.any())
+            if self.save_opt:
+                self.count_slots(data, gdq, zf, use_zf)
+        self.count += count
+
+    def add_rows(self, y0, data, groupdq, rows):
+        """Rows ``y0 .. y0 + rows - 1`` of every integration at once, from the first ``rows``
+        rows of ``data`` and ``groupdq`` (float32 and uint8 (nints, ngroups, R, nx), R >= rows,
+        C-contiguous: a block of jump's). Each row once, in any order; the pass is complete once
+        every row has been given. Not with ``takes_rows`` False."""
+        if self._rows_done is None:
+            if not self.takes_rows:
+                raise Ramp2SlopeError("the first pass needs whole integrations here (a ZEROFRAME "
+                                      "to use, save_opt, or integrations already given)")
+            self._rows_done = np.zeros(self.ny, bool)
+        shape = (self.nints, self.ngroups)
+        if (np.ndim(data) != 4 or np.shape(data)[:2] != shape or np.shape(data)[3] != self.nx
+                or np.shape(groupdq) != np.shape(data) or not 0 < rows <= np.shape(data)[2]
+                or not 0 <= y0 <= self.ny - rows):
+            raise Ramp2SlopeError(
+                f"rows {y0}..{y0 + rows - 1} of the first pass: blocks must have shape "
+                f"({self.nints}, {self.ngroups}, >= rows, {self.nx}) within {self.ny} rows, got "
+                f"{np.shape(data)} and {np.shape(groupdq)}")
+        if not (_is_native(data, np.float32) and _is_native(groupdq, np.uint8)):
+            raise Ramp2SlopeError("the first pass takes C-contiguous float32 and uint8 blocks")
+        done = self._rows_done[y0:y0 + rows]
+        if done.any():
+            raise Ramp2SlopeError(f"row {y0 + int(np.argmax(done))} given twice to the first pass")
+        if self._dnu_seen is not None:
+            rows_all = np.empty((rows, self.ngroups), np.uint8)
+            K.dnu_groups_kernel(groupdq, self.first, self.last,
+                                K.SUPPRESS_ONE if self.suppress else 0, rows_all)
+            self._dnu_seen &= rows_all.all(axis=0).astype(bool)
+        if not self.too_few_groups:
+            K.median_rate_kernel(data, groupdq, _DUMMY_ZF3, False, self._start, self._stop,
+                                 self._fit_first, self._fit_last, self._mode, self.tgroup,
+                                 self.tframe, self.t1, self._sums()[y0:y0 + rows],
+                                 self._row_unsat0[y0:y0 + rows])
+            self.any_unsat0 = self.any_unsat0 or bool(self._row_unsat0[y0:y0 + rows].any())
+        done[...] = True
+        if self._rows_done.all():
+            if self._dnu_seen is not None:
+                self._check_kept_groups()
+            self.count = self.nints
+
+    def _sums(self):
+        if self._sum is None:
+            self._sum = np.zeros((self.ny, self.nx), np.float64)
+        return self._sum
+
+    def _check_kept_groups(self):
+        exact = miri_kept_groups(self._dnu_seen)
+        if exact != self.kept_groups:
+            raise Ramp2SlopeError(
+                f"MIRI ramp fitting: the groups to fit are {exact} (start, stop) from the group "
+                f"DQ but {self.kept_groups} from dnu_groups; pass the groups DO_NOT_USE in every "
+                f"pixel after one-group suppression (all_dnu_groups)")
+
+    def count_slots(self, data, gdq, zf, use_zf):
+        """The fitopt slot counts of a run of integrations (arrays as ``_run_arrays`` gives)."""
+        nseg_rows = np.zeros(self.ny, np.int64)
+        ncr_rows = np.zeros(self.ny, np.int64)
+        K.count_slots_kernel(data, gdq, zf, use_zf, self._start, self._stop, self._fit_first,
+                             self._fit_last, self._mode, nseg_rows, ncr_rows)
+        if self.ny:
+            self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
+            self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
+
+    @property
+    def complete(self):
+        return self.count == self.nints
+
+    def sums(self):
+        """The sums over the integrations (float64 (ny, nx)), once every integration is in."""
+        if not self.complete:
+            raise Ramp2SlopeError(
+                f"the median rate needs all {self.nints} integrations, got {self.count}")
+        return self._sum
+
+
+class OLSRampFitter:
+    """Streaming OLS_C fitter; see the module docstring for the call sequence.
+
+    ``median_rates``: a :class:`MedianRates` made with the same arguments, which this fitter
+    takes over (its first pass, done or under way)."""
+
+    def __init__(self, shape, gain, readnoise, pixeldq, *, nframes, group_time, frame_time,
+                 groupgap=0, drop_frames1=0, average_dark_current=None, suppress_one_group=True,
+                 firstgroup=None, lastgroup=None, save_opt=False, has_zeroframe=False,
+                 instrument=None, dnu_groups=None, median_rates=None, _copy_pixeldq=True,
+                 _dnu_exact=False):
+        # _copy_pixeldq=False (fit_ramps) reads ``pixeldq`` in place: the caller must leave it
+        # unchanged until finish(). _dnu_exact: see MedianRates.
+        median = MedianRates(
+            shape, nframes=nframes, group_time=group_time, frame_time=frame_time,
+            suppress_one_group=suppress_one_group, firstgroup=firstgroup, lastgroup=lastgroup,
+            save_opt=save_opt, has_zeroframe=has_zeroframe, instrument=instrument,
+            dnu_groups=dnu_groups, _dnu_exact=_dnu_exact)
+        if median_rates is not None:
+            differ = [name for name in _PASS_PARAMETERS
+                      if getattr(median_rates, name) != getattr(median, name)]
+            if differ:
+                raise Ramp2SlopeError(f"the first pass given was made with other parameters "
+                                      f"({', '.join(differ)})")
+            median = median_rates
+        self._median = median
+        nints, ngroups, ny, nx = self.shape = median.shape
+        self.nints, self.ngroups, self.ny, self.nx = nints, ngroups, ny, nx
+        for name in ("save_opt", "suppress", "first", "last", "has_zeroframe", "miri",
+                     "kept_groups", "too_few_groups", "_start", "_stop", "_fit_first",
+                     "_fit_last", "_mode", "tgroup", "tframe", "t1"):
+            setattr(self, name, getattr(median, name))
+        for name, arr in (("gain", gain), ("readnoise", readnoise), ("pixeldq", pixeldq)):
+            if np.shape(arr) != (ny, nx):
+                raise Ramp2SlopeError(
+                    f"{name} has shape {np.shape(arr)}, the science data needs {(ny, nx)}")
+        nframes = median.nframes
         drop = 0 if drop_frames1 is None else int(drop_frames1)
         self.ped_factor = ((nframes + 1) / 2.0 + drop) / (nframes + int(groupgap))
 
@@ -379,115 +568,60 @@ class OLSRampFitter:
             self.pixeldq = _native(pixeldq, np.uint32)
         # Optimal-weight factors for every segment length; beyond _MAX_TABLE_GROUPS they are
         # computed inline instead (same values, more powf calls).
+        fit_ngroups = self._stop - self._start
         if fit_ngroups <= _MAX_TABLE_GROUPS:
             self._wtable = K.weight_table(fit_ngroups)
         else:
             self._wtable = np.zeros((0, K.POWERS.size, 0), np.float64)
 
-        # Exposure sums, allocated on first use (a one-integration fit_ramps needs none).
-        self._mrate_acc = None
-        self._row_unsat0 = np.zeros(ny, np.uint8)
-        self._n_median = 0
-        self._any_unsat0 = False
-        self.nseg_max = 0
-        self.ncr_max = 0
-
         self._acc = None
         self._n_fit = 0
 
-    # -- helpers ------------------------------------------------------------------------------
-    def _check_integration(self, data_i, gdq_i):
-        shape = (self.ngroups, self.ny, self.nx)
-        if np.shape(data_i) != shape or np.shape(gdq_i) != shape:
-            raise Ramp2SlopeError(
-                f"integration arrays must have shape {shape}, got {np.shape(data_i)} and "
-                f"{np.shape(gdq_i)}")
-
-    def _run_arrays(self, data, gdq, zeroframe):
-        """A run of integrations as the kernels take it: (data, gdq, zframe, use_zframe), the
-        first two (k, ngroups, ny, nx), the ZEROFRAME (k, ny, nx) or a stand-in."""
-        shape = (self.ngroups, self.ny, self.nx)
-        if (np.ndim(data) != 4 or np.shape(data)[1:] != shape or np.shape(gdq) != np.shape(data)
-                or np.shape(data)[0] < 1):
-            raise Ramp2SlopeError(
-                f"the arrays of a run of integrations must have shape (k, {', '.join(map(str, shape))}) "
-                f"with k >= 1, got {np.shape(data)} and {np.shape(gdq)}")
-        data = _native(data, np.float32)
-        gdq = _native(gdq, np.uint8)
-        if zeroframe is None or not self.has_zeroframe or self.suppress:
-            return data, gdq, _DUMMY_ZF3, False
-        planes = (data.shape[0], self.ny, self.nx)
-        if np.shape(zeroframe) != planes:
-            raise Ramp2SlopeError(
-                f"zeroframe planes have shape {np.shape(zeroframe)}, need {planes}")
-        return data, gdq, _native(zeroframe, np.float32), True
-
     # -- pass 1 -------------------------------------------------------------------------------
+    @property
+    def median_rates(self):
+        """The first pass (:class:`MedianRates`)."""
+        return self._median
+
     def add_median_rate(self, data_i, groupdq_i, zeroframe_i=None):
         """Pass 1 for one integration: its median rate, the SAT-in-group-0 check, slot counts."""
-        self._check_integration(data_i, groupdq_i)
+        self._median._check_integration(data_i, groupdq_i)
         self.add_median_rates(np.asarray(data_i)[np.newaxis], np.asarray(groupdq_i)[np.newaxis],
                               None if zeroframe_i is None else np.asarray(zeroframe_i)[np.newaxis])
 
     def add_median_rates(self, data, groupdq, zeroframe=None):
         """Pass 1 for the next k integrations at once (``data``, ``groupdq`` (k, ngroups, ny,
         nx), ``zeroframe`` (k, ny, nx)): the same sums as k calls of add_median_rate."""
-        data, gdq, zf, use_zf = self._run_arrays(data, groupdq, zeroframe)
-        count = data.shape[0]
-        if self._n_median + count > self.nints:
-            raise Ramp2SlopeError("add_median_rate called more often than there are integrations")
-        if self._dnu_seen is not None:
-            self._dnu_seen &= all_dnu_groups(gdq, self.first, self.last, self.suppress)
-            if self._n_median + count == self.nints:
-                self._check_kept_groups()
-        if self.too_few_groups:
-            self._n_median += count
-            return
-        if self._mrate_acc is None:
-            self._mrate_acc = np.zeros((self.ny, self.nx), np.float64)
-        K.median_rate_kernel(data, gdq, zf, use_zf, self._start, self._stop, self._fit_first,
-                             self._fit_last, self._mode, self.tgroup, self.tframe, self.t1,
-                             self._mrate_acc, self._row_unsat0)
-        if not self._any_unsat0:
-            self._any_unsat0 = bool(self._row_unsat0.any())
-        if self.save_opt:
-            self._count_slots(data, gdq, zf, use_zf)
-        self._n_median += count
+        self._median.add(data, groupdq, zeroframe)
 
-    def _check_kept_groups(self):
-        exact = miri_kept_groups(self._dnu_seen)
-        if exact != self.kept_groups:
-            raise Ramp2SlopeError(
-                f"MIRI ramp fitting: the groups to fit are {exact} (start, stop) from the group "
-                f"DQ but {self.kept_groups} from dnu_groups; pass the groups DO_NOT_USE in every "
-                f"pixel after one-group suppression (all_dnu_groups)")
+    @property
+    def nseg_max(self):
+        return self._median.nseg_max
 
-    def _count_slots(self, data_i, gdq_i, zf, use_zf):
-        nseg_rows = np.zeros(self.ny, np.int64)
-        ncr_rows = np.zeros(self.ny, np.int64)
-        K.count_slots_kernel(data_i, gdq_i, zf, use_zf, self._start, self._stop, self._fit_first,
-                             self._fit_last, self._mode, nseg_rows, ncr_rows)
-        if self.ny:
-            self.nseg_max = max(self.nseg_max, int(nseg_rows.max()))
-            self.ncr_max = max(self.ncr_max, int(ncr_rows.max()))
+    @property
+    def ncr_max(self):
+        return self._median.ncr_max
 
     @property
     def all_saturated(self):
         """True when stcal writes no product: every pixel of every integration seen so far is
         SAT in group 0, or (MIRI, ``too_few_groups``) fewer than 2 groups are left to fit."""
-        return self.too_few_groups or not self._any_unsat0
+        return self.too_few_groups or not self._median.any_unsat0
 
     def _median_rate_sum(self):
-        if self._n_median != self.nints:
-            raise Ramp2SlopeError(
-                f"the median rate needs all {self.nints} integrations, got {self._n_median}")
-        return self._mrate_acc
+        return self._median.sums()
 
     @property
     def median_rate(self):
         """Mean over integrations of the per-integration median rates (float64, DN/s)."""
         # stcal divides by (float) nints; the kernel divides each pixel's sum the same way.
         return self._median_rate_sum() / float(self.nints)
+
+    def _run_arrays(self, data, gdq, zeroframe):
+        return self._median._run_arrays(data, gdq, zeroframe)
+
+    def _check_integration(self, data_i, gdq_i):
+        self._median._check_integration(data_i, gdq_i)
 
     def _accumulators(self):
         if self._acc is None:
@@ -572,8 +706,8 @@ class OLSRampFitter:
         from the ramp being fitted, and the rate product is written straight to ``rate``
         (an ``ImageProduct`` of 2-D arrays) without exposure sums. Replaces add_median_rate,
         fit_integration and finish; the all-saturated case must be checked by the caller.
-        With save_opt, the slot counts must have been set (``_count_slots``)."""
-        if self.nints != 1 or self._n_median or self._n_fit:
+        With save_opt, the slot counts must have been set (``MedianRates.count_slots``)."""
+        if self.nints != 1 or self._median.count or self._n_fit:
             raise Ramp2SlopeError("_fit_only_integration needs a fresh one-integration fitter")
         self._check_integration(data_i, groupdq_i)
         data, gdq, zf, use_zf = self._run_arrays(
@@ -583,8 +717,8 @@ class OLSRampFitter:
         acc = (_DUMMY_F64,) * 4 + (_DUMMY_U8,)
         self._run_fit_kernel(data, gdq, zf, use_zf, _DUMMY_F64, 1.0, True, out[np.newaxis], acc,
                              rate, seg_out, ped_out, cr_out)
-        self._n_median = self._n_fit = 1
-        self._any_unsat0 = True
+        self._median.count = self._n_fit = 1
+        self._median.any_unsat0 = True
         out.flag_nan_do_not_use()
         rate.flag_nan_do_not_use()
         return IntegrationFit(rateints=out, optional=opt_out)
@@ -672,7 +806,7 @@ def _fit_ramps(data, groupdq, pixeldq, gain, readnoise, nframes, group_time, fra
     single = nints == 1
     if single:
         if save_opt:
-            fitter._count_slots(*fitter._run_arrays(
+            fitter.median_rates.count_slots(*fitter._run_arrays(
                 data[:1], groupdq[:1], None if zeroframe is None else zeroframe[:1]))
     elif at_once:
         fitter.add_median_rates(data, groupdq, zeroframe)

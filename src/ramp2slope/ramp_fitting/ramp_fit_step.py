@@ -10,7 +10,7 @@ from ..references import load_gain, load_readnoise
 from ..stpipe import Step
 from ..stpipe.naming import make_output_path
 from .likely_fit import MIN_NGROUPS, LikelyRampFitter, fit_ramps_likely
-from .ols_fit import OLSRampFitter, fit_ramps, group_range
+from .ols_fit import MedianRates, OLSRampFitter, fit_ramps, group_range
 
 __all__ = ["RampFitStep", "set_groupdq"]
 
@@ -60,7 +60,32 @@ class RampFitStep(Step):
     # an OLSRampFitter set up as process() sets up fit_ramps (with the same checks, references
     # and metadata); then no_slopes(model) when the fitter finds every pixel saturated, or
     # products(model, rate, rateints) for the output models.
-    def begin_fit(self, model, has_zeroframe, storage=None, dnu_table=None):
+    def begin_median_rates(self, model, has_zeroframe, dnu_table):
+        """The OLS_C fit's first pass (:class:`MedianRates`) for ``model`` (which may hold
+        metadata only), to be given blocks of rows before the fit begins and then passed to
+        :meth:`begin_fit`; None where the first pass needs whole integrations (LIKELY, explicit
+        read times, fitopt products, a ZEROFRAME the fit uses: ``MedianRates.takes_rows``).
+        Needs no reference file."""
+        if self._asks_likely(model):
+            return None
+        params = self._fit_parameters(model)
+        for name in ("groupgap", "drop_frames1", "average_dark_current"):   # the fit's own
+            del params[name]
+        median = MedianRates(model.shape, has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
+                             dnu_groups=self._dnu_groups(model, dnu_table),
+                             instrument=model.meta.instrument.name, **params)
+        return median if median.takes_rows else None
+
+    def _dnu_groups(self, model, dnu_table):
+        if dnu_table is None:
+            return None
+        dnu_groups = np.asarray(dnu_table, bool).all(axis=0)
+        first, last = group_range(model.shape[1], self.firstgroup, self.lastgroup)
+        dnu_groups[:first] = True
+        dnu_groups[last + 1:] = True
+        return dnu_groups
+
+    def begin_fit(self, model, has_zeroframe, storage=None, dnu_table=None, median_rates=None):
         """An :class:`OLSRampFitter` (or, for LIKELY, a :class:`LikelyRampFitter`, whose
         ``finish`` leaves the chi squared for ``save_chisq`` in its ``chisq``, and which keeps
         its per-integration planes in ``storage`` when given) for ``model`` (which may hold
@@ -68,7 +93,8 @@ class RampFitStep(Step):
 
         ``dnu_table``: bool (nints, ngroups), the groups DO_NOT_USE in every pixel of each
         integration; OLS_C needs it for MIRI to know the groups stcal drops before the first
-        pass (the fitter checks it, and raises if the exposure needed another choice)."""
+        pass (the fitter checks it, and raises if the exposure needed another choice).
+        ``median_rates``: the first pass, made by :meth:`begin_median_rates` and complete."""
         gain, readnoise = self._prepare(model)
         if self.likely(model):
             return LikelyRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
@@ -76,15 +102,10 @@ class RampFitStep(Step):
                                     storage=storage,
                                     read_times=model.meta.exposure.read_times or None,
                                     **self._fit_parameters(model))
-        dnu_groups = None
-        if dnu_table is not None:
-            dnu_groups = np.asarray(dnu_table, bool).all(axis=0)
-            first, last = group_range(model.shape[1], self.firstgroup, self.lastgroup)
-            dnu_groups[:first] = True
-            dnu_groups[last + 1:] = True
         return OLSRampFitter(model.shape, gain.data, readnoise.data, model.pixeldq,
                              has_zeroframe=self.uses_zeroframe(model, has_zeroframe),
-                             dnu_groups=dnu_groups, instrument=model.meta.instrument.name,
+                             dnu_groups=self._dnu_groups(model, dnu_table),
+                             instrument=model.meta.instrument.name, median_rates=median_rates,
                              **self._fit_parameters(model))
 
     def uses_zeroframe(self, model, has_zeroframe):
