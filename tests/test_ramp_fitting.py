@@ -808,6 +808,9 @@ def test_first_pass_from_blocks_is_checked():
         median.sums()
     with pytest.raises(Ramp2SlopeError, match="other parameters"):
         _fitter(exp, median_rates=median, firstgroup=1)
+    # a missing frame time (NaN in both) is the same parameter
+    no_tframe = dict(exp, frame_time=None)
+    _fitter(no_tframe, median_rates=_median_rates(no_tframe))
     # the pass needs whole integrations with fitopt counts or a ZEROFRAME the fit uses
     for kw in (dict(save_opt=True), dict(has_zeroframe=True, suppress_one_group=False)):
         other = _median_rates(exp, **kw)

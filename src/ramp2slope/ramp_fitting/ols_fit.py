@@ -92,6 +92,7 @@ Where the spec and the running stcal 1.20 differ, this module follows stcal:
   1e6 and above.
 """
 import logging
+import math
 from dataclasses import dataclass
 
 import numba
@@ -307,6 +308,13 @@ _DUMMY_RATE = ImageProduct(np.zeros((1, 1), np.float32), np.zeros((1, 1), np.flo
 #: when it takes over a MedianRates).
 _PASS_PARAMETERS = ("shape", "first", "last", "suppress", "has_zeroframe", "kept_groups",
                     "_mode", "tgroup", "tframe", "t1", "save_opt")
+
+
+def _same(a, b):
+    """Equal, NaN included (a missing TFRAME makes the frame time NaN in both)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
 
 
 class MedianRates:
@@ -529,7 +537,7 @@ class OLSRampFitter:
             dnu_groups=dnu_groups, _dnu_exact=_dnu_exact)
         if median_rates is not None:
             differ = [name for name in _PASS_PARAMETERS
-                      if getattr(median_rates, name) != getattr(median, name)]
+                      if not _same(getattr(median_rates, name), getattr(median, name))]
             if differ:
                 raise Ramp2SlopeError(f"the first pass given was made with other parameters "
                                       f"({', '.join(differ)})")
