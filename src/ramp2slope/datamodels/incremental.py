@@ -186,13 +186,18 @@ class IncrementalWriter:
         """The attributes still to be filled, with their full shapes."""
         return {name: ext.shape for name, ext in self._extensions.items()}
 
+    def _extension(self, attr):
+        """The deferred extension of ``attr``; None for one with nothing to write."""
+        ext = self._extensions.get(attr)
+        if ext is None and attr not in self._empty:
+            raise Ramp2SlopeError(f"{self.path}: {attr} is not written incrementally")
+        return ext
+
     def write(self, attr, index, array):
         """Write ``array`` as ``[index]`` of the extension of ``attr`` (shape ``shape[1:]``)."""
-        ext = self._extensions.get(attr)
+        ext = self._extension(attr)
         if ext is None:
-            if attr in self._empty:
-                return
-            raise Ramp2SlopeError(f"{self.path}: {attr} is not written incrementally")
+            return
         array = np.asarray(array)
         if array.shape != ext.shape[1:]:
             raise Ramp2SlopeError(f"{self.path}: {attr}[{index}] must have shape {ext.shape[1:]}, "
@@ -213,11 +218,9 @@ class IncrementalWriter:
         """Write ``planes`` (k, shape[1:]) as ``[index]`` ... ``[index + k - 1]`` of the extension
         of ``attr``: consecutive in the file, so a few MB go in one system call (the products of
         a series of small frames are written a few integrations at a time)."""
-        ext = self._extensions.get(attr)
+        ext = self._extension(attr)
         if ext is None:
-            if attr in self._empty:
-                return
-            raise Ramp2SlopeError(f"{self.path}: {attr} is not written incrementally")
+            return
         planes = np.asarray(planes)
         count = planes.shape[0] if planes.ndim == len(ext.shape) else -1
         if count < 0 or planes.shape[1:] != ext.shape[1:]:
