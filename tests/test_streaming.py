@@ -225,8 +225,8 @@ def test_scratch_store_in_memory_and_in_files(tmp_path, budget, expected):
     store = ScratchStore(str(tmp_path), data.shape, zeroframe=True, memory_budget=budget)
     try:
         assert store.in_memory == expected
-        for i in range(3):
-            store.write_integration(i, data[i], gdq[i], zf[i])
+        store.write_integration(0, data[0], gdq[0], zf[0])
+        store.write_integrations(1, data[1:], gdq[1:], zf[1:])
         block_d = np.empty((3, 4, 2, 6), np.float32)
         block_g = np.empty((3, 4, 2, 6), np.uint8)
         store.read_rows(2, 4, block_d, block_g)
@@ -271,8 +271,10 @@ def test_row_blocks_of_scratch_files(tmp_path, monkeypatch, block_rows, iov_max,
     try:
         assert store.in_memory == {"data": False, "groupdq": False}
         assert store.block_rows == (block_rows or 50)
-        for i in range(3):
-            store.write_integration(i, data[i], gdq[i])
+        store.write_integrations(0, data[:2], gdq[:2])       # a run, then one integration
+        store.write_integration(2, data[2], gdq[2])
+        with pytest.raises(Ramp2SlopeError, match="needs arrays of shape"):
+            store.write_integrations(2, data[:2])            # past the last integration
         for y0, y1 in ((0, 17), (17, 34), (34, 50)):
             block_d = np.empty((3, 4, y1 - y0, 70), np.float32)
             block_g = np.empty((3, 4, y1 - y0, 70), np.uint8)

@@ -139,8 +139,11 @@ class RampSource:
             spec = RampModel._spec(attr)
             shape = (stop - integration,) + tuple(self._hdus[attr].shape[1:])
             array = np.empty(shape, dtype=spec.dtype)
-            for j in range(stop - integration):
-                self.read(attr, integration + j, out=array[j])
+            if self._layouts[attr].fast:   # the run in one read (consecutive in the file)
+                self._layouts[attr].read(spec.dtype, slice(integration, stop), out=array)
+            else:
+                for j in range(stop - integration):
+                    self.read(attr, integration + j, out=array[j])
             model._arrays[attr] = array
         model._path = self.path
         return model

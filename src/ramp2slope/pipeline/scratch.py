@@ -479,6 +479,17 @@ class ScratchStore:
             if array is not None:
                 store.write_integration(i, array)
 
+    def write_integrations(self, start, data=None, groupdq=None, zeroframe=None):
+        """Store integrations start, start + 1, ... from (k, ngroups, ny, nx) and (k, ny, nx)
+        arrays (each one only when given): as write_integration, in fewer, larger transfers."""
+        for store, array in ((self._data, data), (self._gdq, groupdq), (self._zf, zeroframe)):
+            if array is not None:
+                if array.ndim != len(store.shape) or array.shape[1:] != store.shape[1:] \
+                        or not 0 <= start <= store.shape[0] - array.shape[0]:
+                    raise Ramp2SlopeError(f"scratch write of integrations {start}.. needs arrays "
+                                          f"of shape (k,) + {store.shape[1:]}, got {array.shape}")
+                store.write_integration(start, array)
+
     def read_integration(self, i, data=None, groupdq=None, zeroframe=None):
         """Fill the given buffers with integration i."""
         for store, out in ((self._data, data), (self._gdq, groupdq), (self._zf, zeroframe)):

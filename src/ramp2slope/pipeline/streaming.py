@@ -332,8 +332,8 @@ def _stage_a(pipe, source, make_store, products):
             for j in range(stop - i):
                 any_sat |= np.any(groupdq[j] & _SAT, axis=0)
                 any_floor |= np.any(groupdq[j] & _AD_FLOOR, axis=0)
-                store.write_integration(i + j, model.data[j], groupdq[j],
-                                        model.zeroframe[j] if store.has_zeroframe else None)
+            store.write_integrations(i, model.data, groupdq,
+                                     model.zeroframe if store.has_zeroframe else None)
             if i == 0:
                 first = model
                 first.pixeldq  # noqa: B018  (creates the default PIXELDQ if no step made one)
