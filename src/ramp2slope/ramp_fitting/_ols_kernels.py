@@ -823,8 +823,15 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, start, stop, first, last, 
     nk, ny, nx = data.shape[0], accum.shape[0], data.shape[3]
     ng = stop - start
     bw = _block_width(nx)
-    for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
+    # A task is a few rows of one block of columns; the more integrations a call holds, the
+    # fewer rows (down to one): each row is then work enough for its buffers, and a block of
+    # jump's (13 rows of a 256x2048 series of 50 integrations) splits evenly between threads.
+    rows = max(1, ROWS_PER_TASK // nk)
+    nxb = (nx + bw - 1) // bw
+    for task in prange(((ny + rows - 1) // rows) * nxb):
+        y_task, x0 = task // nxb, (task % nxb) * bw
+        nb = min(bw, nx - x0)
+        # work buffers once per task, not once per row (see ROWS_PER_TASK)
         d = np.empty(ng, np.float64)
         g = np.empty(ng, np.uint32)
         og = np.empty(ng, np.uint32)
@@ -832,22 +839,20 @@ def median_rate_kernel(data, gdq, zframe, use_zframe, start, stop, first, last, 
         cnt = np.empty(bw, np.int64)
         mval = np.empty(bw, np.float64)
         pfl = np.empty(bw, np.int32)
-        for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
+        for y in range(y_task * rows, min(ny, (y_task + 1) * rows)):
             unsat0 = False
             for j in range(nk):
                 dj, gj = data[j, start:stop], gdq[j, start:stop]
                 zj = zframe[j] if use_zframe else zframe[0]
-                for x0 in range(0, nx, bw):
-                    nb = min(bw, nx - x0)
-                    some_unsat0, _ = _block_median_setup(dj, gj, zj, use_zframe, y, x0, nb,
-                                                         first, last, suppress, tgroup, tframe,
-                                                         t1, vals, cnt, mval, pfl, d, g, og)
-                    if some_unsat0:
-                        unsat0 = True
-                    _sort_columns(vals, nb)
-                    for b in range(nb):
-                        accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
-            if unsat0:
+                some_unsat0, _ = _block_median_setup(dj, gj, zj, use_zframe, y, x0, nb, first,
+                                                     last, suppress, tgroup, tframe, t1, vals,
+                                                     cnt, mval, pfl, d, g, og)
+                if some_unsat0:
+                    unsat0 = True
+                _sort_columns(vals, nb)
+                for b in range(nb):
+                    accum[y, x0 + b] += _median_finish(vals, cnt[b], b, mval[b])
+            if unsat0:   # another task of the row may set it too: they only ever set it
                 row_unsat0[y] = 1
 
 
