@@ -775,7 +775,7 @@ def test_first_pass_from_blocks_of_rows(case):
     assert blocks.takes_rows
     for y0, rows, room in ((10, 5, 8), (0, 4, 4), (15, 8, 8), (4, 1, 3), (5, 5, 6)):
         buf_d = np.full(data.shape[:2] + (room,) + data.shape[3:], np.nan, np.float32)
-        buf_g = np.full(buf_d.shape, 255, np.uint8)
+        buf_g = np.zeros(buf_d.shape, np.uint8)   # rows past the block: usable, unflagged
         buf_d[:, :, :rows] = data[:, :, y0:y0 + rows]
         buf_g[:, :, :rows] = gdq[:, :, y0:y0 + rows]
         assert not blocks.complete

@@ -131,10 +131,7 @@ class _StoredArray:
             raise Ramp2SlopeError("scratch read needs a contiguous buffer of the stored dtype")
 
     def read_integration(self, i, out):
-        self.read(self.offset(i), out)
-
-    def read_integrations(self, i, out):
-        """Integrations i, i + 1, ... into ``out`` (one per element of its first axis)."""
+        """Integration i into ``out``, or i, i + 1, ... into the planes of its first axis."""
         self.read(self.offset(i), out)
 
     def write_integration(self, i, array):
@@ -267,9 +264,6 @@ class _RampFileInRowBlocks(_ArrayFile):
     def read_integration(self, i, out):
         self._check_out(out)
         self._run(self._integration_runs(i, out), out.nbytes, write=False)
-
-    def read_integrations(self, i, out):
-        self.read_integration(i, out)
 
     def write_integration(self, i, array):
         array = self._rows_view(array)
@@ -505,7 +499,7 @@ class ScratchStore:
                     raise Ramp2SlopeError(f"scratch read of integrations {start}..{stop - 1} "
                                           f"needs a buffer of shape {(stop - start,) + store.shape[1:]}, "
                                           f"got {out.shape}")
-                store.read_integrations(start, out)
+                store.read_integration(start, out)
 
     def discard_integration(self, i):
         """Integration i will not be read again: the file pages holding it are freed at once,

@@ -248,12 +248,14 @@ def miri_kept_groups(all_dnu):
     return (start, stop)
 
 
-def all_dnu_groups(groupdq_i, firstgroup=None, lastgroup=None, suppress_one_group=True):
+def all_dnu_groups(groupdq_i, firstgroup=None, lastgroup=None, suppress_one_group=True,
+                   rows=None):
     """Bool per group of one integration (``groupdq_i`` uint8 (ngroups, ny, nx)), or of a run
     of them ((k, ngroups, ny, nx)): DO_NOT_USE in every pixel once the groups outside
     firstgroup/lastgroup and every group of a ramp with a single good group
     (``suppress_one_group``, off for one group) have it. AND these over the integrations for
-    :func:`miri_kept_groups`."""
+    :func:`miri_kept_groups`. ``rows``: only the first rows of the arrays (a block of jump's
+    whose last row is not final yet)."""
     gdq = _native(groupdq_i, np.uint8)
     if gdq.ndim == 3:
         gdq = gdq[np.newaxis]
@@ -261,11 +263,12 @@ def all_dnu_groups(groupdq_i, firstgroup=None, lastgroup=None, suppress_one_grou
         raise Ramp2SlopeError(f"groupdq of one integration must be 3-D (or 4-D for several), got "
                               f"shape {gdq.shape}")
     _, ngroups, ny, _ = gdq.shape
+    ny = ny if rows is None else min(int(rows), ny)
     first, last = group_range(ngroups, firstgroup, lastgroup)
     suppress = K.SUPPRESS_ONE if (suppress_one_group and ngroups > 1) else 0
-    rows = np.empty((ny, ngroups), np.uint8)
-    K.dnu_groups_kernel(gdq, first, last, suppress, rows)
-    return rows.all(axis=0) if ny else np.ones(ngroups, bool)
+    row_all = np.empty((ny, ngroups), np.uint8)
+    K.dnu_groups_kernel(gdq, first, last, suppress, row_all)
+    return row_all.all(axis=0) if ny else np.ones(ngroups, bool)
 
 
 def effective_readnoise(readnoise, gain, nframes):
@@ -466,10 +469,8 @@ class MedianRates:
         if done.any():
             raise Ramp2SlopeError(f"row {y0 + int(np.argmax(done))} given twice to the first pass")
         if self._dnu_seen is not None:
-            rows_all = np.empty((rows, self.ngroups), np.uint8)
-            K.dnu_groups_kernel(groupdq, self.first, self.last,
-                                K.SUPPRESS_ONE if self.suppress else 0, rows_all)
-            self._dnu_seen &= rows_all.all(axis=0).astype(bool)
+            self._dnu_seen &= all_dnu_groups(groupdq, self.first, self.last, self.suppress,
+                                             rows=rows)
         if not self.too_few_groups:
             K.median_rate_kernel(data, groupdq, _DUMMY_ZF3, False, self._start, self._stop,
                                  self._fit_first, self._fit_last, self._mode, self.tgroup,
