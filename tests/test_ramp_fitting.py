@@ -823,3 +823,82 @@ def test_first_pass_from_blocks_is_checked():
     wrong.add_rows(0, data[:, :, :3].copy(), gdq[:, :, :3].copy(), 3)
     with pytest.raises(Ramp2SlopeError, match="groups to fit are"):
         wrong.add_rows(3, data[:, :, 3:].copy(), gdq[:, :, 3:].copy(), 7)
+
+
+@pytest.mark.parametrize("case", ["dense", "miri", "dark"])
+def test_second_pass_from_blocks_of_rows(case):
+    # OLSRampFitter.fit_rows: blocks of rows in any order, each in runs of integrations (the
+    # run lengths differing between blocks), give the bits whole integrations give, rateints
+    # rows and rate alike
+    kw = {}
+    if case == "dense":
+        exp = make_exposure(31, 5, 6, ny=23, nx=30, chargeloss=True, dense_flags=True)
+    elif case == "miri":
+        exp = make_exposure(32, 5, 7, ny=23, nx=30)
+        exp["groupdq"][:, 0] |= DNU
+        exp["groupdq"][:, -1] |= DNU
+        kw = dict(instrument="MIRI", dnu_groups=np.array([True] + [False] * 5 + [True]))
+    else:   # an average dark current, read row by row like gain and read noise
+        exp = make_exposure(33, 5, 5, ny=23, nx=30)
+        exp["average_dark_current"] = np.random.default_rng(3).uniform(
+            0, 0.5, exp["data"].shape[2:]).astype(np.float32)
+    rate_one, planes_one = _two_pass(exp, **kw)
+    data, gdq = exp["data"], exp["groupdq"]
+    fitter = _fitter(exp, **kw)
+    fitter.add_median_rates(data, gdq)
+    assert fitter.fits_rows
+    planes = [ImageProduct.empty(data.shape[2:]) for _ in range(data.shape[0])]
+    for y0, y1, run in ((10, 15, 2), (0, 4, 5), (15, 23, 1), (4, 10, 3)):
+        for i in range(0, data.shape[0], run):
+            k = min(run, data.shape[0] - i)
+            out = fitter.fit_rows(y0, data[i:i + k, :, y0:y1].copy(), gdq[i:i + k, :, y0:y1].copy(),
+                                  ImageProduct.empty((k, y1 - y0, data.shape[3])), start=i)
+            for j in range(k):
+                for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
+                    getattr(planes[i + j], name)[y0:y1] = getattr(out, name)[j]
+    _assert_bits_equal(fitter.finish(), rate_one)
+    for a, b in zip(planes, planes_one):
+        _assert_bits_equal(a, b)
+
+
+def test_second_pass_from_blocks_is_checked():
+    exp = make_exposure(34, 3, 5, ny=10, nx=12)
+    data, gdq = exp["data"], exp["groupdq"]
+
+    def fitter_after_pass_one(**kw):
+        fitter = _fitter(exp, **kw)
+        fitter.add_median_rates(data, gdq, exp["zeroframe"])
+        return fitter
+
+    def rows(y0, y1, start=0, stop=3):
+        return (data[start:stop, :, y0:y1].copy(), gdq[start:stop, :, y0:y1].copy(),
+                ImageProduct.empty((stop - start, y1 - y0, 12)))
+
+    fitter = fitter_after_pass_one()
+    fitter.fit_rows(0, *rows(0, 6, 0, 2), start=0)
+    with pytest.raises(Ramp2SlopeError, match="row 0 of the fit: integration 0 given, 2 expected"):
+        fitter.fit_rows(0, *rows(0, 6, 0, 1), start=0)    # again
+    with pytest.raises(Ramp2SlopeError, match="row 6 of the fit: integration 2 given, 0 expected"):
+        fitter.fit_rows(4, *rows(4, 8, 2, 3), start=2)    # rows 6, 7 skip integrations 0, 1
+    with pytest.raises(Ramp2SlopeError, match="blocks must have shape"):
+        fitter.fit_rows(8, *rows(0, 4), start=0)          # past row 9
+    with pytest.raises(Ramp2SlopeError, match="blocks must have shape"):
+        fitter.fit_rows(6, *rows(6, 10, 1, 3), start=2)   # past integration 2
+    with pytest.raises(Ramp2SlopeError, match="rows to fill"):
+        fitter.fit_rows(6, *rows(6, 10)[:2], ImageProduct.empty((3, 3, 12)))
+    with pytest.raises(Ramp2SlopeError, match="row 0 has 2"):
+        fitter.finish()
+    with pytest.raises(Ramp2SlopeError, match="one kind of call"):
+        fitter.fit_integrations(data, gdq)
+    whole = fitter_after_pass_one()
+    whole.fit_integrations(data[:1], gdq[:1])
+    assert not whole.fits_rows
+    with pytest.raises(Ramp2SlopeError, match="nor after fit_integration"):
+        whole.fit_rows(0, *rows(0, 10, 1, 3), start=1)
+    # fitopt arrays and a ZEROFRAME the fit uses come by whole integrations
+    exp["zeroframe"] = data[:, 0].copy()
+    for kw in (dict(save_opt=True), dict(suppress_one_group=False)):
+        other = fitter_after_pass_one(**kw)
+        assert not other.fits_rows
+        with pytest.raises(Ramp2SlopeError, match="not with save_opt or a ZEROFRAME"):
+            other.fit_rows(0, *rows(0, 10))

@@ -159,6 +159,63 @@ def test_fit_first_pass_on_jump_blocks(sub160, tmp_path, monkeypatch, block_rows
     _assert_same_products(streamed, whole)
 
 
+# The fit's second pass by blocks of rows, read from the scratch files through memory maps:
+# the same products however the blocks come (mapped whole, in runs of integrations, copied where
+# a map fails) and by whole integrations where files cannot be mapped; jump reads its blocks
+# mapped where a block of every integration fits MAP_WINDOW_BYTES. The ramp_fit and gain_scale
+# products (with a gain factor) are written by blocks of rows too.
+@pytest.mark.parametrize("mapping, runs, jump_mapped", [
+    ("whole blocks", [(0, 3)], True),
+    ("runs", [(0, 2), (2, 3)], False),
+    ("maps fail", [(0, 3)], False),
+    ("no maps", None, False),
+])
+def test_fit_by_blocks_of_rows(sub160, tmp_path, monkeypatch, mapping, runs, jump_mapped):
+    from ramp2slope.pipeline import scratch
+    from ramp2slope.ramp_fitting.ols_fit import OLSRampFitter
+
+    if mapping == "runs":   # 2 integrations of a block of 40 rows, not 3
+        monkeypatch.setattr(scratch, "MAP_WINDOW_BYTES", 2 * 5 * 40 * 160 * 5)
+    elif mapping == "maps fail":
+        monkeypatch.setattr(scratch._RampFileInRowBlocks, "map_block", lambda *args: None)
+    elif mapping == "no maps":
+        monkeypatch.setattr(scratch, "MAP_FILES", False)
+    fitted, mapped = [], []
+    fit_rows, map_rows = OLSRampFitter.fit_rows, scratch.ScratchStore.map_rows
+
+    def fit_spy(self, y0, data, groupdq, out, start=0):
+        fitted.append((y0, data.shape[2], start, data.shape[0]))
+        return fit_rows(self, y0, data, groupdq, out, start)
+
+    def map_spy(self, y0, y1, start=0, stop=None):
+        views = map_rows(self, y0, y1, start, stop)
+        mapped.append((y0, start, stop, views is not None))
+        return views
+
+    monkeypatch.setattr(OLSRampFitter, "fit_rows", fit_spy)
+    monkeypatch.setattr(scratch.ScratchStore, "map_rows", map_spy)
+    refdir = tmp_path / "refs"
+    refdir.mkdir()
+    for path in sub160.refs.values():
+        with fits.open(path) as hdul:
+            if hdul[0].header.get("REFTYPE") == "GAIN":
+                hdul[0].header["GAINFACT"] = 2.0
+            hdul.writeto(refdir / os.path.basename(path))
+    steps = {"ramp_fit": {"save_results": True}, "gain_scale": {"save_results": True}}
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"
+    _run(sub160.uncal, refdir, streamed, steps, True, 40)
+    _run(sub160.uncal, refdir, whole, steps, False)
+    _assert_same_products(streamed, whole)
+    if runs is None:
+        assert fitted == []
+    else:
+        assert sorted(fitted) == [(y0, 40, start, stop - start) for y0 in (0, 40, 80, 120)
+                                  for start, stop in runs]
+    # jump asks for every block of all integrations, unless a block exceeds the window
+    jump_maps = [entry[3] for entry in mapped if entry[1:3] == (0, None)]
+    assert jump_maps == ([] if mapping == "runs" else [jump_mapped] * 4)
+
+
 def test_stage_a_references_leave_memory_after_their_last_user(sub160, tmp_path, monkeypatch):
     """Stage A loads each reference once for every integration; in the last integrations each
     one is dropped as soon as no later step of the stage loads it (as the whole-exposure run
@@ -303,6 +360,56 @@ def test_row_blocks_of_scratch_files(tmp_path, monkeypatch, block_rows, iov_max,
         store.close()
 
 
+def test_blocks_of_scratch_files_mapped(tmp_path, monkeypatch):
+    """map_rows gives a block of rows (runs of its integrations included) without a copy, the
+    values read_block copies; writing to it leaves the store as it was; rows that are not a
+    block of the layout, arrays held in memory and a system that cannot map give None."""
+    from ramp2slope.pipeline import scratch
+    from ramp2slope.pipeline.scratch import ScratchStore
+
+    rng = np.random.default_rng(9)
+    data = rng.normal(size=(5, 3, 50, 70)).astype(np.float32)   # rows of 280 bytes: most
+    gdq = rng.integers(0, 256, size=data.shape).astype(np.uint8)  # blocks start mid-page
+    store = ScratchStore(str(tmp_path), data.shape, memory_budget=0, block_rows=17)
+    try:
+        assert store.maps_rows
+        store.write_integrations(0, data, gdq)
+        for y0, y1 in ((0, 17), (17, 34), (34, 50)):
+            for start, stop in ((0, 5), (1, 3), (4, 5)):
+                views = store.map_rows(y0, y1, start, stop)
+                assert views[0].shape == (stop - start, 3, y1 - y0, 70)
+                np.testing.assert_array_equal(views[0], data[start:stop, :, y0:y1])
+                np.testing.assert_array_equal(views[1], gdq[start:stop, :, y0:y1])
+                assert views[0].flags.c_contiguous and views[0].flags.writeable
+                copies = (np.empty_like(views[0]), np.empty_like(views[1]))
+                store.read_block(y0, y1, start, *copies)
+                np.testing.assert_array_equal(copies[0], views[0])
+                np.testing.assert_array_equal(copies[1], views[1])
+                views[0][...] = -1.0            # private to this process
+                views[1][...] = 0
+        block_d = np.empty((5, 3, 17, 70), np.float32)
+        block_g = np.empty((5, 3, 17, 70), np.uint8)
+        store.read_rows(17, 34, block_d, block_g)
+        np.testing.assert_array_equal(block_d, data[:, :, 17:34])
+        np.testing.assert_array_equal(block_g, gdq[:, :, 17:34])
+        assert store.map_rows(0, 16) is None and store.map_rows(1, 18) is None
+        assert store.map_rows(0, 17, 3, 6) is None   # past the last integration
+        with pytest.raises(Ramp2SlopeError, match="not a block of the layout"):
+            store.read_block(1, 18, 0, block_d, block_g)
+        # runs as large as fit in MAP_WINDOW_BYTES, at least one integration
+        monkeypatch.setattr(scratch, "MAP_WINDOW_BYTES", 3 * 17 * 70 * 5 * 2)
+        assert store.map_run(17) == 2 and store.map_run(40) == 1
+        monkeypatch.setattr(scratch, "MAP_FILES", False)
+        assert not store.maps_rows and store.map_rows(0, 17) is None
+    finally:
+        store.close()
+    in_memory = ScratchStore(str(tmp_path), data.shape, memory_budget=1 << 30, block_rows=17)
+    try:
+        assert not in_memory.maps_rows and in_memory.map_rows(0, 17) is None
+    finally:
+        in_memory.close()
+
+
 def test_scratch_errors_name_the_problem(tmp_path, monkeypatch):
     """A scratch file that stops short, and a failing system call (a full disk), are one-line
     errors."""
@@ -377,6 +484,33 @@ def test_integrations_read_for_the_last_time_give_their_file_pages_back(tmp_path
             store.read_integration(i, out, out_g)
             assert out.tobytes() == data[i].tobytes()
         assert os.path.getsize(path) == data.nbytes
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="hole punching is Linux's")
+def test_runs_of_a_block_read_for_the_last_time_give_their_file_pages_back(tmp_path):
+    from ramp2slope.pipeline.scratch import ScratchStore
+
+    if not _file_system_punches_holes(str(tmp_path)):
+        pytest.skip("this file system does not punch holes")
+
+    shape = (4, 4, 64, 1024)
+    data = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    store = ScratchStore(str(tmp_path), shape, memory_budget=0, block_rows=32)
+    try:
+        store.write_integrations(0, data, np.zeros(shape, np.uint8))
+        path = os.path.join(store.folder, "sci.f32")
+        os.fsync(store._data.fd)
+        before = os.stat(path).st_blocks
+        store.discard_rows(32, 64, 1, 3)      # integrations 1 and 2 of the second block
+        freed = (before - os.stat(path).st_blocks) * 512
+        expected = data[1:3, :, 32:64].nbytes
+        assert expected - 4096 <= freed <= expected
+        for start, stop in ((0, 1), (3, 4)):   # the rest of the block is intact
+            np.testing.assert_array_equal(store.map_rows(32, 64, start, stop)[0],
+                                          data[start:stop, :, 32:64])
+        np.testing.assert_array_equal(store.map_rows(0, 32)[0], data[:, :, :32])
     finally:
         store.close()
 
@@ -495,7 +629,7 @@ def _models():
     return {"RampModel": ramp, "CubeModel": cube, "RampFitOutputModel": fitopt}
 
 
-@pytest.mark.parametrize("runs", [False, True])
+@pytest.mark.parametrize("runs", [False, True, "rows"])
 @pytest.mark.parametrize("name", ["RampModel", "CubeModel", "RampFitOutputModel"])
 def test_incremental_writer_writes_what_save_writes(tmp_path, name, runs):
     model = _models()[name]
@@ -509,7 +643,18 @@ def test_incremental_writer_writes_what_save_writes(tmp_path, name, runs):
     path = str(tmp_path / "b" / "x.fits")
     writer = IncrementalWriter(model, path, shapes)
     assert not os.path.exists(path)
-    if runs:   # planes 1 and 2 in one call, then plane 0
+    if runs == "rows":   # blocks of the second axis of runs of planes, in any order
+        for attr in writer.deferred:
+            array = model._arrays[attr]
+            writer.write_plane_rows(attr, 1, 2, array[1:, 2:])
+            writer.write_plane_rows(attr, 0, 0, array[:1])
+            writer.write_plane_rows(attr, 1, 0, array[1:, :2])
+        with pytest.raises(Ramp2SlopeError, match=r"outside \(3, "):
+            attr = next(iter(writer.deferred))
+            writer.write_plane_rows(attr, 1, 1, model._arrays[attr][1:])
+        with pytest.raises(Ramp2SlopeError, match=r"must have shape \(k, R\)"):
+            writer.write_plane_rows(attr, 0, 0, model._arrays[attr][0])
+    elif runs:   # planes 1 and 2 in one call, then plane 0
         for attr in writer.deferred:
             writer.write_planes(attr, 1, model._arrays[attr][1:])
             writer.write_planes(attr, 0, model._arrays[attr][:1])
@@ -557,6 +702,17 @@ def test_incremental_writer_abort_and_incomplete(tmp_path):
     with pytest.raises(Exception, match=r"never written: data\[1\]"):
         writer.close()
     assert os.listdir(tmp_path) == []
+    # a plane written but for one of its rows is incomplete
+    writer = IncrementalWriter(model, path, {"data": (3, 5, 6)})
+    writer.write_planes("data", 0, model.data)
+    writer.write_plane_rows("data", 0, 0, model.data[:, :2])
+    writer.write_plane_rows("data", 2, 3, np.zeros((1, 1, 6), np.float32))
+    assert writer.close() == str(path)
+    writer = IncrementalWriter(model, path, {"data": (3, 5, 6)})
+    writer.write_plane_rows("data", 0, 0, model.data[:, :4])
+    writer.write_plane_rows("data", 0, 4, model.data[:2, 4:])
+    with pytest.raises(Exception, match=r"never written: data\[2\]"):
+        writer.close()
 
 
 @pytest.mark.oracle

@@ -70,7 +70,9 @@ class _Extension:
                                       f"BSCALE={bscale}) incrementally")
         self.itemsize = self.disk.itemsize
         self.plane_bytes = math.prod(shape[1:]) * self.itemsize
-        self.written = np.zeros(shape[0], dtype=bool)
+        # what has been written: each [index], and each row of it for 3-D arrays (which may be
+        # filled a block of rows at a time)
+        self.written = np.zeros(shape[:2] if len(shape) >= 3 else shape[:1], dtype=bool)
 
     def encode(self, array, scratch):
         """The stored bytes of ``array``, in ``scratch`` (a one-item list holding the writer's
@@ -235,6 +237,28 @@ class IncrementalWriter:
                          ext.offset + (index + k) * ext.plane_bytes)
         ext.written[index:index + count] = True
 
+    def write_plane_rows(self, attr, index, y0, rows):
+        """Write ``rows`` (k, R) + shape[2:] as rows ``y0 .. y0 + R - 1`` of ``[index]`` ...
+        ``[index + k - 1]`` of the 3-D (or more) extension of ``attr``: the products of a fit
+        made a block of rows of every integration at a time."""
+        ext = self._extension(attr)
+        if ext is None:
+            return
+        rows = np.asarray(rows)
+        if len(ext.shape) < 3 or rows.ndim != len(ext.shape) or rows.shape[2:] != ext.shape[2:]:
+            raise Ramp2SlopeError(f"{self.path}: rows of {attr}[{index}:] must have shape "
+                                  f"(k, R) + {ext.shape[2:]}, got {rows.shape}")
+        count, nrows = rows.shape[:2]
+        if not (0 <= index and index + count <= ext.shape[0]
+                and 0 <= y0 and y0 + nrows <= ext.shape[1]):
+            raise Ramp2SlopeError(f"{self.path}: {attr}[{index}:{index + count}, "
+                                  f"{y0}:{y0 + nrows}] outside {ext.shape[:2]}")
+        row_bytes = ext.plane_bytes // ext.shape[1]
+        encoded = ext.encode(rows, self._scratch)
+        for k in range(count if rows.size else 0):
+            self._pwrite(encoded[k], ext.offset + (index + k) * ext.plane_bytes + y0 * row_bytes)
+        ext.written[index:index + count, y0:y0 + nrows] = True
+
     def write_all(self, attr, array):
         """Write the whole extension of ``attr`` at once (in chunks of a few MB)."""
         ext = self._extensions.get(attr)
@@ -289,8 +313,9 @@ class IncrementalWriter:
         if self._fd is None:
             raise Ramp2SlopeError(f"{self.path}: writer already closed")
         self._scratch[0] = None
-        missing = [f"{name}[{int(np.argmin(ext.written))}]" for name, ext in self._extensions.items()
-                   if not ext.written.all()]
+        missing = [f"{name}[{int(np.argmin(ext.written.all(axis=-1)))}]"
+                   if ext.written.ndim > 1 else f"{name}[{int(np.argmin(ext.written))}]"
+                   for name, ext in self._extensions.items() if not ext.written.all()]
         if missing:
             self.abort()
             raise Ramp2SlopeError(f"{self.path}: never written: {', '.join(missing)}")

@@ -318,7 +318,11 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     * ``store.read_gdq(i, out)`` and ``store.write_gdq(i, groupdq_i)``: the GROUPDQ of one
       integration (ngroups, ny, nx), used by the snowball and shower passes;
     * ``store.read_integration(i, data=out)`` (only with ``find_showers``): the float32 ramp
-      of one integration (ngroups, ny, nx).
+      of one integration (ngroups, ny, nx);
+    * optionally ``store.map_rows(y0, y1)``: ``(data, groupdq)`` arrays of those rows that need
+      no copy (a scratch file mapped copy-on-write), or None, and ``store.map_run(rows)``: the
+      integrations of ``rows`` rows to map at once; the ramp is read from there when a block
+      of every integration may be mapped.
 
     ``dnu_table`` is the (nints, ngroups) table of the groups that are DO_NOT_USE in every pixel
     (:func:`twopoint.dnu_planes` of the GROUPDQ before the step). ``block_rows`` is the number of
@@ -518,24 +522,38 @@ def _showers_in_blocks(store, blocks, pixeldq, gain, readnoise, nframes, group_t
 
 
 class _RowBlocks:
-    """Reads an exposure from a store in blocks of rows, into reused buffers."""
+    """Reads an exposure from a store in blocks of rows, into reused buffers; the ramp of a
+    block is not copied where the store can map it (``store.map_rows``), since jump only
+    reads it."""
 
     def __init__(self, store, rows):
         self.store = store
         self.rows = rows
         nints, ngroups, ny, nx = store.shape
         self.ny = ny
-        self.data = np.empty((nints, ngroups, rows, nx), dtype=np.float32)
+        # mapped only where a block of every integration is within what a reader maps at once
+        self.mapped = getattr(store, "map_rows", None)
+        if self.mapped is not None and store.map_run(rows) < nints:
+            self.mapped = None
+        self.data = None   # made when a block cannot be mapped
         self.gdq = np.empty((nints, ngroups, rows, nx), dtype=np.uint8)
 
     def read(self, with_data):
         """Yield (y0, y1, data, groupdq) for consecutive blocks (data is None without data)."""
         for y0 in range(0, self.ny, self.rows):
             y1 = min(y0 + self.rows, self.ny)
+            views = self.mapped(y0, y1) if with_data and self.mapped is not None else None
+            data = None if views is None else views[0]
             if y1 - y0 == self.rows:
-                data, gdq = self.data, self.gdq
+                gdq = self.gdq
+                if data is None and with_data:
+                    if self.data is None:
+                        self.data = np.empty(self.gdq.shape, dtype=np.float32)
+                    data = self.data
             else:   # the last, shorter block gets buffers of its own (contiguous)
-                data = np.empty(self.data.shape[:2] + (y1 - y0,) + self.data.shape[3:], np.float32)
-                gdq = np.empty(data.shape, dtype=np.uint8)
-            self.store.read_rows(y0, y1, data if with_data else None, gdq)
-            yield y0, y1, (data if with_data else None), gdq
+                gdq = np.empty(self.gdq.shape[:2] + (y1 - y0,) + self.gdq.shape[3:], np.uint8)
+                if data is None and with_data:
+                    data = np.empty(gdq.shape, np.float32)
+            self.store.read_rows(y0, y1, None if views is not None else data, gdq)
+            yield y0, y1, data, gdq
+            del views, data

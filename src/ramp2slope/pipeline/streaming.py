@@ -624,38 +624,20 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
         final_writer = products.start(rateints, pipe.output_path(input_name, suffix="rateints"),
                                       cube_shapes)
 
-    # The kernel writes every pixel of the five output planes; only the optional arrays
-    # (segments and cosmic rays beyond a pixel's own) must start from zero.
-    per_call = data.shape[0]   # integrations at a time, as in the first pass
-    all_out = ImageProduct.empty((per_call, ny, nx))
-    write_time = 0.0   # the products' share, logged apart from the step's own time
-    for i, run in _runs(nints, per_call, data, groupdq, zeroframe):
-        count = len(run[0])
-        store.read_integrations(i, i + count, *run)
-        # read for the last time: their pages serve the products
-        store.discard_integrations(i, i + count)
-        out = all_out[:count]
-        if opt_out is not None:
-            for array in (opt_out.segments, opt_out.pedestal, opt_out.crmag):
-                array[...] = 0
-            fitter.fit_integration(run[0][0], run[1][0], run[2][0] if use_zf else None,
-                                   out=out[0], opt_out=opt_out)
-        else:
-            fitter.fit_integrations(run[0], run[1], run[2] if use_zf else None, out=out)
-        t0 = time.perf_counter()
-        _write_planes(fit_writer, i, out)
-        if fitopt_writer is not None:
-            for index, name in enumerate(SEGMENT_FIELDS):
-                fitopt_writer.write(name, i, opt_out.segments[index])
-            fitopt_writer.write("pedestal", i, opt_out.pedestal)
-            fitopt_writer.write("crmag", i, opt_out.crmag)
-        if factor is not None:
-            scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
-        _write_planes(scaled_writer, i, out)
-        _write_planes(final_writer, i, out)
-        write_time += time.perf_counter() - t0
-    # the integration buffers are freed before the rate is combined, scaled and written
-    del data, groupdq, zeroframe, run, out, all_out, opt_out
+    writers = (fit_writer, scaled_writer, final_writer)
+    buffers = [data, groupdq, zeroframe]
+    del data, groupdq, zeroframe
+    if getattr(fitter, "fits_rows", False) and store.maps_rows:
+        # Block of rows by block of rows, every integration at once, the ramp read where the
+        # scratch files' pages are (no copy); each pixel's sums are the same.
+        buffers.clear()
+        write_time = _fit_by_rows(fitter, store, writers, factor)
+    else:
+        write_time = _fit_by_integrations(fitter, store, buffers, use_zf, writers, factor,
+                                          fitopt_writer, opt_out)
+    # write_time: the products' share, logged apart from the step's own time; the integration
+    # buffers are freed before the rate is combined, scaled and written
+    opt_out = None
     release_free_memory()
     result = fitter.finish()
     store.close()   # before the rate is written, which then takes the scratch files' pages
@@ -686,6 +668,92 @@ def _fit_pass(pipe, shell, store, products, input_name, handed, use_zf, fit_cloc
         with withdrawn_on_failure(rateints_path):
             pipe.save_model(rate, input_name=input_name, suffix="rate")
     return rate
+
+
+def _fit_by_integrations(fitter, store, buffers, use_zf, writers, factor, fitopt_writer,
+                         opt_out):
+    """The fit's second pass run of integrations by run of integrations: ``buffers`` ([data,
+    groupdq, zeroframe] for a run, emptied here so that they are freed on return), the rest
+    as for :func:`_fit_by_rows`; with ``fitopt_writer`` (one integration per run) the fitopt
+    arrays go through ``opt_out``. Returns the seconds spent writing."""
+    data, groupdq, zeroframe = buffers
+    buffers.clear()
+    nints, ny, nx = store.shape[0], store.shape[2], store.shape[3]
+    # The kernel writes every pixel of the five output planes; only the optional arrays
+    # (segments and cosmic rays beyond a pixel's own) must start from zero.
+    per_call = data.shape[0]   # integrations at a time, as in the first pass
+    all_out = ImageProduct.empty((per_call, ny, nx))
+    write_time = 0.0
+    for i, run in _runs(nints, per_call, data, groupdq, zeroframe):
+        count = len(run[0])
+        store.read_integrations(i, i + count, *run)
+        # read for the last time: their pages serve the products
+        store.discard_integrations(i, i + count)
+        out = all_out[:count]
+        if opt_out is not None:
+            for array in (opt_out.segments, opt_out.pedestal, opt_out.crmag):
+                array[...] = 0
+            fitter.fit_integration(run[0][0], run[1][0], run[2][0] if use_zf else None,
+                                   out=out[0], opt_out=opt_out)
+        else:
+            fitter.fit_integrations(run[0], run[1], run[2] if use_zf else None, out=out)
+        t0 = time.perf_counter()
+        _write_planes(writers[0], i, out)
+        if fitopt_writer is not None:
+            for index, name in enumerate(SEGMENT_FIELDS):
+                fitopt_writer.write(name, i, opt_out.segments[index])
+            fitopt_writer.write("pedestal", i, opt_out.pedestal)
+            fitopt_writer.write("crmag", i, opt_out.crmag)
+        if factor is not None:
+            scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
+        for writer in writers[1:]:
+            _write_planes(writer, i, out)
+        write_time += time.perf_counter() - t0
+    return write_time
+
+
+def _fit_by_rows(fitter, store, writers, factor):
+    """The fit's second pass block of rows by block of rows (``fitter.fit_rows``), each block
+    in runs of integrations read through ``store.map_rows`` (copied where they cannot be
+    mapped), their rateints rows written to ``writers`` (ramp_fit's, gain_scale's, the
+    pipeline's; None where not saved), the last two scaled by the gain ``factor`` (None: not
+    scaled). Returns the seconds spent writing."""
+    nints, ngroups, ny, nx = store.shape
+    write_time = 0.0
+    out = None
+    for y0 in range(0, ny, store.block_rows):
+        y1 = min(ny, y0 + store.block_rows)
+        per_map = store.map_run(y1 - y0)
+        for i in range(0, nints, per_map):
+            count = min(per_map, nints - i)
+            if out is None or out.data.shape[:2] != (count, y1 - y0):
+                out = ImageProduct.empty((count, y1 - y0, nx))
+            views = store.map_rows(y0, y1, i, i + count)
+            if views is None:
+                views = (np.empty((count, ngroups, y1 - y0, nx), np.float32),
+                         np.empty((count, ngroups, y1 - y0, nx), np.uint8))
+                store.read_block(y0, y1, i, *views)
+            fitter.fit_rows(y0, *views, out, start=i)
+            del views
+            # read for the last time: their pages serve the products
+            store.discard_rows(y0, y1, i, i + count)
+            t0 = time.perf_counter()
+            _write_plane_rows(writers[0], i, y0, out)
+            if factor is not None:
+                scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
+            for writer in writers[1:]:
+                _write_plane_rows(writer, i, y0, out)
+            write_time += time.perf_counter() - t0
+    return write_time
+
+
+def _write_plane_rows(writer, i, y0, product):
+    """Write rows y0, y0 + 1, ... of the rateints planes of integrations i, i + 1, ... ((k, R,
+    nx) ``product`` arrays)."""
+    if writer is None:
+        return
+    for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
+        writer.write_plane_rows(name, i, y0, getattr(product, name))
 
 
 class _FirstPassOnBlocks:

@@ -1126,8 +1126,12 @@ def fit_integrations_kernel(
     # pixel; the optional outputs are written by the per-pixel path only.
     block_fit = (not save_opt) and ng >= 3 and first <= 0 and last >= ng - 1
     bw = _block_width(nx)
-    for task in prange((ny + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        # work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK)
+    # Work buffers once per task of a few rows, not once per row (see ROWS_PER_TASK); the more
+    # integrations a call holds, the fewer rows (down to one, then work enough for its
+    # buffers), so that a block of a few rows (13 of a 256x2048 series of 50 integrations)
+    # splits evenly between threads.
+    rows = max(1, ROWS_PER_TASK // nk)
+    for task in prange((ny + rows - 1) // rows):
         # For a single integration, the median rates of a block of pixels are computed first
         # (the sort runs across the block), then the block is fitted.
         d = np.empty(ng, np.float64)
@@ -1144,7 +1148,7 @@ def fit_integrations_kernel(
         res = np.empty(8, np.float64)
         blk = np.empty((N_BLOCK_ROWS, bw), np.float64)
         pidx = np.empty(bw, np.int64)
-        for y in range(task * ROWS_PER_TASK, min(ny, (task + 1) * ROWS_PER_TASK)):
+        for y in range(task * rows, min(ny, (task + 1) * rows)):
             for x0 in range(0, nx, bw):
                 nb = min(bw, nx - x0)
                 _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,

@@ -393,10 +393,11 @@ class MedianRates:
                 f"integration arrays must have shape {shape}, got {np.shape(data_i)} and "
                 f"{np.shape(gdq_i)}")
 
-    def _run_arrays(self, data, gdq, zeroframe):
+    def _run_arrays(self, data, gdq, zeroframe, rows=None):
         """A run of integrations as the kernels take it: (data, gdq, zframe, use_zframe), the
-        first two (k, ngroups, ny, nx), the ZEROFRAME (k, ny, nx) or a stand-in."""
-        shape = (self.ngroups, self.ny, self.nx)
+        first two (k, ngroups, ny, nx) (``rows`` rows rather than ny when given), the
+        ZEROFRAME (k, ny, nx) or a stand-in."""
+        shape = (self.ngroups, self.ny if rows is None else rows, self.nx)
         if (np.ndim(data) != 4 or np.shape(data)[1:] != shape or np.shape(gdq) != np.shape(data)
                 or np.shape(data)[0] < 1):
             raise Ramp2SlopeError(
@@ -585,6 +586,7 @@ class OLSRampFitter:
 
         self._acc = None
         self._n_fit = 0
+        self._rows_next = None   # fit_rows: each row's next integration
 
     # -- pass 1 -------------------------------------------------------------------------------
     @property
@@ -626,8 +628,8 @@ class OLSRampFitter:
         # stcal divides by (float) nints; the kernel divides each pixel's sum the same way.
         return self._median_rate_sum() / float(self.nints)
 
-    def _run_arrays(self, data, gdq, zeroframe):
-        return self._median._run_arrays(data, gdq, zeroframe)
+    def _run_arrays(self, data, gdq, zeroframe, rows=None):
+        return self._median._run_arrays(data, gdq, zeroframe, rows)
 
     def _check_integration(self, data_i, gdq_i):
         self._median._check_integration(data_i, gdq_i)
@@ -655,12 +657,15 @@ class OLSRampFitter:
         return opt_out, opt_out.segments, opt_out.pedestal, opt_out.crmag
 
     def _run_fit_kernel(self, data_i, gdq_i, zf, use_zf, mrate_sum, mrate_div, single, out,
-                        acc, rate, seg_out, ped_out, cr_out):
+                        acc, rate, seg_out, ped_out, cr_out, rows=slice(None)):
+        # ``rows``: the image rows that data_i holds, of the per-pixel planes (views of whole
+        # rows of C-contiguous planes are C-contiguous: the kernel is compiled once)
+        dark = self.dark[rows] if self.has_dark else self.dark
         K.fit_integrations_kernel(
             data_i, gdq_i, zf, use_zf, self._start, self._stop, self._fit_first, self._fit_last,
             self._mode,
-            self.gain, self.readnoise, self.rn_factor, self.dark, self.has_dark, self.pixeldq,
-            mrate_sum, mrate_div, single, self._wtable,
+            self.gain[rows], self.readnoise[rows], self.rn_factor, dark, self.has_dark,
+            self.pixeldq[rows], mrate_sum, mrate_div, single, self._wtable,
             self.tgroup, self.tframe, self.t1, self.ped_factor,
             out.data, out.err, out.dq, out.var_poisson, out.var_rnoise,
             *acc,
@@ -694,8 +699,53 @@ class OLSRampFitter:
         out.flag_nan_do_not_use()
         return out
 
+    @property
+    def fits_rows(self):
+        """Whether :meth:`fit_rows` may be used: without save_opt or a ZEROFRAME to use, and
+        before any fit_integration(s)."""
+        return not (self.save_opt or self._median.uses_zeroframe or self._n_fit)
+
+    def fit_rows(self, y0, data, groupdq, out, start=0):
+        """Pass 2 for rows ``y0 .. y0 + R - 1`` of integrations ``start .. start + k - 1``,
+        instead of fit_integration(s): ``data`` and ``groupdq`` (k, ngroups, R, nx), ``out`` an
+        ``ImageProduct`` of (k, R, nx) arrays that receives their rateints rows (returned).
+        Blocks of rows in any order; for each row, its integrations in order (each pixel's
+        exposure sums are then those of one integration at a time). Without save_opt or a
+        ZEROFRAME to use (their arrays are made by whole integrations)."""
+        if not self.fits_rows:
+            raise Ramp2SlopeError("fit_rows: not with save_opt or a ZEROFRAME to use (fit whole "
+                                  "integrations), nor after fit_integration(s)")
+        count, rows = (np.shape(data)[0], np.shape(data)[2]) if np.ndim(data) == 4 else (0, 0)
+        if (np.shape(data) != (count, self.ngroups, rows, self.nx)
+                or np.shape(groupdq) != np.shape(data) or rows < 1 or count < 1
+                or not 0 <= y0 <= self.ny - rows or not 0 <= start <= self.nints - count):
+            raise Ramp2SlopeError(
+                f"rows {y0}.. of integrations {start}.. of the fit: blocks must have shape "
+                f"(k, {self.ngroups}, R, {self.nx}) within {self.nints} integrations and "
+                f"{self.ny} rows, got {np.shape(data)} and {np.shape(groupdq)}")
+        planes = (count, rows, self.nx)
+        if any(np.shape(getattr(out, name)) != planes for name in _PRODUCT_FIELDS):
+            raise Ramp2SlopeError(f"the rateints rows to fill must have shape {planes}")
+        if self._rows_next is None:
+            self._rows_next = np.zeros(self.ny, np.int64)
+        following = self._rows_next[y0:y0 + rows]
+        if (following != start).any():
+            y = int(np.argmax(following != start))
+            raise Ramp2SlopeError(f"row {y0 + y} of the fit: integration {start} given, "
+                                  f"{int(following[y])} expected (each once, in order)")
+        data, gdq, zf, use_zf = self._run_arrays(data, groupdq, None, rows)
+        acc = tuple(array[y0:y0 + rows] for array in self._accumulators())
+        self._run_fit_kernel(data, gdq, zf, use_zf, self._median_rate_sum()[y0:y0 + rows],
+                             float(self.nints), False, out, acc, _DUMMY_RATE,
+                             *self._opt_arrays(None)[1:], rows=slice(y0, y0 + rows))
+        following += count
+        out.flag_nan_do_not_use()
+        return out
+
     def _fit_run(self, data, groupdq, zeroframe, out, opt_out):
         """The fit kernel on a run of integrations into ``out`` (3-D planes); returns opt_out."""
+        if self._rows_next is not None:
+            raise Ramp2SlopeError("fit_integration(s) after fit_rows: use one kind of call")
         data, gdq, zf, use_zf = self._run_arrays(data, groupdq, zeroframe)
         count = data.shape[0]
         if self._n_fit + count > self.nints:
@@ -733,8 +783,15 @@ class OLSRampFitter:
         return IntegrationFit(rateints=out, optional=opt_out)
 
     def finish(self, out=None):
-        """Combine the integrations into the rate product (after every fit_integration)."""
-        if self._n_fit != self.nints:
+        """Combine the integrations into the rate product (after every fit_integration, or
+        fit_rows of every row)."""
+        if self._rows_next is not None:
+            if (self._rows_next != self.nints).any():
+                y = int(np.argmax(self._rows_next != self.nints))
+                raise Ramp2SlopeError(f"the rate needs every row of all {self.nints} "
+                                      f"integrations fitted, row {y} has "
+                                      f"{int(self._rows_next[y])}")
+        elif self._n_fit != self.nints:
             raise Ramp2SlopeError(
                 f"the rate needs all {self.nints} integrations fitted, got {self._n_fit}")
         if out is None:
