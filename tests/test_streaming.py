@@ -159,6 +159,17 @@ def test_fit_first_pass_on_jump_blocks(sub160, tmp_path, monkeypatch, block_rows
     _assert_same_products(streamed, whole)
 
 
+def _refs_with_gain_factor(sim, refdir):
+    """The simulation's references copied to ``refdir``, the GAIN with GAINFACT = 2."""
+    refdir.mkdir()
+    for path in sim.refs.values():
+        with fits.open(path) as hdul:
+            if hdul[0].header.get("REFTYPE") == "GAIN":
+                hdul[0].header["GAINFACT"] = 2.0
+            hdul.writeto(refdir / os.path.basename(path))
+    return refdir
+
+
 # The fit's second pass by blocks of rows, read from the scratch files through memory maps:
 # the same products however the blocks come (mapped whole, in runs of integrations, copied where
 # a map fails) and by whole integrations where files cannot be mapped; jump reads its blocks
@@ -194,13 +205,7 @@ def test_fit_by_blocks_of_rows(sub160, tmp_path, monkeypatch, mapping, runs, jum
 
     monkeypatch.setattr(OLSRampFitter, "fit_rows", fit_spy)
     monkeypatch.setattr(scratch.ScratchStore, "map_rows", map_spy)
-    refdir = tmp_path / "refs"
-    refdir.mkdir()
-    for path in sub160.refs.values():
-        with fits.open(path) as hdul:
-            if hdul[0].header.get("REFTYPE") == "GAIN":
-                hdul[0].header["GAINFACT"] = 2.0
-            hdul.writeto(refdir / os.path.basename(path))
+    refdir = _refs_with_gain_factor(sub160, tmp_path / "refs")
     steps = {"ramp_fit": {"save_results": True}, "gain_scale": {"save_results": True}}
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
     _run(sub160.uncal, refdir, streamed, steps, True, 40)
@@ -532,13 +537,7 @@ def test_scratch_memory_budget_from_environment(monkeypatch):
 
 def test_streamed_with_gain_factor_and_one_group_fits(sub160, tmp_path):
     """GAINFACT scales rateints plane by plane; suppress_one_group off uses the ZEROFRAME."""
-    refdir = tmp_path / "refs"
-    refdir.mkdir()
-    for path in sub160.refs.values():
-        with fits.open(path) as hdul:
-            if hdul[0].header.get("REFTYPE") == "GAIN":
-                hdul[0].header["GAINFACT"] = 2.0
-            hdul.writeto(refdir / os.path.basename(path))
+    refdir = _refs_with_gain_factor(sub160, tmp_path / "refs")
     steps = {"ramp_fit": {"save_results": True, "save_opt": True, "suppress_one_group": False},
              "gain_scale": {"save_results": True}}
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"

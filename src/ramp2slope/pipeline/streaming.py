@@ -698,16 +698,13 @@ def _fit_by_integrations(fitter, store, buffers, use_zf, writers, factor, fitopt
         else:
             fitter.fit_integrations(run[0], run[1], run[2] if use_zf else None, out=out)
         t0 = time.perf_counter()
-        _write_planes(writers[0], i, out)
         if fitopt_writer is not None:
             for index, name in enumerate(SEGMENT_FIELDS):
                 fitopt_writer.write(name, i, opt_out.segments[index])
             fitopt_writer.write("pedestal", i, opt_out.pedestal)
             fitopt_writer.write("crmag", i, opt_out.crmag)
-        if factor is not None:
-            scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
-        for writer in writers[1:]:
-            _write_planes(writer, i, out)
+        _write_rateints(writers, factor, out,
+                        lambda writer, attr, array: writer.write_planes(attr, i, array))
         write_time += time.perf_counter() - t0
     return write_time
 
@@ -738,22 +735,23 @@ def _fit_by_rows(fitter, store, writers, factor):
             # read for the last time: their pages serve the products
             store.discard_rows(y0, y1, i, i + count)
             t0 = time.perf_counter()
-            _write_plane_rows(writers[0], i, y0, out)
-            if factor is not None:
-                scale_by_gain(factor, out.data, out.err, out.var_poisson, out.var_rnoise)
-            for writer in writers[1:]:
-                _write_plane_rows(writer, i, y0, out)
+            _write_rateints(writers, factor, out, lambda writer, attr, array:
+                            writer.write_plane_rows(attr, i, y0, array))
             write_time += time.perf_counter() - t0
     return write_time
 
 
-def _write_plane_rows(writer, i, y0, product):
-    """Write rows y0, y0 + 1, ... of the rateints planes of integrations i, i + 1, ... ((k, R,
-    nx) ``product`` arrays)."""
-    if writer is None:
-        return
-    for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
-        writer.write_plane_rows(name, i, y0, getattr(product, name))
+def _write_rateints(writers, factor, product, write):
+    """``write(writer, attr, array)`` of each rateints array of ``product`` to ramp_fit's
+    writer, then, scaled in place by the gain ``factor`` (None: not scaled), to gain_scale's
+    and the pipeline's (``writers``: those three, None where not saved)."""
+    for index, writer in enumerate(writers):
+        if index == 1 and factor is not None:
+            scale_by_gain(factor, product.data, product.err, product.var_poisson,
+                          product.var_rnoise)
+        if writer is not None:
+            for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
+                write(writer, name, getattr(product, name))
 
 
 class _FirstPassOnBlocks:
@@ -777,14 +775,6 @@ class _FirstPassOnBlocks:
         if first_pass is None:
             return 0.0, 0.0
         return first_pass.seconds, first_pass.kernel_seconds
-
-
-def _write_planes(writer, i, product):
-    """Write the rateints planes of integrations i, i + 1, ... (3-D ``product`` arrays)."""
-    if writer is None:
-        return
-    for name in ("data", "dq", "err", "var_poisson", "var_rnoise"):
-        writer.write_planes(name, i, getattr(product, name))
 
 
 def _runs(nints, per_call, *buffers):
