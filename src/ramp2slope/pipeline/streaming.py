@@ -682,7 +682,7 @@ def _fit_by_integrations(fitter, store, buffers, use_zf, writers, factor, fitopt
     # The kernel writes every pixel of the five output planes; only the optional arrays
     # (segments and cosmic rays beyond a pixel's own) must start from zero.
     per_call = data.shape[0]   # integrations at a time, as in the first pass
-    all_out = ImageProduct.empty((per_call, ny, nx))
+    all_out = ImageProduct.unfilled((per_call, ny, nx))
     write_time = 0.0
     for i, run in _runs(nints, per_call, data, groupdq, zeroframe):
         count = len(run[0])
@@ -724,7 +724,7 @@ def _fit_by_rows(fitter, store, writers, factor):
         for i in range(0, nints, per_map):
             count = min(per_map, nints - i)
             if out is None or out.data.shape[:2] != (count, y1 - y0):
-                out = ImageProduct.empty((count, y1 - y0, nx))
+                out = ImageProduct.unfilled((count, y1 - y0, nx))   # every pixel is fitted
             views = store.map_rows(y0, y1, i, i + count)
             if views is None:
                 views = (np.empty((count, ngroups, y1 - y0, nx), np.float32),

@@ -53,6 +53,9 @@ SQRT2_TRUNCATED = 1.41421356
 
 #: PIXELDQ flags added to a pixel whose gain is not positive (or NaN).
 BAD_GAIN_PIXDQ = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["NO_GAIN_VALUE"])
+# A deliberate difference from stcal: every NaN rate (a zero or NaN read noise, a NaN ramp)
+# gets DO_NOT_USE, where stcal leaves it with its other flags only.
+NAN_RATE_PIXDQ = np.uint32(dqflags.pixel["DO_NOT_USE"])
 
 # Bits of the per-pixel exposure flag accumulator (one uint8 per pixel for the whole exposure).
 FLAG_PARTIAL_SAT = np.uint8(1)   # some integration has a SAT group
@@ -578,6 +581,8 @@ def _rate_values(dq, num, sum_ip, sum_ir, sum_clr, flags):
             var_r = 1.0 / sum_clr
         if var_r >= LARGE_VARIANCE_THRESHOLD:
             var_r = 0.0
+    if math.isnan(slope):
+        dq |= NAN_RATE_PIXDQ
     return slope, err, dq, var_p, var_r
 
 
@@ -766,7 +771,8 @@ def _store_block(pfl, pixdq, y, x0, nb, slope, err, var_p, var_r,
     for b in range(nb):
         out_slope[y, x0 + b] = np.float32(slope[b])
     for b in range(nb):
-        out_dq[y, x0 + b] = np.uint32(pixdq[y, x0 + b])
+        nan = math.isnan(slope[b])
+        out_dq[y, x0 + b] = np.uint32(pixdq[y, x0 + b]) | (NAN_RATE_PIXDQ if nan else np.uint32(0))
     for b in range(nb):
         out_vp[y, x0 + b] = np.float32(var_p[b])
     for b in range(nb):
@@ -1069,6 +1075,8 @@ def _fit_block_pixels(
         elif var_r > 0.0:
             a_clr += 1.0 / var_r
 
+        if math.isnan(slope):
+            dq |= NAN_RATE_PIXDQ
         out_slope[y, x] = np.float32(slope)
         out_dq[y, x] = dq
         out_vp[y, x] = np.float32(var_p)
@@ -1100,7 +1108,7 @@ def fit_integrations_kernel(
     out_slope, out_err, out_dq, out_vp, out_vr,
     acc_num, acc_ip, acc_ir, acc_clr, acc_flags,
     rate_slope, rate_err, rate_dq, rate_vp, rate_vr,
-    save_opt, seg_out, ped_out, cr_out,
+    save_opt, seg_out, ped_out, cr_out, fresh,
 ):
     """Fit each integration of ``data`` (nints, ngroups, ny, nx; groups ``start:stop`` fitted),
     in order (spec §4.13.2–4.13.6).
@@ -1112,7 +1120,9 @@ def fit_integrations_kernel(
     ``out_*`` arrays.
 
     * ``single`` False: the exposure sums go to the ``acc_*`` arrays (``mrate_sum`` is the sum of
-      the per-integration median rates); the ``rate_*`` arrays are not used.
+      the per-integration median rates); the ``rate_*`` arrays are not used. With ``fresh``
+      (the call starts with the exposure's first integration) the sums start from zero here,
+      whatever the arrays held, else from their values.
     * ``single`` True (a one-integration exposure, one integration given): the median rate is computed here from the
       ramp (``mrate_sum`` is not used, ``mrate_div`` must be 1), the rate product is written to
       the 2-D ``rate_*`` arrays and the ``acc_*`` arrays are not used.
@@ -1153,6 +1163,14 @@ def fit_integrations_kernel(
                 nb = min(bw, nx - x0)
                 _block_pixel_terms(gain2d, readnoise2d, rn_factor, mrate_sum, mrate_div, single, y,
                                    x0, nb, rn_blk, mr_blk)
+                if fresh and not single:
+                    # zeroed here, in parallel, rather than by the caller on one thread
+                    for b in range(nb):
+                        acc_num[y, x0 + b] = 0.0
+                        acc_ip[y, x0 + b] = 0.0
+                        acc_ir[y, x0 + b] = 0.0
+                        acc_clr[y, x0 + b] = 0.0
+                        acc_flags[y, x0 + b] = 0
                 for j in range(nk):
                     dj, gj = data[j, start:stop], gdq[j, start:stop]
                     zj = zframe[j] if use_zframe else zframe[0]
