@@ -185,7 +185,11 @@ def test_fit_by_blocks_of_rows(sub160, tmp_path, monkeypatch, mapping, runs, jum
     from ramp2slope.pipeline import scratch
     from ramp2slope.ramp_fitting.ols_fit import OLSRampFitter
 
-    if mapping == "runs":   # 2 integrations of a block of 40 rows, not 3
+    chunk_bytes = None
+    if mapping == "runs":
+        # the fit maps about stage A's chunk (2 integrations of a block of 40 rows, not 3);
+        # jump's blocks of all 3 exceed the window and are copied
+        chunk_bytes = 2 * 5 * 40 * 160 * 4
         monkeypatch.setattr(scratch, "MAP_WINDOW_BYTES", 2 * 5 * 40 * 160 * 5)
     elif mapping == "maps fail":
         monkeypatch.setattr(scratch._RampFileInRowBlocks, "map_block", lambda *args: None)
@@ -208,7 +212,7 @@ def test_fit_by_blocks_of_rows(sub160, tmp_path, monkeypatch, mapping, runs, jum
     refdir = _refs_with_gain_factor(sub160, tmp_path / "refs")
     steps = {"ramp_fit": {"save_results": True}, "gain_scale": {"save_results": True}}
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"
-    _run(sub160.uncal, refdir, streamed, steps, True, 40)
+    _run(sub160.uncal, refdir, streamed, steps, True, 40, chunk_bytes=chunk_bytes)
     _run(sub160.uncal, refdir, whole, steps, False)
     _assert_same_products(streamed, whole)
     if runs is None:

@@ -233,7 +233,8 @@ MAP_FILES = hasattr(mmap, "ACCESS_COPY")
 #: The pages of a mapped file count in the process's resident memory while mapped, whereas a
 #: copy goes to memory that a run keeps for reuse (``runtime.malloc``) and often costs no new
 #: memory: on a full frame of 3 integrations, mapping jump's blocks of 105 MB raised the peak
-#: by 87 MB.
+#: by 87 MB. Jump's copy would take a block's size anyway; a reader that copies less at a
+#: time (the ramp fit) maps less too.
 MAP_WINDOW_BYTES = 64 << 20
 
 
@@ -609,11 +610,12 @@ class ScratchStore:
             if isinstance(store, _RampFileInRowBlocks):
                 store.discard_block(y0, y1, start, stop)
 
-    def map_run(self, rows):
+    def map_run(self, rows, max_bytes=None):
         """How many integrations of ``rows`` rows to map at once (at least one): as many as
-        fit in MAP_WINDOW_BYTES."""
+        fit in ``max_bytes`` (default MAP_WINDOW_BYTES)."""
         nints, ngroups, ny, nx = self.shape
-        return max(1, min(nints, MAP_WINDOW_BYTES // max(1, ngroups * rows * nx * 5)))
+        limit = MAP_WINDOW_BYTES if max_bytes is None else int(max_bytes)
+        return max(1, min(nints, limit // max(1, ngroups * rows * nx * 5)))
 
     def map_rows(self, y0, y1, start=0, stop=None):
         """``(data, groupdq)``: integrations ``start .. stop - 1`` (default: all) of rows ``y0 ..
