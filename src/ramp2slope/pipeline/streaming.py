@@ -69,12 +69,13 @@ _AD_FLOOR = np.uint8(dqflags.group["AD_FLOOR"])
 
 #: Fewest rows per jump block: thinner blocks cost more in file accesses than they save.
 MIN_BLOCK_ROWS = 4
-#: ... and a block may always hold this many bytes (data and GROUPDQ of every integration). The
-#: scratch files are laid out in these blocks, so an integration is read in one piece per block:
-#: fewer, larger blocks make those reads cheaper (64 MB rather than 32: 256x2048 with 50 x 10,
-#: 0.51 s -> 0.46 s of integration reads; MIRI's SLITLESSPRISM with 200 integrations 0.17 s ->
-#: 0.14 s), at the cost of this much memory for jump.
-MIN_BLOCK_BYTES = 64 << 20
+#: ... and a block may always hold this many bytes (data and GROUPDQ of every integration), at
+#: the cost of this much memory for jump. The scratch files are laid out in these blocks. While
+#: the ramp fit read integrations back with copies, 64 MB made those reads cheaper (256x2048
+#: with 50 x 10: 0.51 s -> 0.46 s; MIRI's SLITLESSPRISM with 200 integrations 0.17 s -> 0.14 s)
+#: but raised the peak of the SLITLESSPRISM with 50 (255 -> 295 MB, above 1/4 of jwst's); the
+#: fit now maps the blocks (scratch.MAP_WINDOW_BYTES), and 32 MB costs nothing measurable.
+MIN_BLOCK_BYTES = 32 << 20
 
 
 #: Stage A (and the ramp fit's passes) take several integrations at a time while their float32
