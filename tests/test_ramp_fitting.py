@@ -851,7 +851,8 @@ def test_second_pass_from_blocks_of_rows(case):
     for y0, y1, run in ((10, 15, 2), (0, 4, 5), (15, 23, 1), (4, 10, 3)):
         for i in range(0, data.shape[0], run):
             k = min(run, data.shape[0] - i)
-            out = fitter.fit_rows(y0, data[i:i + k, :, y0:y1].copy(), gdq[i:i + k, :, y0:y1].copy(),
+            out = fitter.fit_rows(y0, data[i:i + k, :, y0:y1].copy(),
+                                  gdq[i:i + k, :, y0:y1].copy(),
                                   ImageProduct.empty((k, y1 - y0, data.shape[3])), start=i)
             for j in range(k):
                 for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
