@@ -136,26 +136,16 @@ class ImageProduct:
     var_rnoise: np.ndarray
 
     @classmethod
-    def empty(cls, shape):
-        return cls(
-            data=np.zeros(shape, np.float32),
-            err=np.zeros(shape, np.float32),
-            dq=np.zeros(shape, np.uint32),
-            var_poisson=np.zeros(shape, np.float32),
-            var_rnoise=np.zeros(shape, np.float32),
-        )
+    def empty(cls, shape, allocate=np.zeros):
+        """Arrays of ``shape``, zero (``allocate=np.empty``: see :meth:`unfilled`)."""
+        return cls(*(allocate(shape, np.uint32 if name == "dq" else np.float32)
+                     for name in _PRODUCT_FIELDS))
 
     @classmethod
     def unfilled(cls, shape):
         """As :meth:`empty`, the values left unset: for a kernel that writes every pixel of
         every array (zeroing a full frame's five arrays costs 10-15 ms on one core)."""
-        return cls(
-            data=np.empty(shape, np.float32),
-            err=np.empty(shape, np.float32),
-            dq=np.empty(shape, np.uint32),
-            var_poisson=np.empty(shape, np.float32),
-            var_rnoise=np.empty(shape, np.float32),
-        )
+        return cls.empty(shape, np.empty)
 
     def __getitem__(self, index):
         """Views of every array at ``index`` (e.g. one integration of a rateints product)."""
