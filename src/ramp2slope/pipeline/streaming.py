@@ -94,11 +94,14 @@ def integrations_per_chunk(shape, chunk_bytes=None):
 
 
 def default_block_rows(shape):
-    """Rows per jump block: a block of every integration is about the size of one integration,
-    or MIN_BLOCK_BYTES if that is more (at least MIN_BLOCK_ROWS rows)."""
+    """Rows per jump block: MIN_BLOCK_BYTES of every integration's rows (at least
+    MIN_BLOCK_ROWS rows). Until the fit mapped the blocks, a block also held at least one
+    integration's size (a full frame of 3 integrations: 682 rows, 105 MB), for the fit's
+    integration reads; 218 rows of 33 MB can be mapped by jump too (jump 0.23 -> 0.21 s, peak
+    781 -> 773 MB)."""
     nints, ngroups, ny, nx = shape
     row_bytes = max(1, nints * ngroups * nx * 5)   # float32 data and uint8 GROUPDQ
-    return min(ny, max(MIN_BLOCK_ROWS, ny // max(1, nints), MIN_BLOCK_BYTES // row_bytes))
+    return min(ny, max(MIN_BLOCK_ROWS, MIN_BLOCK_BYTES // row_bytes))
 
 
 class _RepeatFilter(logging.Filter):
