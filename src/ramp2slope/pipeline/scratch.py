@@ -297,19 +297,22 @@ class _RampFileInRowBlocks(_ArrayFile):
             _punch_hole(self.fd, self._plane_offset(block, i, 0, block[0]),
                         (stop - i) * self.shape[1] * (block[1] - block[0]) * self._row_bytes)
 
-    def _block_index(self, y0, y1):
-        """The index of the block of rows y0 .. y1 - 1 of the layout, or None."""
+    def _block_run(self, y0, y1, start, stop):
+        """``(offset, nbytes)`` of integrations ``start .. stop - 1`` of the block of rows ``y0 ..
+        y1 - 1`` in the file (one run of it), or None when the rows are not a block of the
+        layout or the integrations are out of range."""
         index = y0 // self.block_rows
-        if 0 <= index < len(self._blocks) and self._blocks[index][:2] == (y0, y1):
-            return index
-        return None
+        if not (0 <= index < len(self._blocks) and self._blocks[index][:2] == (y0, y1)
+                and 0 <= start < stop <= self.shape[0]):
+            return None
+        return (self._plane_offset(self._blocks[index], start, 0, y0),
+                (stop - start) * self.shape[1] * (y1 - y0) * self._row_bytes)
 
     def discard_block(self, y0, y1, start, stop):
         """Free the pages of what ``map_block(y0, y1, start, stop)`` maps."""
-        index = self._block_index(y0, y1)
-        if index is not None:
-            _punch_hole(self.fd, self._plane_offset(self._blocks[index], start, 0, y0),
-                        (stop - start) * self.shape[1] * (y1 - y0) * self._row_bytes)
+        run = self._block_run(y0, y1, start, stop)
+        if run is not None:
+            _punch_hole(self.fd, *run)
 
     def map_block(self, y0, y1, start, stop):
         """Integrations ``start .. stop - 1`` of the block of rows ``y0 .. y1 - 1`` (a block of
@@ -318,32 +321,30 @@ class _RampFileInRowBlocks(_ArrayFile):
         map the file. Nothing is copied: the kernels read the pages of the file's cache where
         they are, and what is written to the array stays in this process (the file is not
         changed). The mapping goes when the array and its views do."""
-        index = self._block_index(y0, y1)
-        if (not MAP_FILES or self.fd is None or index is None
-                or not 0 <= start < stop <= self.shape[0]):
+        run = self._block_run(y0, y1, start, stop)
+        if not MAP_FILES or self.fd is None or run is None:
             return None
-        shape = (stop - start, self.shape[1], y1 - y0, self.shape[3])
-        offset = self._plane_offset(self._blocks[index], start, 0, y0)
+        offset, nbytes = run
         aligned = offset - offset % mmap.ALLOCATIONGRANULARITY
-        count = int(np.prod(shape, dtype=np.int64))
         try:
-            mapping = mmap.mmap(self.fd, offset - aligned + count * self.dtype.itemsize,
-                                access=mmap.ACCESS_COPY, offset=aligned)
+            mapping = mmap.mmap(self.fd, offset - aligned + nbytes, access=mmap.ACCESS_COPY,
+                                offset=aligned)
         except (OSError, ValueError):   # no address space left, a file system without maps:
             # the caller copies instead
             return None
-        return np.frombuffer(mapping, self.dtype, count, offset - aligned).reshape(shape)
+        return np.frombuffer(mapping, self.dtype, nbytes // self.dtype.itemsize,
+                             offset - aligned).reshape(stop - start, self.shape[1], y1 - y0,
+                                                       self.shape[3])
 
     def read_block(self, y0, y1, start, out):
         """Copy what :meth:`map_block` maps into ``out`` (k, ngroups, y1 - y0, nx) (for the
         integrations from ``start`` on): one run of the file."""
-        index = self._block_index(y0, y1)
-        if index is None or out.shape[1:] != (self.shape[1], y1 - y0, self.shape[3]):
+        run = self._block_run(y0, y1, start, start + out.shape[0])
+        if run is None or out.shape[1:] != (self.shape[1], y1 - y0, self.shape[3]):
             raise Ramp2SlopeError(f"scratch read of rows {y0}..{y1 - 1}: not a block of the "
                                   f"layout, or a buffer of shape {out.shape}")
         self._check_out(out)
-        self._run([(self._plane_offset(self._blocks[index], start, 0, y0), [out])], out.nbytes,
-                  write=False)
+        self._run([(run[0], [out])], out.nbytes, write=False)
 
     def copy_rows(self, y0, out=None, source=None):
         """Rows ``y0 .. y0 + rows - 1`` of every plane: into ``out`` (nints, ngroups, rows, nx),
