@@ -126,7 +126,7 @@ class IncrementalWriter:
         raw = buffer.getvalue()
         pieces, self._extensions, self.size = self._layout(raw, len(hdus), deferred)
         with fits.open(io.BytesIO(raw), memmap=False) as written:
-            self._primary_text = raw[:written.fileinfo(0)["datLoc"]]
+            self._primary_text = raw[:written[0].fileinfo()["datLoc"]]
         self._tmp = temporary_path(path)
         self._fd = os.open(self._tmp, os.O_WRONLY)
         try:
@@ -147,7 +147,8 @@ class IncrementalWriter:
             if len(written) != nhdus:
                 raise Ramp2SlopeError("incremental writer: astropy wrote an unexpected layout")
             for index in range(nhdus):
-                info = written.fileinfo(index)
+                # the HDU's fileinfo, not the list's (which turns every header into text)
+                info = written[index].fileinfo()
                 start, data_start, span = info["hdrLoc"], info["datLoc"], info["datSpan"]
                 if index not in by_index:
                     chunk = raw[start:data_start + span]

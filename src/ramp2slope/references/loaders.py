@@ -93,7 +93,9 @@ class _RefFile:
         short are caught when read)."""
         try:
             last = len(self.hdulist) - 1
-            info = self.hdulist.fileinfo(last)
+            # the HDU's own fileinfo: the list's would also turn every header into text to
+            # tell whether the file was resized, which a file opened to read never is
+            info = self.hdulist[last].fileinfo()
             end = info["datLoc"] + info["datSpan"]  # padded to 2880 bytes
             if isinstance(self.hdulist[last], fits.CompImageHDU):  # size: of the image
                 data_end = end - 2879
