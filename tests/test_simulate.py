@@ -110,6 +110,33 @@ def test_geometry_errors_and_generic_sizes():
     assert frame_time(2048, 2048, 4) == pytest.approx(10.73677)
 
 
+@pytest.mark.parametrize("name, rows, ystart, tframe", [("SUBSTRIP256", 256, 1793, 5.494),
+                                                       ("SUBSTRIP96", 96, 1803, 2.214)])
+def test_niriss_soss_stripes(tmp_path, name, rows, ystart, tframe):
+    # modelled untransposed (the stored rows run along the fast direction), one output, at the
+    # published frame times; stored, the stripe spans every column of the top stored rows
+    geom = geometry("NIS", subarray=name)
+    assert (geom.subarray, geom.nx, geom.ny, geom.noutputs) == (name, rows, 2048, 1)
+    assert geom.frame_time == pytest.approx(tframe, abs=1e-5)
+    sim = simulate_exposure(tmp_path, detector="NIS", subarray=name, readpatt="NISRAPID",
+                            ngroups=2, nints=1, cr_rate=0.0)
+    header = fits.getheader(sim.uncal)
+    assert {k: header[k] for k in ("SUBARRAY", "SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2",
+                                   "NOUTPUTS", "EXP_TYPE", "FILTER", "PUPIL", "APERNAME")} == {
+        "SUBARRAY": name, "SUBSTRT1": 1, "SUBSTRT2": ystart, "SUBSIZE1": 2048,
+        "SUBSIZE2": rows, "NOUTPUTS": 1, "EXP_TYPE": "NIS_SOSS", "FILTER": "CLEAR",
+        "PUPIL": "GR700XD", "APERNAME": f"NIS_{name}"}
+    assert header["PWCPOS"] == pytest.approx(245.79)
+    assert header["TFRAME"] == pytest.approx(tframe, abs=1e-5)
+    assert fits.getdata(sim.uncal, "SCI").shape == (1, 2, rows, 2048)
+    with pytest.raises(Ramp2SlopeError, match="SUBSTRIP96"):
+        geometry("NIS", subarray="SUB160")
+    with pytest.raises(Ramp2SlopeError):
+        geometry("NRS1", subarray=name)
+    with pytest.raises(Ramp2SlopeError):
+        geometry("NIS", subarray=name, size=(rows, 2048))
+
+
 # ------------------------------------------------------------------------------------------
 # files, shapes, headers
 # ------------------------------------------------------------------------------------------

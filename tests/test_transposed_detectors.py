@@ -19,6 +19,9 @@ CASES = {
     "nrs2_window": dict(detector="NRS2", size=(2048, 64), ngroups=5, nints=1, seed=32,
                         exp_type="NRS_IFU"),
     "nis_window": dict(detector="NIS", size=(2048, 64), ngroups=4, nints=2, seed=33),
+    # a SOSS time series in its 96-row stripe at the top of the stored frame (one output, the
+    # reference rows of that edge only)
+    "nis_soss": dict(detector="NIS", subarray="SUBSTRIP96", ngroups=4, nints=2, seed=34),
     "guider1_window": dict(detector="GUIDER1", size=(2048, 64), ngroups=4, nints=2, seed=21),
     "guider2_full": dict(detector="GUIDER2", ngroups=3, nints=1, seed=22),
 }

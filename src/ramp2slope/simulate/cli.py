@@ -10,7 +10,7 @@ import sys
 import time
 
 from ..errors import Ramp2SlopeError
-from .detector import READ_PATTERNS, SUBARRAY_NAMES, AXES
+from .detector import AXES, NIS_SOSS_SUBARRAYS, READ_PATTERNS, SUBARRAY_NAMES
 
 #: MIRI windows and read patterns (:mod:`.miri`, not imported to build the parser)
 MIRI_SUBARRAY_NAMES = ("BRIGHTSKY", "SUB256", "SUB128", "SUB64", "SLITLESSPRISM")
@@ -35,10 +35,11 @@ def add_arguments(parser):
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--size", type=_size, default=None,
                        help="ROWSxCOLS; 2048x2048 is FULL, other sizes a GENERIC window at the origin")
-    where.add_argument("--subarray", type=str.upper, choices=SUBARRAY_NAMES + MIRI_SUBARRAY_NAMES,
+    where.add_argument("--subarray", type=str.upper,
+                       choices=SUBARRAY_NAMES + tuple(NIS_SOSS_SUBARRAYS) + MIRI_SUBARRAY_NAMES,
                        default=None,
-                       help="named NIRCam (or with --detector MIRIMAGE, MIRI) subarray at its flight "
-                            "position (default FULL)")
+                       help="named NIRCam (with --detector NIS, a NIRISS SOSS stripe; with --detector "
+                            "MIRIMAGE, MIRI) subarray at its flight position (default FULL)")
     parser.add_argument("--ngroups", type=int, default=10, help="groups per integration (default 10)")
     parser.add_argument("--nints", type=int, default=1, help="integrations (default 1)")
     parser.add_argument("--readpatt", type=str.upper,

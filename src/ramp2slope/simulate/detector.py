@@ -18,7 +18,7 @@ detector's axis signs, so every detector gets the position its flight subarray r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,6 +71,22 @@ INSTRUMENT_MODES = {
                              (("FILTER", "CLEAR"), ("PUPIL", "F150W"))),
     "FGS": InstrumentMode("FGSRAPID", "FGS_IMAGE", "FGS_DARK", "FGS External Calibration", ()),
 }
+
+#: NIRISS SOSS stripes: (stored rows, SUBSTRT2); every column from SUBSTRT1 = 1, read through one
+#: output, as the SOSS exposures of jwst's own tests lay them out. An exposure in one is NIS_SOSS,
+#: with the GR700XD grism at the pupil wheel's nominal position.
+NIS_SOSS_SUBARRAYS = {"SUBSTRIP256": (256, 1793), "SUBSTRIP96": (96, 1803)}
+SOSS_MODE = InstrumentMode("NISRAPID", "NIS_SOSS", "NIS_DARK", "NIRISS SOSS",
+                           (("FILTER", "CLEAR"), ("PUPIL", "GR700XD")))
+SOSS_PWCPOS = 245.79
+
+
+def instrument_mode(geom):
+    """The :class:`InstrumentMode` of an exposure's geometry (None for NIRCam)."""
+    if geom.subarray in NIS_SOSS_SUBARRAYS:
+        return SOSS_MODE
+    return INSTRUMENT_MODES.get(INSTRUMENT[geom.detector])
+
 
 #: Detector-specific exposure metadata: module, channel, default filter, SIAF aperture prefix.
 DETECTOR_INFO = {
@@ -216,9 +232,16 @@ def geometry(detector="NRCBLONG", subarray=None, size=None, origin=None):
     if subarray is not None and size is not None:
         raise Ramp2SlopeError("give either a subarray name or a size, not both")
     if detector in TRANSPOSED:
-        if subarray is not None and str(subarray).upper() != "FULL":
-            raise Ramp2SlopeError(f"{detector}: only FULL or a size (a window at the origin) is "
-                                  f"simulated, not subarray {subarray!r}")
+        name = None if subarray is None else str(subarray).upper()
+        if detector == "NIS" and name in NIS_SOSS_SUBARRAYS:
+            if size is not None or origin is not None:
+                raise Ramp2SlopeError("give either a subarray name or a size, not both")
+            rows, ystart = NIS_SOSS_SUBARRAYS[name]
+            return replace(geometry(detector, size=(rows, NPIX), origin=(ystart, 1)), subarray=name)
+        if name not in (None, "FULL"):
+            named = ["FULL"] + (list(NIS_SOSS_SUBARRAYS) if detector == "NIS" else [])
+            raise Ramp2SlopeError(f"{detector}: the simulated subarrays are {', '.join(named)} and "
+                                  f"windows given by their size, not {subarray!r}")
         if size is not None:   # given as stored; the model works in the untransposed frame
             size = (int(size[1]), int(size[0]))
         if origin is not None:

@@ -13,7 +13,8 @@ from astropy.time import Time
 
 from ..errors import Ramp2SlopeError
 from . import _kernels, fitsio, physics
-from .detector import DETECTOR_INFO, INSTRUMENT, INSTRUMENT_MODES, TRANSPOSED, geometry, readout as make_readout
+from .detector import (DETECTOR_INFO, INSTRUMENT, NIS_SOSS_SUBARRAYS, SOSS_PWCPOS, TRANSPOSED,
+                       geometry, instrument_mode, readout as make_readout)
 from .references import write_references
 from .transposed import transpose_products
 from .truth import write_truth
@@ -59,7 +60,7 @@ def _iso(mjd, precision=3):
 def _uncal_cards(root, geom, ro, filename, program, observation, visit, exposure, filt, pupil,
                  zeroframe, seed):
     module, channel, _, aperture = DETECTOR_INFO[geom.detector]
-    mode = INSTRUMENT_MODES.get(INSTRUMENT[geom.detector])   # None for NIRCam
+    mode = instrument_mode(geom)   # None for NIRCam
     start = EXPSTART_MJD
     end = start + ro.nints * ro.int_duration / 86400.0
     start_iso, end_iso = _iso(start), _iso(end)
@@ -102,7 +103,8 @@ def _uncal_cards(root, geom, ro, filename, program, observation, visit, exposure
         ("CHANNEL", channel, "instrument channel"),
         ("FILTER", filt, "name of the filter element used"),
         ("PUPIL", pupil, "name of the pupil element used"),
-    ]) + [
+    ]) + ([("PWCPOS", SOSS_PWCPOS, "[deg] pupil wheel position")]
+          if geom.subarray in NIS_SOSS_SUBARRAYS else []) + [
         ("EXP_TYPE", mode.exp_type if mode else "NRC_IMAGE", "type of data in the exposure"),
         ("EXPSTART", start, "UTC exposure start time (MJD)"),
         ("EXPMID", 0.5 * (start + end), "UTC exposure mid time (MJD)"),
@@ -217,7 +219,9 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     size : (ny, nx), optional
         Window size; (2048, 2048) is FULL, anything else a GENERIC window at SUBSTRT 1,1.
     subarray : str, optional
-        A named NIRCam subarray (see ``detector.SUBARRAY_NAMES``) at its flight position.
+        A named NIRCam subarray (see ``detector.SUBARRAY_NAMES``) at its flight position, or on
+        NIS a SOSS stripe, SUBSTRIP256 or SUBSTRIP96 (``detector.NIS_SOSS_SUBARRAYS``): a
+        NIS_SOSS exposure with the GR700XD grism and PWCPOS.
         With neither ``size`` nor ``subarray``, the exposure is FULL.
     ngroups, nints, readpatt :
         Readout: any NIRCam read pattern (RAPID, BRIGHT1, BRIGHT2, SHALLOW2, SHALLOW4, MEDIUM2,
@@ -227,8 +231,8 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     detector : str
         NRCA1..NRCA4, NRCALONG, NRCB1..NRCB4, NRCBLONG; or NRS1, NRS2 (NIRSpec, NRS_MSASPEC),
         NIS (NIRISS, NIS_IMAGE), GUIDER1, GUIDER2 (FGS, FGS_IMAGE): these are stored transposed
-        (|FASTAXIS| = 2), take FULL or a ``size`` window, and their read pattern NRSRAPID,
-        NISRAPID or FGSRAPID. ``size`` is always the stored (rows, columns).
+        (|FASTAXIS| = 2), take FULL, a ``size`` window or (NIS) a SOSS stripe, and their read
+        pattern NRSRAPID, NISRAPID or FGSRAPID. ``size`` is always the stored (rows, columns).
     zeroframe : bool
         Write the ZEROFRAME extension (ZEROFRAM=T).
     cr_rate : float
