@@ -53,8 +53,8 @@ CASES = {
     # the other near-infrared instruments: detectors stored transposed (|FASTAXIS| = 2)
     "n": ("NIRSpec NRS1 full frame, 1 int x 10 groups, NRSRAPID",
           dict(detector="NRS1", readpatt="NRSRAPID", ngroups=10, nints=1)),
-    "s50": ("NIRISS NIS 256x2048 window (SOSS-sized) time series, 50 ints x 10 groups",
-            dict(detector="NIS", readpatt="NISRAPID", size=[256, 2048], ngroups=10, nints=50)),
+    "s50": ("NIRISS SOSS time series (SUBSTRIP256, 256x2048), 50 ints x 10 groups",
+            dict(detector="NIS", readpatt="NISRAPID", subarray="SUBSTRIP256", ngroups=10, nints=50)),
     # IRS2: 3200 stored rows (interleaved reference samples) until refpix removes them
     "i": ("NIRSpec NRS1 IRS2 full frame (3200x2048 stored), 1 int x 10 groups, NRSIRS2RAPID",
           dict(irs2=True, detector="NRS1", ngroups=10, nints=1)),
