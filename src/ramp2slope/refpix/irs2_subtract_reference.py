@@ -445,7 +445,6 @@ def _series(n, r, pad, lines, section):
                    keep=keep, time_origin=time_origin)
 
 
-@lru_cache(maxsize=2)
 def _reference_filter(n, r, pad, lines, row):
     """The low-pass weights (float64, lines*row) applied to the reference output's spectrum.
 
@@ -481,7 +480,8 @@ def _hermitian_half(weights):
 
 @lru_cache(maxsize=2)
 def _reference_filter_half(n, r, pad, lines, row):
-    """:func:`_reference_filter` for the half spectrum (float32: the filter is real)."""
+    """:func:`_reference_filter` for the half spectrum (float32: the filter is real). Only
+    this is kept: the full filter (float64, 12 MB on a full frame) is made and dropped."""
     return np.ascontiguousarray(_hermitian_half(_reference_filter(n, r, pad, lines, row)).real)
 
 
