@@ -429,6 +429,15 @@ def test_cli_size(tmp_path):
     assert (head["SUBSIZE2"], head["SUBSIZE1"]) == (64, 2048)
 
 
+def test_cli_instrument_read_pattern_by_default(tmp_path):
+    # a NIRISS SOSS stripe without --readpatt: NISRAPID, NIRISS's one simulated pattern
+    assert cli_main(["--outdir", str(tmp_path), "--detector", "NIS", "--subarray", "substrip96",
+                     "--ngroups", "2", "--subarray-refs"]) == 0
+    head = fits.getheader(next(tmp_path.glob("*_uncal.fits")))
+    assert (head["READPATT"], head["SUBARRAY"], head["EXP_TYPE"]) == ("NISRAPID", "SUBSTRIP96",
+                                                                      "NIS_SOSS")
+
+
 # ------------------------------------------------------------------------------------------
 # interoperability with the official data models
 # ------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import sys
 import time
 
 from ..errors import Ramp2SlopeError
-from .detector import AXES, NIS_SOSS_SUBARRAYS, READ_PATTERNS, SUBARRAY_NAMES
+from .detector import (AXES, INSTRUMENT, INSTRUMENT_MODES, NIS_SOSS_SUBARRAYS, READ_PATTERNS,
+                       SUBARRAY_NAMES)
 
 #: MIRI windows and read patterns (:mod:`.miri`, not imported to build the parser)
 MIRI_SUBARRAY_NAMES = ("BRIGHTSKY", "SUB256", "SUB128", "SUB64", "SLITLESSPRISM")
@@ -29,6 +30,12 @@ def _size(text):
     return rows, cols
 
 
+def _default_readpatt(detector):
+    """RAPID on NIRCam; the one pattern simulated on the other near-infrared instruments."""
+    mode = INSTRUMENT_MODES.get(INSTRUMENT.get(detector))
+    return mode.readpatt if mode else "RAPID"
+
+
 def add_arguments(parser):
     parser.add_argument("--outdir", required=True,
                         help="output directory (uncal, truth, and refs/ with the reference files)")
@@ -45,8 +52,8 @@ def add_arguments(parser):
     parser.add_argument("--readpatt", type=str.upper,
                         choices=tuple(READ_PATTERNS) + (IRS2_READPATT,) + MIRI_READ_PATTERNS,
                         default=None,
-                        help="read pattern (default RAPID; NRSRAPID, NISRAPID, FGSRAPID for NIRSpec, "
-                             f"NIRISS and FGS; {IRS2_READPATT}: a NIRSpec IRS2 full frame; FAST "
+                        help="read pattern (default RAPID; NRSRAPID, NISRAPID and FGSRAPID, the defaults for "
+                             f"NIRSpec, NIRISS and FGS; {IRS2_READPATT}: a NIRSpec IRS2 full frame; FAST "
                              "(default) or FASTR1 for MIRI)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--detector", type=str.upper, choices=tuple(AXES) + ("MIRIMAGE",),
@@ -82,7 +89,7 @@ def run_from_args(args):
             raise Ramp2SlopeError(f"{args.readpatt} is a MIRI read pattern: add --detector MIRIMAGE")
         result = simulate_exposure(
             args.outdir, size=args.size, subarray=args.subarray, ngroups=args.ngroups,
-            nints=args.nints, readpatt=args.readpatt or "RAPID", seed=args.seed, detector=args.detector,
+            nints=args.nints, readpatt=args.readpatt or _default_readpatt(args.detector), seed=args.seed, detector=args.detector,
             zeroframe=not args.no_zeroframe, cr_rate=args.cr_rate, sky=args.sky,
             dark_nplanes=args.dark_planes, full_frame_refs=not args.subarray_refs,
             filter_name=args.filter)
