@@ -427,6 +427,9 @@ ORACLE_CASES = {
     "after_jump_many_ints": (5, 8, dict(after_jump_flag_dn1=50.0, after_jump_flag_time1=30.0,
                                         after_jump_flag_dn2=500.0, after_jump_flag_time2=60.0),
                              {}, (0,)),
+    # 120 pooled differences and about four CRs a pixel: the passes after the first select
+    # on the values left, and the pixels with more jumps than that go on to the sorted search
+    "iter_many_jumps": (24, 6, {}, dict(ny=16, nx=16, ncr=40, nstars=1, ndnu=5), (0, 1)),
     "single_pass": (1, 14, {}, {}, (0, 1)),
     "sigclip_ints": (100, 4, {}, dict(ny=16, nx=16, ncr=10, nstars=1, ndnu=5), (0,)),
     "sigclip_all": (20, 6, dict(only_use_ints=False), dict(ny=16, nx=16, ncr=10, nstars=1,
@@ -498,13 +501,29 @@ def test_ellipses_match_skimage_regionprops_and_draw():
 
 def test_order_statistics_by_rank_count_and_by_selection():
     rng = np.random.default_rng(3)
-    for n in (1, 2, 5, 24, 25, 40, 181):
+    for n in (1, 2, 5, 24, 25, 40, 181, 449):
         for values in (rng.normal(0, 1, n), np.round(rng.normal(0, 2, n))):   # with ties
             expected = np.sort(values)
             for k1 in range(n):
                 for k2 in {k1, min(k1 + 1, n - 1)}:
                     got = twopoint._order_stats(values.copy(), n, k1, k2)
                     assert got == (expected[k1], expected[k2])
+
+
+def test_selection_leaves_the_kth_value_in_place_with_the_rest_partitioned():
+    rng = np.random.default_rng(11)
+    arrays = [rng.normal(0, 1, 450), np.round(rng.normal(0, 1.5, 450)),   # many ties
+              np.full(300, 7.0), np.arange(500.0), np.arange(500.0)[::-1],
+              np.tile([3.0, 1.0, 2.0], 150), rng.normal(0, 1, 17), rng.normal(0, 1, 1000)]
+    for values in arrays:
+        n = values.size
+        expected = np.sort(values)
+        for k in sorted({0, 1, n // 2 - 1, n // 2, n - 2, n - 1}):
+            a = values.copy()
+            assert twopoint._select(a, n, k) == expected[k]
+            assert a[k] == expected[k]
+            assert (a[:k] <= a[k]).all() and (a[k + 1:] >= a[k]).all()
+            np.testing.assert_array_equal(np.sort(a), expected)   # a permutation
 
 
 def test_screened_detection_equals_exact_search_near_the_threshold():
