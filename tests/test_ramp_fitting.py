@@ -903,3 +903,22 @@ def test_second_pass_from_blocks_is_checked():
         assert not other.fits_rows
         with pytest.raises(Ramp2SlopeError, match="not with save_opt or a ZEROFRAME"):
             other.fit_rows(0, *rows(0, 10))
+
+
+def test_sorting_network_sorts_every_column():
+    # Every 0-1 column of up to 14 rows (the 0-1 principle: a comparator network that sorts
+    # all of them sorts anything), then random columns with ties and +inf padding of up to
+    # 200 rows; only the first nb columns are touched.
+    for m in range(1, 15):
+        columns = ((np.arange(2 ** m)[None, :] >> np.arange(m)[:, None]) & 1).astype(np.float64)
+        vals = np.concatenate([columns, np.full((m, 3), -1.0)], axis=1)
+        _ols_kernels._sort_columns(vals, 2 ** m)
+        np.testing.assert_array_equal(vals[:, :2 ** m], np.sort(columns, axis=0))
+        assert (vals[:, 2 ** m:] == -1.0).all()
+    rng = np.random.default_rng(2)
+    for m in (15, 19, 33, 64, 200):
+        vals = np.round(rng.normal(0, 3, (m, 257)), 1)
+        vals[m // 2:, :40] = np.inf
+        expected = np.sort(vals, axis=0)
+        _ols_kernels._sort_columns(vals, 257)
+        np.testing.assert_array_equal(vals, expected)
