@@ -13,8 +13,9 @@ in the iterative search and in sigma clipping, a pixel without a jump can be rec
 counts and extremes only, bounding the medians by counting values under bounds derived with
 a margin far larger than any rounding; only the other pixels (those with a jump, a few percent)
 get the exact search, which reproduces stcal operation by operation. The iterative search
-itself needs no repeated sorting: its deviation is monotonic on either side of the centre, so
-each pass removes values from the ends of a range of the values sorted once.
+itself needs no sorting for its first passes: its deviation is monotonic on either side of the
+centre, so a pass needs the extremes and two order statistics (a selection); a pixel with more
+jumps sorts its values once and each later pass removes values from the ends of that range.
 
 The first-pass statistics (median of the pooled Δ) of the pixels left with a jump are kept by
 :func:`detect` when the caller gives room for them; neighbour and after-jump flagging use
