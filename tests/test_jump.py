@@ -524,6 +524,9 @@ def test_selection_leaves_the_kth_value_in_place_with_the_rest_partitioned():
             assert a[k] == expected[k]
             assert (a[:k] <= a[k]).all() and (a[k + 1:] >= a[k]).all()
             np.testing.assert_array_equal(np.sort(a), expected)   # a permutation
+    # NaN is never given (the callers leave it out), but it must not make the loop endless
+    for values in (np.full(100, np.nan), np.where(rng.random(300) < 0.3, np.nan, 1.0)):
+        twopoint._select(values.copy(), values.size, values.size // 2)
 
 
 def test_screened_detection_equals_exact_search_near_the_threshold():

@@ -153,6 +153,8 @@ def _select(a, n, k):
     while hi - lo > 16:
         x, y, z = a[lo], a[(lo + hi) >> 1], a[hi - 1]
         pivot = max(min(x, y), min(max(x, y), z))   # the median of the three
+        if pivot != pivot:
+            break   # a NaN (never given): the partitions could not shrink the range
         store = lo
         for i in range(lo, hi):
             v = a[i]
