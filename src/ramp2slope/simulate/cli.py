@@ -52,9 +52,9 @@ def add_arguments(parser):
     parser.add_argument("--readpatt", type=str.upper,
                         choices=tuple(READ_PATTERNS) + (IRS2_READPATT,) + MIRI_READ_PATTERNS,
                         default=None,
-                        help="read pattern (default RAPID; NRSRAPID, NISRAPID and FGSRAPID, the defaults for "
-                             f"NIRSpec, NIRISS and FGS; {IRS2_READPATT}: a NIRSpec IRS2 full frame; FAST "
-                             "(default) or FASTR1 for MIRI)")
+                        help="read pattern (default RAPID; NRSRAPID, NISRAPID and FGSRAPID, the "
+                             f"defaults for NIRSpec, NIRISS and FGS; {IRS2_READPATT}: a NIRSpec "
+                             "IRS2 full frame; FAST (default) or FASTR1 for MIRI)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--detector", type=str.upper, choices=tuple(AXES) + ("MIRIMAGE",),
                         default="NRCBLONG",
@@ -89,7 +89,8 @@ def run_from_args(args):
             raise Ramp2SlopeError(f"{args.readpatt} is a MIRI read pattern: add --detector MIRIMAGE")
         result = simulate_exposure(
             args.outdir, size=args.size, subarray=args.subarray, ngroups=args.ngroups,
-            nints=args.nints, readpatt=args.readpatt or _default_readpatt(args.detector), seed=args.seed, detector=args.detector,
+            nints=args.nints, readpatt=args.readpatt or _default_readpatt(args.detector),
+            seed=args.seed, detector=args.detector,
             zeroframe=not args.no_zeroframe, cr_rate=args.cr_rate, sky=args.sky,
             dark_nplanes=args.dark_planes, full_frame_refs=not args.subarray_refs,
             filter_name=args.filter)
