@@ -408,7 +408,7 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     # The last row of a block waits for the next block's triggers, and the block is stored
     # whole once that row is done (whole blocks are what the store moves fastest):
     # (y, data, gdq, triggers, stats) of that row, and (y0, gdq) of the block.
-    held = held_block = None
+    held = held_block = triggers_buffer = None
     no_triggers = np.zeros((nints, ngroups, nx), dtype=np.uint8)
     # first-pass statistics of the pixels with a jump, from the detection pass
     stats_buffer = np.empty((blocks.rows, 2, nx), dtype=np.float64)
@@ -427,7 +427,13 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
                 on_rows(y0, data, gdq, rows)
             store.write_gdq_rows(y0, gdq)
             continue
-        triggers = np.zeros(gdq.shape, dtype=np.uint8)
+        # the kernel writes every value: a full block's buffer serves every full block
+        if rows == blocks.rows:
+            if triggers_buffer is None:
+                triggers_buffer = np.empty(gdq.shape, dtype=np.uint8)
+            triggers = triggers_buffer
+        else:
+            triggers = np.empty(gdq.shape, dtype=np.uint8)
         twopoint.neighbour_triggers(data, gdq, gain[y0:y1], readnoise[y0:y1], nframes,
                                     float(p["min_jump_to_flag_neighbors"]),
                                     float(p["max_jump_to_flag_neighbors"]), triggers, stats)
@@ -451,7 +457,7 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             finish(y0, data, gdq, stats, rows - 1)
             if on_rows is not None:
                 on_rows(y0, data, gdq, rows - 1)
-        held_block = (y0, gdq.copy())   # the reader fills its buffer again
+        held_block = (y0, gdq)   # the reader reads the next block into its other buffer
     if held is not None:
         finish(held[0], held[1], held[2], held[4], 1)
         if on_rows is not None:
@@ -524,7 +530,11 @@ def _showers_in_blocks(store, blocks, pixeldq, gain, readnoise, nframes, group_t
 class _RowBlocks:
     """Reads an exposure from a store in blocks of rows, into reused buffers; the ramp of a
     block is not copied where the store can map it (``store.map_rows``), since jump only
-    reads it."""
+    reads it.
+
+    The GROUPDQ of consecutive blocks alternates between two buffers: a block's stays as it
+    is while the next block is read and processed, so that jump can hold it (its last row
+    waits for the next block's neighbour flags) without copying it."""
 
     def __init__(self, store, rows):
         self.store = store
@@ -536,22 +546,25 @@ class _RowBlocks:
         if self.mapped is not None and store.map_run(rows) < nints:
             self.mapped = None
         self.data = None   # made when a block cannot be mapped
-        self.gdq = np.empty((nints, ngroups, rows, nx), dtype=np.uint8)
+        self.gdq_shape = (nints, ngroups, rows, nx)
+        self.gdq_buffers = []   # made as needed, two at most
 
     def read(self, with_data):
         """Yield (y0, y1, data, groupdq) for consecutive blocks (data is None without data)."""
-        for y0 in range(0, self.ny, self.rows):
+        for index, y0 in enumerate(range(0, self.ny, self.rows)):
             y1 = min(y0 + self.rows, self.ny)
             views = self.mapped(y0, y1) if with_data and self.mapped is not None else None
             data = None if views is None else views[0]
             if y1 - y0 == self.rows:
-                gdq = self.gdq
+                if len(self.gdq_buffers) <= index % 2:
+                    self.gdq_buffers.append(np.empty(self.gdq_shape, dtype=np.uint8))
+                gdq = self.gdq_buffers[index % 2]
                 if data is None and with_data:
                     if self.data is None:
-                        self.data = np.empty(self.gdq.shape, dtype=np.float32)
+                        self.data = np.empty(self.gdq_shape, dtype=np.float32)
                     data = self.data
             else:   # the last, shorter block gets buffers of its own (contiguous)
-                gdq = np.empty(self.gdq.shape[:2] + (y1 - y0,) + self.gdq.shape[3:], np.uint8)
+                gdq = np.empty(self.gdq_shape[:2] + (y1 - y0,) + self.gdq_shape[3:], np.uint8)
                 if data is None and with_data:
                     data = np.empty(gdq.shape, np.float32)
             self.store.read_rows(y0, y1, None if views is not None else data, gdq)

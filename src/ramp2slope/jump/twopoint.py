@@ -923,7 +923,8 @@ def _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma, max_sig
 @njit(parallel=True, cache=True, error_model="numpy")
 def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, trigger, stats):
     """The triggers of :func:`flag_neighbours` for every plane, into ``trigger`` (uint8, the
-    shape of gdq, zero on entry; 1 where a jump triggers neighbour flagging).
+    shape of gdq; each value written: 1 where a jump triggers neighbour flagging, else 0, so
+    that a buffer can serve block after block without being cleared by the caller).
 
     Together with :func:`apply_neighbour_triggers` this does what flag_neighbours does, for an
     exposure processed in blocks of rows: a block's triggers reach the rows just outside it.
@@ -935,6 +936,11 @@ def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma
     rn_div = 0.5 * (2.0 * nframes)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
     for y in prange(ny):
+        for i in range(nints):
+            for g in range(ngroups):
+                row = trigger[i, g, y]
+                for x in range(nx):
+                    row[x] = 0
         # work buffers once per row, not once per piece
         any_jump = np.empty(ROW_CHUNK, dtype=np.uint8)
         elec = np.empty(ngroups, dtype=np.float32)
