@@ -1158,7 +1158,7 @@ def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, 
     j1 = min(int(n1), ngroups - 2)
     j2 = min(int(n2), ngroups - 2)
     per_row = (nx + ROW_CHUNK - 1) // ROW_CHUNK
-    chunks = min(int(rows), gdq.shape[2]) * per_row
+    rows = min(int(rows), gdq.shape[2])
 
     def pieces(lo_hi):
         _after_chunks(data, gdq, gain, readnoise, rn_div, float(e1), float(e2), j1, j2,
@@ -1168,6 +1168,5 @@ def flag_after_jumps_and_clean(data, gdq, gain, readnoise, nframes, e1, n1, e2, 
     # a block of a few MB one thread costs less than sharing it out (a NIRISS series of 50
     # integrations, 8 MB blocks: 0.04 s on one thread, 0.06 s shared between two), while a
     # full frame's 42 MB still gains from two (2 ms against 3)
-    flags = min(int(rows), gdq.shape[2]) * gdq.shape[0] * ngroups * nx
-    alone = not do_after and flags < CLEAN_ALONE_BYTES
-    map_in_threads(pieces, _task_ranges(chunks), threads=1 if alone else None)
+    alone = not do_after and rows * gdq.shape[0] * ngroups * nx < CLEAN_ALONE_BYTES
+    map_in_threads(pieces, _task_ranges(rows * per_row), threads=1 if alone else None)
