@@ -20,6 +20,22 @@ CASES = {
     # NFRAMES=2 with a dark shorter than the exposure (the dark is extended)
     "sub160_bright2_short_dark": dict(subarray="SUB160", ngroups=6, nints=2, readpatt="BRIGHT2",
                                       seed=13, dark_nplanes=5),
+    # 8 frames a group and a gap of 12 between groups, and many cosmic rays, with
+    # step parameters users change: after-jump flagging, snowballs, a wider saturation growth
+    # and a group range for the fit
+    "sub400p_deep8_parameters": dict(subarray="SUB400P", ngroups=6, nints=2, readpatt="DEEP8",
+                                     seed=21, cr_rate=10.0),
+}
+
+#: Step parameters of a case (besides ``save_opt``, which every case sets to compare fitopt)
+CASE_STEPS = {
+    "sub400p_deep8_parameters": {
+        "saturation": {"n_pix_grow_sat": 2},
+        "jump": {"after_jump_flag_dn1": 10.0, "after_jump_flag_time1": 300.0,
+                 "expand_large_events": True, "min_jump_area": 3.0,
+                 "sat_required_snowball": False},
+        "ramp_fit": {"firstgroup": 1, "lastgroup": 4, "suppress_one_group": False},
+    },
 }
 
 STEPS = ("dq_init", "saturation", "superbias", "refpix", "linearity", "dark_current", "jump")
@@ -32,7 +48,9 @@ def runs(request, tmp_path_factory):
 
     base = tmp_path_factory.mktemp(request.param)
     sim = simulate_exposure(base / "sim", **CASES[request.param])
-    theirs, ours = jwst_oracle.run_both(sim, base, steps={"ramp_fit": {"save_opt": True}})
+    steps = {name: dict(params) for name, params in CASE_STEPS.get(request.param, {}).items()}
+    steps.setdefault("ramp_fit", {})["save_opt"] = True
+    theirs, ours = jwst_oracle.run_both(sim, base, steps=steps)
     return sim, theirs, ours
 
 
