@@ -70,6 +70,56 @@ def test_sigma_clip_matches_scipy_bitwise(size, dtype):
         assert ours[0].dtype == ref[0].dtype
 
 
+def _official_clipped_mean(values, siglimit):
+    """What the official step computes: scipy's sigmaclip, then the mean of what is kept; the
+    float64 mean when the float64 standard deviation is 0; None for no values."""
+    from scipy import stats
+
+    if values.size == 0:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if np.std(values, dtype=np.float64) != 0.0:
+            kept = stats.sigmaclip(values, siglimit, siglimit)[0]
+            return kept.mean() if kept.size else values.dtype.type(np.nan)
+        return values.mean(dtype=np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigma_clipped_mean_kernel_is_bitwise_the_official_arithmetic(dtype):
+    """The compiled clipped mean against scipy's sigmaclip and numpy's mean, value and type:
+    every length up to 300 (the pairwise summation's blocks of 8 and 128 and their splits),
+    longer lists, outliers, many ties (values land exactly on a clip limit), special cases."""
+    rng = np.random.default_rng(17)
+    cases = []
+    for n in list(range(1, 300)) + [511, 1024, 1031, 4096, 4100]:
+        values = rng.normal(1000.0, 7.0, n).astype(dtype)
+        cases.append((values, 3.0))
+        outliers = values.copy()
+        outliers[rng.random(n) < 0.05] += dtype(rng.normal(0, 80.0))
+        cases.append((outliers, 2.0))
+        cases.append((np.round(values).astype(dtype), 1.3))
+    on_limit = 0
+    for _ in range(3000):
+        values = rng.integers(0, 6, rng.integers(3, 12)).astype(dtype)
+        limit = float(rng.choice([1.0, 1.5, 2.0]))
+        centre, spread = values.mean(), values.std()
+        on_limit += bool(spread) and bool(np.any((values == centre - spread * limit)
+                                                 | (values == centre + spread * limit)))
+        cases.append((values, limit))
+    assert on_limit > 20   # first passes with a value exactly on a limit (about 40 of 3000)
+    for special in ([3.25] * 7, [0.1] * 3, [0.1] * 7, [1, np.nan, 2], [np.inf] * 3,
+                    [1, np.inf, 2], [-0.0, 0.0], [5.0], [1, 2], [np.nan]):
+        cases.append((np.array(special, dtype), 3.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for values, limit in cases:
+            ours = sigma_clipped_mean(values, limit)
+            official = _official_clipped_mean(values, limit)
+            assert type(ours) is type(official), (values, limit)
+            assert ours == official or (np.isnan(ours) and np.isnan(official)), (values, limit)
+    assert sigma_clipped_mean(np.array([], dtype), 3.0) is None
+
+
 # ------------------------------------------------------------------------------------------
 # Running median of the side strips
 # ------------------------------------------------------------------------------------------
