@@ -311,3 +311,23 @@ def test_direct_convolution_matches_stcal_fft_convolution():
                           1e-9, mask, near)
     np.testing.assert_array_equal(mask, expected)
     assert expected.sum() > 100 and near.sum() == 0
+
+
+def test_step_says_when_no_mode_can_run(tmp_path, caplog):
+    """Too few usable groups for any mode: the log says so (stcal's -99 count goes into
+    PRIMECRS only, as jwst writes it), nothing is flagged, and the step is COMPLETE."""
+    pytest.importorskip("stdatamodels")
+    data, gdq, pdq, gain, rn = _simulate(nints=2, ngroups=4, nshowers=0, seed=5)
+    gdq[:, :2] |= DNU                  # two usable groups in each integration: no mode runs
+    refs = _references(tmp_path, gain, rn)
+    model = _set_meta(datamodels.RampModel(data=data, groupdq=gdq.copy(), pixeldq=pdq),
+                      *data.shape[:2])
+    with caplog.at_level("INFO", logger="ramp2slope"):
+        result = JumpStep(override_gain=refs["gain"], override_readnoise=refs["readnoise"]).run(model)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("jump: no jump")]
+    assert said == ["jump: no jump detection: too few usable groups for any mode (minimum_groups "
+                    "3, minimum_sigclip_groups 100); no jumps flagged, 0 snowballs, 0 showers"]
+    assert not any("-99" in r.getMessage() for r in caplog.records)
+    assert not (result.groupdq & JUMP).any()
+    assert result.meta.cal_step.jump == "COMPLETE"
+    assert result.meta.exposure.primary_cosmic_rays < 0

@@ -91,7 +91,15 @@ class JumpStep(Step):
             return self.skipped(model, "fewer than 3 groups")
         exposure.primary_cosmic_rays = result.primecrs
         exposure.extended_emission_events = result.extncrs
-        log.info("%s: %s mode, %d primary jumps, %d snowballs, %d showers", self.name,
-                 result.mode, result.number_primary_crs, result.number_snowballs,
-                 result.number_showers)
+        if result.mode == "none":
+            # stcal's count is then -99, which goes into PRIMECRS as jwst writes it
+            log.info("%s: no jump detection: too few usable groups for any mode "
+                     "(minimum_groups %d, minimum_sigclip_groups %d); no jumps flagged, "
+                     "%d snowballs, %d showers", self.name, params["minimum_groups"],
+                     params["minimum_sigclip_groups"], result.number_snowballs,
+                     result.number_showers)
+        else:
+            log.info("%s: %s mode, %d primary jumps, %d snowballs, %d showers", self.name,
+                     result.mode, result.number_primary_crs, result.number_snowballs,
+                     result.number_showers)
         return self.complete(model)
