@@ -24,10 +24,15 @@ CASES = {
     "full_1int": dict(subarray="FULL", ngroups=14, nints=1, seed=22, n_showers=4),
     # the EMI correction on (joint algorithm, fitted over the integrations in a first pass)
     "sub256_emicorr": dict(subarray="SUB256", ngroups=10, nints=3, seed=23),
+    # step parameters users change: after-jump flagging in both of its bands, firstframe on
+    "sub128_parameters": dict(subarray="SUB128", ngroups=12, nints=3, seed=41, cr_rate=30.0),
 }
 EXTRA_STEPS = {
     "full_1int": {"firstframe": {"skip": False, "save_results": True},
                   "jump": {"find_showers": True}},
+    "sub128_parameters": {"firstframe": {"skip": False, "save_results": True},
+                          "jump": {"after_jump_flag_dn1": 500.0, "after_jump_flag_time1": 15.0,
+                                   "after_jump_flag_dn2": 1000.0, "after_jump_flag_time2": 100.0}},
     "sub256_emicorr": {"emicorr": {"save_results": True}},
 }
 
