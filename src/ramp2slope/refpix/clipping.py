@@ -6,13 +6,13 @@ float32 numpy reductions (pairwise summation), the clip limits are float32, and 
 float32 scalar. Matching that bit for bit matters because a value sitting exactly on a clip limit
 changes the mean.
 
-:func:`sigma_clip_values` does it with numpy's own reductions. :func:`sigma_clipped_mean`, which
-the corrections call (two to sixteen times a group), runs a compiled kernel that repeats numpy's
-arithmetic step by step: its pairwise summation (runs of up to 128 values summed with eight
-accumulators, longer runs split at a multiple of eight below the middle, the total added to a
-zero of the values' type), the divisions and the square root rounded to the values' type, the
-limits as ``mean - std * limit`` in that type. A call on 4096 values takes about 25 us against
-90-100 us with numpy's reductions, whose fixed costs dominate on lists this short.
+:func:`sigma_clip_values` and :func:`sigma_clipped_mean` (which the corrections call, two to
+sixteen times a group) run a compiled kernel that repeats numpy's arithmetic step by step: its
+pairwise summation (runs of up to 128 values summed with eight accumulators, longer runs split
+at a multiple of eight below the middle, the total added to a zero of the values' type), the
+divisions and the square root rounded to the values' type, the limits as ``mean - std * limit``
+in that type. A call on 4096 values takes about 25 us against 90-100 us with numpy's reductions,
+whose fixed costs dominate on lists this short.
 """
 import numba
 import numpy as np
@@ -22,27 +22,15 @@ def sigma_clip_values(values, low, high):
     """Iterative sigma clipping with ``scipy.stats.sigmaclip`` semantics.
 
     Repeatedly keep ``mean - low*std <= v <= mean + high*std`` (population std, both computed in
-    the dtype of ``values``) until nothing more is removed. Returns ``(kept, lower, upper)``.
+    the dtype of ``values``; other than float32 and float64, in float64) until nothing more is
+    removed. Returns ``(kept, lower, upper)``: the values kept, in their order and dtype, and
+    the last limits (NaN when everything was rejected, which only NaN or infinite values do).
     """
-    kept = np.ravel(np.asarray(values))
-    low = float(low)
-    high = float(high)
-    removed = 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        while removed:
-            if kept.size == 0:
-                # Everything was rejected (only possible with NaN or infinite values); the
-                # official loop then stops with NaN limits.
-                lower = upper = kept.dtype.type(np.nan)
-                break
-            spread = kept.std()
-            centre = kept.mean()
-            before = kept.size
-            lower = centre - spread * low
-            upper = centre + spread * high
-            kept = kept[(kept >= lower) & (kept <= upper)]
-            removed = before - kept.size
-    return kept, lower, upper
+    original = np.ravel(np.asarray(values))
+    floats = _as_float(original)
+    kind = floats.dtype.type
+    kept, count, _, lower, upper = _clip(floats, kind(low), kind(high), kind(0))
+    return kept[:count].astype(original.dtype, copy=False), kind(lower), kind(upper)
 
 
 def sigma_clipped_mean(values, siglimit):
@@ -52,16 +40,21 @@ def sigma_clipped_mean(values, siglimit):
     returned (as float64, which is what the official code does); otherwise the mean of the values
     that survive :func:`sigma_clip_values`, in the dtype of ``values``.
     """
-    values = np.ravel(np.asarray(values))
+    values = _as_float(values)
     if values.size == 0:
         return None
     kind = values.dtype.type
-    if kind not in (np.float32, np.float64):
-        values = values.astype(np.float64)
-        kind = np.float64
-    spread, value = _clipped_mean(np.ascontiguousarray(values), kind(siglimit), kind(0))
+    spread, value = _clipped_mean(values, kind(siglimit), kind(0))
     # zero spread: the float64 mean of equal values is that value exactly
     return kind(value) if spread else np.float64(value)
+
+
+def _as_float(values):
+    """``values`` as a contiguous 1-D float32 or float64 array (other types as float64)."""
+    values = np.ravel(np.asarray(values))
+    if values.dtype.type not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    return np.ascontiguousarray(values)
 
 
 @numba.njit(cache=True)
@@ -137,6 +130,34 @@ def _mean_of(a, n, zero):
 
 
 @numba.njit(cache=True)
+def _clip(values, low, high, zero):
+    """scipy's sigmaclip: ``(kept, count, centre, lower, upper)``, the values kept in
+    ``kept[:count]`` (in order), the last pass's mean (which is the mean of what is kept) and
+    limits; NaN for the three when nothing is kept."""
+    n = values.size
+    kept = values.copy()
+    squares = np.empty_like(values)
+    while n > 0:
+        centre = _mean_of(kept, n, zero)
+        for i in range(n):
+            deviation = kept[i] - centre
+            squares[i] = deviation * deviation
+        spread = np.sqrt(_mean_of(squares, n, zero))
+        lower = centre - spread * low
+        upper = centre + spread * high
+        count = 0
+        for i in range(n):   # in place and without branches (count <= i)
+            value = kept[i]
+            kept[count] = value
+            count += (value >= lower) & (value <= upper)
+        if count == n:
+            return kept, n, centre, lower, upper
+        n = count
+    nan = zero + np.float32(np.nan)
+    return kept, 0, nan, nan, nan
+
+
+@numba.njit(cache=True)
 def _clipped_mean(values, limit, zero):
     """``(spread, value)``: ``spread`` False when the official float64 standard deviation of
     the values is 0 (``value`` is then their float64 mean), else True and ``value`` the mean
@@ -154,27 +175,7 @@ def _clipped_mean(values, limit, zero):
             break
     if equal and (values.itemsize == 4 or _mean_of(values, n, zero) == first):
         return False, first
-    kept = values.copy()
-    squares = np.empty_like(values)
-    while True:
-        if n == 0:
-            return True, zero + np.nan
-        centre = _mean_of(kept, n, zero)
-        for i in range(n):
-            deviation = kept[i] - centre
-            squares[i] = deviation * deviation
-        spread = np.sqrt(_mean_of(squares, n, zero))
-        lower = centre - spread * limit
-        upper = centre + spread * limit
-        count = 0
-        for i in range(n):   # in place and without branches (count <= i)
-            value = kept[i]
-            kept[count] = value
-            count += (value >= lower) & (value <= upper)
-        if count == n:
-            # the mean of what is kept: this pass's centre, made of the same values
-            return True, centre
-        n = count
+    return True, _clip(values, limit, limit, zero)[2]
 
 
 def average_or_single(a, b):
