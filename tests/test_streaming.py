@@ -7,6 +7,7 @@ whole-exposure processing, with memory that does not grow with the number of int
 * peak RSS of a pipeline run in a fresh process with 10 and with 40 integrations.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,6 +125,34 @@ def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_r
         assert np.count_nonzero(hdul["GROUPDQ"].data & dqflags.group["JUMP_DET"]) > 0
     # the scratch folder is gone
     assert not [n for n in os.listdir(streamed) if n.startswith(".")]
+
+
+def test_streamed_saturation_counts_are_the_union_over_integrations(sub160, tmp_path, caplog):
+    """The streamed run logs, once, the pixels with SATURATED (and AD_FLOOR) in some group of
+    some integration: the counts of the whole-exposure run, though no integration alone has
+    them all."""
+    uncal = tmp_path / "uncal.fits"
+    with fits.open(sub160.uncal) as hdul:
+        sci = hdul["SCI"].data
+        sci[0, 3:, 10:14, 20] = 65535          # saturated in integration 0 only: 4 pixels
+        sci[1, 2:, 40, 50:53] = 65535          # ... and in integration 1 only: 3 more
+        sci[2, 0, 90:92, 90] = 0               # A/D floor, integration 2 only: 2 pixels
+        sci[0, 1, 90, 90] = 0                  # one of them also in integration 0
+        hdul.writeto(uncal)
+    refdir = os.path.dirname(sub160.refs["mask"])
+    pattern = r"saturation: (\d+) saturated pixels, (\d+) A/D floor pixels"
+    counts = {}
+    for streaming in (True, False):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="ramp2slope"):
+            _run(uncal, refdir, tmp_path / f"out_{streaming}", {}, streaming, chunk_bytes=1)
+        found = [tuple(int(n) for n in re.match(pattern, r.getMessage()).groups())
+                 + ("integrations" in r.getMessage(),)
+                 for r in caplog.records if re.match(pattern, r.getMessage())]
+        counts[streaming] = found[-1]
+    assert counts[False][2] is False and counts[True][2] is True
+    assert counts[True][:2] == counts[False][:2]
+    assert counts[True][1] == 2 and counts[True][0] >= 7
 
 
 # The ramp fit's first pass made on jump's blocks as they are finished (the default run: no

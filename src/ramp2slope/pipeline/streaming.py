@@ -278,7 +278,7 @@ def _stage_a(pipe, source, make_store, products):
     kernels = {step.name: 0.0 for step in steps}
     writers = {}
     dnu_table = np.zeros((nints, ngroups), dtype=bool)
-    store = any_sat = any_floor = None
+    store = any_flags = None
     first = None
     quiet = _RepeatFilter()
     start = time.perf_counter()
@@ -330,12 +330,13 @@ def _stage_a(pipe, source, make_store, products):
             groupdq = model.groupdq
             if store is None:
                 store = make_store((nints,) + model.shape[1:])
-                any_sat = np.zeros(model.shape[-2:], dtype=bool)
-                any_floor = np.zeros(model.shape[-2:], dtype=bool)
+                # the union of every group's flags, for the saturation counts of the log
+                any_flags = np.zeros(model.shape[-2:], dtype=np.uint8)
             dnu_table[i:stop] = twopoint.dnu_planes(groupdq)
             for j in range(stop - i):
-                any_sat |= np.any(groupdq[j] & _SAT, axis=0)
-                any_floor |= np.any(groupdq[j] & _AD_FLOOR, axis=0)
+                # one reduction of the flags rather than a masked copy and a test per flag
+                # (a full frame's 5 groups: 2.5 ms against 9-14 ms, serial)
+                np.bitwise_or(any_flags, np.bitwise_or.reduce(groupdq[j], axis=0), out=any_flags)
             store.write_integrations(i, model.data, groupdq,
                                      model.zeroframe if store.has_zeroframe else None)
             if i == 0:
@@ -361,8 +362,8 @@ def _stage_a(pipe, source, make_store, products):
             _log_done(step, elapsed[step.name], first, kernels[step.name])
     if not pipe.saturation.skip:
         log.info("%s: %d saturated pixels, %d A/D floor pixels in %d integrations",
-                 pipe.saturation.name, int(np.count_nonzero(any_sat)),
-                 int(np.count_nonzero(any_floor)), nints)
+                 pipe.saturation.name, int(np.count_nonzero(any_flags & _SAT)),
+                 int(np.count_nonzero(any_flags & _AD_FLOOR)), nints)
     merged = merged_header_values(first)
     for writer, step, pixeldq in writers.values():
         writer.write_rows("pixeldq", pixeldq)
