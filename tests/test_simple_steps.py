@@ -148,12 +148,13 @@ def test_superbias_nan_is_zero_and_zeroframe_zeros_stay():
     pixeldq = np.array([[0, 4], [0, 0]], np.uint32)
     bias = np.array([[10.0, np.nan], [-5.0, 0.5]], np.float32)
     bias_dq = np.array([[0, 0], [HOT, 0]], np.uint32)
-    zeroframe = np.array([[[0.0, 50.0], [20.0, 0.0]], [[30.0, 0.0], [0.0, 1.0]]], np.float32)
+    zeroframe = np.array([[[0.0, 50.0], [20.0, -0.0]], [[30.0, 0.0], [0.0, 1.0]]], np.float32)
     subtract_superbias(data, pixeldq, bias, bias_dq, zeroframe=zeroframe)
     np.testing.assert_array_equal(data[1, 1], [[90.0, 100.0], [105.0, 99.5]])
     assert np.all(data == data[0, 0])
     np.testing.assert_array_equal(pixeldq, [[0, 4], [HOT, 0]])
     np.testing.assert_array_equal(zeroframe, [[[0.0, 50.0], [25.0, 0.0]], [[20.0, 0.0], [0.0, 0.5]]])
+    assert not np.signbit(zeroframe).any()   # -0.0, bad data too, becomes 0.0
     assert np.isnan(bias[0, 1])  # the reference array is not modified
 
 
