@@ -321,7 +321,8 @@ def test_growth_kernels_equal_scipy_filters(shape, n):
     np.testing.assert_array_equal(hmin, ndimage.minimum_filter(first, size=(1, 2 * n + 1),
                                                                mode="nearest"))
     gdq = np.zeros((ngroups,) + shape, np.uint8)
-    kernels._or_sat_from(gdq, hmin, n, np.uint8(SAT))
+    no_zero = np.zeros((0, 0), np.float32)
+    kernels._or_sat_from(gdq, hmin, n, np.uint8(SAT), no_zero, np.zeros((0, 0), np.uint8))
     earliest = ndimage.minimum_filter(first, size=2 * n + 1, mode="nearest")
     for g in range(ngroups):
         np.testing.assert_array_equal(gdq[g] == SAT, earliest <= g, err_msg=f"group {g}")
