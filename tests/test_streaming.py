@@ -629,6 +629,39 @@ def test_lazy_source_reads_like_open(sub160):
                 assert str(one._headers[name]) == str(header)
 
 
+@pytest.mark.parametrize("dtype, unsigned", [("uint16", True), ("uint8", True), ("int16", False),
+                                             ("float32", False)])
+def test_first_groups_read_for_the_value_checks_unless_stored_unsigned(sub160, tmp_path,
+                                                                       monkeypatch, dtype,
+                                                                       unsigned):
+    """The streamed run checks the first group of each integration for non-finite and negative
+    values; a ramp stored unsigned (BZERO offset, or bytes) can hold neither, and is not read
+    for it. Other types are read, every integration."""
+    from ramp2slope.datamodels.lazy import RampSource
+    from ramp2slope.pipeline.calwebb_detector1 import validate_ramp
+
+    uncal = tmp_path / f"{dtype}.fits"
+    with fits.open(sub160.uncal) as hdul:
+        data = np.clip(hdul["SCI"].data, 0, 255 if dtype == "uint8" else 30000).astype(dtype)
+        header = hdul["SCI"].header.copy()
+        for keyword in ("BZERO", "BSCALE"):     # astropy writes what the new type needs
+            header.remove(keyword, ignore_missing=True)
+        hdul["SCI"] = fits.ImageHDU(data, header=header, name="SCI")
+        hdul.writeto(uncal)
+    reads = []
+    read = RampSource.read
+
+    def spy(self, attr, integration, out=None, group=None):
+        reads.append((attr, integration, group))
+        return read(self, attr, integration, out, group)
+
+    monkeypatch.setattr(RampSource, "read", spy)
+    with open_ramp_source(str(uncal)) as source:
+        assert source.stores_unsigned is unsigned
+        validate_ramp(source.template, str(uncal), source)
+    assert reads == ([] if unsigned else [("data", i, 0) for i in range(3)])
+
+
 # ------------------------------------------------------------------------------------------------
 # IncrementalWriter
 # ------------------------------------------------------------------------------------------------

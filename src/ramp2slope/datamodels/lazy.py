@@ -107,6 +107,14 @@ class RampSource:
         """True when SCI is stored as floating point (a raw ramp is integer, hence finite)."""
         return int(self._hdus["data"].header.get("BITPIX", 16)) < 0
 
+    @property
+    def stores_unsigned(self):
+        """True when SCI is stored as unsigned integers (BZERO offset or BITPIX 8, no scaling):
+        every value read is then finite and not negative, without reading it."""
+        layout = self._layouts["data"]
+        return layout.unsigned or (layout.bitpix == 8 and layout.bscale == 1
+                                   and layout.bzero == 0)
+
     def read(self, attr, integration, out=None, group=None):
         """One integration of a per-integration array (optionally one group of SCI/GROUPDQ)."""
         spec = RampModel._spec(attr)
