@@ -124,9 +124,8 @@ class IncrementalWriter:
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             fits.HDUList(hdus).writeto(buffer, output_verify="silentfix")
         raw = buffer.getvalue()
-        pieces, self._extensions, self.size = self._layout(raw, len(hdus), deferred)
-        with fits.open(io.BytesIO(raw), memmap=False) as written:
-            self._primary_text = raw[:written[0].fileinfo()["datLoc"]]
+        pieces, self._extensions, self.size, primary_end = self._layout(raw, len(hdus), deferred)
+        self._primary_text = raw[:primary_end]
         self._tmp = temporary_path(path)
         self._fd = os.open(self._tmp, os.O_WRONLY)
         try:
@@ -139,13 +138,15 @@ class IncrementalWriter:
 
     @staticmethod
     def _layout(raw, nhdus, deferred):
-        """Byte pieces to write (offset, bytes), the deferred extensions, and the file size."""
+        """Byte pieces to write (offset, bytes), the deferred extensions, the file size, and
+        where the primary header ends."""
         by_index = {index: (attr, shape, dtype) for index, attr, shape, dtype in deferred}
         pieces, extensions = [], {}
         offset = 0
         with fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False) as written:
             if len(written) != nhdus:
                 raise Ramp2SlopeError("incremental writer: astropy wrote an unexpected layout")
+            primary_end = written[0].fileinfo()["datLoc"]
             for index in range(nhdus):
                 # the HDU's fileinfo, not the list's (which turns every header into text)
                 info = written[index].fileinfo()
@@ -167,7 +168,7 @@ class IncrementalWriter:
                 ext = _Extension(attr, shape, offset, dtype, header)
                 extensions[attr] = ext
                 offset += -(-ext.plane_bytes * shape[0] // BLOCK) * BLOCK
-        return pieces, extensions, offset
+        return pieces, extensions, offset, primary_end
 
     def _pwrite(self, data, offset):
         view = memoryview(data).cast("B")
