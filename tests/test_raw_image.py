@@ -17,6 +17,13 @@ CASES = [
     ("float64 to float32", RNG.normal(size=(5, 7)), np.float32),
     ("int16 signed", RNG.integers(-32768, 32768, (5, 7)).astype(np.int16), np.float32),
     ("int32 signed", RNG.integers(-2**31, 2**31, (5, 7)).astype(np.int32), np.int64),
+    # the ends and the middle of the unsigned range, to float32 and float64
+    ("uint16 extremes", np.array([[0, 1, 32767, 32768, 32769, 65534, 65535]], np.uint16),
+     np.float32),
+    ("uint16 to float64", np.array([[0, 1, 32767, 32768, 65535]], np.uint16), np.float64),
+    # values float32 cannot hold: one rounding of the unsigned value, as astropy's
+    ("uint32 to float32", np.array([[2**31 - 1, 2**31 + 1, 4188588893, 2734110354, 2**32 - 1,
+                                     16777217]], np.uint32), np.float32),
 ]
 
 
