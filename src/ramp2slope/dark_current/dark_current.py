@@ -133,25 +133,27 @@ def _mean_from64(acc64, count, acc32):
             acc32[y, x] = np.float32(acc64[y, x] / count)
 
 
-# The subtractions take one group of several integrations, (k, ny, nx), in one parallel
-# section: a section costs about 50 microseconds to start on the test machine (numba's threads
-# sleep between sections), more than the work on a small frame.
+# The subtractions take group g of integrations start .. stop - 1 of the 4-D ramp, in one
+# parallel section: a section costs about 50 microseconds to start on the test machine
+# (numba's threads sleep between sections), more than the work on a small frame. (The ramp
+# rather than a view of that group: a view of several integrations is strided and one of a
+# single integration contiguous, two array types the kernel had to be loaded for.)
 @numba.njit(parallel=True, cache=True)
-def _subtract64(planes, dark64):
-    k, ny, nx = planes.shape
-    for row in numba.prange(k * ny):
-        j, y = row // ny, row % ny
+def _subtract64(data, g, start, stop, dark64):
+    ny, nx = data.shape[2:]
+    for row in numba.prange((stop - start) * ny):
+        j, y = start + row // ny, row % ny
         for x in range(nx):
-            planes[j, y, x] = np.float32(np.float64(planes[j, y, x]) - dark64[y, x])
+            data[j, g, y, x] = np.float32(np.float64(data[j, g, y, x]) - dark64[y, x])
 
 
 @numba.njit(parallel=True, cache=True)
-def _subtract32(planes, dark32):
-    k, ny, nx = planes.shape
-    for row in numba.prange(k * ny):
-        j, y = row // ny, row % ny
+def _subtract32(data, g, start, stop, dark32):
+    ny, nx = data.shape[2:]
+    for row in numba.prange((stop - start) * ny):
+        j, y = start + row // ny, row % ny
         for x in range(nx):
-            planes[j, y, x] = planes[j, y, x] - dark32[y, x]
+            data[j, g, y, x] = data[j, g, y, x] - dark32[y, x]
 
 
 def _plane_reader(dark):
@@ -284,12 +286,14 @@ def _dark_of_integration(dark, d):
     return part(d) if part is not None else dark[d]
 
 
-def _subtract(planes, dark_plane):
-    """Subtract ``dark_plane`` (ny, nx) from each plane of ``planes`` (k, ny, nx), in place."""
+def _subtract(data, g, dark_plane, start=0, stop=None):
+    """Subtract ``dark_plane`` (ny, nx) from group ``g`` of integrations ``start .. stop - 1``
+    (default: all) of ``data`` (nints, ngroups, ny, nx), in place."""
+    stop = data.shape[0] if stop is None else stop
     if dark_plane.dtype == np.float64:
-        _subtract64(planes, dark_plane)
+        _subtract64(data, g, start, stop, dark_plane)
     else:
-        _subtract32(planes, dark_plane)
+        _subtract32(data, g, start, stop, dark_plane)
 
 
 def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes, dark_groupgap,
@@ -335,10 +339,10 @@ def subtract_dark(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nframes,
             stored = [plane for _, plane in _group_darks(dark, plan, ny, nx, kept=True)]
             reuse[key] = stored
         for g, dark_plane in enumerate(stored):
-            _subtract(data[:, g], dark_plane)
+            _subtract(data, g, dark_plane)
         return "COMPLETE", plan
     for g, dark_plane in _group_darks(dark, plan, ny, nx):
-        _subtract(data[:, g], dark_plane)
+        _subtract(data, g, dark_plane)
     return "COMPLETE", plan
 
 
@@ -373,7 +377,7 @@ def _subtract_dark_4d(data, pixeldq, dark, dark_dq, nframes, groupgap, dark_nfra
                       _group_darks(_dark_of_integration(dark, d), plan, ny, nx, kept=True)]
             local[key] = stored
         for g, dark_plane in enumerate(stored):
-            _subtract(data[j:end, g], dark_plane)
+            _subtract(data, g, dark_plane, j, end)
         j = end
     return "COMPLETE", plan
 
