@@ -564,7 +564,9 @@ def test_detection_in_wide_pieces_equals_detection_in_strips(nints, ngroups, mod
     """Detection works on pieces of a row whose width depends on the number of differences
     (``detection_piece_width``: 1024 pixels for few, 128 for many); each pixel's result is
     its own, so a wide row (pieces ending mid-row, the last one shorter) must give what
-    narrow strips of it give, flags and first-pass statistics alike."""
+    narrow strips of it give, flags and first-pass statistics alike. The JUMP flags counted
+    per row on the way are those of the rows after detection, flags given on input (group 0
+    here) included."""
     ny, nx = 3, 2300
     assert twopoint.detection_piece_width(nints * (ngroups - 1)) == width
     rng = np.random.default_rng(nints * ngroups)
@@ -572,9 +574,13 @@ def test_detection_in_wide_pieces_equals_detection_in_strips(nints, ngroups, mod
     data += rng.normal(0, 3, data.shape).astype(np.float32)
     hits = rng.random(data.shape) < 0.01
     data += np.where(hits, np.float32(300.0), np.float32(0.0)).cumsum(axis=1, dtype=np.float32)
+    gdq[0, 0, 1, ::97] |= JUMP
     whole, whole_stats = gdq.copy(), np.empty((ny, 2, nx))
-    twopoint.detect(data, whole, gain, rn, 1.0, mode, 4.0, 6.0, 5.0, False, whole_stats)
+    counts = np.full(ny, -5, np.int64)
+    twopoint.detect(data, whole, gain, rn, 1.0, mode, 4.0, 6.0, 5.0, False, whole_stats, counts)
     assert (whole & JUMP).any()
+    np.testing.assert_array_equal(counts, np.count_nonzero(whole & JUMP, axis=(0, 1, 3)))
+    assert counts.sum() == twopoint.count_jump_flags(whole)
     for x0 in range(0, nx, 100):
         cut = slice(x0, x0 + 100)
         strip = np.ascontiguousarray(gdq[..., cut])

@@ -227,12 +227,17 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
     else:
         if nints * (ngroups - 1) > _KEEP_STATS_DIFFS:
             stats = np.empty((ny, 2, nx), dtype=np.float64)
+        counts = np.empty(ny, dtype=np.int64)
         twopoint.detect(data, groupdq, gain, readnoise, float(nframes), mode,
                         float(rejection_threshold), float(three_group_rejection_threshold),
-                        float(four_group_rejection_threshold), bool(only_use_ints), stats)
+                        float(four_group_rejection_threshold), bool(only_use_ints), stats,
+                        counts)
+        number_crs = int(counts.sum())
         if mode == twopoint.MODE_SIGMA_CLIP:
-            twopoint.reset_all_jump_planes(groupdq)
-        number_crs = int(twopoint.count_jump_flags(groupdq))
+            full = twopoint.jump_or_dnu_planes(groupdq)
+            if full.any():   # flags cleared: counted again
+                twopoint.reset_jump_planes(groupdq, full)
+                number_crs = int(twopoint.count_jump_flags(groupdq))
         if flag_4_neighbors:
             twopoint.flag_neighbours(data, groupdq, gain, readnoise, float(nframes),
                                      float(min_jump_to_flag_neighbors),
@@ -412,15 +417,19 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     no_triggers = np.zeros((nints, ngroups, nx), dtype=np.uint8)
     # first-pass statistics of the pixels with a jump, from the detection pass
     stats_buffer = np.empty((blocks.rows, 2, nx), dtype=np.float64)
+    counts_buffer = np.empty(blocks.rows, dtype=np.int64)
     for y0, y1, data, gdq in blocks.read(with_data=not skipped or do_after):
         rows = y1 - y0
         stats = _NO_STATS
         if not skipped:
-            stats = stats_buffer[:rows]
-            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args, stats)
-            if full is not None and full.any():
+            stats, counts = stats_buffer[:rows], counts_buffer[:rows]
+            twopoint.detect(data, gdq, gain[y0:y1], readnoise[y0:y1], *detect_args, stats,
+                            counts)
+            if full is not None and full.any():   # flags cleared: counted again
                 twopoint.reset_jump_planes(gdq, full)
-            number_crs += int(twopoint.count_jump_flags(gdq))
+                number_crs += int(twopoint.count_jump_flags(gdq))
+            else:
+                number_crs += int(counts.sum())
         if not neighbours:
             finish(y0, data, gdq, stats, rows)
             if on_rows is not None:

@@ -692,10 +692,11 @@ def _iterative_search(delta, m, nd, rn_term, rej, thr_two_diffs, thr_three_diffs
 
 @njit(cache=True, error_model="numpy", nogil=True)
 def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, thr_three_diffs,
-                  only_use_ints, stats, chunk_lo, chunk_hi, per_row, width):
+                  only_use_ints, stats, counts, chunk_lo, chunk_hi, per_row, width):
     """:func:`detect` for the pieces ``chunk_lo:chunk_hi`` of rows, ``width`` pixels each (the
     last of a row shorter), ``per_row`` per row. The work buffers are allocated once per
-    call, not once per piece."""
+    call, not once per piece. The pieces of a row are all in one call (``counts[y]`` is
+    written by one thread)."""
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
     m = nints * nd
@@ -783,6 +784,18 @@ def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, 
                             i = k // nd
                             gdq[i, k - i * nd + 1, y, x] |= JUMP
 
+        if counts.shape[0] == ny:
+            # the JUMP flags of the piece while it is in the cache (every group: flags given
+            # on input count too)
+            c = 0
+            for i in range(nints):
+                for g in range(ngroups):
+                    row = gdq[i, g, y, x0:x1]
+                    for j in range(x1 - x0):
+                        c += (row[j] & JUMP) != 0
+            if x0 == 0:
+                counts[y] = 0
+            counts[y] += c
         if stats.shape[0] == ny:
             # first-pass statistics of the pixels with a jump
             for j in range(x1 - x0):
@@ -803,8 +816,12 @@ def _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs, 
 
 
 def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_three_diffs,
-           only_use_ints, stats):
+           only_use_ints, stats, counts=None):
     """Primary detection for every pixel (in place on gdq).
+
+    ``counts`` (int64, (ny,), optional) receives the number of elements of each row with the
+    JUMP flag afterwards (:func:`count_jump_flags` of the row): counted here, where each piece
+    of a row was just worked on, rather than in a pass over the whole ramp after.
 
     ``thr_two_diffs`` applies when a pixel has 2 usable differences (3 groups),
     ``thr_three_diffs`` when it has 3 (4 groups), ``rej`` otherwise.
@@ -827,24 +844,24 @@ def detect(data, gdq, gain, readnoise, nframes, mode, rej, thr_two_diffs, thr_th
     width = detection_piece_width(nints * (ngroups - 1))
     per_row = (nx + width - 1) // width
 
+    if counts is None:
+        counts = _NO_COUNTS
+
     def rows(lo_hi):
         _detect_chunk(data, gdq, gain, readnoise, rn_div, mode, rej, thr_two_diffs,
-                      thr_three_diffs, only_use_ints, stats, lo_hi[0] * per_row,
+                      thr_three_diffs, only_use_ints, stats, counts, lo_hi[0] * per_row,
                       lo_hi[1] * per_row, per_row, width)
 
     map_in_threads(rows, _task_ranges(ny))
+
+
+_NO_COUNTS = np.zeros(0, dtype=np.int64)
 
 
 def _task_ranges(n):
     """(start, stop) ranges splitting range(n) into a few tasks per thread."""
     step = max(1, -(-n // (numba.get_num_threads() * TASKS_PER_THREAD)))
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
-
-
-def reset_all_jump_planes(gdq):
-    """Sigma-clip mode: in a group where every pixel has JUMP or DNU, clear the pixels whose
-    flag is exactly JUMP_DET."""
-    reset_jump_planes(gdq, jump_or_dnu_planes(gdq))
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
