@@ -607,6 +607,12 @@ def fmt_s(x):
     return "-" if x is None else (f"{x:.2f}" if x < 10 else f"{x:.1f}")
 
 
+def fmt_ms(x):
+    """Seconds to the millisecond (the steps' lines give them so): for the short steps whose
+    ratios the thread-scaling targets judge."""
+    return "-" if x is None else f"{x:.3f}"
+
+
 def fmt_gb(x):
     return "-" if x is None else f"{x / GB:.2f}"
 
@@ -747,17 +753,17 @@ def targets(results, args):
                         f"{THREAD_SPEEDUP:g}x faster than on 1",
                         None if x is None else x >= THREAD_SPEEDUP,
                         "-" if x is None else
-                        f"{x:.3f}x ({fmt_s(t1)} s / {fmt_s(tn)} s without kernel loading; "
-                        f"{fmt_x(ratio(w1, wn))} with it, {fmt_s(w1)} s / {fmt_s(wn)} s)")
+                        f"{x:.3f}x ({fmt_ms(t1)} s / {fmt_ms(tn)} s without kernel loading; "
+                        f"{fmt_x(ratio(w1, wn))} with it, {fmt_ms(w1)} s / {fmt_ms(wn)} s)")
         startup = summarise(res["r2s"], "startup_all_s")
         f_imp = median([x.get("import_s") for x in res["floor"] if x.get("ok")])
         over = None if startup is None or f_imp is None else startup - f_imp
         verdict(f"[{k}] start-up <= the floor's imports + {STARTUP_OVER_FLOOR_S:g} s",
                 None if over is None else over <= STARTUP_OVER_FLOOR_S,
                 "-" if over is None else
-                f"+{over:.2f} s ({startup:.2f} s: interpreter, imports and exit "
-                f"{fmt_s(summarise(res['r2s'], 'startup_s'))} s, numba and kernel loading "
-                f"{fmt_s(summarise(res['r2s'], 'kernels_s'))} s; floor imports {f_imp:.2f} s)")
+                f"+{over:.3f} s ({startup:.3f} s: interpreter, imports and exit "
+                f"{fmt_ms(summarise(res['r2s'], 'startup_s'))} s, numba and kernel loading "
+                f"{fmt_ms(summarise(res['r2s'], 'kernels_s'))} s; floor imports {f_imp:.3f} s)")
     by_key = {res["key"]: res for res in results}
     for short, long, name in (("c50", "c200", "c"), ("mt50", "mt200", "mt")):
         if short not in by_key or long not in by_key:

@@ -127,16 +127,16 @@ def test_the_benchmark_counts_kernel_loading_as_start_up(tmp_path):
     log.write_text(
         "[   0.50 s] calwebb_detector1: x.fits, 1 integration(s) x 10 groups x 2048x2048\n"
         "[   0.50 s] dq_init running\n"
-        "[   0.80 s] dq_init done in 0.30 s (complete; kernels loaded in 0.25 s)\n"
-        "[   1.00 s] jump done in 0.20 s (complete; kernels loaded in 0.05 s)\n"
-        "[   1.30 s] ramp_fit done in 0.30 s (complete)\n"
-        "[   1.40 s] calwebb_detector1 done in 0.90 s (kernels loaded in 0.32 s)\n")
+        "[   0.80 s] dq_init done in 0.300 s (complete; kernels loaded in 0.250 s)\n"
+        "[   1.00 s] jump done in 0.203 s (complete; kernels loaded in 0.047 s)\n"
+        "[   1.30 s] ramp_fit done in 0.300 s (complete)\n"
+        "[   1.40 s] calwebb_detector1 done in 0.900 s (kernels loaded in 0.320 s)\n")
     run = bench.parse_r2s_log(log, wall=1.6)
-    assert run["kernels"] == {"dq_init": 0.25, "jump": 0.05}
+    assert run["kernels"] == {"dq_init": 0.25, "jump": 0.047}
     assert run["kernels_s"] == pytest.approx(0.32)      # the run's own total, steps and between
     assert run["startup_s"] == pytest.approx(0.70)      # 0.5 s before the run, 0.2 s after it
     assert run["startup_all_s"] == pytest.approx(1.02)
-    assert bench.step_work(run, "jump") == pytest.approx(0.15)
+    assert bench.step_work(run, "jump") == pytest.approx(0.156)   # to the millisecond
     assert bench.step_work(run, "ramp_fit") == pytest.approx(0.30)
     assert bench.step_work(run, "refpix") is None
 
@@ -159,9 +159,9 @@ def test_the_benchmark_judges_scaling_on_the_work_and_start_up_on_the_rest():
     verdicts = {v["target"]: v for v in bench.targets([res], Args())}
     jump = verdicts["[a] jump on 2 threads >= 1.7x faster than on 1"]
     assert jump["status"] == "PASS"                       # (0.23 - 0.05) / (0.14 - 0.05) = 2.0
-    assert "with it, 0.23 s / 0.14 s" in jump["line"]     # the whole step's times are shown too
+    assert "with it, 0.230 s / 0.140 s" in jump["line"]     # the whole step's times are shown too
     start = verdicts["[a] start-up <= the floor's imports + 0.3 s"]
-    assert start["status"] == "MISS" and "+0.35 s" in start["line"]
+    assert start["status"] == "MISS" and "+0.350 s" in start["line"]
     res["r2s"] = [run(0.14, 0.05, 0.70)] * 3
     verdicts = {v["target"]: v for v in bench.targets([res], Args())}
     assert verdicts["[a] start-up <= the floor's imports + 0.3 s"]["status"] == "PASS"

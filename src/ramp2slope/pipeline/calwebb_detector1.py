@@ -417,8 +417,8 @@ class Detector1Pipeline(Pipeline):
         finally:
             jit_warmup.cancel()  # only still running if the run failed before fitting
         kernels = kernel_clock.seconds() - kernels
-        log.info("%s done in %.2f s%s", self.name, time.perf_counter() - start,
-                 f" (kernels loaded in {kernels:.2f} s)" if kernels >= 0.005 else "")
+        log.info("%s done in %.3f s%s", self.name, time.perf_counter() - start,
+                 f" (kernels loaded in {kernels:.3f} s)" if kernels >= 0.0005 else "")
         return result
 
     def check_parameters(self):

@@ -554,7 +554,7 @@ def _stage_b(pipe, shell, store, products, input_name, dnu_table, block_rows):
 
     if fitter.all_saturated:
         ramp_fit.no_slopes(shell)
-        log.info("%s done in %.2f s", ramp_fit.name, time.perf_counter() - fit_start)
+        log.info("%s done in %.3f s", ramp_fit.name, time.perf_counter() - fit_start)
         log.warning("%s: ramp fitting produced no slopes (every pixel saturated in group 0); "
                     "no rate or rateints products", pipe.name)
         if pipe.save_results or pipe.output_file:
