@@ -330,3 +330,22 @@ def test_one_step_alone_refuses_pipeline_options(small_exposure, tmp_path, capsy
                          str(tmp_path)] + argv, capsys)
     assert code == 2 and message in err and err.count("\n") == 1
     assert not os.listdir(tmp_path)
+
+
+def test_one_exposure_does_not_import_the_batch_engine(tmp_path):
+    """The command line asks whether its inputs are a batch; for one file, that question does not
+    import the batch engine (multiprocessing, hashlib, the manifest), which only a batch needs.
+    The package's public names still all import."""
+    one = tmp_path / "x_uncal.fits"
+    one.write_bytes(b"")
+    code = (
+        "import sys\n"
+        "from ramp2slope.batch import is_batch\n"
+        f"assert is_batch([{str(one)!r}]) is False\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('ramp2slope.batch.'))\n"
+        "assert loaded == ['ramp2slope.batch.inputs'], loaded\n"
+        "from ramp2slope.batch import BatchResult, expand_inputs, predict_peak_bytes, run_many\n"
+        "import ramp2slope.batch as batch\n"
+        "assert set(batch.__all__) <= set(dir(batch))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
