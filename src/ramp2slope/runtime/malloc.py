@@ -33,7 +33,6 @@ arenas once), so runs through the Python API keep glibc's default.
 """
 import contextlib
 import ctypes
-import ctypes.util
 import mmap
 import os
 import platform
@@ -42,7 +41,9 @@ import threading
 _libc = None
 if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
     try:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols, glibc's among them (ctypes.util.find_library would cost
+        # a few ms of every run's start: importing it and searching the library cache)
+        _libc = ctypes.CDLL(None)
         _libc.malloc_trim, _libc.mallopt    # both exist in every glibc
     except (OSError, AttributeError):
         _libc = None
