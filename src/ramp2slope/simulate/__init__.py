@@ -20,7 +20,7 @@ non-linearity that the LINEARITY coefficients undo exactly; per-frame read noise
 averaging and skipped frames of the NIRCam read patterns; dead, low-QE and noisy pixels; and
 16-bit clipping. Everything is deterministic in the seed.
 """
-import importlib
+from .._exports import lazy_exports
 
 # Names resolve on first use, so that the command line can describe ``ramp2slope simulate``
 # without importing the simulator (and its kernels) on every run.
@@ -33,15 +33,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

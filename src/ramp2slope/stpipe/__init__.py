@@ -4,26 +4,12 @@ The names are imported on first use: ``stpipe.naming`` alone (output names, whic
 client process needs) must not load the steps' machinery (astropy, the references, numba:
 half a second before a batch can start its workers).
 """
-import importlib
-
-_SOURCES = {
-    "Step": ".step", "ReferenceCache": ".step", "Pipeline": ".pipeline",
-    "Parameter": ".spec", "parse_spec": ".spec",
-    "make_output_path": ".naming", "split_root": ".naming",
-}
+from .._exports import lazy_exports
 
 __all__ = ["Step", "Pipeline", "ReferenceCache", "Parameter", "parse_spec", "make_output_path",
            "split_root"]
 
-
-def __getattr__(name):
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(source, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Step": "step", "ReferenceCache": "step", "Pipeline": "pipeline",
+    "Parameter": "spec", "parse_spec": "spec",
+    "make_output_path": "naming", "split_root": "naming"}, globals())
