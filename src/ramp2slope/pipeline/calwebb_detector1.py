@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from .. import datamodels
-from ..runtime import compile_notice, jit_warmup, kernel_clock
+from ..runtime import cache_loading, compile_notice, jit_warmup, kernel_clock
 from ..datamodels.lazy import open_ramp_source
 from ..datamodels.irs2_layout import is_irs2_shape, layout_of
 from ..datamodels.models import is_guide_star_exposure
@@ -384,6 +384,7 @@ class Detector1Pipeline(Pipeline):
         step_input = args[0]
         start, kernels = time.perf_counter(), kernel_clock.seconds()
         compile_notice.install()
+        cache_loading.install()
         from ..runtime.hugepages import no_hugepage_advice
         from ..runtime.malloc import retained_heap
         from ..runtime.threads import thread_limit

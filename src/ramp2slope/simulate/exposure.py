@@ -277,9 +277,10 @@ def simulate_exposure(outdir, *, size=None, subarray=None, ngroups=10, nints=1, 
     uncal_path = outdir / f"{root}_uncal.fits"
     truth_path = outdir / f"{root}_truth.fits"
 
-    from ..runtime import compile_notice
+    from ..runtime import cache_loading, compile_notice
 
     compile_notice.install()
+    cache_loading.install()
     log.info("simulate: building the detector model (%dx%d, %s)", geom.ny, geom.nx, geom.detector)
     nl = _nonlinearity()
     static = physics.build_static(geom.detector, geom.fastaxis, geom.slowaxis, channel, seed, nl)

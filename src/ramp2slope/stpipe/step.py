@@ -20,7 +20,7 @@ from ..errors import BadInputError, IncompatibleModelError, Ramp2SlopeError
 from ..runtime.hugepages import no_hugepage_advice
 from ..runtime.malloc import retained_heap
 from ..references import NOT_APPLICABLE, crds_client, find_reference
-from ..runtime import compile_notice, kernel_clock, termination
+from ..runtime import cache_loading, compile_notice, kernel_clock, termination
 from .config import ParameterFileSupport
 from .naming import make_output_path
 from .spec import parse_spec
@@ -195,6 +195,7 @@ class Step(ParameterFileSupport):
 
     def run(self, *args):
         compile_notice.install()   # a kernel compiled on first use is said, not silent
+        cache_loading.install()    # a kernel loaded from the cache is only linked
         with no_hugepage_advice(), retained_heap():   # see ramp2slope.runtime.malloc
             return self._run(*args)
 
