@@ -146,6 +146,69 @@ def test_neighbour_flagging_limits():
     assert _jumps(gdq2) == {(0, 3, 1, 1)}
 
 
+def test_neighbours_of_jumps_anywhere_in_wide_rows_contiguous_or_not():
+    """Rows are scanned for jumps 8 flags a word in pieces of 256 pixels, then a byte at a time
+    for the rest (here 5 pixels), or a byte at a time throughout when the rows are not
+    contiguous: jumps at both ends of words, of pieces and of the row are all found."""
+    ny, nx = 4, 301
+    data, gdq, pdq, gain, rn = _flat(1, 6, ny, nx)
+    crs = [(1, x) for x in (0, 7, 8, 255, 256, 257, 295, 296, 300)] + [(3, 100)]
+    expected = set()
+    for y, x in crs:
+        _add_cr(data, 0, 3, y, x, 500.0)        # significance 50, in (10, 1000)
+        gdq[0, 3, y, x] = JUMP                  # as detection leaves it
+        for yy, xx in ((y, x), (y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= yy < ny and 0 <= xx < nx:
+                expected.add((0, 3, yy, xx))
+    no_stats = np.zeros((0, 2, 1))
+    contiguous = gdq.copy()
+    twopoint.flag_neighbours(data, contiguous, gain, rn, 1.0, 10.0, 1000.0, no_stats)
+    assert _jumps(contiguous) == expected
+    wide = np.zeros(gdq.shape[:3] + (2 * nx,), np.uint8)
+    strided = wide[..., ::2]
+    strided[...] = gdq
+    twopoint.flag_neighbours(data, strided, gain, rn, 1.0, 10.0, 1000.0, no_stats)
+    assert _jumps(strided) == expected
+    assert not wide[..., 1::2].any()
+
+
+def test_neighbours_use_each_pixel_s_own_kept_median_many_jumps_a_row():
+    """Few differences: detection keeps the first-pass medians of up to 64 pixels with a jump
+    a row for neighbour flagging, the others are computed again; a plane's triggers are listed
+    before any is flagged, in a list that grows past 4096. Every other column has a slope of
+    3000 e-/group: there a jump of 500 e- has significance 9 (< 10, no neighbours), elsewhere
+    50 (its 4 neighbours flagged), so a median looked up for the wrong pixel shows."""
+    ny, nx, width = 40, 600, 580
+    data, gdq, pdq, gain, rn = _flat(1, 6, ny, nx)
+    data += (np.arange(6, dtype=np.float32)[:, None] * (np.arange(nx) % 2 * 3000.0))[None, :, None]
+    expected = set()
+    for y in range(0, ny, 2):
+        for x in range(width):
+            _add_cr(data, 0, 3, y, x, 500.0)
+            expected.add((0, 3, y, x))
+            if x % 2 == 0:
+                expected |= {(0, 3, yy, x) for yy in (y - 1, y + 1) if 0 <= yy < ny}
+    res = _run(data, gdq, pdq, gain, rn)
+    assert res.number_primary_crs == ny // 2 * width
+    assert _jumps(gdq) == expected
+
+    kept = twopoint.kept_medians(ny)
+    detected = np.zeros_like(gdq)
+    twopoint.detect(data, detected, gain, rn, 1.0, twopoint.MODE_ITERATIVE, 4.0, 6.0, 5.0, True,
+                    np.zeros((0, 2, 1)), None, kept)
+    count, xs, medians = kept
+    assert list(count) == [twopoint.KEPT_PER_ROW, 0] * (ny // 2)
+    assert (xs[0] == np.arange(twopoint.KEPT_PER_ROW)).all()
+    assert (medians[0] == np.arange(twopoint.KEPT_PER_ROW) % 2 * 3000.0).all()
+    # a pixel missing from its row's list (here x = 1, of median 3000) is computed again,
+    # not given the next pixel's median (0, which would flag its neighbours)
+    xs[0, 1:-1], medians[0, 1:-1] = xs[0, 2:].copy(), medians[0, 2:].copy()
+    count[0] -= 1
+    twopoint.flag_neighbours(data, detected, gain, rn, 1.0, 10.0, 1000.0, np.zeros((0, 2, 1)),
+                             kept)
+    assert _jumps(detected) == expected
+
+
 def test_after_jump_flagging():
     data, gdq, pdq, gain, rn = _flat(1, 8, 1, 4)
     for x, amp in enumerate((50.0, 500.0, 5000.0, 500.0)):

@@ -129,7 +129,9 @@ class JumpResult:
 
 
 #: Number of differences per pixel above which :func:`detect_jumps` keeps the first-pass
-#: statistics of the detection pass (16 bytes per pixel) instead of computing them again.
+#: statistics of the detection pass (16 bytes per pixel) instead of computing them again. At
+#: or below it, those of a few pixels with a jump per row are kept for neighbour flagging
+#: (``twopoint.kept_medians``).
 _KEEP_STATS_DIFFS = 24
 #: No kept statistics.
 _NO_STATS = np.zeros((0, 2, 1), dtype=np.float64)
@@ -221,17 +223,19 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
 
     # the first-pass statistics of the pixels with a jump, kept from the detection pass when
     # they are expensive to compute again (a median of many differences)
-    stats = _NO_STATS
+    stats, kept = _NO_STATS, None
     if skipped:
         number_crs = -99
     else:
         if nints * (ngroups - 1) > _KEEP_STATS_DIFFS:
             stats = np.empty((ny, 2, nx), dtype=np.float64)
+        elif flag_4_neighbors:
+            kept = twopoint.kept_medians(ny)
         counts = np.empty(ny, dtype=np.int64)
         twopoint.detect(data, groupdq, gain, readnoise, float(nframes), mode,
                         float(rejection_threshold), float(three_group_rejection_threshold),
                         float(four_group_rejection_threshold), bool(only_use_ints), stats,
-                        counts)
+                        counts, kept)
         number_crs = int(counts.sum())
         if mode == twopoint.MODE_SIGMA_CLIP:
             full = twopoint.jump_or_dnu_planes(groupdq)
@@ -241,7 +245,7 @@ def detect_jumps(data, groupdq, pixeldq, gain, readnoise, *, nframes, group_time
         if flag_4_neighbors:
             twopoint.flag_neighbours(data, groupdq, gain, readnoise, float(nframes),
                                      float(min_jump_to_flag_neighbors),
-                                     float(max_jump_to_flag_neighbors), stats)
+                                     float(max_jump_to_flag_neighbors), stats, kept)
     do_after = (not skipped) and (n1 > 0 or n2 > 0)
     twopoint.flag_after_jumps_and_clean(data, groupdq, gain, readnoise, float(nframes),
                                         e1, n1, e2, n2, do_after, stats, ny)
