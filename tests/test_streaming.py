@@ -398,6 +398,40 @@ def test_row_blocks_of_scratch_files(tmp_path, monkeypatch, block_rows, iov_max,
         store.close()
 
 
+@pytest.mark.parametrize("threaded", [False, True])
+def test_scratch_transfers_that_stop_short_are_resumed(tmp_path, monkeypatch, threaded):
+    """System calls that move only a few bytes each (as a signal or a busy disk may make them)
+    are resumed inside the buffer where they stopped: the arrays go to the calls as they are,
+    and only such a buffer is cut into bytes."""
+    from ramp2slope.pipeline import scratch
+    from ramp2slope.pipeline.scratch import ScratchStore
+
+    def short(call):
+        def transfer(fd, views, offset):
+            return call(fd, [memoryview(views[0]).cast("B")[:7]], offset)
+        return transfer
+    monkeypatch.setattr(scratch, "_pwritev", short(os.pwritev))
+    monkeypatch.setattr(scratch, "_preadv", short(os.preadv))
+    monkeypatch.setattr(scratch, "PARALLEL_BYTES", 1 if threaded else 1 << 40)
+    rng = np.random.default_rng(10)
+    data = rng.normal(size=(3, 2, 9, 5)).astype(np.float32)
+    gdq = rng.integers(0, 256, size=data.shape).astype(np.uint8)
+    store = ScratchStore(str(tmp_path), data.shape, memory_budget=0, block_rows=4)
+    try:
+        store.write_integrations(0, data, gdq)
+        run_d, run_g = np.empty_like(data), np.empty_like(gdq)
+        store.read_integrations(0, 3, run_d, run_g)
+        np.testing.assert_array_equal(run_d, data)
+        np.testing.assert_array_equal(run_g, gdq)
+        block_d = np.empty((3, 2, 4, 5), np.float32)
+        block_g = np.empty((3, 2, 4, 5), np.uint8)
+        store.read_rows(4, 8, block_d, block_g)
+        np.testing.assert_array_equal(block_d, data[:, :, 4:8])
+        np.testing.assert_array_equal(block_g, gdq[:, :, 4:8])
+    finally:
+        store.close()
+
+
 def test_blocks_of_scratch_files_mapped(tmp_path, monkeypatch):
     """map_rows gives a block of rows (runs of its integrations included) without a copy, the
     values read_block copies; writing to it leaves the store as it was; rows that are not a
