@@ -777,6 +777,39 @@ def test_incremental_writer_writes_what_save_writes(tmp_path, name, runs):
             assert back._arrays[attr].tobytes() == array.tobytes(), attr
 
 
+def test_rows_written_by_short_calls_and_a_full_disk(tmp_path, monkeypatch):
+    """Rows of planes go to one system call each: a call that writes only part of them is
+    resumed where it stopped (the file is astropy's, byte for byte), and a full disk is an
+    error that names the product."""
+    model = _models()["CubeModel"]
+    model.stamp_for_save("x.fits")
+    (tmp_path / "a").mkdir()
+    saved = write_model_astropy(model, str(tmp_path / "a" / "x.fits"))
+    shapes = {spec.attr: model._arrays[spec.attr].shape for spec in model.arrays
+              if model._arrays.get(spec.attr) is not None and model._arrays[spec.attr].ndim >= 3}
+    real = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real(
+        fd, memoryview(data).cast("B")[:5], offset))
+    path = str(tmp_path / "x.fits")
+    writer = IncrementalWriter(model, path, shapes)
+    for attr in writer.deferred:
+        writer.write_plane_rows(attr, 0, 0, model._arrays[attr][:, :2])
+        writer.write_plane_rows(attr, 0, 2, model._arrays[attr][:, 2:])
+    writer.close()
+    with open(saved, "rb") as a, open(path, "rb") as b:
+        assert _without_date(a.read()) == _without_date(b.read())
+
+    def full(fd, data, offset):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "pwrite", real)
+    writer = IncrementalWriter(model, str(tmp_path / "y.fits"), shapes)
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(Ramp2SlopeError, match=r"y\.fits: cannot be written \(No space left"):
+        writer.write_plane_rows("data", 0, 0, model.data[:, :2])
+    writer.abort()
+    assert not os.path.exists(tmp_path / "y.fits")
+
+
 @pytest.mark.parametrize("name", ["RampModel", "CubeModel", "RampFitOutputModel"])
 def test_save_writes_what_astropy_writes(tmp_path, name):
     model = _models()[name]

@@ -257,8 +257,22 @@ class IncrementalWriter:
                                   f"{y0}:{y0 + nrows}] outside {ext.shape[:2]}")
         row_bytes = ext.plane_bytes // ext.shape[1]
         encoded = ext.encode(rows, self._scratch)
+        # A series of small frames writes thousands of these pieces (200 integrations x 5
+        # extensions x 10 blocks of rows): each goes to one system call as it is, and only a
+        # call that stops short takes the general path for the rest.
+        pwrite = getattr(os, "pwrite", None)
+        offset = ext.offset + index * ext.plane_bytes + y0 * row_bytes
         for k in range(count if rows.size else 0):
-            self._pwrite(encoded[k], ext.offset + (index + k) * ext.plane_bytes + y0 * row_bytes)
+            piece = encoded[k]
+            done = 0
+            if pwrite is not None:
+                try:
+                    done = pwrite(self._fd, piece, offset)
+                except OSError as exc:   # a full disk (ENOSPC), a file-size limit (EFBIG), ...
+                    raise write_error(self.path, exc) from None
+            if done < piece.nbytes:
+                self._pwrite(memoryview(piece).cast("B")[done:], offset + done)
+            offset += ext.plane_bytes
         ext.written[index:index + count, y0:y0 + nrows] = True
 
     def write_all(self, attr, array):
