@@ -417,8 +417,9 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
     # The last row of a block waits for the next block's triggers, and the block is stored
     # whole once that row is done (whole blocks are what the store moves fastest):
     # (y, data, gdq, triggers, stats) of that row, and (y0, gdq) of the block.
-    held = held_block = triggers_buffer = None
+    held = held_block = triggers_buffer = row_any_buffer = None
     no_triggers = np.zeros((nints, ngroups, nx), dtype=np.uint8)
+    no_rows_any = np.zeros((nints, ngroups, 1), dtype=np.uint8)
     # first-pass statistics of the pixels with a jump, from the detection pass
     stats_buffer = np.empty((blocks.rows, 2, nx), dtype=np.float64)
     counts_buffer = np.empty(blocks.rows, dtype=np.int64)
@@ -440,23 +441,27 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
                 on_rows(y0, data, gdq, rows)
             store.write_gdq_rows(y0, gdq)
             continue
-        # the kernel writes every value: a full block's buffer serves every full block
+        # the kernel writes what is read (row_any, and the rows it marks): a full block's
+        # buffers serve every full block
         if rows == blocks.rows:
             if triggers_buffer is None:
                 triggers_buffer = np.empty(gdq.shape, dtype=np.uint8)
-            triggers = triggers_buffer
+                row_any_buffer = np.empty(gdq.shape[:3], dtype=np.uint8)
+            triggers, row_any = triggers_buffer, row_any_buffer
         else:
             triggers = np.empty(gdq.shape, dtype=np.uint8)
+            row_any = np.empty(gdq.shape[:3], dtype=np.uint8)
         twopoint.neighbour_triggers(data, gdq, gain[y0:y1], readnoise[y0:y1], nframes,
                                     float(p["min_jump_to_flag_neighbors"]),
-                                    float(p["max_jump_to_flag_neighbors"]), triggers, stats)
-        above = no_triggers if held is None else np.ascontiguousarray(held[3][:, :, 0])
-        twopoint.apply_neighbour_triggers(gdq, triggers, above)
+                                    float(p["max_jump_to_flag_neighbors"]), triggers, row_any,
+                                    stats)
+        above = no_triggers if held is None else held[3]
+        twopoint.apply_neighbour_triggers(gdq, triggers, row_any, above)
         if held is not None:
             # the row above this block gets the triggers of this block's first row
             hy, hdata, hgdq, _, hstats = held
-            twopoint.apply_neighbour_triggers(hgdq, np.zeros_like(hgdq),
-                                              np.ascontiguousarray(triggers[:, :, 0]))
+            twopoint.apply_neighbour_triggers(hgdq, np.zeros_like(hgdq), no_rows_any,
+                                              _trigger_row(triggers, row_any, 0))
             finish(hy, hdata, hgdq, hstats, 1)
             if on_rows is not None:
                 on_rows(hy, hdata, hgdq, 1)
@@ -464,7 +469,7 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
             store.write_gdq_rows(*held_block)
         keep_data = do_after or on_rows is not None
         held = (y1 - 1, data[:, :, rows - 1:].copy() if keep_data else None,
-                gdq[:, :, rows - 1:].copy(), triggers[:, :, rows - 1:].copy(),
+                gdq[:, :, rows - 1:].copy(), _trigger_row(triggers, row_any, rows - 1),
                 stats[rows - 1:].copy() if len(stats) else stats)
         if rows > 1:
             finish(y0, data, gdq, stats, rows - 1)
@@ -505,6 +510,12 @@ def detect_jumps_in_blocks(store, pixeldq, gain, readnoise, *, nframes, group_ti
                                             group_time, final_dnu, p)
     return _result(final_dnu, store.shape, group_time, number_crs, number_snowballs, mode,
                    skipped, number_showers)
+
+
+def _trigger_row(triggers, row_any, y):
+    """Row y of every plane's neighbour triggers, (nints, ngroups, nx): zeros where the plane's
+    row has none (``triggers`` is not written there, see ``twopoint.neighbour_triggers``)."""
+    return np.where(row_any[:, :, y, np.newaxis] != 0, triggers[:, :, y], np.uint8(0))
 
 
 def _showers_in_blocks(store, blocks, pixeldq, gain, readnoise, nframes, group_time, dnu_table,

@@ -1026,10 +1026,13 @@ def _list_jumps(row, x0, x1, where, count):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, trigger, stats):
+def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma, trigger,
+                       row_any, stats):
     """The triggers of :func:`flag_neighbours` for every plane, into ``trigger`` (uint8, the
-    shape of gdq; each value written: 1 where a jump triggers neighbour flagging, else 0, so
-    that a buffer can serve block after block without being cleared by the caller).
+    shape of gdq: 1 where a jump triggers neighbour flagging, else 0) and ``row_any`` (uint8,
+    (nints, ngroups, ny): 1 where the row of the plane holds a trigger). Only the rows with
+    ``row_any`` set are written in ``trigger`` (the others keep whatever the buffer held: jumps
+    are rare, and a buffer serves block after block without a pass that clears it).
 
     Together with :func:`apply_neighbour_triggers` this does what flag_neighbours does, for an
     exposure processed in blocks of rows: a block's triggers reach the rows just outside it.
@@ -1043,9 +1046,7 @@ def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma
     for y in prange(ny):
         for i in range(nints):
             for g in range(ngroups):
-                row = trigger[i, g, y]
-                for x in range(nx):
-                    row[x] = 0
+                row_any[i, g, y] = 0
         # work buffers once per row, not once per piece
         any_jump = np.empty(ROW_CHUNK, dtype=np.uint8)
         elec = np.empty(ngroups, dtype=np.float32)
@@ -1053,13 +1054,13 @@ def neighbour_triggers(data, gdq, gain, readnoise, nframes, min_sigma, max_sigma
         tmp = np.empty(nints * nd, dtype=np.float64)
         for piece in range(per_row):
             _neighbour_piece(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, trigger,
-                             stats, y, piece * ROW_CHUNK, min(piece * ROW_CHUNK + ROW_CHUNK, nx),
-                             any_jump, elec, delta, tmp)
+                             row_any, stats, y, piece * ROW_CHUNK,
+                             min(piece * ROW_CHUNK + ROW_CHUNK, nx), any_jump, elec, delta, tmp)
 
 
 @njit(cache=True, error_model="numpy")
-def _neighbour_piece(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, trigger, stats,
-                     y, x0, x1, any_jump, elec, delta, tmp):
+def _neighbour_piece(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, trigger, row_any,
+                     stats, y, x0, x1, any_jump, elec, delta, tmp):
     """:func:`neighbour_triggers` for pixels x0:x1 of row y."""
     nints, ngroups, ny, nx = data.shape
     nd = ngroups - 1
@@ -1090,14 +1091,20 @@ def _neighbour_piece(data, gdq, gain, readnoise, rn_div, min_sigma, max_sigma, t
                                                                          y, x)
                     r = abs(d - med) / sig
                     if r < max_sigma and r > min_sigma:
+                        if row_any[i, g, y] == 0:   # the row's first trigger: the row is cleared
+                            row = trigger[i, g, y]
+                            for k in range(nx):
+                                row[k] = 0
+                            row_any[i, g, y] = 1
                         trigger[i, g, y, x] = 1
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def apply_neighbour_triggers(gdq, trigger, outside):
+def apply_neighbour_triggers(gdq, trigger, row_any, outside):
     """OR JUMP into the pixels (without SAT or DNU) at or next to a trigger, in place.
 
-    ``trigger`` has the shape of ``gdq`` (a block of rows); ``outside`` (nints, ngroups, nx)
+    ``trigger`` has the shape of ``gdq`` (a block of rows), its rows read only where
+    ``row_any`` (see :func:`neighbour_triggers`) is set; ``outside`` (nints, ngroups, nx)
     holds the triggers of the row adjacent to the block that is not in it (the row above it,
     or below it for a one-row block given no triggers of its own; zeros when there is none).
     Contributions can be applied in several calls: flagging only ORs JUMP into usable pixels.
@@ -1108,17 +1115,19 @@ def apply_neighbour_triggers(gdq, trigger, outside):
         i = plane // nd
         g = plane - i * nd + 1
         blank = np.zeros(nx, dtype=np.uint8)
+        edge = outside[i, g]
+        edge_any = np.uint8(0)
+        for x in range(nx):
+            edge_any |= edge[x]
         for y in range(ny):
-            cur = trigger[i, g, y]
-            up = trigger[i, g, y - 1] if y > 0 else outside[i, g]
-            down = trigger[i, g, y + 1] if y < ny - 1 else blank
-            # most rows have no trigger near them: they are only read (the loops are simple
-            # enough to be vectorised, and the rows without triggers are not rewritten)
-            near = np.uint8(0)
-            for x in range(nx):
-                near |= cur[x] | up[x] | down[x]
-            if near == 0:
+            # most rows have no trigger near them: they are neither read nor rewritten
+            any_up = row_any[i, g, y - 1] if y > 0 else edge_any
+            any_down = row_any[i, g, y + 1] if y < ny - 1 else np.uint8(0)
+            if not (row_any[i, g, y] or any_up or any_down):
                 continue
+            cur = trigger[i, g, y] if row_any[i, g, y] else blank
+            up = (trigger[i, g, y - 1] if any_up else blank) if y > 0 else edge
+            down = trigger[i, g, y + 1] if any_down else blank
             row = gdq[i, g, y]
             _or_jump(row, 0, cur[0] | up[0] | down[0] | (cur[1] if nx > 1 else np.uint8(0)))
             for x in range(1, nx - 1):
