@@ -5,7 +5,7 @@ imports every implementation it has (strings, typed containers, random generator
 algebra, which imports scipy.linalg, ...) and installs them in its typing and lowering
 registries. A compiler needs them; a kernel loaded from the cache is machine code that is only
 linked, and needs none of them. On the first kernel of a run that refresh was most of numba's
-start-up: 0.16-0.3 s of wall time and 25 MB of memory on the 2-core test machine
+start-up: 0.16-0.2 s of wall time and 25 MB of memory on the 2-core test machine
 (``docs/benchmarks.md``).
 
 :func:`install` has numba skip the refresh when it loads one of ramp2slope's own kernels
@@ -27,7 +27,7 @@ discussed the same change for numba itself (numba pull request 9806).
 import os
 import threading
 
-__all__ = ["install", "installed", "CHECKED_NUMBA"]
+__all__ = ["install", "CHECKED_NUMBA"]
 
 #: numba (major, minor) versions whose ``Cache.load_overload`` this was checked against: it
 #: refreshes the target context, then loads under ``_guard_against_spurious_io_errors``.
@@ -39,11 +39,6 @@ _PACKAGE_PREFIX = "ramp2slope."
 _lock = threading.Lock()
 _done = False
 _installed = False
-
-
-def installed():
-    """True when ramp2slope's kernels are loaded without the refresh in this process."""
-    return _installed
 
 
 def _numba_version(numba):
@@ -61,7 +56,7 @@ def _is_ours(cache):
 
 def install():
     """Load ramp2slope's kernels without numba's context refresh (once per process; see the
-    module's docstring for when it does nothing)."""
+    module's docstring for when it does nothing). Returns whether it is installed."""
     global _done, _installed
     with _lock:
         if _done:
