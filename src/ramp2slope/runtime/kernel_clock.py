@@ -1,9 +1,10 @@
 """Seconds a thread has spent loading (or compiling) numba kernels.
 
-A kernel is loaded from numba's cache the first time it is called in a process: the first one
-pays numba's own initialisation (about 0.2 s on the 2-core test machine), each further one
-3-50 ms. That is start-up, paid once per process, not a step's work, and it runs on one core
-whatever the number of threads. A step's log line says how much of its time it was, so that a
+A kernel is loaded from numba's cache the first time it is called in a process: about 5 ms
+each on the 2-core test machine, and some 50 ms more for the first kernels, whose loading
+imports parts of numba (0.2 s more for the first one where numba refreshes its registries, see
+:mod:`ramp2slope.runtime.cache_loading`). That is start-up, paid once per process, not a
+step's work, and it runs on one core whatever the number of threads. A step's log line says how much of its time it was, so that a
 reader (and the benchmark, which counts it as start-up) can tell the two apart.
 
 numba announces each hold of its compiler lock through its public event API
