@@ -1184,25 +1184,19 @@ def _flag_neighbour_planes(data, gdq, gain, readnoise, rn_div, min_sigma, max_si
         # planes): each flags its 5 pixels, rather than a pass over the plane's rows.
         ty, tx, n = _plane_triggers(data, gdq, gain, readnoise, rn_div, i, g, min_sigma,
                                     max_sigma, ty, tx, stats, kept, words)
+        one = np.uint8(1)
         for t in range(n):
             y, x = ty[t], tx[t]
-            _or_jump_if_usable(gdq, i, g, y, x)
-            if y > 0:
-                _or_jump_if_usable(gdq, i, g, y - 1, x)
-            if y < ny - 1:
-                _or_jump_if_usable(gdq, i, g, y + 1, x)
+            row = gdq[i, g, y]
+            _or_jump(row, x, one)
             if x > 0:
-                _or_jump_if_usable(gdq, i, g, y, x - 1)
+                _or_jump(row, x - 1, one)
             if x < nx - 1:
-                _or_jump_if_usable(gdq, i, g, y, x + 1)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _or_jump_if_usable(gdq, i, g, y, x):
-    """JUMP into gdq[i, g, y, x] unless it has SAT or DNU."""
-    v = gdq[i, g, y, x]
-    if (v & SAT_OR_DNU) == 0:
-        gdq[i, g, y, x] = v | np.uint8(JUMP)
+                _or_jump(row, x + 1, one)
+            if y > 0:
+                _or_jump(gdq[i, g, y - 1], x, one)
+            if y < ny - 1:
+                _or_jump(gdq[i, g, y + 1], x, one)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
