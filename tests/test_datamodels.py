@@ -325,3 +325,59 @@ def test_update_from_an_official_model():
             ours.meta.subarray.name) == (4, "NRC_IMAGE", "NRCA1", "SUB64P")
     assert ours.meta.exposure.read_times == [[1.0], [2.0], [3.0], [4.0]]
     assert ours.meta.model_type == "ImageModel"
+
+
+# ------------------------------------------------------------------------------------------------
+# lifetime: a model is freed when its last reference goes, not by the cycle collector
+# ------------------------------------------------------------------------------------------------
+def _freed_without_the_cycle_collector(make):
+    """Whether what ``make()`` returns dies with its last reference, gc disabled."""
+    import gc
+    import weakref
+
+    gc.collect()
+    gc.disable()
+    try:
+        ref = weakref.ref(make())
+        return ref() is None
+    finally:
+        gc.enable()
+
+
+def test_models_are_freed_by_reference_counting(tmp_path):
+    path = tmp_path / "jw_uncal.fits"
+    _level1b(path)
+
+    def used(model):
+        # every path through meta: keyword leaves, sub-nodes, tree-only and extra attributes
+        model.meta.exposure.ngroups = model.meta.exposure.ngroups or 3
+        model.meta.exposure.read_times = [1.0, 2.0]
+        model.meta.instrument.detector = "NRCA2"
+        model.meta.not_a_keyword = "kept on the node"
+        return model
+
+    assert _freed_without_the_cycle_collector(lambda: used(datamodels.open(path)))
+    assert _freed_without_the_cycle_collector(lambda: used(datamodels.RampModel((1, 2, 3, 4))))
+    assert _freed_without_the_cycle_collector(lambda: used(datamodels.open(path)).copy())
+    assert _freed_without_the_cycle_collector(lambda: used(datamodels.open(path)).with_own_headers())
+    assert _freed_without_the_cycle_collector(lambda: datamodels.ImageModel(used(datamodels.open(path))))
+
+
+def test_meta_outlives_its_model_and_copies_keep_their_own(tmp_path):
+    import copy
+
+    path = tmp_path / "jw_uncal.fits"
+    _level1b(path)
+    meta = datamodels.open(path).meta
+    assert meta.exposure.ngroups == 3 and meta.instrument.detector == "NRCA1"
+    meta.exposure.ngroups = 4
+    assert meta.exposure.ngroups == 4
+
+    model = datamodels.open(path)
+    model.meta.exposure.read_times = [1.0]
+    for other in (model.copy(), model.with_own_headers(), copy.deepcopy(model)):
+        other.meta.exposure.ngroups = 9
+        other.meta.exposure.read_times = [2.0]
+        other._tree["exposure.read_times"] = [3.0]      # the model's own tree is its meta's
+        assert other.meta.exposure.read_times == [3.0]
+        assert model.meta.exposure.ngroups == 3 and model.meta.exposure.read_times == [1.0]

@@ -127,6 +127,37 @@ def test_streamed_products_identical_to_whole_exposure(sub160, tmp_path, block_r
     assert not [n for n in os.listdir(streamed) if n.startswith(".")]
 
 
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_run_leaves_no_model_to_the_cycle_collector(sub160, tmp_path, streaming):
+    """Once the caller drops the result, every model the run made (ramps, rate, rateints,
+    fitopt) has been freed by reference counting: none waits, with its arrays, for Python's
+    cyclic garbage collector, which may not run for a long time in a notebook."""
+    import gc
+
+    from ramp2slope.datamodels.models import DataModel
+
+    refdir = os.path.dirname(sub160.refs["mask"])
+    # A first run imports what the steps need (asdf's extensions for the persistence file);
+    # astropy leaves exceptions it catches while being imported in cycles, and their frames
+    # keep their callers' variables (our models among them) until a collection. That happens
+    # once per process and is not the models' doing: the run measured is the second.
+    _run(sub160.uncal, refdir, tmp_path / "first", _everything_saved(tmp_path / "first"), streaming)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)     # what the collector finds is kept in gc.garbage
+    try:
+        rate = _run(sub160.uncal, refdir, tmp_path, _everything_saved(tmp_path), streaming)
+        assert rate.meta.cal_step.ramp_fit == "COMPLETE"
+        del rate
+        gc.collect()
+        left = sorted(type(o).__name__ for o in gc.garbage if isinstance(o, DataModel))
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
+
+
 def test_streamed_saturation_counts_are_the_union_over_integrations(sub160, tmp_path, caplog):
     """The streamed run logs, once, the pixels with SATURATED (and AD_FLOOR) in some group of
     some integration: the counts of the whole-exposure run, though no integration alone has

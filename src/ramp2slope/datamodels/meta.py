@@ -6,7 +6,14 @@ code saw. The few official attributes with no FITS keyword (``TREE_ONLY``) are k
 and written to, and read from, the ASDF extension's tree. Other attributes with no FITS keyword
 can still be set (they live on the node for the life of the model, as in the official models,
 but are not written to files).
+
+The nodes hold the model's :class:`MetaStore` (its headers and trees), never the model itself:
+a node that pointed back at its model would put every model in a reference cycle, and its
+arrays (hundreds of megabytes for a full-frame ramp) would then outlive the last reference
+until Python's cyclic garbage collector happened to run.
 """
+from astropy.io import fits
+
 from .keywords import KEYWORDS, PREFIXES, TREE_ONLY
 
 #: tree-only attributes whose official default is an empty list
@@ -22,13 +29,46 @@ def _plain(value):
     return value
 
 
+class MetaStore:
+    """What ``meta`` reads and writes, shared by a model and its ``meta`` nodes: the headers by
+    HDU name, the tree-only attributes set on the model (``tree``, over the input's ASDF tree
+    ``asdf_meta``)."""
+
+    __slots__ = ("headers", "tree", "asdf_meta")
+
+    def __init__(self, headers=None, tree=None, asdf_meta=None):
+        self.headers = {"PRIMARY": fits.Header()} if headers is None else headers
+        self.tree = {} if tree is None else tree
+        self.asdf_meta = asdf_meta
+
+    def header(self, hdu):
+        """The header of ``hdu``, created empty if the model has none yet."""
+        header = self.headers.get(hdu)
+        if header is None:
+            header = fits.Header()
+            self.headers[hdu] = header
+        return header
+
+    def tree_value(self, path):
+        """A tree-only attribute (keywords.TREE_ONLY): as set on the model, else as the input's
+        ASDF tree has it, else None."""
+        if path in self.tree:
+            return self.tree[path]
+        node = self.asdf_meta.meta() if self.asdf_meta is not None else None
+        for part in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+        return node
+
+
 class MetaNode:
-    """One level of the ``meta`` tree (``meta``, ``meta.exposure``, ...)."""
+    """One level of the ``meta`` tree (``meta``, ``meta.exposure``, ...) over a :class:`MetaStore`."""
 
-    __slots__ = ("_model", "_path", "_extra")
+    __slots__ = ("_store", "_path", "_extra")
 
-    def __init__(self, model, path=""):
-        object.__setattr__(self, "_model", model)
+    def __init__(self, store, path=""):
+        object.__setattr__(self, "_store", store)
         object.__setattr__(self, "_path", path)
         object.__setattr__(self, "_extra", {})
 
@@ -41,16 +81,16 @@ class MetaNode:
         full = self._full(name)
         if full in KEYWORDS:
             hdu, keyword = KEYWORDS[full]
-            header = self._model._headers.get(hdu)
+            header = self._store.headers.get(hdu)
             return None if header is None else _plain(header.get(keyword))
         if full in TREE_ONLY:
-            value = self._model._tree_value(full)
+            value = self._store.tree_value(full)
             # an unset list reads as an empty one, as the official schema's default
             return [] if value is None and full in LIST_DEFAULTS else value
         if name in self._extra:
             return self._extra[name]
         if full in PREFIXES:
-            node = MetaNode(self._model, full)
+            node = MetaNode(self._store, full)
             self._extra[name] = node
             return node
         # Unknown leaves read as None, like schema attributes that were never set.
@@ -63,16 +103,16 @@ class MetaNode:
         full = self._full(name)
         if full in KEYWORDS:
             hdu, keyword = KEYWORDS[full]
-            header = self._model._header(hdu)
+            header = self._store.header(hdu)
             if value is None:
                 header.remove(keyword, ignore_missing=True)
                 # and from the ASDF tree the product carries on, which readers take first
-                self._model._tree[full] = None
+                self._store.tree[full] = None
             else:
                 header[keyword] = _plain(value)
-                self._model._tree.pop(full, None)
+                self._store.tree.pop(full, None)
         elif full in TREE_ONLY:
-            self._model._tree[full] = value
+            self._store.tree[full] = value
         elif full in PREFIXES and isinstance(value, (dict, MetaNode)):
             self._replace_subtree(name, full, value)
         else:
@@ -108,7 +148,7 @@ class MetaNode:
         for path, (hdu, keyword) in KEYWORDS.items():
             if self._path and not path.startswith(self._path + "."):
                 continue
-            header = self._model._headers.get(hdu)
+            header = self._store.headers.get(hdu)
             if header is not None and keyword in header:
                 out[f"meta.{path}"] = _plain(header[keyword])
         return out

@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from .. import __version__
 from ..errors import BadInputError
-from .meta import MetaNode
+from .meta import MetaNode, MetaStore
 
 
 def fits_text(text):
@@ -76,16 +76,11 @@ class DataModel:
     default_bunit = None
 
     def __init__(self, init=None, **arrays):
-        object.__setattr__(self, "_headers", {"PRIMARY": fits.Header()})
+        self._own_metadata(MetaStore())
         object.__setattr__(self, "_arrays", {})
         object.__setattr__(self, "_tables", {})
         object.__setattr__(self, "_extra_hdus", [])
-        object.__setattr__(self, "meta", MetaNode(self))
         self._path = None
-        # the input's ASDF metadata tree (see :mod:`.asdf_tree`), carried into products
-        self._asdf_meta = None
-        # values set on tree-only attributes (keywords.TREE_ONLY), over the input's tree
-        self._tree = {}
         if isinstance(init, DataModel):
             self.update(init)
             for spec in self.arrays:
@@ -239,12 +234,41 @@ class DataModel:
         return self
 
     # -- headers ------------------------------------------------------------------------------
+    # The headers and trees live in the MetaStore that ``meta`` reads (see :mod:`.meta`); these
+    # are the model's names for them.
+    def _own_metadata(self, store):
+        """Give the model ``store`` as its metadata, and a ``meta`` over it."""
+        object.__setattr__(self, "_store", store)
+        object.__setattr__(self, "meta", MetaNode(store))
+
+    @property
+    def _headers(self):
+        return self._store.headers
+
+    @_headers.setter
+    def _headers(self, headers):
+        self._store.headers = headers
+
+    @property
+    def _asdf_meta(self):
+        """The input's ASDF metadata tree (see :mod:`.asdf_tree`), carried into products."""
+        return self._store.asdf_meta
+
+    @_asdf_meta.setter
+    def _asdf_meta(self, value):
+        self._store.asdf_meta = value
+
+    @property
+    def _tree(self):
+        """Values set on tree-only attributes (keywords.TREE_ONLY), over the input's tree."""
+        return self._store.tree
+
+    @_tree.setter
+    def _tree(self, tree):
+        self._store.tree = tree
+
     def _header(self, hdu):
-        header = self._headers.get(hdu)
-        if header is None:
-            header = fits.Header()
-            self._headers[hdu] = header
-        return header
+        return self._store.header(hdu)
 
     @property
     def primary_header(self):
@@ -269,18 +293,6 @@ class DataModel:
         self._tree = _copy.deepcopy(getattr(other, "_tree", {}))
         self.meta.model_type = self.model_type
         return self
-
-    def _tree_value(self, path):
-        """A tree-only attribute (keywords.TREE_ONLY): as set on this model, else as the input's
-        ASDF tree has it, else None."""
-        if path in self._tree:
-            return self._tree[path]
-        node = self._asdf_meta.meta() if self._asdf_meta is not None else None
-        for part in path.split("."):
-            if not isinstance(node, dict):
-                return None
-            node = node.get(part)
-        return node
 
     def tree_meta(self):
         """The metadata tree this model's ASDF extension holds: the input's, with the tree-only
@@ -313,14 +325,13 @@ class DataModel:
     # -- life cycle ---------------------------------------------------------------------------
     def copy(self):
         new = type(self).__new__(type(self))
-        object.__setattr__(new, "_headers", {k: h.copy() for k, h in self._headers.items()})
+        # the input's ASDF tree is read-only once read: shared, not copied
+        new._own_metadata(MetaStore({k: h.copy() for k, h in self._headers.items()},
+                                    _copy.deepcopy(self._tree), self._asdf_meta))
         object.__setattr__(new, "_arrays", {k: v.copy() for k, v in self._arrays.items()})
         object.__setattr__(new, "_tables", {k: v.copy() for k, v in self._tables.items()})
         object.__setattr__(new, "_extra_hdus", [h.copy() for h in self._extra_hdus])
-        object.__setattr__(new, "meta", MetaNode(new))
         new._path = self._path
-        new._asdf_meta = self._asdf_meta   # read-only once read: shared, not copied
-        new._tree = _copy.deepcopy(self._tree)
         for name, value in self.meta._extra.items():
             if not isinstance(value, MetaNode):
                 new.meta._extra[name] = _copy.deepcopy(value)
@@ -330,12 +341,11 @@ class DataModel:
         """A model sharing this one's arrays and tables but with copies of its headers, so that
         saving it (which stamps FILENAME and DATE) leaves this model as it was."""
         new = _copy.copy(self)
-        object.__setattr__(new, "_headers", {k: h.copy() for k, h in self._headers.items()})
+        new._own_metadata(MetaStore({k: h.copy() for k, h in self._headers.items()},
+                                    dict(self._tree), self._asdf_meta))
         object.__setattr__(new, "_arrays", dict(self._arrays))
         object.__setattr__(new, "_tables", dict(self._tables))
-        object.__setattr__(new, "meta", MetaNode(new))
         new.meta._extra.update({k: v for k, v in self.meta._extra.items() if not isinstance(v, MetaNode)})
-        new._tree = dict(self._tree)
         return new
 
     def close(self):
