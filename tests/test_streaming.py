@@ -158,6 +158,36 @@ def test_a_run_leaves_no_model_to_the_cycle_collector(sub160, tmp_path, streamin
     assert left == []
 
 
+def test_the_ramp_is_freed_before_the_run_gives_its_memory_back(sub160, tmp_path, monkeypatch):
+    """The run hands its heap back to the system when it leaves ``retained_heap``; the ramp it
+    opened must be gone by then, or its memory stays with the process after the run."""
+    import contextlib
+    import weakref
+
+    from ramp2slope.runtime import malloc
+
+    opened, alive_at_exit = [], []
+    open_input, retained = Detector1Pipeline._open_input, malloc.retained_heap
+
+    def recording_open(self, step_input):
+        model = open_input(self, step_input)
+        opened.append(weakref.ref(model))
+        return model
+
+    @contextlib.contextmanager
+    def recording_retained():
+        with retained():
+            yield
+            alive_at_exit.append([ref() is not None for ref in opened])
+
+    monkeypatch.setattr(Detector1Pipeline, "_open_input", recording_open)
+    monkeypatch.setattr(malloc, "retained_heap", recording_retained)
+    refdir = os.path.dirname(sub160.refs["mask"])
+    rate = _run(sub160.uncal, refdir, tmp_path, {}, streaming=False)
+    assert rate.meta.cal_step.ramp_fit == "COMPLETE"
+    assert alive_at_exit == [[False]]
+
+
 def test_streamed_saturation_counts_are_the_union_over_integrations(sub160, tmp_path, caplog):
     """The streamed run logs, once, the pixels with SATURATED (and AD_FLOOR) in some group of
     some integration: the counts of the whole-exposure run, though no integration alone has

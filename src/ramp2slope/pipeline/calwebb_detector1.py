@@ -415,6 +415,9 @@ class Detector1Pipeline(Pipeline):
                 finally:
                     if source is not None:
                         source.close()
+                # the ramp goes now, while the run's heap settings still give its memory back
+                # to the system on leaving (retained_heap), rather than with this frame
+                model = source = None
         finally:
             jit_warmup.cancel()  # only still running if the run failed before fitting
         kernels = kernel_clock.seconds() - kernels
