@@ -328,37 +328,83 @@ def test_growth_kernels_equal_scipy_filters(shape, n):
         np.testing.assert_array_equal(gdq[g] == SAT, earliest <= g, err_msg=f"group {g}")
 
 
-def test_irs2_flags_do_not_depend_on_the_rows_taken_at_a_time(monkeypatch):
-    # the IRS2 variant takes the science rows out of the layout a few at a time (to keep its
-    # float temporaries small): any piece size gives the same flags, the group-2 test included
+def _irs2_flags_by_numpy(data, rows, thresh, bias, nframes, use_readpatt, grow):
+    """The IRS2 rules as numpy expressions on whole planes, in jwst's types (the reference for
+    the kernels): float32 tests and rise, the group-2 prediction in float64."""
+    from ramp2slope.saturation.saturation import grow_flags, make_read_pattern
+
+    nints, ngroups = data.shape[:2]
+    pattern = make_read_pattern(ngroups, nframes) if use_readpatt else None
+    groupdq = np.zeros(data.shape, np.uint8)
+    low_flags = np.uint8(dqflags.group["AD_FLOOR"] | dqflags.group["DO_NOT_USE"])
+    for i in range(nints):
+        sticky = np.zeros(thresh.shape, np.uint8)
+        for g in range(ngroups):
+            science = data[i, g, rows]
+            flag = np.where(science >= thresh, np.uint8(SAT), np.uint8(0))
+            low = np.where(science <= 0, low_flags, np.uint8(0))
+            if g == 2 and pattern is not None:
+                d0, d1 = data[i, 0, rows], data[i, 1, rows]
+                b = np.float32(0.0) if bias is None else bias[rows]
+                predicted = ((d0 - b) / np.mean(pattern[0])) * pattern[2][-1] + b
+                room = (thresh - d0) / np.float32(len(pattern[1]))
+                early = ((predicted < thresh) & ((d1 - d0) > room) & (science >= thresh))
+                early = early.astype(np.uint8) * np.uint8(SAT)
+                grow_flags(early, SAT, SAT, grow)
+                groupdq[i, 1, rows] |= early
+            grow_flags(flag, SAT, SAT, grow)
+            sticky |= flag
+            groupdq[i, g, rows] |= sticky | low
+    return groupdq
+
+
+@pytest.mark.parametrize("with_bias, use_readpatt, grow", [
+    (True, True, 1), (False, True, 2), (True, False, 0), (True, True, 0)])
+def test_irs2_kernels_follow_the_numpy_rules(with_bias, use_readpatt, grow):
+    # the IRS2 variant's compiled tests against the same rules written as numpy expressions on
+    # whole planes: science rows interleaved with rows never flagged, the group-2 test deciding
+    # for many pixels, the A/D floor, NaN and NO_SAT_CHECK thresholds, two integrations
     from ramp2slope.saturation import irs2
 
     rng = np.random.default_rng(5)
-    length, nx, ngroups = 45, 16, 4
+    length, nx, ngroups, nframes = 45, 16, 4, 3
     rows = np.ones(length, dtype=bool)
-    rows[::4] = False                       # interleaved rows that are never flagged
+    rows[::4] = False
     science = int(rows.sum())
     thresh = rng.uniform(900.0, 1100.0, (science, nx)).astype(np.float32)
+    thresh[3, 4] = np.nan
     sat_dq = np.zeros((science, nx), dtype=np.uint32)
-    bias = rng.uniform(-20.0, 20.0, (length, nx)).astype(np.float32)
+    sat_dq[5, 6] = 2                                            # NO_SAT_CHECK
+    bias = rng.uniform(-20.0, 20.0, (length, nx)).astype(np.float32) if with_bias else None
     start = rng.uniform(-50.0, 300.0, (2, 1, length, nx)).astype(np.float32)
     rise = rng.uniform(0.0, 700.0, (2, 1, length, nx)).astype(np.float32)
     data = start + rise * np.arange(ngroups, dtype=np.float32)[None, :, None, None]
+    jumped = rng.random((2, length, nx)) < 0.3                  # group 1 jumps: the group-2 test
+    data[:, 1][jumped] += rng.uniform(0.0, 600.0, int(jumped.sum())).astype(np.float32)
+    data[0, 0, 7, 3] = 0.0                                      # A/D floor
+    # group 1's rise exactly the room left ((1000 - 100) / 3): not a candidate (a strict test)
+    r = np.flatnonzero(rows)[10]
+    thresh[10, 8] = 1000.0
+    data[0, :, r, 8] = (100.0, 400.0, 1000.0, 1100.0)
+    if bias is not None:
+        bias[r, 8] = 0.0
+    before = data.copy()
 
-    def flags(piece, use_readpatt=True):
-        monkeypatch.setattr(irs2, "_ROWS_AT_A_TIME", piece)
-        groupdq = np.zeros(data.shape, dtype=np.uint8)
-        pixeldq = np.zeros((length, nx), dtype=np.uint32)
-        counts = irs2.flag_saturation_irs2(data, groupdq, pixeldq, thresh, sat_dq, rows,
-                                           nframes=3, bias=bias, use_readpatt=use_readpatt)
-        return groupdq, counts
-
-    whole, counts = flags(10_000)
+    groupdq = np.zeros(data.shape, dtype=np.uint8)
+    pixeldq = np.zeros((length, nx), dtype=np.uint32)
+    counts = irs2.flag_saturation_irs2(data, groupdq, pixeldq, thresh, sat_dq, rows,
+                                       n_pix_grow_sat=grow, nframes=nframes, bias=bias,
+                                       use_readpatt=use_readpatt)
+    prepared_thresh = irs2.prepare_thresholds(thresh, sat_dq)[0]
+    expected = _irs2_flags_by_numpy(data, rows, prepared_thresh, bias, nframes, use_readpatt, grow)
+    np.testing.assert_array_equal(groupdq, expected)
+    np.testing.assert_array_equal(data, before)
+    assert not groupdq[:, :, ~rows].any()
+    ad_floor = dqflags.group["AD_FLOOR"]
+    assert counts == (np.count_nonzero((expected & SAT).any(axis=(0, 1))),
+                      np.count_nonzero((expected & ad_floor).any(axis=(0, 1))))
     assert counts[0] > 0 and counts[1] > 0
-    assert not whole[:, :, ~rows].any()
-    # the group-2 test flagged some of group 1
-    assert (whole[:, 1] != flags(10_000, use_readpatt=False)[0][:, 1]).any()
-    for piece in (1, 7, 32):
-        pieces, piece_counts = flags(piece)
-        np.testing.assert_array_equal(pieces, whole)
-        assert piece_counts == counts
+    if use_readpatt:
+        # the group-2 test flagged group 1 where the plain test did not
+        plain = _irs2_flags_by_numpy(data, rows, prepared_thresh, bias, nframes, False, grow)
+        assert (expected[:, 1] != plain[:, 1]).any()

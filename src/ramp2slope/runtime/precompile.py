@@ -59,8 +59,9 @@ RUNS = (
                   f"--steps.emicorr.override_emicorr={sim.refs['emicorr']}",
                   "--steps.jump.find_showers=true"]),
     # NIRSpec's usual science readout, IRS2: its reference correction sees NRS1's frames
-    # transposed and NRS2's transposed and reversed, two array layouts, two compilations
-    ("NIRSpec IRS2 NRS1", {"irs2": True, "detector": "NRS1", "ngroups": 2, "nints": 1}, []),
+    # transposed and NRS2's transposed and reversed, two array layouts, two compilations; 3
+    # groups on NRS1 for saturation's group-2 test
+    ("NIRSpec IRS2 NRS1", {"irs2": True, "detector": "NRS1", "ngroups": 3, "nints": 1}, []),
     ("NIRSpec IRS2 NRS2", {"irs2": True, "detector": "NRS2", "ngroups": 2, "nints": 1}, []),
 )
 
