@@ -64,6 +64,12 @@ def _zeros_like_data(dtype):
     return lambda model: np.zeros(model.data.shape, dtype=dtype)
 
 
+def _in_store(name, doc):
+    """A model attribute that is its :class:`MetaStore`'s ``name`` (read and assigned there)."""
+    return property(lambda model: getattr(model._store, name),
+                    lambda model, value: setattr(model._store, name, value), doc=doc)
+
+
 class DataModel:
     """Common behaviour: headers, ``meta``, arrays, tables, save, copy, info."""
 
@@ -241,31 +247,11 @@ class DataModel:
         object.__setattr__(self, "_store", store)
         object.__setattr__(self, "meta", MetaNode(store))
 
-    @property
-    def _headers(self):
-        return self._store.headers
-
-    @_headers.setter
-    def _headers(self, headers):
-        self._store.headers = headers
-
-    @property
-    def _asdf_meta(self):
-        """The input's ASDF metadata tree (see :mod:`.asdf_tree`), carried into products."""
-        return self._store.asdf_meta
-
-    @_asdf_meta.setter
-    def _asdf_meta(self, value):
-        self._store.asdf_meta = value
-
-    @property
-    def _tree(self):
-        """Values set on tree-only attributes (keywords.TREE_ONLY), over the input's tree."""
-        return self._store.tree
-
-    @_tree.setter
-    def _tree(self, tree):
-        self._store.tree = tree
+    _headers = _in_store("headers", "The headers by HDU name (``PRIMARY``, ``SCI``, ...).")
+    _asdf_meta = _in_store("asdf_meta", "The input's ASDF metadata tree (see :mod:`.asdf_tree`), "
+                                        "carried into products.")
+    _tree = _in_store("tree", "Values set on tree-only attributes (keywords.TREE_ONLY), over the "
+                              "input's tree.")
 
     def _header(self, hdu):
         return self._store.header(hdu)
