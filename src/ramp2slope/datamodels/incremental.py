@@ -171,18 +171,31 @@ class IncrementalWriter:
         return pieces, extensions, offset, primary_end
 
     def _pwrite(self, data, offset):
-        view = memoryview(data).cast("B")
+        """Write ``data`` (a C-contiguous buffer) at ``offset``. It goes to the system call as it
+        is: a series of small frames writes thousands of pieces (200 integrations x 5 extensions
+        x 10 blocks of rows), and a byte view of each cost more than the call; only a call that
+        stops short makes one, for the rest."""
+        size = getattr(data, "nbytes", None)
+        if size is None:
+            size = memoryview(data).nbytes
         try:
-            while len(view):
-                if hasattr(os, "pwrite"):
-                    done = os.pwrite(self._fd, view, offset)
-                else:  # platforms without positional I/O
-                    os.lseek(self._fd, offset, os.SEEK_SET)
-                    done = os.write(self._fd, view)
-                view = view[done:]
+            done = self._write_at(data, offset)
+            if done < size:
+                view = memoryview(data).cast("B")[done:]
                 offset += done
+                while len(view):
+                    done = self._write_at(view, offset)
+                    view = view[done:]
+                    offset += done
         except OSError as exc:   # a full disk (ENOSPC), a file-size limit (EFBIG), ...
             raise write_error(self.path, exc) from None
+
+    def _write_at(self, data, offset):
+        """One system call writing (some of) ``data`` at ``offset``; returns the bytes written."""
+        if hasattr(os, "pwrite"):
+            return os.pwrite(self._fd, data, offset)
+        os.lseek(self._fd, offset, os.SEEK_SET)   # platforms without positional I/O
+        return os.write(self._fd, data)
 
     # -- filling ---------------------------------------------------------------------------------
     @property
@@ -257,22 +270,9 @@ class IncrementalWriter:
                                   f"{y0}:{y0 + nrows}] outside {ext.shape[:2]}")
         row_bytes = ext.plane_bytes // ext.shape[1]
         encoded = ext.encode(rows, self._scratch)
-        # A series of small frames writes thousands of these pieces (200 integrations x 5
-        # extensions x 10 blocks of rows): each goes to one system call as it is, and only a
-        # call that stops short takes the general path for the rest.
-        pwrite = getattr(os, "pwrite", None)
         offset = ext.offset + index * ext.plane_bytes + y0 * row_bytes
         for k in range(count if rows.size else 0):
-            piece = encoded[k]
-            done = 0
-            if pwrite is not None:
-                try:
-                    done = pwrite(self._fd, piece, offset)
-                except OSError as exc:   # a full disk (ENOSPC), a file-size limit (EFBIG), ...
-                    raise write_error(self.path, exc) from None
-            if done < piece.nbytes:
-                self._pwrite(memoryview(piece).cast("B")[done:], offset + done)
-            offset += ext.plane_bytes
+            self._pwrite(encoded[k], offset + k * ext.plane_bytes)
         ext.written[index:index + count, y0:y0 + nrows] = True
 
     def write_all(self, attr, array):
